@@ -1,0 +1,74 @@
+import type { DomainEvent, EventEnvelope, RecordedEvent } from '../events';
+
+/** Live, rebuildable views written in the same transaction as the events they derive from. */
+export type ProjectionWrite =
+  | { readonly kind: 'upsert'; readonly key: string; readonly value: Readonly<Record<string, unknown>> }
+  | { readonly kind: 'delete'; readonly key: string };
+
+export interface AppendRequest {
+  readonly workspaceId: string;
+  readonly streamId: string;
+  /** The stream's version the caller decided on; 0 means the stream must not exist yet. */
+  readonly expectedVersion: number;
+  readonly events: readonly EventEnvelope[];
+  readonly projections?: readonly ProjectionWrite[];
+}
+
+export interface AppendResult {
+  readonly records: readonly RecordedEvent[];
+  /** The stream's version after the append. */
+  readonly version: number;
+}
+
+export interface StreamRead<E extends DomainEvent = DomainEvent> {
+  readonly version: number;
+  readonly events: readonly RecordedEvent<E>[];
+}
+
+export interface LogPage {
+  readonly records: readonly RecordedEvent[];
+  /** Pass as `after` to read the next page; absent at the end of the log. */
+  readonly next?: number;
+}
+
+export type VerifyResult =
+  | { readonly ok: true; readonly records: number; readonly headSequence: number }
+  | {
+      readonly ok: false;
+      readonly records: number;
+      /** Sequence number of the first record that does not verify. */
+      readonly brokenAt: number;
+      readonly reason: string;
+    };
+
+export interface ProjectionRow {
+  readonly key: string;
+  readonly value: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The workspace-partitioned, hash-chained event log (DESIGN.md §3).
+ * Every append is atomic: events, stream index, head, projections and outbox rows commit together or not
+ * at all. `append` throws `VersionConflictError` when the stream moved, `TransactionTooLargeError` when the
+ * append cannot fit one transaction. Writers to other streams of the same workspace never cause a
+ * `VersionConflictError` on this one; the store absorbs head contention itself.
+ */
+export interface EventStore {
+  append(request: AppendRequest): Promise<AppendResult>;
+  readStream<E extends DomainEvent = DomainEvent>(workspaceId: string, streamId: string): Promise<StreamRead<E>>;
+  /** The workspace log, oldest first, records with sequence > after. */
+  readLog(workspaceId: string, options?: { after?: number; limit?: number }): Promise<LogPage>;
+  readProjection(workspaceId: string, key: string): Promise<Readonly<Record<string, unknown>> | undefined>;
+  listProjections(workspaceId: string, keyPrefix: string): Promise<readonly ProjectionRow[]>;
+  /** Walks the chain (and signed checkpoints, once configured) and names the first broken record. */
+  verify(workspaceId: string): Promise<VerifyResult>;
+}
+
+/**
+ * Hook for signed checkpoints of the log head (the signing-key work plugs in here). The store calls
+ * `sign` after each append with the new head and stores the result; `verify` checks it.
+ */
+export interface HeadCheckpointer {
+  sign(head: { workspaceId: string; sequence: number; hash: string }): Promise<string>;
+  verify(head: { workspaceId: string; sequence: number; hash: string }, signature: string): Promise<boolean>;
+}

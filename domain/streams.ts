@@ -1,0 +1,13 @@
+/** Stream ids, built only here so no caller assembles one inline. */
+export const workspaceStreamId = (workspaceId: string): string => `workspace:${workspaceId}`;
+export const secretStreamId = (workspaceId: string, name: string): string => `secret:${workspaceId}:${name}`;
+export const runStreamId = (runId: string): string => `run:${runId}`;
+
+/** Projection keys inside a workspace partition. */
+export const projectionKeys = {
+  workspace: 'workspace',
+  secretPrefix: 'secret:',
+  secret: (name: string): string => `secret:${name}`,
+  runPrefix: 'run:',
+  run: (runId: string): string => `run:${runId}`,
+} as const;

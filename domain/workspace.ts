@@ -1,0 +1,204 @@
+import { DomainError, assertNever } from './errors';
+import type { DomainEvent } from './events';
+
+export type Role = 'owner' | 'member';
+
+export const MIN_RETENTION_DAYS = 7;
+export const MAX_RETENTION_DAYS = 90;
+export const DEFAULT_RETENTION_DAYS = 90;
+
+export type WorkspaceEvent =
+  | DomainEvent<'WorkspaceCreated', { workspaceId: string; name: string; owner: string }>
+  | DomainEvent<'MemberAdded', { userId: string; role: Role }>
+  | DomainEvent<'MemberRemoved', { userId: string }>
+  | DomainEvent<'VaultProvisioned', { vault: string }>
+  | DomainEvent<'WorkspaceDeletionRequested', { retentionDays: number; purgeAfter: string }>
+  | DomainEvent<'VaultSoftDeleted', { vault: string }>
+  | DomainEvent<'WorkspaceDeleted', { sealedUntil: string }>
+  | DomainEvent<'WorkspaceRecovered', Record<string, never>>
+  | DomainEvent<'VaultPurged', { vault: string }>
+  | DomainEvent<'AccessDenied', { actor: string; action: string; reason: string }>;
+
+export type WorkspaceStatus = 'None' | 'Active' | 'Deleting' | 'Deleted' | 'Purged';
+
+export interface WorkspaceState {
+  readonly status: WorkspaceStatus;
+  readonly workspaceId: string;
+  readonly name: string;
+  readonly members: Readonly<Record<string, Role>>;
+  readonly vault?: string;
+  readonly vaultSoftDeleted: boolean;
+  readonly purgeAfter?: string;
+}
+
+export type WorkspaceCommand =
+  | { type: 'CreateWorkspace'; workspaceId: string; name: string; owner: string }
+  | { type: 'SetMember'; actor: string; userId: string; role: Role }
+  | { type: 'RemoveMember'; actor: string; userId: string }
+  | { type: 'RecordVaultProvisioned'; vault: string }
+  | { type: 'RequestDeletion'; actor: string; retentionDays: number; now: string }
+  | { type: 'RecordVaultSoftDeleted' }
+  | { type: 'CompleteDeletion' }
+  | { type: 'Recover'; actor: string; now: string }
+  | { type: 'Purge'; now: string }
+  | { type: 'RecordAccessDenied'; actor: string; action: string; reason: string };
+
+export function initialWorkspaceState(): WorkspaceState {
+  return { status: 'None', workspaceId: '', name: '', members: {}, vaultSoftDeleted: false };
+}
+
+export function evolveWorkspace(state: WorkspaceState, event: WorkspaceEvent): WorkspaceState {
+  switch (event.type) {
+    case 'WorkspaceCreated':
+      return {
+        ...state,
+        status: 'Active',
+        workspaceId: event.data.workspaceId,
+        name: event.data.name,
+        members: { [event.data.owner]: 'owner' },
+      };
+    case 'MemberAdded':
+      return { ...state, members: { ...state.members, [event.data.userId]: event.data.role } };
+    case 'MemberRemoved': {
+      const { [event.data.userId]: _removed, ...rest } = state.members;
+      return { ...state, members: rest };
+    }
+    case 'VaultProvisioned':
+      return { ...state, vault: event.data.vault };
+    case 'WorkspaceDeletionRequested':
+      return { ...state, status: 'Deleting', purgeAfter: event.data.purgeAfter };
+    case 'VaultSoftDeleted':
+      return { ...state, vaultSoftDeleted: true };
+    case 'WorkspaceDeleted':
+      return { ...state, status: 'Deleted' };
+    case 'WorkspaceRecovered': {
+      const { purgeAfter: _gone, ...rest } = state;
+      return { ...rest, status: 'Active', vaultSoftDeleted: false };
+    }
+    case 'VaultPurged':
+      return { ...state, status: 'Purged' };
+    case 'AccessDenied':
+      return state;
+    default:
+      return assertNever(event, 'workspace event');
+  }
+}
+
+export function roleOf(state: WorkspaceState, userId: string): Role | undefined {
+  return state.status === 'Active' ? state.members[userId] : undefined;
+}
+
+function requireActive(state: WorkspaceState): void {
+  if (state.status === 'None') throw new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
+  if (state.status !== 'Active')
+    throw new DomainError('WORKSPACE.DELETED', 'Workspace is deleted or being deleted', 'not_found');
+}
+
+function requireOwner(state: WorkspaceState, actor: string): void {
+  requireActive(state);
+  const role = state.members[actor];
+  if (role === undefined) throw new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
+  if (role !== 'owner') throw new DomainError('WORKSPACE.OWNER_REQUIRED', 'Only an owner may do this', 'forbidden');
+}
+
+function ownerCount(members: Readonly<Record<string, Role>>): number {
+  return Object.values(members).filter((r) => r === 'owner').length;
+}
+
+export function decideWorkspace(command: WorkspaceCommand, state: WorkspaceState): WorkspaceEvent[] {
+  switch (command.type) {
+    case 'CreateWorkspace':
+      if (state.status !== 'None')
+        throw new DomainError('WORKSPACE.ALREADY_EXISTS', 'Workspace already exists', 'conflict');
+      return [
+        {
+          type: 'WorkspaceCreated',
+          data: { workspaceId: command.workspaceId, name: command.name, owner: command.owner },
+        },
+      ];
+    case 'SetMember': {
+      requireOwner(state, command.actor);
+      if (state.members[command.userId] === command.role) return [];
+      if (state.members[command.userId] === 'owner' && command.role !== 'owner' && ownerCount(state.members) === 1)
+        throw new DomainError('WORKSPACE.LAST_OWNER', 'A workspace keeps at least one owner', 'conflict');
+      return [{ type: 'MemberAdded', data: { userId: command.userId, role: command.role } }];
+    }
+    case 'RemoveMember': {
+      requireOwner(state, command.actor);
+      const role = state.members[command.userId];
+      if (role === undefined) throw new DomainError('MEMBER.NOT_FOUND', 'No such member', 'not_found');
+      if (role === 'owner' && ownerCount(state.members) === 1)
+        throw new DomainError('WORKSPACE.LAST_OWNER', 'A workspace keeps at least one owner', 'conflict');
+      return [{ type: 'MemberRemoved', data: { userId: command.userId } }];
+    }
+    case 'RecordVaultProvisioned':
+      requireActive(state);
+      if (state.vault === command.vault) return [];
+      return [{ type: 'VaultProvisioned', data: { vault: command.vault } }];
+    case 'RequestDeletion': {
+      requireOwner(state, command.actor);
+      if (
+        !Number.isInteger(command.retentionDays) ||
+        command.retentionDays < MIN_RETENTION_DAYS ||
+        command.retentionDays > MAX_RETENTION_DAYS
+      )
+        throw new DomainError(
+          'WORKSPACE.RETENTION_OUT_OF_RANGE',
+          `Retention must be ${MIN_RETENTION_DAYS} to ${MAX_RETENTION_DAYS} days`,
+          'invalid',
+        );
+      const purgeAfter = new Date(Date.parse(command.now) + command.retentionDays * 86_400_000).toISOString();
+      return [{ type: 'WorkspaceDeletionRequested', data: { retentionDays: command.retentionDays, purgeAfter } }];
+    }
+    case 'RecordVaultSoftDeleted':
+      if (state.status !== 'Deleting')
+        throw new DomainError('WORKSPACE.NOT_DELETING', 'Workspace is not being deleted', 'precondition');
+      if (state.vaultSoftDeleted) return [];
+      return [{ type: 'VaultSoftDeleted', data: { vault: state.vault ?? 'none' } }];
+    case 'CompleteDeletion':
+      if (state.status === 'Deleted') return [];
+      if (state.status !== 'Deleting')
+        throw new DomainError('WORKSPACE.NOT_DELETING', 'Workspace is not being deleted', 'precondition');
+      return [{ type: 'WorkspaceDeleted', data: { sealedUntil: state.purgeAfter ?? '' } }];
+    case 'Recover':
+      if (state.status !== 'Deleted' && state.status !== 'Deleting')
+        throw new DomainError('WORKSPACE.NOT_DELETED', 'Only a deleted workspace can be recovered', 'conflict');
+      if (state.members[command.actor] !== 'owner')
+        throw new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
+      if (state.purgeAfter !== undefined && Date.parse(command.now) >= Date.parse(state.purgeAfter))
+        throw new DomainError('WORKSPACE.RETENTION_ENDED', 'Retention has ended; the workspace is gone', 'conflict');
+      return [{ type: 'WorkspaceRecovered', data: {} }];
+    case 'Purge':
+      if (state.status === 'Purged') return [];
+      if (state.status !== 'Deleted')
+        throw new DomainError('WORKSPACE.NOT_DELETED', 'Only a deleted workspace can be purged', 'conflict');
+      if (state.purgeAfter === undefined || Date.parse(command.now) < Date.parse(state.purgeAfter))
+        throw new DomainError(
+          'VAULT.PURGE_PROTECTED',
+          'Purge protection: retention has not ended',
+          'conflict',
+        );
+      return [{ type: 'VaultPurged', data: { vault: state.vault ?? 'none' } }];
+    case 'RecordAccessDenied':
+      return [{ type: 'AccessDenied', data: { actor: command.actor, action: command.action, reason: command.reason } }];
+    default:
+      return assertNever(command, 'workspace command');
+  }
+}
+
+export const workspaceDecider = {
+  initialState: initialWorkspaceState,
+  evolve: evolveWorkspace,
+  decide: decideWorkspace,
+};
+
+/** The workspace summary projection: what `GET /workspaces/{ws}` shows. */
+export function workspaceSummary(state: WorkspaceState): Record<string, unknown> {
+  return {
+    id: state.workspaceId,
+    name: state.name,
+    status: state.status,
+    members: Object.entries(state.members).map(([userId, role]) => ({ userId, role })),
+    ...(state.purgeAfter ? { purgeAfter: state.purgeAfter } : {}),
+  };
+}

@@ -1,0 +1,2 @@
+// The Functions app's entry point (package.json `main`): importing a feature file registers its triggers.
+import './health.http';

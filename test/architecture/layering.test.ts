@@ -1,0 +1,57 @@
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkFile, checkTree, projectRoot } from '../support/sourceImports';
+
+const tscBin = path.join(projectRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+const scratch = mkdtempSync(path.join(projectRoot, '.planted-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function compileDomainWith(planted: string): { status: number | null; output: string } {
+  const dir = mkdtempSync(path.join(scratch, 'domain-'));
+  cpSync(path.join(projectRoot, 'domain'), path.join(dir, 'domain'), { recursive: true });
+  cpSync(path.join(projectRoot, 'tsconfig.base.json'), path.join(dir, 'tsconfig.base.json'));
+  writeFileSync(path.join(dir, 'domain', 'planted.ts'), planted);
+  const result = spawnSync(process.execPath, [tscBin, '-p', path.join(dir, 'domain', 'tsconfig.json')], { encoding: 'utf8' });
+  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+describe('layering', () => {
+  it('the real tree has no forbidden import', () => {
+    expect(checkTree()).toEqual([]);
+  });
+
+  it('the domain compiles on its own, without Node types', () => {
+    expect(compileDomainWith('export const fine = 1;\n')).toMatchObject({ status: 0 });
+  });
+
+  it('a planted process.env in domain/ fails to compile', () => {
+    const result = compileDomainWith('export const leak = process.env.SECRET;\n');
+    expect(result.status).not.toBe(0);
+    expect(result.output).toMatch(/Cannot find name 'process'/);
+  });
+
+  it('a planted Buffer, timer or console in domain/ fails to compile', () => {
+    for (const planted of ['export const b = Buffer.from("x");', 'setTimeout(() => 1, 1);', 'console.log(1);']) {
+      expect(compileDomainWith(`${planted}\n`).status).not.toBe(0);
+    }
+  });
+
+  it('a planted @azure/* or node:* import in domain/ is a violation', () => {
+    const file = path.join(projectRoot, 'domain', 'planted.ts');
+    expect(checkFile(file, "import { TableClient } from '@azure/data-tables';\n")).toHaveLength(1);
+    expect(checkFile(file, "import { readFileSync } from 'node:fs';\n")).toHaveLength(1);
+    expect(checkFile(file, "import { x } from '../infra/tables/x';\n")).toHaveLength(1);
+    expect(checkFile(file, "const t = require('@azure/data-tables');\n")).toHaveLength(1);
+    expect(checkFile(file, "import { DomainError } from './errors';\n")).toEqual([]);
+  });
+
+  it('child_process outside the allow-list is a violation', () => {
+    const outside = path.join(projectRoot, 'infra', 'vault', 'sneaky.ts');
+    expect(checkFile(outside, "import { spawn } from 'node:child_process';\n")[0]?.rule).toMatch(/guarded launcher/);
+    expect(checkFile(outside, "const cp = await import('child_process');\n")).toHaveLength(1);
+    const launcher = path.join(projectRoot, 'infra', 'sandbox', 'guardedLauncher.ts');
+    expect(checkFile(launcher, "import { spawn } from 'node:child_process';\n")).toEqual([]);
+  });
+});
