@@ -1,0 +1,85 @@
+import { describe, it, expect } from 'vitest';
+import { workspaceDecider, type WorkspaceEvent, workspaceSummary } from '../../domain/workspace';
+import { specFor } from '../support/decider';
+
+const spec = specFor(workspaceDecider);
+const created: WorkspaceEvent = { type: 'WorkspaceCreated', data: { workspaceId: 'ws1', name: 'Acme', owner: 'alice' } };
+const bobMember: WorkspaceEvent = { type: 'MemberAdded', data: { userId: 'bob', role: 'member' } };
+const deletionRequested: WorkspaceEvent = {
+  type: 'WorkspaceDeletionRequested',
+  data: { retentionDays: 7, purgeAfter: '2026-01-08T00:00:00.000Z' },
+};
+const deleted: WorkspaceEvent = { type: 'WorkspaceDeleted', data: { sealedUntil: '2026-01-08T00:00:00.000Z' } };
+
+describe('workspace decisions', () => {
+  it('creates a workspace whose creator is its owner', () => {
+    spec.given([]).when({ type: 'CreateWorkspace', workspaceId: 'ws1', name: 'Acme', owner: 'alice' }).then([created]);
+    spec.given([created]).thenState((s) => expect(s.members).toEqual({ alice: 'owner' }));
+  });
+  it('refuses to create twice', () => {
+    spec.given([created]).when({ type: 'CreateWorkspace', workspaceId: 'ws1', name: 'X', owner: 'bob' }).thenThrows('WORKSPACE.ALREADY_EXISTS');
+  });
+  it('lets an owner add, change and remove members', () => {
+    spec.given([created]).when({ type: 'SetMember', actor: 'alice', userId: 'bob', role: 'member' }).then([bobMember]);
+    spec.given([created, bobMember]).when({ type: 'SetMember', actor: 'alice', userId: 'bob', role: 'owner' })
+      .then([{ type: 'MemberAdded', data: { userId: 'bob', role: 'owner' } }]);
+    spec.given([created, bobMember]).when({ type: 'RemoveMember', actor: 'alice', userId: 'bob' })
+      .then([{ type: 'MemberRemoved', data: { userId: 'bob' } }]);
+  });
+  it('setting the same role again changes nothing', () => {
+    spec.given([created, bobMember]).when({ type: 'SetMember', actor: 'alice', userId: 'bob', role: 'member' }).then([]);
+  });
+  it('a member cannot manage members (403), an outsider does not see the workspace (404)', () => {
+    spec.given([created, bobMember]).when({ type: 'SetMember', actor: 'bob', userId: 'carol', role: 'member' }).thenThrows('WORKSPACE.OWNER_REQUIRED');
+    spec.given([created, bobMember]).when({ type: 'RemoveMember', actor: 'mallory', userId: 'bob' }).thenThrows('WORKSPACE.NOT_FOUND');
+  });
+  it('keeps at least one owner', () => {
+    spec.given([created]).when({ type: 'RemoveMember', actor: 'alice', userId: 'alice' }).thenThrows('WORKSPACE.LAST_OWNER');
+    spec.given([created]).when({ type: 'SetMember', actor: 'alice', userId: 'alice', role: 'member' }).thenThrows('WORKSPACE.LAST_OWNER');
+  });
+  it('removing a non-member is not found', () => {
+    spec.given([created]).when({ type: 'RemoveMember', actor: 'alice', userId: 'nobody' }).thenThrows('MEMBER.NOT_FOUND');
+  });
+  it('records the vault once', () => {
+    spec.given([created]).when({ type: 'RecordVaultProvisioned', vault: 'kv1' }).then([{ type: 'VaultProvisioned', data: { vault: 'kv1' } }]);
+    spec.given([created, { type: 'VaultProvisioned', data: { vault: 'kv1' } }]).when({ type: 'RecordVaultProvisioned', vault: 'kv1' }).then([]);
+  });
+  it('deletion: owner only, retention within 7-90 days, purge after computed from now', () => {
+    spec.given([created]).when({ type: 'RequestDeletion', actor: 'alice', retentionDays: 7, now: '2026-01-01T00:00:00.000Z' }).then([deletionRequested]);
+    spec.given([created, bobMember]).when({ type: 'RequestDeletion', actor: 'bob', retentionDays: 7, now: '2026-01-01T00:00:00.000Z' }).thenThrows('WORKSPACE.OWNER_REQUIRED');
+    for (const days of [6, 91, 7.5]) {
+      spec.given([created]).when({ type: 'RequestDeletion', actor: 'alice', retentionDays: days, now: '2026-01-01T00:00:00.000Z' }).thenThrows('WORKSPACE.RETENTION_OUT_OF_RANGE');
+    }
+  });
+  it('a deleting workspace refuses ordinary commands', () => {
+    spec.given([created, deletionRequested]).when({ type: 'SetMember', actor: 'alice', userId: 'bob', role: 'member' }).thenThrows('WORKSPACE.DELETED');
+    spec.given([created, deletionRequested]).when({ type: 'RequestDeletion', actor: 'alice', retentionDays: 7, now: '2026-01-02T00:00:00.000Z' }).thenThrows('WORKSPACE.DELETED');
+  });
+  it('soft-deletes the vault and completes deletion in order', () => {
+    spec.given([created]).when({ type: 'RecordVaultSoftDeleted' }).thenThrows('WORKSPACE.NOT_DELETING');
+    spec.given([created, deletionRequested]).when({ type: 'RecordVaultSoftDeleted' }).then([{ type: 'VaultSoftDeleted', data: { vault: 'none' } }]);
+    spec.given([created]).when({ type: 'CompleteDeletion' }).thenThrows('WORKSPACE.NOT_DELETING');
+    spec.given([created, deletionRequested]).when({ type: 'CompleteDeletion' }).then([deleted]);
+    spec.given([created, deletionRequested, deleted]).when({ type: 'CompleteDeletion' }).then([]);
+  });
+  it('recovers within retention, by an owner only', () => {
+    spec.given([created, deletionRequested, deleted]).when({ type: 'Recover', actor: 'alice', now: '2026-01-05T00:00:00.000Z' }).then([{ type: 'WorkspaceRecovered', data: {} }]);
+    spec.given([created, deletionRequested, deleted]).when({ type: 'Recover', actor: 'alice', now: '2026-01-08T00:00:00.000Z' }).thenThrows('WORKSPACE.RETENTION_ENDED');
+    spec.given([created, bobMember, deletionRequested, deleted]).when({ type: 'Recover', actor: 'bob', now: '2026-01-05T00:00:00.000Z' }).thenThrows('WORKSPACE.NOT_FOUND');
+    spec.given([created]).when({ type: 'Recover', actor: 'alice', now: '2026-01-05T00:00:00.000Z' }).thenThrows('WORKSPACE.NOT_DELETED');
+    spec.given([created, deletionRequested, deleted, { type: 'WorkspaceRecovered', data: {} }])
+      .thenState((s) => expect(workspaceSummary(s)).toMatchObject({ status: 'Active', members: [{ userId: 'alice', role: 'owner' }] }));
+  });
+  it('purges only after retention (purge protection)', () => {
+    spec.given([created, deletionRequested, deleted]).when({ type: 'Purge', now: '2026-01-07T23:59:59.000Z' }).thenThrows('VAULT.PURGE_PROTECTED');
+    spec.given([created, deletionRequested, deleted]).when({ type: 'Purge', now: '2026-01-08T00:00:00.000Z' }).then([{ type: 'VaultPurged', data: { vault: 'none' } }]);
+    spec.given([created]).when({ type: 'Purge', now: '2027-01-01T00:00:00.000Z' }).thenThrows('WORKSPACE.NOT_DELETED');
+  });
+  it('records access denials without changing state', () => {
+    spec.given([created]).when({ type: 'RecordAccessDenied', actor: 'mallory', action: 'GET /secrets', reason: 'not a member' })
+      .then([{ type: 'AccessDenied', data: { actor: 'mallory', action: 'GET /secrets', reason: 'not a member' } }]);
+  });
+  it('commands on a workspace that does not exist are not found', () => {
+    spec.given([]).when({ type: 'SetMember', actor: 'alice', userId: 'bob', role: 'member' }).thenThrows('WORKSPACE.NOT_FOUND');
+  });
+});
