@@ -36,6 +36,11 @@ export interface CommandRequest<S, C, E extends DomainEvent> {
   readonly correlationId: string;
   /** Projection rows to write with the events, computed from the state after them. */
   readonly project?: (state: S, events: readonly E[]) => readonly ProjectionWrite[];
+  /**
+   * Side effect that must succeed before the events are recorded (for example writing the value to the
+   * vault before `SecretSet` announces it). It runs again on a retry, so it must be idempotent per version.
+   */
+  readonly beforeAppend?: (events: readonly E[], stateBefore: S) => Promise<void>;
 }
 
 export interface CommandResult<S, E extends DomainEvent> {
@@ -72,6 +77,7 @@ export async function handleCommand<S, C, E extends DomainEvent>(
     const meta = { at: context.clock.now().toISOString(), actor: request.actor, correlationId: request.correlationId };
     const envelopes: EventEnvelope<E>[] = events.map((event) => ({ ...event, meta }));
     const after = envelopes.reduce((s, e) => request.decider.evolve(s, e), state);
+    if (request.beforeAppend) await request.beforeAppend(events, state);
     try {
       const result = await context.store.append({
         workspaceId: request.workspaceId,

@@ -1,0 +1,64 @@
+import { handleCommand } from '../commandHandler';
+import { DomainError } from '../errors';
+import { projectionKeys, workspaceStreamId } from '../streams';
+import { type Role, workspaceDecider } from '../workspace';
+import type { ServiceDependencies } from './dependencies';
+
+export interface WorkspaceAccess {
+  readonly workspaceId: string;
+  readonly actor: string;
+  readonly role: Role;
+}
+
+const notFound = (): DomainError => new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
+
+function membersOf(summary: Readonly<Record<string, unknown>> | undefined): Record<string, Role> {
+  const members: Record<string, Role> = {};
+  const list = summary?.members;
+  if (!Array.isArray(list)) return members;
+  for (const entry of list as Array<{ userId?: unknown; role?: unknown }>) {
+    if (typeof entry.userId === 'string' && (entry.role === 'owner' || entry.role === 'member')) members[entry.userId] = entry.role;
+  }
+  return members;
+}
+
+/**
+ * The one access check every workspace route runs: one point read of the workspace summary. A caller who
+ * is not a member sees 404 (the workspace's existence is not disclosed); a member asking for an owner's
+ * action sees 403. Denials of authenticated callers on an existing workspace are recorded as `AccessDenied`.
+ */
+export async function authorize(
+  deps: ServiceDependencies,
+  request: { workspaceId: string; actor: string; action: string; requires: Role; correlationId: string },
+): Promise<WorkspaceAccess> {
+  const summary = await deps.store.readProjection(request.workspaceId, projectionKeys.workspace);
+  if (!summary || summary.status !== 'Active') {
+    if (summary) await recordDenial(deps, request, 'not a member');
+    throw notFound();
+  }
+  const role = membersOf(summary)[request.actor];
+  if (role === undefined) {
+    await recordDenial(deps, request, 'not a member');
+    throw notFound();
+  }
+  if (request.requires === 'owner' && role !== 'owner') {
+    await recordDenial(deps, request, 'owner required');
+    throw new DomainError('WORKSPACE.OWNER_REQUIRED', 'Only an owner of this workspace may do this', 'forbidden');
+  }
+  return { workspaceId: request.workspaceId, actor: request.actor, role };
+}
+
+async function recordDenial(
+  deps: ServiceDependencies,
+  request: { workspaceId: string; actor: string; action: string; correlationId: string },
+  reason: string,
+): Promise<void> {
+  await handleCommand(deps, {
+    workspaceId: request.workspaceId,
+    streamId: workspaceStreamId(request.workspaceId),
+    decider: workspaceDecider,
+    command: { type: 'RecordAccessDenied', actor: request.actor, action: request.action, reason },
+    actor: request.actor,
+    correlationId: request.correlationId,
+  });
+}

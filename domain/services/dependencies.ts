@@ -1,0 +1,10 @@
+import type { CommandContext } from '../commandHandler';
+import type { Ids } from '../ports/ids';
+import type { SecretResolver, SecretVault } from '../ports/secretVault';
+
+/** What the use cases need; built once per process by the composition root. */
+export interface ServiceDependencies extends CommandContext {
+  readonly ids: Ids;
+  readonly vault: SecretVault;
+  readonly resolver: SecretResolver;
+}

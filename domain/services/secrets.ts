@@ -1,0 +1,114 @@
+import { handleCommand } from '../commandHandler';
+import { isDomainError } from '../errors';
+import type { ProjectionWrite } from '../ports/eventStore';
+import { type SecretMetadata, VAULT_ERROR, assertStorableSecret } from '../ports/secretVault';
+import { type SecretState, secretDecider, secretMetadata } from '../secret';
+import { projectionKeys, secretStreamId, workspaceStreamId } from '../streams';
+import { workspaceDecider } from '../workspace';
+import { authorize } from './access';
+import type { ServiceDependencies } from './dependencies';
+import type { Caller } from './workspaces';
+
+export const projectSecret = (state: SecretState): readonly ProjectionWrite[] => [
+  { kind: 'upsert', key: projectionKeys.secret(state.name), value: secretMetadata(state) },
+];
+
+export interface SecretListing {
+  readonly name: string;
+  readonly version: number;
+  readonly updatedAt: string | null;
+  readonly updatedBy: string | null;
+  readonly allowedHosts: readonly string[];
+}
+
+function listingOf(row: Readonly<Record<string, unknown>>): SecretListing {
+  return {
+    name: String(row.name),
+    version: Number(row.version),
+    updatedAt: typeof row.updatedAt === 'string' ? row.updatedAt : null,
+    updatedBy: typeof row.updatedBy === 'string' ? row.updatedBy : null,
+    allowedHosts: Array.isArray(row.allowedHosts) ? row.allowedHosts.map(String) : [],
+  };
+}
+
+/**
+ * Set or rotate (the same write). The value goes to the vault first, then `SecretSet` announces the
+ * version; a concurrent writer makes the append conflict and the loop writes again with the next version.
+ * Owners only: a member uses secrets through runs, never manages them.
+ */
+export async function setSecret(
+  deps: ServiceDependencies,
+  caller: Caller,
+  request: { workspaceId: string; name: string; value: string; allowedHosts?: readonly string[] },
+): Promise<{ created: boolean; secret: SecretListing }> {
+  const { workspaceId, name, value } = request;
+  await authorize(deps, { workspaceId, actor: caller.actor, action: 'secrets.set', requires: 'owner', correlationId: caller.correlationId });
+  assertStorableSecret(name, value, { version: 1, actor: caller.actor });
+  const vaultBefore = await deps.vault.status(workspaceId);
+  let created = false;
+  const result = await handleCommand(deps, {
+    workspaceId,
+    streamId: secretStreamId(workspaceId, name),
+    decider: secretDecider,
+    command: { type: 'SetSecret', name, ...(request.allowedHosts ? { allowedHosts: request.allowedHosts } : {}) },
+    actor: caller.actor,
+    correlationId: caller.correlationId,
+    project: projectSecret,
+    beforeAppend: async (events, before) => {
+      const event = events[0];
+      if (event?.type !== 'SecretSet') return;
+      created = !before.exists;
+      await deps.vault.set(workspaceId, name, value, { version: event.data.version, allowedHosts: event.data.allowedHosts, actor: caller.actor });
+    },
+  });
+  deps.resolver.invalidate(workspaceId, name);
+  if (vaultBefore.state === 'absent') {
+    await handleCommand(deps, {
+      workspaceId,
+      streamId: workspaceStreamId(workspaceId),
+      decider: workspaceDecider,
+      command: { type: 'RecordVaultProvisioned', vault: `vault:${workspaceId}` },
+      actor: caller.actor,
+      correlationId: caller.correlationId,
+    });
+  }
+  return { created, secret: listingOf(secretMetadata(result.state)) };
+}
+
+export async function deleteSecret(
+  deps: ServiceDependencies,
+  caller: Caller,
+  request: { workspaceId: string; name: string },
+): Promise<void> {
+  const { workspaceId, name } = request;
+  await authorize(deps, { workspaceId, actor: caller.actor, action: 'secrets.delete', requires: 'owner', correlationId: caller.correlationId });
+  await handleCommand(deps, {
+    workspaceId,
+    streamId: secretStreamId(workspaceId, name),
+    decider: secretDecider,
+    command: { type: 'DeleteSecret', name },
+    actor: caller.actor,
+    correlationId: caller.correlationId,
+    project: projectSecret,
+    beforeAppend: async () => {
+      try {
+        await deps.vault.delete(workspaceId, name);
+      } catch (error) {
+        // Deleted in the vault already (a retry after a crash): the event still has to be recorded.
+        if (!(isDomainError(error) && error.code === VAULT_ERROR.SECRET_NOT_FOUND)) throw error;
+      }
+    },
+  });
+  deps.resolver.invalidate(workspaceId, name);
+}
+
+export async function listSecrets(deps: ServiceDependencies, caller: Caller, workspaceId: string): Promise<readonly SecretListing[]> {
+  await authorize(deps, { workspaceId, actor: caller.actor, action: 'secrets.list', requires: 'member', correlationId: caller.correlationId });
+  const rows = await deps.store.listProjections(workspaceId, projectionKeys.secretPrefix);
+  return rows
+    .filter((row) => row.value.exists === true)
+    .map((row) => listingOf(row.value))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export type { SecretMetadata };

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { MAX_SECRET_BYTES, SECRET_NAME_PATTERN } from '../../domain/secret';
+
+/** Ids we mint are UUIDs; user ids come from tokens (Entra `oid` is a UUID; dev tokens use simple names). */
+export const workspaceIdSchema = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a workspace id');
+export const userIdSchema = z.string().min(1).max(128).regex(/^[A-Za-z0-9._@-]+$/, 'must be a user id');
+export const secretNameSchema = z.string().regex(SECRET_NAME_PATTERN, 'must match ^[A-Z_][A-Z0-9_]{0,126}$');
+
+/** A host a secret may be sent to: a DNS name or IP literal, optional port; no scheme, path or wildcard. */
+export const hostSchema = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)(:\d{1,5})?$/, 'must be a host name, optionally with :port');
+
+export const createWorkspaceBody = z.strictObject({ name: z.string().trim().min(1).max(100) });
+export const setMemberBody = z.strictObject({ role: z.enum(['owner', 'member']) });
+/** The value's size (8 bytes to 24 KiB) is checked by the domain, which answers 400 or 413 by name. */
+export const setSecretBody = z.strictObject({
+  value: z.string(),
+  allowedHosts: z.array(hostSchema).max(32).optional(),
+});
+
+export const auditQuery = z.strictObject({
+  after: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(500).optional(),
+});
+
+/** Bodies bigger than these are refused with 413 before parsing. */
+export const BODY_LIMITS = { small: 4 * 1024, secret: MAX_SECRET_BYTES * 6 + 4 * 1024 } as const;

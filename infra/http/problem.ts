@@ -1,0 +1,85 @@
+import type { HttpResponseInit } from '@azure/functions';
+import { type DomainErrorKind, isDomainError } from '../../domain/errors';
+
+/** RFC 9457 problem details, our stable `code` added. Never a stack trace, never a secret value. */
+export interface Problem {
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  readonly detail: string;
+  readonly code: string;
+}
+
+const statusOfKind: Record<DomainErrorKind, number> = {
+  invalid: 400,
+  not_found: 404,
+  forbidden: 403,
+  conflict: 409,
+  precondition: 409,
+  too_large: 413,
+  unavailable: 503,
+};
+
+const titles: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export class HttpProblem extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly detail: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+    this.name = 'HttpProblem';
+  }
+}
+
+export function problemResponse(status: number, code: string, detail: string, headers: Record<string, string> = {}): HttpResponseInit {
+  const problem: Problem = {
+    type: `https://discoparrot.dev/problems/${code.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`,
+    title: titles[status] ?? 'Error',
+    status,
+    detail,
+    code,
+  };
+  return {
+    status,
+    headers: { 'content-type': 'application/problem+json', 'cache-control': 'no-store', ...headers },
+    body: JSON.stringify(problem),
+  };
+}
+
+/**
+ * Turns anything thrown into a problem response. Domain errors and HttpProblems carry messages written to
+ * be shown; anything else (an SDK error may carry a request body, hence a value) becomes a bare 500.
+ */
+export function problemFromError(error: unknown): { response: HttpResponseInit; expected: boolean } {
+  if (error instanceof HttpProblem) return { response: problemResponse(error.status, error.code, error.detail, error.headers), expected: true };
+  if (isDomainError(error)) return { response: problemResponse(statusOfKind[error.kind], error.code, error.message), expected: true };
+  return {
+    response: problemResponse(500, 'INTERNAL.ERROR', 'The request failed on the server; it has been logged without its data.'),
+    expected: false,
+  };
+}
+
+/** A log line for an unexpected error: its class and code only, because its message may quote a request. */
+export function describeUnexpected(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    const status = (error as { statusCode?: unknown }).statusCode;
+    return `${error.name}${typeof code === 'string' ? ` code=${code}` : ''}${typeof status === 'number' ? ` status=${status}` : ''}`;
+  }
+  return typeof error;
+}
