@@ -102,6 +102,8 @@ export const VAULT_ERROR = {
   RETENTION_ENDED: 'VAULT.RETENTION_ENDED',
   INVALID_RETENTION: 'VAULT.INVALID_RETENTION',
   INVALID_VERSION: 'VAULT.INVALID_VERSION',
+  /** A write carried a lower version than the one stored (an older write arriving late); it was not applied. */
+  STALE_VERSION: 'VAULT.STALE_VERSION',
   /** A stored value failed its integrity check (tampered, or moved to another row, name, workspace or version). */
   INTEGRITY: 'VAULT.INTEGRITY',
   UNAVAILABLE: 'VAULT.UNAVAILABLE',
