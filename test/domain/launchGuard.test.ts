@@ -1,0 +1,107 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  WELL_KNOWN_KEY_NAMES,
+  checkRunSpecEnv,
+  checkStandingEnv,
+  describeRefusal,
+  type GuardPolicy,
+  type GuardRefusal,
+} from '../../domain/launchGuard';
+import type { RunSpec } from '../../domain/runSpec';
+
+const TOKEN = 'ghp_Zq8tY3kLmN0pQrS7uVwX1aBcDeF';
+const policy: GuardPolicy = {
+  secretNames: ['TRACKER_KEY', 'DEPLOY_TOKEN'],
+  managedValues: [
+    { name: 'TRACKER_KEY', value: 'trk-8f1e2d3c4b5a6978' },
+    { name: 'DEPLOY_TOKEN', value: TOKEN },
+  ],
+};
+
+function refused(env: Record<string, string>): GuardRefusal {
+  const decision = checkStandingEnv(env, policy);
+  if (decision.ok) throw new Error(`expected a refusal for ${Object.keys(env).join(',')}`);
+  return decision;
+}
+
+function aRunSpec(overrides: Partial<RunSpec> = {}): RunSpec {
+  return { template: { files: { 'agent.js': 'console.log(1)' } }, turns: [{ command: ['node', 'agent.js'] }], deadlineSeconds: 600, ...overrides };
+}
+
+describe('launch guard', () => {
+  it('passes an env that carries no managed key', () => {
+    expect(checkStandingEnv({ LOG_LEVEL: 'debug', PATH: '/usr/bin', MAX_TOKENS: '4096' }, policy)).toEqual({ ok: true });
+    expect(checkStandingEnv({}, policy)).toEqual({ ok: true });
+  });
+
+  it('refuses a workspace secret name, case-insensitively, naming the key', () => {
+    expect(refused({ LOG_LEVEL: 'x', TRACKER_KEY: 'anything' })).toMatchObject({ offendingKey: 'TRACKER_KEY', reason: 'name-is-secret' });
+    expect(refused({ deploy_token: 'anything' })).toMatchObject({ offendingKey: 'deploy_token', reason: 'name-is-secret', secretName: 'DEPLOY_TOKEN' });
+  });
+
+  it('refuses every well-known provider key name in any case, even with a harmless value', () => {
+    for (const name of WELL_KNOWN_KEY_NAMES) {
+      expect(refused({ [name]: 'placeholder' })).toMatchObject({ offendingKey: name, reason: 'well-known-provider-key' });
+      expect(refused({ [name.toLowerCase()]: 'x' }).reason).toBe('well-known-provider-key');
+    }
+    for (const name of ['OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'AZURE_OPENAI_API_KEY', 'GEMINI_API_KEY', 'GH_TOKEN', 'GITLAB_TOKEN', 'NODE_AUTH_TOKEN', 'AWS_SESSION_TOKEN', 'HF_TOKEN', 'HUGGING_FACE_HUB_TOKEN'])
+      expect(WELL_KNOWN_KEY_NAMES).toContain(name);
+  });
+
+  it('refuses a value equal to a managed value under an innocent name', () => {
+    expect(refused({ LOG_LEVEL: 'debug', HARMLESS: TOKEN })).toMatchObject({ offendingKey: 'HARMLESS', reason: 'value-matches-secret', secretName: 'DEPLOY_TOKEN' });
+  });
+
+  it('refuses a value that contains a managed value (a URL with the token inside)', () => {
+    expect(refused({ REPO_URL: `https://x-access-token:${TOKEN}@github.com/o/r.git` })).toMatchObject({ offendingKey: 'REPO_URL', reason: 'value-matches-secret' });
+  });
+
+  it('refuses encoded forms: base64 (every alignment), base64url, URI, hex, JSON', () => {
+    const value = 'trk-8f1e2d3c4b5a6978';
+    const forms = [
+      Buffer.from(value).toString('base64'),
+      `Basic ${Buffer.from(`user:${value}`).toString('base64')}`,
+      `Basic ${Buffer.from(`us:${value}`).toString('base64')}`,
+      `Basic ${Buffer.from(`u:${value}!`).toString('base64')}`,
+      Buffer.from(`>>${value}`).toString('base64url'),
+      `https://h/?k=${encodeURIComponent(value)}`,
+      Buffer.from(value).toString('hex').toUpperCase(),
+      JSON.stringify({ k: value }),
+    ];
+    for (const form of forms) expect(refused({ BLOB: form })).toMatchObject({ offendingKey: 'BLOB', secretName: 'TRACKER_KEY' });
+  });
+
+  it('finds any managed value base64-encoded inside any surrounding bytes (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 8, maxLength: 40 }), fc.string({ maxLength: 12 }), fc.string({ maxLength: 12 }), (value, before, after) => {
+        const encoded = Buffer.from(`${before}${value}${after}`).toString('base64');
+        const decision = checkStandingEnv({ X: encoded }, { secretNames: [], managedValues: [{ name: 'S', value }] });
+        return !decision.ok && decision.offendingKey === 'X';
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('never puts a value into the refusal or its description', () => {
+    const refusals = [refused({ HARMLESS: TOKEN }), refused({ URL: `https://u:${TOKEN}@h` }), refused({ TRACKER_KEY: TOKEN }), refused({ GH_TOKEN: TOKEN })];
+    for (const refusal of refusals) {
+      const text = `${JSON.stringify(refusal)} ${describeRefusal(refusal)}`;
+      expect(text).not.toContain(TOKEN);
+      expect(text).not.toContain(Buffer.from(TOKEN).toString('base64').slice(0, 12));
+      expect(describeRefusal(refusal)).toContain(refusal.offendingKey);
+    }
+  });
+
+  it('checks a RunSpec top-level env', () => {
+    expect(checkRunSpecEnv(aRunSpec({ env: { LOG_LEVEL: 'debug' } }), policy)).toEqual({ ok: true });
+    expect(checkRunSpecEnv(aRunSpec(), policy)).toEqual({ ok: true });
+    expect(checkRunSpecEnv(aRunSpec({ env: { LOG_LEVEL: 'debug', OPENAI_API_KEY: 'sk-x' } }), policy)).toMatchObject({ ok: false, offendingKey: 'OPENAI_API_KEY' });
+    expect(checkRunSpecEnv(aRunSpec({ env: { CFG: `token=${TOKEN}` } }), policy)).toMatchObject({ ok: false, offendingKey: 'CFG', reason: 'value-matches-secret' });
+  });
+
+  it('treats previous values within the rotation window like current ones', () => {
+    const rotated: GuardPolicy = { ...policy, managedValues: [...policy.managedValues, { name: 'DEPLOY_TOKEN', value: 'old-token-value-123' }] };
+    expect(checkStandingEnv({ X: 'old-token-value-123' }, rotated)).toMatchObject({ ok: false, secretName: 'DEPLOY_TOKEN' });
+  });
+});
