@@ -1,0 +1,138 @@
+import type { TableEntity, TableEntityResult } from '@azure/data-tables';
+import type { ChainRow, HeadRow, IndexRow } from './chainVerifier';
+import type { SealedRecord } from './logRecord';
+import { parseRecord } from './logRecord';
+import { HEAD_ROW_KEY, eventRowKey, outboxRowKey, projectionRowKey, sequenceOf, streamRowKey } from './rowKeys';
+import { fromParts, toParts } from './textParts';
+import type { RecordedEvent } from '../../domain/events';
+import { AppendTooLargeError } from './storeErrors';
+
+/**
+ * The shapes of the rows in a workspace partition. The `record*` parts hold the canonical bytes the chain
+ * covers; `streamId`, `type` and friends beside them are conveniences for people reading the table and are
+ * never trusted: records are parsed from the stored bytes.
+ */
+export type Entity = TableEntity<Record<string, unknown>>;
+
+/** Entity-group transactions allow 100 operations and a 4 MiB body; we keep a margin for the multipart framing. */
+export const MAX_TRANSACTION_OPERATIONS = 100;
+const MAX_TRANSACTION_BYTES = 4 * 1024 * 1024 - 64 * 1024;
+
+export function assertBodyFits(entities: readonly Entity[]): void {
+  const bytes = entities.reduce((sum, entity) => sum + Buffer.byteLength(JSON.stringify(entity)) + 512, 0);
+  if (bytes > MAX_TRANSACTION_BYTES) throw new AppendTooLargeError('The append', bytes, MAX_TRANSACTION_BYTES);
+}
+type Row = TableEntityResult<Record<string, unknown>>;
+
+function recordProps(sealed: SealedRecord): Record<string, string | number> {
+  const { record } = sealed;
+  return {
+    ...toParts('record', sealed.stored),
+    sequence: record.sequence,
+    streamId: record.streamId,
+    streamVersion: record.streamVersion,
+    type: record.type,
+    prevHash: record.prevHash,
+    hash: record.hash,
+  };
+}
+
+export function eventEntity(sealed: SealedRecord, checkpoint?: string): Entity {
+  const { record } = sealed;
+  return {
+    partitionKey: record.workspaceId,
+    rowKey: eventRowKey(record.sequence),
+    ...recordProps(sealed),
+    ...(checkpoint === undefined ? {} : { checkpoint }),
+  };
+}
+
+/** A full copy of the record, so reading a stream is one range query instead of one read per event. */
+export function streamIndexEntity(sealed: SealedRecord): Entity {
+  const { record } = sealed;
+  return { partitionKey: record.workspaceId, rowKey: streamRowKey(record.streamId, record.streamVersion), ...recordProps(sealed) };
+}
+
+/** What the outbox dispatcher needs to find and publish the event; the event itself stays in its `e:` row. */
+export function outboxEntity(record: RecordedEvent): Entity {
+  return {
+    partitionKey: record.workspaceId,
+    rowKey: outboxRowKey(record.sequence),
+    sequence: record.sequence,
+    eventId: record.id,
+    streamId: record.streamId,
+    type: record.type,
+  };
+}
+
+export function headEntity(workspaceId: string, head: HeadRow): Entity {
+  return {
+    partitionKey: workspaceId,
+    rowKey: HEAD_ROW_KEY,
+    sequence: head.sequence,
+    hash: head.hash,
+    ...(head.signature === undefined ? {} : { signature: head.signature }),
+  };
+}
+
+export function projectionEntity(workspaceId: string, key: string, value: Readonly<Record<string, unknown>>): Entity {
+  return { partitionKey: workspaceId, rowKey: projectionRowKey(key), key, ...toParts('value', JSON.stringify(value)) };
+}
+
+const str = (row: Row, name: string): string => {
+  const value = row[name];
+  return typeof value === 'string' ? value : '';
+};
+const num = (row: Row, name: string): number => {
+  const value = row[name];
+  return typeof value === 'number' ? value : Number.NaN;
+};
+
+/** Unreadable parts become empty text, which `verify` then reports as a broken record rather than throwing. */
+function storedText(row: Row): string {
+  try {
+    return fromParts('record', row);
+  } catch {
+    return '';
+  }
+}
+
+export function toChainRow(row: Row): ChainRow {
+  const checkpoint = row['checkpoint'];
+  return {
+    sequence: sequenceOf(row.rowKey ?? ''),
+    stored: storedText(row),
+    prevHash: str(row, 'prevHash'),
+    hash: str(row, 'hash'),
+    checkpoint: typeof checkpoint === 'string' ? checkpoint : undefined,
+  };
+}
+
+export function toIndexRow(row: Row): IndexRow {
+  return {
+    streamId: str(row, 'streamId'),
+    streamVersion: sequenceOf(row.rowKey ?? ''),
+    sequence: num(row, 'sequence'),
+    stored: storedText(row),
+    prevHash: str(row, 'prevHash'),
+    hash: str(row, 'hash'),
+  };
+}
+
+export function toRecord(row: Row): RecordedEvent {
+  return parseRecord(fromParts('record', row), str(row, 'prevHash'), str(row, 'hash'));
+}
+
+export function toHeadRow(row: Row): HeadRow & { etag: string } {
+  const signature = row['signature'];
+  return {
+    sequence: num(row, 'sequence'),
+    hash: str(row, 'hash'),
+    signature: typeof signature === 'string' ? signature : undefined,
+    etag: row.etag,
+  };
+}
+
+export function toProjectionValue(row: Row): Readonly<Record<string, unknown>> {
+  return JSON.parse(fromParts('value', row)) as Readonly<Record<string, unknown>>;
+}

@@ -1,0 +1,230 @@
+import { RestError, TableClient, odata } from '@azure/data-tables';
+import type { TableEntityResult, TransactionAction } from '@azure/data-tables';
+import type { DomainEvent, RecordedEvent } from '../../domain/events';
+import { ConcurrencyExhaustedError, TransactionTooLargeError, VersionConflictError } from '../../domain/errors';
+import type { Clock } from '../../domain/ports/clock';
+import type {
+  AppendRequest, AppendResult, EventStore, HeadCheckpointer, LogPage, ProjectionRow, StreamRead, VerifyResult,
+} from '../../domain/ports/eventStore';
+import type { Hasher } from '../../domain/ports/hasher';
+import type { Ids } from '../../domain/ports/ids';
+import type { Random } from '../../domain/ports/random';
+import { nodeHasher } from '../system/nodeHasher';
+import { randomUuidIds } from '../system/randomUuidIds';
+import { systemClock } from '../system/systemClock';
+import { systemRandom } from '../system/systemRandom';
+import { verifyChain } from './chainVerifier';
+import {
+  MAX_TRANSACTION_OPERATIONS, assertBodyFits, eventEntity, headEntity, outboxEntity, projectionEntity, streamIndexEntity, toChainRow, toHeadRow, toIndexRow,
+  toProjectionValue, toRecord,
+} from './logEntities';
+import { GENESIS_HASH, sealRecords } from './logRecord';
+import type { Redact } from './logRecord';
+import type { KeyRange } from './rowKeys';
+import { HEAD_ROW_KEY, allStreamsRange, eventRange, projectionRange, projectionRowKey, streamRange, streamRowKey } from './rowKeys';
+import { EmptyAppendError } from './storeErrors';
+import { StreamCache } from './streamCache';
+import { fromParts } from './textParts';
+
+
+export interface TableEventStoreOptions {
+  readonly ids?: Ids;
+  readonly hasher?: Hasher;
+  readonly clock?: Clock;
+  readonly random?: Random;
+  /** Second line of defence: sees each event's canonical `data` text before it is hashed and stored. */
+  readonly redact?: Redact;
+  /** Signs the head after every append; `verify` checks the signatures. */
+  readonly checkpointer?: HeadCheckpointer;
+  /** Attempts at winning the head against writers of other streams before giving up (default 40). */
+  readonly maxHeadAttempts?: number;
+  /** UTF-16 units of stored records kept by the stream cache; 0 turns it off (default 8M). */
+  readonly streamCacheUnits?: number;
+}
+
+type Row = TableEntityResult<Record<string, unknown>>;
+
+const statusOf = (error: unknown): number | undefined => (error instanceof RestError ? error.statusCode : undefined);
+
+/** Lets http only for the local emulator on loopback; anything else must be https. */
+function isLoopback(connectionString: string): boolean {
+  const endpoint = /TableEndpoint=([^;]+)/i.exec(connectionString)?.[1];
+  return endpoint !== undefined && /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?\//i.test(endpoint);
+}
+
+/**
+ * The hash-chained workspace log on Azure Table storage (DESIGN.md §3, docs/event-log.md): one table,
+ * PartitionKey = workspace id, every append one entity-group transaction guarded by stream-index inserts
+ * (stream conflicts) and the head row's ETag (the total order).
+ */
+export class TableEventStore implements EventStore {
+  private readonly ids: Ids;
+  private readonly hasher: Hasher;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly cache: StreamCache;
+  private ready: Promise<void> | undefined;
+
+  constructor(private readonly client: TableClient, private readonly options: TableEventStoreOptions = {}) {
+    this.ids = options.ids ?? randomUuidIds;
+    this.hasher = options.hasher ?? nodeHasher;
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? systemRandom;
+    this.cache = new StreamCache(options.streamCacheUnits ?? 8 * 1024 * 1024);
+  }
+
+  static fromConnectionString(connectionString: string, tableName: string, options?: TableEventStoreOptions): TableEventStore {
+    const client = TableClient.fromConnectionString(connectionString, tableName, { allowInsecureConnection: isLoopback(connectionString) });
+    return new TableEventStore(client, options);
+  }
+
+  async append(request: AppendRequest): Promise<AppendResult> {
+    const { workspaceId, streamId, expectedVersion, events } = request;
+    if (events.length === 0) throw new EmptyAppendError(streamId);
+    const projections = request.projections ?? [];
+    const operations = events.length * 3 + 1 + projections.length;
+    if (operations > MAX_TRANSACTION_OPERATIONS) throw new TransactionTooLargeError(operations, MAX_TRANSACTION_OPERATIONS);
+    await this.ensureTable();
+    // Inserting version n+1 proves the stream is not beyond n; this proves it reached n (rows are never removed).
+    if (expectedVersion > 0 && !(await this.streamHas(workspaceId, streamId, expectedVersion)))
+      throw new VersionConflictError(streamId, expectedVersion);
+    const attempts = this.options.maxHeadAttempts ?? 40;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const head = await this.readHead(workspaceId);
+      const sealed = sealRecords({
+        workspaceId, streamId, expectedVersion, events, head: head ?? { sequence: 0, hash: GENESIS_HASH },
+        ids: this.ids, hasher: this.hasher, redact: this.options.redact,
+      });
+      const last = sealed[sealed.length - 1]!.record;
+      const signature = await this.options.checkpointer?.sign({ workspaceId, sequence: last.sequence, hash: last.hash });
+      const actions: TransactionAction[] = [
+        // Stream rows first: when the stream moved, that is the conflict the service reports.
+        ...sealed.map((s): TransactionAction => ['create', streamIndexEntity(s)]),
+        ...sealed.map((s): TransactionAction => ['create', eventEntity(s, s.record === last ? signature : undefined)]),
+        head
+          ? ['update', headEntity(workspaceId, { sequence: last.sequence, hash: last.hash, signature }), 'Replace', { etag: head.etag }]
+          : ['create', headEntity(workspaceId, { sequence: last.sequence, hash: last.hash, signature })],
+        ...(await this.projectionActions(workspaceId, projections)),
+        ...sealed.map((s): TransactionAction => ['create', outboxEntity(s.record)]),
+      ];
+      assertBodyFits(actions.map((a) => a[1]));
+      try {
+        await this.client.submitTransaction(actions);
+        return { records: sealed.map((s) => s.record), version: expectedVersion + events.length };
+      } catch (error) {
+        // 409: a row we insert exists; 412: the head moved; 404: a projection we delete went away.
+        const status = statusOf(error);
+        if (status !== 409 && status !== 412 && status !== 404) throw error;
+        if (await this.streamHas(workspaceId, streamId, expectedVersion + 1)) throw new VersionConflictError(streamId, expectedVersion);
+        await this.clock.sleep(Math.floor(this.random.next() * Math.min(50, 2 * 2 ** Math.min(attempt, 5))));
+      }
+    }
+    throw new ConcurrencyExhaustedError(streamId, attempts);
+  }
+
+  async readStream<E extends DomainEvent = DomainEvent>(workspaceId: string, streamId: string): Promise<StreamRead<E>> {
+    await this.ensureTable();
+    const cached = this.cache.get(workspaceId, streamId);
+    const records = [...cached.records];
+    let units = cached.units;
+    for await (const row of this.rows(workspaceId, streamRange(streamId, records.length))) {
+      const record = toRecord(row);
+      if (record.streamVersion !== records.length + 1 || record.streamId !== streamId)
+        throw new Error(`Stream index of ${streamId} is inconsistent at version ${records.length + 1}; run verify`);
+      records.push(record);
+      units += fromParts('record', row).length;
+    }
+    this.cache.set(workspaceId, streamId, records, units);
+    return { version: records.length, events: records as unknown as readonly RecordedEvent<E>[] };
+  }
+
+  async readLog(workspaceId: string, options: { after?: number; limit?: number } = {}): Promise<LogPage> {
+    await this.ensureTable();
+    const limit = Math.max(1, Math.floor(options.limit ?? 100));
+    const records: RecordedEvent[] = [];
+    let more = false;
+    for await (const row of this.rows(workspaceId, eventRange(Math.max(0, options.after ?? 0)))) {
+      if (records.length === limit) {
+        more = true;
+        break;
+      }
+      records.push(toRecord(row));
+    }
+    const last = records[records.length - 1];
+    return more && last ? { records, next: last.sequence } : { records };
+  }
+
+  async readProjection(workspaceId: string, key: string): Promise<Readonly<Record<string, unknown>> | undefined> {
+    await this.ensureTable();
+    const row = await this.pointRead(workspaceId, projectionRowKey(key));
+    return row ? toProjectionValue(row) : undefined;
+  }
+
+  async listProjections(workspaceId: string, keyPrefix: string): Promise<readonly ProjectionRow[]> {
+    await this.ensureTable();
+    const out: ProjectionRow[] = [];
+    for await (const row of this.rows(workspaceId, projectionRange(keyPrefix)))
+      out.push({ key: String(row['key']), value: toProjectionValue(row) });
+    return out;
+  }
+
+  async verify(workspaceId: string): Promise<VerifyResult> {
+    await this.ensureTable();
+    const headRow = await this.pointRead(workspaceId, HEAD_ROW_KEY);
+    const mapRows = async function* <T>(source: AsyncIterable<Row>, map: (row: Row) => T): AsyncGenerator<T> {
+      for await (const row of source) yield map(row);
+    };
+    return verifyChain({
+      workspaceId,
+      rows: mapRows(this.rows(workspaceId, eventRange(0)), toChainRow),
+      index: mapRows(this.rows(workspaceId, allStreamsRange()), toIndexRow),
+      head: headRow ? toHeadRow(headRow) : undefined,
+      hasher: this.hasher,
+      checkpointer: this.options.checkpointer,
+    });
+  }
+
+  private ensureTable(): Promise<void> {
+    this.ready ??= this.client.createTable().catch((error: unknown) => {
+      this.ready = undefined;
+      throw error;
+    });
+    return this.ready;
+  }
+
+  /** Every row in the range, through the SDK's continuation tokens (a query page holds at most 1,000). */
+  private rows(workspaceId: string, range: KeyRange): AsyncIterable<Row> {
+    const filter = odata`PartitionKey eq ${workspaceId} and RowKey ge ${range.from} and RowKey lt ${range.to}`;
+    return this.client.listEntities<Record<string, unknown>>({ queryOptions: { filter } });
+  }
+
+  private async pointRead(workspaceId: string, rowKey: string): Promise<Row | undefined> {
+    try {
+      return await this.client.getEntity<Record<string, unknown>>(workspaceId, rowKey);
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  private async readHead(workspaceId: string): Promise<ReturnType<typeof toHeadRow> | undefined> {
+    const row = await this.pointRead(workspaceId, HEAD_ROW_KEY);
+    return row ? toHeadRow(row) : undefined;
+  }
+
+  private async streamHas(workspaceId: string, streamId: string, version: number): Promise<boolean> {
+    if (this.cache.get(workspaceId, streamId).records.length >= version) return true;
+    return (await this.pointRead(workspaceId, streamRowKey(streamId, version))) !== undefined;
+  }
+
+  /** A delete inside a transaction fails when the row is absent, so only rows seen to exist are deleted. */
+  private async projectionActions(workspaceId: string, writes: AppendRequest['projections'] & object): Promise<TransactionAction[]> {
+    const actions: TransactionAction[] = [];
+    for (const write of writes) {
+      if (write.kind === 'upsert') actions.push(['upsert', projectionEntity(workspaceId, write.key, write.value), 'Replace']);
+      else if (await this.pointRead(workspaceId, projectionRowKey(write.key)))
+        actions.push(['delete', { partitionKey: workspaceId, rowKey: projectionRowKey(write.key) }]);
+    }
+    return actions;
+  }
+}
