@@ -1,8 +1,9 @@
 import type { Channel } from '../../../domain/run';
+import { channelFor } from '../../../domain/secretPolicy';
 import type { CredentialRequest } from '../credentialDelivery';
 import { prepareGitCredentialHelper } from './gitCredentialHelper';
 import { preparePackageManagerConfig } from './packageManagerConfig';
-import type { ChannelPreparer } from './preparer';
+import { ChannelRequestError, type ChannelPreparer } from './preparer';
 import { prepareProcessEnv } from './processEnv';
 import { prepareStdin } from './stdin';
 import { prepareTempFile } from './tempFile';
@@ -22,16 +23,9 @@ export const channelPreparers: Readonly<Record<DeliveringChannel, ChannelPrepare
   'package-manager-config': preparePackageManagerConfig,
 };
 
-/** The platform picks the channel from the use a RunSpec or gateway operation names (DESIGN.md §5). */
-export const channelForUse: Readonly<Record<CredentialRequest['use'], DeliveringChannel>> = {
-  env: 'process-env',
-  file: 'temp-file',
-  stdin: 'stdin',
-  git: 'git-credential-helper',
-  npm: 'package-manager-config',
-};
-
-/** The preparer for a request's use. */
+/** The preparer for a request's use; the domain's policy picks the channel, and `refused` delivers nothing. */
 export function preparerFor(request: CredentialRequest): ChannelPreparer {
-  return channelPreparers[channelForUse[request.use]];
+  const channel = channelFor(request.use);
+  if (channel === 'refused') throw new ChannelRequestError(request.secretName, `use "${request.use}" has no channel`);
+  return channelPreparers[channel];
 }

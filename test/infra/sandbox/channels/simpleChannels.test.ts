@@ -114,3 +114,15 @@ describe('stdin channel', () => {
     expect(run.argv.join(' ')).not.toContain(request.value);
   });
 });
+
+describe('preparerFor', () => {
+  it('maps each use to its channel and refuses a use that has none', async () => {
+    const s = scratch();
+    expect(preparerFor(aCredentialRequest({ use: 'env' }))).toBe(channelPreparers['process-env']);
+    expect(preparerFor(aCredentialRequest({ use: 'git' }))).toBe(channelPreparers['git-credential-helper']);
+    expect(preparerFor(aCredentialRequest({ use: 'npm' }))).toBe(channelPreparers['package-manager-config']);
+    const bogus = aCredentialRequest({ use: 'constructor' as unknown as 'env' });
+    expect(() => preparerFor(bogus)).toThrow(ChannelRequestError);
+    expect(readdirSync(s.target.credentialDir)).toEqual([]);
+  });
+});
