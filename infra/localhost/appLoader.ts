@@ -1,0 +1,71 @@
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { LocalHostConfigError } from './problems';
+
+const packageJsonSchema = z.object({ main: z.string().min(1) });
+
+function segmentPattern(segment: string): RegExp {
+  const escaped = segment.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
+  return new RegExp(`^${escaped}$`);
+}
+
+/** Expands a `main` value such as `dist/functions/*.js` or `dist/**\/*.js` (Node 20 has no fs.glob). */
+export function expandGlob(appDir: string, pattern: string): string[] {
+  const segments = pattern.split(/[\\/]+/).filter((s) => s !== '' && s !== '.');
+  const results: string[] = [];
+  const walk = (dir: string, rest: readonly string[]): void => {
+    const [head, ...tail] = rest;
+    if (head === undefined) {
+      if (existsSync(dir) && statSync(dir).isFile()) results.push(dir);
+      return;
+    }
+    if (head === '**') {
+      walk(dir, tail);
+      for (const entry of safeReaddir(dir)) {
+        const full = path.join(dir, entry);
+        if (entry !== 'node_modules' && statSync(full).isDirectory()) walk(full, rest);
+      }
+      return;
+    }
+    if (!/[*?]/.test(head)) {
+      walk(path.join(dir, head), tail);
+      return;
+    }
+    const matcher = segmentPattern(head);
+    for (const entry of safeReaddir(dir)) if (matcher.test(entry)) walk(path.join(dir, entry), tail);
+  };
+  walk(appDir, segments);
+  return [...new Set(results)].sort();
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** The entry point files named by the app's package.json `main`, resolved against the app folder. */
+export function appEntryPoints(appDir: string): string[] {
+  const packagePath = path.join(appDir, 'package.json');
+  if (!existsSync(packagePath)) throw new LocalHostConfigError(`${packagePath} does not exist; --app must name a Functions app folder.`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(packagePath, 'utf8'));
+  } catch {
+    throw new LocalHostConfigError(`${packagePath} is not valid JSON.`);
+  }
+  const result = packageJsonSchema.safeParse(parsed);
+  if (!result.success) throw new LocalHostConfigError(`${packagePath} has no "main" naming the app's entry point(s).`);
+  const files = expandGlob(appDir, result.data.main);
+  if (files.length === 0)
+    throw new LocalHostConfigError(`package.json "main" (${result.data.main}) matches no file in ${appDir}; run \`npm run build\`?`);
+  return files;
+}
+
+/** Loads every entry point; their module-level `app.*` calls register functions with the supplied core. */
+export function loadEntryPoints(files: readonly string[]): void {
+  for (const file of files) require(file);
+}

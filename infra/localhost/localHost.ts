@@ -1,0 +1,150 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { appEntryPoints, loadEntryPoints } from './appLoader';
+import { CoreRegistry, supplyCoreModule, type FunctionRegistration } from './coreApi';
+import type { ExtensionContext, HostExtension, HostLogger, RegisteredFunction } from './hostExtension';
+import { readHostJson, type HostJson } from './hostJson';
+import { createHttpTriggerListener, httpRoutes, type HttpRoute } from './httpTrigger';
+import { Invoker, triggerBindingName } from './invoker';
+import { LocalHostConfigError } from './problems';
+import { QueuePoller, queueFunctions } from './queueTrigger';
+import { DEFAULT_MAX_BODY_BYTES } from './settings';
+import { TimerScheduler, timerFunctions, type TimerFunction } from './timerTrigger';
+
+export interface LocalHostOptions {
+  /** The Functions app folder: its package.json `main` and host.json. */
+  readonly appDir: string;
+  readonly extensions?: readonly HostExtension[];
+  /** App settings as the app sees them; exported to process.env before the app loads. */
+  readonly settings: Readonly<Record<string, string>>;
+  readonly storageConnectionString: string;
+  readonly httpPort: number;
+  readonly httpHost?: string;
+  readonly maxBodyBytes?: number;
+  readonly log?: HostLogger;
+  /** Host-level HTTP routes outside the route prefix (exact paths), for example the dev issuer's JWKS. */
+  readonly builtins?: ReadonlyMap<string, (req: IncomingMessage, res: ServerResponse) => void>;
+}
+
+export interface LocalHost {
+  readonly url: string;
+  readonly apiUrl: string;
+  readonly functions: readonly RegisteredFunction[];
+  readonly httpRoutes: readonly HttpRoute[];
+  readonly timers: readonly TimerFunction[];
+  stop(): Promise<void>;
+}
+
+const BUILT_IN_TRIGGERS = new Set(['httptrigger', 'timertrigger', 'queuetrigger']);
+
+export const consoleLogger: HostLogger = {
+  info: (m) => console.log(m),
+  warn: (m) => console.warn(m),
+  error: (m) => console.error(m),
+};
+
+function toRegistered(fn: FunctionRegistration): RegisteredFunction {
+  const triggerName = triggerBindingName(fn);
+  return { name: fn.name, bindings: fn.bindings, triggerBindingName: triggerName, triggerType: fn.bindings[triggerName]?.type ?? '' };
+}
+
+/**
+ * Loads a v4 Node.js Functions app and serves it: HTTP triggers, timers, storage queues, and whatever
+ * trigger types the given extensions claim. Returns once everything listens.
+ */
+export async function createLocalHost(options: LocalHostOptions): Promise<LocalHost> {
+  const log = options.log ?? consoleLogger;
+  const extensions = options.extensions ?? [];
+  const hostJson: HostJson = readHostJson(options.appDir);
+  for (const [key, value] of Object.entries(options.settings)) process.env[key] = value;
+
+  const registry = new CoreRegistry((level, _category, message) => {
+    if (level === 'error' || level === 'critical') log.error(message);
+    else if (level === 'warning') log.warn(message);
+  });
+  const removeCoreModule = supplyCoreModule(registry.moduleExports());
+  loadEntryPoints(appEntryPoints(options.appDir));
+
+  const all = [...registry.functions.values()];
+  const invoker = new Invoker(registry, extensions, log);
+  const registered = all.map(toRegistered);
+  const claimed = new Map<HostExtension, RegisteredFunction[]>(extensions.map((e) => [e, []]));
+  for (const fn of registered) {
+    const type = fn.triggerType.toLowerCase();
+    const owner = extensions.find((e) => e.triggerTypes.some((t) => t.toLowerCase() === type));
+    if (owner) claimed.get(owner)?.push(fn);
+    else if (!BUILT_IN_TRIGGERS.has(type)) log.warn(`${fn.name}: trigger type ${fn.triggerType} is not supported by the local host; it will not run.`);
+  }
+
+  const routes = httpRoutes(all, hostJson.routePrefix);
+  const timers = timerFunctions(all, options.settings);
+  const queues = queueFunctions(all, options.settings, options.storageConnectionString);
+
+  const server: Server = createServer(
+    { requestTimeout: 0 },
+    createHttpTriggerListener({
+      routes,
+      routePrefix: hostJson.routePrefix,
+      maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+      invoker,
+      log,
+      ...(options.builtins ? { builtins: options.builtins } : {}),
+    }),
+  );
+  const host = options.httpHost ?? '127.0.0.1';
+  server.listen(options.httpPort, host);
+  try {
+    await Promise.race([once(server, 'listening'), once(server, 'error').then(([e]) => Promise.reject(e as Error))]);
+  } catch (error) {
+    removeCoreModule();
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE')
+      throw new LocalHostConfigError(`Port ${options.httpPort} on ${host} is in use; stop what holds it or set LOCAL_HOST_PORT to another port.`);
+    throw error;
+  }
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${host}:${port}`;
+
+  await registry.runHooks('appStart', { hookData: {}, appHookData: registry.appHookData, functionAppDirectory: options.appDir });
+
+  const started: HostExtension[] = [];
+  const scheduler = new TimerScheduler(timers, invoker, log);
+  const poller = new QueuePoller(queues, hostJson.queues, invoker, log);
+  const stop = async (): Promise<void> => {
+    server.close();
+    server.closeAllConnections();
+    await Promise.allSettled([scheduler.stop(), poller.stop(), ...started.map((e) => e.stop())]);
+    try {
+      await registry.runHooks('appTerminate', { hookData: {}, appHookData: registry.appHookData });
+    } finally {
+      removeCoreModule();
+    }
+  };
+  try {
+    for (const extension of extensions) {
+      const context: ExtensionContext = {
+        functions: claimed.get(extension) ?? [],
+        invoke: (name, trigger, metadata) => invoker.invokeForExtension(name, trigger, metadata),
+        storageConnectionString: options.storageConnectionString,
+        settings: options.settings,
+        log,
+      };
+      await extension.start(context);
+      started.push(extension);
+    }
+    scheduler.start();
+    await poller.start();
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+
+  return {
+    url,
+    apiUrl: hostJson.routePrefix === '' ? url : `${url}/${hostJson.routePrefix}`,
+    functions: registered,
+    httpRoutes: routes,
+    timers,
+    stop,
+  };
+}

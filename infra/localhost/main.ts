@@ -1,0 +1,168 @@
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { DevIssuerRefusedError, devIssuerSettings, mintDevToken } from '../identity/devIssuer';
+import { startAzurite, type AzuritePorts, type RunningAzurite } from './azuriteProcess';
+import { devIssuerRoutes } from './devIssuerRoutes';
+import type { HostExtension, HostLogger } from './hostExtension';
+import { consoleLogger, createLocalHost, type LocalHost } from './localHost';
+import { LocalHostConfigError } from './problems';
+import { hostSettings, isDevelopmentStorage, mergeSettings, readLocalSettings } from './settings';
+
+/** The repository root: dist/infra/localhost → three levels up (infra/localhost → two, when run from source). */
+function projectRoot(): string {
+  let dir = __dirname;
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) return process.cwd();
+    dir = parent;
+  }
+  return dir;
+}
+
+async function ensurePortFree(port: number, what: string, setting: string): Promise<void> {
+  const probe = createServer();
+  probe.listen(port, '127.0.0.1');
+  try {
+    await Promise.race([once(probe, 'listening'), once(probe, 'error').then(([e]) => Promise.reject(e as Error))]);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE')
+      throw new LocalHostConfigError(
+        `Port ${port} (${what}) on 127.0.0.1 is in use: stop what holds it (another Azurite?), set ${setting} to a free port, or set AzureWebJobsStorage to a running storage account's connection string.`,
+      );
+    throw error;
+  } finally {
+    probe.close();
+  }
+}
+
+export interface ExtensionFactoryOptions {
+  readonly appDir: string;
+  readonly projectRoot: string;
+  readonly settings: Readonly<Record<string, string>>;
+  readonly storageConnectionString: string;
+  readonly log: HostLogger;
+}
+
+/** Loads the Durable extension when it is present in this build, so the host and it land independently. */
+async function optionalExtensions(options: ExtensionFactoryOptions): Promise<HostExtension[]> {
+  const file = path.join(__dirname, 'durable', 'durableExtension.js');
+  if (!existsSync(file)) return [];
+  const loaded = require(file) as { createDurableExtension?: (o: ExtensionFactoryOptions) => HostExtension | Promise<HostExtension> };
+  if (typeof loaded.createDurableExtension !== 'function') {
+    options.log.warn(`${file} exports no createDurableExtension; Durable functions will not run.`);
+    return [];
+  }
+  return [await loaded.createDurableExtension(options)];
+}
+
+function describe(host: LocalHost): string[] {
+  const lines: string[] = [];
+  for (const route of host.httpRoutes) lines.push(`  ${route.functionName}: [${route.methods?.join(',') ?? 'ALL'}] ${host.url}${route.displayPath}`);
+  const shown = new Set(host.httpRoutes.map((r) => r.functionName));
+  for (const timer of host.timers) {
+    lines.push(`  ${timer.functionName}: timerTrigger (${timer.expression}${timer.runOnStartup ? ', runOnStartup' : ''})`);
+    shown.add(timer.functionName);
+  }
+  for (const fn of host.functions) {
+    if (shown.has(fn.name)) continue;
+    const trigger = fn.bindings[fn.triggerBindingName];
+    const queue = typeof trigger?.queueName === 'string' ? ` (${trigger.queueName})` : '';
+    lines.push(`  ${fn.name}: ${fn.triggerType}${queue}`);
+  }
+  return lines;
+}
+
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: { app: { type: 'string' }, 'no-extensions': { type: 'boolean', default: false } },
+    strict: true,
+  });
+  const root = projectRoot();
+  const appDir = path.resolve(values.app ?? root);
+  const file = readLocalSettings(appDir);
+  const merged = mergeSettings(file.values, process.env);
+  const settings = hostSettings(merged, file.localHttpPort);
+  const log = consoleLogger;
+
+  let azurite: RunningAzurite | undefined;
+  let storage = settings.storage;
+  if (isDevelopmentStorage(storage)) {
+    const ports: AzuritePorts = settings.azuritePorts;
+    await ensurePortFree(ports.blob, 'Azurite blob', 'AZURITE_BLOB_PORT');
+    await ensurePortFree(ports.queue, 'Azurite queue', 'AZURITE_QUEUE_PORT');
+    await ensurePortFree(ports.table, 'Azurite table', 'AZURITE_TABLE_PORT');
+    azurite = await startAzurite({ location: path.join(root, '.azurite', 'storage'), ports, projectRoot: root });
+    storage = azurite.connectionString;
+  }
+  // The app's own clients read these settings; point every development-storage value at the Azurite started here.
+  const appSettings: Record<string, string> = {};
+  for (const [k, v] of Object.entries(merged)) appSettings[k] = isDevelopmentStorage(v) ? storage : v;
+
+  let host: LocalHost;
+  let issuer: ReturnType<typeof devIssuerSettings> | undefined;
+  try {
+    try {
+      issuer = devIssuerSettings(appSettings);
+    } catch (error) {
+      if (!(error instanceof DevIssuerRefusedError)) throw error;
+    }
+    const extensions = values['no-extensions'] ? [] : await optionalExtensions({ appDir, projectRoot: root, settings: appSettings, storageConnectionString: storage, log });
+    host = await createLocalHost({
+      appDir,
+      extensions,
+      settings: appSettings,
+      storageConnectionString: storage,
+      httpPort: settings.httpPort,
+      maxBodyBytes: settings.maxBodyBytes,
+      log,
+      ...(issuer ? { builtins: devIssuerRoutes(issuer) } : {}),
+    });
+  } catch (error) {
+    await azurite?.stop();
+    throw error;
+  }
+
+  const out: string[] = ['', 'Disco Parrot local Functions host (a development host; Azure Functions runs this app in the cloud)'];
+  out.push(`Storage: ${azurite ? `embedded Azurite on 127.0.0.1:${azurite.ports.blob}-${azurite.ports.table} (data in .azurite/storage)` : 'from AzureWebJobsStorage'}`);
+  out.push(`API: ${host.apiUrl}`, '', 'Functions:', ...describe(host), '');
+  if (issuer) {
+    const token = await mintDevToken('dev-user', issuer);
+    out.push('Dev token for dev-user (1 h; `npm run token -- <user>` for another user):', `  ${token}`, '');
+  } else out.push('Dev issuer: refused in the production configuration (DISCO_ENV=production).', '');
+  out.push('Ready. Ctrl-C stops.');
+  console.log(out.join('\n'));
+
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) {
+      process.exit(130);
+    }
+    stopping = true;
+    console.log(`\n${signal}: stopping the host${azurite ? ' and Azurite' : ''}…`);
+    host
+      .stop()
+      .catch((error: unknown) => console.error(`Error while stopping: ${error instanceof Error ? error.message : String(error)}`))
+      .then(() => azurite?.stop())
+      .then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+/** Runs main and turns configuration problems into one line on stderr and exit code 1. */
+export function run(argv: readonly string[] = process.argv.slice(2)): void {
+  main(argv).catch((error: unknown) => {
+    if (error instanceof LocalHostConfigError) console.error(`npm start: ${error.message}`);
+    else if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS'))
+      console.error(`npm start: ${error.message}. Usage: npm start -- [--app <dir>] [--no-extensions]`);
+    else console.error(`npm start: the host failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    // The app may hold handles (timers, clients) that would keep a half-started process alive.
+    process.exit(1);
+  });
+}
+
+if (require.main === module) run();
