@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { EncryptedTableVault } from '../../../infra/vault/encryptedTableVault';
 import { LocalFileKeyWrapper } from '../../../infra/vault/localFileKeyWrapper';
 import { aSecretValue, expectNoTrace, expectRefused, secretVaultContract } from '../../contracts/secretVault.contract';
 import { aTableVault, allStoredText, type TableVaultSetup } from './tableVaultHarness';
@@ -112,7 +113,6 @@ describe('EncryptedTableVault at rest', () => {
     const ws = `ws-${randomUUID()}`;
     const value = aSecretValue();
     await setup.vault.set(ws, 'DURABLE', value, { version: 1, ...by });
-    const { EncryptedTableVault } = await import('../../../infra/vault/encryptedTableVault');
     const restarted = new EncryptedTableVault({
       table: setup.table,
       keyWrapper: LocalFileKeyWrapper.open(path.join(setup.keyDir, 'master.key')),
