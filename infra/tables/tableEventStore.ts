@@ -36,7 +36,10 @@ export interface TableEventStoreOptions {
   readonly redact?: Redact;
   /** Signs the head after every append; `verify` checks the signatures. */
   readonly checkpointer?: HeadCheckpointer;
-  /** Attempts at winning the head against writers of other streams before giving up (default 40). */
+  /**
+   * Attempts at winning the head against writers of other streams before giving up with
+   * `ConcurrencyExhaustedError` (default 100; backoff is capped at 50 ms, so about two seconds of losing).
+   */
   readonly maxHeadAttempts?: number;
   /** UTF-16 units of stored records kept by the stream cache; 0 turns it off (default 8M). */
   readonly streamCacheUnits?: number;
@@ -64,6 +67,8 @@ export class TableEventStore implements EventStore {
   private readonly random: Random;
   private readonly cache: StreamCache;
   private ready: Promise<void> | undefined;
+  /** Counters for tests, benchmarks and metrics: how often the head or the stream was contended. */
+  readonly stats = { appends: 0, headRetries: 0, streamConflicts: 0 };
 
   constructor(private readonly client: TableClient, private readonly options: TableEventStoreOptions = {}) {
     this.ids = options.ids ?? randomUuidIds;
@@ -88,7 +93,7 @@ export class TableEventStore implements EventStore {
     // Inserting version n+1 proves the stream is not beyond n; this proves it reached n (rows are never removed).
     if (expectedVersion > 0 && !(await this.streamHas(workspaceId, streamId, expectedVersion)))
       throw new VersionConflictError(streamId, expectedVersion);
-    const attempts = this.options.maxHeadAttempts ?? 40;
+    const attempts = this.options.maxHeadAttempts ?? 100;
     for (let attempt = 0; attempt < attempts; attempt++) {
       const head = await this.readHead(workspaceId);
       const sealed = sealRecords({
@@ -110,12 +115,20 @@ export class TableEventStore implements EventStore {
       assertBodyFits(actions.map((a) => a[1]));
       try {
         await this.client.submitTransaction(actions);
+        this.stats.appends++;
         return { records: sealed.map((s) => s.record), version: expectedVersion + events.length };
       } catch (error) {
         // 409: a row we insert exists; 412: the head moved; 404: a projection we delete went away.
         const status = statusOf(error);
         if (status !== 409 && status !== 412 && status !== 404) throw error;
-        if (await this.streamHas(workspaceId, streamId, expectedVersion + 1)) throw new VersionConflictError(streamId, expectedVersion);
+        const next = await this.pointRead(workspaceId, streamRowKey(streamId, expectedVersion + 1));
+        if (next) {
+          // The SDK retries a request whose response was lost; if that earlier try committed, the row is ours.
+          if (toRecord(next).id === sealed[0]!.record.id) return { records: sealed.map((s) => s.record), version: expectedVersion + events.length };
+          this.stats.streamConflicts++;
+          throw new VersionConflictError(streamId, expectedVersion);
+        }
+        this.stats.headRetries++;
         await this.clock.sleep(Math.floor(this.random.next() * Math.min(50, 2 * 2 ** Math.min(attempt, 5))));
       }
     }

@@ -30,14 +30,17 @@ interface Tally {
   successes: number;
   exhausted: number;
   ms: number;
+  headRetries: number;
+  streamConflicts: number;
 }
 
 async function race(workspaceId: string, streamFor: (writer: number) => string, appendsEach: number, retry: RetryPolicy): Promise<Tally> {
-  const tally: Tally = { successes: 0, exhausted: 0, ms: 0 };
+  const tally: Tally = { successes: 0, exhausted: 0, ms: 0, headRetries: 0, streamConflicts: 0 };
   const started = Date.now();
   await Promise.all(
     Array.from({ length: WRITERS }, async (_, writer) => {
-      const context = { store: newStore(), clock: systemClock, random: systemRandom, retry };
+      const store = newStore();
+      const context = { store, clock: systemClock, random: systemRandom, retry };
       for (let i = 0; i < appendsEach; i++) {
         try {
           await handleCommand(context, {
@@ -51,6 +54,8 @@ async function race(workspaceId: string, streamFor: (writer: number) => string, 
           tally.exhausted++;
         }
       }
+      tally.headRetries += store.stats.headRetries;
+      tally.streamConflicts += store.stats.streamConflicts;
     }),
   );
   tally.ms = Date.now() - started;
@@ -61,7 +66,7 @@ describe('TableEventStore under concurrent writers (Azurite)', () => {
   it('20 writers × 50 appends on one stream: every attempt accounted for, no gap, no duplicate, projection = fold', async () => {
     const workspaceId = `ws-${randomUUID()}`;
     const tally = await race(workspaceId, () => 'counter:one', 50, { maxAttempts: 40, baseDelayMs: 2, maxDelayMs: 120 });
-    console.log(`one stream: ${tally.successes} ok, ${tally.exhausted} exhausted, ${tally.ms} ms, ${((tally.successes * 1000) / tally.ms).toFixed(0)} appends/s`);
+    console.log(`one stream: ${tally.successes} ok, ${tally.exhausted} exhausted, ${tally.ms} ms, ${((tally.successes * 1000) / tally.ms).toFixed(0)} appends/s, ${tally.streamConflicts} stream conflicts, ${tally.headRetries} head retries`);
     expect(tally.successes + tally.exhausted).toBe(WRITERS * 50);
     expect(tally.successes).toBeGreaterThan(WRITERS * 50 * 0.8);
 
@@ -80,7 +85,8 @@ describe('TableEventStore under concurrent writers (Azurite)', () => {
     const workspaceId = `ws-${randomUUID()}`;
     const appendsEach = 25;
     const tally = await race(workspaceId, (writer) => `counter:${writer}`, appendsEach, { maxAttempts: 8, baseDelayMs: 5, maxDelayMs: 250 });
-    console.log(`20 streams: ${tally.successes} ok, ${tally.exhausted} exhausted, ${tally.ms} ms, ${((tally.successes * 1000) / tally.ms).toFixed(0)} appends/s`);
+    console.log(`20 streams: ${tally.successes} ok, ${tally.exhausted} exhausted, ${tally.ms} ms, ${((tally.successes * 1000) / tally.ms).toFixed(0)} appends/s, ${tally.streamConflicts} stream conflicts, ${tally.headRetries} head retries`);
+    expect(tally.streamConflicts).toBe(0);
     // Head contention from other streams is absorbed inside the store, so nothing may run out of retries.
     expect(tally).toMatchObject({ successes: WRITERS * appendsEach, exhausted: 0 });
 
