@@ -1,0 +1,112 @@
+import type { GuardPolicy } from '../launchGuard';
+
+/**
+ * Where a run's processes execute. The local process host implements it now; container hosts (Docker,
+ * Kubernetes, Azure Container Apps sessions) are later adapters of the same port. Every process a host
+ * starts goes through the launch guard first; credentials arrive only as per-process deliveries.
+ */
+
+/** What the host can promise. When `isolated` is false the caller records `IsolationDegraded` with `reason`. */
+export interface SandboxCapabilities {
+  readonly isolated: boolean;
+  readonly reason?: string;
+}
+
+/** The redactor's stream form (domain/redaction.ts): each call returns text that is safe to keep. */
+export interface OutputRedactor {
+  redact(text: string): string;
+  stream(): { push(chunk: string): string; end(): string };
+}
+
+/** Where a channel may put credential material for one process (mirrors infra's DeliveryTarget). */
+export interface ProcessCredentialTarget {
+  readonly credentialDir: string;
+  readonly uid?: number;
+  readonly gid?: number;
+}
+
+/** One credential prepared for one process (mirrors infra's CredentialDelivery). */
+export interface ProcessCredentialDelivery {
+  readonly env: Readonly<Record<string, string>>;
+  readonly argsAfterCommand: readonly string[];
+  readonly stdin?: string;
+  readonly paths: readonly string[];
+  cleanup(): Promise<void>;
+}
+
+/** The subset of AbortSignal the host needs, so the domain stays free of DOM and Node types. */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+export interface SandboxRequest {
+  readonly runId: string;
+  /** Template files, relative paths inside the workspace. */
+  readonly files: Readonly<Record<string, string>>;
+  /** The workspace's redactor: all output passes it before it is kept or returned. */
+  readonly redactor: OutputRedactor;
+  /** What the guard checks every launch against. */
+  readonly guard: GuardPolicy;
+  /** The RunSpec's top-level env: the standing env of every process of the sandbox (guarded). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Opt-in: the workspace lives on a named volume that survives teardown (no credential is ever written there). */
+  readonly keptVolume?: string;
+}
+
+export interface SandboxHandle {
+  readonly sandboxId: string;
+  readonly runId: string;
+  /** The workspace directory as the sandbox's processes see it. */
+  readonly workspace: string;
+  readonly isolated: boolean;
+}
+
+/**
+ * `agent`: the agent runtime or anything it runs; `credential`: a process that holds a lease (an operation,
+ * an MCP server), which the host runs under an identity the agent cannot inspect.
+ */
+export type ProcessIdentity = 'agent' | 'credential';
+
+export interface CommandSpec {
+  readonly argv: readonly string[];
+  readonly identity: ProcessIdentity;
+  /** Extra standing env for this command (guarded like the sandbox's). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Prepares this process's deliveries, after the guard passed, for the target the host allocated. */
+  readonly credentials?: (target: ProcessCredentialTarget) => Promise<readonly ProcessCredentialDelivery[]>;
+  /** Working directory relative to the workspace. */
+  readonly cwd?: string;
+  readonly timeoutMs?: number;
+  /** Per stream, counted after redaction. */
+  readonly maxOutputBytes?: number;
+  readonly signal?: CancelSignal;
+}
+
+export interface CommandResult {
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  /** Redacted, then truncated. */
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly truncated: boolean;
+  readonly timedOut: boolean;
+  readonly cancelled: boolean;
+}
+
+/** A long-lived process (an MCP server, the agent runtime). */
+export interface RunningCommand {
+  readonly pid: number;
+  readonly exited: Promise<CommandResult>;
+  stop(): Promise<CommandResult>;
+}
+
+export interface SandboxHost {
+  readonly capabilities: SandboxCapabilities;
+  create(request: SandboxRequest): Promise<SandboxHandle>;
+  exec(handle: SandboxHandle, command: CommandSpec): Promise<CommandResult>;
+  start(handle: SandboxHandle, command: CommandSpec): Promise<RunningCommand>;
+  /** Stops every process of the sandbox and removes its disk (except a kept volume); idempotent. */
+  teardown(handle: SandboxHandle): Promise<void>;
+}

@@ -1,0 +1,193 @@
+import * as childProcess from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { checkStandingEnv, type GuardPolicy } from '../../domain/launchGuard';
+import type { CancelSignal, CommandResult, OutputRedactor } from '../../domain/ports/sandboxHost';
+import type { CredentialDelivery } from './credentialDelivery';
+import { DeliveryConflictError, LaunchCancelledError, LaunchFailedError, LaunchRefusedError } from './launchErrors';
+import { launchTickets, TICKET_ENV, type TicketRegistry } from './launchTickets';
+import { OutputCollector } from './outputCollector';
+
+/**
+ * The only production path to a sandbox process (the import allow-list enforces it). Every launch:
+ * guard the requested standing env → (refused: throw, spawn nothing) → prepare and add the deliveries to
+ * this one process → issue a ticket → spawn in its own process group → redact output, then truncate →
+ * on exit, timeout or cancellation kill the whole group, clean the deliveries up, retire the ticket.
+ */
+
+export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
+/** How long to wait for pipes to drain after the main process exited (a setsid'd leftover may hold them). */
+const DRAIN_GRACE_MS = 2000;
+
+export interface LaunchRequest {
+  /** The command; delivery arguments are inserted right after argv[0]. */
+  readonly argv: readonly string[];
+  /** The host's isolation wrapper placed before the command (nsenter … setpriv …), not part of argv. */
+  readonly prefix?: readonly string[];
+  /** Everything in the env except deliveries: checked by the guard on every launch. */
+  readonly standingEnv: Readonly<Record<string, string>>;
+  readonly guard: GuardPolicy;
+  /** Prepared deliveries, or a preparer the launcher calls only after the guard passed. */
+  readonly deliveries?: readonly CredentialDelivery[] | (() => Promise<readonly CredentialDelivery[]>);
+  readonly cwd: string;
+  readonly redactor: OutputRedactor;
+  readonly timeoutMs?: number;
+  readonly maxOutputBytes?: number;
+  readonly signal?: CancelSignal;
+  /** Redacted stdout as it arrives (for readiness lines, transcripts). */
+  readonly onStdout?: (text: string) => void;
+  /** Kill what is left of the process group when the main process exits. Default true. */
+  readonly reapGroupOnExit?: boolean;
+}
+
+export interface LaunchedProcess {
+  readonly pid: number;
+  readonly ticket: string;
+  readonly exited: Promise<CommandResult>;
+  /** Kills the process group and waits for the result. */
+  stop(): Promise<CommandResult>;
+}
+
+async function cleanupAll(deliveries: readonly CredentialDelivery[]): Promise<void> {
+  await Promise.all(deliveries.map((d) => d.cleanup().catch(() => undefined)));
+}
+
+function mergeDeliveries(standing: Readonly<Record<string, string>>, deliveries: readonly CredentialDelivery[]) {
+  const env: Record<string, string> = {};
+  const args: string[] = [];
+  let stdin: string | undefined;
+  for (const delivery of deliveries) {
+    for (const [key, value] of Object.entries(delivery.env)) {
+      if (key === TICKET_ENV) throw new DeliveryConflictError(key, 'is reserved for the launch ticket');
+      if (Object.prototype.hasOwnProperty.call(standing, key)) throw new DeliveryConflictError(key, 'would override the standing env');
+      if (Object.prototype.hasOwnProperty.call(env, key)) throw new DeliveryConflictError(key, 'is set by two deliveries');
+      env[key] = value;
+    }
+    args.push(...delivery.argsAfterCommand);
+    if (delivery.stdin !== undefined) {
+      if (stdin !== undefined) throw new DeliveryConflictError('stdin', 'is claimed by two deliveries');
+      stdin = delivery.stdin;
+    }
+  }
+  return { env, args, stdin };
+}
+
+export class GuardedLauncher {
+  constructor(private readonly tickets: TicketRegistry = launchTickets) {}
+
+  async run(request: LaunchRequest): Promise<CommandResult> {
+    try {
+      return await (await this.start(request)).exited;
+    } catch (error) {
+      if (error instanceof LaunchCancelledError)
+        return { exitCode: null, signal: null, stdout: '', stderr: '', truncated: false, timedOut: false, cancelled: true };
+      throw error;
+    }
+  }
+
+  async start(request: LaunchRequest): Promise<LaunchedProcess> {
+    const given = Array.isArray(request.deliveries) ? (request.deliveries as readonly CredentialDelivery[]) : [];
+    const decision = checkStandingEnv(request.standingEnv, request.guard);
+    if (!decision.ok) {
+      await cleanupAll(given);
+      throw new LaunchRefusedError(decision);
+    }
+    const [program, ...rest] = request.argv;
+    if (program === undefined) throw new LaunchFailedError('(empty argv)', 'EINVAL');
+    let deliveries: readonly CredentialDelivery[] = given;
+    try {
+      if (request.signal?.aborted) throw new LaunchCancelledError();
+      if (typeof request.deliveries === 'function') deliveries = await request.deliveries();
+      if (request.signal?.aborted) throw new LaunchCancelledError();
+      const merged = mergeDeliveries(request.standingEnv, deliveries);
+      const ticket = this.tickets.issue();
+      const env = { ...request.standingEnv, ...merged.env, [TICKET_ENV]: ticket };
+      const full = [...(request.prefix ?? []), program, ...merged.args, ...rest];
+      return await this.spawn(full, env, ticket, merged.stdin, deliveries, request);
+    } catch (error) {
+      await cleanupAll(deliveries);
+      throw error;
+    }
+  }
+
+  private spawn(
+    full: readonly string[],
+    env: Record<string, string>,
+    ticket: string,
+    stdin: string | undefined,
+    deliveries: readonly CredentialDelivery[],
+    request: LaunchRequest,
+  ): Promise<LaunchedProcess> {
+    const [file, ...args] = full as [string, ...string[]];
+    const child = childProcess.spawn(file, args, { cwd: request.cwd, env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    const limit = request.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+    const out = new OutputCollector(request.redactor, limit, request.onStdout);
+    const err = new OutputCollector(request.redactor, limit);
+    let timedOut = false;
+    let cancelled = false;
+
+    const killGroup = (): void => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // ESRCH: the group is already gone.
+      }
+    };
+    const onAbort = (): void => {
+      cancelled = true;
+      killGroup();
+    };
+
+    return new Promise<LaunchedProcess>((resolveStart, rejectStart) => {
+      let settle!: (result: CommandResult) => void;
+      const exited = new Promise<CommandResult>((resolve) => (settle = resolve));
+      const timer = request.timeoutMs !== undefined ? setTimeout(() => ((timedOut = true), killGroup()), request.timeoutMs) : undefined;
+      const finish = async (exitCode: number | null, signal: string | null): Promise<void> => {
+        if (timer) clearTimeout(timer);
+        request.signal?.removeEventListener('abort', onAbort);
+        await cleanupAll(deliveries);
+        this.tickets.retire(ticket);
+        settle({ exitCode, signal, stdout: out.text(), stderr: err.text(), truncated: out.truncated || err.truncated, timedOut, cancelled });
+      };
+      const drained = (stream: Readable, collector: OutputCollector): Promise<void> =>
+        new Promise((resolve) => {
+          stream.on('data', (chunk: Buffer) => collector.push(chunk));
+          stream.once('close', () => (collector.end(), resolve()));
+        });
+      const outputs = Promise.all([drained(child.stdout, out), drained(child.stderr, err)]);
+
+      child.once('error', (error: NodeJS.ErrnoException) => {
+        if (child.pid !== undefined) return;
+        void finish(null, null).then(() => rejectStart(new LaunchFailedError(file, error.code ?? 'unknown')));
+      });
+      child.once('spawn', () => {
+        child.stdin.on('error', () => undefined);
+        child.stdin.end(stdin ?? '');
+        request.signal?.addEventListener('abort', onAbort, { once: true });
+        if (request.signal?.aborted) onAbort();
+        resolveStart({
+          pid: child.pid as number,
+          ticket,
+          exited,
+          stop: () => (killGroup(), exited),
+        });
+      });
+      child.once('exit', (code, signal) => {
+        if (request.reapGroupOnExit !== false) killGroup();
+        let grace: NodeJS.Timeout | undefined;
+        const late = new Promise<void>((resolve) => (grace = setTimeout(resolve, DRAIN_GRACE_MS)));
+        void Promise.race([outputs, late]).then(() => {
+          if (grace) clearTimeout(grace);
+          child.stdout.destroy();
+          child.stderr.destroy();
+          out.end();
+          err.end();
+          return finish(code, signal);
+        });
+      });
+    });
+  }
+}
+
+/** The process-wide launcher: every host uses it unless a test injects its own ticket registry. */
+export const guardedLauncher = new GuardedLauncher();

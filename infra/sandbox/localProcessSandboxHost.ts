@@ -1,0 +1,275 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, chown, mkdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { DomainError } from '../../domain/errors';
+import type { GuardPolicy } from '../../domain/launchGuard';
+import type {
+  CommandResult,
+  CommandSpec,
+  OutputRedactor,
+  RunningCommand,
+  SandboxCapabilities,
+  SandboxHandle,
+  SandboxHost,
+  SandboxRequest,
+} from '../../domain/ports/sandboxHost';
+import type { CredentialDelivery, DeliveryTarget } from './credentialDelivery';
+import { guardedLauncher, type GuardedLauncher, type LaunchedProcess } from './guardedLauncher';
+import { enterPrefix, processesIn, startPidNamespace, type Identity, type PidNamespace } from './pidNamespace';
+import { chownTree, insideRoot, writeTemplateFiles } from './sandboxFiles';
+import { claimUidBlock, type UidBlock } from './uidBlocks';
+
+/**
+ * Sandboxes as local processes: a scratch directory, a scrubbed env, and — when this host runs as root —
+ * a pid + mount namespace per sandbox with an unprivileged uid per role (DESIGN.md §1.7). Not running as
+ * root, it still scrubs env and separates directories, but says so at start and reports isolated=false so
+ * every run records IsolationDegraded; a production configuration refuses this host.
+ */
+
+export interface LocalProcessSandboxHostOptions {
+  /** Scratch directories and kept volumes. Default: <tmpdir>/dp-sandboxes. */
+  readonly root?: string;
+  /** Per-process credential directories, on a tmpfs. Default: /dev/shm/dp-credentials. */
+  readonly credentialRoot?: string;
+  /** 'auto' isolates when root and able to; 'off' never does (the degraded mode, for hosts that cannot). */
+  readonly isolation?: 'auto' | 'off';
+  readonly launcher?: GuardedLauncher;
+  readonly warn?: (message: string) => void;
+}
+
+/** Env vars a sandbox process may inherit from the host; everything else is dropped. */
+export const INHERITED_ENV = ['PATH', 'LANG', 'LC_ALL', 'TZ', 'TERM'] as const;
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const VOLUME_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export class SandboxGoneError extends DomainError {
+  constructor(readonly sandboxId: string) {
+    super('SANDBOX.GONE', `sandbox ${sandboxId} is torn down or unknown`, 'conflict');
+    this.name = 'SandboxGoneError';
+  }
+}
+
+/** A delivery put credential material somewhere other than its process's credential directory. */
+export class DeliveryOutsideCredentialDirError extends DomainError {
+  constructor() {
+    super('SANDBOX.DELIVERY_OUTSIDE_CREDENTIAL_DIR', 'a delivery wrote outside its credential directory; refused and cleaned up', 'forbidden');
+    this.name = 'DeliveryOutsideCredentialDirError';
+  }
+}
+
+interface Sandbox {
+  readonly handle: SandboxHandle;
+  readonly root: string;
+  readonly credentialDir: string;
+  readonly keptVolume: boolean;
+  readonly redactor: OutputRedactor;
+  readonly guard: GuardPolicy;
+  readonly env: Readonly<Record<string, string>>;
+  readonly uids?: UidBlock;
+  readonly ns?: PidNamespace;
+  readonly running: Set<LaunchedProcess>;
+  processCount: number;
+  tornDown: boolean;
+}
+
+/** What a test or a sweep may inspect about a live sandbox. */
+export interface SandboxInspection {
+  readonly root: string;
+  readonly credentialDir: string;
+  readonly nsId?: string;
+  readonly groupGid?: number;
+  readonly agentUid?: number;
+}
+
+function inheritedEnv(): Record<string, string> {
+  const env: Record<string, string> = { PATH: DEFAULT_PATH };
+  for (const key of INHERITED_ENV) {
+    const value = process.env[key];
+    if (value !== undefined) env[key] = value;
+  }
+  return env;
+}
+
+function within(parent: string, child: string): boolean {
+  const resolved = path.resolve(child);
+  return resolved === parent || resolved.startsWith(parent + path.sep);
+}
+
+export class LocalProcessSandboxHost implements SandboxHost {
+  private readonly sandboxes = new Map<string, Sandbox>();
+  private readonly launcher: GuardedLauncher;
+  private readonly root: string;
+  private readonly credentialRoot: string;
+
+  private constructor(
+    readonly capabilities: SandboxCapabilities,
+    options: LocalProcessSandboxHostOptions,
+  ) {
+    this.launcher = options.launcher ?? guardedLauncher;
+    this.root = path.resolve(options.root ?? path.join(os.tmpdir(), 'dp-sandboxes'));
+    this.credentialRoot = path.resolve(options.credentialRoot ?? (existsSync('/dev/shm') ? '/dev/shm/dp-credentials' : path.join(os.tmpdir(), 'dp-credentials')));
+  }
+
+  /** Decides at start whether this host can isolate, and says so when it cannot. */
+  static async open(options: LocalProcessSandboxHostOptions = {}): Promise<LocalProcessSandboxHost> {
+    const warn = options.warn ?? ((message: string) => console.warn(message));
+    let capabilities: SandboxCapabilities;
+    if (options.isolation === 'off') capabilities = { isolated: false, reason: 'isolation turned off by configuration' };
+    else if (process.getuid?.() !== 0)
+      capabilities = { isolated: false, reason: 'not running as root: cannot give sandbox processes their own uids and pid namespaces' };
+    else if (!['unshare', 'nsenter', 'setpriv'].every((tool) => ['/usr/bin', '/bin', '/usr/sbin', '/sbin'].some((d) => existsSync(path.join(d, tool)))))
+      capabilities = { isolated: false, reason: 'util-linux unshare, nsenter and setpriv are not installed' };
+    else capabilities = { isolated: true };
+    const host = new LocalProcessSandboxHost(capabilities, options);
+    await mkdir(host.root, { recursive: true, mode: 0o711 });
+    await mkdir(host.credentialRoot, { recursive: true, mode: 0o711 });
+    await chmod(host.credentialRoot, 0o711);
+    if (capabilities.isolated) {
+      try {
+        // Probe once: a root container without CAP_SYS_ADMIN cannot create namespaces.
+        const probe = await host.create({ runId: 'probe', files: {}, redactor: { redact: (t) => t, stream: () => ({ push: (c) => c, end: () => '' }) }, guard: { secretNames: [], managedValues: [] } });
+        await host.teardown(probe);
+      } catch (error) {
+        const reason = `cannot create namespaces here (${(error as Error).message.slice(0, 200)})`;
+        warn(`LocalProcessSandboxHost: sandboxes are NOT isolated: ${reason}`);
+        return new LocalProcessSandboxHost({ isolated: false, reason }, options);
+      }
+    } else warn(`LocalProcessSandboxHost: sandboxes are NOT isolated: ${capabilities.reason}`);
+    return host;
+  }
+
+  async create(request: SandboxRequest): Promise<SandboxHandle> {
+    const sandboxId = randomUUID();
+    const root = path.join(this.root, 'sandboxes', sandboxId);
+    const credentialDir = path.join(this.credentialRoot, sandboxId);
+    let workspace = path.join(root, 'workspace');
+    if (request.keptVolume !== undefined) {
+      if (!VOLUME_NAME.test(request.keptVolume)) throw new DomainError('SANDBOX.VOLUME_NAME', 'invalid kept volume name', 'invalid');
+      workspace = path.join(this.root, 'volumes', request.keptVolume);
+    }
+    const isolated = this.capabilities.isolated;
+    const uids = isolated ? await claimUidBlock(path.join(this.credentialRoot, '.uid-blocks')) : undefined;
+    const owner = uids ? { uid: uids.agentUid, gid: uids.groupGid } : undefined;
+    const handle: SandboxHandle = { sandboxId, runId: request.runId, workspace, isolated };
+    const env = { ...inheritedEnv(), ...(request.env ?? {}) };
+    try {
+      await mkdir(root, { recursive: true, mode: 0o711 });
+      await mkdir(path.join(root, 'home'), { mode: 0o700 });
+      await mkdir(workspace, { recursive: true, mode: 0o2770 });
+      await mkdir(credentialDir, { mode: 0o711 });
+      if (owner) {
+        await chown(path.join(root, 'home'), owner.uid, owner.uid);
+        await chownTree(workspace, owner);
+      }
+      await chmod(workspace, 0o2770);
+      await writeTemplateFiles(workspace, request.files, owner);
+      const ns = isolated ? await startPidNamespace({ launcher: this.launcher, env, guard: request.guard, redactor: request.redactor, cwd: root }) : undefined;
+      this.sandboxes.set(sandboxId, {
+        handle, root, credentialDir, keptVolume: request.keptVolume !== undefined, redactor: request.redactor, guard: request.guard,
+        env, ...(uids ? { uids } : {}), ...(ns ? { ns } : {}), running: new Set(), processCount: 0, tornDown: false,
+      });
+      return handle;
+    } catch (error) {
+      await this.removeDisk(root, credentialDir, request.keptVolume !== undefined);
+      await uids?.release();
+      throw error;
+    }
+  }
+
+  async exec(handle: SandboxHandle, command: CommandSpec): Promise<CommandResult> {
+    return (await this.start(handle, command)).exited;
+  }
+
+  async start(handle: SandboxHandle, command: CommandSpec): Promise<RunningCommand> {
+    const sandbox = this.live(handle);
+    const cwd = command.cwd === undefined ? handle.workspace : insideRoot(handle.workspace, command.cwd);
+    const n = ++sandbox.processCount;
+    const identity = this.identityFor(sandbox, command);
+    // Every process gets its own credential directory on the tmpfs, owned by its uid; a credential-bearing
+    // process also lives there (HOME, TMPDIR), so git and npm keep their state away from the workspace.
+    const processDir = path.join(sandbox.credentialDir, `p${n}`);
+    const home = command.identity === 'agent' ? path.join(sandbox.root, 'home') : processDir;
+    const standingEnv = { ...sandbox.env, ...(command.env ?? {}), HOME: home, TMPDIR: home };
+    const target: DeliveryTarget = { credentialDir: processDir, ...(identity ? { uid: identity.uid, gid: identity.gid } : {}) };
+    const prepare = async (): Promise<readonly CredentialDelivery[]> => {
+      await mkdir(processDir, { mode: 0o700 });
+      if (identity) await chown(processDir, identity.uid, identity.gid);
+      const deliveries = command.credentials ? await command.credentials(target) : [];
+      if (deliveries.some((d) => d.paths.some((p) => !within(processDir, p)))) {
+        await Promise.all(deliveries.map((d) => d.cleanup().catch(() => undefined)));
+        throw new DeliveryOutsideCredentialDirError();
+      }
+      return deliveries;
+    };
+    const launched = await this.launcher
+      .start({
+        argv: command.argv,
+        ...(sandbox.ns && identity ? { prefix: enterPrefix(sandbox.ns, identity, cwd) } : {}),
+        standingEnv,
+        guard: sandbox.guard,
+        deliveries: prepare,
+        cwd,
+        redactor: sandbox.redactor,
+        ...(command.timeoutMs !== undefined ? { timeoutMs: command.timeoutMs } : {}),
+        ...(command.maxOutputBytes !== undefined ? { maxOutputBytes: command.maxOutputBytes } : {}),
+        ...(command.signal ? { signal: command.signal } : {}),
+      })
+      .catch(async (error: unknown) => {
+        await rm(processDir, { recursive: true, force: true });
+        throw error;
+      });
+    sandbox.running.add(launched);
+    const exited = launched.exited.then(async (result) => {
+      sandbox.running.delete(launched);
+      await rm(processDir, { recursive: true, force: true });
+      return result;
+    });
+    return { pid: launched.pid, exited, stop: async () => (await launched.stop(), exited) };
+  }
+
+  async teardown(handle: SandboxHandle): Promise<void> {
+    const sandbox = this.sandboxes.get(handle.sandboxId);
+    if (!sandbox || sandbox.tornDown) return;
+    sandbox.tornDown = true;
+    if (sandbox.ns) await sandbox.ns.close();
+    await Promise.all([...sandbox.running].map((p) => p.stop()));
+    if (sandbox.ns) {
+      const left = await processesIn(sandbox.ns.nsId);
+      if (left.length > 0) throw new Error(`sandbox ${handle.sandboxId}: ${left.length} processes survived teardown`);
+    }
+    await this.removeDisk(sandbox.root, sandbox.credentialDir, sandbox.keptVolume);
+    await sandbox.uids?.release();
+    this.sandboxes.delete(handle.sandboxId);
+  }
+
+  inspect(handle: SandboxHandle): SandboxInspection {
+    const sandbox = this.live(handle);
+    return {
+      root: sandbox.root,
+      credentialDir: sandbox.credentialDir,
+      ...(sandbox.ns ? { nsId: sandbox.ns.nsId } : {}),
+      ...(sandbox.uids ? { groupGid: sandbox.uids.groupGid, agentUid: sandbox.uids.agentUid } : {}),
+    };
+  }
+
+  private live(handle: SandboxHandle): Sandbox {
+    const sandbox = this.sandboxes.get(handle.sandboxId);
+    if (!sandbox || sandbox.tornDown) throw new SandboxGoneError(handle.sandboxId);
+    return sandbox;
+  }
+
+  private identityFor(sandbox: Sandbox, command: CommandSpec): Identity | undefined {
+    if (!sandbox.uids) return undefined;
+    const uid = command.identity === 'agent' ? sandbox.uids.agentUid : sandbox.uids.credentialUid();
+    return { uid, gid: uid, groupGid: sandbox.uids.groupGid };
+  }
+
+  private async removeDisk(root: string, credentialDir: string, keepVolume: boolean): Promise<void> {
+    // A kept volume lives outside the sandbox root, so removing the root never touches it.
+    void keepVolume;
+    await rm(credentialDir, { recursive: true, force: true });
+    await rm(root, { recursive: true, force: true });
+  }
+}

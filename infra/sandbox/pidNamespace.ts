@@ -1,0 +1,113 @@
+import { readFile, readdir, readlink } from 'node:fs/promises';
+import type { GuardPolicy } from '../../domain/launchGuard';
+import type { OutputRedactor } from '../../domain/ports/sandboxHost';
+import type { GuardedLauncher, LaunchedProcess } from './guardedLauncher';
+
+/**
+ * One sandbox = one pid namespace and one private mount namespace, held open by a tiny init. Every process
+ * of the sandbox joins it with nsenter, so killing the init makes the kernel kill them all: nothing of the
+ * sandbox can outlive teardown, whatever it forked or setsid'd. `setpriv --pdeathsig KILL` ties unshare to
+ * this host process, and `--kill-child` ties the init to unshare, so a crashed host takes its sandboxes down.
+ * /proc inside is remounted with hidepid=2: a sandbox process cannot even see processes of other uids.
+ */
+const INIT_SCRIPT = 'mount -o remount,hidepid=2 /proc && echo dp-sandbox-ready && exec sleep infinity';
+
+export interface PidNamespace {
+  /** The namespace's init as seen from the host. */
+  readonly initPid: number;
+  /** `pid:[inode]`: how the host recognises processes of this sandbox in /proc. */
+  readonly nsId: string;
+  readonly holder: LaunchedProcess;
+  /** Kills the init (and with it every process of the namespace) and waits until unshare has reaped it. */
+  close(): Promise<void>;
+}
+
+export class NamespaceStartError extends Error {
+  constructor(detail: string) {
+    super(`could not create the sandbox's pid and mount namespaces: ${detail}`);
+    this.name = 'NamespaceStartError';
+  }
+}
+
+async function childrenOf(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return text.split(/\s+/).filter(Boolean).map(Number);
+}
+
+export async function startPidNamespace(options: {
+  launcher: GuardedLauncher;
+  env: Readonly<Record<string, string>>;
+  guard: GuardPolicy;
+  redactor: OutputRedactor;
+  cwd: string;
+}): Promise<PidNamespace> {
+  let ready!: () => void;
+  const readyLine = new Promise<void>((resolve) => (ready = resolve));
+  let seen = '';
+  const holder = await options.launcher.start({
+    argv: ['setpriv', '--pdeathsig', 'KILL', '--', 'unshare', '--pid', '--fork', '--mount', '--mount-proc', '--kill-child', '--propagation', 'private', '--', '/bin/sh', '-c', INIT_SCRIPT],
+    standingEnv: options.env,
+    guard: options.guard,
+    cwd: options.cwd,
+    redactor: options.redactor,
+    maxOutputBytes: 4096,
+    onStdout: (text) => {
+      seen += text;
+      if (seen.includes('dp-sandbox-ready')) ready();
+    },
+  });
+  const outcome = await Promise.race([readyLine.then(() => 'ready' as const), holder.exited]);
+  if (outcome !== 'ready') throw new NamespaceStartError(`exit ${outcome.exitCode ?? outcome.signal}: ${outcome.stderr.trim().slice(0, 300)}`);
+  const [initPid] = await childrenOf(holder.pid);
+  if (initPid === undefined) {
+    await holder.stop();
+    throw new NamespaceStartError('the namespace init was not found');
+  }
+  const nsId = await readlink(`/proc/${initPid}/ns/pid`);
+  return {
+    initPid,
+    nsId,
+    holder,
+    close: async () => {
+      try {
+        process.kill(initPid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await holder.exited;
+    },
+  };
+}
+
+/** Host pids of every process in the namespace `nsId` (empty once the namespace is gone). */
+export async function processesIn(nsId: string): Promise<number[]> {
+  const pids = (await readdir('/proc')).filter((e) => /^\d+$/.test(e)).map(Number);
+  const found: number[] = [];
+  for (const pid of pids) {
+    const link = await readlink(`/proc/${pid}/ns/pid`).catch(() => undefined);
+    if (link === nsId) found.push(pid);
+  }
+  return found;
+}
+
+export interface Identity {
+  readonly uid: number;
+  readonly gid: number;
+  /** Supplementary group: the sandbox group that owns the workspace. */
+  readonly groupGid: number;
+}
+
+/**
+ * The wrapper that puts one command into the sandbox: join its pid and mount namespaces, drop to the given
+ * uid with no capabilities (not even in the bounding set) and no_new_privs (so no setuid binary can give
+ * any back), and a umask that shares files with the sandbox group only.
+ */
+export function enterPrefix(ns: PidNamespace, identity: Identity, cwd: string): string[] {
+  return [
+    // No --wd: nsenter would fchdir to a directory of the host's mount namespace, which getcwd cannot name.
+    'nsenter', `--target=${ns.initPid}`, '--pid', '--mount', '--',
+    'setpriv', `--reuid=${identity.uid}`, `--regid=${identity.gid}`, `--groups=${identity.groupGid}`,
+    '--no-new-privs', '--inh-caps=-all', '--bounding-set=-all', '--',
+    '/bin/sh', '-c', 'umask 007 && cd -- "$1" && shift && exec "$@"', 'sh', cwd,
+  ];
+}
