@@ -1,0 +1,297 @@
+import { KeyVaultManagementClient } from '@azure/arm-keyvault';
+import type { TokenCredential } from '@azure/core-auth';
+import type { AdditionalPolicyConfig } from '@azure/core-client';
+import { SecretClient, type SecretProperties } from '@azure/keyvault-secrets';
+import { DomainError } from '../../domain/errors';
+import type { Clock } from '../../domain/ports/clock';
+import {
+  VAULT_ERROR,
+  assertRetentionDays,
+  assertStorableSecret,
+  secretNotFoundError,
+  vaultDeletedError,
+  type ResolvedSecret,
+  type SecretMetadata,
+  type SecretVault,
+  type SecretWriteOptions,
+  type SupersededSecret,
+  type VaultStatus,
+} from '../../domain/ports/secretVault';
+import { assertValidSecretName } from '../../domain/secret';
+import { fromTags, secretNameOf, toKeyVaultName, toTags, vaultNameFor } from './keyVaultNaming';
+import { guarded, sanitized, statusOf } from './vaultErrors';
+
+/** A 404 about the secret, as opposed to one about the vault (deleted meanwhile) or the route. */
+function isSecretNotFound(error: unknown): boolean {
+  return statusOf(error) === 404 && (error as { code?: unknown }).code === 'SecretNotFound';
+}
+
+export interface KeyVaultSecretVaultOptions {
+  /** DefaultAzureCredential in Azure; tests pass another TokenCredential. */
+  readonly credential: TokenCredential;
+  readonly subscriptionId: string;
+  readonly tenantId: string;
+  /** The resource group that holds workspace vaults (settings). */
+  readonly resourceGroup: string;
+  readonly location: string;
+  readonly clock: Clock;
+  /** Lower-case letters and digits, 1-10 characters; see `vaultNameFor`. */
+  readonly namePrefix?: string;
+  /** Fixed at provisioning: Key Vault does not change a vault's retention afterwards. */
+  readonly retentionDays?: number;
+  readonly armEndpoint?: string;
+  /** Extra pipeline policies for all three SDK clients (tests route them to the fake). */
+  readonly additionalPolicies?: AdditionalPolicyConfig[];
+}
+
+/**
+ * A Key Vault per workspace (DESIGN.md §1.1, §6), provisioned on the first `set` through ARM with soft delete,
+ * purge protection and RBAC authorization on. Secret names map `_` to `-`; tags carry the domain version,
+ * who set it and when. The vault's own soft delete is the workspace's soft delete; purge is refused by our
+ * check before the vault's scheduled purge date (Azure would refuse it too).
+ */
+export class KeyVaultSecretVault implements SecretVault {
+  private readonly arm: KeyVaultManagementClient;
+  private readonly clients = new Map<string, SecretClient>();
+  private readonly vaultUris = new Map<string, string>();
+  private readonly retentionDays: number;
+
+  constructor(private readonly options: KeyVaultSecretVaultOptions) {
+    this.retentionDays = options.retentionDays ?? 90;
+    assertRetentionDays(this.retentionDays);
+    this.arm = new KeyVaultManagementClient(options.credential, options.subscriptionId, {
+      ...(options.armEndpoint ? { endpoint: options.armEndpoint } : {}),
+      additionalPolicies: options.additionalPolicies ?? [],
+    });
+  }
+
+  /** The deterministic vault name of a workspace (exposed for operations and tests). */
+  vaultName(workspaceId: string): string {
+    return vaultNameFor(workspaceId, this.options.namePrefix);
+  }
+
+  async set(workspaceId: string, name: string, value: string, options: SecretWriteOptions): Promise<SecretMetadata> {
+    assertStorableSecret(name, value, options);
+    const client = await this.client(workspaceId, true);
+    const kvName = toKeyVaultName(name);
+    const updatedAt = this.options.clock.now().toISOString();
+    const tags = toTags({ version: options.version, updatedBy: options.actor, updatedAt, allowedHosts: options.allowedHosts ?? [] });
+    await this.data(workspaceId, 'set a secret', async () => {
+      const current = await client.getSecret(kvName).catch((error: unknown) => {
+        if (isSecretNotFound(error)) return undefined;
+        throw error;
+      });
+      const storedVersion = current ? fromTags(current.properties.tags).version : 0;
+      if (storedVersion > options.version)
+        throw new DomainError(VAULT_ERROR.STALE_VERSION, `${name} is already at version ${storedVersion}`, 'conflict');
+      try {
+        await client.setSecret(kvName, value, { tags, contentType: 'text/plain' });
+      } catch (error) {
+        // A deleted name stays reserved (soft delete); recover it, then write the new version on top.
+        if (statusOf(error) !== 409) throw error;
+        await (await client.beginRecoverDeletedSecret(kvName, { intervalInMs: 1000 })).pollUntilDone();
+        await client.setSecret(kvName, value, { tags, contentType: 'text/plain' });
+      }
+    });
+    return { name, version: options.version, updatedAt, updatedBy: options.actor, allowedHosts: [...(options.allowedHosts ?? [])] };
+  }
+
+  async delete(workspaceId: string, name: string): Promise<void> {
+    assertValidSecretName(name);
+    const client = await this.client(workspaceId, false);
+    if (!client) throw secretNotFoundError(name);
+    await this.data(workspaceId, 'delete a secret', async () => {
+      try {
+        await (await client.beginDeleteSecret(toKeyVaultName(name), { intervalInMs: 1000 })).pollUntilDone();
+      } catch (error) {
+        throw isSecretNotFound(error) ? secretNotFoundError(name) : error;
+      }
+    });
+  }
+
+  async list(workspaceId: string): Promise<readonly SecretMetadata[]> {
+    const client = await this.client(workspaceId, false);
+    if (!client) return [];
+    const out: SecretMetadata[] = [];
+    await this.data(workspaceId, 'list secrets', async () => {
+      for await (const properties of client.listPropertiesOfSecrets()) out.push(this.metadata(properties));
+    });
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async resolve(workspaceId: string, name: string): Promise<ResolvedSecret> {
+    assertValidSecretName(name);
+    const client = await this.client(workspaceId, false);
+    if (!client) throw secretNotFoundError(name);
+    return this.data(workspaceId, 'resolve a secret', async () => {
+      try {
+        const secret = await client.getSecret(toKeyVaultName(name));
+        return { value: secret.value ?? '', version: fromTags(secret.properties.tags).version };
+      } catch (error) {
+        throw isSecretNotFound(error) ? secretNotFoundError(name) : error;
+      }
+    });
+  }
+
+  async previousValues(workspaceId: string, since: Date): Promise<readonly SupersededSecret[]> {
+    const client = await this.client(workspaceId, false);
+    if (!client) return [];
+    const cutoff = since.toISOString();
+    // Deletion times come from Key Vault in whole seconds; compare at that precision so none slips out.
+    const deletedCutoff = new Date(Math.floor(since.getTime() / 1000) * 1000);
+    const out: SupersededSecret[] = [];
+    await this.data(workspaceId, 'read previous values', async () => {
+      for await (const current of client.listPropertiesOfSecrets()) {
+        const versions: SecretProperties[] = [];
+        for await (const version of client.listPropertiesOfSecretVersions(current.name)) versions.push(version);
+        versions.sort((a, b) => fromTags(a.tags).version - fromTags(b.tags).version);
+        for (let i = 0; i < versions.length - 1; i++) {
+          const [older, newer] = [versions[i] as SecretProperties, versions[i + 1] as SecretProperties];
+          const supersededAt = fromTags(newer.tags).updatedAt;
+          if (supersededAt < cutoff || fromTags(older.tags).version === fromTags(newer.tags).version) continue;
+          const secret = await client.getSecret(current.name, { version: older.version ?? '' });
+          out.push({ name: secretNameOf(current.name), version: fromTags(older.tags).version, value: secret.value ?? '', supersededAt });
+        }
+      }
+      for await (const deleted of client.listDeletedSecrets()) {
+        if (!deleted.properties.deletedOn || deleted.properties.deletedOn < deletedCutoff) continue;
+        const secret = await client.getDeletedSecret(deleted.name);
+        out.push({
+          name: secretNameOf(deleted.name),
+          version: fromTags(secret.properties.tags).version,
+          value: secret.value ?? '',
+          supersededAt: deleted.properties.deletedOn.toISOString(),
+        });
+      }
+    });
+    return out.sort((a, b) => (a.supersededAt < b.supersededAt ? -1 : a.supersededAt > b.supersededAt ? 1 : 0));
+  }
+
+  async status(workspaceId: string): Promise<VaultStatus> {
+    const name = this.vaultName(workspaceId);
+    const vault = await this.armGet('read the vault', () => this.arm.vaults.get(this.options.resourceGroup, name));
+    if (vault) return { state: 'active' };
+    const deleted = await this.armGet('read the deleted vault', () => this.arm.vaults.getDeleted(name, this.options.location));
+    if (!deleted) return { state: 'absent' };
+    return {
+      state: 'deleted',
+      deletedAt: deleted.properties?.deletionDate?.toISOString() ?? '',
+      purgeAfter: deleted.properties?.scheduledPurgeDate?.toISOString() ?? '',
+    };
+  }
+
+  async softDelete(workspaceId: string, options: { retentionDays: number; now: Date }): Promise<VaultStatus> {
+    assertRetentionDays(options.retentionDays);
+    const status = await this.status(workspaceId);
+    if (status.state !== 'active') return status;
+    await guarded('soft-delete the vault', () => this.arm.vaults.delete(this.options.resourceGroup, this.vaultName(workspaceId)));
+    this.forget(workspaceId);
+    return this.status(workspaceId);
+  }
+
+  async recover(workspaceId: string): Promise<void> {
+    const status = await this.status(workspaceId);
+    if (status.state !== 'deleted')
+      throw new DomainError(VAULT_ERROR.NOT_DELETED, `The vault of workspace ${workspaceId} is not deleted`, 'precondition');
+    if (this.options.clock.now().toISOString() >= status.purgeAfter)
+      throw new DomainError(VAULT_ERROR.RETENTION_ENDED, `The retention of workspace ${workspaceId}'s vault has ended`, 'precondition');
+    await guarded('recover the vault', () =>
+      this.arm.vaults.beginCreateOrUpdateAndWait(this.options.resourceGroup, this.vaultName(workspaceId), {
+        location: this.options.location,
+        properties: { tenantId: this.options.tenantId, sku: { family: 'A', name: 'standard' }, createMode: 'recover' },
+      }),
+    );
+    this.forget(workspaceId);
+  }
+
+  async purge(workspaceId: string, now: Date): Promise<void> {
+    const status = await this.status(workspaceId);
+    if (status.state !== 'deleted')
+      throw new DomainError(VAULT_ERROR.NOT_DELETED, `The vault of workspace ${workspaceId} is not deleted`, 'precondition');
+    if (now.toISOString() < status.purgeAfter)
+      throw new DomainError(
+        VAULT_ERROR.PURGE_PROTECTED,
+        `The vault of workspace ${workspaceId} is purge-protected until ${status.purgeAfter}`,
+        'precondition',
+      );
+    await guarded('purge the vault', () => this.arm.vaults.beginPurgeDeletedAndWait(this.vaultName(workspaceId), this.options.location));
+    this.forget(workspaceId);
+  }
+
+  private metadata(properties: SecretProperties): SecretMetadata {
+    const tags = fromTags(properties.tags);
+    return { name: secretNameOf(properties.name), version: tags.version, updatedAt: tags.updatedAt, updatedBy: tags.updatedBy, allowedHosts: tags.allowedHosts };
+  }
+
+  /** The workspace's SecretClient; provisions the vault when `provision`, undefined when there is none. */
+  private async client(workspaceId: string, provision: true): Promise<SecretClient>;
+  private async client(workspaceId: string, provision: false): Promise<SecretClient | undefined>;
+  private async client(workspaceId: string, provision: boolean): Promise<SecretClient | undefined> {
+    let uri = this.vaultUris.get(workspaceId);
+    if (!uri) {
+      const name = this.vaultName(workspaceId);
+      const vault = await this.armGet('read the vault', () => this.arm.vaults.get(this.options.resourceGroup, name));
+      uri = vault?.properties.vaultUri;
+      if (!vault) {
+        if ((await this.status(workspaceId)).state === 'deleted') throw vaultDeletedError(workspaceId);
+        if (!provision) return undefined;
+        uri = (await this.provision(workspaceId, name)).properties.vaultUri;
+      }
+      if (!uri) throw new DomainError(VAULT_ERROR.UNAVAILABLE, `Vault ${name} has no URI yet`, 'unavailable');
+      this.vaultUris.set(workspaceId, uri);
+    }
+    let client = this.clients.get(uri);
+    if (!client) {
+      client = new SecretClient(uri, this.options.credential, { additionalPolicies: this.options.additionalPolicies ?? [] });
+      this.clients.set(uri, client);
+    }
+    return client;
+  }
+
+  private provision(workspaceId: string, name: string) {
+    return guarded('provision the vault', () =>
+      this.arm.vaults.beginCreateOrUpdateAndWait(this.options.resourceGroup, name, {
+        location: this.options.location,
+        tags: { workspaceId: workspaceId.slice(0, 256), managedBy: 'disco-parrot' },
+        properties: {
+          tenantId: this.options.tenantId,
+          sku: { family: 'A', name: 'standard' },
+          enableSoftDelete: true,
+          softDeleteRetentionInDays: this.retentionDays,
+          enablePurgeProtection: true,
+          enableRbacAuthorization: true,
+          accessPolicies: [],
+        },
+      }),
+    );
+  }
+
+  /**
+   * Runs a data-plane call. A vault deleted by another instance disappears from DNS (or answers 404): then
+   * the cached URI is dropped and ARM says what happened, so the caller sees VAULT.DELETED, not a socket error.
+   */
+  private async data<T>(workspaceId: string, operation: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      const safe = sanitized(error, operation);
+      if (safe.code !== VAULT_ERROR.UNAVAILABLE) throw safe;
+      this.forget(workspaceId);
+      if ((await this.status(workspaceId)).state === 'deleted') throw vaultDeletedError(workspaceId);
+      throw safe;
+    }
+  }
+
+  private forget(workspaceId: string): void {
+    this.vaultUris.delete(workspaceId);
+  }
+
+  private async armGet<T>(operation: string, call: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await call();
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw sanitized(error, operation);
+    }
+  }
+}
