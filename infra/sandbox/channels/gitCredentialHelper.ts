@@ -1,7 +1,8 @@
+import path from 'node:path';
 import { credentialHostOf } from './credentialHost';
 import { removingCleanup, writePrivateFile } from './credentialFiles';
 import type { ChannelPreparer } from './preparer';
-import { assertSingleLine } from './preparer';
+import { assertSingleLine, ChannelRequestError } from './preparer';
 
 /** The user name git sends with the token; hosts that take a token as the password ignore it. */
 const USERNAME = 'x-access-token';
@@ -34,10 +35,35 @@ printf 'username=%s\\npassword=%s\\n' ${shellQuote(USERNAME)} "$token"
 }
 
 /**
- * `git-credential-helper`: git learns its helper from GIT_CONFIG_COUNT/KEY/VALUE env entries (command-scope
- * config, applied after system and global config), so nothing is written to `.git/config` or the remote URL.
- * The first entry (empty `credential.helper`) drops every helper configured elsewhere, so no store or cache
- * helper sees the token; prompts and askpass programs are switched off so a failure fails instead of asking.
+ * Command-scope config entries. They come after system, global and repository config, so for the same key
+ * they win over anything a hostile repository (`.git/config`, `.git/hooks`) or HOME could set: the empty
+ * `credential.helper` drops every helper configured elsewhere (no store or cache helper sees the token),
+ * hooks and fsmonitor (code that would run as this uid, able to read the token file) are switched off, and
+ * only the credential's own transport may run (no `ext::` or `file://` remotes that execute commands).
+ */
+function configEntries(protocol: string, origin: string, helper: string): ReadonlyArray<readonly [string, string]> {
+  return [
+    ['credential.helper', ''],
+    [`credential.${origin}.helper`, `!${shellQuote(helper)}`],
+    [`credential.${origin}.useHttpPath`, 'false'],
+    ['credential.interactive', 'false'],
+    ['core.askPass', ''],
+    ['core.hooksPath', '/dev/null'],
+    ['core.fsmonitor', 'false'],
+    ['protocol.allow', 'never'],
+    ...['ext', 'file', 'ssh', 'git', 'http', 'https'].map(
+      (name) => [`protocol.${name}.allow`, name === protocol ? 'always' : 'never'] as const,
+    ),
+  ];
+}
+
+/**
+ * `git-credential-helper`: git learns its helper from GIT_CONFIG_COUNT/KEY/VALUE env entries, so nothing is
+ * written to `.git/config` or the remote URL and the token itself is never in the env, only the helper's
+ * path. System and global config are not read at all (HOME may be writable by the agent); prompts and
+ * askpass programs are off, so a failure fails instead of asking. `-c` on the command line and
+ * GIT_CONFIG_PARAMETERS would be read after these entries: see `assertGitCommand`, and the delivery sets
+ * GIT_CONFIG_PARAMETERS itself so a standing one is a launch conflict rather than an override.
  */
 export const prepareGitCredentialHelper: ChannelPreparer = async (request, target) => {
   assertSingleLine(request);
@@ -51,17 +77,33 @@ export const prepareGitCredentialHelper: ChannelPreparer = async (request, targe
     await cleanup();
     throw error;
   }
-  const config: ReadonlyArray<readonly [string, string]> = [
-    ['credential.helper', ''],
-    [`credential.${origin}.helper`, `!${shellQuote(paths[1] ?? '')}`],
-    [`credential.${origin}.useHttpPath`, 'false'],
-    ['credential.interactive', 'false'],
-    ['core.askPass', ''],
-  ];
-  const env: Record<string, string> = { GIT_CONFIG_COUNT: String(config.length), GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '' };
+  const config = configEntries(protocol, origin, paths[1] ?? '');
+  const env: Record<string, string> = {
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: '/dev/null',
+    GIT_CONFIG_PARAMETERS: '',
+    GIT_CONFIG_COUNT: String(config.length),
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_ASKPASS: '',
+  };
   config.forEach(([key, value], i) => {
     env[`GIT_CONFIG_KEY_${i}`] = key;
     env[`GIT_CONFIG_VALUE_${i}`] = value;
   });
   return { env, argsAfterCommand: [], paths, cleanup };
 };
+
+/**
+ * Options that would be applied after the channel's config (`-c`, `--config-env`), or that name a program
+ * to run in the process holding the delivery (`--exec-path`, `--upload-pack`, ...). The latter only act on
+ * local and ssh transports, which the channel's protocol entries already forbid; refusing them says so early.
+ */
+const UNSAFE_GIT_OPTION = /^(-c.*|--config-env(=.*)?|--exec-path(=.*)?|--upload-pack(=.*)?|--receive-pack(=.*)?|--exec(=.*)?)$/;
+
+/** Checks a git command before it receives this channel's delivery; throws naming the offending option. */
+export function assertGitCommand(secretName: string, command: readonly string[]): void {
+  const [program, ...args] = command;
+  if (program === undefined || path.basename(program) !== 'git') throw new ChannelRequestError(secretName, 'the git channel serves git commands only');
+  const unsafe = args.find((a) => UNSAFE_GIT_OPTION.test(a));
+  if (unsafe !== undefined) throw new ChannelRequestError(secretName, `the git command uses ${unsafe.split('=')[0]}, which could override the channel`);
+}

@@ -11,6 +11,7 @@ import { prepareTempFile } from './tempFile';
 export type { ChannelPreparer } from './preparer';
 export { ChannelRequestError } from './preparer';
 export { planPackageInstall, type PlannedProcess } from './npmInstallPlan';
+export { assertGitCommand } from './gitCredentialHelper';
 
 /** Every channel that delivers something; `refused` has no preparer, so asking for it cannot deliver. */
 export type DeliveringChannel = Exclude<Channel, 'refused'>;

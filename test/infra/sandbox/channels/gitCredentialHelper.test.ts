@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { channelPreparers, ChannelRequestError } from '../../../../infra/sandbox/channels';
+import { assertGitCommand, channelPreparers, ChannelRequestError } from '../../../../infra/sandbox/channels';
 import type { CredentialDelivery, CredentialRequest } from '../../../../infra/sandbox/credentialDelivery';
 import { startGitHttpServer, type GitHttpServer } from '../../../support/gitHttpServer';
 import { liveCommandLines } from '../../../support/processLeaks';
@@ -111,6 +111,64 @@ describe('git-credential-helper channel against a real git http-backend', () => 
     expect(await server.revParse('project', 'main')).toBe(head);
     expect(server.requests.some((r) => r.user === 'x-access-token' && r.url.includes('git-receive-pack'))).toBe(true);
     expectNoTraceOfToken(delivery, credentialDir, run.argv, run.env);
+  });
+
+  it('a hostile repository cannot reach the token: its hooks, helpers and ext:: remotes do not run', async () => {
+    const credentialDir = freshTarget().credentialDir;
+    const hooks = path.join(s.root, 'hostile-hooks');
+    const loot = path.join(s.root, 'loot');
+    mkdirSync(hooks);
+    mkdirSync(loot);
+    // Each hook records that it ran and tries to copy the channel's files and its env out.
+    for (const hook of ['pre-commit', 'pre-push', 'reference-transaction', 'post-update'])
+      writeFileSync(path.join(hooks, hook), `#!/bin/sh\ntouch '${loot}/${hook}-ran'\ncat '${credentialDir}'/* > '${loot}/${hook}-files' 2>/dev/null\nenv > '${loot}/${hook}-env'\nexit 0\n`, { mode: 0o755 });
+    for (const [key, value] of [
+      ['core.hooksPath', hooks],
+      ['credential.helper', 'store'],
+      ['protocol.ext.allow', 'always'],
+      ['remote.evil.url', `ext::sh -c touch% ${loot}/ext-ran`],
+    ] as const)
+      expect((await git(['config', '--local', key, value], clone)).code).toBe(0);
+    // The hooks work when no delivery is involved: a commit runs pre-commit.
+    writeFileSync(path.join(clone, 'HOSTILE.md'), 'hostile\n');
+    await git(['add', 'HOSTILE.md'], clone);
+    expect((await git(['commit', '--quiet', '-m', 'Hostile'], clone)).code).toBe(0);
+    expect(existsSync(path.join(loot, 'pre-commit-ran'))).toBe(true);
+    expect(existsSync(path.join(loot, 'reference-transaction-ran'))).toBe(true);
+    for (const f of readdirSync(loot)) rmSync(path.join(loot, f));
+
+    const delivery = await prepare(gitRequest(), { credentialDir });
+    const push = await git(['push', '--quiet', 'origin', 'main'], clone, delivery);
+    expect(push.code).toBe(0);
+    const fetchEvil = await git(['fetch', 'evil'], clone, await prepare(gitRequest(), { credentialDir }));
+    expect(fetchEvil.code).not.toBe(0);
+    expect(fetchEvil.stderr).toMatch(/transport 'ext' not allowed/);
+
+    expect(readdirSync(loot)).toEqual([]); // no hook and no ext:: command ran with the delivery
+    expect(existsSync(path.join(home, '.git-credentials'))).toBe(false);
+    expectNoTraceOfToken(delivery, credentialDir, push.argv, push.env);
+  });
+
+  it('refuses git commands whose options would be applied after the channel config', () => {
+    for (const command of [
+      ['git', '-c', 'credential.helper=store', 'push'],
+      ['git', '-ccredential.helper=store', 'push'],
+      ['git', '--config-env=credential.helper=HELPER', 'fetch'],
+      ['git', '--exec-path=/tmp/evil', 'clone', 'https://example.com/r.git'],
+      ['git', 'clone', '--upload-pack=/tmp/evil', 'https://example.com/r.git'],
+      ['sh', '-c', 'git push'],
+    ])
+      expect(() => assertGitCommand('GIT_TOKEN', command), command.join(' ')).toThrow(ChannelRequestError);
+    expect(() => assertGitCommand('GIT_TOKEN', ['git', '-C', '/ws', 'push', '-u', 'origin', 'main'])).not.toThrow();
+  });
+
+  it('why: a -c helper on the command line would be consulted after the channel and store the token', async () => {
+    const credentialDir = freshTarget().credentialDir;
+    const delivery = await prepare(gitRequest(), { credentialDir });
+    const run = await git(['-c', 'credential.helper=store', 'ls-remote', `${server.origin}/project.git`], s.workspace, delivery);
+    expect(run.code).toBe(0);
+    expect(filesContaining(home, token).map((f) => path.basename(f))).toEqual(['.git-credentials']);
+    rmSync(path.join(home, '.git-credentials'));
   });
 
   it('git processes started by the test never carry the token in their command lines', () => {
