@@ -1,0 +1,68 @@
+/**
+ * History events in the wire form durable-functions' replay reads (TaskOrchestrationExecutor): PascalCase
+ * fields, `EventType` numbers from HistoryEventType, completions matched by `TaskScheduledId`/`TimerId`,
+ * external events by `Name`, and `Result`/`Input` carried as JSON text.
+ */
+export const EventType = {
+  ExecutionStarted: 0,
+  ExecutionCompleted: 1,
+  ExecutionFailed: 2,
+  ExecutionTerminated: 3,
+  TaskScheduled: 4,
+  TaskCompleted: 5,
+  TaskFailed: 6,
+  SubOrchestrationInstanceCreated: 7,
+  SubOrchestrationInstanceCompleted: 8,
+  SubOrchestrationInstanceFailed: 9,
+  TimerCreated: 10,
+  TimerFired: 11,
+  OrchestratorStarted: 12,
+  OrchestratorCompleted: 13,
+  EventRaised: 15,
+  ContinueAsNew: 16,
+  ExecutionSuspended: 19,
+  ExecutionResumed: 20,
+} as const;
+export type EventTypeNumber = (typeof EventType)[keyof typeof EventType];
+
+export interface HistoryEvent {
+  readonly EventType: EventTypeNumber;
+  readonly EventId: number;
+  readonly Timestamp: string;
+  readonly IsPlayed?: boolean;
+  readonly Name?: string;
+  readonly Input?: string;
+  readonly Result?: string;
+  readonly Reason?: string;
+  readonly Details?: string;
+  readonly TaskScheduledId?: number;
+  readonly TimerId?: number;
+  readonly FireAt?: string;
+  readonly InstanceId?: string;
+  readonly Version?: string;
+  /** How durable-functions reads a failed task: TaskFailedError(`${ErrorType}: ${ErrorMessage}`). */
+  readonly FailureDetails?: { readonly ErrorType: string; readonly ErrorMessage: string; readonly StackTrace?: string };
+}
+
+/** A history event as stored: the event plus the inbox key that produced it, so a re-read inbox row is not applied twice. */
+export interface StoredEvent {
+  readonly event: HistoryEvent;
+  readonly key?: string;
+}
+
+export const eventTypeName = (type: number): string =>
+  Object.entries(EventType).find(([, value]) => value === type)?.[0] ?? `Event${type}`;
+
+/** JSON text of a value as history carries it; `undefined` has no JSON form, so it becomes null. */
+export function toJsonText(value: unknown): string {
+  return JSON.stringify(value) ?? 'null';
+}
+
+export function parseJsonText(text: string | undefined): unknown {
+  if (text === undefined || text === '') return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
