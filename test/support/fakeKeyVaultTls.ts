@@ -59,7 +59,8 @@ export function agentPolicy(agent: Agent): PipelinePolicy {
   return {
     name: 'fakeKeyVaultAgent',
     sendRequest: (request, next) => {
-      request.agent = agent;
+      // Non-enumerable: the SDK's logging policy serialises the request, and an agent with live sockets is huge.
+      Object.defineProperty(request, 'agent', { value: agent, enumerable: false, configurable: true, writable: true });
       return next(request);
     },
   };

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyVaultSecretVault } from '../../../infra/vault/keyVaultSecretVault';
-import { aSecretValue, expectRefused, secretVaultContract } from '../../contracts/secretVault.contract';
+import { aSecretValue, expectNoTrace, expectRefused, secretVaultContract } from '../../contracts/secretVault.contract';
 import { FakeKeyVault } from '../../support/fakeKeyVault';
 import { FakeTokenCredential } from '../../support/fakeKeyVaultTls';
 import { ManualClock } from './manualClock';
@@ -105,5 +105,29 @@ describe('KeyVaultSecretVault against the fake Key Vault', () => {
     expect(service?.state).toBe('deleted');
     await expectRefused(() => vault.purge(ws, early), 'VAULT.UNAVAILABLE');
     expect(fake.vaults.get(vault.vaultName(ws))?.state).toBe('deleted');
+  });
+});
+
+describe('KeyVaultSecretVault logs', () => {
+  it('the Azure SDK logs at verbose level never contain a value, raw or base64', async () => {
+    const { AzureLogger, getLogLevel, setLogLevel } = await import('@azure/logger');
+    const lines: string[] = [];
+    const [originalLog, originalLevel] = [AzureLogger.log, getLogLevel()];
+    AzureLogger.log = (...args: unknown[]) => lines.push(args.map(String).join(' '));
+    setLogLevel('verbose');
+    const ws = `ws-${randomUUID()}`;
+    const [first, second] = [aSecretValue('logged'), aSecretValue('rotated')];
+    try {
+      await vault.set(ws, 'LOGGED', first, { version: 1, ...by });
+      await vault.set(ws, 'LOGGED', second, { version: 2, ...by });
+      await vault.resolve(ws, 'LOGGED');
+      await vault.previousValues(ws, new Date(0));
+      await expectRefused(() => vault.set(ws, 'LOGGED', first, { version: 1, ...by }), 'VAULT.STALE_VERSION', first);
+    } finally {
+      setLogLevel(originalLevel);
+      AzureLogger.log = originalLog;
+    }
+    expect(lines.join('\n')).toContain('/secrets/LOGGED');
+    for (const value of [first, second]) expectNoTrace(lines.join('\n'), value);
   });
 });
