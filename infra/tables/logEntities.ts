@@ -24,10 +24,14 @@ export function assertBodyFits(entities: readonly Entity[]): void {
 }
 type Row = TableEntityResult<Record<string, unknown>>;
 
-function recordProps(sealed: SealedRecord): Record<string, string | number> {
+/**
+ * `blobRef` names the blob holding the stored bytes of a record too large for the entity; the hash still
+ * covers those full bytes, so an edited blob fails `verify` like an edited row.
+ */
+function recordProps(sealed: SealedRecord, blobRef: string | undefined): Record<string, string | number> {
   const { record } = sealed;
   return {
-    ...toParts('record', sealed.stored),
+    ...(blobRef === undefined ? toParts('record', sealed.stored) : { blobRef, recordUnits: sealed.stored.length }),
     sequence: record.sequence,
     streamId: record.streamId,
     streamVersion: record.streamVersion,
@@ -37,20 +41,20 @@ function recordProps(sealed: SealedRecord): Record<string, string | number> {
   };
 }
 
-export function eventEntity(sealed: SealedRecord, checkpoint?: string): Entity {
+export function eventEntity(sealed: SealedRecord, checkpoint?: string, blobRef?: string): Entity {
   const { record } = sealed;
   return {
     partitionKey: record.workspaceId,
     rowKey: eventRowKey(record.sequence),
-    ...recordProps(sealed),
+    ...recordProps(sealed, blobRef),
     ...(checkpoint === undefined ? {} : { checkpoint }),
   };
 }
 
 /** A full copy of the record, so reading a stream is one range query instead of one read per event. */
-export function streamIndexEntity(sealed: SealedRecord): Entity {
+export function streamIndexEntity(sealed: SealedRecord, blobRef?: string): Entity {
   const { record } = sealed;
-  return { partitionKey: record.workspaceId, rowKey: streamRowKey(record.streamId, record.streamVersion), ...recordProps(sealed) };
+  return { partitionKey: record.workspaceId, rowKey: streamRowKey(record.streamId, record.streamVersion), ...recordProps(sealed, blobRef) };
 }
 
 /** What the outbox dispatcher needs to find and publish the event; the event itself stays in its `e:` row. */
@@ -88,39 +92,40 @@ const num = (row: Row, name: string): number => {
   return typeof value === 'number' ? value : Number.NaN;
 };
 
-/** Unreadable parts become empty text, which `verify` then reports as a broken record rather than throwing. */
-function storedText(row: Row): string {
-  try {
-    return fromParts('record', row);
-  } catch {
-    return '';
-  }
+export function blobRefOf(row: Row): string | undefined {
+  const ref = row['blobRef'];
+  return typeof ref === 'string' ? ref : undefined;
 }
 
-export function toChainRow(row: Row): ChainRow {
+/** The stored bytes kept inline; blob-held records are fetched by the store. */
+export function inlineText(row: Row): string {
+  return fromParts('record', row);
+}
+
+export function toChainRow(row: Row, stored: string): ChainRow {
   const checkpoint = row['checkpoint'];
   return {
     sequence: sequenceOf(row.rowKey ?? ''),
-    stored: storedText(row),
+    stored,
     prevHash: str(row, 'prevHash'),
     hash: str(row, 'hash'),
     checkpoint: typeof checkpoint === 'string' ? checkpoint : undefined,
   };
 }
 
-export function toIndexRow(row: Row): IndexRow {
+export function toIndexRow(row: Row, stored: string): IndexRow {
   return {
     streamId: str(row, 'streamId'),
     streamVersion: sequenceOf(row.rowKey ?? ''),
     sequence: num(row, 'sequence'),
-    stored: storedText(row),
+    stored,
     prevHash: str(row, 'prevHash'),
     hash: str(row, 'hash'),
   };
 }
 
-export function toRecord(row: Row): RecordedEvent {
-  return parseRecord(fromParts('record', row), str(row, 'prevHash'), str(row, 'hash'));
+export function toRecord(row: Row, stored: string): RecordedEvent {
+  return parseRecord(stored, str(row, 'prevHash'), str(row, 'hash'));
 }
 
 export function toHeadRow(row: Row): HeadRow & { etag: string } {

@@ -2,7 +2,6 @@ import canonicalize from 'canonicalize';
 import type { EventEnvelope, RecordedEvent } from '../../domain/events';
 import type { Hasher } from '../../domain/ports/hasher';
 import type { Ids } from '../../domain/ports/ids';
-import { assertTextFits } from './textParts';
 
 /** The `prevHash` of a workspace's first record. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -74,7 +73,6 @@ export function sealRecords(input: SealInput): SealedRecord[] {
       meta: event.meta,
     };
     const stored = canonicalJson(body);
-    assertTextFits(`Record ${body.sequence}`, stored);
     const hash = chainHash(input.hasher, prevHash, stored);
     const record = parseRecord(stored, prevHash, hash);
     prevHash = hash;

@@ -1,5 +1,6 @@
 import { RestError, TableClient, odata } from '@azure/data-tables';
 import type { TableEntityResult, TransactionAction } from '@azure/data-tables';
+import type { ContainerClient } from '@azure/storage-blob';
 import type { DomainEvent, RecordedEvent } from '../../domain/events';
 import { ConcurrencyExhaustedError, TransactionTooLargeError, VersionConflictError } from '../../domain/errors';
 import type { Clock } from '../../domain/ports/clock';
@@ -15,7 +16,7 @@ import { systemClock } from '../system/systemClock';
 import { systemRandom } from '../system/systemRandom';
 import { verifyChain } from './chainVerifier';
 import {
-  MAX_TRANSACTION_OPERATIONS, assertBodyFits, eventEntity, headEntity, outboxEntity, projectionEntity, streamIndexEntity, toChainRow, toHeadRow, toIndexRow,
+  MAX_TRANSACTION_OPERATIONS, assertBodyFits, blobRefOf, eventEntity, inlineText, headEntity, outboxEntity, projectionEntity, streamIndexEntity, toChainRow, toHeadRow, toIndexRow,
   toProjectionValue, toRecord,
 } from './logEntities';
 import { GENESIS_HASH, sealRecords } from './logRecord';
@@ -23,8 +24,9 @@ import type { Redact } from './logRecord';
 import type { KeyRange } from './rowKeys';
 import { HEAD_ROW_KEY, allStreamsRange, eventRange, projectionRange, projectionRowKey, streamRange, streamRowKey } from './rowKeys';
 import { EmptyAppendError } from './storeErrors';
+import { RecordBlobs } from './recordBlobs';
 import { StreamCache } from './streamCache';
-import { fromParts } from './textParts';
+import { MAX_TEXT_UNITS } from './textParts';
 
 
 export interface TableEventStoreOptions {
@@ -43,6 +45,11 @@ export interface TableEventStoreOptions {
   readonly maxHeadAttempts?: number;
   /** UTF-16 units of stored records kept by the stream cache; 0 turns it off (default 8M). */
   readonly streamCacheUnits?: number;
+  /**
+   * Where records too large for one entity (over 448,000 UTF-16 units) go, by reference. Without it such
+   * records are refused with `AppendTooLargeError`.
+   */
+  readonly largeRecords?: ContainerClient;
 }
 
 type Row = TableEntityResult<Record<string, unknown>>;
@@ -66,6 +73,7 @@ export class TableEventStore implements EventStore {
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly cache: StreamCache;
+  private readonly blobs: RecordBlobs | undefined;
   private ready: Promise<void> | undefined;
   /** Counters for tests, benchmarks and metrics: how often the head or the stream was contended. */
   readonly stats = { appends: 0, headRetries: 0, streamConflicts: 0 };
@@ -76,6 +84,7 @@ export class TableEventStore implements EventStore {
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? systemRandom;
     this.cache = new StreamCache(options.streamCacheUnits ?? 8 * 1024 * 1024);
+    this.blobs = options.largeRecords ? new RecordBlobs(options.largeRecords) : undefined;
   }
 
   static fromConnectionString(connectionString: string, tableName: string, options?: TableEventStoreOptions): TableEventStore {
@@ -102,10 +111,13 @@ export class TableEventStore implements EventStore {
       });
       const last = sealed[sealed.length - 1]!.record;
       const signature = await this.options.checkpointer?.sign({ workspaceId, sequence: last.sequence, hash: last.hash });
+      const blobRefs = await Promise.all(
+        sealed.map((s) => (this.blobs && s.stored.length > MAX_TEXT_UNITS ? this.blobs.put(workspaceId, s.record.hash, s.stored) : undefined)),
+      );
       const actions: TransactionAction[] = [
         // Stream rows first: when the stream moved, that is the conflict the service reports.
-        ...sealed.map((s): TransactionAction => ['create', streamIndexEntity(s)]),
-        ...sealed.map((s): TransactionAction => ['create', eventEntity(s, s.record === last ? signature : undefined)]),
+        ...sealed.map((s, i): TransactionAction => ['create', streamIndexEntity(s, blobRefs[i])]),
+        ...sealed.map((s, i): TransactionAction => ['create', eventEntity(s, s.record === last ? signature : undefined, blobRefs[i])]),
         head
           ? ['update', headEntity(workspaceId, { sequence: last.sequence, hash: last.hash, signature }), 'Replace', { etag: head.etag }]
           : ['create', headEntity(workspaceId, { sequence: last.sequence, hash: last.hash, signature })],
@@ -124,7 +136,7 @@ export class TableEventStore implements EventStore {
         const next = await this.pointRead(workspaceId, streamRowKey(streamId, expectedVersion + 1));
         if (next) {
           // The SDK retries a request whose response was lost; if that earlier try committed, the row is ours.
-          if (toRecord(next).id === sealed[0]!.record.id) return { records: sealed.map((s) => s.record), version: expectedVersion + events.length };
+          if (toRecord(next, await this.storedText(next)).id === sealed[0]!.record.id) return { records: sealed.map((s) => s.record), version: expectedVersion + events.length };
           this.stats.streamConflicts++;
           throw new VersionConflictError(streamId, expectedVersion);
         }
@@ -141,11 +153,12 @@ export class TableEventStore implements EventStore {
     const records = [...cached.records];
     let units = cached.units;
     for await (const row of this.rows(workspaceId, streamRange(streamId, records.length))) {
-      const record = toRecord(row);
+      const stored = await this.storedText(row);
+      const record = toRecord(row, stored);
       if (record.streamVersion !== records.length + 1 || record.streamId !== streamId)
         throw new Error(`Stream index of ${streamId} is inconsistent at version ${records.length + 1}; run verify`);
       records.push(record);
-      units += fromParts('record', row).length;
+      units += stored.length;
     }
     this.cache.set(workspaceId, streamId, records, units);
     return { version: records.length, events: records as unknown as readonly RecordedEvent<E>[] };
@@ -161,7 +174,7 @@ export class TableEventStore implements EventStore {
         more = true;
         break;
       }
-      records.push(toRecord(row));
+      records.push(toRecord(row, await this.storedText(row)));
     }
     const last = records[records.length - 1];
     return more && last ? { records, next: last.sequence } : { records };
@@ -184,8 +197,10 @@ export class TableEventStore implements EventStore {
   async verify(workspaceId: string): Promise<VerifyResult> {
     await this.ensureTable();
     const headRow = await this.pointRead(workspaceId, HEAD_ROW_KEY);
-    const mapRows = async function* <T>(source: AsyncIterable<Row>, map: (row: Row) => T): AsyncGenerator<T> {
-      for await (const row of source) yield map(row);
+    // Unreadable rows become empty text, which verify reports as broken; I/O errors still propagate.
+    const lenient = (row: Row): Promise<string> => this.storedText(row, true);
+    const mapRows = async function* <T>(source: AsyncIterable<Row>, map: (row: Row, stored: string) => T): AsyncGenerator<T> {
+      for await (const row of source) yield map(row, await lenient(row));
     };
     return verifyChain({
       workspaceId,
@@ -195,6 +210,22 @@ export class TableEventStore implements EventStore {
       hasher: this.hasher,
       checkpointer: this.options.checkpointer,
     });
+  }
+
+  /** The record's stored bytes, from the row's parts or from the blob it names. */
+  private async storedText(row: Row, lenient = false): Promise<string> {
+    const ref = blobRefOf(row);
+    if (ref !== undefined) {
+      if (this.blobs) return this.blobs.get(ref);
+      if (lenient) return '';
+      throw new Error(`Record ${row.rowKey ?? ''} is held in Blob storage but this store has no largeRecords container`);
+    }
+    try {
+      return inlineText(row);
+    } catch (error) {
+      if (lenient) return '';
+      throw error;
+    }
   }
 
   private ensureTable(): Promise<void> {
