@@ -6,7 +6,7 @@ import { assertGitCommand, channelPreparers, ChannelRequestError } from '../../.
 import type { CredentialDelivery, CredentialRequest } from '../../../../infra/sandbox/credentialDelivery';
 import { startGitHttpServer, type GitHttpServer } from '../../../support/gitHttpServer';
 import { liveCommandLines } from '../../../support/processLeaks';
-import { spawnWithDelivery } from '../../../support/spawnWithDelivery';
+import { launchWithDelivery } from '../../../support/launchWithDelivery';
 import { aScratch, aToken, baseEnv, filesContaining } from './builders';
 
 const token = aToken();
@@ -36,8 +36,11 @@ function gitRequest(overrides: Partial<CredentialRequest> = {}): CredentialReque
 function freshTarget() {
   return { credentialDir: mkdtempSync(path.join(s.root, 'cred-')) };
 }
-const gitEnv = () => ({ ...baseEnv(home), GIT_TERMINAL_PROMPT: '0' });
-const git = (args: string[], cwd: string, delivery?: CredentialDelivery) => spawnWithDelivery(['git', ...args], delivery, { cwd, env: gitEnv() });
+/** Without a delivery nothing switches prompts off; with one, the channel does (and the launcher refuses a duplicate). */
+const gitEnv = (delivered = false): Record<string, string> => (delivered ? baseEnv(home) : { ...baseEnv(home), GIT_TERMINAL_PROMPT: '0' });
+/** Through the real guarded launcher, whose guard and redactor know the token. */
+const git = (args: string[], cwd: string, delivery?: CredentialDelivery) =>
+  launchWithDelivery(['git', ...args], delivery, { cwd, env: gitEnv(delivery !== undefined), secrets: [{ name: 'GIT_TOKEN', value: token }] });
 
 function expectNoTraceOfToken(delivery: CredentialDelivery, credentialDir: string, argv: readonly string[], env: Record<string, string>) {
   expect(readdirSync(credentialDir)).toEqual([]);

@@ -2,9 +2,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { channelPreparers, ChannelRequestError, planPackageInstall } from '../../../../infra/sandbox/channels';
-import type { CredentialRequest } from '../../../../infra/sandbox/credentialDelivery';
+import type { CredentialDelivery, CredentialRequest } from '../../../../infra/sandbox/credentialDelivery';
 import { startNpmRegistry, type NpmRegistry } from '../../../support/npmRegistry';
-import { spawnWithDelivery } from '../../../support/spawnWithDelivery';
+import { launchWithDelivery } from '../../../support/launchWithDelivery';
 import { aScratch, aToken, baseEnv, filesContaining } from './builders';
 
 const token = aToken();
@@ -37,6 +37,9 @@ const npmEnv = () => ({
   npm_config_audit: 'false',
   npm_config_fund: 'false',
 });
+/** Through the real guarded launcher, whose guard and redactor know the token. */
+const launch = (command: readonly string[], delivery: CredentialDelivery | undefined, options: { cwd: string; env: Record<string, string> }) =>
+  launchWithDelivery(command, delivery, { ...options, secrets: [{ name: 'NPM_TOKEN', value: token }] });
 const installCommand = () => ['npm', 'install', registry.packageName, '--registry', `${registry.origin}/`, '--no-audit', '--no-fund'];
 const marker = () => path.join(s.workspace, 'install-marker.json');
 const installed = () => path.join(s.workspace, 'node_modules', registry.packageName);
@@ -51,7 +54,7 @@ describe('the leak detectors themselves', () => {
       const userconfig = path.join(workspace, 'leaky-npmrc');
       writeFileSync(userconfig, `//${new URL(canary.origin).host}/:_authToken=${canaryToken}\n`);
       const command = ['npm', 'install', canary.packageName, '--registry', `${canary.origin}/`, '--userconfig', userconfig];
-      const run = await spawnWithDelivery(command, undefined, { cwd: workspace, env: { ...npmEnv(), npm_config_cache: path.join(workspace, 'cache'), CANARY: canaryToken } });
+      const run = await launch(command, undefined, { cwd: workspace, env: { ...npmEnv(), npm_config_cache: path.join(workspace, 'cache'), CANARY: canaryToken } });
       expect(run.code).toBe(0);
       expect(canary.leaks.map((l) => l.where)).toContain('environ');
       const seen = JSON.parse(readFileSync(path.join(workspace, 'install-marker.json'), 'utf8')) as { userconfigHasAuthToken: boolean };
@@ -65,7 +68,7 @@ describe('the leak detectors themselves', () => {
 
 describe('package-manager-config channel against a local registry', () => {
   it('without the credential, the install is refused by the registry (401)', async () => {
-    const run = await spawnWithDelivery(installCommand(), undefined, { cwd: s.workspace, env: npmEnv() });
+    const run = await launch(installCommand(), undefined, { cwd: s.workspace, env: npmEnv() });
     expect(run.code).not.toBe(0);
     expect(run.stderr).toMatch(/E401|401/);
     expect(existsSync(installed())).toBe(false);
@@ -85,7 +88,7 @@ describe('package-manager-config channel against a local registry', () => {
     expect(delivery.env).toEqual({});
 
     const before = registry.requests.length;
-    const run = await spawnWithDelivery(authenticated?.command ?? [], delivery, { cwd: s.workspace, env: npmEnv() });
+    const run = await launch(authenticated?.command ?? [], delivery, { cwd: s.workspace, env: npmEnv() });
     expect(run.stderr).not.toMatch(/ERR!/);
     expect(run.code).toBe(0);
     expect(readFileSync(path.join(installed(), 'index.js'), 'utf8')).toContain('dp-fixture-pkg');
@@ -108,7 +111,7 @@ describe('package-manager-config channel against a local registry', () => {
     const [, ...scripts] = planPackageInstall(installCommand(), npmRequest());
     expect(scripts.map((p) => p.command)).toEqual([['npm', 'rebuild']]);
     for (const step of scripts) {
-      const run = await spawnWithDelivery(step.command, undefined, { cwd: s.workspace, env: npmEnv() });
+      const run = await launch(step.command, undefined, { cwd: s.workspace, env: npmEnv() });
       expect(run.code).toBe(0);
     }
     const seen = JSON.parse(readFileSync(marker(), 'utf8')) as {

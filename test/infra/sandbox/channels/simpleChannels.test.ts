@@ -1,7 +1,9 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { channelPreparers, ChannelRequestError, preparerFor } from '../../../../infra/sandbox/channels';
-import { spawnWithDelivery } from '../../../support/spawnWithDelivery';
+import { createHash } from 'node:crypto';
+import { launchWithDelivery } from '../../../support/launchWithDelivery';
+import type { CredentialDelivery, CredentialRequest } from '../../../../infra/sandbox/credentialDelivery';
 import { aCredentialRequest, aScratch, baseEnv } from './builders';
 
 const scratches: Array<ReturnType<typeof aScratch>> = [];
@@ -14,6 +16,13 @@ afterEach(() => scratches.splice(0).forEach((s) => s.dispose()));
 
 /** A node one-liner run as the receiving process. */
 const node = (script: string) => [process.execPath, '-e', script];
+/** The child reports what it received as a SHA-256, so the comparison survives the launcher's redaction. */
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+const HASH = 'const h = (t) => require("crypto").createHash("sha256").update(t).digest("hex");';
+/** Through the real guarded launcher; its guard and redactor know the request's secret. */
+function launch(command: string[], delivery: CredentialDelivery | undefined, s: ReturnType<typeof aScratch>, request: CredentialRequest) {
+  return launchWithDelivery(command, delivery, { cwd: s.workspace, env: baseEnv(s.root), secrets: [{ name: request.secretName, value: request.value }] });
+}
 
 describe('process-env channel', () => {
   it('puts the value in that one process env under the `as` name, and nowhere on disk or in argv', async () => {
@@ -22,11 +31,8 @@ describe('process-env channel', () => {
     const delivery = await channelPreparers['process-env'](request, s.target);
     expect(delivery.paths).toEqual([]);
     expect(delivery.argsAfterCommand).toEqual([]);
-    const run = await spawnWithDelivery(node('process.stdout.write(process.env.TRACKER_KEY ?? "missing")'), delivery, {
-      cwd: s.workspace,
-      env: baseEnv(s.root),
-    });
-    expect(run.stdout).toBe(request.value);
+    const run = await launch(node(`${HASH} process.stdout.write(h(process.env.TRACKER_KEY ?? "missing"))`), delivery, s, request);
+    expect(run.stdout).toBe(sha256(request.value));
     expect(run.argv.join(' ')).not.toContain(request.value);
     expect(readdirSync(s.target.credentialDir)).toEqual([]);
   });
@@ -35,11 +41,8 @@ describe('process-env channel', () => {
     const s = scratch();
     const request = aCredentialRequest();
     await channelPreparers['process-env'](request, s.target);
-    const run = await spawnWithDelivery(node('process.stdout.write(JSON.stringify(process.env))'), undefined, {
-      cwd: s.workspace,
-      env: baseEnv(s.root),
-    });
-    expect(run.stdout).not.toContain(request.value);
+    const run = await launch(node('process.stdout.write(JSON.stringify(Object.keys(process.env)))'), undefined, s, request);
+    expect(JSON.parse(run.stdout)).not.toContain('TRACKER_KEY');
   });
 
   it('refuses a missing, malformed or code-loading env name, naming the secret but not the value', async () => {
@@ -65,12 +68,8 @@ describe('temp-file channel', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(JSON.stringify(delivery.env)).not.toContain(request.value);
 
-    const run = await spawnWithDelivery(
-      node('const fs = require("fs"); process.stdout.write(fs.readFileSync(process.env.KEY_FILE, "utf8"))'),
-      delivery,
-      { cwd: s.workspace, env: baseEnv(s.root) },
-    );
-    expect(run.stdout).toBe(request.value);
+    const run = await launch(node(`${HASH} process.stdout.write(h(require("fs").readFileSync(process.env.KEY_FILE, "utf8")))`), delivery, s, request);
+    expect(run.stdout).toBe(sha256(request.value));
     expect(existsSync(file)).toBe(false); // the exit of the process triggered cleanup
     expect(readdirSync(s.target.credentialDir)).toEqual([]);
     await delivery.cleanup(); // idempotent
@@ -80,7 +79,7 @@ describe('temp-file channel', () => {
     const s = scratch();
     const request = aCredentialRequest({ use: 'file', as: 'KEY_FILE' });
     const delivery = await preparerFor(request)(request, s.target);
-    const run = await spawnWithDelivery(node('process.exit(3)'), delivery, { cwd: s.workspace, env: baseEnv(s.root) });
+    const run = await launch(node('process.exit(3)'), delivery, s, request);
     expect(run.code).toBe(3);
     expect(readdirSync(s.target.credentialDir)).toEqual([]);
   });
@@ -103,14 +102,15 @@ describe('stdin channel', () => {
     const delivery = await preparerFor(request)(request, s.target);
     expect(delivery.env).toEqual({});
     expect(delivery.paths).toEqual([]);
-    const run = await spawnWithDelivery(
-      node('let d = ""; process.stdin.on("data", (c) => (d += c)).on("end", () => process.stdout.write(JSON.stringify({ d, env: process.env })))'),
+    const run = await launch(
+      node(`${HASH} let d = ""; process.stdin.on("data", (c) => (d += c)).on("end", () => process.stdout.write(JSON.stringify({ d: h(d), env: h(JSON.stringify(process.env)), inEnv: JSON.stringify(process.env).includes(d) })))`),
       delivery,
-      { cwd: s.workspace, env: baseEnv(s.root) },
+      s,
+      request,
     );
-    const seen = JSON.parse(run.stdout) as { d: string; env: Record<string, string> };
-    expect(seen.d).toBe(request.value);
-    expect(JSON.stringify(seen.env)).not.toContain(request.value);
+    const seen = JSON.parse(run.stdout) as { d: string; inEnv: boolean };
+    expect(seen.d).toBe(sha256(request.value));
+    expect(seen.inEnv).toBe(false);
     expect(run.argv.join(' ')).not.toContain(request.value);
   });
 });
