@@ -65,7 +65,7 @@ async function race(workspaceId: string, streamFor: (writer: number) => string, 
 describe('TableEventStore under concurrent writers (Azurite)', () => {
   it('20 writers × 50 appends on one stream: every attempt accounted for, no gap, no duplicate, projection = fold', async () => {
     const workspaceId = `ws-${randomUUID()}`;
-    const tally = await race(workspaceId, () => 'counter:one', 50, { maxAttempts: 40, baseDelayMs: 2, maxDelayMs: 120 });
+    const tally = await race(workspaceId, () => 'counter:one', 50, { maxAttempts: 40, baseDelayMs: 5, maxDelayMs: 200 });
     console.log(`one stream: ${tally.successes} ok, ${tally.exhausted} exhausted, ${tally.ms} ms, ${((tally.successes * 1000) / tally.ms).toFixed(0)} appends/s, ${tally.streamConflicts} stream conflicts, ${tally.headRetries} head retries`);
     expect(tally.successes + tally.exhausted).toBe(WRITERS * 50);
     expect(tally.successes).toBeGreaterThan(WRITERS * 50 * 0.8);
