@@ -1,0 +1,284 @@
+// Disco Parrot backend in Azure, deployed at subscription scope because it creates two resource groups:
+// the platform group (Function App, storage, platform Key Vault, Service Bus, monitoring) and a group that
+// holds only the per-workspace Key Vaults the app provisions at run time (DESIGN §6). Deploy with
+//   az deployment sub create --location <region> --template-file infra/deploy/main.bicep \
+//     --parameters infra/deploy/main.parameters.json
+// then publish the code (docs/deploy.md).
+
+targetScope = 'subscription'
+
+@description('Short environment name (lowercase letters and digits), used in every resource name, e.g. prod.')
+@minLength(2)
+@maxLength(8)
+param environmentName string
+
+@description('Region for every resource; it must offer the Flex Consumption plan.')
+param location string
+
+@description('Resource group for the platform resources.')
+param platformResourceGroupName string = 'rg-discoparrot-${environmentName}'
+
+@description('Resource group that holds only workspace vaults; the app may create and delete Key Vaults here.')
+param workspaceVaultsResourceGroupName string = 'rg-discoparrot-${environmentName}-vaults'
+
+@description('Audience callers\' Entra ID access tokens must carry: the API app registration\'s Application ID URI or client id.')
+param authAudience string
+
+@description('Token issuer. The default is the v2.0 issuer of this deployment\'s tenant.')
+param authIssuer string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+
+@description('Where the issuer\'s signing keys are published.')
+param authJwksUrl string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/discovery/v2.0/keys'
+
+@description('Durable Functions task hub: letters and digits, 3-45, unique per storage account and environment.')
+@minLength(3)
+@maxLength(45)
+param durableTaskHub string = 'discoparrot${environmentName}'
+
+@minLength(3)
+@maxLength(63)
+param eventLogTable string = 'eventlog'
+
+@minLength(3)
+@maxLength(63)
+param vaultTable string = 'vault'
+
+@description('Seconds a resolved secret value may be reused while its version is unchanged.')
+@minValue(0)
+@maxValue(300)
+param resolverCacheSeconds int = 30
+
+@allowed([
+  'standard'
+  'premium'
+])
+param platformVaultSku string = 'premium'
+
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param platformVaultPublicNetworkAccess string = 'Enabled'
+
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+])
+param storageSku string = 'Standard_ZRS'
+
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 90
+
+param tags object = {}
+
+var token = toLower(uniqueString(subscription().id, environmentName, location))
+var allTags = union(tags, {
+  application: 'disco-parrot'
+  environment: environmentName
+})
+var names = {
+  plan: 'plan-discoparrot-${environmentName}-${token}'
+  app: 'func-discoparrot-${environmentName}-${token}'
+  storage: take(toLower('stdp${environmentName}${token}'), 24)
+  deploymentContainer: 'app-package'
+  platformVault: take('kv-dp-${environmentName}-${token}', 24)
+  masterKey: 'vault-master'
+  serviceBus: 'sb-discoparrot-${environmentName}-${token}'
+  logAnalytics: 'log-discoparrot-${environmentName}-${token}'
+  appInsights: 'appi-discoparrot-${environmentName}-${token}'
+}
+
+resource platformGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: platformResourceGroupName
+  location: location
+  tags: allTags
+}
+
+resource vaultsGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: workspaceVaultsResourceGroupName
+  location: location
+  tags: allTags
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: platformGroup
+  params: {
+    location: location
+    tags: allTags
+    logAnalyticsName: names.logAnalytics
+    appInsightsName: names.appInsights
+    retentionInDays: logRetentionInDays
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: platformGroup
+  params: {
+    location: location
+    tags: allTags
+    name: names.storage
+    deploymentContainerName: names.deploymentContainer
+    skuName: storageSku
+  }
+}
+
+module platformVault 'modules/platformVault.bicep' = {
+  name: 'platformVault'
+  scope: platformGroup
+  params: {
+    location: location
+    tags: allTags
+    name: names.platformVault
+    masterKeyName: names.masterKey
+    skuName: platformVaultSku
+    publicNetworkAccess: platformVaultPublicNetworkAccess
+  }
+}
+
+module serviceBus 'modules/serviceBus.bicep' = {
+  name: 'serviceBus'
+  scope: platformGroup
+  params: {
+    location: location
+    tags: allTags
+    name: names.serviceBus
+  }
+}
+
+module app 'modules/functionApp.bicep' = {
+  name: 'functionApp'
+  scope: platformGroup
+  params: {
+    location: location
+    tags: allTags
+    planName: names.plan
+    appName: names.app
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: names.deploymentContainer
+    appInsightsName: monitoring.outputs.appInsightsName
+    serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
+    masterKeyUri: platformVault.outputs.masterKeyUri
+    platformVaultUri: platformVault.outputs.vaultUri
+    workspaceVaultsResourceGroupName: vaultsGroup.name
+    authIssuer: authIssuer
+    authJwksUrl: authJwksUrl
+    authAudience: authAudience
+    durableTaskHub: durableTaskHub
+    eventLogTable: eventLogTable
+    vaultTable: vaultTable
+    resolverCacheSeconds: resolverCacheSeconds
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+  }
+}
+
+module platformAccess 'modules/platformAccess.bicep' = {
+  name: 'platformAccess'
+  scope: platformGroup
+  params: {
+    appPrincipalId: app.outputs.principalId
+    storageAccountName: storage.outputs.name
+    platformVaultName: platformVault.outputs.name
+    masterKeyName: platformVault.outputs.masterKeyName
+    serviceBusNamespaceName: serviceBus.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+  }
+}
+
+// Narrower than Key Vault Contributor: no access-policy writes (which could grant data-plane access outside
+// RBAC), no purge, nothing outside the workspace-vaults group.
+resource vaultProvisionerRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, workspaceVaultsResourceGroupName, 'disco-parrot-workspace-vault-provisioner')
+  properties: {
+    roleName: 'Disco Parrot workspace vault provisioner (${workspaceVaultsResourceGroupName}, ${subscription().subscriptionId})'
+    description: 'Create, read, soft-delete and recover Key Vaults in the Disco Parrot workspace-vaults resource group.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.KeyVault/vaults/read'
+          'Microsoft.KeyVault/vaults/write'
+          'Microsoft.KeyVault/vaults/delete'
+          'Microsoft.Resources/subscriptions/resourceGroups/read'
+        ]
+        notActions: [
+          'Microsoft.KeyVault/vaults/accessPolicies/write'
+        ]
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      vaultsGroup.id
+    ]
+  }
+}
+
+// Deleted vaults are listed per subscription and location, not per resource group, so reading them (to
+// recover a workspace within retention) needs a subscription-scope grant; it carries no purge right, and
+// purge protection makes Azure purge each vault itself when its retention ends.
+resource deletedVaultReaderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, workspaceVaultsResourceGroupName, 'disco-parrot-deleted-vault-reader')
+  properties: {
+    roleName: 'Disco Parrot deleted vault reader (${workspaceVaultsResourceGroupName}, ${subscription().subscriptionId})'
+    description: 'Read soft-deleted Key Vaults and Key Vault operation results, to recover a workspace within retention.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.KeyVault/locations/deletedVaults/read'
+          'Microsoft.KeyVault/deletedVaults/read'
+          'Microsoft.KeyVault/locations/operationResults/read'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      subscription().id
+    ]
+  }
+}
+
+module workspaceVaultAccess 'modules/workspaceVaultAccess.bicep' = {
+  name: 'workspaceVaultAccess'
+  scope: vaultsGroup
+  params: {
+    appPrincipalId: app.outputs.principalId
+    vaultProvisionerRoleId: vaultProvisionerRole.id
+  }
+}
+
+resource deletedVaultReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(subscription().id, names.app, deletedVaultReaderRole.id)
+  properties: {
+    roleDefinitionId: deletedVaultReaderRole.id
+    principalId: app.outputs.principalId
+    principalType: 'ServicePrincipal'
+    description: 'Read soft-deleted workspace vaults'
+  }
+}
+
+output platformResourceGroup string = platformGroup.name
+output workspaceVaultsResourceGroup string = vaultsGroup.name
+output functionAppName string = app.outputs.name
+output functionAppUrl string = 'https://${app.outputs.defaultHostName}'
+output storageAccountName string = storage.outputs.name
+output platformVaultUri string = platformVault.outputs.vaultUri
+output masterKeyUri string = platformVault.outputs.masterKeyUri
+output serviceBusNamespace string = serviceBus.outputs.fullyQualifiedNamespace
