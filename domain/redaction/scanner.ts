@@ -1,0 +1,215 @@
+import { type Automaton, HASH_BASE, HASH_MIX, step } from './automaton';
+
+/**
+ * One pass over text that may arrive in pieces: finds every occurrence of every pattern, merges
+ * occurrences that overlap or touch into one region, and writes each region as one mask.
+ *
+ * Positions are absolute (counted from the start of the stream); `buffer` holds the text from `emitted`
+ * on, which is everything not yet written out. A region takes the name of its longest occurrence, ties
+ * going to the name that sorts first, so batch and streamed output are the same string.
+ */
+/** Code units of a new chunk scanned together with held-back text before switching to the chunk itself. */
+const BRIDGE = 256;
+
+export class Scanner {
+  private buffer = '';
+  private base = 0;
+  private emitted = 0;
+  /** Hash mode: the next position that might start a pattern. Automaton mode: the next code unit to feed. */
+  private pos = 0;
+  /** -1 in hash mode, else the automaton state after feeding everything before `pos`. */
+  private state = -1;
+  private sessionStart = 0;
+  // Regions not yet written, sorted and disjoint, from index `first`.
+  private regionStart: number[] = [];
+  private regionEnd: number[] = [];
+  private regionLength: number[] = [];
+  private regionSecret: number[] = [];
+  private first = 0;
+
+  constructor(
+    private readonly automaton: Automaton,
+    private readonly masks: readonly string[],
+  ) {}
+
+  /** Scans `chunk` and returns what can no longer change; `final` also flushes what was held back. */
+  feed(chunk: string, final: boolean): string {
+    if (this.buffer.length === 0 || chunk.length <= 2 * BRIDGE) return this.process(this.buffer + chunk, final);
+    // Held-back text + a large chunk: concatenating copies the chunk (a rope would slow every charCodeAt).
+    // Scan across the seam on a short bridge instead; once nothing before the chunk is needed any more,
+    // continue on the caller's own string.
+    const chunkStart = this.base + this.buffer.length;
+    const head = this.process(this.buffer + chunk.slice(0, BRIDGE), false);
+    if (this.emitted < chunkStart) return head + this.process(this.buffer + chunk.slice(BRIDGE), final);
+    this.base = chunkStart;
+    return head + this.process(chunk, final);
+  }
+
+  private process(text: string, final: boolean): string {
+    this.buffer = text;
+    if (this.automaton.window > 0) this.scan(final);
+    else this.pos = this.base + text.length;
+    return this.emit(final);
+  }
+
+  /** Whether `text` holds any occurrence; leaves the scanner as it was. */
+  contains(text: string): boolean {
+    this.buffer = text;
+    if (this.automaton.window > 0) this.scan(true);
+    const found = this.regionStart.length > 0;
+    this.reset();
+    return found;
+  }
+
+  /**
+   * Tests one q-gram every `step` code units: a pattern starting at s has a registered q-gram at offset
+   * j - s for the one sampled j in [s, s + window - q], so a miss at j clears every start in
+   * [j - window + q, j]. A hit runs the automaton from the earliest start not yet cleared.
+   */
+  private scan(final: boolean): void {
+    const a = this.automaton;
+    const text = this.buffer;
+    const n = text.length;
+    const { filterBits, filterShift, gram } = a;
+    const reach = a.window - gram;
+    const stride = reach + 1;
+    let cleared = this.pos - this.base;
+
+    if (this.state >= 0) {
+      cleared = this.runAutomaton(text, this.state, cleared, this.sessionStart - this.base, final);
+      if (cleared < 0) return;
+    }
+    let j = cleared + reach;
+    while (j + gram <= n) {
+      let h = text.charCodeAt(j);
+      for (let i = 1; i < gram; i++) h = (Math.imul(h, HASH_BASE) + text.charCodeAt(j + i)) | 0;
+      const idx = Math.imul(h, HASH_MIX) >>> filterShift;
+      if ((filterBits[idx >>> 5]! >>> (idx & 31)) & 1) {
+        const start = Math.max(cleared, j - reach);
+        cleared = this.runAutomaton(text, 0, start, start, final);
+        if (cleared < 0) return;
+        j = cleared + reach;
+      } else {
+        cleared = j + 1;
+        j += stride;
+      }
+    }
+    // The text ended before these starts were sampled: run the automaton over the short tail itself. Left
+    // mid-session, what it holds is exactly the longest suffix that is a proper prefix of a pattern.
+    while (cleared < n) {
+      cleared = this.runAutomaton(text, 0, cleared, cleared, final);
+      if (cleared < 0) return;
+    }
+    this.pos = this.base + n;
+  }
+
+  /**
+   * Feeds the automaton from `from` until no live prefix reaches back a full window (the prefilter will
+   * see anything starting later) or the text runs out. Returns where hash scanning resumes, or -1 when the
+   * text ran out mid-session (the state is kept for the next chunk).
+   */
+  private runAutomaton(text: string, state: number, from: number, sessionStart: number, final: boolean): number {
+    const a = this.automaton;
+    const { depth, outLength, outSecret } = a;
+    const K = a.window;
+    const n = text.length;
+    const base = this.base;
+    let p = from;
+    while (p < n) {
+      state = step(a, state, text.charCodeAt(p));
+      p++;
+      const len = outLength[state]!;
+      if (len > 0) this.addMatch(base + p - len, base + p, len, outSecret[state]!);
+      const d = depth[state]!;
+      if (d < K && p - d > sessionStart) {
+        this.state = -1;
+        return p - d;
+      }
+    }
+    if (final) {
+      this.state = -1;
+      this.pos = base + n;
+      return -1;
+    }
+    this.state = state;
+    this.pos = base + n;
+    this.sessionStart = base + sessionStart;
+    return -1;
+  }
+
+  private addMatch(start: number, end: number, length: number, secret: number): void {
+    const rs = this.regionStart;
+    const re = this.regionEnd;
+    const rl = this.regionLength;
+    const rsec = this.regionSecret;
+    let s = start;
+    let e = end;
+    let bestLength = length;
+    let bestSecret = secret;
+    // Ends arrive in order, so only the latest regions can overlap or touch the new occurrence.
+    while (rs.length > this.first && re[re.length - 1]! >= s) {
+      const i = rs.length - 1;
+      s = Math.min(s, rs[i]!);
+      e = Math.max(e, re[i]!);
+      if (rl[i]! > bestLength || (rl[i] === bestLength && rsec[i]! < bestSecret)) {
+        bestLength = rl[i]!;
+        bestSecret = rsec[i]!;
+      }
+      rs.pop();
+      re.pop();
+      rl.pop();
+      rsec.pop();
+    }
+    rs.push(s);
+    re.push(e);
+    rl.push(bestLength);
+    rsec.push(bestSecret);
+  }
+
+  /** Where text stops being final: no later occurrence can start before it, nor touch a region ending before it. */
+  private holdFrom(final: boolean): number {
+    if (final) return Number.POSITIVE_INFINITY;
+    if (this.state >= 0) return this.pos - this.automaton.depth[this.state]!;
+    return this.pos;
+  }
+
+  private emit(final: boolean): string {
+    const hold = this.holdFrom(final);
+    const text = this.buffer;
+    const base = this.base;
+    let out = '';
+    let at = this.emitted;
+    while (this.first < this.regionStart.length && this.regionEnd[this.first]! < hold) {
+      out += text.slice(at - base, this.regionStart[this.first]! - base) + this.masks[this.regionSecret[this.first]!]!;
+      at = this.regionEnd[this.first]!;
+      this.first++;
+    }
+    const limit = Math.min(hold, this.first < this.regionStart.length ? this.regionStart[this.first]! : hold, base + text.length);
+    // The whole buffer unchanged is the common case: hand back the caller's own string, not a copy.
+    out = at === base && limit - base === text.length && out === '' ? text : out + text.slice(at - base, limit - base);
+    this.emitted = limit;
+    this.buffer = text.slice(limit - base);
+    this.base = limit;
+    if (this.first > 64 && this.first * 2 > this.regionStart.length) this.compactRegions();
+    if (final) this.reset();
+    return out;
+  }
+
+  private compactRegions(): void {
+    this.regionStart = this.regionStart.slice(this.first);
+    this.regionEnd = this.regionEnd.slice(this.first);
+    this.regionLength = this.regionLength.slice(this.first);
+    this.regionSecret = this.regionSecret.slice(this.first);
+    this.first = 0;
+  }
+
+  private reset(): void {
+    this.buffer = '';
+    this.base = this.emitted = this.pos = this.first = this.sessionStart = 0;
+    this.state = -1;
+    this.regionStart = [];
+    this.regionEnd = [];
+    this.regionLength = [];
+    this.regionSecret = [];
+  }
+}
