@@ -125,10 +125,11 @@ export class TableEventStore implements EventStore {
         ...sealed.map((s): TransactionAction => ['create', outboxEntity(s.record)]),
       ];
       assertBodyFits(actions.map((a) => a[1]));
+      const appended: AppendResult = { records: sealed.map((s) => s.record), version: expectedVersion + events.length };
       try {
         await this.client.submitTransaction(actions);
         this.stats.appends++;
-        return { records: sealed.map((s) => s.record), version: expectedVersion + events.length };
+        return appended;
       } catch (error) {
         // 409: a row we insert exists; 412: the head moved; 404: a projection we delete went away.
         const status = statusOf(error);
@@ -136,7 +137,7 @@ export class TableEventStore implements EventStore {
         const next = await this.pointRead(workspaceId, streamRowKey(streamId, expectedVersion + 1));
         if (next) {
           // The SDK retries a request whose response was lost; if that earlier try committed, the row is ours.
-          if (toRecord(next, await this.storedText(next)).id === sealed[0]!.record.id) return { records: sealed.map((s) => s.record), version: expectedVersion + events.length };
+          if (toRecord(next, await this.storedText(next)).id === appended.records[0]!.id) return appended;
           this.stats.streamConflicts++;
           throw new VersionConflictError(streamId, expectedVersion);
         }

@@ -1,4 +1,4 @@
-import { TableClient } from '@azure/data-tables';
+import { RestError, TableClient } from '@azure/data-tables';
 import { describe, expect, it } from 'vitest';
 import { TableEventStore } from '../../../infra/tables/tableEventStore';
 import { azuriteConnectionString, uniqueName } from '../../support/azurite';
@@ -26,5 +26,32 @@ describe('TableEventStore table layout', () => {
     const second = await client.getEntity(w, 'e:0000000002');
     expect(head['hash']).toBe(second['hash']);
     expect(head['sequence']).toBe(2);
+  });
+});
+
+describe('TableEventStore when a committed append loses its response', () => {
+  it('recognises its own rows on the SDK’s retry and reports success, not a conflict', async () => {
+    const client = TableClient.fromConnectionString(azuriteConnectionString(), table, { allowInsecureConnection: true });
+    let dropped = 0;
+    // After the service has committed the first batch, the connection "resets": the SDK's retry policy resends it.
+    client.pipeline.addPolicy(
+      {
+        name: 'dropFirstBatchResponse',
+        async sendRequest(request, next) {
+          const response = await next(request);
+          if (request.url.endsWith('$batch') && dropped++ === 0) throw new RestError('socket hang up', { code: 'ECONNRESET', request });
+          return response;
+        },
+      },
+      { afterPhase: 'Retry' },
+    );
+    const store = new TableEventStore(client);
+    const w = `ws-lost-${uniqueName('w')}`;
+    const result = await store.append({ workspaceId: w, streamId: 'run:r1', expectedVersion: 0, events: [anEvent()] });
+    expect(dropped).toBe(2);
+    expect(result.version).toBe(1);
+    const stream = await store.readStream(w, 'run:r1');
+    expect(stream.events.map((e) => e.id)).toEqual([result.records[0]!.id]);
+    expect(await store.verify(w)).toEqual({ ok: true, records: 1, headSequence: 1 });
   });
 });
