@@ -65,8 +65,9 @@ export interface EventStore {
 }
 
 /**
- * Hook for signed checkpoints of the log head (the signing-key work plugs in here). The store calls
- * `sign` after each append with the new head and stores the result; `verify` checks it.
+ * Hook for signed checkpoints of the log head (the signing-key work plugs in here). For each append the store
+ * calls `sign` with the head that append will produce, before submitting it (signing is async), and stores the
+ * signature in the same transaction; `verify` checks it.
  */
 export interface HeadCheckpointer {
   sign(head: { workspaceId: string; sequence: number; hash: string }): Promise<string>;
