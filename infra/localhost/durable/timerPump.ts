@@ -4,7 +4,7 @@ import { Poller } from './concurrency';
 import { timerKey, type OrchestrationEngine } from './orchestrationEngine';
 import type { Received, TimerMessage, WorkQueues } from './workQueues';
 
-/** Queue visibility has whole-second resolution; a timer surfacing this close to its time waits in memory. */
+/** Queue delays are whole seconds (rounded down when sent); a timer surfacing this close to its time waits in memory. */
 const EARLY_TOLERANCE_MS = 1500;
 
 /** Delivers durable timers: each is a control-queue message hidden until (about) its fire time. */

@@ -38,7 +38,7 @@ class TypedQueue<T> {
   }
 
   async send(body: T, delaySeconds = 0): Promise<void> {
-    const visibilityTimeout = Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.ceil(delaySeconds)));
+    const visibilityTimeout = Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.floor(delaySeconds)));
     await this.client.sendMessage(JSON.stringify(body), { visibilityTimeout, messageTimeToLive: -1 });
   }
 

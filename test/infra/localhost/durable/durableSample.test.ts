@@ -1,0 +1,110 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { azuriteConnectionString, uniqueName } from '../../../support/azurite';
+import { startLocalHost, type LocalHostProcess } from '../../../support/localHostProcess';
+import { SampleApp } from './sampleApp';
+
+const executions = (file: string, kind: string, key: string): number =>
+  readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { kind: string; key: string }).filter((e) => e.kind === kind && e.key === key).length;
+
+describe('Durable engine: the durable-sample app through the local host (child process, HTTP only)', () => {
+  let host: LocalHostProcess;
+  let app: SampleApp;
+  let dir: string;
+  let log: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'durable-sample-'));
+    log = path.join(dir, 'executions.jsonl');
+    host = await startLocalHost({
+      app: 'test/fixtures/apps/durable-sample',
+      env: { AzureWebJobsStorage: azuriteConnectionString(), DURABLE_TASK_HUB: uniqueName('sample'), DURABLE_SAMPLE_LOG: log, DEV_ISSUER_KEY_DIR: dir },
+    });
+    app = new SampleApp(host.url);
+  });
+
+  afterAll(async () => {
+    await host?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('chains activities, each output feeding the next', async () => {
+    const done = await app.waitFor(await app.start('chain', 'tokyo'));
+    expect(done).toMatchObject({ runtimeStatus: 'Completed', input: 'tokyo', output: ['TOKYO', 'OYKOT', 'OYKOT!'] });
+  });
+
+  it('fans out to 50 activities and fans in their results', async () => {
+    const done = await app.waitFor(await app.start('fanOut', { count: 50 }));
+    expect(done.output).toEqual({ count: 50, sum: (50 * 51 * 101) / 6 });
+  });
+
+  it('races an external event against a durable timer: the event wins when raised, the timer when not', async () => {
+    const [raced, unattended] = await Promise.all([app.start('approval', { timeoutMs: 120_000 }), app.start('approval', { timeoutMs: 1_000 })]);
+    await app.waitFor(raced, ['Running']);
+    expect((await app.status(raced)).body?.customStatus).toBe('waiting for approval');
+    expect(await app.post(raced, 'events/approve', { by: 'ana' })).toBe(202);
+    expect(await app.waitFor(raced)).toMatchObject({ runtimeStatus: 'Completed', output: { outcome: 'approved', by: 'ana' }, customStatus: 'approved' });
+    expect(await app.waitFor(unattended)).toMatchObject({ runtimeStatus: 'Completed', output: { outcome: 'timed out' }, customStatus: 'timed out' });
+  });
+
+  it('resumes after a short durable timer no earlier than its fire time', async () => {
+    const done = await app.waitFor(await app.start('shortTimer', { ms: 1_000 }));
+    const output = done.output as { fireAt: string; resumedAt: string };
+    expect(Date.parse(output.resumedAt)).toBeGreaterThanOrEqual(Date.parse(output.fireAt));
+  });
+
+  it('runs sub-orchestrations and returns their outputs to the parent', async () => {
+    const done = await app.waitFor(await app.start('parent', 'child'));
+    expect(done.output).toEqual({ child: ['CHILD', 'DLIHC', 'DLIHC!'], squares: { count: 3, sum: 14 } });
+  });
+
+  it('retries an activity that fails twice, then succeeds, under a retry policy', async () => {
+    const key = uniqueName('flaky');
+    const done = await app.waitFor(await app.start('retrying', key));
+    expect(done).toMatchObject({ runtimeStatus: 'Completed', output: { key, attempt: 3 } });
+    expect(executions(log, 'flaky', key)).toBe(3);
+  });
+
+  it('surfaces the last failure to the orchestrator once the attempts are exhausted', async () => {
+    const key = uniqueName('exhausted');
+    const done = await app.waitFor(await app.start('retryExhausted', key));
+    expect(done.output).toEqual({ caught: true });
+    expect(executions(log, 'flaky', key)).toBe(2);
+  });
+
+  it('terminates a waiting orchestration, then purges its instance and history', async () => {
+    const id = await app.start('waitForever');
+    await app.waitFor(id, ['Running']);
+    expect(await app.post(id, 'terminate?reason=no%20longer%20needed')).toBe(202);
+    expect(await app.waitFor(id)).toMatchObject({ runtimeStatus: 'Terminated', output: 'no longer needed', customStatus: { stage: 'waiting' } });
+    expect((await app.list('Terminated')).map((s) => s.instanceId)).toContain(id);
+    expect(await app.purge(id)).toBe(1);
+    expect((await app.status(id)).httpStatus).toBe(404);
+    expect(await app.purge(id)).toBe(0);
+  });
+
+  it('holds events while suspended and applies them on resume', async () => {
+    const id = await app.start('waitForever');
+    await app.waitFor(id, ['Running']);
+    expect(await app.post(id, 'suspend')).toBe(202);
+    await app.waitFor(id, ['Suspended']);
+    expect(await app.post(id, 'events/never', 1)).toBe(202);
+    expect(await app.post(id, 'resume')).toBe(202);
+    expect(await app.waitFor(id)).toMatchObject({ runtimeStatus: 'Completed', output: 'unreachable' });
+  });
+
+  it('serves the durable client API on loopback only to callers holding this start\'s key', async () => {
+    const port = /client API on 127\.0\.0\.1:(\d+)/.exec(host.stdout())?.[1];
+    expect(port).toBeDefined();
+    const base = `http://127.0.0.1:${String(port)}`;
+    const statusOf = async (url: string, init: RequestInit = {}): Promise<number> => (await fetch(url, init)).status;
+    expect(await statusOf(`${base}/runtime/webhooks/durabletask/instances/`)).toBe(401);
+    expect(await statusOf(`${base}/runtime/webhooks/durabletask/instances/?code=guess`)).toBe(401);
+    expect(await statusOf(`${base}/durabletask/guess/instances/`)).toBe(401);
+    expect(await statusOf(`${base}/runtime/webhooks/durabletask/orchestrators/chain?code=`, { method: 'POST', body: '"x"' })).toBe(401);
+    // Nothing listens on other interfaces: the port is bound to 127.0.0.1.
+    expect(host.stdout()).not.toMatch(/code=|durabletask\/[A-Za-z0-9_-]{20,}/);
+  });
+});
