@@ -50,6 +50,11 @@ function configEntries(protocol: string, origin: string, helper: string): Readon
     ['core.askPass', ''],
     ['core.hooksPath', '/dev/null'],
     ['core.fsmonitor', 'false'],
+    ['push.gpgSign', 'false'],
+    // Under uid isolation the workspace repository belongs to the agent's uid, not this process's; with the
+    // code-running keys above neutralised (and only clone/fetch/push/ls-remote allowed), operating on it is
+    // the point of the delivery, so git's ownership check is lifted for this process only.
+    ['safe.directory', '*'],
     ['protocol.allow', 'never'],
     ...['ext', 'file', 'ssh', 'git', 'http', 'https'].map(
       (name) => [`protocol.${name}.allow`, name === protocol ? 'always' : 'never'] as const,
@@ -94,16 +99,27 @@ export const prepareGitCredentialHelper: ChannelPreparer = async (request, targe
 };
 
 /**
- * Options that would be applied after the channel's config (`-c`, `--config-env`), or that name a program
- * to run in the process holding the delivery (`--exec-path`, `--upload-pack`, ...). The latter only act on
- * local and ssh transports, which the channel's protocol entries already forbid; refusing them says so early.
+ * Options that would be applied after the channel's config (`-c`, `--config-env`), that bring config or
+ * templates of the caller's choosing into a new clone (`--config`, `--template`, where a filter driver would
+ * run at checkout), or that name a program to run in the process holding the delivery (`--exec-path`,
+ * `--upload-pack`, `--receive-pack`, `--exec`, `--signed` via gpg.program).
  */
-const UNSAFE_GIT_OPTION = /^(-c.*|--config-env(=.*)?|--exec-path(=.*)?|--upload-pack(=.*)?|--receive-pack(=.*)?|--exec(=.*)?)$/;
+const UNSAFE_GIT_OPTION =
+  /^(-c.*|--config-env(=.*)?|--config(=.*)?|--template(=.*)?|--exec-path(=.*)?|--upload-pack(=.*)?|--receive-pack(=.*)?|--exec(=.*)?|--signed(=.*)?)$/;
+/** The operations a credential is for; anything that checks out or merges (pull, checkout) runs without it. */
+const GIT_SUBCOMMANDS = new Set(['clone', 'fetch', 'push', 'ls-remote']);
+/** Global options that take their value as the next argument. */
+const GLOBAL_WITH_VALUE = new Set(['-C', '--git-dir', '--work-tree', '--namespace']);
 
-/** Checks a git command before it receives this channel's delivery; throws naming the offending option. */
+/** Checks a git command before it receives this channel's delivery; throws naming the offending part. */
 export function assertGitCommand(secretName: string, command: readonly string[]): void {
   const [program, ...args] = command;
   if (program === undefined || path.basename(program) !== 'git') throw new ChannelRequestError(secretName, 'the git channel serves git commands only');
   const unsafe = args.find((a) => UNSAFE_GIT_OPTION.test(a));
   if (unsafe !== undefined) throw new ChannelRequestError(secretName, `the git command uses ${unsafe.split('=')[0]}, which could override the channel`);
+  let i = 0;
+  while (i < args.length && (args[i] ?? '').startsWith('-')) i += GLOBAL_WITH_VALUE.has(args[i] ?? '') ? 2 : 1;
+  const subcommand = args[i];
+  if (subcommand === undefined || !GIT_SUBCOMMANDS.has(subcommand))
+    throw new ChannelRequestError(secretName, `"git ${subcommand ?? ''}" is not an operation the git channel serves (clone, fetch, push, ls-remote)`);
 }

@@ -159,10 +159,22 @@ describe('git-credential-helper channel against a real git http-backend', () => 
       ['git', '--config-env=credential.helper=HELPER', 'fetch'],
       ['git', '--exec-path=/tmp/evil', 'clone', 'https://example.com/r.git'],
       ['git', 'clone', '--upload-pack=/tmp/evil', 'https://example.com/r.git'],
+      ['git', 'clone', '--config', 'filter.x.smudge=evil', 'https://example.com/r.git'],
+      ['git', 'clone', '--template=/tmp/evil', 'https://example.com/r.git'],
+      ['git', 'push', '--signed', 'origin', 'main'],
+      ['git', 'pull', 'origin', 'main'],
+      ['git', '-C', 'push', 'checkout', 'main'],
+      ['git'],
       ['sh', '-c', 'git push'],
     ])
       expect(() => assertGitCommand('GIT_TOKEN', command), command.join(' ')).toThrow(ChannelRequestError);
-    expect(() => assertGitCommand('GIT_TOKEN', ['git', '-C', '/ws', 'push', '-u', 'origin', 'main'])).not.toThrow();
+    for (const command of [
+      ['git', '-C', '/ws', 'push', '-u', 'origin', 'main'],
+      ['git', 'clone', '--depth', '1', 'https://example.com/r.git'],
+      ['git', '--git-dir', '/ws/.git', 'fetch', 'origin'],
+      ['/usr/bin/git', 'ls-remote', 'https://example.com/r.git'],
+    ])
+      expect(() => assertGitCommand('GIT_TOKEN', command), command.join(' ')).not.toThrow();
   });
 
   it('why: a -c helper on the command line would be consulted after the channel and store the token', async () => {
