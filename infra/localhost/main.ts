@@ -89,13 +89,15 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   const log = consoleLogger;
 
   let azurite: RunningAzurite | undefined;
+  let azuriteDir = '';
   let storage = settings.storage;
   if (isDevelopmentStorage(storage)) {
     const ports: AzuritePorts = settings.azuritePorts;
     await ensurePortFree(ports.blob, 'Azurite blob', 'AZURITE_BLOB_PORT');
     await ensurePortFree(ports.queue, 'Azurite queue', 'AZURITE_QUEUE_PORT');
     await ensurePortFree(ports.table, 'Azurite table', 'AZURITE_TABLE_PORT');
-    azurite = await startAzurite({ location: path.join(root, '.azurite', 'storage'), ports, projectRoot: root });
+    azuriteDir = path.resolve(settings.azuriteLocation ?? path.join(root, '.azurite', 'storage'));
+    azurite = await startAzurite({ location: azuriteDir, ports, projectRoot: root });
     storage = azurite.connectionString;
   }
   // The app's own clients read these settings; point every development-storage value at the Azurite started here.
@@ -127,7 +129,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   }
 
   const out: string[] = ['', 'Disco Parrot local Functions host (a development host; Azure Functions runs this app in the cloud)'];
-  out.push(`Storage: ${azurite ? `embedded Azurite on 127.0.0.1:${azurite.ports.blob}-${azurite.ports.table} (data in .azurite/storage)` : 'from AzureWebJobsStorage'}`);
+  out.push(`Storage: ${azurite ? `embedded Azurite on 127.0.0.1:${azurite.ports.blob}-${azurite.ports.table} (data in ${azuriteDir.startsWith(root + path.sep) ? path.relative(root, azuriteDir) : azuriteDir})` : 'from AzureWebJobsStorage'}`);
   out.push(`API: ${host.apiUrl}`, '', 'Functions:', ...describe(host), '');
   if (issuer) {
     const token = await mintDevToken('dev-user', issuer);

@@ -52,16 +52,18 @@ export function mergeSettings(file: Readonly<Record<string, string>>, env: NodeJ
   return merged;
 }
 
-const port = z.coerce.number().int().min(1).max(65535);
+const PORT = 'must be a port number from 1 to 65535';
+const port = z.coerce.number({ error: PORT }).int(PORT).min(1, PORT).max(65535, PORT);
 
 const hostSettingsSchema = z.object({
   AzureWebJobsStorage: z.string({ error: 'is required (a storage connection string, or UseDevelopmentStorage=true for the embedded Azurite)' }).min(1, 'must not be empty'),
   LOCAL_HOST_PORT: port.optional(),
   FUNCTIONS_HTTP_PORT: port.optional(),
-  LOCAL_HOST_MAX_BODY_BYTES: z.coerce.number().int().min(1).optional(),
+  LOCAL_HOST_MAX_BODY_BYTES: z.coerce.number({ error: 'must be a positive whole number of bytes' }).int('must be a positive whole number of bytes').min(1, 'must be a positive whole number of bytes').optional(),
   AZURITE_BLOB_PORT: port.optional(),
   AZURITE_QUEUE_PORT: port.optional(),
   AZURITE_TABLE_PORT: port.optional(),
+  AZURITE_LOCATION: z.string().min(1).optional(),
   DISCO_ENV: z.enum(['development', 'test', 'production']).optional(),
 });
 
@@ -70,6 +72,8 @@ export interface HostSettings {
   readonly httpPort: number;
   readonly maxBodyBytes: number;
   readonly azuritePorts: { blob: number; queue: number; table: number };
+  /** Where the embedded Azurite keeps its data; undefined means `.azurite/storage` in the project. */
+  readonly azuriteLocation: string | undefined;
   readonly production: boolean;
 }
 
@@ -81,7 +85,8 @@ export function hostSettings(settings: Readonly<Record<string, string>>, localHt
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const name = issue?.path[0] !== undefined ? String(issue.path[0]) : 'settings';
-    throw new LocalHostConfigError(`Setting ${name} ${issue?.message ?? 'is invalid'}.`);
+    const message = issue?.message ?? 'is invalid';
+    throw new LocalHostConfigError(`Setting ${name} ${/^(is|must) /.test(message) ? message : `is invalid: ${message}`}.`);
   }
   const s = parsed.data;
   return {
@@ -89,6 +94,7 @@ export function hostSettings(settings: Readonly<Record<string, string>>, localHt
     httpPort: s.LOCAL_HOST_PORT ?? s.FUNCTIONS_HTTP_PORT ?? localHttpPort ?? 7071,
     maxBodyBytes: s.LOCAL_HOST_MAX_BODY_BYTES ?? DEFAULT_MAX_BODY_BYTES,
     azuritePorts: { blob: s.AZURITE_BLOB_PORT ?? 10000, queue: s.AZURITE_QUEUE_PORT ?? 10001, table: s.AZURITE_TABLE_PORT ?? 10002 },
+    azuriteLocation: s.AZURITE_LOCATION,
     production: s.DISCO_ENV === 'production',
   };
 }

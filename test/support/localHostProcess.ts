@@ -18,7 +18,8 @@ export interface LocalHostProcess {
 export interface StartLocalHostOptions {
   /** Passed as `--app`; relative to the project root. */
   readonly app?: string;
-  readonly env?: Record<string, string>;
+  /** Added to this process's environment; `undefined` removes a variable. */
+  readonly env?: Record<string, string | undefined>;
   readonly args?: readonly string[];
   /** `host` runs dist/infra/localhost/main.js directly, `npm-start` goes through scripts/start.js. */
   readonly via?: 'host' | 'npm-start';
@@ -27,7 +28,12 @@ export interface StartLocalHostOptions {
 function command(options: StartLocalHostOptions, port: number): { args: string[]; env: NodeJS.ProcessEnv } {
   const entry = options.via === 'npm-start' ? path.join(projectRoot, 'scripts', 'start.js') : path.join(projectRoot, 'dist', 'infra', 'localhost', 'main.js');
   const args = [entry, ...(options.app ? ['--app', options.app] : []), ...(options.args ?? [])];
-  return { args, env: { ...process.env, LOCAL_HOST_PORT: String(port), ...options.env } };
+  const env: NodeJS.ProcessEnv = { ...process.env, LOCAL_HOST_PORT: String(port) };
+  for (const [k, v] of Object.entries(options.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return { args, env };
 }
 
 /** Starts the local host as a child process on a free port and waits until it prints "Ready.". */
