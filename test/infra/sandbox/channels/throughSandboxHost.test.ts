@@ -1,0 +1,114 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedactor } from '../../../../domain/redaction';
+import type { GuardPolicy } from '../../../../domain/launchGuard';
+import type { ProcessCredentialTarget, SandboxHandle } from '../../../../domain/ports/sandboxHost';
+import { assertGitCommand, planPackageInstall, preparerFor } from '../../../../infra/sandbox/channels';
+import type { CredentialDelivery, CredentialRequest } from '../../../../infra/sandbox/credentialDelivery';
+import { LocalProcessSandboxHost } from '../../../../infra/sandbox/localProcessSandboxHost';
+import { startGitHttpServer, type GitHttpServer } from '../../../support/gitHttpServer';
+import { startNpmRegistry, type NpmRegistry } from '../../../support/npmRegistry';
+import { aToken, filesContaining } from './builders';
+
+const gitToken = aToken();
+const npmToken = aToken();
+const managed = [
+  { name: 'GIT_TOKEN', value: gitToken },
+  { name: 'NPM_TOKEN', value: npmToken },
+];
+const guard: GuardPolicy = { secretNames: managed.map((m) => m.name), managedValues: managed };
+let host: LocalProcessSandboxHost;
+let sandbox: SandboxHandle;
+let server: GitHttpServer;
+let registry: NpmRegistry;
+
+/** What each delivery looked like on disk when the host handed it to the launcher. */
+const seen: Array<{ credentialDir: string; uid: number; gid: number; mode: number; targetUid?: number }> = [];
+function credentials(request: CredentialRequest) {
+  return async (target: ProcessCredentialTarget): Promise<CredentialDelivery[]> => {
+    const delivery = await preparerFor(request)(request, target);
+    for (const p of delivery.paths) {
+      const stat = statSync(p);
+      seen.push({ credentialDir: target.credentialDir, uid: stat.uid, gid: stat.gid, mode: stat.mode & 0o777, ...(target.uid !== undefined ? { targetUid: target.uid } : {}) });
+    }
+    return [delivery];
+  };
+}
+
+beforeAll(async () => {
+  [server, registry] = await Promise.all([startGitHttpServer(gitToken), startNpmRegistry(npmToken)]);
+  await server.createRepo('project', { 'README.md': 'hello\n' });
+  host = await LocalProcessSandboxHost.open({ warn: () => undefined });
+  sandbox = await host.create({
+    runId: 'channels',
+    files: { 'package.json': JSON.stringify({ name: 'app', version: '1.0.0', private: true }) },
+    redactor: createRedactor(managed),
+    guard,
+    env: { GIT_AUTHOR_NAME: 'Agent', GIT_AUTHOR_EMAIL: 'agent@example.invalid', GIT_COMMITTER_NAME: 'Agent', GIT_COMMITTER_EMAIL: 'agent@example.invalid' },
+  });
+});
+afterAll(async () => {
+  if (sandbox) await host.teardown(sandbox);
+  await Promise.all([server?.close(), registry?.close()]);
+});
+
+describe('channels through the local process sandbox host (uid isolation when root)', () => {
+  it('clone as a credential process, commit as the agent, push as another credential process', async () => {
+    const clone = ['git', 'clone', '--quiet', `${server.origin}/project.git`, 'project'];
+    assertGitCommand('GIT_TOKEN', clone);
+    const gitRequest: CredentialRequest = { secretName: 'GIT_TOKEN', value: gitToken, use: 'git', host: server.origin };
+    const cloned = await host.exec(sandbox, { argv: clone, identity: 'credential', credentials: credentials(gitRequest) });
+    expect(cloned.stderr).toBe('');
+    expect(cloned.exitCode).toBe(0);
+
+    const commit = await host.exec(sandbox, {
+      argv: ['sh', '-c', 'echo change > CHANGE.md && git -c safe.directory="*" add CHANGE.md && git -c safe.directory="*" commit --quiet -m Change && git -c safe.directory="*" rev-parse HEAD'],
+      identity: 'agent',
+      cwd: 'project',
+    });
+    expect(commit.exitCode).toBe(0);
+
+    const push = ['git', 'push', '--quiet', 'origin', 'main'];
+    assertGitCommand('GIT_TOKEN', push);
+    const pushed = await host.exec(sandbox, { argv: push, identity: 'credential', cwd: 'project', credentials: credentials(gitRequest) });
+    expect(pushed.stderr).toBe('');
+    expect(pushed.exitCode).toBe(0);
+    expect(await server.revParse('project', 'main')).toBe(commit.stdout.trim());
+
+    expect(readFileSync(path.join(sandbox.workspace, 'project', '.git', 'config'), 'utf8')).not.toContain(gitToken);
+    expect(server.leaks).toEqual([]);
+    expect(server.tokenSeenInUrl).toBe(false);
+  });
+
+  it('npm install as a credential process, then its scripts as the agent without the credential', async () => {
+    const npmRequest: CredentialRequest = { secretName: 'NPM_TOKEN', value: npmToken, use: 'npm', host: registry.origin };
+    const [install, ...scripts] = planPackageInstall(['npm', 'install', registry.packageName, '--no-audit', '--no-fund'], npmRequest);
+    const installed = await host.exec(sandbox, { argv: install?.command ?? [], identity: 'credential', credentials: credentials(npmRequest) });
+    expect(installed.exitCode).toBe(0);
+    expect(existsSync(path.join(sandbox.workspace, 'install-marker.json'))).toBe(false);
+    for (const step of scripts) expect((await host.exec(sandbox, { argv: step.command, identity: 'agent' })).exitCode).toBe(0);
+    const marker = JSON.parse(readFileSync(path.join(sandbox.workspace, 'install-marker.json'), 'utf8')) as { userconfigHasAuthToken: boolean };
+    expect(marker.userconfigHasAuthToken).toBe(false);
+    expect(registry.leaks).toEqual([]);
+    expect(registry.requests.every((r) => r.authorized)).toBe(true);
+  });
+
+  it('every delivery was owned by its process uid (not the agent, not root when isolated), 0600/0700, and is gone', () => {
+    const inspection = host.inspect(sandbox);
+    expect(sandbox.isolated).toBe(process.getuid?.() === 0);
+    expect(seen.length).toBe(5); // two git deliveries of two files each (token, helper), one npm config
+    for (const d of seen) {
+      expect([0o600, 0o700]).toContain(d.mode);
+      if (sandbox.isolated) {
+        expect(d.uid).toBe(d.targetUid);
+        expect(d.uid).not.toBe(inspection.agentUid);
+        expect(d.uid).not.toBe(0);
+      }
+      expect(existsSync(d.credentialDir)).toBe(false);
+    }
+    expect(new Set(seen.map((d) => d.credentialDir)).size).toBe(3);
+    expect(readdirSync(inspection.credentialDir)).toEqual([]);
+    for (const token of [gitToken, npmToken]) expect(filesContaining(sandbox.workspace, token)).toEqual([]);
+  });
+});
