@@ -110,7 +110,9 @@ export async function createLocalHost(options: LocalHostOptions): Promise<LocalH
   const started: HostExtension[] = [];
   const scheduler = new TimerScheduler(timers, invoker, log);
   const poller = new QueuePoller(queues, hostJson.queues, invoker, log);
-  const stop = async (): Promise<void> => {
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopped ??= stopOnce());
+  const stopOnce = async (): Promise<void> => {
     server.close();
     server.closeAllConnections();
     await Promise.allSettled([scheduler.stop(), poller.stop(), ...started.map((e) => e.stop())]);
