@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { processesHolding, type ProcessHolding } from './processLeaks';
+import { processesHolding, urlCarries, type ProcessHolding } from './processLeaks';
 
 const run = promisify(execFile);
 
@@ -81,7 +81,7 @@ export async function startGitHttpServer(token: string): Promise<GitHttpServer> 
 
   const server = http.createServer((req, res) => {
     const raw = req.url ?? '/';
-    if (raw.includes(token) || decodeURIComponent(raw).includes(token)) tokenSeenInUrl = true;
+    if (urlCarries(raw, token)) tokenSeenInUrl = true;
     leaks.push(...processesHolding(token));
     const auth = basicAuth(req.headers.authorization);
     if (auth === undefined || auth.password !== token) {

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { processesHolding, type ProcessHolding } from './processLeaks';
+import { processesHolding, urlCarries, type ProcessHolding } from './processLeaks';
 
 const run = promisify(execFile);
 
@@ -69,7 +69,7 @@ export async function startNpmRegistry(token: string): Promise<NpmRegistry> {
 
   const server = http.createServer((req, res) => {
     const url = req.url ?? '/';
-    if (url.includes(token) || decodeURIComponent(url).includes(token)) tokenSeenInUrl = true;
+    if (urlCarries(url, token)) tokenSeenInUrl = true;
     leaks.push(...processesHolding(token));
     const authorized = req.headers.authorization === `Bearer ${token}`;
     requests.push({ method: req.method ?? '', url, authorized });

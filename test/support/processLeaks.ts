@@ -15,6 +15,16 @@ function read(file: string): Buffer | undefined {
   }
 }
 
+/** Whether a request target carries `needle`, raw or percent-decoded (a malformed escape counts as raw only). */
+export function urlCarries(url: string, needle: string): boolean {
+  if (url.includes(needle)) return true;
+  try {
+    return decodeURIComponent(url).includes(needle);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Every live process whose argv or environment contains `needle`. Test servers call it while a client
  * request is in flight, so the client's whole process tree (git, git-remote-http, npm) is still alive and
@@ -32,16 +42,4 @@ export function processesHolding(needle: string): ProcessHolding[] {
     if (read(`/proc/${pid}/environ`)?.includes(bytes)) found.push({ pid, where: 'environ', program });
   }
   return found;
-}
-
-/** The argv of every live process whose argv[0] or argv[1] ends with one of `programs`, for the record. */
-export function liveCommandLines(programs: readonly string[]): string[][] {
-  const out: string[][] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const argv = read(`/proc/${entry}/cmdline`)?.toString('utf8').split('\0').filter((a) => a !== '');
-    if (argv === undefined) continue;
-    if (argv.slice(0, 2).some((a) => programs.some((p) => a === p || a.endsWith(`/${p}`)))) out.push(argv);
-  }
-  return out;
 }
