@@ -114,7 +114,7 @@ export async function createLocalHost(options: LocalHostOptions): Promise<LocalH
   const stop = (): Promise<void> => (stopped ??= stopOnce());
   const stopOnce = async (): Promise<void> => {
     server.close();
-    server.closeAllConnections();
+    server.closeIdleConnections();
     await Promise.allSettled([scheduler.stop(), poller.stop(), ...started.map((e) => e.stop())]);
     try {
       await registry.runHooks('appTerminate', { hookData: {}, appHookData: registry.appHookData });
