@@ -40,9 +40,12 @@ export class ActivityWorker {
     this.poller.nudge();
   }
 
-  async stop(): Promise<void> {
+  /** Stops taking work; waits a short grace period for running activities (unrecorded ones run again after a restart). */
+  async stop(graceMs = 2_000): Promise<void> {
     await this.poller.stop();
-    await Promise.allSettled([...this.inFlight]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
   }
 
   private async tick(): Promise<number> {

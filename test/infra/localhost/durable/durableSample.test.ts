@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { azuriteConnectionString, uniqueName } from '../../../support/azurite';
 import { startLocalHost, type LocalHostProcess } from '../../../support/localHostProcess';
 import { SampleApp } from './sampleApp';
@@ -93,6 +93,15 @@ describe('Durable engine: the durable-sample app through the local host (child p
     expect(await app.post(id, 'events/never', 1)).toBe(202);
     expect(await app.post(id, 'resume')).toBe(202);
     expect(await app.waitFor(id)).toMatchObject({ runtimeStatus: 'Completed', output: 'unreachable' });
+  });
+
+  it('keeps other orchestrations moving while a slow activity runs', async () => {
+    const slow = await app.start('crashy', { start: 0, ms: 20_000 }, uniqueName('slow'));
+    await vi.waitFor(() => expect(executions(log, 'slowAdd', `${slow}:step1`)).toBe(1), { timeout: 15_000, interval: 50 });
+    expect(await app.waitFor(await app.start('chain', 'quick'))).toMatchObject({ runtimeStatus: 'Completed' });
+    expect((await app.status(slow)).body?.runtimeStatus).toBe('Running');
+    expect(await app.post(slow, 'terminate')).toBe(202);
+    await app.waitFor(slow, ['Terminated']);
   });
 
   it('serves the durable client API on loopback only to callers holding this start\'s key', async () => {
