@@ -1,6 +1,6 @@
 'use strict';
 // Builds dist/ when it is missing or older than the TypeScript it is compiled from, so a fresh clone
-// needs only `npm install && npm start`.
+// needs only `npm install && npm start`. Build output goes to stderr: stdout stays the command's own (a token).
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
@@ -39,8 +39,8 @@ function ensureBuilt(marker) {
   console.error('Building (dist/ is missing or older than the sources): npm run build');
   const npmCli = process.env.npm_execpath;
   const result = npmCli && /\.c?js$/.test(npmCli)
-    ? spawnSync(process.execPath, [npmCli, 'run', 'build'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] })
-    : spawnSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', 'build'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], shell: process.platform === 'win32' });
+    ? spawnSync(process.execPath, [npmCli, 'run', 'build'], { cwd: root, stdio: ['ignore', 2, 2] })
+    : spawnSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', 'build'], { cwd: root, stdio: ['ignore', 2, 2], shell: process.platform === 'win32' });
   if (result.status !== 0 || !fs.existsSync(marker)) {
     console.error('The build failed; fix the errors above and run `npm start` again.');
     process.exit(1);
