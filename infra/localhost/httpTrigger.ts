@@ -96,7 +96,14 @@ export function createHttpTriggerListener(options: HttpTriggerOptions): (req: In
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
-    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? '127.0.0.1'}`);
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', `http://${req.headers.host ?? '127.0.0.1'}`);
+    } catch {
+      sendProblem(res, { status: 400, title: 'Bad Request', detail: 'The request URL or Host header is malformed.', code: 'HOST.BAD_URL' });
+      req.resume();
+      return;
+    }
     const builtin = options.builtins?.get(url.pathname);
     if (builtin) return builtin(req, res);
     const segments = splitPath(url.pathname);

@@ -127,3 +127,35 @@ describe('local host: HTTP triggers (child process, fixture app)', () => {
     expect(state.preInvocations).toBeGreaterThan(0);
   });
 });
+
+describe('local host: malformed requests', () => {
+  let host: LocalHostProcess;
+  const keyDir = mkdtempSync(path.join(tmpdir(), 'dev-issuer-'));
+  beforeAll(async () => {
+    host = await startLocalHost({
+      app: 'test/fixtures/apps/basic',
+      env: { AzureWebJobsStorage: azuriteConnectionString(), FIXTURE_QUEUE: uniqueName('badq'), DEV_ISSUER_KEY_DIR: keyDir },
+      args: ['--no-extensions'],
+    });
+  });
+  afterAll(async () => {
+    await host?.stop();
+    rmSync(keyDir, { recursive: true, force: true });
+  });
+
+  it('answers a malformed Host header or percent-encoding with 400 problem+json and keeps serving', async () => {
+    const { request } = await import('node:http');
+    const raw = (path: string, hostHeader: string): Promise<{ status: number; type: string | undefined }> =>
+      new Promise((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: host.port, path, headers: { host: hostHeader } }, (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'] });
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await raw('/api/state', 'bad host with spaces')).toMatchObject({ status: 400, type: expect.stringMatching(/problem\+json/) });
+    expect(await raw('/api/echo/%E0%A4%A/items/1', `127.0.0.1:${host.port}`)).toMatchObject({ status: 400 });
+    expect((await fetch(`${host.url}/api/state`)).status).toBe(200);
+  });
+});
