@@ -69,7 +69,8 @@ export class TimerScheduler {
       let last: Date | undefined;
       const fire = async (scheduledFor: Date): Promise<void> => {
         const firedAt = this.now();
-        const next = timer.schedule(firedAt);
+        // The occurrence after this one, even when the timer fired a millisecond before it was due.
+        const next = timer.schedule(firedAt > scheduledFor ? firedAt : scheduledFor);
         const status = {
           Schedule: { AdjustForDST: false },
           ScheduleStatus: {
