@@ -125,7 +125,7 @@ describe('npm start: one clear line when it cannot start', () => {
   });
 
   it('names a %SETTING% a binding refers to that is not set', async () => {
-    const result = await runLocalHostToExit({ app: APP, args: ['--no-extensions'], env: { AzureWebJobsStorage: azuriteConnectionString() } });
+    const result = await runLocalHostToExit({ app: APP, args: ['--no-extensions'], env: { AzureWebJobsStorage: azuriteConnectionString(), FIXTURE_QUEUE: undefined } });
     expect(result.code).toBe(1);
     expectOneLine(result.stderr, 'FIXTURE_QUEUE');
   });
