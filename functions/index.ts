@@ -1,2 +1,3 @@
 // The Functions app's entry point (package.json `main`): importing a feature file registers its triggers.
 import './health.http';
+import './api.http';

@@ -1,0 +1,77 @@
+import { TableClient } from '@azure/data-tables';
+import { DefaultAzureCredential } from '@azure/identity';
+import path from 'node:path';
+import type { CallerAuthenticator } from '../domain/ports/callerAuthenticator';
+import type { ServiceDependencies } from '../domain/services/dependencies';
+import { projectionKeys } from '../domain/streams';
+import { devIssuerJwks, devIssuerSettings } from '../infra/identity/devIssuer';
+import { JwtCallerAuthenticator } from '../infra/identity/jwtCallerAuthenticator';
+import { randomUuidIds } from '../infra/system/randomUuidIds';
+import { systemClock } from '../infra/system/systemClock';
+import { systemRandom } from '../infra/system/systemRandom';
+import { TableEventStore } from '../infra/tables/tableEventStore';
+import { EncryptedTableVault } from '../infra/vault/encryptedTableVault';
+import { KeyVaultKeyWrapper } from '../infra/vault/keyVaultKeyWrapper';
+import type { KeyWrapper } from '../infra/vault/keyWrapper';
+import { LocalFileKeyWrapper } from '../infra/vault/localFileKeyWrapper';
+import { CachingSecretResolver } from '../infra/vault/secretResolver';
+import type { ApiServices } from './http/apiRoute';
+import { type Settings, loadSettings } from './settings';
+
+/** Table clients by connection string locally (Azurite), by managed identity in Azure. */
+function tableClient(settings: Settings, table: string): TableClient {
+  if (settings.AzureWebJobsStorage)
+    return TableClient.fromConnectionString(settings.AzureWebJobsStorage, table, { allowInsecureConnection: settings.DISCO_ENV !== 'production' });
+  return new TableClient(`https://${settings.AzureWebJobsStorage__accountName}.table.core.windows.net`, table, new DefaultAzureCredential());
+}
+
+function keyWrapper(settings: Settings): KeyWrapper {
+  if (settings.VAULT_MASTER_KEY_ID) return new KeyVaultKeyWrapper(settings.VAULT_MASTER_KEY_ID, new DefaultAzureCredential());
+  return LocalFileKeyWrapper.open(path.resolve(settings.VAULT_MASTER_KEY_FILE));
+}
+
+async function authenticator(settings: Settings): Promise<CallerAuthenticator> {
+  if (settings.AUTH_MODE === 'entra' && settings.AUTH_ISSUER && settings.AUTH_JWKS_URL)
+    return new JwtCallerAuthenticator({ issuer: settings.AUTH_ISSUER, audience: settings.AUTH_AUDIENCE, jwks: new URL(settings.AUTH_JWKS_URL), userClaim: 'oid' });
+  const dev = devIssuerSettings();
+  return new JwtCallerAuthenticator({ issuer: dev.issuer, audience: dev.audience, jwks: await devIssuerJwks(dev) });
+}
+
+async function ensureTable(client: TableClient): Promise<void> {
+  try {
+    await client.createTable();
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 409) throw error;
+  }
+}
+
+/** Builds every adapter once per process from validated settings. */
+export async function composeServices(settings: Settings = loadSettings()): Promise<ApiServices> {
+  const eventTable = tableClient(settings, settings.EVENT_LOG_TABLE);
+  const vaultTable = tableClient(settings, settings.VAULT_TABLE);
+  await Promise.all([ensureTable(eventTable), ensureTable(vaultTable)]);
+  const store = new TableEventStore(eventTable, { clock: systemClock, random: systemRandom, ids: randomUuidIds });
+  const vault = new EncryptedTableVault({ table: vaultTable, keyWrapper: keyWrapper(settings), clock: systemClock });
+  const resolver = new CachingSecretResolver({
+    vault,
+    clock: systemClock,
+    ttlMs: settings.RESOLVER_CACHE_SECONDS * 1000,
+    currentVersion: async (workspaceId, name) => {
+      const row = await store.readProjection(workspaceId, projectionKeys.secret(name));
+      return row && row.exists === true ? Number(row.version) : undefined;
+    },
+  });
+  const deps: ServiceDependencies = { store, vault, resolver, clock: systemClock, random: systemRandom, ids: randomUuidIds };
+  return { deps, authenticator: await authenticator(settings) };
+}
+
+let services: Promise<ApiServices> | undefined;
+
+/** The process's services, built on first use (so a bad setting fails the first request, loudly, by name). */
+export function getServices(): Promise<ApiServices> {
+  services ??= composeServices().catch((error: unknown) => {
+    services = undefined;
+    throw error;
+  });
+  return services;
+}

@@ -1,0 +1,55 @@
+import { z } from 'zod';
+
+const tableName = z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,62}$/, 'must be a Table storage name (letters and digits, 3-63)');
+
+/**
+ * Every setting the app reads, validated once at start. `local.settings.sample.json` lists each with a safe
+ * local value; the README explains them. The production configuration refuses everything local-only.
+ */
+export const settingsSchema = z
+  .object({
+    DISCO_ENV: z.enum(['development', 'production']).default('development'),
+    /** Local: an Azurite connection string. Azure: leave unset and use the identity-based setting below. */
+    AzureWebJobsStorage: z.string().min(1).optional(),
+    AzureWebJobsStorage__accountName: z.string().regex(/^[a-z0-9]{3,24}$/).optional(),
+    EVENT_LOG_TABLE: tableName.default('eventlog'),
+    VAULT_TABLE: tableName.default('vault'),
+    /** The master key that wraps each workspace's data key: a local key file, or a Key Vault key id in Azure. */
+    VAULT_MASTER_KEY_FILE: z.string().min(1).default('.azurite/vault-master.key'),
+    VAULT_MASTER_KEY_ID: z.url().optional(),
+    /** How long a resolved value may be reused while its version is unchanged. */
+    RESOLVER_CACHE_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
+    /** `dev`: the local dev issuer (refused in production). `entra`: Entra ID via AUTH_ISSUER/AUTH_JWKS_URL. */
+    AUTH_MODE: z.enum(['dev', 'entra']).default('dev'),
+    AUTH_ISSUER: z.url().optional(),
+    AUTH_AUDIENCE: z.string().min(1).default('api://disco-parrot'),
+    AUTH_JWKS_URL: z.url().optional(),
+    DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/).default('discoparrotlocal'),
+  })
+  .superRefine((s, ctx) => {
+    if (!s.AzureWebJobsStorage && !s.AzureWebJobsStorage__accountName)
+      ctx.addIssue({ code: 'custom', path: ['AzureWebJobsStorage'], message: 'set a connection string (local) or AzureWebJobsStorage__accountName (Azure)' });
+    if (s.AUTH_MODE === 'entra' && (!s.AUTH_ISSUER || !s.AUTH_JWKS_URL))
+      ctx.addIssue({ code: 'custom', path: ['AUTH_ISSUER'], message: 'AUTH_MODE=entra needs AUTH_ISSUER and AUTH_JWKS_URL' });
+    if (s.DISCO_ENV === 'production') {
+      if (s.AzureWebJobsStorage)
+        ctx.addIssue({ code: 'custom', path: ['AzureWebJobsStorage'], message: 'production uses managed identity: no connection string' });
+      if (s.AUTH_MODE !== 'entra') ctx.addIssue({ code: 'custom', path: ['AUTH_MODE'], message: 'production refuses the dev issuer' });
+      if (!s.VAULT_MASTER_KEY_ID)
+        ctx.addIssue({ code: 'custom', path: ['VAULT_MASTER_KEY_ID'], message: 'production keeps the master key in Key Vault' });
+    }
+  });
+
+export type Settings = z.infer<typeof settingsSchema>;
+
+export class SettingsError extends Error {
+  override readonly name = 'SettingsError';
+}
+
+/** Validates settings, naming each missing or malformed one (never printing a value). */
+export function loadSettings(env: Readonly<Record<string, string | undefined>> = process.env): Settings {
+  const result = settingsSchema.safeParse(env);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((i) => `${i.path.join('.') || 'settings'}: ${i.message}`);
+  throw new SettingsError(`Invalid settings:\n  ${problems.join('\n  ')}`);
+}
