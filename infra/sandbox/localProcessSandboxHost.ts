@@ -123,7 +123,10 @@ export class LocalProcessSandboxHost implements SandboxHost {
       capabilities = { isolated: false, reason: 'util-linux unshare, nsenter and setpriv are not installed' };
     else capabilities = { isolated: true };
     const host = new LocalProcessSandboxHost(capabilities, options);
-    await mkdir(host.root, { recursive: true, mode: 0o711 });
+    // Sandbox uids must traverse the root (never list it): a caller-made mkdtemp dir would be 0700.
+    await mkdir(path.join(host.root, 'sandboxes'), { recursive: true, mode: 0o711 });
+    await mkdir(path.join(host.root, 'volumes'), { recursive: true, mode: 0o711 });
+    for (const dir of [host.root, path.join(host.root, 'sandboxes'), path.join(host.root, 'volumes')]) await chmod(dir, 0o711);
     await mkdir(host.credentialRoot, { recursive: true, mode: 0o711 });
     await chmod(host.credentialRoot, 0o711);
     if (capabilities.isolated) {

@@ -1,0 +1,243 @@
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GuardPolicy } from '../../../domain/launchGuard';
+import type { SandboxHandle, SandboxRequest } from '../../../domain/ports/sandboxHost';
+import { LaunchRefusedError } from '../../../infra/sandbox/launchErrors';
+import { TICKET_ENV, launchTickets } from '../../../infra/sandbox/launchTickets';
+import { DeliveryOutsideCredentialDirError, LocalProcessSandboxHost, SandboxGoneError } from '../../../infra/sandbox/localProcessSandboxHost';
+import { TemplatePathError } from '../../../infra/sandbox/sandboxFiles';
+import { BLOCK_SIZE } from '../../../infra/sandbox/uidBlocks';
+import {
+  aSecretValue,
+  envDelivery,
+  isAlive,
+  npmConfigDelivery,
+  pidsInNamespace,
+  pidsWithUidIn,
+  redactorFor,
+  tempFileDelivery,
+  waitForFile,
+} from './sandboxTestKit';
+import { spySpawns } from './spawnSpy';
+
+const node = process.execPath;
+const isRoot = process.getuid?.() === 0;
+const secrets = { MODEL_KEY: aSecretValue('sk'), DEPLOY_KEY: aSecretValue('op'), NPM_TOKEN: aSecretValue('npm') };
+const managed = Object.entries(secrets).map(([name, value]) => ({ name, value }));
+const guard: GuardPolicy = { secretNames: Object.keys(secrets), managedValues: managed };
+const redactor = redactorFor(managed);
+
+let root: string;
+let host: LocalProcessSandboxHost;
+const warnings: string[] = [];
+beforeAll(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), 'dp-host-'));
+  host = await LocalProcessSandboxHost.open({ root, warn: (m) => warnings.push(m) });
+});
+afterAll(() => rm(root, { recursive: true, force: true }));
+
+function aSandbox(overrides: Partial<SandboxRequest> = {}): SandboxRequest {
+  return { runId: 'run-1', files: { 'agent.js': 'console.log("agent")' }, redactor, guard, ...overrides };
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath, e.name));
+}
+
+describe('LocalProcessSandboxHost', () => {
+  it('isolates when running as root and stays quiet about it; otherwise warns at start', () => {
+    expect(host.capabilities.isolated).toBe(isRoot);
+    expect(warnings.length).toBe(isRoot ? 0 : 1);
+  });
+
+  it('runs the agent and credential processes as distinct unprivileged uids with a scrubbed env', async () => {
+    process.env.DP_TEST_HOST_ONLY = 'must-not-leak';
+    const sandbox = await host.create(aSandbox({ env: { LOG_LEVEL: 'debug' } }));
+    try {
+      const script = 'console.log(JSON.stringify({uid:process.getuid(),groups:process.getgroups(),env:Object.keys(process.env).sort(),cwd:process.cwd()}))';
+      const agent = JSON.parse((await host.exec(sandbox, { argv: [node, '-e', script], identity: 'agent' })).stdout) as { uid: number; groups: number[]; env: string[]; cwd: string };
+      const op = JSON.parse((await host.exec(sandbox, { argv: [node, '-e', script], identity: 'credential' })).stdout) as typeof agent;
+      const op2 = JSON.parse((await host.exec(sandbox, { argv: [node, '-e', script], identity: 'credential' })).stdout) as typeof agent;
+      expect(agent.cwd).toBe(sandbox.workspace);
+      for (const p of [agent, op]) {
+        expect(p.env).not.toContain('DP_TEST_HOST_ONLY');
+        expect(p.env).toEqual(expect.arrayContaining(['HOME', 'LOG_LEVEL', 'PATH', 'TMPDIR', TICKET_ENV]));
+      }
+      if (isRoot) {
+        expect(agent.uid).not.toBe(0);
+        expect(new Set([agent.uid, op.uid, op2.uid]).size).toBe(3);
+        expect(agent.groups).toContain(host.inspect(sandbox).groupGid);
+        expect(op.groups).toContain(host.inspect(sandbox).groupGid);
+      }
+    } finally {
+      delete process.env.DP_TEST_HOST_ONLY;
+      await host.teardown(sandbox);
+    }
+  });
+
+  it('lets credential processes and the agent share the workspace, but not a credential directory', async () => {
+    const sandbox = await host.create(aSandbox());
+    try {
+      const op = await host.exec(sandbox, {
+        argv: [node, '-e', 'const fs=require("fs");fs.writeFileSync("from-op.txt","ok");console.log(fs.readFileSync(process.env.KEY_FILE,"utf8").length)'],
+        identity: 'credential',
+        credentials: async (target) => [await tempFileDelivery(target, 'KEY_FILE', secrets.DEPLOY_KEY)],
+      });
+      expect(op.stdout.trim()).toBe(String(secrets.DEPLOY_KEY.length));
+      const agent = await host.exec(sandbox, { argv: [node, '-e', 'process.stdout.write(require("fs").readFileSync("from-op.txt","utf8"))'], identity: 'agent' });
+      expect(agent.stdout).toBe('ok');
+      // The operation's credential directory is gone once it exited.
+      expect(readdirSync(host.inspect(sandbox).credentialDir)).toEqual([]);
+    } finally {
+      await host.teardown(sandbox);
+    }
+  });
+
+  it('refuses a guarded standing env at every launch, for the sandbox and for one command, naming the key', async () => {
+    await expect(host.create(aSandbox({ env: { NPM_TOKEN: 'x' } }))).rejects.toMatchObject({ offendingKey: 'NPM_TOKEN' });
+    const sandbox = await host.create(aSandbox());
+    try {
+      const before = launchTickets.issuedCount;
+      const error = await host.exec(sandbox, { argv: [node, '-e', '1'], identity: 'agent', env: { CFG: `token=${secrets.NPM_TOKEN}` } }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LaunchRefusedError);
+      expect((error as LaunchRefusedError).offendingKey).toBe('CFG');
+      expect((error as Error).message).not.toContain(secrets.NPM_TOKEN);
+      expect(launchTickets.issuedCount).toBe(before);
+    } finally {
+      await host.teardown(sandbox);
+    }
+  });
+
+  it('refuses a delivery that writes outside its process credential directory, and cleans it up', async () => {
+    const sandbox = await host.create(aSandbox());
+    try {
+      const stray = path.join(sandbox.workspace, 'stray-credential');
+      const error = await host
+        .exec(sandbox, {
+          argv: [node, '-e', '1'],
+          identity: 'credential',
+          credentials: async () => {
+            writeFileSync(stray, secrets.DEPLOY_KEY);
+            return [{ env: {}, argsAfterCommand: [], paths: [stray], cleanup: () => rm(stray, { force: true }) }];
+          },
+        })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DeliveryOutsideCredentialDirError);
+      expect(existsSync(stray)).toBe(false);
+    } finally {
+      await host.teardown(sandbox);
+    }
+  });
+
+  it('refuses template paths that escape the workspace', async () => {
+    for (const file of ['../escape.js', '/etc/evil', 'a/../../escape.js'])
+      await expect(host.create(aSandbox({ files: { [file]: 'x' } }))).rejects.toBeInstanceOf(TemplatePathError);
+  });
+
+  it('teardown leaves no process of the sandbox alive, not even a setsid daemon, and no directory', async () => {
+    const sandbox = await host.create(aSandbox());
+    const inspection = host.inspect(sandbox);
+    const server = await host.start(sandbox, {
+      argv: [node, '-e', 'require("fs").writeFileSync("server.ready","1");setInterval(()=>{},1000)'],
+      identity: 'credential',
+      credentials: async () => [envDelivery('TRACKER', 'tracker-credential-value')],
+    });
+    await waitForFile(path.join(sandbox.workspace, 'server.ready'));
+    // The agent plants a daemon that leaves the process group and the session.
+    await host.exec(sandbox, { argv: ['/bin/sh', '-c', 'setsid sh -c "echo \\$\\$ > daemon.tmp && mv daemon.tmp daemon.pid; exec sleep 600" > /dev/null 2>&1 & while [ ! -s daemon.pid ]; do sleep 0.05; done'], identity: 'agent' });
+    await waitForFile(path.join(sandbox.workspace, 'daemon.pid'));
+    // It outlived its command (the launcher reaps only the command's process group).
+    const daemonNsPid = Number(readFileSync(path.join(sandbox.workspace, 'daemon.pid'), 'utf8'));
+    expect(daemonNsPid).toBeGreaterThan(1);
+    const pids = isRoot ? pidsInNamespace(inspection.nsId ?? '') : [server.pid];
+    expect(pids.length).toBeGreaterThanOrEqual(isRoot ? 3 : 1);
+
+    await host.teardown(sandbox);
+    for (const pid of pids) expect(isAlive(pid), `pid ${pid}`).toBe(false);
+    if (isRoot) {
+      expect(pidsInNamespace(inspection.nsId ?? '')).toEqual([]);
+      const group = inspection.groupGid ?? 0;
+      expect(pidsWithUidIn(group, group + BLOCK_SIZE)).toEqual([]);
+    }
+    expect(existsSync(inspection.root)).toBe(false);
+    expect(existsSync(inspection.credentialDir)).toBe(false);
+    expect((await server.exited).exitCode).not.toBe(0);
+    await expect(host.exec(sandbox, { argv: [node, '-e', '1'], identity: 'agent' })).rejects.toBeInstanceOf(SandboxGoneError);
+    await host.teardown(sandbox);
+  });
+
+  it('keeps an opt-in volume across teardown, and never writes a credential into it', async () => {
+    const volume = `vol-${Date.now()}`;
+    const first = await host.create(aSandbox({ keptVolume: volume }));
+    await host.exec(first, {
+      argv: [node, '-e', 'require("fs").writeFileSync("kept.txt", require("fs").readFileSync(process.env.KEY_FILE).length + " bytes seen")'],
+      identity: 'credential',
+      credentials: async (target) => [await tempFileDelivery(target, 'KEY_FILE', secrets.DEPLOY_KEY), await npmConfigDelivery(target, secrets.NPM_TOKEN)],
+    });
+    await host.exec(first, { argv: [node, 'agent.js'], identity: 'agent', credentials: async () => [envDelivery('OPENAI_API_KEY', secrets.MODEL_KEY)] });
+    const volumeDir = first.workspace;
+    await host.teardown(first);
+
+    expect(existsSync(volumeDir)).toBe(true);
+    expect(readFileSync(path.join(volumeDir, 'kept.txt'), 'utf8')).toBe(`${secrets.DEPLOY_KEY.length} bytes seen`);
+    const everything = filesUnder(volumeDir).map((f) => readFileSync(f, 'latin1')).join('\n');
+    expect(redactor.matches(everything)).toBe(false);
+
+    // The next sandbox on the same volume sees the kept file, under its own identities.
+    const second = await host.create(aSandbox({ keptVolume: volume }));
+    try {
+      expect(second.workspace).toBe(volumeDir);
+      const read = await host.exec(second, { argv: [node, '-e', 'process.stdout.write(require("fs").readFileSync("kept.txt","utf8"))'], identity: 'agent' });
+      expect(read.stdout).toBe(`${secrets.DEPLOY_KEY.length} bytes seen`);
+      if (isRoot) expect(statSync(path.join(volumeDir, 'kept.txt')).uid).toBe(host.inspect(second).agentUid);
+    } finally {
+      await host.teardown(second);
+      await rm(volumeDir, { recursive: true, force: true });
+    }
+  });
+
+  it('every process of a sandbox lifecycle is spawned with a ticket the launcher issued', async () => {
+    const spy = spySpawns();
+    let sandbox: SandboxHandle | undefined;
+    try {
+      sandbox = await host.create(aSandbox());
+      await host.exec(sandbox, { argv: [node, 'agent.js'], identity: 'agent' });
+      const server = await host.start(sandbox, { argv: [node, '-e', 'setInterval(()=>{},1000)'], identity: 'credential', credentials: async () => [envDelivery('K', 'credential-value-1')] });
+      await host.exec(sandbox, { argv: ['/bin/sh', '-c', 'exit 3'], identity: 'credential' });
+      await server.stop();
+      await host.teardown(sandbox);
+      sandbox = undefined;
+    } finally {
+      spy.restore();
+      if (sandbox) await host.teardown(sandbox);
+    }
+    expect(spy.calls.length).toBeGreaterThanOrEqual(isRoot ? 4 : 3);
+    for (const call of spy.calls) {
+      const ticket = call.env?.[TICKET_ENV];
+      expect(ticket, `${call.fn} ${call.file}`).toMatch(/^[0-9a-f]{32}$/);
+      expect(launchTickets.wasIssued(ticket ?? '')).toBe(true);
+    }
+    expect(new Set(spy.calls.map((c) => c.env?.[TICKET_ENV])).size).toBe(spy.calls.length);
+  });
+});
+
+describe('LocalProcessSandboxHost without isolation', () => {
+  it('says so at start and reports isolated=false with a reason, so the run records IsolationDegraded', async () => {
+    const said: string[] = [];
+    const degraded = await LocalProcessSandboxHost.open({ root, isolation: 'off', warn: (m) => said.push(m) });
+    expect(degraded.capabilities).toEqual({ isolated: false, reason: expect.any(String) });
+    expect(said.join(' ')).toMatch(/NOT isolated/);
+    const sandbox = await degraded.create(aSandbox());
+    expect(sandbox.isolated).toBe(false);
+    const result = await degraded.exec(sandbox, { argv: [node, 'agent.js'], identity: 'agent' });
+    expect(result.stdout).toBe('agent\n');
+    const { root: sandboxRoot } = degraded.inspect(sandbox);
+    await degraded.teardown(sandbox);
+    expect(existsSync(sandboxRoot)).toBe(false);
+  });
+});
