@@ -10,7 +10,9 @@ export type Channel =
   | 'temp-file'
   | 'stdin'
   | 'git-credential-helper'
-  | 'package-manager-config';
+  | 'package-manager-config'
+  /** The gateway's http operation: the platform process puts the credential in one request's header; it never enters the sandbox. */
+  | 'gateway-header';
 
 export type RunOutcome = 'Completed' | 'Failed' | 'Cancelled';
 /** What the API shows. */

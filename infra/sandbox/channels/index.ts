@@ -13,8 +13,11 @@ export { ChannelRequestError } from './preparer';
 export { planPackageInstall, type PlannedProcess } from './npmInstallPlan';
 export { assertGitCommand } from './gitCredentialHelper';
 
-/** Every channel that delivers something; `refused` has no preparer, so asking for it cannot deliver. */
-export type DeliveringChannel = Exclude<Channel, 'refused'>;
+/**
+ * Every channel that delivers something into a sandbox process; `refused` has no preparer, so asking for it
+ * cannot deliver, and `gateway-header` is applied by the platform process itself (infra/gateway), never here.
+ */
+export type DeliveringChannel = Exclude<Channel, 'refused' | 'gateway-header'>;
 
 export const channelPreparers: Readonly<Record<DeliveringChannel, ChannelPreparer>> = {
   'process-env': prepareProcessEnv,
