@@ -1,4 +1,7 @@
+import { createRedactor, type Redactor } from './redaction';
+import { utf8Length } from './redaction/bytes';
 import type { RunSpec } from './runSpec';
+import { MIN_SECRET_BYTES } from './secret';
 
 /**
  * The launch guard (DESIGN.md §1.5): a pure decision over a *requested standing env*, that is every env var a
@@ -137,6 +140,23 @@ export function containsManagedValue(text: string, value: string): boolean {
   return caseless.some((form) => lower.includes(form));
 }
 
+/**
+ * The redactor knows more encodings than `encodedForms` (XML, backslash escapes, more base64 variants), so a
+ * value hit is either. One redactor per managed value, so a refusal can name the secret; cached per policy
+ * array because the launcher checks the same policy at every launch of a sandbox.
+ */
+const redactorCache = new WeakMap<readonly ManagedValue[], (Redactor | undefined)[]>();
+
+function redactorsFor(managed: readonly ManagedValue[]): (Redactor | undefined)[] {
+  let redactors = redactorCache.get(managed);
+  if (!redactors) {
+    // Values the vault would refuse as too short are still caught by the forms above.
+    redactors = managed.map((m) => (utf8Length(m.value) >= MIN_SECRET_BYTES ? createRedactor([m]) : undefined));
+    redactorCache.set(managed, redactors);
+  }
+  return redactors;
+}
+
 /** Checks one requested standing env. Names are checked before values, keys in the order given. */
 export function checkStandingEnv(env: Readonly<Record<string, string>>, policy: GuardPolicy): GuardDecision {
   const secretNames = new Map(policy.secretNames.map((n) => [n.toUpperCase(), n]));
@@ -146,9 +166,11 @@ export function checkStandingEnv(env: Readonly<Record<string, string>>, policy: 
     if (secretName !== undefined) return { ok: false, offendingKey: key, reason: 'name-is-secret', secretName };
     if (wellKnown.has(key.toUpperCase())) return { ok: false, offendingKey: key, reason: 'well-known-provider-key' };
   }
+  const redactors = redactorsFor(policy.managedValues);
   for (const [key, value] of Object.entries(env)) {
-    const hit = policy.managedValues.find((managed) => containsManagedValue(value, managed.value));
-    if (hit) return { ok: false, offendingKey: key, reason: 'value-matches-secret', secretName: hit.name };
+    const hit = policy.managedValues.findIndex((managed, i) => containsManagedValue(value, managed.value) || redactors[i]?.matches(value) === true);
+    const managed = policy.managedValues[hit];
+    if (managed) return { ok: false, offendingKey: key, reason: 'value-matches-secret', secretName: managed.name };
   }
   return { ok: true };
 }

@@ -105,3 +105,16 @@ describe('launch guard', () => {
     expect(checkStandingEnv({ X: 'old-token-value-123' }, rotated)).toMatchObject({ ok: false, secretName: 'DEPLOY_TOKEN' });
   });
 });
+
+describe('launch guard and the redactor', () => {
+  it('also refuses the encodings only the redactor knows (XML and backslash escapes)', () => {
+    const value = `a<b>&c"d'e\\f-${TOKEN}`;
+    const guardWith: GuardPolicy = { secretNames: [], managedValues: [{ name: 'ODD', value }] };
+    const xml = value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+    expect(checkStandingEnv({ X: `<v>${xml}</v>` }, guardWith)).toMatchObject({ ok: false, offendingKey: 'X', secretName: 'ODD' });
+  });
+
+  it('does not throw for a managed value shorter than the redactor minimum', () => {
+    expect(checkStandingEnv({ X: 'has-abc-inside' }, { secretNames: [], managedValues: [{ name: 'SHORT', value: 'abc' }] })).toMatchObject({ ok: false });
+  });
+});
