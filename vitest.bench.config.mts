@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/bench/**/*.bench.test.ts'],
-    globalSetup: ['test/support/azuriteGlobalSetup.ts'],
+    globalSetup: ['test/support/azuriteGlobalSetup.ts', 'test/bench/support/benchGlobalSetup.ts'],
     pool: 'forks',
     fileParallelism: false,
     testTimeout: 600_000,

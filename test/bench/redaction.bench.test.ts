@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import type * as RedactionModule from '../../domain/redaction';
+import type { Redactor } from '../../domain/redaction';
+import { fromDist } from './support/dist';
+import { FigureSink } from './support/figures';
+import { makeLogText, makeSecrets, type LogText } from './support/logText';
+import { bestOf, collectGarbage } from './support/timing';
+
+const MiB = 1024 * 1024;
+const TEXT_BYTES = 64 * MiB;
+const CHUNK_BYTES = 64 * 1024;
+/** replaceAll per form is too slow at 1,000 secrets for 64 MiB; it is measured on the first 4 MiB. */
+const NAIVE_BYTES = 4 * MiB;
+const RUNS = 3;
+const COUNTS = [1, 10, 100, 1000] as const;
+
+const { createRedactor, encodedForms, maskFor } = fromDist<typeof RedactionModule>('domain/redaction.js');
+const sink = new FigureSink('redaction');
+const mb = (s: string): number => Buffer.byteLength(s) / 1e6;
+
+interface NaiveMask {
+  readonly mask: string;
+  readonly forms: readonly string[];
+}
+
+/** The same encoded forms the redactor masks, computed before timing starts. */
+function naiveMasks(secrets: ReadonlyArray<{ name: string; value: string }>): NaiveMask[] {
+  return secrets.map(({ name, value }) => ({ mask: maskFor(name), forms: encodedForms(value, 8) }));
+}
+
+/** What per-secret maskers do: one replaceAll per secret and per encoded form. */
+function naiveRedact(text: string, masks: readonly NaiveMask[]): string {
+  let out = text;
+  for (const { mask, forms } of masks) for (const form of forms) out = out.replaceAll(form, mask);
+  return out;
+}
+
+/** The text cut into chunks of 64 KiB of UTF-8, as a pipe would deliver them, decoded to strings. */
+function chunksOf(text: string): string[] {
+  const bytes = Buffer.from(text, 'utf8');
+  const decoder = new TextDecoder('utf-8');
+  const chunks: string[] = [];
+  for (let i = 0; i < bytes.length; i += CHUNK_BYTES) chunks.push(decoder.decode(bytes.subarray(i, i + CHUNK_BYTES), { stream: true }));
+  chunks.push(decoder.decode());
+  return chunks;
+}
+
+function streamRedact(redactor: Redactor, chunks: readonly string[]): string[] {
+  const stream = redactor.stream();
+  const out = chunks.map((c) => stream.push(c));
+  out.push(stream.end());
+  return out;
+}
+
+/** Every leaked line came out masked, with no trace of the form that leaked there. */
+function expectLeaksMasked(log: LogText, redacted: string): void {
+  const lines = redacted.split('\n');
+  for (const { line, form } of log.leaks) {
+    expect(lines[line]).toContain('[REDACTED:SECRET_');
+    expect(lines[line]!.includes(form)).toBe(false);
+  }
+}
+
+describe('redactor throughput', () => {
+  // The floor: the fastest one could possibly look for one string, one indexOf pass for a string that is absent.
+  let floorMBps = 0;
+
+  it('measures the indexOf floor on 64 MiB', () => {
+    const { text } = makeLogText(TEXT_BYTES, []);
+    const absent = `ghp_${'Z'.repeat(36)}`;
+    const timed = bestOf(RUNS, () => text.indexOf(absent));
+    expect(timed.result).toBe(-1);
+    floorMBps = mb(text) / timed.seconds;
+    sink.add({ name: 'redaction.floor.indexOfMBps', value: floorMBps, unit: 'MB/s', note: `one indexOf pass for one absent 40-char pattern over ${mb(text).toFixed(1)} MB` });
+  });
+
+  for (const count of COUNTS) {
+    it(`${count} secrets: redact and stream 64 MiB, naive replaceAll on 4 MiB`, () => {
+      collectGarbage();
+      const secrets = makeSecrets(count);
+      const build = bestOf(1, () => createRedactor(secrets));
+      const redactor = build.result;
+      const log = makeLogText(TEXT_BYTES, secrets);
+      const size = mb(log.text);
+      const chunks = chunksOf(log.text);
+
+      const batch = bestOf(RUNS, () => redactor.redact(log.text));
+      expectLeaksMasked(log, batch.result);
+      const streamed = bestOf(RUNS, () => streamRedact(redactor, chunks));
+      expect(streamed.result.join('')).toBe(batch.result);
+
+      const slice = log.text.slice(0, NAIVE_BYTES);
+      const masks = naiveMasks(secrets);
+      const naive = bestOf(1, () => naiveRedact(slice, masks));
+      expect(naive.result.length).toBeLessThanOrEqual(slice.length + 64 * log.leaks.length);
+      const naiveMBps = mb(slice) / naive.seconds;
+
+      const key = `redaction.secrets${count}`;
+      const targets =
+        count === 100
+          ? [{ on: 'value' as const, min: 200 }, { on: 'ratio' as const, min: 20 }]
+          : count === 1000
+            ? [{ on: 'value' as const, min: 100 }]
+            : [];
+      const floorNote = (v: number): string => `${((100 * v) / floorMBps).toFixed(0)}% of the indexOf floor`;
+      sink.add({ name: `${key}.patterns`, value: redactor.patternCount, unit: 'patterns', note: `distinct strings (values x encoded forms); build ${(build.seconds * 1000).toFixed(0)} ms` });
+      sink.add({ name: `${key}.naiveMBps`, value: naiveMBps, unit: 'MB/s', note: `replaceAll per secret per form, on the first ${mb(slice).toFixed(1)} MB only` });
+      const redactMBps = size / batch.seconds;
+      sink.add({
+        name: `${key}.redactMBps`, value: redactMBps, unit: 'MB/s', baseline: { name: `${key}.naiveMBps`, value: naiveMBps }, targets,
+        note: `${floorNote(redactMBps)}; ${size.toFixed(1)} MB, ${log.leaks.length} leaks, CPU ${(size / batch.cpuSeconds).toFixed(0)} MB/s`,
+      });
+      const streamMBps = size / streamed.seconds;
+      sink.add({
+        name: `${key}.streamMBps`, value: streamMBps, unit: 'MB/s', baseline: { name: `${key}.naiveMBps`, value: naiveMBps }, targets,
+        note: `${floorNote(streamMBps)}; ${chunks.length} chunks of 64 KiB`,
+      });
+    });
+  }
+});
