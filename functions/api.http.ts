@@ -10,6 +10,7 @@ for (const route of apiRoutes) {
     route: route.route,
     methods: [route.method],
     authLevel: 'anonymous',
+    ...(route.extraInputs ? { extraInputs: [...route.extraInputs] } : {}),
     handler: async (request, context) => {
       try {
         return await invokeApiRoute(route, await getServices(), request, context);

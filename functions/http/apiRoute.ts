@@ -1,4 +1,4 @@
-import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import type { FunctionInput, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { AuthenticationError, type CallerAuthenticator } from '../../domain/ports/callerAuthenticator';
 import type { ServiceDependencies } from '../../domain/services/dependencies';
 import type { Caller } from '../../domain/services/workspaces';
@@ -25,6 +25,8 @@ export interface ApiRoute {
   /** Route template relative to `/api`, as Functions writes it: `workspaces/{ws}/secrets/{name}`. */
   readonly route: string;
   readonly handle: (input: RouteInput) => Promise<HttpResponseInit>;
+  /** Extra input bindings the handler reads from its context, e.g. `df.input.durableClient()`. */
+  readonly extraInputs?: readonly FunctionInput[];
 }
 
 const CORRELATION = /^[A-Za-z0-9._-]{1,64}$/;
