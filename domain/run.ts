@@ -79,6 +79,8 @@ export type RunCommand =
   | { type: 'FailPhase'; phase: Phase; turn?: number; reason: string }
   | { type: 'RecordSandboxLaunched'; sandboxId: string; isolated: boolean; degradedReason?: string }
   | { type: 'RecordLaunchRefused'; offendingKey: string; reason: string }
+  /** The guard refused a run at the door: recorded on the minted run id's stream, which stays without a run. */
+  | { type: 'RefuseRunRequest'; offendingKey: string; reason: string }
   | { type: 'GrantLease'; leaseId: string; secretName: string; secretVersion: number; operation: string; channel: Channel; expiresAt: string }
   | { type: 'ReleaseLease'; leaseId: string }
   | { type: 'ExpireLeases'; now: string; all?: boolean }
@@ -254,6 +256,9 @@ export function decideRun(command: RunCommand, state: RunState): RunEvent[] {
     }
     case 'RecordLaunchRefused':
       requireExisting(state);
+      return [{ type: 'SandboxLaunchRefused', data: { offendingKey: command.offendingKey, reason: command.reason } }];
+    case 'RefuseRunRequest':
+      if (state.exists) throw new DomainError('RUN.ALREADY_EXISTS', 'Run already exists', 'conflict');
       return [{ type: 'SandboxLaunchRefused', data: { offendingKey: command.offendingKey, reason: command.reason } }];
     case 'GrantLease':
       requireOpen(state);

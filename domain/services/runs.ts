@@ -1,0 +1,141 @@
+import { handleCommand } from '../commandHandler';
+import { DomainError } from '../errors';
+import { checkRunSpecEnv, describeRefusal } from '../launchGuard';
+import type { ProjectionWrite } from '../ports/eventStore';
+import { type RunEvent, type RunState, runDecider, runStatus } from '../run';
+import { type RunSpec, secretReferencesOf } from '../runSpec';
+import { projectionKeys, runStreamId } from '../streams';
+import { fold } from '../commandHandler';
+import { authorize } from './access';
+import type { ServiceDependencies } from './dependencies';
+import type { RunOrchestrations, RunStores } from './runPorts';
+import { loadSecretMaterial, redactDeep } from './runSecrets';
+import type { Caller } from './workspaces';
+
+export const RUN_ERROR = {
+  LAUNCH_REFUSED: 'RUN.LAUNCH_REFUSED',
+  SECRET_NOT_FOUND: 'RUN.SECRET_NOT_FOUND',
+  NOT_FOUND: 'RUN.NOT_FOUND',
+} as const;
+
+/** A refusal at the door: names the key (and the secret's name), never a value. */
+export class LaunchRefusedAtRequest extends DomainError {
+  constructor(
+    readonly runId: string,
+    readonly offendingKey: string,
+    message: string,
+  ) {
+    super(RUN_ERROR.LAUNCH_REFUSED, message, 'invalid');
+    this.name = 'LaunchRefusedAtRequest';
+  }
+}
+
+export const projectRun = (state: RunState): readonly ProjectionWrite[] => [
+  { kind: 'upsert', key: projectionKeys.run(state.runId), value: runStatus(state) },
+];
+
+/** Every secret a spec names: its references' refs and each turn's model key. */
+export function referencedSecrets(spec: RunSpec): { where: string; name: string }[] {
+  const refs = secretReferencesOf(spec).map(({ where, reference }) => ({ where, name: reference.ref }));
+  spec.turns.forEach((turn, i) => {
+    if (turn.modelKey !== undefined) refs.push({ where: `turns[${i}].modelKey`, name: turn.modelKey });
+  });
+  return refs;
+}
+
+/**
+ * `POST .../runs`: the guard checks the standing env before anything exists (a refusal is recorded as
+ * `SandboxLaunchRefused` on a minted run id and no orchestration starts), every referenced secret must
+ * exist, the spec is stored by reference, then the orchestration starts with the run id as its only input.
+ */
+export async function requestRun(
+  deps: ServiceDependencies,
+  stores: RunStores,
+  orchestrations: RunOrchestrations,
+  caller: Caller,
+  request: { workspaceId: string; spec: RunSpec },
+): Promise<{ runId: string }> {
+  const { workspaceId, spec } = request;
+  await authorize(deps, { workspaceId, actor: caller.actor, action: 'runs.request', requires: 'member', correlationId: caller.correlationId });
+  const runId = deps.ids.next();
+  const material = await loadSecretMaterial(deps, workspaceId);
+  const decision = checkRunSpecEnv(spec, material.guard);
+  if (!decision.ok) {
+    await handleCommand(deps, {
+      workspaceId,
+      streamId: runStreamId(runId),
+      decider: runDecider,
+      command: { type: 'RefuseRunRequest', offendingKey: decision.offendingKey, reason: decision.reason },
+      actor: caller.actor,
+      correlationId: caller.correlationId,
+    });
+    throw new LaunchRefusedAtRequest(runId, decision.offendingKey, describeRefusal(decision));
+  }
+  const missing = referencedSecrets(spec).find((r) => material.versions[r.name] === undefined);
+  if (missing)
+    throw new DomainError(RUN_ERROR.SECRET_NOT_FOUND, `${missing.where} references secret ${missing.name}, which does not exist in this workspace`, 'invalid');
+  const specRef = await stores.specs.put(workspaceId, runId, spec);
+  const deadline = new Date(deps.clock.now().getTime() + spec.deadlineSeconds * 1000).toISOString();
+  await handleCommand(deps, {
+    workspaceId,
+    streamId: runStreamId(runId),
+    decider: runDecider,
+    command: { type: 'RequestRun', runId, workspaceId, deadline, specRef },
+    actor: caller.actor,
+    correlationId: caller.correlationId,
+    project: projectRun,
+  });
+  await orchestrations.start(workspaceId, runId);
+  return { runId };
+}
+
+async function readRun(deps: ServiceDependencies, workspaceId: string, runId: string) {
+  const stream = await deps.store.readStream<RunEvent>(workspaceId, runStreamId(runId));
+  const state = fold(runDecider, stream.events);
+  if (!state.exists) throw new DomainError(RUN_ERROR.NOT_FOUND, 'Run not found', 'not_found');
+  return { state, events: stream.events };
+}
+
+/** `GET .../runs/{runId}`: status, phases and events, every string passed through the workspace's redactor. */
+export async function getRun(deps: ServiceDependencies, caller: Caller, request: { workspaceId: string; runId: string }) {
+  const { workspaceId, runId } = request;
+  await authorize(deps, { workspaceId, actor: caller.actor, action: 'runs.read', requires: 'member', correlationId: caller.correlationId });
+  const { state, events } = await readRun(deps, workspaceId, runId);
+  const { redactor } = await loadSecretMaterial(deps, workspaceId);
+  const view = {
+    ...runStatus(state),
+    events: events.map((e) => ({ version: e.streamVersion, sequence: e.sequence, type: e.type, at: e.meta.at, actor: e.meta.actor, data: e.data })),
+  };
+  return redactDeep(view, redactor) as Record<string, unknown>;
+}
+
+export async function readTranscript(deps: ServiceDependencies, stores: RunStores, caller: Caller, request: { workspaceId: string; runId: string }): Promise<string> {
+  const { workspaceId, runId } = request;
+  await authorize(deps, { workspaceId, actor: caller.actor, action: 'runs.transcript', requires: 'member', correlationId: caller.correlationId });
+  await readRun(deps, workspaceId, runId);
+  const text = await stores.transcripts.read(workspaceId, runId);
+  // Written redacted already; redacting again on the way out also masks values rotated since it was written.
+  return (await loadSecretMaterial(deps, workspaceId)).redactor.redact(text);
+}
+
+/** `POST .../cancel`: records the request, then tells the orchestration, which kills the running step. */
+export async function cancelRun(
+  deps: ServiceDependencies,
+  orchestrations: RunOrchestrations,
+  caller: Caller,
+  request: { workspaceId: string; runId: string },
+): Promise<void> {
+  const { workspaceId, runId } = request;
+  await authorize(deps, { workspaceId, actor: caller.actor, action: 'runs.cancel', requires: 'member', correlationId: caller.correlationId });
+  await readRun(deps, workspaceId, runId);
+  await handleCommand(deps, {
+    workspaceId,
+    streamId: runStreamId(runId),
+    decider: runDecider,
+    command: { type: 'CancelRun', reason: `cancelled by ${caller.actor}` },
+    actor: caller.actor,
+    correlationId: caller.correlationId,
+    project: projectRun,
+  });
+  await orchestrations.raiseCancel(runId);
+}

@@ -1,0 +1,18 @@
+import type { LiveSandbox, RunSandboxes } from '../../domain/ports/runSandboxes';
+
+/** The live sandboxes of this process: a run is pinned to the host instance that seeded it. */
+export class InMemoryRunSandboxes implements RunSandboxes {
+  private readonly byRun = new Map<string, LiveSandbox>();
+
+  get(runId: string): LiveSandbox | undefined {
+    return this.byRun.get(runId);
+  }
+
+  put(sandbox: LiveSandbox): void {
+    this.byRun.set(sandbox.runId, sandbox);
+  }
+
+  remove(runId: string): void {
+    this.byRun.delete(runId);
+  }
+}

@@ -1,0 +1,134 @@
+import type { LiveSandbox } from '../../domain/ports/runSandboxes';
+import type { CommandResult, ProcessCredentialDelivery, ProcessIdentity, RunningCommand } from '../../domain/ports/sandboxHost';
+import type { SecretReference } from '../../domain/runSpec';
+import { channelFor } from '../../domain/secretPolicy';
+import type { CredentialRequest } from '../sandbox/credentialDelivery';
+import { preparerFor } from '../sandbox/channels';
+import type { LiveRun, RunContext } from './runContext';
+
+/** A lease the run has granted and recorded, with the request its channel delivers. */
+interface HeldLease {
+  readonly leaseId: string;
+  readonly request: CredentialRequest;
+}
+
+export interface LeasedProcessSpec {
+  /** What the lease is for, in events: `install[0]`, `mcp:issues`, `turn[1]`. */
+  readonly operation: string;
+  readonly argv: readonly string[];
+  readonly identity: ProcessIdentity;
+  readonly secrets: readonly SecretReference[];
+  /** Per-process env added after the guard (the gateway bearer): a delivery, not standing env. */
+  readonly extraEnv?: Readonly<Record<string, string>>;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Resolves each credential now (rotation: a later process gets the later value), records `LeaseGranted`
+ * (expiring at the run's deadline) before the process exists, and hands the host a preparer that delivers
+ * each one through its channel to this one process. `release` records `LeaseReleased` for all of them.
+ */
+async function grantLeases(ctx: RunContext, live: LiveRun, sandbox: LiveSandbox, operation: string, secrets: readonly SecretReference[]): Promise<HeldLease[]> {
+  const held: HeldLease[] = [];
+  try {
+    for (const ref of secrets) {
+      const resolved = await ctx.runtime.deps.resolver.resolve(ctx.workspaceId, ref.ref);
+      live.redactor.add(ref.ref, resolved.value);
+      const leaseId = ctx.runtime.deps.ids.next();
+      await ctx.record({
+        type: 'GrantLease',
+        leaseId,
+        secretName: ref.ref,
+        secretVersion: resolved.version,
+        operation,
+        channel: channelFor(ref.use),
+        expiresAt: sandbox.deadline,
+      });
+      held.push({
+        leaseId,
+        request: {
+          secretName: ref.ref,
+          value: resolved.value,
+          use: ref.use as CredentialRequest['use'],
+          ...(ref.as !== undefined ? { as: ref.as } : {}),
+          ...(ref.host !== undefined ? { host: ref.host } : {}),
+        },
+      });
+    }
+    return held;
+  } catch (error) {
+    await releaseLeases(ctx, held);
+    throw error;
+  }
+}
+
+export async function releaseLeases(ctx: RunContext, held: readonly { leaseId: string }[]): Promise<void> {
+  for (const lease of held) await ctx.record({ type: 'ReleaseLease', leaseId: lease.leaseId });
+}
+
+function deliveriesFor(held: readonly HeldLease[], extraEnv: Readonly<Record<string, string>> | undefined) {
+  return async (target: { credentialDir: string; uid?: number; gid?: number }): Promise<readonly ProcessCredentialDelivery[]> => {
+    const deliveries: ProcessCredentialDelivery[] = [];
+    for (const lease of held) deliveries.push(await preparerFor(lease.request)(lease.request, target));
+    if (extraEnv && Object.keys(extraEnv).length > 0) deliveries.push({ env: extraEnv, argsAfterCommand: [], paths: [], cleanup: async () => {} });
+    return deliveries;
+  };
+}
+
+/** Runs one process to its exit under its leases; the leases are released whatever happened. */
+export async function execLeased(ctx: RunContext, live: LiveRun, sandbox: LiveSandbox, spec: LeasedProcessSpec): Promise<CommandResult> {
+  const held = await grantLeases(ctx, live, sandbox, spec.operation, spec.secrets);
+  try {
+    return await ctx.runtime.host.exec(sandbox.handle, {
+      argv: spec.argv,
+      identity: spec.identity,
+      credentials: deliveriesFor(held, spec.extraEnv),
+      ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
+      ...(spec.signal ? { signal: spec.signal } : {}),
+    });
+  } finally {
+    await releaseLeases(ctx, held);
+  }
+}
+
+/** Starts a long-lived process (an MCP server) holding its leases for its lifetime; `done` settles after release. */
+export async function startLeased(
+  ctx: RunContext,
+  live: LiveRun,
+  sandbox: LiveSandbox,
+  spec: LeasedProcessSpec,
+  onExit: (result: CommandResult) => Promise<void>,
+): Promise<{ process: RunningCommand; done: Promise<void> }> {
+  const held = await grantLeases(ctx, live, sandbox, spec.operation, spec.secrets);
+  let process: RunningCommand;
+  try {
+    process = await ctx.runtime.host.start(sandbox.handle, { argv: spec.argv, identity: spec.identity, credentials: deliveriesFor(held, spec.extraEnv) });
+  } catch (error) {
+    await releaseLeases(ctx, held);
+    throw error;
+  }
+  const done = process.exited
+    .then(async (result) => {
+      await releaseLeases(ctx, held);
+      await onExit(result);
+    })
+    // Teardown releases whatever is still held; a failed write here must not crash the host.
+    .catch(() => undefined);
+  return { process, done };
+}
+
+/** How a command ended, in words for events (no output, so nothing to leak). */
+export function describeExit(result: CommandResult): string {
+  if (result.cancelled) return 'cancelled';
+  if (result.timedOut) return 'deadline exceeded';
+  if (result.exitCode !== null) return `exit code ${result.exitCode}`;
+  return `killed by ${result.signal ?? 'a signal'}`;
+}
+
+export function transcriptChunk(operation: string, argv: readonly string[], result: CommandResult): string {
+  const parts = [`--- ${operation}: ${argv.join(' ')} (${describeExit(result)}) ---\n`, result.stdout];
+  if (result.stderr.length > 0) parts.push(`--- ${operation} stderr ---\n`, result.stderr);
+  if (result.truncated) parts.push('\n[output truncated]\n');
+  return parts.join('').replace(/([^\n])$/, '$1\n');
+}

@@ -1,0 +1,88 @@
+import { handleCommand } from '../../domain/commandHandler';
+import { fold } from '../../domain/commandHandler';
+import type { GatewayBearers } from '../../domain/ports/gatewayBearers';
+import type { RunSandboxes } from '../../domain/ports/runSandboxes';
+import type { OutputRedactor, RunningCommand, SandboxHost } from '../../domain/ports/sandboxHost';
+import { type RunCommand, type RunEvent, type RunState, runDecider } from '../../domain/run';
+import type { ServiceDependencies } from '../../domain/services/dependencies';
+import type { RunStores } from '../../domain/services/runPorts';
+import { projectRun } from '../../domain/services/runs';
+import { loadSecretMaterial } from '../../domain/services/runSecrets';
+import { runStreamId } from '../../domain/streams';
+import type { RefreshableRedactor } from './refreshableRedactor';
+import type { RunAborts } from './runAborts';
+
+/** Everything the lifecycle's activities use; built once per process by the composition root. */
+export interface RunRuntime {
+  readonly deps: ServiceDependencies;
+  readonly stores: RunStores;
+  readonly host: SandboxHost;
+  readonly sandboxes: RunSandboxes;
+  readonly bearers: GatewayBearers;
+  readonly aborts: RunAborts;
+  /** What the agent runtime gets as GATEWAY_URL. */
+  readonly gatewayUrl: string;
+  /** Removes the disk of a sandbox this process never knew (its host instance died). */
+  readonly removeLeftovers: (sandboxId: string) => Promise<void>;
+  readonly live: Map<string, LiveRun>;
+}
+
+/** What a run keeps in this process besides its sandbox: its redactor and its long-lived MCP servers. */
+export interface LiveRun {
+  readonly redactor: RefreshableRedactor;
+  readonly servers: { readonly name: string; readonly process: RunningCommand; readonly done: Promise<void> }[];
+}
+
+export const LIFECYCLE_ACTOR = 'system:runLifecycle';
+
+/** Largest transcript chunk kept per process, counted after redaction. */
+export const MAX_CHUNK_CHARS = 256 * 1024;
+
+/** One run as seen by one activity: its stream, its events, its redactor. */
+export class RunContext {
+  constructor(
+    readonly runtime: RunRuntime,
+    readonly workspaceId: string,
+    readonly runId: string,
+  ) {}
+
+  async state(): Promise<RunState> {
+    const stream = await this.runtime.deps.store.readStream<RunEvent>(this.workspaceId, runStreamId(this.runId));
+    return fold(runDecider, stream.events);
+  }
+
+  async record(command: RunCommand): Promise<RunState> {
+    const result = await handleCommand(this.runtime.deps, {
+      workspaceId: this.workspaceId,
+      streamId: runStreamId(this.runId),
+      decider: runDecider,
+      command,
+      actor: LIFECYCLE_ACTOR,
+      correlationId: this.runId,
+      project: projectRun,
+    });
+    return result.state;
+  }
+
+  private fallback: OutputRedactor | undefined;
+
+  /** The live run's redactor, or (after a restart) one built from the vault as of now. */
+  async redactor(): Promise<OutputRedactor> {
+    const live = this.runtime.live.get(this.runId);
+    if (live) return live.redactor;
+    this.fallback ??= (await loadSecretMaterial(this.runtime.deps, this.workspaceId)).redactor;
+    return this.fallback;
+  }
+
+  /** Text for events and results: redacted first, truncated after. */
+  async reason(text: string, max = 300): Promise<string> {
+    const redacted = (await this.redactor()).redact(text);
+    return redacted.length > max ? `${redacted.slice(0, max)}…` : redacted;
+  }
+
+  async transcript(text: string): Promise<void> {
+    const redacted = (await this.redactor()).redact(text);
+    const kept = redacted.length > MAX_CHUNK_CHARS ? `${redacted.slice(0, MAX_CHUNK_CHARS)}\n[truncated]\n` : redacted;
+    await this.runtime.stores.transcripts.append(this.workspaceId, this.runId, kept);
+  }
+}

@@ -1,0 +1,165 @@
+import { isDomainError } from '../../domain/errors';
+import type { LiveSandbox } from '../../domain/ports/runSandboxes';
+import type { Phase, RunState } from '../../domain/run';
+import type { InstallStep, RunSpec } from '../../domain/runSpec';
+import { loadSecretMaterial } from '../../domain/services/runSecrets';
+import { assertGitCommand, planPackageInstall } from '../sandbox/channels';
+import { describeExit, execLeased, startLeased, transcriptChunk } from './leasedProcess';
+import { RefreshableRedactor } from './refreshableRedactor';
+import { type LiveRun, RunContext, type RunRuntime } from './runContext';
+
+/** What an activity returns: names, numbers and redacted reasons only, never a value or an output. */
+export type StepResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+export interface SeedResult {
+  readonly ok: boolean;
+  readonly reason?: string;
+  readonly deadline?: string;
+  readonly turns?: number;
+}
+
+class StepFailure extends Error {}
+
+const SANDBOX_LOST = 'sandbox lost: the host instance that ran it is gone (restarted or moved)';
+
+function liveOf(ctx: RunContext): { sandbox: LiveSandbox; live: LiveRun } {
+  const sandbox = ctx.runtime.sandboxes.get(ctx.runId);
+  const live = ctx.runtime.live.get(ctx.runId);
+  if (!sandbox || !live) throw new StepFailure(SANDBOX_LOST);
+  return { sandbox, live };
+}
+
+function msUntil(deadline: string, ctx: RunContext): number {
+  return Math.max(1, Date.parse(deadline) - ctx.runtime.deps.clock.now().getTime());
+}
+
+async function specOf(ctx: RunContext, state: RunState): Promise<RunSpec> {
+  return ctx.runtime.stores.specs.get(ctx.workspaceId, state.specRef);
+}
+
+/**
+ * One phase: start it (a re-run after a crash finds it already running and fails it: its processes died with
+ * the host), run the body, complete or fail it. Domain refusals (cancelled, torn down) end the step quietly.
+ */
+async function phase(ctx: RunContext, which: Phase, turn: number | undefined, body: (state: RunState) => Promise<void>): Promise<StepResult> {
+  let state = await ctx.state();
+  if (state.cancellation !== undefined) return { ok: false, reason: 'cancelled' };
+  if (state.failure !== undefined) return { ok: false, reason: 'an earlier step failed' };
+  const rerun = state.current?.phase === which && (which !== 'turn' || state.current.turn === turn);
+  try {
+    if (!rerun) state = await ctx.record({ type: 'StartPhase', phase: which, ...(turn !== undefined ? { turn } : {}) });
+    if (rerun) throw new StepFailure(ctx.runtime.sandboxes.get(ctx.runId) ? 'interrupted: the step was started twice' : SANDBOX_LOST);
+    if (ctx.runtime.aborts.aborted(ctx.runId)) throw new StepFailure('cancelled');
+    await body(state);
+    await ctx.record({ type: 'CompletePhase', phase: which });
+    return { ok: true };
+  } catch (error) {
+    const reason = await ctx.reason(error instanceof Error ? error.message : 'step failed');
+    try {
+      await ctx.record({ type: 'FailPhase', phase: which, reason });
+    } catch (recordError) {
+      // Teardown got there first (it fails the interrupted phase itself): nothing left to record.
+      if (!isDomainError(recordError)) throw recordError;
+    }
+    return { ok: false, reason };
+  }
+}
+
+export async function seed(runtime: RunRuntime, workspaceId: string, runId: string): Promise<SeedResult> {
+  const ctx = new RunContext(runtime, workspaceId, runId);
+  let spec: RunSpec | undefined;
+  let deadline = '';
+  const result = await phase(ctx, 'seed', undefined, async (state) => {
+    deadline = state.deadline;
+    spec = await specOf(ctx, state);
+    const material = await loadSecretMaterial(runtime.deps, workspaceId);
+    const redactor = new RefreshableRedactor(material.values);
+    const handle = await runtime.host.create({ runId, files: spec.template.files, redactor, guard: material.guard, ...(spec.env ? { env: spec.env } : {}) });
+    runtime.live.set(runId, { redactor, servers: [] });
+    runtime.sandboxes.put({ workspaceId, runId, handle, redactor, guard: material.guard, deadline: state.deadline });
+    await ctx.record({
+      type: 'RecordSandboxLaunched',
+      sandboxId: handle.sandboxId,
+      isolated: handle.isolated,
+      ...(runtime.host.capabilities.reason ? { degradedReason: runtime.host.capabilities.reason } : {}),
+    });
+  });
+  if (!result.ok) return result;
+  return { ok: true, deadline, turns: spec?.turns.length ?? 0 };
+}
+
+/** The processes one install step becomes: npm splits in two (token-holding install, then scripts without it). */
+function installProcesses(step: InstallStep, index: number) {
+  const secrets = step.secrets ?? [];
+  const npm = secrets.find((s) => s.use === 'npm');
+  if (npm) {
+    if (secrets.length > 1) throw new StepFailure(`install[${index}]: an npm step takes exactly one secret`);
+    return planPackageInstall(step.command, { secretName: npm.ref, value: '', use: 'npm', ...(npm.host ? { host: npm.host } : {}) }).map((p) => ({
+      argv: p.command,
+      secrets: p.credential ? [npm] : [],
+    }));
+  }
+  for (const git of secrets.filter((s) => s.use === 'git')) assertGitCommand(git.ref, step.command);
+  return [{ argv: step.command, secrets }];
+}
+
+export async function install(runtime: RunRuntime, workspaceId: string, runId: string): Promise<StepResult> {
+  const ctx = new RunContext(runtime, workspaceId, runId);
+  return phase(ctx, 'install', undefined, async (state) => {
+    const { sandbox, live } = liveOf(ctx);
+    const spec = await specOf(ctx, state);
+    for (const [index, step] of (spec.install ?? []).entries()) {
+      for (const proc of installProcesses(step, index)) {
+        const operation = `install[${index}]`;
+        const result = await execLeased(ctx, live, sandbox, {
+          operation,
+          argv: proc.argv,
+          identity: proc.secrets.length > 0 ? 'credential' : 'agent',
+          secrets: proc.secrets,
+          timeoutMs: msUntil(sandbox.deadline, ctx),
+          signal: runtime.aborts.signalFor(runId),
+        });
+        await ctx.transcript(transcriptChunk(operation, proc.argv, result));
+        if (result.exitCode !== 0) throw new StepFailure(`${operation} failed: ${describeExit(result)}`);
+      }
+    }
+  });
+}
+
+export async function mcp(runtime: RunRuntime, workspaceId: string, runId: string): Promise<StepResult> {
+  const ctx = new RunContext(runtime, workspaceId, runId);
+  return phase(ctx, 'mcp', undefined, async (state) => {
+    const { sandbox, live } = liveOf(ctx);
+    const spec = await specOf(ctx, state);
+    for (const server of spec.mcp ?? []) {
+      const operation = `mcp:${server.name}`;
+      const started = await startLeased(ctx, live, sandbox, { operation, argv: server.command, identity: 'credential', secrets: server.secrets ?? [] }, (result) =>
+        ctx.transcript(transcriptChunk(operation, server.command, result)),
+      );
+      live.servers.push({ name: server.name, ...started });
+    }
+  });
+}
+
+export async function turn(runtime: RunRuntime, workspaceId: string, runId: string, n: number): Promise<StepResult> {
+  const ctx = new RunContext(runtime, workspaceId, runId);
+  return phase(ctx, 'turn', n, async (state) => {
+    const { sandbox, live } = liveOf(ctx);
+    const spec = await specOf(ctx, state);
+    const turnSpec = spec.turns[n - 1];
+    if (!turnSpec) throw new StepFailure(`turn ${n} is not in the spec`);
+    const bearer = await runtime.bearers.mint({ workspaceId, runId, containerId: sandbox.handle.sandboxId, expiresAt: sandbox.deadline });
+    live.redactor.add('GATEWAY_TOKEN', bearer);
+    const operation = `turn[${n}]`;
+    const result = await execLeased(ctx, live, sandbox, {
+      operation,
+      argv: turnSpec.command,
+      identity: 'agent',
+      secrets: turnSpec.modelKey ? [{ ref: turnSpec.modelKey, use: 'env', as: turnSpec.modelKey }] : [],
+      extraEnv: { GATEWAY_URL: runtime.gatewayUrl, GATEWAY_TOKEN: bearer },
+      timeoutMs: msUntil(sandbox.deadline, ctx),
+      signal: runtime.aborts.signalFor(runId),
+    });
+    await ctx.transcript(transcriptChunk(operation, turnSpec.command, result));
+    if (result.exitCode !== 0) throw new StepFailure(`${operation} failed: ${describeExit(result)}`);
+  });
+}
