@@ -30,6 +30,6 @@ export const channelPreparers: Readonly<Record<DeliveringChannel, ChannelPrepare
 /** The preparer for a request's use; the domain's policy picks the channel, and `refused` delivers nothing. */
 export function preparerFor(request: CredentialRequest): ChannelPreparer {
   const channel = channelFor(request.use);
-  if (channel === 'refused') throw new ChannelRequestError(request.secretName, `use "${request.use}" has no channel`);
+  if (channel === 'refused' || channel === 'gateway-header') throw new ChannelRequestError(request.secretName, `use "${request.use}" has no channel`);
   return channelPreparers[channel];
 }

@@ -1,0 +1,254 @@
+import { handleCommand } from '../../domain/commandHandler';
+import { isDomainError } from '../../domain/errors';
+import {
+  GATEWAY_ERROR, channelOf, describeHost, hostAllowed, leaseExpiry, operationName, planGit, planNpm, type GatewayOperation,
+} from '../../domain/gateway';
+import { createRedactor } from '../../domain/redaction';
+import { AuthenticationError } from '../../domain/ports/callerAuthenticator';
+import type { GatewayBearers, GatewayBinding } from '../../domain/ports/gatewayBearers';
+import type { LiveSandbox, RunSandboxes } from '../../domain/ports/runSandboxes';
+import type { CommandResult, ProcessCredentialTarget, SandboxHost } from '../../domain/ports/sandboxHost';
+import type { ResolvedSecret } from '../../domain/ports/secretVault';
+import { type RunCommand, runDecider } from '../../domain/run';
+import type { ServiceDependencies } from '../../domain/services/dependencies';
+import { projectionKeys, runStreamId } from '../../domain/streams';
+import { HttpProblem } from '../http/problem';
+import { TRUNCATION_MARKER, utf8Prefix } from '../redaction/truncate';
+import { assertGitCommand, planPackageInstall, preparerFor } from '../sandbox/channels';
+import type { CredentialRequest } from '../sandbox/credentialDelivery';
+import { performHttpOperation } from './httpOperation';
+
+/**
+ * The gateway (DESIGN.md §1 promise 8): the agent asks, the platform checks the destination against the
+ * secret's `allowedHosts`, resolves the secret at that moment, runs the operation under a lease (git and npm
+ * in one credential process inside the run's sandbox, http from this process) and answers with redacted
+ * output. The run comes from the bearer's binding only. Every step of an authenticated caller is an event.
+ */
+
+export interface GatewayLimits {
+  readonly operationTimeoutMs: number;
+  /** Per stream (stdout, stderr, http body), after redaction. */
+  readonly maxOutputBytes: number;
+  readonly maxHttpResponseBytes: number;
+}
+
+export const DEFAULT_GATEWAY_LIMITS: GatewayLimits = { operationTimeoutMs: 120_000, maxOutputBytes: 64 * 1024, maxHttpResponseBytes: 1024 * 1024 };
+
+export interface GatewayDependencies {
+  readonly deps: Pick<ServiceDependencies, 'store' | 'resolver' | 'clock' | 'random' | 'ids'>;
+  readonly bearers: GatewayBearers;
+  readonly sandboxes: RunSandboxes;
+  readonly host: SandboxHost;
+  readonly limits?: Partial<GatewayLimits>;
+  readonly fetch?: typeof fetch;
+}
+
+export interface GatewayResponse {
+  readonly ok: boolean;
+  readonly operationId: string;
+  readonly exitCode?: number;
+  readonly status?: number;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly body?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly truncated: boolean;
+}
+
+interface RawOutcome {
+  readonly exitCode: number;
+  readonly ok: boolean;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly truncated: boolean;
+  readonly status?: number;
+  readonly body?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+const BEARER_HEADER = /^Bearer ([A-Za-z0-9_-]{1,512})$/;
+const ACTOR = 'system:gateway';
+
+function truncate(text: string, maxBytes: number): { text: string; truncated: boolean } {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= maxBytes) return { text, truncated: false };
+  return { text: utf8Prefix(bytes, Math.max(0, maxBytes - Buffer.byteLength(TRUNCATION_MARKER))).toString('utf8') + TRUNCATION_MARKER, truncated: true };
+}
+
+function outcomeOf(results: readonly CommandResult[]): RawOutcome {
+  const failed = results.find((r) => r.exitCode !== 0);
+  const exitCode = failed ? (failed.exitCode ?? -1) : 0;
+  const notes = results.flatMap((r) => [r.timedOut ? 'gateway: the command timed out\n' : '', r.cancelled ? 'gateway: the command was cancelled\n' : '']);
+  return {
+    exitCode,
+    ok: failed === undefined,
+    stdout: results.map((r) => r.stdout).join(''),
+    stderr: results.map((r) => r.stderr).join('') + notes.join(''),
+    truncated: results.some((r) => r.truncated),
+  };
+}
+
+export class Gateway {
+  private readonly limits: GatewayLimits;
+  private unauthenticatedCount = 0;
+
+  constructor(private readonly d: GatewayDependencies) {
+    this.limits = { ...DEFAULT_GATEWAY_LIMITS, ...d.limits };
+  }
+
+  /** Callers refused before any binding was known: counted, never recorded in any workspace's log (§3). */
+  get unauthenticated(): number {
+    return this.unauthenticatedCount;
+  }
+
+  async authenticate(authorization: string | null): Promise<GatewayBinding> {
+    try {
+      const match = BEARER_HEADER.exec(authorization ?? '');
+      if (!match?.[1]) throw new AuthenticationError('GATEWAY.MISSING_BEARER', 'Send the container gateway bearer (GATEWAY_TOKEN) as Authorization: Bearer');
+      return await this.d.bearers.verify(match[1], this.d.deps.clock.now());
+    } catch (error) {
+      if (error instanceof AuthenticationError) this.unauthenticatedCount++;
+      throw error;
+    }
+  }
+
+  async perform(binding: GatewayBinding, operation: GatewayOperation, remotePath: string, correlationId: string): Promise<GatewayResponse> {
+    const operationId = this.d.deps.ids.next();
+    const record = (command: RunCommand) =>
+      handleCommand(this.d.deps, {
+        workspaceId: binding.workspaceId, streamId: runStreamId(binding.runId), decider: runDecider, command, actor: ACTOR, correlationId,
+      });
+    const refuse = async (reason: string, problem: HttpProblem): Promise<never> => {
+      await record({ type: 'RecordOperationRefused', operationId, kind: operation.kind, target: operation.target, reason });
+      throw problem;
+    };
+
+    const live = this.liveSandbox(binding);
+    if (!live) {
+      await record({ type: 'RecordOperationRefused', operationId, kind: operation.kind, target: operation.target, reason: 'no live sandbox' }).catch(() => undefined);
+      throw new HttpProblem(410, 'GATEWAY.SANDBOX_GONE', 'The run has no live sandbox on this instance (torn down, or another container); its bearer is no longer usable');
+    }
+    const plan = this.planOf(operation, remotePath);
+    const metadata = await this.d.deps.store.readProjection(binding.workspaceId, projectionKeys.secret(operation.secret));
+    if (!metadata || metadata.exists !== true)
+      await refuse('secret not found', new HttpProblem(404, GATEWAY_ERROR.SECRET_NOT_FOUND, `The run's workspace has no secret named ${operation.secret}`));
+    const allowedHosts = Array.isArray(metadata?.allowedHosts) ? metadata.allowedHosts.map(String) : [];
+    if (!hostAllowed(allowedHosts, operation.destination))
+      await refuse(
+        `host ${describeHost(operation.destination)} not in allowedHosts of ${operation.secret}`,
+        new HttpProblem(403, GATEWAY_ERROR.HOST_NOT_ALLOWED, `${operation.secret} may not be sent to ${describeHost(operation.destination)}; it is not in the secret's allowedHosts`),
+      );
+
+    await record({ type: 'RecordOperationRequested', operationId, kind: operation.kind, target: operation.target });
+    const secret = await this.d.deps.resolver.resolve(binding.workspaceId, operation.secret);
+    const redact = this.redactorFor(live, operation.secret, secret);
+    let outcome: RawOutcome;
+    try {
+      outcome = await this.run(binding, live, operation, plan, secret, operationId, record);
+    } catch (error) {
+      await record({ type: 'RecordOperationCompleted', operationId, exitCode: -1 }).catch(() => undefined);
+      if (isDomainError(error) || error instanceof HttpProblem) throw error;
+      throw new HttpProblem(502, 'GATEWAY.OPERATION_FAILED', redact(`The operation failed: ${(error as Error).name}`));
+    }
+    await record({ type: 'RecordOperationCompleted', operationId, exitCode: outcome.exitCode });
+    return this.shape(operationId, outcome, redact);
+  }
+
+  private liveSandbox(binding: GatewayBinding): LiveSandbox | undefined {
+    const live = this.d.sandboxes.get(binding.runId);
+    if (!live || live.workspaceId !== binding.workspaceId || live.handle.sandboxId !== binding.containerId) return undefined;
+    return live;
+  }
+
+  /** The exact command, checked before anything is recorded as requested (a malformed request is a 400). */
+  private planOf(operation: GatewayOperation, remotePath: string): { argv: readonly string[]; cwd?: string } | undefined {
+    switch (operation.kind) {
+      case 'git': {
+        const plan = planGit(operation, remotePath);
+        assertGitCommand(operation.secret, plan.argv);
+        return plan;
+      }
+      case 'npm-install':
+        return planNpm(operation);
+      case 'http':
+        return undefined;
+    }
+  }
+
+  /** The sandbox's redactor, plus the value just resolved (it may be newer than what the sandbox's knows). */
+  private redactorFor(live: LiveSandbox, name: string, secret: ResolvedSecret): (text: string) => string {
+    const own = createRedactor([{ name, value: secret.value }]);
+    return (text) => own.redact(live.redactor.redact(text));
+  }
+
+  private async run(
+    binding: GatewayBinding,
+    live: LiveSandbox,
+    operation: GatewayOperation,
+    plan: { argv: readonly string[]; cwd?: string } | undefined,
+    secret: ResolvedSecret,
+    operationId: string,
+    record: (command: RunCommand) => Promise<unknown>,
+  ): Promise<RawOutcome> {
+    const now = this.d.deps.clock.now();
+    const deadline = Math.min(Date.parse(live.deadline), Date.parse(binding.expiresAt));
+    const timeoutMs = Math.max(1, Math.min(this.limits.operationTimeoutMs, deadline - now.getTime()));
+    const leaseId = `${operationId}:lease`;
+    await record({
+      type: 'GrantLease', leaseId, secretName: operation.secret, secretVersion: secret.version, operation: `gateway:${operationName(operation)}`,
+      channel: channelOf(operation), expiresAt: leaseExpiry(now.toISOString(), timeoutMs, new Date(deadline).toISOString()),
+    });
+    const release = () => record({ type: 'ReleaseLease', leaseId });
+
+    if (operation.kind === 'http') {
+      try {
+        const result = await performHttpOperation(operation, secret.value, { timeoutMs, maxResponseBytes: this.limits.maxHttpResponseBytes }, this.d.fetch);
+        return { exitCode: 0, ok: result.status >= 200 && result.status < 300, stdout: '', stderr: '', status: result.status, body: result.body, headers: result.headers, truncated: result.truncated };
+      } catch (error) {
+        const cause = (error as { cause?: { code?: unknown } }).cause?.code;
+        return { exitCode: 1, ok: false, stdout: '', stderr: `gateway: the request failed: ${(error as Error).name}${typeof cause === 'string' ? ` (${cause})` : ''}\n`, truncated: false };
+      } finally {
+        await release();
+      }
+    }
+
+    const use = operation.kind === 'git' ? 'git' : 'npm';
+    const request: CredentialRequest = { secretName: operation.secret, value: secret.value, use, host: `${operation.destination.protocol}://${describeHost(operation.destination)}` };
+    const credentials = async (target: ProcessCredentialTarget) => [await preparerFor(request)(request, target)];
+    const common = { timeoutMs, maxOutputBytes: this.limits.maxOutputBytes, ...(plan?.cwd !== undefined ? { cwd: plan.cwd } : {}) };
+    const steps = operation.kind === 'git' ? [{ command: plan?.argv ?? [], credential: request }] : planPackageInstall(plan?.argv ?? [], request);
+    const results: CommandResult[] = [];
+    for (const [i, step] of steps.entries()) {
+      if (i === 0) {
+        try {
+          results.push(await this.d.host.exec(live.handle, { argv: step.command, identity: 'credential', credentials, ...common }));
+        } finally {
+          await release();
+        }
+      } else {
+        // npm's lifecycle scripts, after the authenticated install, as the agent and without the credential.
+        results.push(await this.d.host.exec(live.handle, { argv: step.command, identity: 'agent', ...common }));
+      }
+      if (results.at(-1)?.exitCode !== 0) break;
+    }
+    return outcomeOf(results);
+  }
+
+  private shape(operationId: string, outcome: RawOutcome, redact: (text: string) => string): GatewayResponse {
+    const max = this.limits.maxOutputBytes;
+    const stdout = truncate(redact(outcome.stdout), max);
+    const stderr = truncate(redact(outcome.stderr), max);
+    const body = outcome.body !== undefined ? truncate(redact(outcome.body), this.limits.maxHttpResponseBytes) : undefined;
+    const headers = outcome.headers ? Object.fromEntries(Object.entries(outcome.headers).map(([k, v]) => [k, redact(v)])) : undefined;
+    return {
+      ok: outcome.ok,
+      operationId,
+      ...(outcome.status === undefined ? { exitCode: outcome.exitCode } : { status: outcome.status }),
+      stdout: stdout.text,
+      stderr: stderr.text,
+      ...(body ? { body: body.text } : {}),
+      ...(headers ? { headers } : {}),
+      truncated: outcome.truncated || stdout.truncated || stderr.truncated || (body?.truncated ?? false),
+    };
+  }
+}
