@@ -1,0 +1,65 @@
+import type { SigningKeyInfo } from '../signingKeys';
+
+/** The persisted key ring: public metadata of every key ever used, and an opaque version for the rotation guard. */
+export interface SigningKeyRing {
+  readonly keys: readonly SigningKeyInfo[];
+  /** Opaque; absent when no key was ever stored. */
+  readonly version?: string;
+}
+
+export interface NewSigningKey {
+  readonly info: SigningKeyInfo;
+  /** The private JWK as JSON. The adapter seals it at rest and never returns it except through `privateJwk`. */
+  readonly privateJwk: string;
+}
+
+/**
+ * Where platform signing keys rest (DESIGN.md §1 promise 9): never in settings. Only the current key has a
+ * private half; a rotation deletes the retired key's private half in the same atomic write that adds the new key,
+ * and keeps its public half for good.
+ */
+export interface SigningKeyRepository {
+  load(): Promise<SigningKeyRing>;
+  /** The private JWK (JSON) of `kid`, or undefined when it has none (retired, or unknown). */
+  privateJwk(kid: string): Promise<string | undefined>;
+  /**
+   * Atomically adds `key` as the current key and retires `retire` (dropping its private half), only if the
+   * ring is still at `expected.version`. Resolves false when another writer rotated first.
+   */
+  rotate(expected: SigningKeyRing, key: NewSigningKey, retire?: { readonly kid: string; readonly at: string }): Promise<boolean>;
+}
+
+export interface SandboxIdentity {
+  readonly runId: string;
+  readonly containerId: string;
+}
+
+export interface MintedSandboxToken {
+  readonly token: string;
+  /** ISO-8601. */
+  readonly expiresAt: string;
+  readonly kid: string;
+}
+
+export interface VerifiedSandboxToken extends SandboxIdentity {
+  readonly subject: string;
+  readonly audience: string;
+  /** ISO-8601. */
+  readonly expiresAt: string;
+  readonly kid: string;
+}
+
+/**
+ * Short-lived identity tokens for sandboxes: JWTs signed with the platform key that a third party verifies
+ * against the platform's JWKS. `verify` throws a `DomainError` (`SIGNING.TOKEN_INVALID`) for any token that does
+ * not verify, naming the reason, never echoing the token.
+ */
+export interface SandboxIdentityTokens {
+  mint(identity: SandboxIdentity): Promise<MintedSandboxToken>;
+  verify(token: string): Promise<VerifiedSandboxToken>;
+}
+
+export const SIGNING_ERROR = {
+  TOKEN_INVALID: 'SIGNING.TOKEN_INVALID',
+  KEYS_UNAVAILABLE: 'SIGNING.KEYS_UNAVAILABLE',
+} as const;

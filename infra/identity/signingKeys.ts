@@ -1,0 +1,235 @@
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK, type KeyLike } from 'jose';
+import { DomainError, VersionConflictError } from '../../domain/errors';
+import type { Clock } from '../../domain/ports/clock';
+import type { EventStore } from '../../domain/ports/eventStore';
+import type { Ids } from '../../domain/ports/ids';
+import { SIGNING_ERROR, type SigningKeyRepository, type SigningKeyRing } from '../../domain/ports/signingKeys';
+import { PLATFORM_WORKSPACE_ID, signingKeysStreamId, type SigningKeyRotated } from '../../domain/platform';
+import {
+  checkpointVerificationKeys, currentKey, decideRotation, defaultSigningKeyPolicy, tokenVerificationKeys,
+  type PublicSigningJwk, type SigningKeyInfo, type SigningKeyPolicy,
+} from '../../domain/signingKeys';
+
+export interface RotationOutcome {
+  readonly rotated: boolean;
+  /** The key that is current after the call. */
+  readonly kid: string;
+  readonly generation: number;
+  readonly previousKid?: string;
+  /** Why nothing was rotated. */
+  readonly reason?: string;
+  /** False when the `SigningKeyRotated` events could not be appended now; the next `rotate` catches up. */
+  readonly recorded: boolean;
+}
+
+/** Appends the rotations the platform log does not have yet; called after every rotation and skip. */
+export type RotationRecorder = (keys: readonly SigningKeyInfo[]) => Promise<void>;
+
+export interface SigningKeysOptions {
+  readonly repository: SigningKeyRepository;
+  readonly clock: Clock;
+  readonly policy?: SigningKeyPolicy;
+  readonly recorder?: RotationRecorder;
+}
+
+interface Loaded {
+  readonly loadedAt: number;
+  readonly keys: readonly SigningKeyInfo[];
+  readonly signer?: { readonly kid: string; readonly key: KeyLike };
+}
+
+/**
+ * The platform's key ring in memory (DESIGN.md §1 promise 9): the current private key for signing, public keys
+ * for verifying, reloaded after `policy.cacheTtlMs` so a rotation on another instance is picked up, and
+ * `rotate`, which makes a new key current through the repository's version guard. Private keys live only in
+ * this object's memory and the sealed repository row; nothing here logs or returns them.
+ */
+export class SigningKeys {
+  readonly policy: SigningKeyPolicy;
+  private readonly repository: SigningKeyRepository;
+  private readonly clock: Clock;
+  private recorder: RotationRecorder | undefined;
+  private loaded: Loaded | undefined;
+  private loading: Promise<Loaded> | undefined;
+  private bootstrapping: Promise<RotationOutcome> | undefined;
+  private readonly publicKeys = new Map<string, Promise<KeyLike>>();
+
+  constructor(options: SigningKeysOptions) {
+    this.repository = options.repository;
+    this.clock = options.clock;
+    this.policy = options.policy ?? defaultSigningKeyPolicy;
+    this.recorder = options.recorder;
+  }
+
+  /** Set after construction because the recorder's event store signs with these very keys. */
+  setRecorder(recorder: RotationRecorder): void {
+    this.recorder = recorder;
+  }
+
+  /** The current key; the first call on an empty ring creates (and records) the first key. */
+  async signingKey(): Promise<{ readonly kid: string; readonly key: KeyLike }> {
+    let loaded = await this.load();
+    if (!loaded.signer) {
+      this.bootstrapping ??= this.rotate().finally(() => (this.bootstrapping = undefined));
+      await this.bootstrapping;
+      loaded = await this.load();
+    }
+    if (!loaded.signer) throw new DomainError(SIGNING_ERROR.KEYS_UNAVAILABLE, 'No current signing key could be loaded', 'unavailable');
+    return loaded.signer;
+  }
+
+  /** A public key that verifies checkpoints: any key the platform ever used. */
+  checkpointKey(kid: string): Promise<KeyLike | undefined> {
+    return this.verificationKey(kid, (keys) => checkpointVerificationKeys(keys));
+  }
+
+  /** A public key that verifies sandbox tokens at `now`: the current key, or a retired one inside its window. */
+  tokenKey(kid: string, now: Date): Promise<KeyLike | undefined> {
+    return this.verificationKey(kid, (keys) => tokenVerificationKeys(keys, now, this.policy));
+  }
+
+  /** What `/.well-known/jwks.json` publishes: public halves only, rebuilt field by field. */
+  async jwks(now: Date = this.clock.now()): Promise<{ keys: PublicSigningJwk[] }> {
+    const { keys } = await this.load();
+    return {
+      keys: tokenVerificationKeys(keys, now, this.policy).map(({ publicJwk: k }) => ({ kty: k.kty, crv: k.crv, x: k.x, kid: k.kid, alg: k.alg, use: k.use })),
+    };
+  }
+
+  /** Every key ever used (public metadata), newest first. */
+  async ring(): Promise<readonly SigningKeyInfo[]> {
+    return checkpointVerificationKeys((await this.load(true)).keys);
+  }
+
+  /**
+   * Makes a new key current unless the current one is younger than `policy.minKeyAgeMs` (`force` skips that
+   * check, for a suspected compromise). Safe to call from several instances at once: one rotation wins the
+   * version guard, the others re-read and find a fresh key.
+   */
+  async rotate(options: { readonly force?: boolean } = {}): Promise<RotationOutcome> {
+    let force = options.force === true;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const ring = await this.repository.load();
+      const now = this.clock.now();
+      const decision = decideRotation(ring.keys, now, this.policy, { force });
+      if (decision.kind === 'skip') {
+        const recorded = await this.record(ring.keys);
+        return { rotated: false, kid: decision.current.kid, generation: decision.current.generation, reason: decision.reason, recorded };
+      }
+      const fresh = await newKey(decision.generation, now);
+      const committed = await this.repository.rotate(
+        ring,
+        { info: fresh.info, privateJwk: fresh.privateJwk },
+        decision.retire ? { kid: decision.retire.kid, at: now.toISOString() } : undefined,
+      );
+      if (committed) {
+        this.loaded = undefined;
+        const recorded = await this.record([...ring.keys, fresh.info]);
+        return {
+          rotated: true,
+          kid: fresh.info.kid,
+          generation: fresh.info.generation,
+          ...(decision.retire ? { previousKid: decision.retire.kid } : {}),
+          recorded,
+        };
+      }
+      // Another instance rotated first; one rotation is what was asked for, forced or not.
+      force = false;
+    }
+    throw new DomainError(SIGNING_ERROR.KEYS_UNAVAILABLE, 'The signing keys kept changing during rotation', 'conflict');
+  }
+
+  private async record(keys: readonly SigningKeyInfo[]): Promise<boolean> {
+    if (!this.recorder) return true;
+    try {
+      await this.recorder(keys);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async verificationKey(kid: string, usable: (keys: readonly SigningKeyInfo[]) => SigningKeyInfo[]): Promise<KeyLike | undefined> {
+    let loaded = await this.load();
+    // A kid this instance has not seen may be a rotation on another instance: look once more before refusing.
+    if (!loaded.keys.some((k) => k.kid === kid)) loaded = await this.load(true);
+    const key = usable(loaded.keys).find((k) => k.kid === kid);
+    if (!key) return undefined;
+    let imported = this.publicKeys.get(kid);
+    if (!imported) {
+      imported = importJWK({ ...key.publicJwk }, 'EdDSA') as Promise<KeyLike>;
+      this.publicKeys.set(kid, imported);
+    }
+    return imported;
+  }
+
+  private async load(fresh = false): Promise<Loaded> {
+    const now = this.clock.now().getTime();
+    if (!fresh && this.loaded && now - this.loaded.loadedAt < this.policy.cacheTtlMs) return this.loaded;
+    this.loading ??= this.read(now).finally(() => (this.loading = undefined));
+    return this.loading;
+  }
+
+  private async read(loadedAt: number): Promise<Loaded> {
+    const ring: SigningKeyRing = await this.repository.load();
+    const current = currentKey(ring.keys);
+    let signer: Loaded['signer'];
+    if (current) {
+      const jwk = await this.repository.privateJwk(current.kid);
+      if (jwk === undefined)
+        throw new DomainError(SIGNING_ERROR.KEYS_UNAVAILABLE, `The current signing key ${current.kid} has no private half`, 'unavailable');
+      signer = { kid: current.kid, key: (await importJWK(JSON.parse(jwk) as JWK, 'EdDSA')) as KeyLike };
+    }
+    this.loaded = { loadedAt, keys: ring.keys, ...(signer ? { signer } : {}) };
+    return this.loaded;
+  }
+}
+
+async function newKey(generation: number, now: Date): Promise<{ info: SigningKeyInfo; privateJwk: string }> {
+  const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+  const pub = await exportJWK(publicKey);
+  if (pub.kty !== 'OKP' || pub.crv !== 'Ed25519' || typeof pub.x !== 'string') throw new Error('Unexpected key shape from jose');
+  const kid = await calculateJwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x: pub.x }, 'sha256');
+  const priv = await exportJWK(privateKey);
+  return {
+    info: {
+      kid,
+      generation,
+      createdAt: now.toISOString(),
+      publicJwk: { kty: 'OKP', crv: 'Ed25519', x: pub.x, kid, alg: 'EdDSA', use: 'sig' },
+    },
+    privateJwk: JSON.stringify({ kty: 'OKP', crv: 'Ed25519', x: pub.x, d: priv.d, kid, alg: 'EdDSA' }),
+  };
+}
+
+/**
+ * The recorder that writes `SigningKeyRotated` into the platform's own log: stream version n is generation n,
+ * so appending with expected version n-1 records each rotation exactly once even when instances race.
+ */
+export function platformLogRecorder(store: EventStore, ids: Ids, clock: Clock): RotationRecorder {
+  return async (keys) => {
+    const streamId = signingKeysStreamId();
+    const { version } = await store.readStream(PLATFORM_WORKSPACE_ID, streamId);
+    const byGeneration = [...keys].sort((a, b) => a.generation - b.generation);
+    for (const key of byGeneration) {
+      if (key.generation <= version) continue;
+      const previous = byGeneration.find((k) => k.generation === key.generation - 1);
+      const event: SigningKeyRotated = {
+        type: 'SigningKeyRotated',
+        data: { kid: key.kid, generation: key.generation, ...(previous ? { previousKid: previous.kid } : {}), activatedAt: key.createdAt },
+      };
+      try {
+        await store.append({
+          workspaceId: PLATFORM_WORKSPACE_ID,
+          streamId,
+          expectedVersion: key.generation - 1,
+          events: [{ ...event, meta: { at: clock.now().toISOString(), actor: 'system:rotateSigningKeys', correlationId: ids.next() } }],
+        });
+      } catch (error) {
+        // Another instance recorded it (or the one before it is still missing and will be caught up next time).
+        if (error instanceof VersionConflictError) return;
+        throw error;
+      }
+    }
+  };
+}
