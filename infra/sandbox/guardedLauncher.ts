@@ -47,6 +47,18 @@ export interface LaunchedProcess {
   stop(): Promise<CommandResult>;
 }
 
+/** Waits (bounded) until no process of the group is left, so a result means the group is really gone. */
+async function groupGone(pgid: number): Promise<void> {
+  for (let i = 0; i < DRAIN_GRACE_MS / 10; i++) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 async function cleanupAll(deliveries: readonly CredentialDelivery[]): Promise<void> {
   await Promise.all(deliveries.map((d) => d.cleanup().catch(() => undefined)));
 }
@@ -176,8 +188,10 @@ export class GuardedLauncher {
         if (request.reapGroupOnExit !== false) killGroup();
         let grace: NodeJS.Timeout | undefined;
         const late = new Promise<void>((resolve) => (grace = setTimeout(resolve, DRAIN_GRACE_MS)));
-        void Promise.race([outputs, late]).then(() => {
+        const reaped = request.reapGroupOnExit !== false && child.pid !== undefined ? groupGone(child.pid) : Promise.resolve();
+        void Promise.race([outputs, late]).then(async () => {
           if (grace) clearTimeout(grace);
+          await reaped;
           child.stdout.destroy();
           child.stderr.destroy();
           out.end();
