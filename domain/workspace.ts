@@ -29,6 +29,7 @@ export interface WorkspaceState {
   readonly vault?: string;
   readonly vaultSoftDeleted: boolean;
   readonly purgeAfter?: string;
+  readonly retentionDays?: number;
 }
 
 export type WorkspaceCommand =
@@ -66,13 +67,13 @@ export function evolveWorkspace(state: WorkspaceState, event: WorkspaceEvent): W
     case 'VaultProvisioned':
       return { ...state, vault: event.data.vault };
     case 'WorkspaceDeletionRequested':
-      return { ...state, status: 'Deleting', purgeAfter: event.data.purgeAfter };
+      return { ...state, status: 'Deleting', purgeAfter: event.data.purgeAfter, retentionDays: event.data.retentionDays };
     case 'VaultSoftDeleted':
       return { ...state, vaultSoftDeleted: true };
     case 'WorkspaceDeleted':
       return { ...state, status: 'Deleted' };
     case 'WorkspaceRecovered': {
-      const { purgeAfter: _gone, ...rest } = state;
+      const { purgeAfter: _gone, retentionDays: _days, ...rest } = state;
       return { ...rest, status: 'Active', vaultSoftDeleted: false };
     }
     case 'VaultPurged':

@@ -1,0 +1,130 @@
+import { fold, handleCommand } from '../commandHandler';
+import { DomainError } from '../errors';
+import type { EventStore } from '../ports/eventStore';
+import type { SecretVault } from '../ports/secretVault';
+import type { WorkspaceRecords } from '../ports/workspaceRecords';
+import { projectionKeys, workspaceStreamId } from '../streams';
+import { DEFAULT_RETENTION_DAYS, type WorkspaceEvent, type WorkspaceState, workspaceDecider } from '../workspace';
+import { authorize } from './access';
+import type { ServiceDependencies } from './dependencies';
+import { rebuildProjections } from './projections';
+import { type Caller, projectWorkspace } from './workspaces';
+
+export interface WorkspaceLifecycleDependencies extends ServiceDependencies {
+  readonly records: WorkspaceRecords;
+  /** Removes transcripts and other blobs of the workspace; returns how many. */
+  readonly removeBlobs: (workspaceId: string) => Promise<number>;
+}
+
+const SYSTEM = 'system:deleteWorkspace';
+
+async function workspaceState(store: EventStore, workspaceId: string): Promise<WorkspaceState> {
+  const stream = await store.readStream<WorkspaceEvent>(workspaceId, workspaceStreamId(workspaceId));
+  return fold(workspaceDecider, stream.events);
+}
+
+/** Owner only. Records the request; the `deleteWorkspace` orchestration does the rest in the background. */
+export async function requestWorkspaceDeletion(
+  deps: ServiceDependencies,
+  caller: Caller,
+  workspaceId: string,
+  retentionDays: number = DEFAULT_RETENTION_DAYS,
+): Promise<{ id: string; purgeAfter: string }> {
+  await authorize(deps, { workspaceId, actor: caller.actor, action: 'workspace.delete', requires: 'owner', correlationId: caller.correlationId });
+  const result = await handleCommand(deps, {
+    workspaceId,
+    streamId: workspaceStreamId(workspaceId),
+    decider: workspaceDecider,
+    command: { type: 'RequestDeletion', actor: caller.actor, retentionDays, now: deps.clock.now().toISOString() },
+    actor: caller.actor,
+    correlationId: caller.correlationId,
+    project: projectWorkspace,
+  });
+  return { id: workspaceId, purgeAfter: result.state.purgeAfter ?? '' };
+}
+
+/** Step: the vault goes to soft-deleted state under purge protection, for the same retention. */
+export async function softDeleteWorkspaceVault(deps: ServiceDependencies, workspaceId: string, correlationId: string): Promise<void> {
+  const state = await workspaceState(deps.store, workspaceId);
+  if (state.status !== 'Deleting') return;
+  const retentionDays = state.retentionDays ?? DEFAULT_RETENTION_DAYS;
+  const status = await deps.vault.status(workspaceId);
+  if (status.state === 'active') await deps.vault.softDelete(workspaceId, { retentionDays, now: deps.clock.now() });
+  await handleCommand(deps, {
+    workspaceId,
+    streamId: workspaceStreamId(workspaceId),
+    decider: workspaceDecider,
+    command: { type: 'RecordVaultSoftDeleted' },
+    actor: SYSTEM,
+    correlationId,
+  });
+}
+
+/** Step: the live records go (projections, transcripts); the log stays, sealed by `WorkspaceDeleted`. */
+export async function removeLiveRecordsAndSeal(
+  deps: WorkspaceLifecycleDependencies,
+  workspaceId: string,
+  correlationId: string,
+): Promise<{ projections: number; blobs: number }> {
+  try {
+    await handleCommand(deps, {
+      workspaceId,
+      streamId: workspaceStreamId(workspaceId),
+      decider: workspaceDecider,
+      command: { type: 'CompleteDeletion' },
+      actor: SYSTEM,
+      correlationId,
+    });
+  } catch (error) {
+    // Recovered while the deletion was still running: the live records stay.
+    if (error instanceof DomainError && error.code === 'WORKSPACE.NOT_DELETING') return { projections: 0, blobs: 0 };
+    throw error;
+  }
+  // After the seal, so no concurrent command can write a projection or a transcript back.
+  const blobs = await deps.removeBlobs(workspaceId);
+  const projections = await deps.records.deleteProjections(workspaceId);
+  return { projections, blobs };
+}
+
+/**
+ * Owner of the deleted workspace, within retention: the vault comes back with every secret, and the
+ * projections are rebuilt by replaying the log. Authorisation reads the log itself: the projections are gone.
+ */
+export async function recoverWorkspace(deps: WorkspaceLifecycleDependencies, caller: Caller, workspaceId: string): Promise<{ id: string }> {
+  const state = await workspaceState(deps.store, workspaceId);
+  if (state.status === 'None' || state.status === 'Purged' || state.members[caller.actor] === undefined)
+    throw new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
+  if (state.members[caller.actor] !== 'owner')
+    throw new DomainError('WORKSPACE.OWNER_REQUIRED', 'Only an owner of this workspace may do this', 'forbidden');
+  const vault = await deps.vault.status(workspaceId);
+  const now = deps.clock.now().toISOString();
+  await handleCommand(deps, {
+    workspaceId,
+    streamId: workspaceStreamId(workspaceId),
+    decider: workspaceDecider,
+    command: { type: 'Recover', actor: caller.actor, now },
+    actor: caller.actor,
+    correlationId: caller.correlationId,
+    beforeAppend: async () => {
+      if (vault.state === 'deleted') await deps.vault.recover(workspaceId);
+    },
+  });
+  await deps.records.writeProjections(workspaceId, await rebuildProjections(deps.store, workspaceId));
+  return { id: workspaceId };
+}
+
+/** After retention only (purge protection): the vault and the log go for good. Returns whether it purged. */
+export async function purgeWorkspaceIfDue(deps: WorkspaceLifecycleDependencies, workspaceId: string): Promise<boolean> {
+  const state = await workspaceState(deps.store, workspaceId);
+  if (state.status !== 'Deleted' || !state.purgeAfter || deps.clock.now().getTime() < Date.parse(state.purgeAfter)) return false;
+  const vault = await deps.vault.status(workspaceId);
+  if (vault.state === 'deleted') await deps.vault.purge(workspaceId, deps.clock.now());
+  await deps.removeBlobs(workspaceId);
+  await deps.records.purgePartition(workspaceId);
+  return true;
+}
+
+/** Whether a workspace summary projection exists (used by deletion to know live records are gone). */
+export async function hasLiveSummary(store: EventStore, workspaceId: string): Promise<boolean> {
+  return (await store.readProjection(workspaceId, projectionKeys.workspace)) !== undefined;
+}

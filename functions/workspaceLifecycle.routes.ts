@@ -1,0 +1,41 @@
+import * as df from 'durable-functions';
+import { z } from 'zod';
+import { requestWorkspaceDeletion, recoverWorkspace } from '../domain/services/workspaceLifecycle';
+import { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS } from '../domain/workspace';
+import { parseParams } from '../infra/http/jsonBody';
+import { type ApiRoute, json } from './http/apiRoute';
+import { workspaceIdSchema } from './http/schemas';
+import { DELETE_WORKSPACE, deletionInstanceId } from './workspaceLifecycle.names';
+import { getWorkspaceLifecycle } from './workspaceLifecycle.wiring';
+
+const wsParams = z.object({ ws: workspaceIdSchema });
+const deleteQuery = z.strictObject({
+  retentionDays: z.coerce.number().int().min(MIN_RETENTION_DAYS).max(MAX_RETENTION_DAYS).optional(),
+});
+
+export const workspaceLifecycleRoutes: readonly ApiRoute[] = [
+  {
+    name: 'deleteWorkspace',
+    method: 'DELETE',
+    route: 'workspaces/{ws}',
+    extraInputs: [df.input.durableClient()],
+    handle: async ({ request, caller, services, context }) => {
+      const { ws } = parseParams(wsParams, request.params);
+      const { retentionDays } = parseParams(deleteQuery, Object.fromEntries(request.query.entries()));
+      const result = await requestWorkspaceDeletion(services.deps, caller, ws, retentionDays ?? DEFAULT_RETENTION_DAYS);
+      // Only one request can move the workspace to Deleting (a second one sees 404), so one orchestration runs.
+      await df.getClient(context).startNew(DELETE_WORKSPACE, { instanceId: deletionInstanceId(ws, services.deps.ids.next()), input: { workspaceId: ws } });
+      return json(202, result);
+    },
+  },
+  {
+    name: 'recoverWorkspace',
+    method: 'POST',
+    route: 'workspaces/{ws}/recover',
+    handle: async ({ request, caller }) => {
+      const { ws } = parseParams(wsParams, request.params);
+      const { live } = await getWorkspaceLifecycle();
+      return json(202, await recoverWorkspace(live, caller, ws));
+    },
+  },
+];
