@@ -16,6 +16,12 @@ import type { KeyWrapper } from '../infra/vault/keyWrapper';
 import { LocalFileKeyWrapper } from '../infra/vault/localFileKeyWrapper';
 import { CachingSecretResolver } from '../infra/vault/secretResolver';
 import type { ApiServices } from './http/apiRoute';
+import type { RunSandboxes } from '../domain/ports/runSandboxes';
+import type { SandboxHost } from '../domain/ports/sandboxHost';
+import { Gateway } from '../infra/gateway/gatewayService';
+import { TableGatewayBearers } from '../infra/gateway/tableGatewayBearers';
+import { InMemoryRunSandboxes } from '../infra/runs/inMemoryRunSandboxes';
+import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
 import { type Settings, loadSettings } from './settings';
 
 /** Table clients by connection string locally (Azurite), by managed identity in Azure. */
@@ -74,4 +80,48 @@ export function getServices(): Promise<ApiServices> {
     throw error;
   });
   return services;
+}
+
+/** The live sandboxes of this process: the run lifecycle fills it, the gateway reads it (one instance per process). */
+export const runSandboxes: RunSandboxes = new InMemoryRunSandboxes();
+
+let sandboxHost: Promise<SandboxHost> | undefined;
+
+/** This process's sandbox host, shared by the run lifecycle and the gateway (a run is pinned to it). */
+export function getSandboxHost(): Promise<SandboxHost> {
+  sandboxHost ??= LocalProcessSandboxHost.open().catch((error: unknown) => {
+    sandboxHost = undefined;
+    throw error;
+  });
+  return sandboxHost;
+}
+
+let gatewayBearers: Promise<TableGatewayBearers> | undefined;
+
+/** Per-container gateway bearers (hashes only) in their own table; the run lifecycle mints, the gateway verifies. */
+export function getGatewayBearers(settings: Settings = loadSettings()): Promise<TableGatewayBearers> {
+  gatewayBearers ??= (async () => {
+    const table = tableClient(settings, settings.GATEWAY_BEARER_TABLE);
+    await ensureTable(table);
+    return new TableGatewayBearers(table);
+  })().catch((error: unknown) => {
+    gatewayBearers = undefined;
+    throw error;
+  });
+  return gatewayBearers;
+}
+
+let gateway: Promise<Gateway> | undefined;
+
+/** The gateway behind `POST /api/gateway/operations`, over the same store, resolver and sandboxes as the runs. */
+export function getGateway(): Promise<Gateway> {
+  gateway ??= (async () => {
+    const settings = loadSettings();
+    const [{ deps }, bearers, host] = await Promise.all([getServices(), getGatewayBearers(settings), getSandboxHost()]);
+    return new Gateway({ deps, bearers, sandboxes: runSandboxes, host, limits: { operationTimeoutMs: settings.GATEWAY_OPERATION_TIMEOUT_SECONDS * 1000 } });
+  })().catch((error: unknown) => {
+    gateway = undefined;
+    throw error;
+  });
+  return gateway;
 }

@@ -1,3 +1,4 @@
 // The Functions app's entry point (package.json `main`): importing a feature file registers its triggers.
 import './health.http';
 import './api.http';
+import './gateway.http';

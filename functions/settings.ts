@@ -24,6 +24,9 @@ export const settingsSchema = z
     AUTH_ISSUER: z.url().optional(),
     AUTH_AUDIENCE: z.string().min(1).default('api://disco-parrot'),
     AUTH_JWKS_URL: z.url().optional(),
+    /** Gateway bearers (SHA-256 hashes only) and how long one gateway operation may run. */
+    GATEWAY_BEARER_TABLE: tableName.default('gatewaybearers'),
+    GATEWAY_OPERATION_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(120),
     DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/).default('discoparrotlocal'),
   })
   .superRefine((s, ctx) => {
