@@ -1,0 +1,283 @@
+import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGatewayHarness, type GatewayHarness, type LaunchedRun, type SecretSpec } from '../infra/gateway/gatewayHarness';
+import { startGitHttpServer, type GitHttpServer } from '../support/gitHttpServer';
+import { scanTexts, tableTexts } from '../support/leakScan';
+import { startNpmRegistry, type NpmRegistry } from '../support/npmRegistry';
+import { aSecretValue } from '../infra/sandbox/sandboxTestKit';
+
+/** A local API that wants `Authorization: Bearer <token>` and echoes what it got, in raw and base64 form. */
+interface EchoServer {
+  readonly origin: string;
+  readonly hostPort: string;
+  readonly seen: Array<{ url: string; authorization?: string; custom?: string }>;
+  close(): Promise<void>;
+}
+
+async function startEchoServer(token: string, redirectTo?: () => string): Promise<EchoServer> {
+  const seen: EchoServer['seen'] = [];
+  const server = http.createServer((req, res) => {
+    const authorization = req.headers.authorization;
+    seen.push({ url: req.url ?? '', ...(authorization !== undefined ? { authorization } : {}), ...(typeof req.headers['x-custom'] === 'string' ? { custom: req.headers['x-custom'] } : {}) });
+    if (req.url === '/redirect' && redirectTo) {
+      res.writeHead(302, { location: `${redirectTo()}/stolen` });
+      res.end();
+      return;
+    }
+    const ok = authorization === `Bearer ${token}`;
+    res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
+    const got = authorization ?? '';
+    res.end(JSON.stringify({ ok, got, base64: Buffer.from(got).toString('base64') }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return { origin: `http://127.0.0.1:${port}`, hostPort: `127.0.0.1:${port}`, seen, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+const hostOf = (origin: string): string => new URL(origin).host;
+
+let h: GatewayHarness;
+let git: GitHttpServer;
+let otherGit: GitHttpServer;
+let registry: NpmRegistry;
+let api: EchoServer;
+let elsewhere: EchoServer;
+let secrets: Record<'GIT' | 'NPM' | 'API', SecretSpec>;
+let ws: string;
+let run: LaunchedRun;
+
+beforeAll(async () => {
+  const tokens = { git: aSecretValue('ghp'), npm: aSecretValue('npm'), api: aSecretValue('api') };
+  [git, otherGit, registry, elsewhere] = await Promise.all([
+    startGitHttpServer(tokens.git),
+    startGitHttpServer(tokens.git),
+    startNpmRegistry(tokens.npm),
+    startEchoServer(tokens.api),
+  ]);
+  api = await startEchoServer(tokens.api, () => elsewhere.origin);
+  await git.createRepo('project', { 'README.md': 'hello\n' });
+  await otherGit.createRepo('project', { 'README.md': 'elsewhere\n' });
+  secrets = {
+    GIT: { name: 'GIT_TOKEN', value: tokens.git, allowedHosts: [hostOf(git.origin)] },
+    NPM: { name: 'NPM_TOKEN', value: tokens.npm, allowedHosts: [hostOf(registry.origin)] },
+    API: { name: 'API_TOKEN', value: tokens.api, allowedHosts: [api.hostPort] },
+  };
+  h = await createGatewayHarness();
+  ws = await h.workspace('Gateway', Object.values(secrets));
+  run = await h.launch(ws, Object.values(secrets), { 'package.json': JSON.stringify({ name: 'app', version: '1.0.0', private: true }) });
+});
+
+afterAll(async () => {
+  await h?.close();
+  await Promise.all([git?.close(), otherGit?.close(), registry?.close(), api?.close(), elsewhere?.close()]);
+});
+
+describe('POST /api/gateway/operations: git', () => {
+  it('clones and pushes through the gateway; the credential process gets the token, the agent never does', async () => {
+    const cloned = await h.operate(run.bearer, { kind: 'git', action: 'clone', remote: `${git.origin}/project.git`, secret: 'GIT_TOKEN' });
+    expect(cloned.status, cloned.text).toBe(200);
+    expect(cloned.json).toMatchObject({ ok: true, exitCode: 0 });
+    expect(readFileSync(path.join(run.sandbox.workspace, 'project', 'README.md'), 'utf8')).toBe('hello\n');
+
+    const commit = await h.host.exec(run.sandbox, {
+      argv: ['sh', '-c', 'echo change > CHANGE.md && git -c safe.directory="*" add CHANGE.md && git -c safe.directory="*" commit --quiet -m Change && git -c safe.directory="*" rev-parse HEAD'],
+      identity: 'agent',
+      cwd: 'project',
+    });
+    expect(commit.exitCode, commit.stderr).toBe(0);
+
+    const pushed = await h.operate(run.bearer, { kind: 'git', action: 'push', remote: `${git.origin}/project.git`, secret: 'GIT_TOKEN', dir: 'project', ref: 'HEAD:main' });
+    expect(pushed.status, pushed.text).toBe(200);
+    expect(pushed.json).toMatchObject({ ok: true, exitCode: 0 });
+    expect(await git.revParse('project', 'main')).toBe(commit.stdout.trim());
+    expect(git.requests.some((r) => r.user !== undefined)).toBe(true);
+    expect(git.leaks).toEqual([]);
+    expect(git.tokenSeenInUrl).toBe(false);
+    expect(readFileSync(path.join(run.sandbox.workspace, 'project', '.git', 'config'), 'utf8')).not.toContain(secrets.GIT.value);
+
+    const events = await h.runEvents(run);
+    const types = events.map((e) => e.type);
+    expect(types.filter((t) => t === 'OperationRequested')).toHaveLength(2);
+    expect(types.filter((t) => t === 'OperationCompleted')).toHaveLength(2);
+    const grants = events.filter((e) => e.type === 'LeaseGranted');
+    expect(grants.map((g) => g.type === 'LeaseGranted' && g.data.channel)).toEqual(['git-credential-helper', 'git-credential-helper']);
+    for (const grant of grants) {
+      if (grant.type !== 'LeaseGranted') continue;
+      expect(grant.data).toMatchObject({ secretName: 'GIT_TOKEN', secretVersion: 1 });
+      expect(Date.parse(grant.data.expiresAt)).toBeLessThanOrEqual(Date.parse(run.deadline));
+      const released = events.find((e) => e.type === 'LeaseReleased' && e.data.leaseId === grant.data.leaseId);
+      expect(released?.sequence ?? 0).toBeGreaterThan(grant.sequence);
+    }
+  });
+
+  it('refuses a push to a host not in allowedHosts with 403 and an OperationRefused event; that server is never contacted', async () => {
+    const before = (await h.runEvents(run)).length;
+    const refused = await h.operate(run.bearer, { kind: 'git', action: 'push', remote: `${otherGit.origin}/project.git`, secret: 'GIT_TOKEN', dir: 'project', ref: 'HEAD:main' });
+    expect(refused.status).toBe(403);
+    expect(refused.headers['content-type']).toBe('application/problem+json');
+    expect(refused.json.code).toBe('GATEWAY.HOST_NOT_ALLOWED');
+    expect(otherGit.requests).toEqual([]);
+    const added = (await h.runEvents(run)).slice(before);
+    expect(added.map((e) => e.type)).toEqual(['OperationRefused']);
+    expect(added[0]?.data).toMatchObject({ kind: 'git', target: `${otherGit.origin}/project.git` });
+  });
+
+  it('the allow-list is exact and port-aware: same host on another port, another name for it, an entry without the port', async () => {
+    const gitPort = Number(new URL(git.origin).port);
+    for (const remote of [`http://127.0.0.1:${gitPort + 1}/project.git`, `http://localhost:${gitPort}/project.git`, `http://127.0.0.1/project.git`]) {
+      const refused = await h.operate(run.bearer, { kind: 'git', action: 'fetch', remote, secret: 'GIT_TOKEN', dir: 'project' });
+      expect(refused.json.code, remote).toBe('GATEWAY.HOST_NOT_ALLOWED');
+    }
+    // An entry without a port allows the scheme's default port only, not the server's.
+    await h.setSecret(ws, { name: 'PORTLESS_TOKEN', value: aSecretValue('pl'), allowedHosts: ['127.0.0.1'] });
+    const portless = await h.operate(run.bearer, { kind: 'git', action: 'fetch', remote: `${git.origin}/project.git`, secret: 'PORTLESS_TOKEN', dir: 'project' });
+    expect(portless.json.code).toBe('GATEWAY.HOST_NOT_ALLOWED');
+    // A secret whose list is empty may go nowhere, not even to the host the others allow.
+    await h.setSecret(ws, { name: 'NOWHERE_TOKEN', value: aSecretValue('nw'), allowedHosts: [] });
+    const nowhere = await h.operate(run.bearer, { kind: 'git', action: 'fetch', remote: `${git.origin}/project.git`, secret: 'NOWHERE_TOKEN', dir: 'project' });
+    expect(nowhere.json.code).toBe('GATEWAY.HOST_NOT_ALLOWED');
+  });
+
+  it('refuses commands the channel would not serve safely, before anything is recorded', async () => {
+    const before = (await h.runEvents(run)).length;
+    for (const body of [
+      { kind: 'git', action: 'push', remote: `${git.origin}/project.git`, secret: 'GIT_TOKEN', dir: '../outside' },
+      { kind: 'git', action: 'push', remote: `${git.origin}/project.git`, secret: 'GIT_TOKEN', ref: '+main' },
+      { kind: 'git', action: 'push', remote: `${git.origin}/project.git`, secret: 'GIT_TOKEN', ref: '--receive-pack=sh' },
+      { kind: 'git', action: 'clone', remote: `http://user:pw@${hostOf(git.origin)}/project.git`, secret: 'GIT_TOKEN' },
+      { kind: 'git', action: 'clone', remote: `ext::sh -c id`, secret: 'GIT_TOKEN' },
+      { kind: 'git', action: 'clone', remote: `${git.origin}/project.git`, secret: 'GIT_TOKEN', runId: 'someone-else' },
+    ]) {
+      const refused = await h.operate(run.bearer, body);
+      expect(refused.status, JSON.stringify(body)).toBe(400);
+    }
+    expect((await h.runEvents(run)).length).toBe(before);
+  });
+});
+
+describe('POST /api/gateway/operations: http', () => {
+  it('injects the header from the platform process and redacts the echoed token, raw and encoded', async () => {
+    const reply = await h.operate(run.bearer, { kind: 'http', method: 'GET', url: `${api.origin}/whoami?x=1`, secret: 'API_TOKEN', headers: { 'X-Custom': 'yes' } });
+    expect(reply.status, reply.text).toBe(200);
+    expect(reply.json).toMatchObject({ ok: true, status: 200 });
+    expect(api.seen.at(-1)).toMatchObject({ url: '/whoami?x=1', authorization: `Bearer ${secrets.API.value}`, custom: 'yes' });
+    const echoed = JSON.parse(String(reply.json.body)) as { ok: boolean; got: string; base64: string };
+    expect(echoed.ok).toBe(true);
+    expect(echoed.got).toBe('Bearer [REDACTED:API_TOKEN]');
+    expect(echoed.base64).toContain('[REDACTED:API_TOKEN]');
+    expect(scanTexts([{ where: 'reply', text: reply.text }], { API_TOKEN: secrets.API.value })).toEqual([]);
+    const grant = (await h.runEvents(run)).filter((e) => e.type === 'LeaseGranted').at(-1);
+    expect(grant?.data).toMatchObject({ secretName: 'API_TOKEN', channel: 'gateway-header', operation: 'gateway:http:GET' });
+  });
+
+  it('does not follow a redirect to another host', async () => {
+    const before = elsewhere.seen.length;
+    const reply = await h.operate(run.bearer, { kind: 'http', method: 'GET', url: `${api.origin}/redirect`, secret: 'API_TOKEN' });
+    expect(reply.json).toMatchObject({ ok: false, status: 302 });
+    expect((reply.json.headers as Record<string, string>).location).toBe(`${elsewhere.origin}/stolen`);
+    expect(elsewhere.seen.length).toBe(before);
+  });
+
+  it('refuses a url whose host is not allowed for the secret, and a header the gateway owns', async () => {
+    const refused = await h.operate(run.bearer, { kind: 'http', method: 'POST', url: `${elsewhere.origin}/collect`, secret: 'API_TOKEN', body: 'x' });
+    expect(refused.status).toBe(403);
+    expect(refused.json.code).toBe('GATEWAY.HOST_NOT_ALLOWED');
+    expect(elsewhere.seen).toEqual([]);
+    const hostHeader = await h.operate(run.bearer, { kind: 'http', url: `${api.origin}/`, secret: 'API_TOKEN', headers: { Host: hostOf(elsewhere.origin) } });
+    expect(hostHeader.status).toBe(400);
+  });
+
+  it('a value rotated after the sandbox started is resolved at the moment of use and still redacted', async () => {
+    const rotated = aSecretValue('api2');
+    await h.setSecret(ws, { name: 'API_TOKEN', value: rotated, allowedHosts: [api.hostPort] });
+    const reply = await h.operate(run.bearer, { kind: 'http', url: `${api.origin}/whoami`, secret: 'API_TOKEN' });
+    expect(api.seen.at(-1)?.authorization).toBe(`Bearer ${rotated}`);
+    expect(reply.text).not.toContain(rotated);
+    expect(reply.text).toContain('[REDACTED:API_TOKEN]');
+    await h.setSecret(ws, secrets.API);
+  });
+});
+
+describe('POST /api/gateway/operations: npm-install', () => {
+  it('installs from the registry with the token in a scoped config, then runs scripts without it', async () => {
+    const reply = await h.operate(run.bearer, { kind: 'npm-install', registry: registry.origin, secret: 'NPM_TOKEN', args: [registry.packageName, '--no-audit', '--no-fund'] });
+    expect(reply.status, reply.text).toBe(200);
+    expect(reply.json).toMatchObject({ ok: true, exitCode: 0 });
+    expect(existsSync(path.join(run.sandbox.workspace, 'node_modules', registry.packageName, 'package.json'))).toBe(true);
+    const marker = JSON.parse(readFileSync(path.join(run.sandbox.workspace, 'install-marker.json'), 'utf8')) as { userconfigHasAuthToken: boolean };
+    expect(marker.userconfigHasAuthToken).toBe(false);
+    expect(registry.requests.length).toBeGreaterThan(0);
+    expect(registry.requests.every((r) => r.authorized)).toBe(true);
+    expect(registry.leaks).toEqual([]);
+  });
+
+  it('refuses flags that would change the registry, config or scripts', async () => {
+    for (const args of [['--registry=http://127.0.0.1:1/'], ['--userconfig=/tmp/x'], ['git+https://example.com/x.git'], ['file:../x']]) {
+      const refused = await h.operate(run.bearer, { kind: 'npm-install', registry: registry.origin, secret: 'NPM_TOKEN', args });
+      expect(refused.status, args.join(' ')).toBe(400);
+    }
+  });
+});
+
+describe('POST /api/gateway/operations: who may call', () => {
+  it('a forged, missing or malformed bearer gets 401 with a Bearer challenge, and nothing is recorded anywhere', async () => {
+    const before = (await h.runEvents(run)).length;
+    const counted = h.gateway.unauthenticated;
+    const forged = run.bearer.slice(0, -2) + (run.bearer.endsWith('AA') ? 'BB' : 'AA');
+    for (const bearer of [forged, undefined, 'not a bearer', `${run.bearer}x`]) {
+      const reply = await h.operate(bearer, { kind: 'git', action: 'fetch', remote: `${git.origin}/project.git`, secret: 'GIT_TOKEN', dir: 'project' });
+      expect(reply.status).toBe(401);
+      expect(reply.headers['www-authenticate']).toMatch(/^Bearer /);
+      expect(reply.json.code).toMatch(/^GATEWAY\./);
+    }
+    // A user's API token is not a gateway bearer either.
+    expect((await h.operate(h.owner, { kind: 'http', url: `${api.origin}/`, secret: 'API_TOKEN' })).status).toBe(401);
+    expect(h.gateway.unauthenticated).toBe(counted + 5);
+    expect((await h.runEvents(run)).length).toBe(before);
+  });
+
+  it("another run's bearer acts only on its own run: its workspace's secrets, its sandbox, its stream", async () => {
+    const theirWs = await h.workspace('Other', [{ name: 'OTHER_TOKEN', value: aSecretValue('oth'), allowedHosts: [api.hostPort] }]);
+    const theirs = await h.launch(theirWs, []);
+    const mineBefore = (await h.runEvents(run)).length;
+    const reply = await h.operate(theirs.bearer, { kind: 'http', url: `${api.origin}/`, secret: 'API_TOKEN' });
+    expect(reply.status).toBe(404);
+    expect(reply.json.code).toBe('GATEWAY.SECRET_NOT_FOUND');
+    expect((await h.runEvents(run)).length).toBe(mineBefore);
+    expect((await h.runEvents(theirs)).map((e) => e.type)).toEqual(['RunRequested', 'OperationRefused']);
+    // Our bearer cannot reach their secret.
+    const mine = await h.operate(run.bearer, { kind: 'http', url: `${api.origin}/`, secret: 'OTHER_TOKEN' });
+    expect(mine.json.code).toBe('GATEWAY.SECRET_NOT_FOUND');
+  });
+
+  it('a bearer minted for an earlier container of the run does not work for its new one', async () => {
+    const second = await h.launch(ws, Object.values(secrets));
+    const stale = await h.bearers.mint({ workspaceId: ws, runId: second.runId, containerId: 'an-earlier-container', expiresAt: second.deadline });
+    const reply = await h.operate(stale, { kind: 'http', url: `${api.origin}/`, secret: 'API_TOKEN' });
+    expect(reply.status).toBe(410);
+    expect(reply.json.code).toBe('GATEWAY.SANDBOX_GONE');
+  });
+
+  it('after teardown the bearer is dead: 401 revoked; a live bearer whose sandbox is gone gets 410', async () => {
+    const doomed = await h.launch(ws, Object.values(secrets));
+    expect((await h.operate(doomed.bearer, { kind: 'http', url: `${api.origin}/`, secret: 'API_TOKEN' })).status).toBe(200);
+    h.sandboxes.remove(doomed.runId);
+    const gone = await h.operate(doomed.bearer, { kind: 'http', url: `${api.origin}/`, secret: 'API_TOKEN' });
+    expect(gone.status).toBe(410);
+    await h.teardown(doomed);
+    const revoked = await h.operate(doomed.bearer, { kind: 'http', url: `${api.origin}/`, secret: 'API_TOKEN' });
+    expect(revoked.status).toBe(401);
+    expect(revoked.json.code).toBe('GATEWAY.BEARER_REVOKED');
+  });
+
+  it('no stored row holds a bearer or a secret value', async () => {
+    const texts = [...(await tableTexts(h.api.eventTable)), ...(await tableTexts(h.bearerTable)), ...(await tableTexts(h.api.vaultTable))];
+    expect(texts.length).toBeGreaterThan(10);
+    expect(scanTexts(texts, { BEARER: run.bearer })).toEqual([]);
+    const eventTexts = [...(await tableTexts(h.api.eventTable)), ...(await tableTexts(h.bearerTable))];
+    expect(scanTexts(eventTexts, Object.fromEntries(Object.values(secrets).map((s) => [s.name, s.value])))).toEqual([]);
+  });
+});
