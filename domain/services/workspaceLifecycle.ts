@@ -115,6 +115,8 @@ export async function recoverWorkspace(deps: WorkspaceLifecycleDependencies, cal
 
 /** After retention only (purge protection): the vault and the log go for good. Returns whether it purged. */
 export async function purgeWorkspaceIfDue(deps: WorkspaceLifecycleDependencies, workspaceId: string): Promise<boolean> {
+  // The log itself, not a stream read (which an in-process cache may still hold after a purge), says if anything is left.
+  if ((await deps.store.readLog(workspaceId, { limit: 1 })).records.length === 0) return false;
   const state = await workspaceState(deps.store, workspaceId);
   if (state.status !== 'Deleted' || !state.purgeAfter || deps.clock.now().getTime() < Date.parse(state.purgeAfter)) return false;
   const vault = await deps.vault.status(workspaceId);
