@@ -22,6 +22,11 @@ import { Gateway } from '../infra/gateway/gatewayService';
 import { TableGatewayBearers } from '../infra/gateway/tableGatewayBearers';
 import { InMemoryRunSandboxes } from '../infra/runs/inMemoryRunSandboxes';
 import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
+import { defaultSigningKeyPolicy } from '../domain/signingKeys';
+import { SigningKeyCheckpointer } from '../infra/identity/headCheckpointer';
+import { PlatformSandboxTokens } from '../infra/identity/sandboxIdentityTokens';
+import { SigningKeys, platformLogRecorder } from '../infra/identity/signingKeys';
+import { TableSigningKeyRepository } from '../infra/identity/signingKeysTable';
 import { type Settings, loadSettings } from './settings';
 
 /** Table clients by connection string locally (Azurite), by managed identity in Azure. */
@@ -56,7 +61,10 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
   const eventTable = tableClient(settings, settings.EVENT_LOG_TABLE);
   const vaultTable = tableClient(settings, settings.VAULT_TABLE);
   await Promise.all([ensureTable(eventTable), ensureTable(vaultTable)]);
-  const store = new TableEventStore(eventTable, { clock: systemClock, random: systemRandom, ids: randomUuidIds });
+  const signing = getSigning(settings);
+  // Every append signs its head with the platform key; verify checks every checkpoint (docs/signing.md).
+  const store = new TableEventStore(eventTable, { clock: systemClock, random: systemRandom, ids: randomUuidIds, checkpointer: signing.checkpointer });
+  signing.keys.setRecorder(platformLogRecorder(store, randomUuidIds, systemClock));
   const vault = new EncryptedTableVault({ table: vaultTable, keyWrapper: keyWrapper(settings), clock: systemClock });
   const resolver = new CachingSecretResolver({
     vault,
@@ -69,6 +77,29 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
   });
   const deps: ServiceDependencies = { store, vault, resolver, clock: systemClock, random: systemRandom, ids: randomUuidIds };
   return { deps, authenticator: await authenticator(settings) };
+}
+
+export interface SigningServices {
+  readonly keys: SigningKeys;
+  readonly checkpointer: SigningKeyCheckpointer;
+  readonly tokens: PlatformSandboxTokens;
+}
+
+let signing: SigningServices | undefined;
+
+/**
+ * The platform signing keys, one ring per process, shared by the event store's checkpointer, the JWKS route,
+ * the rotation timer and sandbox tokens. Private keys rest sealed under the vault master key (Key Vault in Azure).
+ */
+export function getSigning(settings: Settings = loadSettings()): SigningServices {
+  if (!signing) {
+    const repository = new TableSigningKeyRepository(tableClient(settings, settings.SIGNING_KEY_TABLE), keyWrapper(settings));
+    const policy = { ...defaultSigningKeyPolicy, maxTokenLifetimeMs: settings.SANDBOX_TOKEN_MINUTES * 60_000 };
+    const keys = new SigningKeys({ repository, clock: systemClock, policy });
+    const tokens = new PlatformSandboxTokens(keys, systemClock, { issuer: settings.PLATFORM_ISSUER, audience: settings.SANDBOX_TOKEN_AUDIENCE });
+    signing = { keys, checkpointer: new SigningKeyCheckpointer(keys), tokens };
+  }
+  return signing;
 }
 
 let services: Promise<ApiServices> | undefined;

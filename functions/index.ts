@@ -2,3 +2,4 @@
 import './health.http';
 import './api.http';
 import './gateway.http';
+import './signing';

@@ -27,6 +27,12 @@ export const settingsSchema = z
     /** Gateway bearers (SHA-256 hashes only) and how long one gateway operation may run. */
     GATEWAY_BEARER_TABLE: tableName.default('gatewaybearers'),
     GATEWAY_OPERATION_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(120),
+    /** Platform signing keys (docs/signing.md): their table, the rotation timer's NCRONTAB, sandbox token claims. */
+    SIGNING_KEY_TABLE: tableName.default('signingkeys'),
+    SIGNING_KEY_ROTATION_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('0 0 3 * * 0'),
+    PLATFORM_ISSUER: z.url().default('http://127.0.0.1:7071'),
+    SANDBOX_TOKEN_AUDIENCE: z.string().min(1).default('disco-parrot-sandbox'),
+    SANDBOX_TOKEN_MINUTES: z.coerce.number().int().min(1).max(60).default(15),
     DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/).default('discoparrotlocal'),
   })
   .superRefine((s, ctx) => {
@@ -38,6 +44,8 @@ export const settingsSchema = z
       if (s.AzureWebJobsStorage)
         ctx.addIssue({ code: 'custom', path: ['AzureWebJobsStorage'], message: 'production uses managed identity: no connection string' });
       if (s.AUTH_MODE !== 'entra') ctx.addIssue({ code: 'custom', path: ['AUTH_MODE'], message: 'production refuses the dev issuer' });
+      if (!s.PLATFORM_ISSUER.startsWith('https://'))
+        ctx.addIssue({ code: 'custom', path: ['PLATFORM_ISSUER'], message: 'production tokens name an https issuer' });
       if (!s.VAULT_MASTER_KEY_ID)
         ctx.addIssue({ code: 'custom', path: ['VAULT_MASTER_KEY_ID'], message: 'production keeps the master key in Key Vault' });
     }
