@@ -11,3 +11,8 @@ const requireDist = createRequire(path.resolve(__dirname, '..', '..', '..', 'dis
 export function fromDist<T>(modulePath: string): T {
   return requireDist(`./${modulePath}`) as T;
 }
+
+/** A package as the compiled code loads it (the CommonJS build), for baselines that must match it. */
+export function packageForDist<T>(name: string): T {
+  return requireDist(name) as T;
+}

@@ -50,17 +50,22 @@ export async function timeMs<T>(fn: () => Promise<T>): Promise<{ ms: number; res
  * `writers` loops call `op` until `seconds` have passed; returns completed operations per second. Each
  * writer gets its index, so it can pick its own workspace or stream.
  */
-export async function throughput(writers: number, seconds: number, op: (writer: number, n: number) => Promise<void>): Promise<{ perSecond: number; count: number }> {
+export async function throughput(
+  writers: number,
+  seconds: number,
+  op: (writer: number, n: number) => Promise<void>,
+): Promise<{ perSecond: number; count: number; latenciesMs: number[] }> {
   const start = performance.now();
   const deadline = start + seconds * 1000;
-  let count = 0;
+  const latenciesMs: number[] = [];
   await Promise.all(
     Array.from({ length: writers }, async (_, w) => {
       for (let n = 0; performance.now() < deadline; n++) {
+        const t = performance.now();
         await op(w, n);
-        count++;
+        latenciesMs.push(performance.now() - t);
       }
     }),
   );
-  return { perSecond: count / ((performance.now() - start) / 1000), count };
+  return { perSecond: latenciesMs.length / ((performance.now() - start) / 1000), count: latenciesMs.length, latenciesMs };
 }
