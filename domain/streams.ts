@@ -10,4 +10,9 @@ export const projectionKeys = {
   secret: (name: string): string => `secret:${name}`,
   runPrefix: 'run:',
   run: (runId: string): string => `run:${runId}`,
+  deletedWorkspacePrefix: 'deleted:',
+  deletedWorkspace: (workspaceId: string): string => `deleted:${workspaceId}`,
 } as const;
+
+/** The platform's own partition: its signing-key log and the index of deleted workspaces awaiting purge. */
+export const PLATFORM_PARTITION = 'platform';

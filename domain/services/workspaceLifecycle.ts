@@ -3,7 +3,7 @@ import { DomainError } from '../errors';
 import type { EventStore } from '../ports/eventStore';
 import type { SecretVault } from '../ports/secretVault';
 import type { WorkspaceRecords } from '../ports/workspaceRecords';
-import { projectionKeys, workspaceStreamId } from '../streams';
+import { PLATFORM_PARTITION, projectionKeys, workspaceStreamId } from '../streams';
 import { DEFAULT_RETENTION_DAYS, type WorkspaceEvent, type WorkspaceState, workspaceDecider } from '../workspace';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
@@ -83,6 +83,10 @@ export async function removeLiveRecordsAndSeal(
   // After the seal, so no concurrent command can write a projection or a transcript back.
   const blobs = await deps.removeBlobs(workspaceId);
   const projections = await deps.records.deleteProjections(workspaceId);
+  const state = await workspaceState(deps.store, workspaceId);
+  await deps.records.writeProjections(PLATFORM_PARTITION, [
+    { kind: 'upsert', key: projectionKeys.deletedWorkspace(workspaceId), value: { workspaceId, purgeAfter: state.purgeAfter ?? '' } },
+  ]);
   return { projections, blobs };
 }
 
@@ -110,20 +114,42 @@ export async function recoverWorkspace(deps: WorkspaceLifecycleDependencies, cal
     },
   });
   await deps.records.writeProjections(workspaceId, await rebuildProjections(deps.store, workspaceId));
+  await deps.records.writeProjections(PLATFORM_PARTITION, [{ kind: 'delete', key: projectionKeys.deletedWorkspace(workspaceId) }]);
   return { id: workspaceId };
 }
 
 /** After retention only (purge protection): the vault and the log go for good. Returns whether it purged. */
 export async function purgeWorkspaceIfDue(deps: WorkspaceLifecycleDependencies, workspaceId: string): Promise<boolean> {
   // The log itself, not a stream read (which an in-process cache may still hold after a purge), says if anything is left.
-  if ((await deps.store.readLog(workspaceId, { limit: 1 })).records.length === 0) return false;
+  if ((await deps.store.readLog(workspaceId, { limit: 1 })).records.length === 0) {
+    // Purged already (perhaps by a sweep that stopped before clearing its index row).
+    await deps.records.writeProjections(PLATFORM_PARTITION, [{ kind: 'delete', key: projectionKeys.deletedWorkspace(workspaceId) }]);
+    return false;
+  }
   const state = await workspaceState(deps.store, workspaceId);
   if (state.status !== 'Deleted' || !state.purgeAfter || deps.clock.now().getTime() < Date.parse(state.purgeAfter)) return false;
   const vault = await deps.vault.status(workspaceId);
-  if (vault.state === 'deleted') await deps.vault.purge(workspaceId, deps.clock.now());
+  if (vault.state === 'deleted') {
+    await deps.vault.purge(workspaceId, deps.clock.now()).catch(async (error: unknown) => {
+      // Another sweep purged it a moment ago: gone is what we wanted.
+      if ((await deps.vault.status(workspaceId)).state !== 'absent') throw error;
+    });
+  }
   await deps.removeBlobs(workspaceId);
   await deps.records.purgePartition(workspaceId);
+  await deps.records.writeProjections(PLATFORM_PARTITION, [{ kind: 'delete', key: projectionKeys.deletedWorkspace(workspaceId) }]);
   return true;
+}
+
+/** The sweep's half of purge: every deleted workspace whose retention has ended goes, none earlier. */
+export async function purgeDueWorkspaces(deps: WorkspaceLifecycleDependencies): Promise<{ checked: number; purged: number }> {
+  const pending = await deps.store.listProjections(PLATFORM_PARTITION, projectionKeys.deletedWorkspacePrefix);
+  let purged = 0;
+  for (const row of pending) {
+    const workspaceId = String(row.value.workspaceId);
+    if (await purgeWorkspaceIfDue(deps, workspaceId)) purged++;
+  }
+  return { checked: pending.length, purged };
 }
 
 /** Whether a workspace summary projection exists (used by deletion to know live records are gone). */

@@ -13,13 +13,13 @@ export class TableWorkspaceRecords implements WorkspaceRecords {
   }
 
   async writeProjections(workspaceId: string, writes: readonly ProjectionWrite[]): Promise<void> {
-    const actions: TransactionAction[] = writes.map((write) =>
-      write.kind === 'upsert'
-        ? ['upsert', projectionEntity(workspaceId, write.key, write.value), 'Replace']
-        : ['delete', { partitionKey: workspaceId, rowKey: projectionRowKey(write.key) }],
-    );
-    for (let i = 0; i < actions.length; i += MAX_TRANSACTION_OPERATIONS) {
-      await this.client.submitTransaction(actions.slice(i, i + MAX_TRANSACTION_OPERATIONS));
+    const upserts: TransactionAction[] = [];
+    for (const write of writes) {
+      if (write.kind === 'upsert') upserts.push(['upsert', projectionEntity(workspaceId, write.key, write.value), 'Replace']);
+      else await this.deleteKeys(workspaceId, [projectionRowKey(write.key)]);
+    }
+    for (let i = 0; i < upserts.length; i += MAX_TRANSACTION_OPERATIONS) {
+      await this.client.submitTransaction(upserts.slice(i, i + MAX_TRANSACTION_OPERATIONS));
     }
   }
 

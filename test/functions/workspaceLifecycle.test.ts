@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BlobServiceClient } from '@azure/storage-blob';
 import type { Clock } from '../../domain/ports/clock';
 import {
+  purgeDueWorkspaces,
   purgeWorkspaceIfDue,
   recoverWorkspace,
   removeLiveRecordsAndSeal,
@@ -9,6 +10,7 @@ import {
   softDeleteWorkspaceVault,
   type WorkspaceLifecycleDependencies,
 } from '../../domain/services/workspaceLifecycle';
+import { PLATFORM_PARTITION, projectionKeys } from '../../domain/streams';
 import { deleteBlobsUnder } from '../../infra/storage/storageClients';
 import { TableWorkspaceRecords } from '../../infra/tables/tableWorkspaceRecords';
 import { createApiHarness, type ApiHarness } from '../support/apiHarness';
@@ -115,5 +117,20 @@ describe('deleting and recovering a workspace', () => {
     expect(await rowsOf(ws)).toEqual([]);
     expect(await h.vault.status(ws)).toMatchObject({ state: 'absent' });
     expect(await purgeWorkspaceIfDue(lifecycle(later(8)), ws)).toBe(false);
+  });
+
+  it('the sweep purges exactly the workspaces whose retention has ended, and two sweeps at once do no harm', async () => {
+    const due = await setUpWorkspace();
+    const notDue = await setUpWorkspace();
+    await deleteFully(due, 7);
+    await deleteFully(notDue, 30);
+    const results = await Promise.all([purgeDueWorkspaces(lifecycle(later(10))), purgeDueWorkspaces(lifecycle(later(10)))]);
+    expect(results.reduce((n, r) => n + r.purged, 0)).toBeGreaterThanOrEqual(1);
+    expect(await rowsOf(due)).toEqual([]);
+    expect((await rowsOf(notDue)).length).toBeGreaterThan(0);
+    expect(await h.vault.status(notDue)).toMatchObject({ state: 'deleted' });
+    const index = await h.store.listProjections(PLATFORM_PARTITION, projectionKeys.deletedWorkspacePrefix);
+    expect(index.map((r) => r.value.workspaceId)).toContain(notDue);
+    expect(index.map((r) => r.value.workspaceId)).not.toContain(due);
   });
 });
