@@ -5,6 +5,7 @@ import type {
 } from '../../domain/ports/eventStore';
 import type { Hasher } from '../../domain/ports/hasher';
 import type { Ids } from '../../domain/ports/ids';
+import type { OutboxEntry, OutboxPendingIndex, OutboxStore } from '../../domain/ports/outbox';
 import { nodeHasher } from '../system/nodeHasher';
 import { randomUuidIds } from '../system/randomUuidIds';
 import type { ChainRow, HeadRow, IndexRow } from '../tables/chainVerifier';
@@ -21,6 +22,7 @@ export interface InMemoryEventStoreOptions {
   readonly hasher?: Hasher;
   readonly redact?: Redact;
   readonly checkpointer?: HeadCheckpointer;
+  readonly outboxIndex?: Pick<OutboxPendingIndex, 'touch'>;
 }
 
 interface Partition {
@@ -38,7 +40,7 @@ interface Partition {
  * unit tests of code that needs an `EventStore`. Rows are stored as text and parsed on every read, so
  * callers never share objects with the store.
  */
-export class InMemoryEventStore implements EventStore {
+export class InMemoryEventStore implements EventStore, OutboxStore {
   private readonly partitions = new Map<string, Partition>();
   private readonly ids: Ids;
   private readonly hasher: Hasher;
@@ -63,6 +65,7 @@ export class InMemoryEventStore implements EventStore {
     if (operations > MAX_TRANSACTION_OPERATIONS) throw new TransactionTooLargeError(operations, MAX_TRANSACTION_OPERATIONS);
     const stream = partition.streams.get(streamId) ?? [];
     if (stream.length !== expectedVersion) throw new VersionConflictError(streamId, expectedVersion);
+    await this.options.outboxIndex?.touch(workspaceId);
     const sealed = sealRecords({
       workspaceId, streamId, expectedVersion, events, head: partition.head ?? { sequence: 0, hash: GENESIS_HASH },
       ids: this.ids, hasher: this.hasher, redact: this.options.redact,
@@ -119,6 +122,19 @@ export class InMemoryEventStore implements EventStore {
   /** The outbox rows the table store writes as `o:` rows, for tests of code that dispatches them. */
   outbox(workspaceId: string): readonly { sequence: number; eventId: string; streamId: string; type: string }[] {
     return [...(this.partitions.get(workspaceId)?.outbox ?? [])];
+  }
+
+  async listOutbox(workspaceId: string, options: { limit?: number } = {}): Promise<readonly OutboxEntry[]> {
+    const limit = Math.max(1, Math.floor(options.limit ?? 100));
+    return this.outbox(workspaceId).slice(0, limit).map((row) => ({ ...row, workspaceId, etag: `seq-${row.sequence}` }));
+  }
+
+  async markOutboxSent(workspaceId: string, entries: readonly OutboxEntry[]): Promise<void> {
+    const partition = this.partitions.get(workspaceId);
+    if (!partition) return;
+    const sent = new Set(entries.map((e) => e.sequence));
+    const kept = partition.outbox.filter((row) => !sent.has(row.sequence));
+    partition.outbox.splice(0, partition.outbox.length, ...kept);
   }
 
   async verify(workspaceId: string): Promise<VerifyResult> {

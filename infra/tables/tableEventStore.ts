@@ -9,6 +9,7 @@ import type {
 } from '../../domain/ports/eventStore';
 import type { Hasher } from '../../domain/ports/hasher';
 import type { Ids } from '../../domain/ports/ids';
+import type { OutboxEntry, OutboxPendingIndex, OutboxStore } from '../../domain/ports/outbox';
 import type { Random } from '../../domain/ports/random';
 import { nodeHasher } from '../system/nodeHasher';
 import { randomUuidIds } from '../system/randomUuidIds';
@@ -22,7 +23,7 @@ import {
 import { GENESIS_HASH, sealRecords } from './logRecord';
 import type { Redact } from './logRecord';
 import type { KeyRange } from './rowKeys';
-import { HEAD_ROW_KEY, allStreamsRange, eventRange, projectionRange, projectionRowKey, streamRange, streamRowKey } from './rowKeys';
+import { HEAD_ROW_KEY, allStreamsRange, eventRange, outboxRowKey, prefixRange, projectionRange, projectionRowKey, streamRange, streamRowKey } from './rowKeys';
 import { EmptyAppendError } from './storeErrors';
 import { RecordBlobs } from './recordBlobs';
 import { StreamCache } from './streamCache';
@@ -50,6 +51,8 @@ export interface TableEventStoreOptions {
    * records are refused with `AppendTooLargeError`.
    */
   readonly largeRecords?: ContainerClient;
+  /** Told before each append's transaction that the workspace may get outbox rows (docs/messaging.md). */
+  readonly outboxIndex?: Pick<OutboxPendingIndex, 'touch'>;
 }
 
 type Row = TableEntityResult<Record<string, unknown>>;
@@ -67,7 +70,7 @@ function isLoopback(connectionString: string): boolean {
  * PartitionKey = workspace id, every append one entity-group transaction guarded by stream-index inserts
  * (stream conflicts) and the head row's ETag (the total order).
  */
-export class TableEventStore implements EventStore {
+export class TableEventStore implements EventStore, OutboxStore {
   private readonly ids: Ids;
   private readonly hasher: Hasher;
   private readonly clock: Clock;
@@ -102,6 +105,7 @@ export class TableEventStore implements EventStore {
     // Inserting version n+1 proves the stream is not beyond n; this proves it reached n (rows are never removed).
     if (expectedVersion > 0 && !(await this.streamHas(workspaceId, streamId, expectedVersion)))
       throw new VersionConflictError(streamId, expectedVersion);
+    await this.options.outboxIndex?.touch(workspaceId);
     const attempts = this.options.maxHeadAttempts ?? 100;
     for (let attempt = 0; attempt < attempts; attempt++) {
       const head = await this.readHead(workspaceId);
@@ -211,6 +215,45 @@ export class TableEventStore implements EventStore {
       hasher: this.hasher,
       checkpointer: this.options.checkpointer,
     });
+  }
+
+  /** Unsent outbox rows (`o:`) of a workspace, lowest sequence first. */
+  async listOutbox(workspaceId: string, options: { limit?: number } = {}): Promise<readonly OutboxEntry[]> {
+    await this.ensureTable();
+    const limit = Math.max(1, Math.floor(options.limit ?? 100));
+    const out: OutboxEntry[] = [];
+    for await (const row of this.rows(workspaceId, prefixRange('o:'))) {
+      out.push({
+        workspaceId, sequence: Number(row['sequence']), eventId: String(row['eventId']), streamId: String(row['streamId']), type: String(row['type']), etag: row.etag,
+      });
+      if (out.length === limit) break;
+    }
+    return out;
+  }
+
+  /**
+   * Deletes the rows in one transaction (the SDK sends a batch delete with `If-Match: *`, which equals the ETag
+   * guard here because an `o:` row is never updated or re-created); a row another dispatcher already removed
+   * fails the batch, and the rows are then deleted one by one with their ETags, skipping the missing ones.
+   */
+  async markOutboxSent(workspaceId: string, entries: readonly OutboxEntry[]): Promise<void> {
+    for (let i = 0; i < entries.length; i += MAX_TRANSACTION_OPERATIONS) {
+      const chunk = entries.slice(i, i + MAX_TRANSACTION_OPERATIONS);
+      const key = (e: OutboxEntry) => ({ partitionKey: workspaceId, rowKey: outboxRowKey(e.sequence) });
+      try {
+        await this.client.submitTransaction(chunk.map((e): TransactionAction => ['delete', key(e)]));
+      } catch (error) {
+        if (statusOf(error) !== 404) throw error;
+        // In order, one by one, so a crash still leaves the unsent rows a suffix of the log.
+        for (const e of chunk) {
+          try {
+            await this.client.deleteEntity(workspaceId, key(e).rowKey, { etag: e.etag });
+          } catch (inner) {
+            if (statusOf(inner) !== 404) throw inner;
+          }
+        }
+      }
+    }
   }
 
   /** The record's stored bytes, from the row's parts or from the blob it names. */

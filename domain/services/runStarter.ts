@@ -1,0 +1,66 @@
+import { DomainError, isDomainError } from '../errors';
+import type { RunRequestLedger } from '../ports/runRequestLedger';
+import type { RunSpec } from '../runSpec';
+import { runStreamId } from '../streams';
+import { authorize } from './access';
+import type { ServiceDependencies } from './dependencies';
+import type { Caller } from './workspaces';
+
+/** A run request as a queue message carries it (validated at the edge by one schema for both triggers). */
+export interface RunRequestMessage {
+  readonly workspaceId: string;
+  /** The user on whose behalf the run is requested; authorised exactly like the HTTP caller. */
+  readonly requestedBy: string;
+  readonly requestId: string;
+  readonly spec: RunSpec;
+}
+
+/** The run API as the starter needs it: request a run under a run id the starter chose. */
+export interface RunRequester {
+  requestRun(caller: Caller, request: { workspaceId: string; spec: RunSpec; runId: string }): Promise<{ runId: string }>;
+}
+
+export interface RunStarterPorts {
+  readonly ledger: RunRequestLedger;
+  readonly requester: RunRequester;
+}
+
+export type RunStartOutcome =
+  | { readonly outcome: 'started'; readonly runId: string }
+  /** An earlier delivery of the same request id already created (or refused) the run; nothing new starts. */
+  | { readonly outcome: 'duplicate'; readonly runId: string };
+
+export const RUN_REQUEST_ERROR = {
+  ID_REUSED: 'RUN_REQUEST.ID_REUSED',
+} as const;
+
+const RUN_ALREADY_EXISTS = 'RUN.ALREADY_EXISTS';
+
+async function runExists(deps: ServiceDependencies, workspaceId: string, runId: string): Promise<boolean> {
+  return (await deps.store.readStream(workspaceId, runStreamId(runId))).version > 0;
+}
+
+/**
+ * Starts the run a queue message asks for. The requesting user must be a member of the workspace (the same
+ * `authorize` as `POST .../runs`, so a denial is recorded as `AccessDenied`). A request id maps to exactly one
+ * run id through the ledger; a redelivery, a duplicate message or a concurrent twin asks for that same run id
+ * and ends as `duplicate`. Domain errors propagate: the edge decides which are permanent.
+ */
+export async function startRunFromMessage(deps: ServiceDependencies, ports: RunStarterPorts, message: RunRequestMessage): Promise<RunStartOutcome> {
+  const { workspaceId, requestedBy, requestId, spec } = message;
+  const caller: Caller = { actor: requestedBy, correlationId: requestId };
+  await authorize(deps, { workspaceId, actor: requestedBy, action: 'runs.request', requires: 'member', correlationId: requestId });
+  const claim = await ports.ledger.claim(workspaceId, requestId, { runId: deps.ids.next(), requestedBy });
+  if (claim.requestedBy !== requestedBy)
+    throw new DomainError(RUN_REQUEST_ERROR.ID_REUSED, 'This request id was already used by another user in this workspace', 'conflict');
+  if (!claim.fresh && (await runExists(deps, workspaceId, claim.runId))) return { outcome: 'duplicate', runId: claim.runId };
+  try {
+    const { runId } = await ports.requester.requestRun(caller, { workspaceId, spec, runId: claim.runId });
+    if (runId !== claim.runId) throw new Error(`The run API started run ${runId} instead of the claimed ${claim.runId}`);
+    return { outcome: 'started', runId };
+  } catch (error) {
+    // A concurrent delivery of the same request won the run stream's first insert.
+    if (isDomainError(error) && error.code === RUN_ALREADY_EXISTS) return { outcome: 'duplicate', runId: claim.runId };
+    throw error;
+  }
+}
