@@ -1,7 +1,12 @@
 import type { ApiRoute } from './http/apiRoute';
 import { auditRoutes } from './audit.routes';
+import { getRunStores } from './composition';
+import { createRunRoutes, durableRunOrchestrations } from './runs.routes';
 import { secretRoutes } from './secrets.routes';
 import { workspaceRoutes } from './workspaces.routes';
 
+/** The run routes over Blob storage and the Durable client of the invocation. */
+export const runRoutes: readonly ApiRoute[] = createRunRoutes({ stores: () => getRunStores(), orchestrations: durableRunOrchestrations });
+
 /** Every route of the public API; registration and the route-by-route tests both read this list. */
-export const apiRoutes: readonly ApiRoute[] = [...workspaceRoutes, ...secretRoutes, ...auditRoutes];
+export const apiRoutes: readonly ApiRoute[] = [...workspaceRoutes, ...secretRoutes, ...auditRoutes, ...runRoutes];

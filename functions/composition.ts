@@ -22,6 +22,14 @@ import { Gateway } from '../infra/gateway/gatewayService';
 import { TableGatewayBearers } from '../infra/gateway/tableGatewayBearers';
 import { InMemoryRunSandboxes } from '../infra/runs/inMemoryRunSandboxes';
 import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
+import { BlobServiceClient } from '@azure/storage-blob';
+import os from 'node:os';
+import { existsSync } from 'node:fs';
+import type { RunStores } from '../domain/services/runPorts';
+import { BlobRunSpecStore, BlobTranscriptStore } from '../infra/runs/blobRunStores';
+import { leftoverRemover } from '../infra/runs/leftoverSandboxes';
+import { RunAborts } from '../infra/runs/runAborts';
+import type { RunRuntime } from '../infra/runs/runContext';
 import { defaultSigningKeyPolicy } from '../domain/signingKeys';
 import { SigningKeyCheckpointer } from '../infra/identity/headCheckpointer';
 import { PlatformSandboxTokens } from '../infra/identity/sandboxIdentityTokens';
@@ -155,4 +163,49 @@ export function getGateway(): Promise<Gateway> {
     throw error;
   });
   return gateway;
+}
+
+/** Blob containers by connection string locally (Azurite), by managed identity in Azure. */
+function blobService(settings: Settings): BlobServiceClient {
+  if (settings.AzureWebJobsStorage) return BlobServiceClient.fromConnectionString(settings.AzureWebJobsStorage);
+  return new BlobServiceClient(`https://${settings.AzureWebJobsStorage__accountName}.blob.core.windows.net`, new DefaultAzureCredential());
+}
+
+let runStores: RunStores | undefined;
+
+/** Run specs (`runspecs`) and transcripts (`transcripts/{ws}/{runId}/{n}`) in Blob storage. */
+export async function getRunStores(settings: Settings = loadSettings()): Promise<RunStores> {
+  runStores ??= (() => {
+    const blobs = blobService(settings);
+    return { specs: new BlobRunSpecStore(blobs.getContainerClient('runspecs')), transcripts: new BlobTranscriptStore(blobs.getContainerClient('transcripts')) };
+  })();
+  return runStores;
+}
+
+let runRuntime: Promise<RunRuntime> | undefined;
+
+/** What the run lifecycle's activities use: one per process, sharing the sandbox host and registry with the gateway. */
+export function getRunRuntime(): Promise<RunRuntime> {
+  runRuntime ??= (async (): Promise<RunRuntime> => {
+    const settings = loadSettings();
+    const [{ deps }, stores, host, bearers] = await Promise.all([getServices(), getRunStores(settings), getSandboxHost(), getGatewayBearers(settings)]);
+    // The sandbox host's default roots (LocalProcessSandboxHost): where a dead instance's leftovers are.
+    const sandboxRoot = path.join(os.tmpdir(), 'dp-sandboxes');
+    const credentialRoot = existsSync('/dev/shm') ? '/dev/shm/dp-credentials' : path.join(os.tmpdir(), 'dp-credentials');
+    return {
+      deps,
+      stores,
+      host,
+      sandboxes: runSandboxes,
+      bearers,
+      aborts: new RunAborts(),
+      gatewayUrl: settings.GATEWAY_URL ?? `http://127.0.0.1:${process.env.LOCAL_HOST_PORT ?? '7071'}/api/gateway/operations`,
+      removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }),
+      live: new Map(),
+    };
+  })().catch((error: unknown) => {
+    runRuntime = undefined;
+    throw error;
+  });
+  return runRuntime;
 }

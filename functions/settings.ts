@@ -33,6 +33,8 @@ export const settingsSchema = z
     PLATFORM_ISSUER: z.url().default('http://127.0.0.1:7071'),
     SANDBOX_TOKEN_AUDIENCE: z.string().min(1).default('disco-parrot-sandbox'),
     SANDBOX_TOKEN_MINUTES: z.coerce.number().int().min(1).max(60).default(15),
+    /** What a run's agent runtime gets as GATEWAY_URL; default: this host's loopback address. */
+    GATEWAY_URL: z.url().optional(),
     DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/).default('discoparrotlocal'),
   })
   .superRefine((s, ctx) => {

@@ -1,0 +1,37 @@
+import * as df from 'durable-functions';
+import { z } from 'zod';
+import type { RunRuntime } from '../infra/runs/runContext';
+import { install, mcp, seed, turn } from '../infra/runs/runSteps';
+import { finish, interrupt, teardown } from '../infra/runs/runTeardown';
+import { getRunRuntime } from './composition';
+import { RUN_ACTIVITY } from './runLifecycle.names';
+
+const runInput = z.object({ workspaceId: z.uuid(), runId: z.uuid() });
+const turnInput = runInput.extend({ turn: z.number().int().min(1) });
+const interruptInput = runInput.extend({ reason: z.enum(['cancelled', 'deadline exceeded']) });
+
+/**
+ * Activities return names, ids, counts and redacted reasons only. An unexpected error is rethrown as its
+ * class and code, never its message: an SDK error's message may quote a request body, and so a value.
+ */
+function activity<I, O>(name: string, schema: z.ZodType<I>, body: (runtime: RunRuntime, input: I) => Promise<O>): void {
+  df.app.activity(name, {
+    handler: async (raw: unknown) => {
+      const input = schema.parse(raw);
+      try {
+        return await body(await getRunRuntime(), input);
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        throw new Error(`${name} failed: ${error instanceof Error ? error.name : 'error'}${typeof code === 'string' ? ` (${code})` : ''}`);
+      }
+    },
+  });
+}
+
+activity(RUN_ACTIVITY.seed, runInput, (runtime, i) => seed(runtime, i.workspaceId, i.runId));
+activity(RUN_ACTIVITY.install, runInput, (runtime, i) => install(runtime, i.workspaceId, i.runId));
+activity(RUN_ACTIVITY.mcp, runInput, (runtime, i) => mcp(runtime, i.workspaceId, i.runId));
+activity(RUN_ACTIVITY.turn, turnInput, (runtime, i) => turn(runtime, i.workspaceId, i.runId, i.turn));
+activity(RUN_ACTIVITY.interrupt, interruptInput, (runtime, i) => interrupt(runtime, i.workspaceId, i.runId, i.reason));
+activity(RUN_ACTIVITY.teardown, runInput, (runtime, i) => teardown(runtime, i.workspaceId, i.runId));
+activity(RUN_ACTIVITY.finish, runInput, (runtime, i) => finish(runtime, i.workspaceId, i.runId));
