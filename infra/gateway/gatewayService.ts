@@ -16,7 +16,7 @@ import { HttpProblem } from '../http/problem';
 import { TRUNCATION_MARKER, utf8Prefix } from '../redaction/truncate';
 import { assertGitCommand, planPackageInstall, preparerFor } from '../sandbox/channels';
 import type { CredentialRequest } from '../sandbox/credentialDelivery';
-import { performHttpOperation } from './httpOperation';
+import { performHttpOperation, type RedactionStream } from './httpOperation';
 
 /**
  * The gateway (DESIGN.md §1 promise 8): the agent asks, the platform checks the destination against the
@@ -64,6 +64,11 @@ interface RawOutcome {
   readonly status?: number;
   readonly body?: string;
   readonly headers?: Readonly<Record<string, string>>;
+}
+
+interface Redaction {
+  redact(text: string): string;
+  stream(): RedactionStream;
 }
 
 const BEARER_HEADER = /^Bearer ([A-Za-z0-9_-]{1,512})$/;
@@ -144,14 +149,14 @@ export class Gateway {
     const redact = this.redactorFor(live, operation.secret, secret);
     let outcome: RawOutcome;
     try {
-      outcome = await this.run(binding, live, operation, plan, secret, operationId, record);
+      outcome = await this.run(binding, live, operation, plan, secret, redact, operationId, record);
     } catch (error) {
       await record({ type: 'RecordOperationCompleted', operationId, exitCode: -1 }).catch(() => undefined);
       if (isDomainError(error) || error instanceof HttpProblem) throw error;
-      throw new HttpProblem(502, 'GATEWAY.OPERATION_FAILED', redact(`The operation failed: ${(error as Error).name}`));
+      throw new HttpProblem(502, 'GATEWAY.OPERATION_FAILED', redact.redact(`The operation failed: ${(error as Error).name}`));
     }
     await record({ type: 'RecordOperationCompleted', operationId, exitCode: outcome.exitCode });
-    return this.shape(operationId, outcome, redact);
+    return this.shape(operationId, outcome, redact.redact);
   }
 
   private liveSandbox(binding: GatewayBinding): LiveSandbox | undefined {
@@ -176,9 +181,16 @@ export class Gateway {
   }
 
   /** The sandbox's redactor, plus the value just resolved (it may be newer than what the sandbox's knows). */
-  private redactorFor(live: LiveSandbox, name: string, secret: ResolvedSecret): (text: string) => string {
+  private redactorFor(live: LiveSandbox, name: string, secret: ResolvedSecret): Redaction {
     const own = createRedactor([{ name, value: secret.value }]);
-    return (text) => own.redact(live.redactor.redact(text));
+    return {
+      redact: (text) => own.redact(live.redactor.redact(text)),
+      stream: () => {
+        const first = live.redactor.stream();
+        const second = own.stream();
+        return { push: (chunk) => second.push(first.push(chunk)), end: () => second.push(first.end()) + second.end() };
+      },
+    };
   }
 
   private async run(
@@ -187,6 +199,7 @@ export class Gateway {
     operation: GatewayOperation,
     plan: { argv: readonly string[]; cwd?: string } | undefined,
     secret: ResolvedSecret,
+    redact: Redaction,
     operationId: string,
     record: (command: RunCommand) => Promise<unknown>,
   ): Promise<RawOutcome> {
@@ -202,7 +215,7 @@ export class Gateway {
 
     if (operation.kind === 'http') {
       try {
-        const result = await performHttpOperation(operation, secret.value, { timeoutMs, maxResponseBytes: this.limits.maxHttpResponseBytes }, this.d.fetch);
+        const result = await performHttpOperation(operation, secret.value, { timeoutMs, maxResponseBytes: this.limits.maxHttpResponseBytes }, () => redact.stream(), this.d.fetch);
         return { exitCode: 0, ok: result.status >= 200 && result.status < 300, stdout: '', stderr: '', status: result.status, body: result.body, headers: result.headers, truncated: result.truncated };
       } catch (error) {
         const cause = (error as { cause?: { code?: unknown } }).cause?.code;

@@ -15,6 +15,7 @@ export interface HttpOperationLimits {
 
 export interface HttpOperationResult {
   readonly status: number;
+  /** Redacted as it streamed in. */
   readonly body: string;
   /** Response headers worth showing the agent; redacted by the caller like everything else. */
   readonly headers: Readonly<Record<string, string>>;
@@ -23,18 +24,31 @@ export interface HttpOperationResult {
 
 const SHOWN_HEADERS = ['content-type', 'location', 'etag', 'retry-after', 'x-ratelimit-remaining'];
 
-async function readLimited(response: Response, limit: number): Promise<{ bytes: Buffer; truncated: boolean }> {
-  if (!response.body) return { bytes: Buffer.alloc(0), truncated: false };
+/** A redaction stream: `push` returns what can no longer be part of a value, `end` the rest. */
+export interface RedactionStream {
+  push(chunk: string): string;
+  end(): string;
+}
+
+/**
+ * Reads the body through the redaction stream, up to `limit` raw bytes. When the limit cuts the body, what
+ * the stream still holds back is dropped, not flushed: it may be the start of a value the cut made
+ * unrecognisable, so it must not come out unredacted.
+ */
+async function readRedacted(response: Response, limit: number, stream: RedactionStream): Promise<{ text: string; truncated: boolean }> {
+  if (!response.body) return { text: stream.end(), truncated: false };
   const reader = response.body.getReader();
-  const chunks: Buffer[] = [];
+  const decoder = new TextDecoder('utf-8');
   let size = 0;
+  let text = '';
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done) return { bytes: Buffer.concat(chunks), truncated: false };
-      chunks.push(Buffer.from(value));
+      if (done) return { text: text + stream.push(decoder.decode()) + stream.end(), truncated: false };
+      const room = limit - size;
       size += value.byteLength;
-      if (size > limit) return { bytes: Buffer.concat(chunks).subarray(0, limit), truncated: true };
+      if (value.byteLength > room) return { text: text + stream.push(decoder.decode(value.subarray(0, room), { stream: true })), truncated: true };
+      text += stream.push(decoder.decode(value, { stream: true }));
     }
   } finally {
     await reader.cancel().catch(() => undefined);
@@ -45,6 +59,7 @@ export async function performHttpOperation(
   op: Extract<GatewayOperation, { kind: 'http' }>,
   value: string,
   limits: HttpOperationLimits,
+  redaction: () => RedactionStream,
   fetchImpl: typeof fetch = fetch,
 ): Promise<HttpOperationResult> {
   const headers = new Headers(op.headers);
@@ -56,11 +71,11 @@ export async function performHttpOperation(
     signal: AbortSignal.timeout(limits.timeoutMs),
     ...(op.body !== undefined ? { body: op.body } : {}),
   });
-  const { bytes, truncated } = await readLimited(response, limits.maxResponseBytes);
+  const { text, truncated } = await readRedacted(response, limits.maxResponseBytes, redaction());
   const shown: Record<string, string> = {};
   for (const name of SHOWN_HEADERS) {
     const header = response.headers.get(name);
     if (header !== null) shown[name] = header;
   }
-  return { status: response.status, body: bytes.toString('utf8'), headers: shown, truncated };
+  return { status: response.status, body: text, headers: shown, truncated };
 }

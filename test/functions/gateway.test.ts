@@ -28,6 +28,12 @@ async function startEchoServer(token: string, redirectTo?: () => string): Promis
       return;
     }
     const ok = authorization === `Bearer ${token}`;
+    const padded = /^\/padded\?n=(\d+)$/.exec(req.url ?? '');
+    if (padded) {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`${'x'.repeat(Number(padded[1]))}${authorization ?? ''}${'y'.repeat(4096)}`);
+      return;
+    }
     res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
     const got = authorization ?? '';
     res.end(JSON.stringify({ ok, got, base64: Buffer.from(got).toString('base64') }));
@@ -171,6 +177,19 @@ describe('POST /api/gateway/operations: http', () => {
     expect(scanTexts([{ where: 'reply', text: reply.text }], { API_TOKEN: secrets.API.value })).toEqual([]);
     const grant = (await h.runEvents(run)).filter((e) => e.type === 'LeaseGranted').at(-1);
     expect(grant?.data).toMatchObject({ secretName: 'API_TOKEN', channel: 'gateway-header', operation: 'gateway:http:GET' });
+  });
+
+  it('cuts a long response after redaction: a value the read limit splits never comes back, not even its start', async () => {
+    const small = h.gatewayWith({ maxHttpResponseBytes: 200 });
+    // "Bearer " is 7 bytes: with n between 190 and 199 the limit falls inside the token.
+    for (const n of [150, 185, 190, 195, 199]) {
+      const reply = await h.operate(run.bearer, { kind: 'http', url: `${api.origin}/padded?n=${n}`, secret: 'API_TOKEN' }, {}, small);
+      expect(reply.json.truncated, String(n)).toBe(true);
+      const body = String(reply.json.body);
+      expect(Buffer.byteLength(body)).toBeLessThanOrEqual(200);
+      expect(body.startsWith('x'.repeat(Math.min(n, 150)))).toBe(true);
+      for (let len = 4; len <= secrets.API.value.length; len++) expect(body, `n=${n} len=${len}`).not.toContain(secrets.API.value.slice(0, len));
+    }
   });
 
   it('does not follow a redirect to another host', async () => {

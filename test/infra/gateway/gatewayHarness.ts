@@ -87,7 +87,12 @@ export async function createGatewayHarness() {
     return { workspaceId, runId, sandbox, bearer, deadline };
   }
 
-  async function operate(bearer: string | undefined, body: unknown, headers: Record<string, string> = {}): Promise<GatewayReply> {
+  /** The same parts behind a gateway with other limits. */
+  function gatewayWith(limits: ConstructorParameters<typeof Gateway>[0]['limits']): Gateway {
+    return new Gateway({ deps: api.deps, bearers, sandboxes, host, limits });
+  }
+
+  async function operate(bearer: string | undefined, body: unknown, headers: Record<string, string> = {}, via: Gateway = gateway): Promise<GatewayReply> {
     const request = new HttpRequest({
       method: 'POST',
       url: 'http://127.0.0.1:7071/api/gateway/operations',
@@ -95,7 +100,7 @@ export async function createGatewayHarness() {
       body: { string: JSON.stringify(body) },
     });
     const context = new InvocationContext({ functionName: 'gatewayOperations', logHandler: (level, ...args) => logs.push(`${level} ${args.map(String).join(' ')}`) });
-    const response = await handleGatewayOperation(gateway, request, context);
+    const response = await handleGatewayOperation(via, request, context);
     const text = response.jsonBody !== undefined ? JSON.stringify(response.jsonBody) : typeof response.body === 'string' ? response.body : '';
     return {
       status: response.status ?? 200,
@@ -120,7 +125,7 @@ export async function createGatewayHarness() {
     for (const sandbox of launched) await host.teardown(sandbox);
   }
 
-  return { api, owner, bearers, bearerTable, host, sandboxes, gateway, logs, workspace, setSecret, launch, operate, runEvents, teardown, close };
+  return { api, owner, bearers, bearerTable, host, sandboxes, gateway, gatewayWith, logs, workspace, setSecret, launch, operate, runEvents, teardown, close };
 }
 
 export type GatewayHarness = Awaited<ReturnType<typeof createGatewayHarness>>;
