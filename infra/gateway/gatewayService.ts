@@ -80,15 +80,27 @@ function truncate(text: string, maxBytes: number): { text: string; truncated: bo
   return { text: utf8Prefix(bytes, Math.max(0, maxBytes - Buffer.byteLength(TRUNCATION_MARKER))).toString('utf8') + TRUNCATION_MARKER, truncated: true };
 }
 
-function outcomeOf(results: readonly CommandResult[]): RawOutcome {
+/**
+ * The sandbox host cut a stream at its limit after redacting it with the sandbox's redactor, which may not
+ * know the value this operation just resolved (rotated after the sandbox started). The start of that value
+ * could sit right before the cut, where no redactor can recognise it any more: drop as many bytes as its
+ * longest encoded form could take (6 characters per byte, JSON's \uXXXX) before the gateway redacts again.
+ */
+export function dropUnsafeTail(text: string, limit: number, value: string): string {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length < limit) return text;
+  return utf8Prefix(bytes, Math.max(0, bytes.length - 6 * Buffer.byteLength(value, 'utf8'))).toString('utf8');
+}
+
+function outcomeOf(results: readonly CommandResult[], limit: number, value: string): RawOutcome {
   const failed = results.find((r) => r.exitCode !== 0);
   const exitCode = failed ? (failed.exitCode ?? -1) : 0;
   const notes = results.flatMap((r) => [r.timedOut ? 'gateway: the command timed out\n' : '', r.cancelled ? 'gateway: the command was cancelled\n' : '']);
   return {
     exitCode,
     ok: failed === undefined,
-    stdout: results.map((r) => r.stdout).join(''),
-    stderr: results.map((r) => r.stderr).join('') + notes.join(''),
+    stdout: results.map((r) => (r.truncated ? dropUnsafeTail(r.stdout, limit, value) : r.stdout)).join(''),
+    stderr: results.map((r) => (r.truncated ? dropUnsafeTail(r.stderr, limit, value) : r.stderr)).join('') + notes.join(''),
     truncated: results.some((r) => r.truncated),
   };
 }
@@ -244,7 +256,7 @@ export class Gateway {
       }
       if (results.at(-1)?.exitCode !== 0) break;
     }
-    return outcomeOf(results);
+    return outcomeOf(results, this.limits.maxOutputBytes, secret.value);
   }
 
   private shape(operationId: string, outcome: RawOutcome, redact: (text: string) => string): GatewayResponse {

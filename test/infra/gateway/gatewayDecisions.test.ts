@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { assertGitRef, assertWorkspaceDir, hostAllowed, leaseExpiry, planGit, planNpm, type Destination, type GatewayOperation } from '../../../domain/gateway';
 import { assertGitCommand } from '../../../infra/sandbox/channels';
 import { gatewayOperationBody, toOperation } from '../../../infra/gateway/operationSchema';
+import { dropUnsafeTail } from '../../../infra/gateway/gatewayService';
 
 /** Parses a body as the route does. */
 function parse(body: unknown): { operation: GatewayOperation; remotePath: string } {
@@ -119,5 +120,19 @@ describe('the commands an operation runs', () => {
   it('a lease ends with the operation, and never after the deadline', () => {
     expect(leaseExpiry('2026-01-01T00:00:00.000Z', 60_000, '2026-01-01T00:10:00.000Z')).toBe('2026-01-01T00:01:00.000Z');
     expect(leaseExpiry('2026-01-01T00:09:30.000Z', 60_000, '2026-01-01T00:10:00.000Z')).toBe('2026-01-01T00:10:00.000Z');
+  });
+});
+
+describe('output the sandbox host cut', () => {
+  it('loses the bytes where the start of a value the sandbox redactor did not know could sit', () => {
+    const value = 'tok_rotated_after_start_0123456789';
+    const limit = 400;
+    for (let shown = 1; shown < value.length; shown++) {
+      const cut = `${'x'.repeat(limit - shown)}${value.slice(0, shown)}`;
+      const kept = dropUnsafeTail(cut, limit, value);
+      expect(kept).not.toContain(value.slice(0, Math.min(shown, 4)));
+      expect(kept.length).toBe(Math.max(0, limit - 6 * value.length));
+    }
+    expect(dropUnsafeTail('short output', limit, value)).toBe('short output');
   });
 });
