@@ -30,7 +30,8 @@ export function backendEnv(): Record<string, string> {
 }
 
 export async function startBackend(env: Record<string, string>): Promise<LocalHostProcess> {
-  return startLocalHost({ env });
+  // RUNS_E2E_APP: a built copy of the app to host instead of the project root (for bisecting a broken tree).
+  return startLocalHost({ env, ...(process.env.RUNS_E2E_APP ? { app: process.env.RUNS_E2E_APP } : {}) });
 }
 
 export async function tokenFor(user: string, env: Record<string, string>): Promise<string> {

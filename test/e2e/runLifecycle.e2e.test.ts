@@ -48,7 +48,7 @@ function fullSpec(): Record<string, unknown> {
     mcp: [{ name: 'issues', command: ['node', 'mcp.js'], secrets: [{ ref: 'TRACKER_KEY', use: 'env', as: 'TRACKER_KEY' }] }],
     turns: [
       { command: ['node', 'agent.js', 'gate'], modelKey: 'OPENAI_API_KEY' },
-      { command: ['node', 'agent.js'], modelKey: 'OPENAI_API_KEY' },
+      { command: ['node', 'agent.js', 'after-mcp'], modelKey: 'OPENAI_API_KEY' },
     ],
     deadlineSeconds: 300,
   };
@@ -182,13 +182,19 @@ describe('a run through all five phases on the real local host', () => {
   });
 
   it('rotation mid-run: the MCP server keeps the value it started with; the next turn gets the new one', () => {
-    expect(transcript).toContain(`mcp start tracker-key=${hash(VALUES.TRACKER_KEY)}`);
-    expect(transcript).toContain(`mcp tick tracker-key=${hash(VALUES.TRACKER_KEY)}`);
-    expect(transcript).not.toContain('tracker-key=changed');
     const turns = transcript.split('--- turn[');
     expect(turns[1]).toContain(`model-key=${hash(VALUES.OPENAI_API_KEY)}`);
     expect(turns[1]).toContain('agent gate 200');
     expect(turns[2]).toContain(`model-key=${hash(ROTATED.OPENAI_API_KEY)}`);
+    // Turn 2 began after the rotation and waited for two more MCP ticks: the server spoke after the rotation.
+    const advanced = /agent mcp-heartbeat advanced from (\d+)/.exec(turns[2] ?? '');
+    expect(advanced).not.toBeNull();
+    const ticks = [...transcript.matchAll(/mcp tick (\d+) tracker-key=(\S+)/g)].map((m) => ({ n: Number(m[1]), key: m[2] }));
+    expect(ticks.some((t) => t.n > Number(advanced![1]))).toBe(true);
+    expect(transcript).toContain(`mcp start tracker-key=${hash(VALUES.TRACKER_KEY)}`);
+    expect(new Set(ticks.map((t) => t.key))).toEqual(new Set([hash(VALUES.TRACKER_KEY)]));
+    const trackerLeases = run.events.filter((e) => e.type === 'LeaseGranted' && e.data.secretName === 'TRACKER_KEY').map((e) => e.data.secretVersion);
+    expect(trackerLeases).toEqual([1]);
     const modelLeases = run.events.filter((e) => e.type === 'LeaseGranted' && e.data.secretName === 'OPENAI_API_KEY').map((e) => e.data.secretVersion);
     expect(modelLeases).toEqual([1, 2]);
   });
