@@ -82,6 +82,17 @@ describe('cancellation', () => {
   }, 60_000);
 });
 
+describe('the deadline', () => {
+  it('ends a run whose turn outlives its deadline: the turn is killed, teardown runs, the run fails with the reason', async () => {
+    const { runId } = (await call('POST', `/api/workspaces/${ws}/runs`, { ...longSpec, deadlineSeconds: 10 })).json as { runId: string };
+    const run = await waitForRun(call, ws, runId, isFinished, 60_000);
+    expect(run.status).toBe('Failed');
+    expect(run.failure).toBe('deadline exceeded');
+    expect(run.phases.find((p) => p.phase === 'turn')).toMatchObject({ status: 'Failed', reason: 'deadline exceeded' });
+    await expectCleanEnd(run);
+  }, 60_000);
+});
+
 describe('the host killed with SIGKILL in the middle of a run', () => {
   it('resumes after a restart and ends Failed with a reason, torn down once, nothing left behind', async () => {
     const { runId } = (await call('POST', `/api/workspaces/${ws}/runs`, longSpec)).json as { runId: string };
