@@ -8,7 +8,7 @@ import type { RunRequestSchema } from './runRequestMessage';
 import { describeIssues, fingerprint, messageText } from './runRequestMessage';
 
 export type RunMessageResult =
-  | { readonly outcome: 'started' | 'duplicate'; readonly runId: string }
+  | { readonly outcome: 'started' | 'duplicate'; readonly runId: string; readonly workspaceId: string }
   | { readonly outcome: 'poisoned'; readonly code: string; readonly reason: string };
 
 export interface RunRequestHandlerOptions {
@@ -51,7 +51,7 @@ export async function handleRunRequestMessage(raw: unknown, options: RunRequestH
   try {
     const result = await startRunFromMessage(options.deps, options.ports, message);
     options.log.info(`run request ${message.requestId} in ${message.workspaceId}: ${result.outcome} run ${result.runId}`);
-    return result;
+    return { ...result, workspaceId: message.workspaceId };
   } catch (error) {
     if (isDomainError(error) && (PERMANENT_KINDS.has(error.kind) || PERMANENT_CODES.has(error.code)))
       return reject(error.code, describeDomainError(error.kind, error.message), who);

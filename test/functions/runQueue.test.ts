@@ -109,7 +109,7 @@ describe('queued run requests (storage queue on Azurite, the real run API)', () 
     await send(body);
     const second = await deliverNext();
     expect(first.outcome).toBe('started');
-    expect(second).toEqual({ outcome: 'duplicate', runId: (first as { runId: string }).runId });
+    expect(second).toMatchObject({ outcome: 'duplicate', runId: (first as { runId: string }).runId });
     // Three concurrent deliveries of a fresh id: exactly one run.
     const twin = { ...body, requestId: 'req-0003-twins' };
     const before = started.length;
@@ -182,6 +182,6 @@ describe('queued run requests (storage queue on Azurite, the real run API)', () 
     await expect(handleRunRequestMessage(body, flakyOptions)).rejects.toThrow('storage is down');
     const retried = await handleRunRequestMessage(body, flakyOptions);
     expect(retried.outcome).toBe('started');
-    expect(await handleRunRequestMessage(body, flakyOptions)).toEqual({ outcome: 'duplicate', runId: (retried as { runId: string }).runId });
+    expect(await handleRunRequestMessage(body, flakyOptions)).toMatchObject({ outcome: 'duplicate', runId: (retried as { runId: string }).runId });
   });
 });

@@ -1,0 +1,64 @@
+import { app, type InvocationContext } from '@azure/functions';
+import * as df from 'durable-functions';
+import { describeUnexpected } from '../infra/http/problem';
+import { runApiRequester } from '../infra/messaging/runApiRequester';
+import { handleRunRequestMessage, type RunRequestHandlerOptions } from '../infra/messaging/runRequestHandler';
+import { runRequestMessageSchema } from '../infra/messaging/runRequestMessage';
+import { StorageQueuePoisonSink } from '../infra/messaging/poisonSink';
+import { TableRunRequestLedger } from '../infra/messaging/tableRunRequestLedger';
+import { queueClientFor, tableClientFor } from '../infra/storage/storageClients';
+import { systemClock } from '../infra/system/systemClock';
+import { getRunStores, getServices } from './composition';
+import { workspaceIdSchema } from './http/schemas';
+import { getOutboxDispatcher, storageLocation } from './outbox';
+import { durableRunOrchestrations, runSpecSchema } from './runs.routes';
+import { loadSettings } from './settings';
+
+export const RUNS_QUEUE = 'runs';
+export const RUNS_POISON_QUEUE = 'runs-poison';
+export const RUN_QUEUE_FUNCTION = 'runQueue';
+export const RUN_SERVICE_BUS_FUNCTION = 'runQueueServiceBus';
+
+const schema = runRequestMessageSchema({ spec: runSpecSchema, workspaceId: workspaceIdSchema });
+
+async function handlerOptions(context: InvocationContext): Promise<RunRequestHandlerOptions> {
+  const settings = loadSettings();
+  const [{ deps }, stores] = await Promise.all([getServices(), getRunStores(settings)]);
+  const location = storageLocation(settings);
+  return {
+    deps,
+    ports: {
+      ledger: new TableRunRequestLedger(tableClientFor(location, settings.RUN_REQUEST_TABLE), systemClock),
+      requester: runApiRequester(deps, stores, durableRunOrchestrations(context)),
+    },
+    schema,
+    poison: new StorageQueuePoisonSink(queueClientFor(location, RUNS_POISON_QUEUE)),
+    log: { info: (t) => context.log(t), warn: (t) => context.warn(t) },
+  };
+}
+
+/**
+ * The one handler of both triggers. It returns (the message completes) when the run started, was a duplicate,
+ * or the message was written to `runs-poison` with its reason; it throws only for transient failures, which
+ * the trigger retries up to its maximum (host.json maxDequeueCount 5 / the queue's maxDeliveryCount 5).
+ */
+export async function runQueueHandler(message: unknown, context: InvocationContext): Promise<void> {
+  const id = context.triggerMetadata?.messageId ?? context.triggerMetadata?.id;
+  try {
+    const result = await handleRunRequestMessage(message, await handlerOptions(context), typeof id === 'string' ? id : undefined);
+    if (result.outcome === 'started') (await getOutboxDispatcher()).nudge(result.workspaceId);
+  } catch (error) {
+    context.error(`${context.functionName}: ${describeUnexpected(error)}; the message will be retried`);
+    throw error;
+  }
+}
+
+const durableClient = df.input.durableClient();
+
+// The local host implements storage queues but not Service Bus: the Service Bus trigger is registered only
+// where its identity-based connection is configured (Azure), and then the storage-queue starter is not.
+if (process.env.ServiceBusConnection__fullyQualifiedNamespace) {
+  app.serviceBusQueue(RUN_SERVICE_BUS_FUNCTION, { queueName: RUNS_QUEUE, connection: 'ServiceBusConnection', extraInputs: [durableClient], handler: runQueueHandler });
+} else {
+  app.storageQueue(RUN_QUEUE_FUNCTION, { queueName: RUNS_QUEUE, connection: 'AzureWebJobsStorage', extraInputs: [durableClient], handler: runQueueHandler });
+}
