@@ -35,6 +35,7 @@ import { SigningKeyCheckpointer } from '../infra/identity/headCheckpointer';
 import { PlatformSandboxTokens } from '../infra/identity/sandboxIdentityTokens';
 import { SigningKeys, platformLogRecorder } from '../infra/identity/signingKeys';
 import { TableSigningKeyRepository } from '../infra/identity/signingKeysTable';
+import { TableOutboxIndex } from '../infra/messaging/tableOutboxIndex';
 import { type Settings, loadSettings } from './settings';
 
 /** Table clients by connection string locally (Azurite), by managed identity in Azure. */
@@ -71,7 +72,9 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
   await Promise.all([ensureTable(eventTable), ensureTable(vaultTable)]);
   const signing = getSigning(settings);
   // Every append signs its head with the platform key; verify checks every checkpoint (docs/signing.md).
-  const store = new TableEventStore(eventTable, { clock: systemClock, random: systemRandom, ids: randomUuidIds, checkpointer: signing.checkpointer });
+  // Marks the workspace as having outbox rows before each append, so the dispatcher finds it (docs/messaging.md).
+  const outboxIndex = new TableOutboxIndex(tableClient(settings, settings.OUTBOX_INDEX_TABLE), systemClock, { graceMs: settings.OUTBOX_MARKER_GRACE_SECONDS * 1000 });
+  const store = new TableEventStore(eventTable, { clock: systemClock, random: systemRandom, ids: randomUuidIds, checkpointer: signing.checkpointer, outboxIndex });
   signing.keys.setRecorder(platformLogRecorder(store, randomUuidIds, systemClock));
   const vault = new EncryptedTableVault({ table: vaultTable, keyWrapper: keyWrapper(settings), clock: systemClock });
   const resolver = new CachingSecretResolver({

@@ -5,3 +5,5 @@ import './runLifecycle.orchestrator';
 import './runLifecycle.activities';
 import './gateway.http';
 import './signing';
+import './runQueue';
+import './outbox';

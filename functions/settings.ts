@@ -35,6 +35,14 @@ export const settingsSchema = z
     SANDBOX_TOKEN_MINUTES: z.coerce.number().int().min(1).max(60).default(15),
     /** What a run's agent runtime gets as GATEWAY_URL; default: this host's loopback address. */
     GATEWAY_URL: z.url().optional(),
+    /** Messaging (docs/messaging.md). Azure: the Service Bus namespace, identity-based; unset locally (storage queues). */
+    ServiceBusConnection__fullyQualifiedNamespace: z.string().regex(/^[A-Za-z0-9-]+\.servicebus\.windows\.net$/, 'must be <namespace>.servicebus.windows.net').optional(),
+    /** Where the outbox publishes: the Service Bus topic in Azure, the storage queue of the same name locally. */
+    EVENTS_TOPIC: z.string().regex(/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/, 'must be a queue/topic name (lower case, digits, -)').default('events'),
+    RUN_REQUEST_TABLE: tableName.default('runrequests'),
+    OUTBOX_INDEX_TABLE: tableName.default('outboxpending'),
+    OUTBOX_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('*/5 * * * * *'),
+    OUTBOX_MARKER_GRACE_SECONDS: z.coerce.number().int().min(60).max(86_400).default(600),
     DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/).default('discoparrotlocal'),
   })
   .superRefine((s, ctx) => {
