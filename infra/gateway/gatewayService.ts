@@ -157,7 +157,14 @@ export class Gateway {
       );
 
     await record({ type: 'RecordOperationRequested', operationId, kind: operation.kind, target: operation.target });
-    const secret = await this.d.deps.resolver.resolve(binding.workspaceId, operation.secret);
+    let secret: ResolvedSecret;
+    try {
+      secret = await this.d.deps.resolver.resolve(binding.workspaceId, operation.secret);
+    } catch (error) {
+      // Deleted between the check and the resolve, or the vault is unavailable: the operation did not run.
+      await record({ type: 'RecordOperationCompleted', operationId, exitCode: -1 }).catch(() => undefined);
+      throw error;
+    }
     const redact = this.redactorFor(live, operation.secret, secret);
     let outcome: RawOutcome;
     try {
