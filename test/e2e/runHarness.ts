@@ -16,9 +16,12 @@ export interface Reply {
 }
 
 /** Settings for one isolated backend: its own tables, task hub, key files; the test run's Azurite. */
-export function backendEnv(): Record<string, string> {
+export function backendEnv(): Record<string, string> & { DURABLE_TASK_HUB: string; DEV_ISSUER_KEY_DIR: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'dp-e2e-'));
+  // Every setting the sample lists, with its safe local value; then this backend's own storage names and keys.
+  const sample = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'local.settings.sample.json'), 'utf8')) as { Values: Record<string, string> };
   return {
+    ...sample.Values,
     AzureWebJobsStorage: azuriteConnectionString(),
     DURABLE_TASK_HUB: uniqueName('runs'),
     EVENT_LOG_TABLE: uniqueName('events'),

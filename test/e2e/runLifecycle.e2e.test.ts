@@ -230,3 +230,15 @@ describe('a run through all five phases on the real local host', () => {
     for (const value of Object.values(ALL_VALUES)) expect(processesHolding(value)).toEqual([]);
   });
 });
+
+describe('a trivial run', () => {
+  it('one turn, no credentials: Completed, with the time from POST to Completed printed for the docs', async () => {
+    const started = Date.now();
+    const reply = await owner('POST', `/api/workspaces/${ws}/runs`, { template: { files: {} }, turns: [{ command: ['node', '-e', 'console.log(42)'] }], deadlineSeconds: 60 });
+    expect(reply.status).toBe(202);
+    const run = await waitForRun(owner, ws, (reply.json as { runId: string }).runId, isFinished);
+    console.log(`e2e: trivial run POST → ${run.status} in ${Date.now() - started} ms`);
+    expect(run.status).toBe('Completed');
+    expect((await owner('GET', `/api/workspaces/${ws}/runs/${run.runId}/transcript`)).text).toContain('42');
+  }, 60_000);
+});
