@@ -348,5 +348,11 @@ export function runStatus(state: RunState): Record<string, unknown> {
     ...(state.failure ? { failure: state.failure } : {}),
     ...(state.cancellation ? { cancellation: state.cancellation } : {}),
     tornDown: state.tornDown,
+    activeLeases: Object.entries(state.activeLeases).map(([leaseId, lease]) => ({
+      leaseId,
+      secretName: lease.secretName,
+      channel: lease.channel,
+      expiresAt: lease.expiresAt,
+    })),
   };
 }

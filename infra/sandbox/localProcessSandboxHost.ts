@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { OWNER_FILE, removeOrphanedSandboxes } from './orphanedSandboxes';
 import os from 'node:os';
 import path from 'node:path';
 import { DomainError } from '../../domain/errors';
@@ -159,6 +160,8 @@ export class LocalProcessSandboxHost implements SandboxHost {
     const env = { ...inheritedEnv(), ...(request.env ?? {}) };
     try {
       await mkdir(root, { recursive: true, mode: 0o711 });
+      // Who owns this sandbox: the sweep leaves it alone while this process lives.
+      await writeFile(path.join(root, OWNER_FILE), String(process.pid), { mode: 0o600 });
       await mkdir(path.join(root, 'home'), { mode: 0o700 });
       await mkdir(workspace, { recursive: true, mode: 0o2770 });
       await mkdir(credentialDir, { mode: 0o711 });
@@ -179,6 +182,11 @@ export class LocalProcessSandboxHost implements SandboxHost {
       await uids?.release();
       throw error;
     }
+  }
+
+  /** Removes what crashed host processes left behind (never a sandbox of a live process); returns how many. */
+  async removeOrphans(): Promise<number> {
+    return removeOrphanedSandboxes({ root: this.root, credentialRoot: this.credentialRoot }, (id) => this.sandboxes.has(id));
   }
 
   async exec(handle: SandboxHandle, command: CommandSpec): Promise<CommandResult> {

@@ -45,7 +45,11 @@ export async function npmConfigDelivery(target: DeliveryTarget, value: string): 
 /** Polls for a file a sandbox process writes; bounded so a broken test fails rather than hangs. */
 export async function waitForFile(file: string, attempts = 500): Promise<string> {
   for (let i = 0; i < attempts; i++) {
-    if (existsSync(file)) return readFileSync(file, 'utf8');
+    // A writer creates the file before it writes to it: wait for content, not just the name.
+    if (existsSync(file)) {
+      const content = readFileSync(file, 'utf8');
+      if (content !== '') return content;
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`${path.basename(file)} never appeared`);

@@ -1,0 +1,37 @@
+import { app, type InvocationContext, type Timer } from '@azure/functions';
+import * as df from 'durable-functions';
+import { sweepExpired } from '../domain/services/sweep';
+import { TableActiveRuns } from '../infra/tables/tableActiveRuns';
+import { tableClientFor } from '../infra/storage/storageClients';
+import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
+import { getSandboxHost } from './composition';
+import { CANCEL_EVENT } from './runLifecycle.names';
+import { loadSettings } from './settings';
+import { getWorkspaceLifecycle, storageLocation } from './workspaceLifecycle.wiring';
+
+export const SWEEP_EXPIRED = 'sweepExpired';
+
+export async function sweepExpiredTimer(_timer: Timer, context: InvocationContext): Promise<void> {
+  const settings = loadSettings();
+  const { purge } = await getWorkspaceLifecycle();
+  const client = df.getClient(context);
+  const host = await getSandboxHost();
+  const report = await sweepExpired(
+    {
+      ...purge,
+      activeRuns: new TableActiveRuns(tableClientFor(storageLocation(settings), settings.EVENT_LOG_TABLE)),
+      cancelOrchestration: async (runId) => {
+        await client.raiseEvent(runId, CANCEL_EVENT, { reason: 'deadline passed' }).catch(() => undefined);
+      },
+      removeOrphanedSandboxes: async () => (host instanceof LocalProcessSandboxHost ? host.removeOrphans() : 0),
+    },
+    context.invocationId,
+  );
+  context.log(`sweepExpired: ${JSON.stringify(report)}`);
+}
+
+app.timer(SWEEP_EXPIRED, {
+  schedule: '%SWEEP_SCHEDULE%',
+  extraInputs: [df.input.durableClient()],
+  handler: sweepExpiredTimer,
+});
