@@ -94,6 +94,17 @@ describe('the gateway inside a real run', () => {
     expect(seen.other).toBe(0);
   });
 
+  it('over HTTP, a caller without a gateway bearer (even with a user JWT) gets 401 with a Bearer challenge', async () => {
+    const url = `${host.url}/api/gateway/operations`;
+    const body = JSON.stringify({ kind: 'http', url: 'http://127.0.0.1:1/', secret: 'API_TOKEN' });
+    for (const authorization of [undefined, `Bearer ${await tokenFor('alice', env)}`]) {
+      const reply = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) }, body });
+      expect(reply.status).toBe(401);
+      expect(reply.headers.get('www-authenticate')).toMatch(/^Bearer realm="disco-parrot-gateway"/);
+      expect(reply.headers.get('content-type')).toBe('application/problem+json');
+    }
+  });
+
   it('the run stream records the operation, its lease and the refusal', () => {
     const types = run.events.map((e) => e.type);
     expect(types).toContain('OperationRequested');
