@@ -1,21 +1,41 @@
 import { randomUUID } from 'node:crypto';
 import type * as Tables from '@azure/data-tables';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { EventEnvelope } from '../../domain/events';
 import type { ProjectionWrite } from '../../domain/ports/eventStore';
 import type * as StoreModule from '../../infra/tables/tableEventStore';
 import { azuriteConnectionString, uniqueName } from '../support/azurite';
 import { fromDist, packageForDist } from './support/dist';
-import { FigureSink, type FigureInput } from './support/figures';
+import { FigureSink } from './support/figures';
 import { collectGarbage, quantile, throughput } from './support/timing';
 
 const { TableEventStore } = fromDist<typeof StoreModule>('infra/tables/tableEventStore.js');
 const { TableClient } = packageForDist<typeof Tables>('@azure/data-tables');
 type Entity = Tables.TableEntity<Record<string, unknown>>;
 
-/** Seconds each configuration runs; long enough for hundreds of appends, short enough for the 10-minute budget. */
+/** Seconds per measurement and alternating rounds per side: hundreds of appends each, within the 10-minute budget. */
 const SECONDS = 1.5;
 const ROUNDS = 3;
+const sink = new FigureSink('eventAppend');
+
+/** The rows one append writes (stream index, event, head, projection, outbox), as the raw baseline's template. */
+const template: Entity[] = [];
+
+/**
+ * Every measurement gets a table of its own, deleted afterwards: Azurite keeps tables in memory, and reads
+ * slow down as they fill, so a shared table would favour whichever side ran first.
+ */
+interface Fresh {
+  readonly table: Tables.TableClient;
+  readonly store: StoreModule.TableEventStore;
+}
+
+async function fresh(): Promise<Fresh> {
+  const name = uniqueName('benchlog');
+  const table = TableClient.fromConnectionString(azuriteConnectionString(), name, { allowInsecureConnection: true });
+  await table.createTable();
+  return { table, store: TableEventStore.fromConnectionString(azuriteConnectionString(), name) };
+}
 
 interface Measured {
   readonly perSecond: number;
@@ -34,12 +54,6 @@ async function measured(writers: number, op: (writer: number, n: number) => Prom
 }
 
 const better = (a: Measured | undefined, b: Measured): Measured => (a && a.perSecond >= b.perSecond ? a : b);
-const sink = new FigureSink('eventAppend');
-
-let table: Tables.TableClient;
-let store: StoreModule.TableEventStore;
-/** The rows one append writes (stream index, event, head, projection, outbox), as the raw baseline's template. */
-let template: Entity[] = [];
 
 /** One `RunRequested` and the run's status projection: what `POST .../runs` appends. */
 function runRequested(workspaceId: string): { streamId: string; events: EventEnvelope[]; projections: ProjectionWrite[] } {
@@ -58,13 +72,13 @@ function runRequested(workspaceId: string): { streamId: string; events: EventEnv
   };
 }
 
-async function appendNewRun(workspaceId: string): Promise<void> {
+async function appendNewRun(store: StoreModule.TableEventStore, workspaceId: string): Promise<void> {
   const { streamId, events, projections } = runRequested(workspaceId);
   await store.append({ workspaceId, streamId, expectedVersion: 0, events, projections });
 }
 
 /** The same five operations with entities of the same size, unconditional, with no reads before them. */
-async function rawTransaction(partition: string, writer: number, n: number): Promise<void> {
+async function rawTransaction(table: Tables.TableClient, partition: string, writer: number, n: number): Promise<void> {
   const suffix = `${writer}-${n}-${randomUUID().slice(0, 8)}`;
   const actions: Tables.TransactionAction[] = template.map((row) =>
     row.rowKey === 'head'
@@ -74,33 +88,39 @@ async function rawTransaction(partition: string, writer: number, n: number): Pro
   await table.submitTransaction(actions);
 }
 
+/** The raw transaction after one point read of the partition's head row, as an optimistic append needs. */
+async function rawReadThenTransaction(table: Tables.TableClient, partition: string, writer: number, n: number): Promise<void> {
+  await table.getEntity(partition, 'head').catch((error: { statusCode?: number }) => {
+    if (error.statusCode !== 404) throw error;
+  });
+  await rawTransaction(table, partition, writer, n);
+}
+
 function latencyNote(m: Measured): string {
   const l = m.latenciesMs;
   return `p50 ${quantile(l, 0.5).toFixed(1)} ms, p99 ${quantile(l, 0.99).toFixed(1)} ms, client CPU ${m.cpuMsPerOp.toFixed(2)} ms per op`;
 }
 
-/** The raw transaction after one point read of the partition's head row, as an optimistic append needs. */
-async function rawReadThenTransaction(partition: string, writer: number, n: number): Promise<void> {
-  await table.getEntity(partition, 'head').catch((error: { statusCode?: number }) => {
-    if (error.statusCode !== 404) throw error;
-  });
-  await rawTransaction(partition, writer, n);
+/** Runs `body` on a fresh table (warmed by one call per writer), then drops the table. */
+async function onFreshTable<T>(writers: number, warm: (f: Fresh, w: number) => Promise<void>, body: (f: Fresh) => Promise<T>): Promise<T> {
+  const f = await fresh();
+  try {
+    await Promise.all(Array.from({ length: writers }, (_, w) => warm(f, w)));
+    return await body(f);
+  } finally {
+    await f.table.deleteTable().catch(() => undefined);
+  }
 }
 
 beforeAll(async () => {
-  const name = uniqueName('benchlog');
-  table = TableClient.fromConnectionString(azuriteConnectionString(), name, { allowInsecureConnection: true });
-  store = TableEventStore.fromConnectionString(azuriteConnectionString(), name);
-  const ws = `tmpl-${randomUUID()}`;
-  await appendNewRun(ws);
-  for await (const row of table.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${ws}'` } })) {
-    const { etag: _etag, timestamp: _ts, ...entity } = row as Record<string, unknown>;
-    template.push(entity as Entity);
-  }
-});
-
-afterAll(async () => {
-  await table?.deleteTable().catch(() => undefined);
+  await onFreshTable(0, async () => undefined, async ({ table, store }) => {
+    const ws = `tmpl-${randomUUID()}`;
+    await appendNewRun(store, ws);
+    for await (const row of table.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${ws}'` } })) {
+      const { etag: _etag, timestamp: _ts, ...entity } = row as Record<string, unknown>;
+      template.push(entity as Entity);
+    }
+  });
 });
 
 describe('event append overhead', () => {
@@ -118,36 +138,45 @@ describe('event append overhead', () => {
   for (const { writers, shared } of configs) {
     const label = writers === 1 ? 'c1' : shared ? `oneWorkspace.c${writers}` : `workspaces.c${writers}`;
     it(`${label}: appends through TableEventStore vs raw submitTransaction`, async () => {
-      const run = randomUUID().slice(0, 8);
-      const wsOf = (w: number): string => (shared ? `shared-${run}` : `ws-${run}-${w}`);
-      const rawOf = (w: number): string => (shared ? `raw-${run}` : `raw-${run}-${w}`);
-      // Warm both paths (connections, table, JIT) before either is timed.
-      await Promise.all(Array.from({ length: writers }, (_, w) => Promise.all([appendNewRun(wsOf(w)), rawTransaction(rawOf(w), w, -1)])));
-      // Alternating rounds, best of each side, so a burst of load from elsewhere on the machine hits both.
+      const partitionOf = (prefix: string, w: number): string => (shared ? prefix : `${prefix}-${w}`);
+      const rawSide = (op: typeof rawTransaction): Promise<Measured> =>
+        onFreshTable(
+          writers,
+          ({ table }, w) => op(table, partitionOf('raw', w), w, -1),
+          ({ table }) => measured(writers, (w, n) => op(table, partitionOf('raw', w), w, n)),
+        );
+      let headRetries = 0;
+      let verifiedAll = true;
+      const storeSide = (): Promise<Measured> =>
+        onFreshTable(
+          writers,
+          ({ store }, w) => appendNewRun(store, partitionOf('ws', w)),
+          async ({ store }) => {
+            const perWriter = new Array<number>(writers).fill(1);
+            const result = await measured(writers, async (w) => {
+              await appendNewRun(store, partitionOf('ws', w));
+              perWriter[w]!++;
+            });
+            headRetries += store.stats.headRetries;
+            // Every append landed in the chain, in order, whatever the contention.
+            const verified = await store.verify(partitionOf('ws', 0));
+            const expected = shared ? perWriter.reduce((a, b) => a + b, 0) : perWriter[0]!;
+            verifiedAll &&= verified.ok && verified.records === expected;
+            return result;
+          },
+        );
+
+      // Alternating rounds, best of each side, so a burst of load from elsewhere on the machine hits all three.
       let raw: Measured | undefined;
       let rawRead: Measured | undefined;
       let appended: Measured | undefined;
-      const perWriter = new Array<number>(writers).fill(0);
-      const before = { ...store.stats };
       for (let round = 0; round < ROUNDS; round++) {
-        raw = better(raw, await measured(writers, (w, n) => rawTransaction(rawOf(w), w, n)));
-        rawRead = better(rawRead, await measured(writers, (w, n) => rawReadThenTransaction(rawOf(w), w, n)));
-        appended = better(
-          appended,
-          await measured(writers, async (w) => {
-            await appendNewRun(wsOf(w));
-            perWriter[w]!++;
-          }),
-        );
+        raw = better(raw, await rawSide(rawTransaction));
+        rawRead = better(rawRead, await rawSide(rawReadThenTransaction));
+        appended = better(appended, await storeSide());
       }
       if (!raw || !rawRead || !appended) throw new Error('no rounds ran');
-      const headRetries = store.stats.headRetries - before.headRetries;
-
-      // Every append landed in the chain, in order, whatever the contention.
-      const verified = await store.verify(wsOf(0));
-      expect(verified.ok).toBe(true);
-      const total = perWriter.reduce((a, b) => a + b, 0);
-      expect(verified.records).toBe(shared ? total + writers : perWriter[0]! + 1);
+      expect(verifiedAll).toBe(true);
 
       const rawName = `events.rawTransaction.${label}.perSec`;
       sink.add({ name: rawName, value: raw.perSecond, unit: 'tx/s', note: `5 operations per transaction; ${latencyNote(raw)}` });
@@ -156,34 +185,35 @@ describe('event append overhead', () => {
         name: rawReadName, value: rawRead.perSecond, unit: 'tx/s', baseline: { name: rawName, value: raw.perSecond },
         note: `a point read of the head row, then the same transaction: the least an ETag-guarded append can do; ${latencyNote(rawRead)}`,
       });
-      const input: FigureInput = {
+      sink.add({
         name: `events.append.${label}.appendsPerSec`,
         value: appended.perSecond,
         unit: 'appends/s',
         baseline: { name: rawName, value: raw.perSecond },
         ...(shared ? {} : { targets: [{ on: 'ratio' as const, min: 0.8 }] }),
-        note: `${latencyNote(appended)}; ${headRetries} head retries${shared ? ' (one workspace: every append contends for its head)' : ''}`,
-      };
-      sink.add(input);
+        note: `${latencyNote(appended)}; ${headRetries} head retries in ${ROUNDS} rounds${shared ? ' (one workspace: every append contends for its head)' : ''}; ${((100 * appended.perSecond) / rawRead.perSecond).toFixed(0)}% of read-then-transaction`,
+      });
     });
   }
 
   it('c1 on an existing stream: appends with a version check', async () => {
-    const ws = `existing-${randomUUID().slice(0, 8)}`;
-    const { streamId, events } = runRequested(ws);
-    await store.append({ workspaceId: ws, streamId, expectedVersion: 0, events });
-    let version = 1;
-    const next = async (): Promise<void> => {
-      const event: EventEnvelope = {
-        type: 'OperationCompleted',
-        data: { operationId: randomUUID(), exitCode: 0 },
-        meta: { at: new Date().toISOString(), actor: 'system:bench', correlationId: randomUUID() },
-      };
-      const result = await store.append({ workspaceId: ws, streamId, expectedVersion: version, events: [event], projections: [{ kind: 'upsert', key: `op:${version}`, value: { exitCode: 0 } }] });
-      version = result.version;
-    };
-    const appended = await measured(1, () => next());
-    expect((await store.readStream(ws, streamId)).version).toBe(appended.count + 1);
+    const appended = await onFreshTable(0, async () => undefined, async ({ store }) => {
+      const ws = 'existing';
+      const { streamId, events } = runRequested(ws);
+      await store.append({ workspaceId: ws, streamId, expectedVersion: 0, events });
+      let version = 1;
+      const result = await measured(1, async () => {
+        const event: EventEnvelope = {
+          type: 'OperationCompleted',
+          data: { operationId: randomUUID(), exitCode: 0 },
+          meta: { at: new Date().toISOString(), actor: 'system:bench', correlationId: randomUUID() },
+        };
+        const projections: ProjectionWrite[] = [{ kind: 'upsert', key: `op:${version}`, value: { exitCode: 0 } }];
+        version = (await store.append({ workspaceId: ws, streamId, expectedVersion: version, events: [event], projections })).version;
+      });
+      expect((await store.readStream(ws, streamId)).version).toBe(result.count + 1);
+      return result;
+    });
     const rawName = 'events.rawTransaction.c1.perSec';
     const raw = sink.all().find((f) => f.name === rawName)?.value ?? null;
     sink.add({
