@@ -34,6 +34,20 @@ export interface Redactor {
   readonly patternCount: number;
 }
 
+/**
+ * Refuses values the redactor could not mask reliably, naming the secrets and never printing a value. The
+ * vault's `set` can call this so that nothing stored is unmaskable.
+ */
+export function assertRedactable(secrets: readonly RedactableSecret[], minLength: number = MIN_SECRET_BYTES): void {
+  const tooShort = [...new Set(secrets.filter((s) => utf8Length(s.value) < minLength).map((s) => s.name))];
+  if (tooShort.length > 0)
+    throw new DomainError(
+      'REDACTION.VALUE_TOO_SHORT',
+      `Cannot redact ${tooShort.join(', ')}: shorter than the minimum of ${minLength} bytes, so masking it would be unreliable`,
+      'invalid',
+    );
+}
+
 export function maskFor(name: string): string {
   return `[REDACTED:${name}]`;
 }
@@ -47,13 +61,7 @@ export function createRedactor(secrets: readonly RedactableSecret[], options: Re
   const minLength = options.minLength ?? MIN_SECRET_BYTES;
   if (!Number.isInteger(minLength) || minLength < 1)
     throw new DomainError('REDACTION.INVALID_MIN_LENGTH', 'The redactor minimum must be a positive whole number of bytes', 'invalid');
-  const tooShort = [...new Set(secrets.filter((s) => utf8Length(s.value) < minLength).map((s) => s.name))];
-  if (tooShort.length > 0)
-    throw new DomainError(
-      'REDACTION.VALUE_TOO_SHORT',
-      `Cannot redact ${tooShort.join(', ')}: shorter than the minimum of ${minLength} bytes, so masking it would be unreliable`,
-      'invalid',
-    );
+  assertRedactable(secrets, minLength);
 
   const names = [...new Set(secrets.map((s) => s.name))].sort();
   const index = new Map(names.map((name, i) => [name, i]));

@@ -47,58 +47,68 @@ export function windowHash(text: string, from: number, length: number): number {
   return h;
 }
 
-export function buildAutomaton(patterns: readonly Pattern[]): Automaton {
-  const children = new Map<number, number>();
-  const depthList: number[] = [0];
-  const outLenList: number[] = [0];
-  const outSecretList: number[] = [-1];
+/**
+ * Builds the trie from the patterns in sorted order: each pattern shares its longest common prefix with
+ * the one before, so the trie is one append-only walk (no hash map of children), its states numbered
+ * depth-first and every state's edges created in character order, ready for binary search.
+ */
+export function buildAutomaton(input: readonly Pattern[]): Automaton {
+  const patterns = [...input].sort((a, b) => (a.text < b.text ? -1 : a.text > b.text ? 1 : a.secret - b.secret));
+  const lcp = new Int32Array(patterns.length);
+  let stateCount = 1;
   let longestPattern = 0;
   let shortest = Number.MAX_SAFE_INTEGER;
-  for (const { text, secret } of patterns) {
-    let state = 0;
-    for (let i = 0; i < text.length; i++) {
-      const key = state * 65536 + text.charCodeAt(i);
-      let next = children.get(key);
-      if (next === undefined) {
-        next = depthList.length;
-        children.set(key, next);
-        depthList.push(i + 1);
-        outLenList.push(0);
-        outSecretList.push(-1);
-      }
-      state = next;
-    }
-    // Patterns arrive deduplicated, the same string keeping its lowest-numbered secret.
-    if (outLenList[state] === 0) {
-      outLenList[state] = text.length;
-      outSecretList[state] = secret;
-    }
+  for (let i = 0; i < patterns.length; i++) {
+    const text = patterns[i]!.text;
+    const prev = i > 0 ? patterns[i - 1]!.text : '';
+    let k = 0;
+    while (k < prev.length && k < text.length && prev.charCodeAt(k) === text.charCodeAt(k)) k++;
+    lcp[i] = k;
+    stateCount += text.length - k;
     longestPattern = Math.max(longestPattern, text.length);
     shortest = Math.min(shortest, text.length);
   }
 
-  const stateCount = depthList.length;
-  const keys = Float64Array.from(children.keys()).sort();
-  const edgeStart = new Int32Array(stateCount + 1);
-  const edgeChar = new Uint16Array(keys.length);
-  const edgeTarget = new Int32Array(keys.length);
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!;
-    const from = Math.floor(key / 65536);
-    edgeChar[i] = key - from * 65536;
-    edgeTarget[i] = children.get(key)!;
-    edgeStart[from + 1]!++;
+  const depth = new Int32Array(stateCount);
+  const outLength = new Int32Array(stateCount);
+  const outSecret = new Int32Array(stateCount).fill(-1);
+  const edgeParent = new Int32Array(stateCount - 1);
+  const edgeCharByChild = new Uint16Array(stateCount - 1);
+  const path = new Int32Array(longestPattern + 1);
+  let next = 1;
+  for (let i = 0; i < patterns.length; i++) {
+    const { text, secret } = patterns[i]!;
+    for (let d = lcp[i]!; d < text.length; d++) {
+      const state = next++;
+      depth[state] = d + 1;
+      edgeParent[state - 1] = path[d]!;
+      edgeCharByChild[state - 1] = text.charCodeAt(d);
+      path[d + 1] = state;
+    }
+    const end = path[text.length]!;
+    // Sorting put equal strings together, lowest secret first: the first one keeps the state.
+    if (outLength[end] === 0) {
+      outLength[end] = text.length;
+      outSecret[end] = secret;
+    }
   }
-  for (let s = 0; s < stateCount; s++) edgeStart[s + 1]! += edgeStart[s]!;
 
+  const edgeStart = new Int32Array(stateCount + 1);
+  for (let e = 0; e < stateCount - 1; e++) edgeStart[edgeParent[e]! + 1]!++;
+  for (let s = 0; s < stateCount; s++) edgeStart[s + 1]! += edgeStart[s]!;
+  const edgeChar = new Uint16Array(stateCount - 1);
+  const edgeTarget = new Int32Array(stateCount - 1);
+  const fill = edgeStart.slice(0, stateCount);
+  for (let e = 0; e < stateCount - 1; e++) {
+    const slot = fill[edgeParent[e]!]!++;
+    edgeChar[slot] = edgeCharByChild[e]!;
+    edgeTarget[slot] = e + 1;
+  }
   const rootNext = new Int32Array(65536);
   for (let e = edgeStart[0]!; e < edgeStart[1]!; e++) rootNext[edgeChar[e]!] = edgeTarget[e]!;
 
-  const depth = Int32Array.from(depthList);
-  const outLength = Int32Array.from(outLenList);
-  const outSecret = Int32Array.from(outSecretList);
   const fail = new Int32Array(stateCount);
-  const goto = (state: number, c: number): number => children.get(state * 65536 + c) ?? -1;
+  const partial = { edgeStart, edgeChar, edgeTarget, fail, rootNext };
   const queue = new Int32Array(stateCount);
   let head = 0;
   let tail = 0;
@@ -106,15 +116,8 @@ export function buildAutomaton(patterns: readonly Pattern[]): Automaton {
   while (head < tail) {
     const s = queue[head++]!;
     for (let e = edgeStart[s]!; e < edgeStart[s + 1]!; e++) {
-      const c = edgeChar[e]!;
       const t = edgeTarget[e]!;
-      let f = fail[s]!;
-      let next = goto(f, c);
-      while (next < 0 && f !== 0) {
-        f = fail[f]!;
-        next = goto(f, c);
-      }
-      fail[t] = next > 0 && next !== t ? next : 0;
+      fail[t] = step(partial, fail[s]!, edgeChar[e]!);
       // A state's own pattern is longer than anything its failure chain ends with.
       if (outLength[t] === 0) {
         outLength[t] = outLength[fail[t]!]!;
@@ -155,8 +158,10 @@ export function buildAutomaton(patterns: readonly Pattern[]): Automaton {
   };
 }
 
+type Transitions = Pick<Automaton, 'edgeStart' | 'edgeChar' | 'edgeTarget' | 'fail' | 'rootNext'>;
+
 /** The automaton's transition on code unit `c`, following failure links. */
-export function step(a: Automaton, state: number, c: number): number {
+export function step(a: Transitions, state: number, c: number): number {
   const { edgeStart, edgeChar, edgeTarget, fail, rootNext } = a;
   for (;;) {
     if (state === 0) return rootNext[c]!;
@@ -171,23 +176,4 @@ export function step(a: Automaton, state: number, c: number): number {
     if (lo < end && edgeChar[lo] === c) return edgeTarget[lo]!;
     state = fail[state]!;
   }
-}
-
-/** Whether text[from, to) is a prefix of some pattern (a plain trie walk, no failure links). */
-export function isPatternPrefix(a: Automaton, text: string, from: number, to: number): boolean {
-  let state = 0;
-  for (let i = from; i < to; i++) {
-    const c = text.charCodeAt(i);
-    let next = -1;
-    if (state === 0) next = a.rootNext[c]! || -1;
-    else
-      for (let e = a.edgeStart[state]!; e < a.edgeStart[state + 1]!; e++)
-        if (a.edgeChar[e] === c) {
-          next = a.edgeTarget[e]!;
-          break;
-        }
-    if (next < 0) return false;
-    state = next;
-  }
-  return true;
 }

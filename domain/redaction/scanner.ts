@@ -1,5 +1,8 @@
 import { type Automaton, HASH_BASE, HASH_MIX, step } from './automaton';
 
+/** Code units of a new chunk scanned together with held-back text before switching to the chunk itself. */
+const BRIDGE = 256;
+
 /**
  * One pass over text that may arrive in pieces: finds every occurrence of every pattern, merges
  * occurrences that overlap or touch into one region, and writes each region as one mask.
@@ -8,9 +11,6 @@ import { type Automaton, HASH_BASE, HASH_MIX, step } from './automaton';
  * on, which is everything not yet written out. A region takes the name of its longest occurrence, ties
  * going to the name that sorts first, so batch and streamed output are the same string.
  */
-/** Code units of a new chunk scanned together with held-back text before switching to the chunk itself. */
-const BRIDGE = 256;
-
 export class Scanner {
   private buffer = '';
   private base = 0;
@@ -62,7 +62,7 @@ export class Scanner {
   }
 
   /**
-   * Tests one q-gram every `step` code units: a pattern starting at s has a registered q-gram at offset
+   * Tests one q-gram every `stride` code units: a pattern starting at s has a registered q-gram at offset
    * j - s for the one sampled j in [s, s + window - q], so a miss at j clears every start in
    * [j - window + q, j]. A hit runs the automaton from the earliest start not yet cleared.
    */

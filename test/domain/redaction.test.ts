@@ -204,6 +204,21 @@ describe('stream()', () => {
     expect(stream.push('live-7f3a9c2e1b!')).toBe('[REDACTED:API_KEY]!');
   });
 
+  it('keeps a long false start across the seam of a large chunk verbatim, and masks a long value there', () => {
+    const value = `x${'a'.repeat(600)}y`;
+    const redactor = aRedactor({ name: 'LONG', value });
+    const falseStart = `start x${'a'.repeat(599)}z ${'q'.repeat(1000)}`;
+    const real = `start ${value} ${'q'.repeat(1000)}`;
+    for (const [text, expected] of [
+      [falseStart, falseStart],
+      [real, `start [REDACTED:LONG] ${'q'.repeat(1000)}`],
+    ] as const)
+      for (const cut of [7, 100, 350, 600, 606]) {
+        const stream = redactor.stream();
+        expect(stream.push(text.slice(0, cut)) + stream.push(text.slice(cut)) + stream.end(), `cut at ${cut}`).toBe(expected);
+      }
+  });
+
   it('is ready for new text after end()', () => {
     const stream = aRedactor().stream();
     expect(stream.push(`a ${TOKEN.slice(0, 5)}`) + stream.end()).toBe(`a ${TOKEN.slice(0, 5)}`);
