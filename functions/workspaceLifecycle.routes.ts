@@ -15,7 +15,7 @@ const deleteQuery = z.strictObject({
 
 export const workspaceLifecycleRoutes: readonly ApiRoute[] = [
   {
-    name: 'deleteWorkspace',
+    name: 'requestWorkspaceDeletion',
     method: 'DELETE',
     route: 'workspaces/{ws}',
     extraInputs: [df.input.durableClient()],
