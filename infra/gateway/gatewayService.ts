@@ -1,7 +1,7 @@
 import { handleCommand } from '../../domain/commandHandler';
 import { isDomainError } from '../../domain/errors';
 import {
-  GATEWAY_ERROR, channelOf, describeHost, hostAllowed, leaseExpiry, operationName, planGit, planNpm, type GatewayOperation,
+  GATEWAY_ERROR, channelOf, describeHost, hostAllowed, leaseExpiry, operationName, planGit, planNpm, runBatchDecider, type GatewayOperation,
 } from '../../domain/gateway';
 import { createRedactor } from '../../domain/redaction';
 import { AuthenticationError } from '../../domain/ports/callerAuthenticator';
@@ -9,7 +9,7 @@ import type { GatewayBearers, GatewayBinding } from '../../domain/ports/gatewayB
 import type { LiveSandbox, RunSandboxes } from '../../domain/ports/runSandboxes';
 import type { CommandResult, ProcessCredentialTarget, SandboxHost } from '../../domain/ports/sandboxHost';
 import type { ResolvedSecret } from '../../domain/ports/secretVault';
-import { type RunCommand, runDecider } from '../../domain/run';
+import type { RunCommand } from '../../domain/run';
 import type { ServiceDependencies } from '../../domain/services/dependencies';
 import { projectionKeys, runStreamId } from '../../domain/streams';
 import { HttpProblem } from '../http/problem';
@@ -131,9 +131,9 @@ export class Gateway {
 
   async perform(binding: GatewayBinding, operation: GatewayOperation, remotePath: string, correlationId: string): Promise<GatewayResponse> {
     const operationId = this.d.deps.ids.next();
-    const record = (command: RunCommand) =>
+    const record = (...commands: RunCommand[]) =>
       handleCommand(this.d.deps, {
-        workspaceId: binding.workspaceId, streamId: runStreamId(binding.runId), decider: runDecider, command, actor: ACTOR, correlationId,
+        workspaceId: binding.workspaceId, streamId: runStreamId(binding.runId), decider: runBatchDecider, command: commands, actor: ACTOR, correlationId,
       });
     const refuse = async (reason: string, problem: HttpProblem): Promise<never> => {
       await record({ type: 'RecordOperationRefused', operationId, kind: operation.kind, target: operation.target, reason });
@@ -156,25 +156,36 @@ export class Gateway {
         new HttpProblem(403, GATEWAY_ERROR.HOST_NOT_ALLOWED, `${operation.secret} may not be sent to ${describeHost(operation.destination)}; it is not in the secret's allowedHosts`),
       );
 
-    await record({ type: 'RecordOperationRequested', operationId, kind: operation.kind, target: operation.target });
+    const requested: RunCommand = { type: 'RecordOperationRequested', operationId, kind: operation.kind, target: operation.target };
+    const completed = (exitCode: number): RunCommand => ({ type: 'RecordOperationCompleted', operationId, exitCode });
     let secret: ResolvedSecret;
     try {
       secret = await this.d.deps.resolver.resolve(binding.workspaceId, operation.secret);
     } catch (error) {
       // Deleted between the check and the resolve, or the vault is unavailable: the operation did not run.
-      await record({ type: 'RecordOperationCompleted', operationId, exitCode: -1 }).catch(() => undefined);
+      await record(requested, completed(-1)).catch(() => undefined);
       throw error;
     }
     const redact = this.redactorFor(live, operation.secret, secret);
+    const now = this.d.deps.clock.now();
+    const deadline = Math.min(Date.parse(live.deadline), Date.parse(binding.expiresAt));
+    const timeoutMs = Math.max(1, Math.min(this.limits.operationTimeoutMs, deadline - now.getTime()));
+    const leaseId = `${operationId}:lease`;
+    await record(requested, {
+      type: 'GrantLease', leaseId, secretName: operation.secret, secretVersion: secret.version, operation: `gateway:${operationName(operation)}`,
+      channel: channelOf(operation), expiresAt: leaseExpiry(now.toISOString(), timeoutMs, new Date(deadline).toISOString()),
+    });
+    // Releasing is idempotent: an npm install releases after its credential process, the final batch again.
+    const release: RunCommand = { type: 'ReleaseLease', leaseId };
     let outcome: RawOutcome;
     try {
-      outcome = await this.run(binding, live, operation, plan, secret, redact, operationId, record);
+      outcome = await this.run(live, operation, plan, secret, redact, timeoutMs, () => record(release));
     } catch (error) {
-      await record({ type: 'RecordOperationCompleted', operationId, exitCode: -1 }).catch(() => undefined);
+      await record(release, completed(-1)).catch(() => undefined);
       if (isDomainError(error) || error instanceof HttpProblem) throw error;
       throw new HttpProblem(502, 'GATEWAY.OPERATION_FAILED', redact.redact(`The operation failed: ${(error as Error).name}`));
     }
-    await record({ type: 'RecordOperationCompleted', operationId, exitCode: outcome.exitCode });
+    await record(release, completed(outcome.exitCode));
     return this.shape(operationId, outcome, redact.redact);
   }
 
@@ -213,25 +224,14 @@ export class Gateway {
   }
 
   private async run(
-    binding: GatewayBinding,
     live: LiveSandbox,
     operation: GatewayOperation,
     plan: { argv: readonly string[]; cwd?: string } | undefined,
     secret: ResolvedSecret,
     redact: Redaction,
-    operationId: string,
-    record: (command: RunCommand) => Promise<unknown>,
+    timeoutMs: number,
+    release: () => Promise<unknown>,
   ): Promise<RawOutcome> {
-    const now = this.d.deps.clock.now();
-    const deadline = Math.min(Date.parse(live.deadline), Date.parse(binding.expiresAt));
-    const timeoutMs = Math.max(1, Math.min(this.limits.operationTimeoutMs, deadline - now.getTime()));
-    const leaseId = `${operationId}:lease`;
-    await record({
-      type: 'GrantLease', leaseId, secretName: operation.secret, secretVersion: secret.version, operation: `gateway:${operationName(operation)}`,
-      channel: channelOf(operation), expiresAt: leaseExpiry(now.toISOString(), timeoutMs, new Date(deadline).toISOString()),
-    });
-    const release = () => record({ type: 'ReleaseLease', leaseId });
-
     if (operation.kind === 'http') {
       try {
         const result = await performHttpOperation(operation, secret.value, { timeoutMs, maxResponseBytes: this.limits.maxHttpResponseBytes }, () => redact.stream(), this.d.fetch);
@@ -239,8 +239,6 @@ export class Gateway {
       } catch (error) {
         const cause = (error as { cause?: { code?: unknown } }).cause?.code;
         return { exitCode: 1, ok: false, stdout: '', stderr: `gateway: the request failed: ${(error as Error).name}${typeof cause === 'string' ? ` (${cause})` : ''}\n`, truncated: false };
-      } finally {
-        await release();
       }
     }
 
@@ -255,7 +253,8 @@ export class Gateway {
         try {
           results.push(await this.d.host.exec(live.handle, { argv: step.command, identity: 'credential', credentials, ...common }));
         } finally {
-          await release();
+          // The scripts that follow run without the credential: the lease ends with its process.
+          if (steps.length > 1) await release();
         }
       } else {
         // npm's lifecycle scripts, after the authenticated install, as the agent and without the credential.

@@ -192,6 +192,17 @@ describe('POST /api/gateway/operations: http', () => {
     }
   });
 
+  it('parallel operations of one run all complete, each with its own lease granted and released', async () => {
+    const replies = await Promise.all([1, 2, 3, 4, 5].map((i) => h.operate(run.bearer, { kind: 'http', url: `${api.origin}/parallel/${i}`, secret: 'API_TOKEN' })));
+    expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    const events = await h.runEvents(run);
+    for (const reply of replies) {
+      const id = String(reply.json.operationId);
+      const mine = events.filter((e) => ('operationId' in e.data && e.data.operationId === id) || ('leaseId' in e.data && e.data.leaseId === `${id}:lease`));
+      expect(mine.map((e) => e.type)).toEqual(['OperationRequested', 'LeaseGranted', 'LeaseReleased', 'OperationCompleted']);
+    }
+  });
+
   it('does not follow a redirect to another host', async () => {
     const before = elsewhere.seen.length;
     const reply = await h.operate(run.bearer, { kind: 'http', method: 'GET', url: `${api.origin}/redirect`, secret: 'API_TOKEN' });
