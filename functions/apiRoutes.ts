@@ -4,9 +4,10 @@ import { getRunStores } from './composition';
 import { createRunRoutes, durableRunOrchestrations } from './runs.routes';
 import { secretRoutes } from './secrets.routes';
 import { workspaceRoutes } from './workspaces.routes';
+import { workspaceLifecycleRoutes } from './workspaceLifecycle.routes';
 
 /** The run routes over Blob storage and the Durable client of the invocation. */
 export const runRoutes: readonly ApiRoute[] = createRunRoutes({ stores: () => getRunStores(), orchestrations: durableRunOrchestrations });
 
 /** Every route of the public API; registration and the route-by-route tests both read this list. */
-export const apiRoutes: readonly ApiRoute[] = [...workspaceRoutes, ...secretRoutes, ...auditRoutes, ...runRoutes];
+export const apiRoutes: readonly ApiRoute[] = [...workspaceRoutes, ...workspaceLifecycleRoutes, ...secretRoutes, ...auditRoutes, ...runRoutes];

@@ -1,9 +1,12 @@
 // The Functions app's entry point (package.json `main`): importing a feature file registers its triggers.
 import './health.http';
 import './api.http';
+import './gateway.http';
 import './runLifecycle.orchestrator';
 import './runLifecycle.activities';
-import './gateway.http';
 import './signing';
+import './workspaceLifecycle.orchestrator';
+import './workspaceLifecycle.activities';
+import './sweep';
 import './runQueue';
 import './outbox';

@@ -27,14 +27,16 @@ export const settingsSchema = z
     /** Gateway bearers (SHA-256 hashes only) and how long one gateway operation may run. */
     GATEWAY_BEARER_TABLE: tableName.default('gatewaybearers'),
     GATEWAY_OPERATION_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(120),
+    /** What a run's agent runtime gets as GATEWAY_URL; default: this host's loopback address. */
+    GATEWAY_URL: z.url().optional(),
     /** Platform signing keys (docs/signing.md): their table, the rotation timer's NCRONTAB, sandbox token claims. */
     SIGNING_KEY_TABLE: tableName.default('signingkeys'),
     SIGNING_KEY_ROTATION_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('0 0 3 * * 0'),
+    /** How often `sweepExpired` runs: leases, deadlines, orphaned sandboxes, purges after retention. */
+    SWEEP_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('0 */1 * * * *'),
     PLATFORM_ISSUER: z.url().default('http://127.0.0.1:7071'),
     SANDBOX_TOKEN_AUDIENCE: z.string().min(1).default('disco-parrot-sandbox'),
     SANDBOX_TOKEN_MINUTES: z.coerce.number().int().min(1).max(60).default(15),
-    /** What a run's agent runtime gets as GATEWAY_URL; default: this host's loopback address. */
-    GATEWAY_URL: z.url().optional(),
     /** Messaging (docs/messaging.md). Azure: the Service Bus namespace, identity-based; unset locally (storage queues). */
     ServiceBusConnection__fullyQualifiedNamespace: z.string().regex(/^[A-Za-z0-9-]+\.servicebus\.windows\.net$/, 'must be <namespace>.servicebus.windows.net').optional(),
     /** Where the outbox publishes: the Service Bus topic in Azure, the storage queue of the same name locally. */
