@@ -74,14 +74,20 @@ export async function seed(runtime: RunRuntime, workspaceId: string, runId: stri
     const material = await loadSecretMaterial(runtime.deps, workspaceId);
     const redactor = new RefreshableRedactor(material.values);
     const handle = await runtime.host.create({ runId, files: spec.template.files, redactor, guard: material.guard, ...(spec.env ? { env: spec.env } : {}) });
+    try {
+      // Refused once teardown has begun (a cancel raced the seed): then this sandbox is nobody's, so it goes now.
+      await ctx.record({
+        type: 'RecordSandboxLaunched',
+        sandboxId: handle.sandboxId,
+        isolated: handle.isolated,
+        ...(runtime.host.capabilities.reason ? { degradedReason: runtime.host.capabilities.reason } : {}),
+      });
+    } catch (error) {
+      await runtime.host.teardown(handle);
+      throw error;
+    }
     runtime.live.set(runId, { redactor, servers: [] });
     runtime.sandboxes.put({ workspaceId, runId, handle, redactor, guard: material.guard, deadline: state.deadline });
-    await ctx.record({
-      type: 'RecordSandboxLaunched',
-      sandboxId: handle.sandboxId,
-      isolated: handle.isolated,
-      ...(runtime.host.capabilities.reason ? { degradedReason: runtime.host.capabilities.reason } : {}),
-    });
   });
   if (!result.ok) return result;
   return { ok: true, deadline, turns: spec?.turns.length ?? 0 };
@@ -149,6 +155,11 @@ export async function turn(runtime: RunRuntime, workspaceId: string, runId: stri
     if (!turnSpec) throw new StepFailure(`turn ${n} is not in the spec`);
     const bearer = await runtime.bearers.mint({ workspaceId, runId, containerId: sandbox.handle.sandboxId, expiresAt: sandbox.deadline });
     live.redactor.add('GATEWAY_TOKEN', bearer);
+    if (runtime.aborts.aborted(runId)) {
+      // Teardown may have revoked the run's bearers before this one existed.
+      await runtime.bearers.revokeRun(workspaceId, runId);
+      throw new StepFailure('cancelled');
+    }
     const operation = `turn[${n}]`;
     const result = await execLeased(ctx, live, sandbox, {
       operation,

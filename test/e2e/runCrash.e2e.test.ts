@@ -57,7 +57,7 @@ beforeAll(async () => {
   call = apiClient(() => host.url, await tokenFor('alice', env));
   const created = await call('POST', '/api/workspaces', { name: 'crash' });
   ws = (created.json as { id: string }).id;
-  expect(created.status).toBe(201);
+  expect(created.status, host.stderr()).toBe(201);
   for (const [name, value] of Object.entries(VALUES)) {
     const set = await call('PUT', `/api/workspaces/${ws}/secrets/${name}`, { value });
     expect(set.status, set.text).toBe(201);

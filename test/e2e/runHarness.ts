@@ -20,8 +20,10 @@ export function backendEnv(): Record<string, string> & { DURABLE_TASK_HUB: strin
   const dir = mkdtempSync(path.join(tmpdir(), 'dp-e2e-'));
   // Every setting the sample lists, with its safe local value; then this backend's own storage names and keys.
   const sample = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'local.settings.sample.json'), 'utf8')) as { Values: Record<string, string> };
+  const ownTables = Object.fromEntries(Object.keys(sample.Values).filter((k) => k.endsWith('_TABLE')).map((k) => [k, uniqueName(k.split('_')[0] ?? 't')]));
   return {
     ...sample.Values,
+    ...ownTables,
     AzureWebJobsStorage: azuriteConnectionString(),
     DURABLE_TASK_HUB: uniqueName('runs'),
     EVENT_LOG_TABLE: uniqueName('events'),

@@ -91,7 +91,7 @@ beforeAll(async () => {
   gateUrl = `http://127.0.0.1:${(gate.address() as AddressInfo).port}/gate`;
 
   const created = await owner('POST', '/api/workspaces', { name: 'e2e runs' });
-  expect(created.status).toBe(201);
+  expect(created.status, host.stderr()).toBe(201);
   ws = (created.json as { id: string }).id;
   for (const [name, value] of Object.entries(VALUES)) await setSecret(name, value, 201);
 }, 120_000);
