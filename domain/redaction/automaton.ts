@@ -29,7 +29,7 @@ export interface Automaton {
   readonly edgeStart: Int32Array;
   readonly edgeChar: Uint16Array;
   readonly edgeTarget: Int32Array;
-  /** The root's transitions as a dense table: the root is entered from every candidate position. */
+  /** The root's ASCII transitions as a dense table: every automaton session starts at the root. */
   readonly rootNext: Int32Array;
   readonly filterBits: Int32Array;
   readonly filterShift: number;
@@ -39,6 +39,8 @@ export const HASH_BASE = 0x01000193;
 export const HASH_MIX = 0x9e3779b1 | 0;
 const MAX_WINDOW = 16;
 const MAX_GRAM = 4;
+/** ASCII only: a full 64K table would cost 256 KiB per redactor, and the guard builds one per value. */
+const ROOT_TABLE = 128;
 
 /** Polynomial hash of text[from, from+length) mod 2^32. */
 export function windowHash(text: string, from: number, length: number): number {
@@ -104,8 +106,8 @@ export function buildAutomaton(input: readonly Pattern[]): Automaton {
     edgeChar[slot] = edgeCharByChild[e]!;
     edgeTarget[slot] = e + 1;
   }
-  const rootNext = new Int32Array(65536);
-  for (let e = edgeStart[0]!; e < edgeStart[1]!; e++) rootNext[edgeChar[e]!] = edgeTarget[e]!;
+  const rootNext = new Int32Array(ROOT_TABLE);
+  for (let e = edgeStart[0]!; e < edgeStart[1]!; e++) if (edgeChar[e]! < ROOT_TABLE) rootNext[edgeChar[e]!] = edgeTarget[e]!;
 
   const fail = new Int32Array(stateCount);
   const partial = { edgeStart, edgeChar, edgeTarget, fail, rootNext };
@@ -164,7 +166,7 @@ type Transitions = Pick<Automaton, 'edgeStart' | 'edgeChar' | 'edgeTarget' | 'fa
 export function step(a: Transitions, state: number, c: number): number {
   const { edgeStart, edgeChar, edgeTarget, fail, rootNext } = a;
   for (;;) {
-    if (state === 0) return rootNext[c]!;
+    if (state === 0 && c < ROOT_TABLE) return rootNext[c]!;
     let lo = edgeStart[state]!;
     const end = edgeStart[state + 1]!;
     let hi = end;
@@ -174,6 +176,7 @@ export function step(a: Transitions, state: number, c: number): number {
       else hi = mid;
     }
     if (lo < end && edgeChar[lo] === c) return edgeTarget[lo]!;
+    if (state === 0) return 0;
     state = fail[state]!;
   }
 }

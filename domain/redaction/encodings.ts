@@ -10,6 +10,7 @@ import {
   utf8Bytes,
   utf8Length,
 } from './bytes';
+import { MIN_SECRET_BYTES } from '../secret';
 
 /**
  * Every way a secret value is likely to be spelled in output: the forms common encoders of JSON, XML/HTML,
@@ -174,7 +175,7 @@ function formsOf(value: string, into: Set<string>): void {
  * on its own, since masking short fragments would blank out ordinary text; it is still masked as part of
  * the whole value.
  */
-export function encodedForms(value: string, minLength: number): string[] {
+export function encodedForms(value: string, minLength: number = MIN_SECRET_BYTES): string[] {
   const parts = new Set<string>([value]);
   const lines = value.split(/\r\n|\r|\n/);
   if (lines.length > 1) for (const line of lines) for (const part of [line, line.trim()]) if (utf8Length(part) >= minLength) parts.add(part);
