@@ -107,6 +107,9 @@ const XML_VARIANTS: readonly XmlRules[] = [
   { quot: '&#34;', apos: '&#39;', numeric: 'hexUpper', controlsOnly: true },
   { quot: '&quot;', apos: '&#x27;' },
   { quot: '&quot;', apos: '&#039;' },
+  // Attribute values in double quotes (.NET XmlWriter, StAX): only " escaped, newlines as references.
+  { quot: '&quot;' },
+  { quot: '&quot;', numeric: 'hexUpper', controlsOnly: true },
   { quot: '&quot;', apos: '&apos;', numeric: 'dec' },
   { quot: '&quot;', apos: '&apos;', numeric: 'hexUpper' },
   { quot: '&quot;', apos: '&apos;', numeric: 'hexLower' },

@@ -65,7 +65,8 @@ describe('createRedactor: what is masked', () => {
     const named = value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
     const numeric = named.replace(/[^\x00-\x7f]/gu, (c) => `&#${c.codePointAt(0)};`);
     const html = value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&#34;').replace(/'/g, '&#39;');
-    for (const spelling of [named, numeric, html]) expect(redactor.redact(`<v a="${spelling}"/>`)).toBe('<v a="[REDACTED:X]"/>');
+    const attribute = value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+    for (const spelling of [named, numeric, html, attribute]) expect(redactor.redact(`<v a="${spelling}"/>`)).toBe('<v a="[REDACTED:X]"/>');
   });
 
   it('masks backslash escaping of \\ " \' newline and tab', () => {
