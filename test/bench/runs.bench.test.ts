@@ -90,6 +90,22 @@ function phaseMs(view: RunView): number {
   return total;
 }
 
+/** Median milliseconds of each phase across runs, in phase order. */
+function phaseMedians(views: readonly RunView[]): string {
+  const byPhase = new Map<string, number[]>();
+  for (const view of views) {
+    let started: { phase: string; at: number } | undefined;
+    for (const e of view.events) {
+      if (e.type === 'PhaseStarted') started = { phase: String(e.data['phase']), at: Date.parse(e.at) };
+      else if ((e.type === 'PhaseCompleted' || e.type === 'PhaseFailed') && started) {
+        byPhase.set(started.phase, [...(byPhase.get(started.phase) ?? []), Date.parse(e.at) - started.at]);
+        started = undefined;
+      }
+    }
+  }
+  return [...byPhase].map(([phase, ms]) => `${phase} ${quantile(ms, 0.5).toFixed(0)}`).join(', ');
+}
+
 /** Peak resident set of the host process so far (VmHWM), in MiB. */
 function peakRssMiB(pid: number): number | undefined {
   const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
@@ -176,7 +192,7 @@ describe('whole runs on the local host', () => {
       sink.add({
         name: `${key}.runsPerMinute`, value: perMinute, unit: 'runs/min',
         ...(scaling ? { baseline: { name: 'runs.c1.runsPerMinute', value: c1!.perMinute } } : {}),
-        note: `${completed.length} runs in ${(elapsed / 1000).toFixed(1)} s; ${(100 * inPhases).toFixed(0)}% of each run inside phases (activities: leases, spawning and running the commands, their events), ${(100 * (1 - inPhases)).toFixed(0)}% between phases (orchestration engine: queues, replay, scheduling) and in POST/polling`,
+        note: `${completed.length} runs in ${(elapsed / 1000).toFixed(1)} s; ${(100 * inPhases).toFixed(0)}% of each run inside phases (activities: leases, spawning and running the commands, their events), ${(100 * (1 - inPhases)).toFixed(0)}% between phases (orchestration engine: queues, replay, scheduling) and in POST/polling; median ms per phase: ${phaseMedians(results.map((r) => r.view))}`,
       });
       sink.add({ name: `${key}.p50Ms`, value: p50, unit: 'ms', ...(scaling ? { baseline: { name: 'runs.c1.p50Ms', value: c1!.p50 } } : {}) });
       sink.add({ name: `${key}.p99Ms`, value: quantile(latencies, 0.99), unit: 'ms', note: `nearest rank of ${latencies.length} runs; polled every 50 ms` });
