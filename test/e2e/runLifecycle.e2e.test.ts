@@ -20,6 +20,7 @@ const VALUES = {
   ENV_KEY: 'env-e2e-secret-value-99cc99cc',
   NPM_TOKEN: 'npm-e2e-registry-token-13579bdf',
   GIT_TOKEN: 'git-e2e-remote-token-2468ace0',
+  GATE_KEY: 'gate-e2e-upstream-key-3141592653',
 };
 const ROTATED = { OPENAI_API_KEY: 'sk-e2e-model-key-ROTATED-fedcba9876', TRACKER_KEY: 'trk-e2e-tracker-key-ROTATED-1a2b3c' };
 const ALL_VALUES: Record<string, string> = { ...VALUES, OPENAI_API_KEY_NEW: ROTATED.OPENAI_API_KEY, TRACKER_KEY_NEW: ROTATED.TRACKER_KEY };
@@ -48,7 +49,7 @@ function fullSpec(): Record<string, unknown> {
     mcp: [{ name: 'issues', command: ['node', 'mcp.js'], secrets: [{ ref: 'TRACKER_KEY', use: 'env', as: 'TRACKER_KEY' }] }],
     turns: [
       { command: ['node', 'agent.js', 'gate'], modelKey: 'OPENAI_API_KEY' },
-      { command: ['node', 'agent.js', 'after-mcp'], modelKey: 'OPENAI_API_KEY' },
+      { command: ['node', 'agent.js', 'after-mcp', 'gateway'], modelKey: 'OPENAI_API_KEY' },
     ],
     deadlineSeconds: 300,
   };
@@ -80,7 +81,13 @@ beforeAll(async () => {
   git = await startGitHttpServer(VALUES.GIT_TOKEN);
   await git.createRepo('project', { 'README.md': '# project\n' });
   // Turn 1 calls the gate; the gate rotates two secrets through the API before it answers.
-  gate = http.createServer((_req, res) => {
+  gate = http.createServer((req, res) => {
+    if (req.url === '/echo') {
+      // The upstream of the gateway operation: answers 200 only when the gateway injected GATE_KEY.
+      res.statusCode = req.headers.authorization === `Bearer ${VALUES.GATE_KEY}` ? 200 : 401;
+      res.end(`echo ${VALUES.GATE_KEY}`);
+      return;
+    }
     void (async () => {
       await setSecret('OPENAI_API_KEY', ROTATED.OPENAI_API_KEY, 200);
       await setSecret('TRACKER_KEY', ROTATED.TRACKER_KEY, 200);
@@ -93,7 +100,9 @@ beforeAll(async () => {
   const created = await owner('POST', '/api/workspaces', { name: 'e2e runs' });
   expect(created.status, host.stderr()).toBe(201);
   ws = (created.json as { id: string }).id;
-  for (const [name, value] of Object.entries(VALUES)) await setSecret(name, value, 201);
+  for (const [name, value] of Object.entries(VALUES)) if (name !== 'GATE_KEY') await setSecret(name, value, 201);
+  const gateHost = new URL(gateUrl).host;
+  expect((await owner('PUT', `/api/workspaces/${ws}/secrets/GATE_KEY`, { value: VALUES.GATE_KEY, allowedHosts: [gateHost] })).status).toBe(201);
 }, 120_000);
 
 afterAll(async () => {
@@ -174,7 +183,7 @@ describe('a run through all five phases on the real local host', () => {
     const granted = run.events.filter((e) => e.type === 'LeaseGranted');
     const released = new Set(run.events.filter((e) => e.type === 'LeaseReleased').map((e) => e.data.leaseId));
     expect(granted.map((e) => `${String(e.data.secretName)}:${String(e.data.channel)}`).sort()).toEqual([
-      'ENV_KEY:process-env', 'FILE_KEY:temp-file', 'GIT_TOKEN:git-credential-helper', 'NPM_TOKEN:package-manager-config',
+      'ENV_KEY:process-env', 'FILE_KEY:temp-file', 'GATE_KEY:gateway-header', 'GIT_TOKEN:git-credential-helper', 'NPM_TOKEN:package-manager-config',
       'OPENAI_API_KEY:process-env', 'OPENAI_API_KEY:process-env', 'STDIN_KEY:stdin', 'TRACKER_KEY:process-env',
     ]);
     for (const lease of granted) expect(released.has(lease.data.leaseId), String(lease.data.operation)).toBe(true);
@@ -197,6 +206,11 @@ describe('a run through all five phases on the real local host', () => {
     expect(trackerLeases).toEqual([1]);
     const modelLeases = run.events.filter((e) => e.type === 'LeaseGranted' && e.data.secretName === 'OPENAI_API_KEY').map((e) => e.data.secretVersion);
     expect(modelLeases).toEqual([1, 2]);
+  });
+
+  it('the agent reaches the gateway with its bearer: the operation runs for this run with the secret injected', () => {
+    expect(transcript).toContain('agent gateway http=200 ok=true upstream=200');
+    expect(run.events.some((e) => e.type === 'OperationCompleted' || e.type === 'OperationRequested')).toBe(true);
   });
 
   it('gives the agent runtime its gateway URL and bearer as per-process env, and the sandbox its standing env', () => {
