@@ -181,6 +181,8 @@ export function decideWorkspace(command: WorkspaceCommand, state: WorkspaceState
         );
       return [{ type: 'VaultPurged', data: { vault: state.vault ?? 'none' } }];
     case 'RecordAccessDenied':
+      // A sealed log takes no more records; the denial is still answered, just not chained.
+      if (state.status === 'Deleted' || state.status === 'Purged') return [];
       return [{ type: 'AccessDenied', data: { actor: command.actor, action: command.action, reason: command.reason } }];
     default:
       return assertNever(command, 'workspace command');

@@ -10,6 +10,7 @@ import { randomUuidIds } from '../infra/system/randomUuidIds';
 import { systemClock } from '../infra/system/systemClock';
 import { systemRandom } from '../infra/system/systemRandom';
 import { TableEventStore } from '../infra/tables/tableEventStore';
+import { TableWorkspaceRecords } from '../infra/tables/tableWorkspaceRecords';
 import { EncryptedTableVault } from '../infra/vault/encryptedTableVault';
 import { KeyVaultKeyWrapper } from '../infra/vault/keyVaultKeyWrapper';
 import type { KeyWrapper } from '../infra/vault/keyWrapper';
@@ -87,7 +88,7 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
     },
   });
   const deps: ServiceDependencies = { store, vault, resolver, clock: systemClock, random: systemRandom, ids: randomUuidIds };
-  return { deps, authenticator: await authenticator(settings) };
+  return { deps, authenticator: await authenticator(settings), records: new TableWorkspaceRecords(eventTable) };
 }
 
 export interface SigningServices {

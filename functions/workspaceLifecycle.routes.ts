@@ -1,17 +1,15 @@
 import * as df from 'durable-functions';
 import { z } from 'zod';
 import { requestWorkspaceDeletion, recoverWorkspace } from '../domain/services/workspaceLifecycle';
-import { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS } from '../domain/workspace';
+import { DEFAULT_RETENTION_DAYS } from '../domain/workspace';
 import { parseParams } from '../infra/http/jsonBody';
 import { type ApiRoute, json } from './http/apiRoute';
 import { workspaceIdSchema } from './http/schemas';
 import { DELETE_WORKSPACE, deletionInstanceId } from './workspaceLifecycle.names';
-import { getWorkspaceLifecycle } from './workspaceLifecycle.wiring';
 
 const wsParams = z.object({ ws: workspaceIdSchema });
-const deleteQuery = z.strictObject({
-  retentionDays: z.coerce.number().int().min(MIN_RETENTION_DAYS).max(MAX_RETENTION_DAYS).optional(),
-});
+/** The range (7-90 days) is the domain's to check, after authorisation, so outsiders learn nothing from it. */
+const deleteQuery = z.strictObject({ retentionDays: z.coerce.number().int().optional() });
 
 export const workspaceLifecycleRoutes: readonly ApiRoute[] = [
   {
@@ -32,10 +30,9 @@ export const workspaceLifecycleRoutes: readonly ApiRoute[] = [
     name: 'recoverWorkspace',
     method: 'POST',
     route: 'workspaces/{ws}/recover',
-    handle: async ({ request, caller }) => {
+    handle: async ({ request, caller, services }) => {
       const { ws } = parseParams(wsParams, request.params);
-      const { live } = await getWorkspaceLifecycle();
-      return json(202, await recoverWorkspace(live, caller, ws));
+      return json(202, await recoverWorkspace({ ...services.deps, records: services.records }, caller, ws));
     },
   },
 ];

@@ -32,10 +32,8 @@ export async function authorize(
   request: { workspaceId: string; actor: string; action: string; requires: Role; correlationId: string },
 ): Promise<WorkspaceAccess> {
   const summary = await deps.store.readProjection(request.workspaceId, projectionKeys.workspace);
-  if (!summary || summary.status !== 'Active') {
-    if (summary) await recordDenial(deps, request, 'not a member');
-    throw notFound();
-  }
+  // A workspace being deleted (or sealed) answers 404 to everyone and records nothing: its log is closing.
+  if (!summary || summary.status !== 'Active') throw notFound();
   const role = membersOf(summary)[request.actor];
   if (role === undefined) {
     await recordDenial(deps, request, 'not a member');

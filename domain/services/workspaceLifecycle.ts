@@ -94,7 +94,11 @@ export async function removeLiveRecordsAndSeal(
  * Owner of the deleted workspace, within retention: the vault comes back with every secret, and the
  * projections are rebuilt by replaying the log. Authorisation reads the log itself: the projections are gone.
  */
-export async function recoverWorkspace(deps: WorkspaceLifecycleDependencies, caller: Caller, workspaceId: string): Promise<{ id: string }> {
+export async function recoverWorkspace(
+  deps: ServiceDependencies & { readonly records: WorkspaceRecords },
+  caller: Caller,
+  workspaceId: string,
+): Promise<{ id: string }> {
   const state = await workspaceState(deps.store, workspaceId);
   if (state.status === 'None' || state.status === 'Purged' || state.members[caller.actor] === undefined)
     throw new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');

@@ -1,6 +1,7 @@
 import type { FunctionInput, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { AuthenticationError, type CallerAuthenticator } from '../../domain/ports/callerAuthenticator';
 import type { ServiceDependencies } from '../../domain/services/dependencies';
+import type { WorkspaceRecords } from '../../domain/ports/workspaceRecords';
 import type { Caller } from '../../domain/services/workspaces';
 import { HttpProblem, describeUnexpected, problemFromError, problemResponse } from '../../infra/http/problem';
 
@@ -9,6 +10,8 @@ export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 export interface ApiServices {
   readonly deps: ServiceDependencies;
   readonly authenticator: CallerAuthenticator;
+  /** Projections beside the log: removed at deletion, rebuilt at recovery. */
+  readonly records: WorkspaceRecords;
 }
 
 export interface RouteInput {

@@ -79,6 +79,9 @@ describe('workspace decisions', () => {
     spec.given([created]).when({ type: 'RecordAccessDenied', actor: 'mallory', action: 'GET /secrets', reason: 'not a member' })
       .then([{ type: 'AccessDenied', data: { actor: 'mallory', action: 'GET /secrets', reason: 'not a member' } }]);
   });
+  it('a sealed log records no more denials', () => {
+    spec.given([created, deletionRequested, deleted]).when({ type: 'RecordAccessDenied', actor: 'mallory', action: 'x', reason: 'y' }).then([]);
+  });
   it('commands on a workspace that does not exist are not found', () => {
     spec.given([]).when({ type: 'SetMember', actor: 'alice', userId: 'bob', role: 'member' }).thenThrows('WORKSPACE.NOT_FOUND');
   });

@@ -35,8 +35,8 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 
 beforeAll(async () => {
   host = await startBackend(env);
-  owner = apiClient(() => host.baseUrl, await tokenFor('olivia', env));
-  member = apiClient(() => host.baseUrl, await tokenFor('max', env));
+  owner = apiClient(() => host.url, await tokenFor('olivia', env));
+  member = apiClient(() => host.url, await tokenFor('max', env));
 }, 120_000);
 
 afterAll(async () => {

@@ -5,6 +5,7 @@ import { invokeApiRoute } from '../../functions/http/apiRoute';
 import { apiRoutes } from '../../functions/apiRoutes';
 import type { ServiceDependencies } from '../../domain/services/dependencies';
 import { TableEventStore } from '../../infra/tables/tableEventStore';
+import { TableWorkspaceRecords } from '../../infra/tables/tableWorkspaceRecords';
 import { EncryptedTableVault } from '../../infra/vault/encryptedTableVault';
 import { LocalFileKeyWrapper } from '../../infra/vault/localFileKeyWrapper';
 import { CachingSecretResolver } from '../../infra/vault/secretResolver';
@@ -57,7 +58,7 @@ export async function createApiHarness() {
   });
   const deps: ServiceDependencies = { store, vault, resolver, clock: systemClock, random: systemRandom, ids: randomUuidIds };
   const issuer: TestIssuer = await createTestIssuer();
-  const services: ApiServices = { deps, authenticator: issuer.authenticator };
+  const services: ApiServices = { deps, authenticator: issuer.authenticator, records: new TableWorkspaceRecords(eventTable) };
   const logs: string[] = [];
   const responses: ApiResponse[] = [];
 
