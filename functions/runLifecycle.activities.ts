@@ -14,18 +14,26 @@ const interruptInput = runInput.extend({ reason: z.enum(['cancelled', 'deadline 
  * Activities return names, ids, counts and redacted reasons only. An unexpected error is rethrown as its
  * class and code, never its message: an SDK error's message may quote a request body, and so a value.
  */
+export function activityHandler<I, O>(
+  name: string,
+  schema: z.ZodType<I>,
+  body: (runtime: RunRuntime, input: I) => Promise<O>,
+  runtime: () => Promise<RunRuntime> = getRunRuntime,
+): (raw: unknown) => Promise<O> {
+  return async (raw) => {
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) throw new Error(`${name}: invalid input`);
+    try {
+      return await body(await runtime(), parsed.data);
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      throw new Error(`${name} failed: ${error instanceof Error && /^[A-Za-z]{1,40}$/.test(error.name) ? error.name : 'Error'}${typeof code === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(code) ? ` (${code})` : ''}`);
+    }
+  };
+}
+
 function activity<I, O>(name: string, schema: z.ZodType<I>, body: (runtime: RunRuntime, input: I) => Promise<O>): void {
-  df.app.activity(name, {
-    handler: async (raw: unknown) => {
-      const input = schema.parse(raw);
-      try {
-        return await body(await getRunRuntime(), input);
-      } catch (error) {
-        const code = (error as { code?: unknown }).code;
-        throw new Error(`${name} failed: ${error instanceof Error ? error.name : 'error'}${typeof code === 'string' ? ` (${code})` : ''}`);
-      }
-    },
-  });
+  df.app.activity(name, { handler: activityHandler(name, schema, body) });
 }
 
 activity(RUN_ACTIVITY.seed, runInput, (runtime, i) => seed(runtime, i.workspaceId, i.runId));

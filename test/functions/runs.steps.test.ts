@@ -1,0 +1,148 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { TableClient } from '@azure/data-tables';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { z } from 'zod';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunEvent } from '../../domain/run';
+import { cancelRun, requestRun } from '../../domain/services/runs';
+import type { RunStores } from '../../domain/services/runPorts';
+import { runStreamId } from '../../domain/streams';
+import { TableGatewayBearers } from '../../infra/gateway/tableGatewayBearers';
+import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
+import { InMemoryRunSandboxes } from '../../infra/runs/inMemoryRunSandboxes';
+import { leftoverRemover } from '../../infra/runs/leftoverSandboxes';
+import { RunAborts } from '../../infra/runs/runAborts';
+import type { RunRuntime } from '../../infra/runs/runContext';
+import { install, mcp, seed, turn } from '../../infra/runs/runSteps';
+import { finish, teardown } from '../../infra/runs/runTeardown';
+import { LocalProcessSandboxHost } from '../../infra/sandbox/localProcessSandboxHost';
+import { activityHandler } from '../../functions/runLifecycle.activities';
+import { createApiHarness, type ApiHarness } from '../support/apiHarness';
+import { azuriteConnectionString, uniqueName } from '../support/azurite';
+import { processesHolding } from '../support/processLeaks';
+
+const VALUES = { TRACKER_KEY: 'trk-steps-tracker-key-0123456789', OPENAI_API_KEY: 'sk-steps-model-key-0123456789ab' };
+const caller = { actor: 'alice', correlationId: 'steps-test' };
+const dirs: string[] = [];
+let h: ApiHarness;
+let stores: RunStores;
+let bearers: TableGatewayBearers;
+let ws: string;
+
+async function aRuntime(): Promise<RunRuntime & { host: LocalProcessSandboxHost; roots: { sandboxRoot: string; credentialRoot: string } }> {
+  const sandboxRoot = mkdtempSync(path.join(tmpdir(), 'dp-steps-'));
+  const credentialRoot = mkdtempSync(path.join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'dp-steps-cred-'));
+  dirs.push(sandboxRoot, credentialRoot);
+  const host = await LocalProcessSandboxHost.open({ root: sandboxRoot, credentialRoot, warn: () => undefined });
+  return {
+    deps: h.deps, stores, host, bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(),
+    gatewayUrl: 'http://127.0.0.1:9/api/gateway/operations', removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }),
+    live: new Map(), roots: { sandboxRoot, credentialRoot },
+  };
+}
+
+async function aRun(spec: Record<string, unknown> = {}): Promise<string> {
+  const { runId } = await requestRun(h.deps, stores, { start: async () => undefined, raiseCancel: async () => undefined }, caller, {
+    workspaceId: ws,
+    spec: {
+      template: { files: { 'mcp.js': 'console.log("up"); setInterval(() => {}, 1000);' } },
+      mcp: [{ name: 'issues', command: ['node', 'mcp.js'], secrets: [{ ref: 'TRACKER_KEY', use: 'env', as: 'TRACKER_KEY' }] }],
+      turns: [{ command: ['node', '-e', 'console.log(process.env.OPENAI_API_KEY)'], modelKey: 'OPENAI_API_KEY' }],
+      deadlineSeconds: 120,
+      ...spec,
+    },
+  });
+  return runId;
+}
+
+async function eventsOf(runId: string): Promise<readonly RunEvent[]> {
+  return (await h.store.readStream<RunEvent>(ws, runStreamId(runId))).events;
+}
+
+beforeAll(async () => {
+  h = await createApiHarness();
+  const blobs = BlobServiceClient.fromConnectionString(azuriteConnectionString());
+  stores = { specs: new BlobRunSpecStore(blobs.getContainerClient(uniqueName('specs'))), transcripts: new BlobTranscriptStore(blobs.getContainerClient(uniqueName('tr'))) };
+  const bearerTable = TableClient.fromConnectionString(azuriteConnectionString(), uniqueName('bearers'), { allowInsecureConnection: true });
+  await bearerTable.createTable();
+  bearers = new TableGatewayBearers(bearerTable);
+  const token = await h.issuer.token('alice');
+  ws = ((await h.call('POST', '/api/workspaces', { token, body: { name: 'Steps' } })).json as { id: string }).id;
+  for (const [name, value] of Object.entries(VALUES)) await h.call('PUT', `/api/workspaces/${ws}/secrets/${name}`, { token, body: { value } });
+});
+
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('run steps on a real sandbox host', () => {
+  it('a step on an instance that does not hold the sandbox fails "sandbox lost"; teardown there removes the leftovers', async () => {
+    const first = await aRuntime();
+    const runId = await aRun();
+    expect(await seed(first, ws, runId)).toMatchObject({ ok: true, turns: 1 });
+    expect(await install(first, ws, runId)).toEqual({ ok: true });
+    expect(await mcp(first, ws, runId)).toEqual({ ok: true });
+    const sandbox = first.sandboxes.get(runId)!;
+    const credentialDir = path.join(first.roots.credentialRoot, sandbox.handle.sandboxId);
+    expect(existsSync(credentialDir)).toBe(true);
+
+    // Another instance (what a restarted host is) runs the next step: it has no such sandbox.
+    const second: RunRuntime = { ...(await aRuntime()), removeLeftovers: first.removeLeftovers };
+    expect(await turn(second, ws, runId, 1)).toEqual({ ok: false, reason: expect.stringMatching(/sandbox lost/) });
+    await first.host.teardown(sandbox.handle); // the first instance "dies": its processes go, its disk stays
+    // What a killed host leaves behind: its credential directory with a delivery still in it.
+    mkdirSync(path.join(credentialDir, 'p3'), { recursive: true });
+    writeFileSync(path.join(credentialDir, 'p3', 'secret-leftover'), 'x', { mode: 0o600 });
+    expect(await teardown(second, ws, runId)).toEqual({ ok: true });
+    expect(existsSync(credentialDir)).toBe(false);
+    expect(await finish(second, ws, runId)).toEqual({ status: 'Failed' });
+
+    const events = await eventsOf(runId);
+    const granted = events.filter((e) => e.type === 'LeaseGranted').map((e) => (e.type === 'LeaseGranted' ? e.data.leaseId : ''));
+    const ended = new Set(events.flatMap((e) => (e.type === 'LeaseReleased' || e.type === 'LeaseExpired' ? [e.data.leaseId] : [])));
+    expect(granted).toHaveLength(1); // the MCP server's
+    expect(granted.every((id) => ended.has(id))).toBe(true);
+    expect(events.filter((e) => e.type === 'SandboxTornDown')).toHaveLength(1);
+  });
+
+  it('teardown and finish repeated (a replay after a crash) record nothing twice', async () => {
+    const runtime = await aRuntime();
+    const runId = await aRun();
+    await seed(runtime, ws, runId);
+    await install(runtime, ws, runId);
+    await mcp(runtime, ws, runId);
+    expect(await turn(runtime, ws, runId, 1)).toEqual({ ok: true });
+    for (let i = 0; i < 3; i++) expect(await teardown(runtime, ws, runId)).toEqual({ ok: true });
+    for (let i = 0; i < 2; i++) expect(await finish(runtime, ws, runId)).toEqual({ status: 'Completed' });
+    const types = (await eventsOf(runId)).map((e) => e.type);
+    expect(types.filter((t) => t === 'SandboxTornDown')).toHaveLength(1);
+    expect(types.filter((t) => t === 'PhaseStarted')).toHaveLength(5);
+    expect(types.filter((t) => t === 'RunCompleted')).toHaveLength(1);
+    for (const value of Object.values(VALUES)) expect(processesHolding(value)).toEqual([]);
+    expect(await stores.transcripts.read(ws, runId)).toContain('[REDACTED:OPENAI_API_KEY]');
+  });
+
+  it('a cancelled run starts no further step and no sandbox', async () => {
+    const runtime = await aRuntime();
+    const runId = await aRun();
+    await cancelRun(h.deps, { start: async () => undefined, raiseCancel: async () => undefined }, caller, { workspaceId: ws, runId });
+    expect(await seed(runtime, ws, runId)).toEqual({ ok: false, reason: 'cancelled' });
+    expect(runtime.sandboxes.get(runId)).toBeUndefined();
+    await teardown(runtime, ws, runId);
+    expect(await finish(runtime, ws, runId)).toEqual({ status: 'Cancelled' });
+  });
+});
+
+describe('activity errors', () => {
+  it('carry the class and code of an unexpected error, never its message (which may quote a value)', async () => {
+    const handler = activityHandler('probe', z.object({ runId: z.string() }), async () => {
+      const error = Object.assign(new Error(`request body was {"value":"${VALUES.TRACKER_KEY}"}`), { name: 'RestError', code: 'InvalidInput' });
+      throw error;
+    }, async () => ({}) as RunRuntime);
+    const failure = await handler({ runId: 'x' }).catch((e: unknown) => e as Error);
+    expect(failure.message).toBe('probe failed: RestError (InvalidInput)');
+    await expect(handler({ nope: 1 })).rejects.toThrow('probe: invalid input');
+  });
+});
