@@ -31,11 +31,11 @@ let stores: RunStores;
 let bearers: TableGatewayBearers;
 let ws: string;
 
-async function aRuntime(): Promise<RunRuntime & { host: LocalProcessSandboxHost; roots: { sandboxRoot: string; credentialRoot: string } }> {
+async function aRuntime(isolation: 'auto' | 'off' = 'auto'): Promise<RunRuntime & { host: LocalProcessSandboxHost; roots: { sandboxRoot: string; credentialRoot: string } }> {
   const sandboxRoot = mkdtempSync(path.join(tmpdir(), 'dp-steps-'));
   const credentialRoot = mkdtempSync(path.join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'dp-steps-cred-'));
   dirs.push(sandboxRoot, credentialRoot);
-  const host = await LocalProcessSandboxHost.open({ root: sandboxRoot, credentialRoot, warn: () => undefined });
+  const host = await LocalProcessSandboxHost.open({ root: sandboxRoot, credentialRoot, isolation, warn: () => undefined });
   return {
     deps: h.deps, stores, host, bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(),
     gatewayUrl: 'http://127.0.0.1:9/api/gateway/operations', removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }),
@@ -122,6 +122,15 @@ describe('run steps on a real sandbox host', () => {
     expect(types.filter((t) => t === 'RunCompleted')).toHaveLength(1);
     for (const value of Object.values(VALUES)) expect(processesHolding(value)).toEqual([]);
     expect(await stores.transcripts.read(ws, runId)).toContain('[REDACTED:OPENAI_API_KEY]');
+  });
+
+  it('a host that cannot isolate makes every run record IsolationDegraded with the reason', async () => {
+    const runtime = await aRuntime('off');
+    const runId = await aRun();
+    expect(await seed(runtime, ws, runId)).toMatchObject({ ok: true });
+    await teardown(runtime, ws, runId);
+    const degraded = (await eventsOf(runId)).find((e) => e.type === 'IsolationDegraded');
+    expect(degraded?.data).toEqual({ reason: 'isolation turned off by configuration' });
   });
 
   it('a cancelled run starts no further step and no sandbox', async () => {
