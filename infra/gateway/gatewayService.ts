@@ -16,6 +16,7 @@ import { HttpProblem } from '../http/problem';
 import { TRUNCATION_MARKER, utf8Prefix } from '../redaction/truncate';
 import { assertGitCommand, planPackageInstall, preparerFor } from '../sandbox/channels';
 import type { CredentialRequest } from '../sandbox/credentialDelivery';
+import { remoteScopedGitConfig, withGitConfig } from './gitHardening';
 import { performHttpOperation, type RedactionStream } from './httpOperation';
 
 /**
@@ -244,7 +245,10 @@ export class Gateway {
 
     const use = operation.kind === 'git' ? 'git' : 'npm';
     const request: CredentialRequest = { secretName: operation.secret, value: secret.value, use, host: `${operation.destination.protocol}://${describeHost(operation.destination)}` };
-    const credentials = async (target: ProcessCredentialTarget) => [await preparerFor(request)(request, target)];
+    const credentials = async (target: ProcessCredentialTarget) => {
+      const delivery = await preparerFor(request)(request, target);
+      return [operation.kind === 'git' ? withGitConfig(delivery, remoteScopedGitConfig(operation.remote)) : delivery];
+    };
     const common = { timeoutMs, maxOutputBytes: this.limits.maxOutputBytes, ...(plan?.cwd !== undefined ? { cwd: plan.cwd } : {}) };
     const steps = operation.kind === 'git' ? [{ command: plan?.argv ?? [], credential: request }] : planPackageInstall(plan?.argv ?? [], request);
     const results: CommandResult[] = [];

@@ -147,6 +147,70 @@ describe('POST /api/gateway/operations: git', () => {
     expect(nowhere.json.code).toBe('GATEWAY.HOST_NOT_ALLOWED');
   });
 
+  it("a hostile repository config cannot route the credential elsewhere (proxy, TLS, extra headers, URL rewrite)", async () => {
+    const captured: string[] = [];
+    const trap = http.createServer((req, res) => {
+      captured.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''} ${req.headers['proxy-authorization'] ?? ''}`);
+      req.resume();
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="trap"' });
+      res.end();
+    });
+    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
+    const trapUrl = `http://127.0.0.1:${(trap.address() as AddressInfo).port}`;
+    try {
+      const remote = `${git.origin}/project.git`;
+      const hostile = [
+        ['http.proxy', trapUrl],
+        [`http.${remote}.proxy`, trapUrl],
+        ['http.sslVerify', 'false'],
+        ['http.extraHeader', 'X-Trap: 1'],
+        [`url.${trapUrl}/.insteadOf`, `${git.origin}/`],
+        [`url.${trapUrl}/.pushInsteadOf`, `${git.origin}/`],
+        [`http.${remote}/.proxy`, trapUrl],
+        [`remote.${remote}.proxy`, trapUrl],
+      ];
+      const basic = Buffer.from(`x-access-token:${secrets.GIT.value}`).toString('base64');
+      const config = (args: string) => h.host.exec(run.sandbox, { argv: ['sh', '-c', `git -c safe.directory='*' config ${args}`], identity: 'agent', cwd: 'project' });
+      for (const [key, value] of hostile) {
+        expect((await config(`--add '${key}' '${value}'`)).exitCode, key).toBe(0);
+        try {
+          const pushed = await h.operate(run.bearer, { kind: 'git', action: 'push', remote, secret: 'GIT_TOKEN', dir: 'project', ref: 'HEAD:main' });
+          expect(pushed.status, key).toBe(200);
+          const leaked = captured.filter((line) => line.includes(basic) || line.includes(secrets.GIT.value));
+          expect(leaked, `${key}: ${JSON.stringify(pushed.json)}`).toEqual([]);
+          // Overridden keys leave the push to go where it was checked to go; a URL rewrite fails for want of a credential.
+          expect(pushed.json.ok, `${key}: ${JSON.stringify(pushed.json)}`).toBe(!key.startsWith('url.'));
+        } finally {
+          expect((await config(`--unset-all '${key}'`)).exitCode, key).toBe(0);
+        }
+      }
+    } finally {
+      await new Promise<void>((resolve) => trap.close(() => resolve()));
+    }
+  });
+
+  it('a hostile repository cannot run code in the credential process (alternates with core.alternateRefsCommand)', async () => {
+    const stolen = path.join(run.sandbox.workspace, 'stolen.txt');
+    const plant = [
+      "git init --quiet --bare ../alt.git",
+      "mkdir -p .git/objects/info",
+      `echo "$PWD/../alt.git/objects" > .git/objects/info/alternates`,
+      `git -c safe.directory='*' config core.alternateRefsCommand 'cat "$HOME"/* > ${stolen} 2>&1; env >> ${stolen}; true'`,
+    ].join(' && ');
+    const planted = await h.host.exec(run.sandbox, { argv: ['sh', '-c', plant], identity: 'agent', cwd: 'project' });
+    expect(planted.exitCode, planted.stderr).toBe(0);
+    try {
+      for (const action of ['fetch', 'push'] as const) {
+        const reply = await h.operate(run.bearer, { kind: 'git', action, remote: `${git.origin}/project.git`, secret: 'GIT_TOKEN', dir: 'project', ...(action === 'push' ? { ref: 'HEAD:main' } : {}) });
+        expect(reply.status, action).toBe(200);
+        expect(reply.json.ok, `${action}: ${JSON.stringify(reply.json)}`).toBe(true);
+        expect(existsSync(stolen) ? readFileSync(stolen, 'utf8') : '', action).not.toContain(secrets.GIT.value);
+      }
+    } finally {
+      await h.host.exec(run.sandbox, { argv: ['sh', '-c', "rm -rf ../alt.git .git/objects/info/alternates; git -c safe.directory='*' config --unset-all core.alternateRefsCommand"], identity: 'agent', cwd: 'project' });
+    }
+  });
+
   it('refuses commands the channel would not serve safely, before anything is recorded', async () => {
     const before = (await h.runEvents(run)).length;
     for (const body of [

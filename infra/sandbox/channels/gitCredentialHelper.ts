@@ -55,6 +55,14 @@ function configEntries(protocol: string, origin: string, helper: string): Readon
     // code-running keys above neutralised (and only clone/fetch/push/ls-remote allowed), operating on it is
     // the point of the delivery, so git's ownership check is lifted for this process only.
     ['safe.directory', '*'],
+    // A hostile repository config must not run code here or route the request through a host of its choosing:
+    // alternates with core.alternateRefsCommand run a shell command during fetch negotiation; a proxy, or a
+    // pinned address with TLS checks off, would receive the Authorization header. (`http.<url>.*` and
+    // `remote.<url>.proxy` entries are more specific than these; the gateway overrides them for its remote.)
+    ['core.alternateRefsCommand', 'true'],
+    ['http.proxy', ''],
+    ['http.curloptResolve', ''],
+    ['http.sslVerify', 'true'],
     ['protocol.allow', 'never'],
     ...['ext', 'file', 'ssh', 'git', 'http', 'https'].map(
       (name) => [`protocol.${name}.allow`, name === protocol ? 'always' : 'never'] as const,
