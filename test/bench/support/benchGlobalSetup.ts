@@ -1,6 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import { clearParts, readParts, resultsDir } from './figures';
+import { markdownTable } from './markdown';
 import { formatTable, machine } from './table';
 
 /** Order of the sections in the table and in latest.json. */
@@ -13,6 +15,8 @@ const PART_ORDER = ['redaction', 'eventAppend', 'leases', 'runs'];
 export default function setup(): () => void {
   clearParts();
   const started = new Date();
+  // Other work on the machine skews every figure; say how busy it was.
+  const loadAtStart = os.loadavg().map((l) => Number(l.toFixed(2)));
   return () => {
     const figures = readParts(PART_ORDER);
     const root = path.resolve(__dirname, '..', '..', '..');
@@ -21,10 +25,11 @@ export default function setup(): () => void {
       startedAt: started.toISOString(),
       finishedAt: new Date().toISOString(),
       durationSeconds: Math.round((Date.now() - started.getTime()) / 1000),
-      machine: machine(root),
+      machine: { ...machine(root), loadAverageAtStart: loadAtStart },
       figures: Object.fromEntries(figures.map(({ name, ...rest }) => [name, rest])),
     };
     writeFileSync(path.join(resultsDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
-    console.log(`\n${formatTable(figures)}\n\nWritten to ${path.relative(root, path.join(resultsDir, 'latest.json'))} (${report.durationSeconds} s).`);
+    writeFileSync(path.join(resultsDir, 'latest.md'), `${markdownTable(figures)}\n`);
+    console.log(`\n${formatTable(figures)}\n\nWritten to ${path.relative(root, path.join(resultsDir, 'latest.json'))} (and latest.md) (${report.durationSeconds} s).`);
   };
 }

@@ -59,7 +59,7 @@ export function machine(root: string): Record<string, unknown> {
     cpuModel: cpuModel(),
     memTotal: gib(os.totalmem()),
     memFreeAtEnd: gib(os.freemem()),
-    loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
+    loadAverageAtEnd: os.loadavg().map((l) => Number(l.toFixed(2))),
     node: process.version,
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
     commit: gitCommit(root),
