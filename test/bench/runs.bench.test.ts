@@ -22,12 +22,12 @@ interface RunView {
 }
 
 /** Five phases of trivial commands: the cost measured is the platform's, not the work's. */
-function trivialSpec(): Record<string, unknown> {
+function trivialSpec(withMcpServer = true): Record<string, unknown> {
   return {
     template: { files: { 'agent.js': "console.log('turn done');\n" } },
     env: { LOG_LEVEL: 'info' },
     install: [{ command: ['node', '-e', "console.log('installed')"] }],
-    mcp: [{ name: 'noop', command: ['node', '-e', "console.log('mcp up'); setInterval(() => {}, 1000)"] }],
+    ...(withMcpServer ? { mcp: [{ name: 'noop', command: ['node', '-e', "console.log('mcp up'); setInterval(() => {}, 1000)"] }] } : {}),
     turns: [{ command: ['node', 'agent.js'] }],
     deadlineSeconds: 600,
   };
@@ -61,9 +61,9 @@ function lifecycleMissing(): string | undefined {
   return undefined;
 }
 
-async function oneRun(): Promise<{ ms: number; view: RunView }> {
+async function oneRun(withMcpServer = true): Promise<{ ms: number; view: RunView }> {
   const start = performance.now();
-  const reply = await call('POST', `/api/workspaces/${ws}/runs`, trivialSpec());
+  const reply = await call('POST', `/api/workspaces/${ws}/runs`, trivialSpec(withMcpServer));
   if (reply.status !== 202) throw new Error(`POST runs answered ${reply.status}: ${reply.text.slice(0, 300)}`);
   const { runId } = reply.json as { runId: string };
   const until = Date.now() + RUN_TIMEOUT_MS;
@@ -163,6 +163,17 @@ describe('whole runs on the local host', () => {
   });
 
   let c1: { perMinute: number; p50: number } | undefined;
+
+  it('one run at a time without an MCP server: what a long-lived process adds to a run', async () => {
+    if (unavailable || !host) return;
+    const results: Array<{ ms: number; view: RunView }> = [];
+    for (let i = 0; i < RUNS[1]; i++) results.push(await oneRun(false));
+    expect(results.every((r) => r.view.status === 'Completed')).toBe(true);
+    sink.add({
+      name: 'runs.c1.withoutMcpServer.p50Ms', value: quantile(results.map((r) => r.ms), 0.5), unit: 'ms',
+      note: `the same spec with no MCP server (the mcp phase still runs, empty); median ms per phase: ${phaseMedians(results.map((r) => r.view))}`,
+    });
+  });
   for (const concurrency of CONCURRENCY) {
     it(`${concurrency} concurrent runs: POST .../runs to Completed, five trivial phases`, async () => {
       if (unavailable || !host) return;
@@ -194,7 +205,13 @@ describe('whole runs on the local host', () => {
         ...(scaling ? { baseline: { name: 'runs.c1.runsPerMinute', value: c1!.perMinute } } : {}),
         note: `${completed.length} runs in ${(elapsed / 1000).toFixed(1)} s; ${(100 * inPhases).toFixed(0)}% of each run inside phases (activities: leases, spawning and running the commands, their events), ${(100 * (1 - inPhases)).toFixed(0)}% between phases (orchestration engine: queues, replay, scheduling) and in POST/polling; median ms per phase: ${phaseMedians(results.map((r) => r.view))}`,
       });
-      sink.add({ name: `${key}.p50Ms`, value: p50, unit: 'ms', ...(scaling ? { baseline: { name: 'runs.c1.p50Ms', value: c1!.p50 } } : {}) });
+      const withoutMcp = sink.all().find((f) => f.name === 'runs.c1.withoutMcpServer.p50Ms')?.value;
+      const p50Baseline = scaling
+        ? { name: 'runs.c1.p50Ms', value: c1!.p50 }
+        : withoutMcp
+          ? { name: 'runs.c1.withoutMcpServer.p50Ms', value: withoutMcp }
+          : undefined;
+      sink.add({ name: `${key}.p50Ms`, value: p50, unit: 'ms', ...(p50Baseline ? { baseline: p50Baseline } : {}) });
       sink.add({ name: `${key}.p99Ms`, value: quantile(latencies, 0.99), unit: 'ms', note: `nearest rank of ${latencies.length} runs; polled every 50 ms` });
       sink.add({ name: `${key}.phaseShare`, value: inPhases, unit: 'fraction', note: 'share of POST-to-Completed time inside phases (the rest is the orchestration engine)' });
       if (concurrency === 16) {
