@@ -37,7 +37,7 @@ import { PlatformSandboxTokens } from '../infra/identity/sandboxIdentityTokens';
 import { SigningKeys, platformLogRecorder } from '../infra/identity/signingKeys';
 import { TableSigningKeyRepository } from '../infra/identity/signingKeysTable';
 import { TableOutboxIndex } from '../infra/messaging/tableOutboxIndex';
-import { type Settings, loadSettings } from './settings';
+import { type Settings, SettingsError, loadSettings } from './settings';
 
 /** Table clients by connection string locally (Azurite), by managed identity in Azure. */
 function tableClient(settings: Settings, table: string): TableClient {
@@ -131,8 +131,17 @@ export const runSandboxes: RunSandboxes = new InMemoryRunSandboxes();
 let sandboxHost: Promise<SandboxHost> | undefined;
 
 /** This process's sandbox host, shared by the run lifecycle and the gateway (a run is pinned to it). */
+/** The production configuration refuses the local-process host: its isolation is a development stand-in. */
+export function sandboxHostFor(settings: Settings): Promise<SandboxHost> {
+  if (settings.DISCO_ENV === 'production')
+    return Promise.reject(
+      new SettingsError('DISCO_ENV=production refuses the local-process sandbox host; configure a container sandbox host (not built yet)'),
+    );
+  return LocalProcessSandboxHost.open();
+}
+
 export function getSandboxHost(): Promise<SandboxHost> {
-  sandboxHost ??= LocalProcessSandboxHost.open().catch((error: unknown) => {
+  sandboxHost ??= sandboxHostFor(loadSettings()).catch((error: unknown) => {
     sandboxHost = undefined;
     throw error;
   });
