@@ -7,16 +7,16 @@ import { createRedactor } from '../../domain/redaction';
 import { AuthenticationError } from '../../domain/ports/callerAuthenticator';
 import type { GatewayBearers, GatewayBinding } from '../../domain/ports/gatewayBearers';
 import type { LiveSandbox, RunSandboxes } from '../../domain/ports/runSandboxes';
-import type { CommandResult, ProcessCredentialTarget, SandboxHost } from '../../domain/ports/sandboxHost';
+import type { CommandResult, SandboxHost } from '../../domain/ports/sandboxHost';
 import type { ResolvedSecret } from '../../domain/ports/secretVault';
 import type { RunCommand } from '../../domain/run';
 import type { ServiceDependencies } from '../../domain/services/dependencies';
 import { projectionKeys, runStreamId } from '../../domain/streams';
 import { HttpProblem } from '../http/problem';
 import { TRUNCATION_MARKER, utf8Prefix } from '../redaction/truncate';
-import { assertGitCommand, planPackageInstall, preparerFor } from '../sandbox/channels';
+import { assertGitCommand } from '../sandbox/channels';
 import type { CredentialRequest } from '../sandbox/credentialDelivery';
-import { remoteScopedGitConfig, withGitConfig } from './gitHardening';
+import { runGit, runNpm } from './sandboxOperations';
 import { performHttpOperation, type RedactionStream } from './httpOperation';
 
 /**
@@ -245,27 +245,9 @@ export class Gateway {
 
     const use = operation.kind === 'git' ? 'git' : 'npm';
     const request: CredentialRequest = { secretName: operation.secret, value: secret.value, use, host: `${operation.destination.protocol}://${describeHost(operation.destination)}` };
-    const credentials = async (target: ProcessCredentialTarget) => {
-      const delivery = await preparerFor(request)(request, target);
-      return [operation.kind === 'git' ? withGitConfig(delivery, remoteScopedGitConfig(operation.remote)) : delivery];
-    };
-    const common = { timeoutMs, maxOutputBytes: this.limits.maxOutputBytes, ...(plan?.cwd !== undefined ? { cwd: plan.cwd } : {}) };
-    const steps = operation.kind === 'git' ? [{ command: plan?.argv ?? [], credential: request }] : planPackageInstall(plan?.argv ?? [], request);
-    const results: CommandResult[] = [];
-    for (const [i, step] of steps.entries()) {
-      if (i === 0) {
-        try {
-          results.push(await this.d.host.exec(live.handle, { argv: step.command, identity: 'credential', credentials, ...common }));
-        } finally {
-          // The scripts that follow run without the credential: the lease ends with its process.
-          if (steps.length > 1) await release();
-        }
-      } else {
-        // npm's lifecycle scripts, after the authenticated install, as the agent and without the credential.
-        results.push(await this.d.host.exec(live.handle, { argv: step.command, identity: 'agent', ...common }));
-      }
-      if (results.at(-1)?.exitCode !== 0) break;
-    }
+    const sandboxRun = { host: this.d.host, live, request, timeoutMs, maxOutputBytes: this.limits.maxOutputBytes, release };
+    const steps = plan ?? { argv: [] };
+    const results = operation.kind === 'git' ? await runGit(sandboxRun, operation, steps) : await runNpm(sandboxRun, steps);
     return outcomeOf(results, this.limits.maxOutputBytes, secret.value);
   }
 

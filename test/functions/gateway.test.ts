@@ -119,6 +119,26 @@ describe('POST /api/gateway/operations: git', () => {
     }
   });
 
+  it("fetch brings another clone's push into the agent's repository, which the agent can merge and build on", async () => {
+    const remote = `${git.origin}/project.git`;
+    const agent = (cwd: string, script: string) => h.host.exec(run.sandbox, { argv: ['sh', '-c', script], identity: 'agent', cwd });
+    const g = "git -c safe.directory='*'";
+    expect((await h.operate(run.bearer, { kind: 'git', action: 'clone', remote, secret: 'GIT_TOKEN', dir: 'second' })).json).toMatchObject({ ok: true });
+    const committed = await agent('second', `echo two > TWO.md && ${g} add TWO.md && ${g} commit --quiet -m Two && ${g} rev-parse HEAD`);
+    expect(committed.exitCode, committed.stderr).toBe(0);
+    // No ref: HEAD's branch, resolved in the agent's repository.
+    expect((await h.operate(run.bearer, { kind: 'git', action: 'push', remote, secret: 'GIT_TOKEN', dir: 'second' })).json).toMatchObject({ ok: true });
+    expect(await git.revParse('project', 'main')).toBe(committed.stdout.trim());
+
+    const fetched = await h.operate(run.bearer, { kind: 'git', action: 'fetch', remote, secret: 'GIT_TOKEN', dir: 'project', ref: 'main' });
+    expect(fetched.json).toMatchObject({ ok: true });
+    expect(String(fetched.json.stdout)).toContain(committed.stdout.trim());
+    const merged = await agent('project', `${g} merge --quiet --ff-only FETCH_HEAD && echo three > THREE.md && ${g} add THREE.md && ${g} commit --quiet -m Three && ${g} rev-parse HEAD`);
+    expect(merged.exitCode, merged.stderr).toBe(0);
+    expect((await h.operate(run.bearer, { kind: 'git', action: 'push', remote, secret: 'GIT_TOKEN', dir: 'project', ref: 'main' })).json).toMatchObject({ ok: true });
+    expect(await git.revParse('project', 'main')).toBe(merged.stdout.trim());
+  });
+
   it('refuses a push to a host not in allowedHosts with 403 and an OperationRefused event; that server is never contacted', async () => {
     const before = (await h.runEvents(run)).length;
     const refused = await h.operate(run.bearer, { kind: 'git', action: 'push', remote: `${otherGit.origin}/project.git`, secret: 'GIT_TOKEN', dir: 'project', ref: 'HEAD:main' });
@@ -159,31 +179,37 @@ describe('POST /api/gateway/operations: git', () => {
     const trapUrl = `http://127.0.0.1:${(trap.address() as AddressInfo).port}`;
     try {
       const remote = `${git.origin}/project.git`;
-      const hostile = [
-        ['http.proxy', trapUrl],
-        [`http.${remote}.proxy`, trapUrl],
-        ['http.sslVerify', 'false'],
-        ['http.extraHeader', 'X-Trap: 1'],
-        [`url.${trapUrl}/.insteadOf`, `${git.origin}/`],
-        [`url.${trapUrl}/.pushInsteadOf`, `${git.origin}/`],
-        [`http.${remote}/.proxy`, trapUrl],
-        [`remote.${remote}.proxy`, trapUrl],
+      const hostile: Array<Array<[string, string]>> = [
+        [['http.proxy', trapUrl]],
+        [[`http.${remote}.proxy`, trapUrl]],
+        [[`http.${remote}/.proxy`, trapUrl]],
+        [[`remote.${remote}.proxy`, trapUrl]],
+        [['http.sslVerify', 'false'], ['http.extraHeader', 'X-Trap: 1']],
+        [[`url.${trapUrl}/.insteadOf`, `${git.origin}/`]],
+        [[`url.${trapUrl}/.pushInsteadOf`, `${git.origin}/`]],
+        // A rewrite to another path on the allowed host, with a proxy for exactly that URL.
+        [[`url.${git.origin}/elsewhere.git.insteadOf`, remote], [`http.${git.origin}/elsewhere.git/.proxy`, trapUrl]],
+        [[`remote.${remote}.pushurl`, `${git.origin}/elsewhere.git`], [`http.${git.origin}/elsewhere.git/.proxy`, trapUrl]],
       ];
       const basic = Buffer.from(`x-access-token:${secrets.GIT.value}`).toString('base64');
       const config = (args: string) => h.host.exec(run.sandbox, { argv: ['sh', '-c', `git -c safe.directory='*' config ${args}`], identity: 'agent', cwd: 'project' });
-      for (const [key, value] of hostile) {
-        expect((await config(`--add '${key}' '${value}'`)).exitCode, key).toBe(0);
+      for (const entries of hostile) {
+        const label = entries.map(([k]) => k).join(' + ');
+        for (const [key, value] of entries) expect((await config(`--add '${key}' '${value}'`)).exitCode, key).toBe(0);
         try {
-          const pushed = await h.operate(run.bearer, { kind: 'git', action: 'push', remote, secret: 'GIT_TOKEN', dir: 'project', ref: 'HEAD:main' });
-          expect(pushed.status, key).toBe(200);
+          for (const action of ['push', 'fetch'] as const) {
+            const reply = await h.operate(run.bearer, { kind: 'git', action, remote, secret: 'GIT_TOKEN', dir: 'project', ...(action === 'push' ? { ref: 'HEAD:main' } : {}) });
+            expect(reply.status, label).toBe(200);
+            // The repository's config is not read by the credential process: the operation goes where it was checked to go.
+            expect(reply.json.ok, `${action} ${label}: ${JSON.stringify(reply.json)}`).toBe(true);
+          }
           const leaked = captured.filter((line) => line.includes(basic) || line.includes(secrets.GIT.value));
-          expect(leaked, `${key}: ${JSON.stringify(pushed.json)}`).toEqual([]);
-          // Overridden keys leave the push to go where it was checked to go; a URL rewrite fails for want of a credential.
-          expect(pushed.json.ok, `${key}: ${JSON.stringify(pushed.json)}`).toBe(!key.startsWith('url.'));
+          expect(leaked, label).toEqual([]);
         } finally {
-          expect((await config(`--unset-all '${key}'`)).exitCode, key).toBe(0);
+          for (const [key] of entries) expect((await config(`--unset-all '${key}'`)).exitCode, key).toBe(0);
         }
       }
+      expect(captured).toEqual([]);
     } finally {
       await new Promise<void>((resolve) => trap.close(() => resolve()));
     }
