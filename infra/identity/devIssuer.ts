@@ -2,6 +2,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, ty
 import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { SignJWT, calculateJwkThumbprint, type JSONWebKeySet, type JWK } from 'jose';
+import { findProjectRoot } from '../system/projectRoot';
 
 /**
  * The local development token issuer: an Ed25519 key generated on first use under `.azurite/dev-issuer/`
@@ -25,16 +26,6 @@ export interface DevIssuerSettings {
   readonly keyDir: string;
 }
 
-function projectRoot(): string {
-  let dir = __dirname;
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) return process.cwd();
-    dir = parent;
-  }
-  return dir;
-}
-
 /**
  * Issuer, audience and key folder from settings: `DEV_ISSUER_URL`, `AUTH_AUDIENCE`, `DEV_ISSUER_KEY_DIR`.
  * Throws DevIssuerRefusedError when `DISCO_ENV=production`.
@@ -45,7 +36,7 @@ export function devIssuerSettings(env: Readonly<Record<string, string | undefine
   return {
     issuer: env.DEV_ISSUER_URL ?? DEFAULT_DEV_ISSUER,
     audience: env.AUTH_AUDIENCE ?? DEFAULT_AUDIENCE,
-    keyDir: path.resolve(env.DEV_ISSUER_KEY_DIR ?? path.join(projectRoot(), '.azurite', 'dev-issuer')),
+    keyDir: path.resolve(env.DEV_ISSUER_KEY_DIR ?? path.join(findProjectRoot(), '.azurite', 'dev-issuer')),
   };
 }
 

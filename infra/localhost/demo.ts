@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { type ApiReply, callApi } from './apiCall';
 import { startDevGitServer } from './devGitServer';
 
 /**
@@ -56,20 +57,8 @@ async function gateway(operation) {
 })().catch((error) => { console.error('agent failed: ' + error.message); process.exit(1); });
 `;
 
-async function call(options: DemoOptions, method: string, route: string, body?: unknown): Promise<{ status: number; json: unknown; text: string }> {
-  const response = await fetch(`${options.baseUrl}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${options.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await response.text();
-  let json: unknown;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, json, text };
+function call(options: DemoOptions, method: string, route: string, body?: unknown): Promise<ApiReply> {
+  return callApi(options.baseUrl, options.token, method, route, body);
 }
 
 function expectStatus(step: string, reply: { status: number; text: string }, ...ok: number[]): void {

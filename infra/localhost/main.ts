@@ -10,17 +10,7 @@ import type { HostExtension, HostLogger } from './hostExtension';
 import { consoleLogger, createLocalHost, type LocalHost } from './localHost';
 import { LocalHostConfigError } from './problems';
 import { hostSettings, isDevelopmentStorage, mergeSettings, readLocalSettings } from './settings';
-
-/** The repository root: dist/infra/localhost → three levels up (infra/localhost → two, when run from source). */
-function projectRoot(): string {
-  let dir = __dirname;
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) return process.cwd();
-    dir = parent;
-  }
-  return dir;
-}
+import { findProjectRoot } from '../system/projectRoot';
 
 async function ensurePortFree(port: number, what: string, setting: string): Promise<void> {
   const probe = createServer();
@@ -81,7 +71,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     options: { app: { type: 'string' }, 'no-extensions': { type: 'boolean', default: false } },
     strict: true,
   });
-  const root = projectRoot();
+  const root = findProjectRoot();
   const appDir = path.resolve(values.app ?? root);
   const file = readLocalSettings(appDir);
   const merged = mergeSettings(file.values, process.env);

@@ -3,17 +3,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TableClient } from '@azure/data-tables';
 import { mintDevToken, devIssuerSettings } from '../../infra/identity/devIssuer';
+import { type ApiReply, callApi } from '../../infra/localhost/apiCall';
 import { azuriteConnectionString, uniqueName } from '../support/azurite';
 import { startLocalHost, type LocalHostProcess } from '../support/localHostProcess';
 
 export const agentFixture = (file: string): string => readFileSync(path.join(__dirname, '..', 'fixtures', 'agent', file), 'utf8');
 
-export interface Reply {
-  status: number;
-  text: string;
-  json: unknown;
-  contentType: string;
-}
+export type Reply = ApiReply;
 
 /** Settings for one isolated backend: its own tables, task hub, key files; the test run's Azurite. */
 export function backendEnv(): Record<string, string> & { DURABLE_TASK_HUB: string; DEV_ISSUER_KEY_DIR: string } {
@@ -45,20 +41,8 @@ export async function tokenFor(user: string, env: Record<string, string>): Promi
 
 /** The public API over HTTP, as a user. */
 export function apiClient(base: () => string, token: string) {
-  return async function call(method: string, route: string, body?: unknown): Promise<Reply> {
-    const response = await fetch(`${base()}${route}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await response.text();
-    let json: unknown;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {
-      json = undefined;
-    }
-    return { status: response.status, text, json, contentType: response.headers.get('content-type') ?? '' };
+  return function call(method: string, route: string, body?: unknown): Promise<Reply> {
+    return callApi(base(), token, method, route, body);
   };
 }
 

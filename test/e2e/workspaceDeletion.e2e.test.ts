@@ -6,18 +6,19 @@ import type { LocalHostProcess } from '../support/localHostProcess';
 import { apiClient, backendEnv, type Call, startBackend, tokenFor, waitForRun } from './runHarness';
 
 const env = backendEnv();
+const eventLogTable = env.EVENT_LOG_TABLE ?? 'eventlog';
 let host: LocalHostProcess;
 let owner: Call;
 let member: Call;
 
 async function logTypes(ws: string): Promise<Array<{ type: string; streamId: string }>> {
-  const table = TableClient.fromConnectionString(azuriteConnectionString(), env.EVENT_LOG_TABLE, { allowInsecureConnection: true });
+  const table = TableClient.fromConnectionString(azuriteConnectionString(), eventLogTable, { allowInsecureConnection: true });
   const page = await new TableEventStore(table).readLog(ws, { limit: 1000 });
   return page.records.map((r) => ({ type: r.type, streamId: r.streamId }));
 }
 
 async function liveRowKeys(ws: string): Promise<string[]> {
-  const table = TableClient.fromConnectionString(azuriteConnectionString(), env.EVENT_LOG_TABLE, { allowInsecureConnection: true });
+  const table = TableClient.fromConnectionString(azuriteConnectionString(), eventLogTable, { allowInsecureConnection: true });
   const keys: string[] = [];
   for await (const row of table.listEntities({ queryOptions: { filter: `PartitionKey eq '${ws}'` } })) keys.push(row.rowKey ?? '');
   return keys.filter((k) => k.startsWith('p:'));
