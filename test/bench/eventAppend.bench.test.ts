@@ -15,7 +15,7 @@ type Entity = Tables.TableEntity<Record<string, unknown>>;
 
 /** Seconds per measurement and alternating rounds per side: hundreds of appends each, within the 10-minute budget. */
 const SECONDS = 1.5;
-const ROUNDS = 3;
+const ROUNDS = 4;
 const sink = new FigureSink('eventAppend');
 
 /** The rows one append writes (stream index, event, head, projection, outbox), as the raw baseline's template. */
