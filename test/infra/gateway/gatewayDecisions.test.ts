@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { assertGitRef, assertWorkspaceDir, hostAllowed, leaseExpiry, planGit, planNpm, type Destination, type GatewayOperation } from '../../../domain/gateway';
+import { NPM_CREDENTIAL_FLAGS, assertGitRef, assertWorkspaceDir, hostAllowed, leaseExpiry, planGit, planNpm, type Destination, type GatewayOperation } from '../../../domain/gateway';
 import { assertGitCommand } from '../../../infra/sandbox/channels';
 import { gatewayOperationBody, toOperation } from '../../../infra/gateway/operationSchema';
 import { dropUnsafeTail } from '../../../infra/gateway/gatewayService';
@@ -111,7 +111,7 @@ describe('the commands an operation runs', () => {
       if (operation.kind !== 'npm-install') throw new Error('not npm');
       return () => planNpm(operation);
     };
-    expect(npm(['left-pad@^1.3.0', '@scope/pkg', '--no-audit', '--save-dev'])().argv).toEqual(['npm', 'install', 'left-pad@^1.3.0', '@scope/pkg', '--no-audit', '--save-dev']);
+    expect(npm(['left-pad@^1.3.0', '@scope/pkg', '--no-audit', '--save-dev'])().argv).toEqual(['npm', 'install', 'left-pad@^1.3.0', '@scope/pkg', '--no-audit', '--save-dev', ...NPM_CREDENTIAL_FLAGS]);
     for (const args of [['--registry=https://evil.test/'], ['--userconfig', 'x'], ['--ignore-scripts=false'], ['https://evil.test/x.tgz'], ['git+ssh://x'], ['file:..'], ['./local'], ['--foreground-scripts']])
       expect(npm(args), args.join(' ')).toThrow(/npm/);
     expect(npm(['left-pad'], 'ci')).toThrow(/ci takes no package/);
