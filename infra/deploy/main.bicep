@@ -48,6 +48,57 @@ param vaultTable string = 'vault'
 @maxValue(300)
 param resolverCacheSeconds int = 30
 
+@description('Table of gateway bearers (SHA-256 hashes only).')
+@minLength(3)
+@maxLength(63)
+param gatewayBearerTable string = 'gatewaybearers'
+
+@description('Seconds one gateway operation may run (also bounded by the run\'s deadline).')
+@minValue(1)
+@maxValue(3600)
+param gatewayOperationTimeoutSeconds int = 120
+
+@description('Table where the platform signing keys rest, sealed under the vault master key.')
+@minLength(3)
+@maxLength(63)
+param signingKeyTable string = 'signingkeys'
+
+@description('Six-field NCRONTAB (UTC) of the signing-key rotation timer; default Sundays 03:00.')
+param signingKeyRotationSchedule string = '0 0 3 * * 0'
+
+@description('Six-field NCRONTAB (UTC) of the sweepExpired timer: leases, deadlines, orphaned sandboxes, purges.')
+param sweepSchedule string = '0 */1 * * * *'
+
+@description('Issuer (`iss`) of sandbox identity tokens, https. Empty: https://<function app host>. Set it to the front door\'s address once one serves /.well-known/jwks.json at the root.')
+param platformIssuer string = ''
+
+@description('Audience (`aud`) of sandbox identity tokens.')
+@minLength(1)
+param sandboxTokenAudience string = 'disco-parrot-sandbox'
+
+@description('Lifetime of a sandbox identity token in minutes; also sizes how long a retired key stays in the JWKS.')
+@minValue(1)
+@maxValue(60)
+param sandboxTokenMinutes int = 15
+
+@description('Table of run-request ids already handled, so a redelivered queue message starts one run.')
+@minLength(3)
+@maxLength(63)
+param runRequestTable string = 'runrequests'
+
+@description('Table of workspaces with unpublished outbox rows.')
+@minLength(3)
+@maxLength(63)
+param outboxIndexTable string = 'outboxpending'
+
+@description('Six-field NCRONTAB (UTC) of the outbox dispatcher; it bounds how late an event reaches topic events.')
+param outboxSchedule string = '*/5 * * * * *'
+
+@description('Seconds an outbox marker is kept after its workspace looked drained, for appends still in flight.')
+@minValue(60)
+@maxValue(86400)
+param outboxMarkerGraceSeconds int = 600
+
 @allowed([
   'standard'
   'premium'
@@ -171,9 +222,8 @@ module app 'modules/functionApp.bicep' = {
     deploymentContainerName: names.deploymentContainer
     appInsightsName: monitoring.outputs.appInsightsName
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
+    eventsTopicName: serviceBus.outputs.eventsTopicName
     masterKeyUri: platformVault.outputs.masterKeyUri
-    platformVaultUri: platformVault.outputs.vaultUri
-    workspaceVaultsResourceGroupName: vaultsGroup.name
     authIssuer: authIssuer
     authJwksUrl: authJwksUrl
     authAudience: authAudience
@@ -181,6 +231,18 @@ module app 'modules/functionApp.bicep' = {
     eventLogTable: eventLogTable
     vaultTable: vaultTable
     resolverCacheSeconds: resolverCacheSeconds
+    gatewayBearerTable: gatewayBearerTable
+    gatewayOperationTimeoutSeconds: gatewayOperationTimeoutSeconds
+    signingKeyTable: signingKeyTable
+    signingKeyRotationSchedule: signingKeyRotationSchedule
+    sweepSchedule: sweepSchedule
+    platformIssuer: platformIssuer
+    sandboxTokenAudience: sandboxTokenAudience
+    sandboxTokenMinutes: sandboxTokenMinutes
+    runRequestTable: runRequestTable
+    outboxIndexTable: outboxIndexTable
+    outboxSchedule: outboxSchedule
+    outboxMarkerGraceSeconds: outboxMarkerGraceSeconds
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
   }

@@ -1,6 +1,7 @@
 // What the app's managed identity may do in the platform resource group, each role at the narrowest scope
 // that works: data roles only (no control-plane write anywhere here), the master key by itself rather than
-// the whole vault, and nothing for any other principal.
+// the whole vault, and nothing for any other principal. No secret role on the platform vault: the signing
+// keys rest in Table storage, sealed under the master key (docs/signing.md), so the app reads no secret there.
 
 import { builtInRoles } from 'roles.bicep'
 
@@ -32,7 +33,8 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
 
-// Flex Consumption reads its package and the Durable extension keeps leases in blobs; transcripts are blobs.
+// Flex Consumption reads its package and the Durable extension keeps leases in blobs; run specs and
+// transcripts are blobs.
 resource storageBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, appPrincipalId, builtInRoles.storageBlobDataOwner)
   scope: storage
@@ -40,7 +42,7 @@ resource storageBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles.storageBlobDataOwner)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
-    description: 'Functions host, Flex deployment package, Durable leases, transcripts'
+    description: 'Functions host, Flex deployment package, Durable leases, run specs, transcripts'
   }
 }
 
@@ -51,7 +53,7 @@ resource storageQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles.storageQueueDataContributor)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
-    description: 'Durable work-item and control queues'
+    description: 'Durable work-item and control queues, runs-poison'
   }
 }
 
@@ -62,7 +64,7 @@ resource storageTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles.storageTableDataContributor)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
-    description: 'Event log, projections, encrypted vault, Durable history'
+    description: 'Event log, projections, encrypted vault, signing keys, gateway bearers, outbox index, run-request ledger, Durable history'
   }
 }
 
@@ -76,18 +78,6 @@ resource masterKeyWrap 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
     description: 'Wrap and unwrap workspace data keys with the master key'
-  }
-}
-
-// The app creates, rotates and reads its Ed25519 signing keys, stored as secrets in the platform vault.
-resource signingKeys 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, appPrincipalId, builtInRoles.keyVaultSecretsOfficer)
-  scope: vault
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles.keyVaultSecretsOfficer)
-    principalId: appPrincipalId
-    principalType: 'ServicePrincipal'
-    description: 'Platform signing keys (secrets)'
   }
 }
 

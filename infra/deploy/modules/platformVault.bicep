@@ -1,6 +1,7 @@
-// The platform's own Key Vault: the master key that wraps every workspace data key of the encrypted Table
-// vault (used only through wrapKey/unwrapKey, so its private half never leaves Key Vault) and, as secrets
-// written by the app at run time, the Ed25519 signing keys (DESIGN §1.9). Nothing here is a workspace secret.
+// The platform's own Key Vault: the master key that wraps every data key the app seals with, used only
+// through wrapKey/unwrapKey, so its private half never leaves Key Vault. Those data keys seal the workspace
+// secrets of the encrypted Table vault and the Ed25519 signing keys (DESIGN §1.9), which rest in Table storage
+// (docs/signing.md). Nothing else is stored here.
 
 param location string
 param tags object

@@ -1,6 +1,7 @@
-// The app's one storage account: the Functions host and Durable task hub (blobs, queues, tables), the event
-// log and encrypted vault tables, transcripts, and the Flex Consumption deployment container. Reached only
-// with Entra ID: shared keys (and so connection strings and SAS) are refused by the account itself.
+// The app's one storage account: the Functions host and Durable task hub (blobs, queues, tables), the app's
+// tables (which it creates on first use), run specs and transcripts, the runs-poison queue, and the Flex
+// Consumption deployment container. Reached only with Entra ID: shared keys (and so connection strings and
+// SAS) are refused by the account itself.
 
 param location string
 param tags object
@@ -79,6 +80,15 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+// Run specs as submitted (validated, secret references only), read by the run lifecycle's activities.
+resource runSpecsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: 'runspecs'
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
 // Redacted run transcripts (DESIGN §3: transcripts/{ws}/{runId}/{n}).
 resource transcriptsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
@@ -86,6 +96,19 @@ resource transcriptsContainer 'Microsoft.Storage/storageAccounts/blobServices/co
   properties: {
     publicAccess: 'None'
   }
+}
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+// Run requests refused for good (malformed, unauthorised, unknown workspace) are written here with their reason,
+// for Service Bus deliveries as well (functions/runQueue.ts); created now so it can be watched from day one.
+// The app would create it on first use. Queues `runs` and `events` are Service Bus entities in Azure.
+resource runsPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: 'runs-poison'
 }
 
 output name string = storage.name
