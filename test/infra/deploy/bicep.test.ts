@@ -192,6 +192,23 @@ describe('infra/deploy Bicep: app settings against functions/settings.ts', () =>
     expect(settings.AzureWebJobsStorage).toBeUndefined();
   });
 
+  /** The deploy-time samples above are https; this keeps the template's own expressions honest about it. */
+  function publicUrls(t: Template): { gateway: string | undefined; issuer: string | undefined } {
+    const site = resourcesOfType(t, 'Microsoft.Web/sites')[0];
+    const settings = site ? appSettingsOf(site.file, site.decl.value) : undefined;
+    const issuerRef = scalar(settings?.get('PLATFORM_ISSUER'));
+    const issuerVar = site?.file.declarations.find((d) => d.keyword === 'var' && d.name === issuerRef);
+    return { gateway: scalar(settings?.get('GATEWAY_URL')), issuer: scalar(issuerVar?.value) };
+  }
+
+  it('gives the agent an https gateway URL and tokens an https default issuer', () => {
+    const { gateway, issuer } = publicUrls(real());
+    expect(gateway).toMatch(/^'https:\/\/\$\{\w+\}\/api\/gateway\/operations'$/);
+    expect(issuer).toContain("'https://${defaultHostName}'");
+    const downgraded = mutated('modules/functionApp.bicep', "'https://${defaultHostName}/api/gateway/operations'", "'http://${defaultHostName}/api/gateway/operations'");
+    expect(publicUrls(downgraded).gateway).not.toMatch(/^'https:/);
+  });
+
   it('would be refused by the app without the master key id', () => {
     const t = mutated('modules/functionApp.bicep', '  VAULT_MASTER_KEY_ID: masterKeyUri\n', '');
     expect(() => loadSettings(productionEnv(t))).toThrow(/VAULT_MASTER_KEY_ID/);
