@@ -15,7 +15,8 @@ export async function sweepExpiredTimer(_timer: Timer, context: InvocationContex
   const settings = loadSettings();
   const { purge } = await getWorkspaceLifecycle();
   const client = df.getClient(context);
-  const host = await getSandboxHost();
+  // Production has no local sandbox host (it refuses one): leases, deadlines and purges are swept all the same.
+  const host = await getSandboxHost().catch(() => undefined);
   const report = await sweepExpired(
     {
       ...purge,
