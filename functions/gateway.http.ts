@@ -40,8 +40,14 @@ export async function handleGatewayOperation(gateway: Gateway, request: HttpRequ
       noteUnauthenticated(gateway, context, error.code);
       throw new HttpProblem(401, error.code, error.message, { 'www-authenticate': CHALLENGE });
     }
-    const body = await readJsonBody(request, gatewayOperationBody, GATEWAY_BODY_LIMIT);
-    const { operation, remotePath } = toOperation(body);
+    let parsed;
+    try {
+      parsed = toOperation(await readJsonBody(request, gatewayOperationBody, GATEWAY_BODY_LIMIT));
+    } catch (error) {
+      if (error instanceof HttpProblem) await gateway.refuseRequest(binding, correlationId, error.code).catch(() => undefined);
+      throw error;
+    }
+    const { operation, remotePath } = parsed;
     const result = await gateway.perform(binding, operation, remotePath, correlationId);
     return { status: 200, jsonBody: result, headers: { 'content-type': 'application/json', ...common } };
   } catch (error) {

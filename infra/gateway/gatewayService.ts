@@ -146,7 +146,14 @@ export class Gateway {
       await record({ type: 'RecordOperationRefused', operationId, kind: operation.kind, target: operation.target, reason: 'no live sandbox' }).catch(() => undefined);
       throw new HttpProblem(410, 'GATEWAY.SANDBOX_GONE', 'The run has no live sandbox on this instance (torn down, or another container); its bearer is no longer usable');
     }
-    const plan = this.planOf(operation, remotePath);
+    let plan: { argv: readonly string[]; cwd?: string } | undefined;
+    try {
+      plan = this.planOf(operation, remotePath);
+    } catch (error) {
+      // A request the policy refuses (a dir outside the workspace, a forcing refspec, an npm flag) is a denial.
+      if (isDomainError(error)) await refuse(`${error.code}: ${error.message}`.slice(0, 300), new HttpProblem(400, error.code, error.message));
+      throw error;
+    }
     const metadata = await this.d.deps.store.readProjection(binding.workspaceId, projectionKeys.secret(operation.secret));
     if (!metadata || metadata.exists !== true)
       await refuse('secret not found', new HttpProblem(404, GATEWAY_ERROR.SECRET_NOT_FOUND, `The run's workspace has no secret named ${operation.secret}`));
@@ -188,6 +195,14 @@ export class Gateway {
     }
     await record(release, completed(outcome.exitCode));
     return this.shape(operationId, outcome, redact.redact);
+  }
+
+  /** A body that did not parse or validate, from an authenticated caller: recorded on its run as a refusal. */
+  async refuseRequest(binding: GatewayBinding, correlationId: string, code: string): Promise<void> {
+    await handleCommand(this.d.deps, {
+      workspaceId: binding.workspaceId, streamId: runStreamId(binding.runId), decider: runBatchDecider, actor: ACTOR, correlationId,
+      command: [{ type: 'RecordOperationRefused', operationId: this.d.deps.ids.next(), kind: 'unparsed', target: '', reason: code }],
+    });
   }
 
   private liveSandbox(binding: GatewayBinding): LiveSandbox | undefined {

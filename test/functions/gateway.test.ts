@@ -237,7 +237,7 @@ describe('POST /api/gateway/operations: git', () => {
     }
   });
 
-  it('refuses commands the channel would not serve safely, before anything is recorded', async () => {
+  it('refuses commands the channel would not serve safely, and records each refusal', async () => {
     const before = (await h.runEvents(run)).length;
     for (const body of [
       { kind: 'git', action: 'push', remote: `${git.origin}/project.git`, secret: 'GIT_TOKEN', dir: '../outside' },
@@ -250,7 +250,9 @@ describe('POST /api/gateway/operations: git', () => {
       const refused = await h.operate(run.bearer, body);
       expect(refused.status, JSON.stringify(body)).toBe(400);
     }
-    expect((await h.runEvents(run)).length).toBe(before);
+    const added = (await h.runEvents(run)).slice(before);
+    expect(added.map((e) => e.type)).toEqual(Array(6).fill('OperationRefused'));
+    expect(added.map((e) => (e.type === 'OperationRefused' ? e.data.kind : ''))).toEqual(['git', 'git', 'git', 'unparsed', 'unparsed', 'unparsed']);
   });
 });
 
