@@ -1,5 +1,6 @@
 import { DomainError } from './errors';
 import { type Channel, type RunCommand, type RunEvent, type RunState, runDecider } from './run';
+import { NPM_CREDENTIAL_FLAGS } from './secretPolicy';
 
 /**
  * The gateway's pure decisions (DESIGN.md §1 promise 8): where an operation may send a credential, and
@@ -151,14 +152,6 @@ export const NPM_FLAGS: ReadonlySet<string> = new Set([
 /** `name` or `@scope/name`, optionally `@<version or range or tag>`: a package from the registry, nothing else. */
 const NPM_SPEC = /^(@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(@[A-Za-z0-9.^~<>=*|_ +-]{1,100})?$/;
 
-/**
- * Appended to every authenticated install. npm reads the project's `.npmrc`, which the agent writes, and it
- * outranks the channel's `--userconfig`: a `proxy` there received the token, and `git` names a program the
- * credential process would run for a git dependency (whose own prepare step would run code too). Flags on the
- * command line outrank every config file, so these switch that off: no proxy (the platform's own env proxy
- * aside), TLS verified, no git dependencies at all, no log files.
- */
-export const NPM_CREDENTIAL_FLAGS: readonly string[] = ['--no-proxy', '--no-https-proxy', '--strict-ssl', '--allow-git=none', '--git=false', '--logs-max=0'];
 
 /** The npm command: only registry packages and allow-listed flags, so the install cannot leave the registry. */
 export function planNpm(op: Extract<GatewayOperation, { kind: 'npm-install' }>): GitPlan {

@@ -95,3 +95,12 @@ const CHANNEL_BY_USE: Readonly<Record<string, Channel>> = {
 export function channelFor(use: string): Channel {
   return Object.prototype.hasOwnProperty.call(CHANNEL_BY_USE, use) ? (CHANNEL_BY_USE[use] ?? 'refused') : 'refused';
 }
+
+/**
+ * Appended to every authenticated install. npm reads the project's `.npmrc`, which the agent writes, and it
+ * outranks the channel's `--userconfig`: a `proxy` there received the token, and `git` names a program the
+ * credential process would run for a git dependency (whose own prepare step would run code too). Flags on the
+ * command line outrank every config file, so these switch that off: no proxy (the platform's own env proxy
+ * aside), TLS verified, no git dependencies at all, no log files.
+ */
+export const NPM_CREDENTIAL_FLAGS: readonly string[] = ['--no-proxy', '--no-https-proxy', '--strict-ssl', '--allow-git=none', '--git=false', '--logs-max=0'];

@@ -93,6 +93,8 @@ export async function seed(runtime: RunRuntime, workspaceId: string, runId: stri
   return { ok: true, deadline, turns: spec?.turns.length ?? 0 };
 }
 
+const INSTALL_GIT_SUBCOMMANDS: ReadonlySet<string> = new Set(['clone', 'ls-remote']);
+
 /** The processes one install step becomes: npm splits in two (token-holding install, then scripts without it). */
 function installProcesses(step: InstallStep, index: number) {
   const secrets = step.secrets ?? [];
@@ -104,7 +106,10 @@ function installProcesses(step: InstallStep, index: number) {
       secrets: p.credential ? [npm] : [],
     }));
   }
-  for (const git of secrets.filter((s) => s.use === 'git')) assertGitCommand(git.ref, step.command);
+  // A credentialed fetch or push reads the repository's own config, which a dependency's script (run as the
+  // agent) may have written; only a fresh clone is safe here. Fetch and push go through the gateway, which
+  // gives the credential process a private git directory.
+  for (const git of secrets.filter((s) => s.use === 'git')) assertGitCommand(git.ref, step.command, INSTALL_GIT_SUBCOMMANDS);
   return [{ argv: step.command, secrets }];
 }
 

@@ -120,7 +120,7 @@ const GIT_SUBCOMMANDS = new Set(['clone', 'fetch', 'push', 'ls-remote']);
 const GLOBAL_WITH_VALUE = new Set(['-C', '--git-dir', '--work-tree', '--namespace']);
 
 /** Checks a git command before it receives this channel's delivery; throws naming the offending part. */
-export function assertGitCommand(secretName: string, command: readonly string[]): void {
+export function assertGitCommand(secretName: string, command: readonly string[], allowed: ReadonlySet<string> = GIT_SUBCOMMANDS): void {
   const [program, ...args] = command;
   if (program === undefined || path.basename(program) !== 'git') throw new ChannelRequestError(secretName, 'the git channel serves git commands only');
   const unsafe = args.find((a) => UNSAFE_GIT_OPTION.test(a));
@@ -128,6 +128,6 @@ export function assertGitCommand(secretName: string, command: readonly string[])
   let i = 0;
   while (i < args.length && (args[i] ?? '').startsWith('-')) i += GLOBAL_WITH_VALUE.has(args[i] ?? '') ? 2 : 1;
   const subcommand = args[i];
-  if (subcommand === undefined || !GIT_SUBCOMMANDS.has(subcommand))
-    throw new ChannelRequestError(secretName, `"git ${subcommand ?? ''}" is not an operation the git channel serves (clone, fetch, push, ls-remote)`);
+  if (subcommand === undefined || !allowed.has(subcommand))
+    throw new ChannelRequestError(secretName, `"git ${subcommand ?? ''}" is not an operation the git channel serves here (${[...allowed].join(', ')})`);
 }

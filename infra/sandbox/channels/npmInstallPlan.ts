@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { NPM_CREDENTIAL_FLAGS } from '../../../domain/secretPolicy';
 import type { CredentialRequest } from '../credentialDelivery';
 import { ChannelRequestError } from './preparer';
 
@@ -43,5 +44,8 @@ export function planPackageInstall(command: readonly string[], credential: Crede
   // `npm rebuild` runs dependencies' scripts; a bare install (`npm install`, `npm ci`) also owes the project's.
   if (packageArgs.length === 0)
     for (const event of PROJECT_SCRIPTS) scripts.push({ command: [program, 'run-script', '--if-present', event] });
-  return [{ command, credential }, ...scripts];
+  // The hardening flags go last, so they outrank every config file, including a project .npmrc written by
+  // an earlier step's scripts (see NPM_CREDENTIAL_FLAGS).
+  const hardened = [...command, ...NPM_CREDENTIAL_FLAGS.filter((flag) => !command.includes(flag))];
+  return [{ command: hardened, credential }, ...scripts];
 }

@@ -1,9 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { NPM_CREDENTIAL_FLAGS, assertGitRef, assertWorkspaceDir, hostAllowed, leaseExpiry, planGit, planNpm, type Destination, type GatewayOperation } from '../../../domain/gateway';
+import { assertGitRef, assertWorkspaceDir, hostAllowed, leaseExpiry, planGit, planNpm, type Destination, type GatewayOperation } from '../../../domain/gateway';
 import { assertGitCommand } from '../../../infra/sandbox/channels';
 import { gatewayOperationBody, toOperation } from '../../../infra/gateway/operationSchema';
 import { dropUnsafeTail } from '../../../infra/gateway/gatewayService';
+import { NPM_CREDENTIAL_FLAGS } from '../../../domain/secretPolicy';
 
 /** Parses a body as the route does. */
 function parse(body: unknown): { operation: GatewayOperation; remotePath: string } {

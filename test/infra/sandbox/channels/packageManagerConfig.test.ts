@@ -6,6 +6,7 @@ import type { CredentialDelivery, CredentialRequest } from '../../../../infra/sa
 import { startNpmRegistry, type NpmRegistry } from '../../../support/npmRegistry';
 import { launchWithDelivery } from '../../../support/launchWithDelivery';
 import { aScratch, aToken, baseEnv, filesContaining } from './builders';
+import { NPM_CREDENTIAL_FLAGS } from '../../../../domain/secretPolicy';
 
 const token = aToken();
 let registry: NpmRegistry;
@@ -166,7 +167,7 @@ describe('planPackageInstall', () => {
   it('a bare install or ci also owes the project its own install scripts, run without the credential', () => {
     for (const command of [['npm', 'ci'], ['npm', 'install', '--no-audit']]) {
       const [first, ...rest] = planPackageInstall(command, request());
-      expect(first?.command).toEqual(command);
+      expect(first?.command).toEqual([...command, ...NPM_CREDENTIAL_FLAGS]);
       expect(rest.map((p) => p.command.slice(1).join(' '))).toEqual([
         'rebuild',
         ...['preinstall', 'install', 'postinstall', 'prepublish', 'preprepare', 'prepare', 'postprepare'].map(
