@@ -1,4 +1,5 @@
 import * as childProcess from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { checkStandingEnv, type GuardPolicy } from '../../domain/launchGuard';
 import type { CancelSignal, CommandResult, OutputRedactor } from '../../domain/ports/sandboxHost';
@@ -47,14 +48,41 @@ export interface LaunchedProcess {
   stop(): Promise<CommandResult>;
 }
 
-/** Waits (bounded) until no process of the group is left, so a result means the group is really gone. */
+/**
+ * Whether a process of the group still runs. Zombies do not count: inside a pid namespace they wait for the
+ * namespace's init to reap them, which may be never, yet they hold nothing and run nothing.
+ */
+function groupRunning(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return false;
+  }
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return true;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // pid (comm) state ppid pgrp ...: comm may contain spaces and parentheses, so parse after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true;
+  }
+  return false;
+}
+
+/** Waits (bounded) until no process of the group is left running, so a result means the group is really gone. */
 async function groupGone(pgid: number): Promise<void> {
   for (let i = 0; i < DRAIN_GRACE_MS / 10; i++) {
-    try {
-      process.kill(-pgid, 0);
-    } catch {
-      return;
-    }
+    if (!groupRunning(pgid)) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
