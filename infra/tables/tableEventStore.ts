@@ -76,6 +76,8 @@ export class TableEventStore implements EventStore, OutboxStore {
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly cache: StreamCache;
+  /** The head row as this process last wrote it, per workspace (a guess, always checked by its ETag). */
+  private readonly heads = new Map<string, ReturnType<typeof toHeadRow>>();
   private readonly blobs: RecordBlobs | undefined;
   private ready: Promise<void> | undefined;
   /** Counters for tests, benchmarks and metrics: how often the head or the stream was contended. */
@@ -108,7 +110,9 @@ export class TableEventStore implements EventStore, OutboxStore {
     await this.options.outboxIndex?.touch(workspaceId);
     const attempts = this.options.maxHeadAttempts ?? 100;
     for (let attempt = 0; attempt < attempts; attempt++) {
-      const head = await this.readHead(workspaceId);
+      // The head this process wrote last is usually still the head: submit against its ETag, and read the
+      // row only when that guess has failed once (a 412 says another writer moved it).
+      const head = attempt === 0 && this.heads.has(workspaceId) ? this.heads.get(workspaceId) : await this.readHead(workspaceId);
       const sealed = sealRecords({
         workspaceId, streamId, expectedVersion, events, head: head ?? { sequence: 0, hash: GENESIS_HASH },
         ids: this.ids, hasher: this.hasher, redact: this.options.redact,
@@ -131,10 +135,14 @@ export class TableEventStore implements EventStore, OutboxStore {
       assertBodyFits(actions.map((a) => a[1]));
       const appended: AppendResult = { records: sealed.map((s) => s.record), version: expectedVersion + events.length };
       try {
-        await this.client.submitTransaction(actions);
+        const response = await this.client.submitTransaction(actions);
         this.stats.appends++;
+        const headEtag = response.subResponses[sealed.length * 2]?.etag;
+        if (headEtag) this.heads.set(workspaceId, { sequence: last.sequence, hash: last.hash, signature, etag: headEtag });
+        else this.heads.delete(workspaceId);
         return appended;
       } catch (error) {
+        this.heads.delete(workspaceId);
         // 409: a row we insert exists; 412: the head moved; 404: a projection we delete went away.
         const status = statusOf(error);
         if (status !== 409 && status !== 412 && status !== 404) throw error;
