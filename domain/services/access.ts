@@ -46,7 +46,8 @@ export async function authorize(
   return { workspaceId: request.workspaceId, actor: request.actor, role };
 }
 
-async function recordDenial(
+/** Records an authenticated caller's refusal as `AccessDenied` (for routes that authorise from the log itself). */
+export async function recordDenial(
   deps: ServiceDependencies,
   request: { workspaceId: string; actor: string; action: string; correlationId: string },
   reason: string,

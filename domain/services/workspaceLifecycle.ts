@@ -5,7 +5,7 @@ import type { SecretVault } from '../ports/secretVault';
 import type { WorkspaceRecords } from '../ports/workspaceRecords';
 import { PLATFORM_PARTITION, projectionKeys, workspaceStreamId } from '../streams';
 import { DEFAULT_RETENTION_DAYS, type WorkspaceEvent, type WorkspaceState, workspaceDecider } from '../workspace';
-import { authorize } from './access';
+import { authorize, recordDenial } from './access';
 import type { ServiceDependencies } from './dependencies';
 import { rebuildProjections } from './projections';
 import { type Caller, projectWorkspace } from './workspaces';
@@ -100,9 +100,13 @@ export async function recoverWorkspace(
   workspaceId: string,
 ): Promise<{ id: string }> {
   const state = await workspaceState(deps.store, workspaceId);
-  if (state.status === 'None' || state.status === 'Purged' || state.members[caller.actor] === undefined)
+  const role = state.members[caller.actor];
+  // A live workspace records a refused recovery like any refused route (authorize does for the others).
+  if (state.status === 'Active' && role !== 'owner')
+    await recordDenial(deps, { workspaceId, actor: caller.actor, action: 'workspace.recover', correlationId: caller.correlationId }, role === undefined ? 'not a member' : 'owner required');
+  if (state.status === 'None' || state.status === 'Purged' || role === undefined)
     throw new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
-  if (state.members[caller.actor] !== 'owner')
+  if (role !== 'owner')
     throw new DomainError('WORKSPACE.OWNER_REQUIRED', 'Only an owner of this workspace may do this', 'forbidden');
   const vault = await deps.vault.status(workspaceId);
   const now = deps.clock.now().toISOString();
