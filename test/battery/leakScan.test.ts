@@ -13,7 +13,7 @@ const VALUE = 'planted-secret&value<0123456789';
 const bytes = Buffer.from(VALUE);
 
 /** The encodings a careless component might write, each computed here with Node's own codecs. */
-const encoded: Record<string, string> = {
+const encoded = {
   raw: VALUE,
   base64: bytes.toString('base64'),
   base64Shift1: Buffer.concat([Buffer.from('x'), bytes]).toString('base64'),
@@ -24,7 +24,7 @@ const encoded: Record<string, string> = {
   uri: encodeURIComponent(`k=${VALUE}&`),
   json: JSON.stringify({ v: `"${VALUE}"` }),
   xml: `<v>${VALUE.replace('&', '&amp;').replace('<', '&lt;')}</v>`,
-};
+} satisfies Record<string, string>;
 
 let azurite: RunningAzurite;
 let dir: string;

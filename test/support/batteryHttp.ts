@@ -22,21 +22,39 @@ function dechunk(body: Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
+/** Whether `raw` holds a whole reply: its head and a body of content-length bytes, or a chunked body's last chunk. */
+function complete(raw: Buffer): boolean {
+  const split = raw.indexOf('\r\n\r\n');
+  if (split === -1) return false;
+  const head = raw.subarray(0, split).toString('latin1').toLowerCase();
+  if (/^http\/1\.1 (1\d\d|204|304) /.test(head)) return true;
+  const length = /\r\ncontent-length:\s*(\d+)/.exec(head);
+  if (length) return raw.length - split - 4 >= Number(length[1]);
+  if (/\r\ntransfer-encoding:\s*chunked/.test(head)) return raw.subarray(split).includes('\r\n0\r\n\r\n');
+  return false;
+}
+
 /**
  * One HTTP/1.1 request written byte for byte on a socket: no client normalises the path (`..` stays), validates
- * header values (CR LF stays) or sets a content type. The connection closes after the reply.
+ * header values (CR LF stays) or sets a content type. The socket is closed once the reply is complete.
  */
 export async function rawRequest(port: number, method: string, target: string, headers: Record<string, string>, body?: Buffer | string): Promise<RawReply> {
   const payload = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-  const lines = [`${method} ${target} HTTP/1.1`, `host: 127.0.0.1:${port}`, 'connection: close'];
+  // Keep-alive, as ordinary clients do: with `connection: close` the server closes once it has answered, and a large
+  // body still arriving then makes the kernel reset the connection, which can discard an early 413 unread.
+  const lines = [`${method} ${target} HTTP/1.1`, `host: 127.0.0.1:${port}`];
   for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
   if (payload !== undefined) lines.push(`content-length: ${payload.length}`);
   const request = Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), payload ?? Buffer.alloc(0)]);
   const raw = await new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
-    // Written, not ended: a half-closed socket makes a Node server drop the request; `connection: close` ends it.
+    // Written, not ended: a half-closed socket makes a Node server drop the request.
     const socket = connect({ host: '127.0.0.1', port }, () => socket.write(request));
-    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('data', (d: Buffer) => {
+      chunks.push(d);
+      // One reply is all we wait for: close as soon as it is complete.
+      if (complete(Buffer.concat(chunks))) socket.destroy();
+    });
     // The server may answer and close before reading a huge body; what it sent is the reply.
     socket.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code !== 'EPIPE' && error.code !== 'ECONNRESET') reject(error);
