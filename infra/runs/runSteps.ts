@@ -1,3 +1,4 @@
+import type { CommandResult } from '../../domain/ports/sandboxHost';
 import { isDomainError } from '../../domain/errors';
 import type { LiveSandbox } from '../../domain/ports/runSandboxes';
 import type { Phase, RunState } from '../../domain/run';
@@ -130,7 +131,7 @@ export async function install(runtime: RunRuntime, workspaceId: string, runId: s
           signal: runtime.aborts.signalFor(runId),
         });
         await ctx.transcript(transcriptChunk(operation, proc.argv, result));
-        if (result.exitCode !== 0) throw new StepFailure(`${operation} failed: ${describeExit(result)}`);
+        if (result.exitCode !== 0) throw stepFailureOf(operation, result);
       }
     }
   });
@@ -176,6 +177,16 @@ export async function turn(runtime: RunRuntime, workspaceId: string, runId: stri
       signal: runtime.aborts.signalFor(runId),
     });
     await ctx.transcript(transcriptChunk(operation, turnSpec.command, result));
-    if (result.exitCode !== 0) throw new StepFailure(`${operation} failed: ${describeExit(result)}`);
+    if (result.exitCode !== 0) throw stepFailureOf(operation, result);
   });
+}
+
+/**
+ * A command the run's cancellation or deadline stopped fails its phase with that reason, exactly as the
+ * interrupt step would record it: whichever of the two gets there first, the run reads the same.
+ */
+function stepFailureOf(operation: string, result: CommandResult): StepFailure {
+  if (result.cancelled) return new StepFailure('cancelled');
+  if (result.timedOut) return new StepFailure('deadline exceeded');
+  return new StepFailure(`${operation} failed: ${describeExit(result)}`);
 }
