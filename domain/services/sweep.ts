@@ -54,6 +54,12 @@ export async function sweepExpired(deps: SweepDependencies, correlationId: strin
       runsPastDeadline++;
       await recordOn(deps, run.workspaceId, run.runId, { type: 'CancelRun', reason: 'deadline passed' }, correlationId);
       await deps.cancelOrchestration(run.runId);
+      // Still Pending this long after its deadline: its orchestration never started (it failed to start after
+      // RunRequested), so nothing else will finish it. It never had a sandbox; teardown is only the record.
+      if (run.status === 'Pending') {
+        for (const command of [{ type: 'StartPhase', phase: 'teardown' }, { type: 'CompletePhase', phase: 'teardown' }, { type: 'FinishRun' }] as const)
+          await recordOn(deps, run.workspaceId, run.runId, command, correlationId);
+      }
     }
   }
   const orphanedSandboxes = await deps.removeOrphanedSandboxes();

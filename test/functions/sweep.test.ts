@@ -58,6 +58,7 @@ describe('sweepExpired under a controllable clock', () => {
       { type: 'GrantLease', leaseId: 'long', secretName: 'GIT_TOKEN', secretVersion: 1, operation: 'install#1', channel: 'git-credential-helper', expiresAt: iso(1_800_000) }]);
     await run(ws, 'late-run', start('late-run', 120_000));
     await run(ws, 'fresh-run', start('fresh-run', 3_600_000));
+    await run(ws, 'never-started', [{ type: 'RequestRun', runId: 'never-started', workspaceId: ws, deadline: iso(60_000), specRef: 'spec:never-started' }]);
 
     const clock = at(t0 + 300_000);
     const reports = await Promise.all([sweepExpired(sweepDeps(clock), 's1'), sweepExpired(sweepDeps(clock), 's2')]);
@@ -70,6 +71,10 @@ describe('sweepExpired under a controllable clock', () => {
     expect(cancelled).toContain('late-run');
     expect(await typesOf(ws, 'fresh-run')).not.toContain('RunCancellationRequested');
     expect(cancelled).not.toContain('fresh-run');
+    // A run whose orchestration never started is finished by the sweep: Cancelled, once.
+    const orphan = await typesOf(ws, 'never-started');
+    expect(orphan.slice(-4)).toEqual(['RunCancellationRequested', 'PhaseStarted', 'PhaseCompleted', 'RunCancelled']);
+    expect(orphan.filter((t) => t === 'RunCancelled')).toHaveLength(1);
     expect((await h.store.verify(ws)).ok).toBe(true);
   });
 
