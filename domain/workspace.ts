@@ -44,6 +44,13 @@ export type WorkspaceCommand =
   | { type: 'Purge'; now: string }
   | { type: 'RecordAccessDenied'; actor: string; action: string; reason: string };
 
+/**
+ * A user's role, from the members' own entries only: a user id such as `constructor`, `toString` or `__proto__`
+ * would otherwise find Object.prototype's members and pass for a member of every workspace.
+ */
+export function roleIn(members: Readonly<Record<string, Role>>, userId: string): Role | undefined {
+  return Object.prototype.hasOwnProperty.call(members, userId) ? members[userId] : undefined;
+}
 export function initialWorkspaceState(): WorkspaceState {
   return { status: 'None', workspaceId: '', name: '', members: {}, vaultSoftDeleted: false };
 }
@@ -86,7 +93,7 @@ export function evolveWorkspace(state: WorkspaceState, event: WorkspaceEvent): W
 }
 
 export function roleOf(state: WorkspaceState, userId: string): Role | undefined {
-  return state.status === 'Active' ? state.members[userId] : undefined;
+  return state.status === 'Active' ? roleIn(state.members, userId) : undefined;
 }
 
 function requireActive(state: WorkspaceState): void {
@@ -97,7 +104,7 @@ function requireActive(state: WorkspaceState): void {
 
 function requireOwner(state: WorkspaceState, actor: string): void {
   requireActive(state);
-  const role = state.members[actor];
+  const role = roleIn(state.members, actor);
   if (role === undefined) throw new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
   if (role !== 'owner') throw new DomainError('WORKSPACE.OWNER_REQUIRED', 'Only an owner may do this', 'forbidden');
 }
@@ -119,14 +126,14 @@ export function decideWorkspace(command: WorkspaceCommand, state: WorkspaceState
       ];
     case 'SetMember': {
       requireOwner(state, command.actor);
-      if (state.members[command.userId] === command.role) return [];
-      if (state.members[command.userId] === 'owner' && command.role !== 'owner' && ownerCount(state.members) === 1)
+      if (roleIn(state.members, command.userId) === command.role) return [];
+      if (roleIn(state.members, command.userId) === 'owner' && command.role !== 'owner' && ownerCount(state.members) === 1)
         throw new DomainError('WORKSPACE.LAST_OWNER', 'A workspace keeps at least one owner', 'conflict');
       return [{ type: 'MemberAdded', data: { userId: command.userId, role: command.role } }];
     }
     case 'RemoveMember': {
       requireOwner(state, command.actor);
-      const role = state.members[command.userId];
+      const role = roleIn(state.members, command.userId);
       if (role === undefined) throw new DomainError('MEMBER.NOT_FOUND', 'No such member', 'not_found');
       if (role === 'owner' && ownerCount(state.members) === 1)
         throw new DomainError('WORKSPACE.LAST_OWNER', 'A workspace keeps at least one owner', 'conflict');
@@ -164,7 +171,7 @@ export function decideWorkspace(command: WorkspaceCommand, state: WorkspaceState
     case 'Recover':
       if (state.status !== 'Deleted' && state.status !== 'Deleting')
         throw new DomainError('WORKSPACE.NOT_DELETED', 'Only a deleted workspace can be recovered', 'conflict');
-      if (state.members[command.actor] !== 'owner')
+      if (roleIn(state.members, command.actor) !== 'owner')
         throw new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
       if (state.purgeAfter !== undefined && Date.parse(command.now) >= Date.parse(state.purgeAfter))
         throw new DomainError('WORKSPACE.RETENTION_ENDED', 'Retention has ended; the workspace is gone', 'conflict');

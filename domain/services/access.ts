@@ -1,7 +1,7 @@
 import { handleCommand } from '../commandHandler';
 import { DomainError } from '../errors';
 import { projectionKeys, workspaceStreamId } from '../streams';
-import { type Role, workspaceDecider } from '../workspace';
+import { type Role, roleIn, workspaceDecider } from '../workspace';
 import type { ServiceDependencies } from './dependencies';
 
 export interface WorkspaceAccess {
@@ -34,7 +34,7 @@ export async function authorize(
   const summary = await deps.store.readProjection(request.workspaceId, projectionKeys.workspace);
   // A workspace being deleted (or sealed) answers 404 to everyone and records nothing: its log is closing.
   if (!summary || summary.status !== 'Active') throw notFound();
-  const role = membersOf(summary)[request.actor];
+  const role = roleIn(membersOf(summary), request.actor);
   if (role === undefined) {
     await recordDenial(deps, request, 'not a member');
     throw notFound();

@@ -4,7 +4,7 @@ import type { EventStore } from '../ports/eventStore';
 import type { SecretVault } from '../ports/secretVault';
 import type { WorkspaceRecords } from '../ports/workspaceRecords';
 import { PLATFORM_PARTITION, projectionKeys, workspaceStreamId } from '../streams';
-import { DEFAULT_RETENTION_DAYS, type WorkspaceEvent, type WorkspaceState, workspaceDecider } from '../workspace';
+import { DEFAULT_RETENTION_DAYS, roleIn, type WorkspaceEvent, type WorkspaceState, workspaceDecider } from '../workspace';
 import { authorize, recordDenial } from './access';
 import type { ServiceDependencies } from './dependencies';
 import { rebuildProjections } from './projections';
@@ -100,7 +100,7 @@ export async function recoverWorkspace(
   workspaceId: string,
 ): Promise<{ id: string }> {
   const state = await workspaceState(deps.store, workspaceId);
-  const role = state.members[caller.actor];
+  const role = roleIn(state.members, caller.actor);
   // A live workspace records a refused recovery like any refused route (authorize does for the others).
   if (state.status === 'Active' && role !== 'owner')
     await recordDenial(deps, { workspaceId, actor: caller.actor, action: 'workspace.recover', correlationId: caller.correlationId }, role === undefined ? 'not a member' : 'owner required');
