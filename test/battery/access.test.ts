@@ -147,6 +147,22 @@ describe('access to every route', () => {
   });
 });
 
+describe('user ids that name Object.prototype members', () => {
+  it('are outsiders like any other: 404 on every route, and no such member can be removed', async () => {
+    for (const user of ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf']) {
+      const token = await backend.token(user);
+      for (const route of ROUTES(ws, runId)) {
+        const reply = await send(route.method, route.path, token, route.body);
+        expect(reply.status, `${user} ${route.method} ${route.path}: ${reply.body.slice(0, 200)}`).toBe(404);
+      }
+    }
+    for (const name of ['__proto__', 'constructor', 'toString']) {
+      const removed = await call('DELETE', `/api/workspaces/${ws}/members/${name}`);
+      expect(removed.status, `${name}: ${removed.text}`).toBe(404);
+    }
+  });
+});
+
 describe('gateway bearers', () => {
   const op = (): { kind: string; url: string; secret: string } => ({ kind: 'http', url: 'http://127.0.0.1:9/x', secret: 'CANARY' });
 

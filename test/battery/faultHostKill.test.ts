@@ -1,7 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startBatteryBackend, type BatteryBackend } from '../support/batteryBackend';
 import { BatteryTally, type Call, expectDefinedEnd, isFinished, sandboxFile, seedWorkspace, startRun, waitForRun } from '../support/batteryRuns';
 
+/** Unique per test file: the sandbox root is shared with every other host on the machine. */
+const MARKER = `side-effect-${randomUUID()}`;
 const SECRETS = { OPENAI_API_KEY: 'sk-kill-model-key-0a1b2c3d4e5f6789', STEP_KEY: 'step-kill-secret-value-77aa88bb' };
 
 /**
@@ -9,7 +12,7 @@ const SECRETS = { OPENAI_API_KEY: 'sk-kill-model-key-0a1b2c3d4e5f6789', STEP_KEY
  * lease, so a kill timed on the file lands after the effect and before the step's completion is recorded.
  */
 const spec = {
-  template: { files: { 'effect.js': "require('fs').writeFileSync('side-effect', 'done'); setTimeout(() => {}, 400);" } },
+  template: { files: { 'effect.js': `require('fs').writeFileSync('${MARKER}', 'done'); setTimeout(() => {}, 400);` } },
   install: [
     { command: ['node', 'effect.js'], secrets: [{ ref: 'STEP_KEY', use: 'env', as: 'STEP_KEY' }] },
     { command: ['node', '-e', 'console.log("second step")'] },
@@ -37,7 +40,7 @@ afterAll(async () => {
 describe('the local host killed with SIGKILL between a side effect and its completion record', () => {
   it('restarts, ends Failed with a reason, tears down once, leaves no credential and leaks nothing', async () => {
     const runId = await startRun(call, ws, spec);
-    await vi.waitFor(() => expect(sandboxFile(backend, 'side-effect')).toBeDefined(), { timeout: 30_000, interval: 5 });
+    await vi.waitFor(() => expect(sandboxFile(backend, MARKER)).toBeDefined(), { timeout: 30_000, interval: 5 });
     await backend.killHost();
     tally.faultsInjected++;
     await backend.startHost();

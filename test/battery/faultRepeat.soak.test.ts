@@ -52,7 +52,7 @@ async function inject(fault: Fault, runId: string, marker: string): Promise<void
 
 describe('faults injected again and again on one backend', () => {
   it.each(FAULTS.flatMap((f) => [f, f]).map((f, i) => [i + 1, f] as const))('%i: %s — the run ends in a defined state, torn down once, nothing left, nothing leaked', async (i, fault) => {
-    const marker = `side-effect-${i}`;
+    const marker = `side-effect-${process.pid}-${i}`;
     const runId = await startRun(call, ws, spec(marker));
     await inject(fault, runId, marker);
     tally.faultsInjected++;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkCase, fuzzCase, type FuzzTarget, meaningfulRecords } from '../support/batteryFuzz';
+import { checkCase, fuzzCase, type FuzzTarget, meaningfulRecords, recentCases } from '../support/batteryFuzz';
 import { startFuzzTarget } from '../support/batteryFuzzSetup';
 import { BatteryTally } from '../support/batteryRuns';
 
@@ -14,6 +14,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
+  console.log(`last requests:\n${recentCases.join('\n')}`);
   console.log(tally.line('HTTP bad input (soak)'));
   await t?.backend.close();
 });

@@ -9,9 +9,8 @@ import { projectRoot, startLocalHost, type LocalHostProcess } from './localHostP
 
 /**
  * One backend of its own for a battery test: a dedicated Azurite persisting under a folder (so it can be stopped
- * and started again on the same ports with its data), the local host as a child process with its own TMPDIR (so
- * its sandbox root, scratch files and temp files are this test's alone), and every line the host logged across
- * restarts. Fault tests each get one (issue 10: "each fault test gets its own Azurite").
+ * and started again on the same ports with its data), the local host as a child process (its sandboxes under the
+ * machine's shared root), and every line the host logged across restarts. Fault tests each get one (issue 10: "each fault test gets its own Azurite").
  */
 export interface BatteryBackend {
   readonly dir: string;
@@ -27,22 +26,23 @@ export interface BatteryBackend {
   startAzurite(): Promise<void>;
   token(user: string): Promise<string>;
   call(token: string, method: string, route: string, body?: unknown): Promise<ApiReply>;
-  /** Tables, blobs, queues, Azurite's files, the host's temp dir and the credential root, and the host's logs. */
+  /** Tables, blobs, queues, Azurite's files, the sandbox and credential roots, and the host's logs. */
   leakScan(secrets: Record<string, string>): Promise<LeakReport & { text: string }>;
   close(): Promise<void>;
 }
 
 const CREDENTIAL_ROOT = '/dev/shm/dp-credentials';
+/** LocalProcessSandboxHost's default root, shared by every local host on this machine. */
+export const SANDBOX_ROOT = path.join(tmpdir(), 'dp-sandboxes');
 
 export async function startBatteryBackend(options: { app?: string; hostEnv?: Record<string, string> } = {}): Promise<BatteryBackend> {
   const dir = mkdtempSync(path.join(tmpdir(), 'dp-battery-'));
   // Sandbox uids traverse the sandbox root's parents (never list them); mkdtemp makes 0700.
   chmodSync(dir, 0o711);
   const data = path.join(dir, 'azurite');
-  const hostTmp = path.join(dir, 'tmp');
-  const { mkdirSync } = await import('node:fs');
-  mkdirSync(hostTmp, { mode: 0o711 });
-  chmodSync(hostTmp, 0o711);
+  // The host keeps the machine's TMPDIR: its startup sweep judges every credential directory on the shared tmpfs by
+  // an owner file under ITS sandbox root, so a host with its own root would remove other hosts' live credentials.
+  const hostTmp = SANDBOX_ROOT;
   let azurite = await startAzurite({ location: data, projectRoot });
   const sample = JSON.parse(readFileSync(path.join(projectRoot, 'local.settings.sample.json'), 'utf8')) as { Values: Record<string, string> };
   const env: Record<string, string> = {
@@ -51,7 +51,6 @@ export async function startBatteryBackend(options: { app?: string; hostEnv?: Rec
     DURABLE_TASK_HUB: 'battery',
     VAULT_MASTER_KEY_FILE: path.join(dir, 'master.key'),
     DEV_ISSUER_KEY_DIR: path.join(dir, 'issuer'),
-    TMPDIR: hostTmp,
     ...options.hostEnv,
   };
   let logged = '';
@@ -92,7 +91,7 @@ export async function startBatteryBackend(options: { app?: string; hostEnv?: Rec
       await scanner.blobs(azurite.connectionString);
       await scanner.queues(azurite.connectionString);
       scanner.files('azurite-disk', data);
-      scanner.files('host-tmp', hostTmp);
+      scanner.files('sandbox-root', hostTmp);
       scanner.files('credential-root', CREDENTIAL_ROOT);
       scanner.scan('host-log', 'stdout+stderr', backend.logs());
       return { ...scanner.report, text: scanner.summary(path.basename(dir)) };

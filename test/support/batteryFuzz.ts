@@ -60,7 +60,7 @@ const body = fc.oneof(
     '{"template":{"files":{"../../etc/passwd":"x"}},"turns":[{"command":["sh"]}],"deadlineSeconds":10}',
     '{"template":{"files":{}},"turns":[{"command":"rm -rf /"}],"deadlineSeconds":"10"}',
     JSON.stringify({ template: { files: { 'a.js': '' } }, turns: [{ command: ['node'] }], deadlineSeconds: 1e308, env: { X: BODY_CANARY } }),
-    '{"name":"\u0000\u202e\ud83d"}', '{"name":"a","name":"b"}', '\u0000\u0001\u0002', 'a=1&b=2'),
+    '{"name":"\u0000\u202e\ud83d"}', '{"name":"a","name":"b","x":1}', '\u0000\u0001\u0002', 'a=1&b=2'),
   fc.json({ maxDepth: 3 }),
   fc.string({ maxLength: 200 }),
   fc.string({ unit: 'binary', maxLength: 100 }),
@@ -130,11 +130,16 @@ export async function meaningfulRecords(t: FuzzTarget): Promise<number> {
 
 const SAFE_2XX = new Set(['GET']);
 
+/** The last requests sent and their answers, for diagnosing a failure after fast-check has shrunk it away. */
+export const recentCases: string[] = [];
+
 /** Sends one case and checks the reply: never 5xx, 4xx as a problem body, no value and no injected header back. */
 export async function checkCase(c: FuzzCase, t: FuzzTarget, before: number): Promise<{ reply: RawReply; stored: number }> {
   const r = requestOf(c, t);
   const reply = await rawRequest(t.backend.host!.port, r.method, r.target, r.headers, r.body);
   const label = `${r.method} ${r.target.slice(0, 120)} auth=${c.auth} ct=${c.contentType} body=${String(r.body).slice(0, 80)}`;
+  recentCases.push(`${label} → ${reply.status} ${reply.body.slice(0, 120)}`);
+  if (recentCases.length > 8) recentCases.shift();
   expect(reply.status, `${label} → ${reply.status} ${reply.body.slice(0, 300)}`).toBeGreaterThanOrEqual(200);
   expect(reply.status, `${label} → ${reply.body.slice(0, 300)}`).toBeLessThan(500);
   if (reply.status >= 400) {

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { expect, vi } from 'vitest';
 import { apiClient, type Call, isFinished, type RunView, waitForRun } from '../e2e/runHarness';
-import type { BatteryBackend } from './batteryBackend';
+import { type BatteryBackend, SANDBOX_ROOT } from './batteryBackend';
 import { processesHolding } from './processLeaks';
 
 export { isFinished, type RunView, type Call, waitForRun };
@@ -32,9 +32,9 @@ export function sandboxIdOf(run: RunView): string | undefined {
   return typeof id === 'string' ? id : undefined;
 }
 
-/** Files a run's sandbox wrote in its workspace (the host's TMPDIR is the backend's own). */
-export function sandboxFile(backend: BatteryBackend, name: string): string | undefined {
-  const root = path.join(backend.env.TMPDIR ?? '', 'dp-sandboxes', 'sandboxes');
+/** A file a run's sandbox wrote in its workspace (names are unique per test, the root is shared). */
+export function sandboxFile(_backend: BatteryBackend, name: string): string | undefined {
+  const root = path.join(SANDBOX_ROOT, 'sandboxes');
   if (!existsSync(root)) return undefined;
   for (const id of readdirSync(root)) {
     const file = path.join(root, id, 'workspace', name);
@@ -48,7 +48,7 @@ export function sandboxFile(backend: BatteryBackend, name: string): string | und
  * without duplicates (versions 1..n, sequences strictly increasing), every lease ended, the sandbox's directories
  * and credential files gone, no process holding a value, and the audit chain verifying.
  */
-export async function expectDefinedEnd(backend: BatteryBackend, call: Call, ws: string, run: RunView, secrets: Record<string, string>): Promise<void> {
+export async function expectDefinedEnd(_backend: BatteryBackend, call: Call, ws: string, run: RunView, secrets: Record<string, string>): Promise<void> {
   expect(isFinished(run), run.status).toBe(true);
   expect(run.tornDown).toBe(true);
   expect(run.events.filter((e) => e.type === 'SandboxTornDown')).toHaveLength(1);
@@ -62,7 +62,7 @@ export async function expectDefinedEnd(backend: BatteryBackend, call: Call, ws: 
   const sandboxId = sandboxIdOf(run);
   if (sandboxId) {
     expect(existsSync(path.join('/dev/shm/dp-credentials', sandboxId)), 'credential dir left').toBe(false);
-    expect(existsSync(path.join(backend.env.TMPDIR ?? '', 'dp-sandboxes', 'sandboxes', sandboxId)), 'sandbox dir left').toBe(false);
+    expect(existsSync(path.join(SANDBOX_ROOT, 'sandboxes', sandboxId)), 'sandbox dir left').toBe(false);
   }
   await vi.waitFor(() => {
     for (const value of Object.values(secrets)) expect(processesHolding(value)).toEqual([]);
