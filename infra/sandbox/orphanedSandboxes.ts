@@ -4,6 +4,11 @@ import path from 'node:path';
 const SANDBOX_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** A directory without an owner file younger than this may still be being created. */
 const CREATION_GRACE_MS = 10 * 60_000;
+/**
+ * A credential directory whose sandbox root is not under this host's root may belong to a host with another
+ * root that shares the credential tmpfs; it is left to that host unless it is older than any run can live.
+ */
+const FOREIGN_CREDENTIAL_MAX_AGE_MS = 2 * 60 * 60_000;
 export const OWNER_FILE = '.owner';
 
 function processAlive(pid: number): boolean {
@@ -28,6 +33,14 @@ async function ownerAlive(sandboxRoot: string, now: number): Promise<boolean> {
   }
 }
 
+async function youngerThan(dir: string, ageMs: number, now: number): Promise<boolean> {
+  try {
+    return now - (await stat(dir)).mtimeMs < ageMs;
+  } catch {
+    return false;
+  }
+}
+
 async function list(dir: string): Promise<string[]> {
   try {
     return (await readdir(dir)).filter((name) => SANDBOX_ID.test(name));
@@ -42,10 +55,12 @@ async function list(dir: string): Promise<string[]> {
  */
 export async function removeOrphanedSandboxes(roots: { root: string; credentialRoot: string }, isLiveHere: (sandboxId: string) => boolean, now = Date.now()): Promise<number> {
   const sandboxesDir = path.join(roots.root, 'sandboxes');
-  const ids = new Set([...(await list(sandboxesDir)), ...(await list(roots.credentialRoot))]);
+  const localRoots = new Set(await list(sandboxesDir));
+  const ids = new Set([...localRoots, ...(await list(roots.credentialRoot))]);
   let removed = 0;
   for (const id of ids) {
-    if (isLiveHere(id) || (await ownerAlive(path.join(sandboxesDir, id), now))) continue;
+    if (isLiveHere(id)) continue;
+    if (localRoots.has(id) ? await ownerAlive(path.join(sandboxesDir, id), now) : await youngerThan(path.join(roots.credentialRoot, id), FOREIGN_CREDENTIAL_MAX_AGE_MS, now)) continue;
     await rm(path.join(roots.credentialRoot, id), { recursive: true, force: true });
     await rm(path.join(sandboxesDir, id), { recursive: true, force: true });
     removed++;

@@ -31,15 +31,21 @@ describe('removing orphaned sandboxes', () => {
     const beingCreated = sandboxAt(roots);
     const abandonedUnowned = sandboxAt(roots, undefined, 60 * 60_000);
     const liveHere = sandboxAt(roots, DEAD_PID);
+    // Credential dirs with no sandbox root here may be another host's (another root, the same tmpfs):
+    // a fresh one is left alone, one older than any run can live is removed.
+    const foreignFresh = randomUUID();
+    mkdirSync(path.join(roots.credentialRoot, foreignFresh), { recursive: true });
     const credentialOnly = randomUUID();
     mkdirSync(path.join(roots.credentialRoot, credentialOnly), { recursive: true });
+    const old = new Date(Date.now() - 3 * 60 * 60_000);
+    utimesSync(path.join(roots.credentialRoot, credentialOnly), old, old);
 
     const removed = await removeOrphanedSandboxes(roots, (id) => id === liveHere);
 
     expect(removed).toBe(3);
     const exists = (id: string) => existsSync(path.join(roots.root, 'sandboxes', id)) || existsSync(path.join(roots.credentialRoot, id));
     expect([deadOwner, abandonedUnowned, credentialOnly].filter(exists)).toEqual([]);
-    expect([liveOwner, beingCreated, liveHere].every(exists)).toBe(true);
+    expect([liveOwner, beingCreated, liveHere, foreignFresh].every(exists)).toBe(true);
     // Two sweeps at once: the second finds nothing more to do.
     expect(await removeOrphanedSandboxes(roots, (id) => id === liveHere)).toBe(0);
   });
