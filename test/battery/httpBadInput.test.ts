@@ -1,37 +1,3 @@
-import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkCase, fuzzCase, type FuzzTarget, meaningfulRecords, recentCases } from '../support/batteryFuzz';
-import { startFuzzTarget } from '../support/batteryFuzzSetup';
-import { BatteryTally } from '../support/batteryRuns';
+import { describeHttpFuzz } from '../support/batteryHttpFuzzSuite';
 
-const RUNS = 1000;
-const tally = new BatteryTally();
-let t: FuzzTarget;
-
-beforeAll(async () => {
-  t = await startFuzzTarget();
-}, 90_000);
-
-afterAll(async () => {
-  console.log(`last requests:\n${recentCases.join('\n')}`);
-  console.log(tally.line('HTTP bad input'));
-  await t?.backend.close();
-});
-
-describe('bad input over real HTTP on every route of the local host', () => {
-  it(`answers ${RUNS} fuzzed requests with 4xx problem bodies, never 5xx, never a value back, storing nothing`, async () => {
-    let before = await meaningfulRecords(t);
-    await fc.assert(
-      fc.asyncProperty(fuzzCase, async (c) => {
-        tally.requests++;
-        before = (await checkCase(c, t, before)).stored;
-      }),
-      { numRuns: RUNS },
-    );
-    const scan = await t.backend.leakScan(t.secrets);
-    console.log(scan.text);
-    tally.scannedBytes += scan.bytes;
-    tally.leakHits += scan.hits.length;
-    expect(scan.hits).toEqual([]);
-  }, 110_000);
-});
+describeHttpFuzz({ name: 'HTTP bad input', runs: 1000, timeoutMs: 110_000 });
