@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBatteryBackend, type BatteryBackend } from '../support/batteryBackend';
-import { BatteryTally, type Call, expectDefinedEnd, isFinished, type RunView, seedWorkspace, startRun, waitForRun } from '../support/batteryRuns';
+import { describe, expect, it } from 'vitest';
+import { batteryScenario } from '../support/batteryScenario';
+import { expectDefinedEnd, isFinished, type RunView, startRun, waitForRun } from '../support/batteryRuns';
 
 const SECRETS = { OPENAI_API_KEY: 'sk-azurite-model-key-13579bdf2468', STEP_KEY: 'step-azurite-secret-99887766' };
 
@@ -14,45 +14,27 @@ const spec = {
 
 const turnRunning = (run: RunView): boolean => run.phases.some((p) => p.phase === 'turn' && p.status === 'Running');
 
-const tally = new BatteryTally();
-let backend: BatteryBackend;
-let call: Call;
-let ws: string;
-
-beforeAll(async () => {
-  backend = await startBatteryBackend();
-  await backend.startHost();
-  ({ ws, call } = await seedWorkspace(backend, 'storage', SECRETS));
-}, 60_000);
-
-afterAll(async () => {
-  console.log(tally.line('Azurite stopped and restarted'));
-  await backend?.close();
-});
+const s = batteryScenario('Azurite stopped and restarted', 'storage', SECRETS);
 
 describe('Azurite stopped gracefully and restarted on the same ports during a run', () => {
   it('keeps its data; the run ends in a defined state with a gapless stream, torn down, nothing leaked', async () => {
-    const runId = await startRun(call, ws, spec);
-    await waitForRun(call, ws, runId, turnRunning, 60_000);
-    await backend.stopAzurite();
-    tally.faultsInjected++;
+    const runId = await startRun(s.call, s.ws, spec);
+    await waitForRun(s.call, s.ws, runId, turnRunning, 60_000);
+    await s.backend.stopAzurite();
+    s.tally.faultsInjected++;
     // The host keeps running without storage for a while: its queue polls and the turn's writes fail meanwhile.
     await new Promise((resolve) => setTimeout(resolve, 3000));
-    await backend.startAzurite();
-    const run = await waitForRun(call, ws, runId, isFinished, 120_000);
+    await s.backend.startAzurite();
+    const run = await waitForRun(s.call, s.ws, runId, isFinished, 120_000);
     console.log(`Azurite restart: run ended ${run.status} ${run.failure ?? ''}; phases ${run.phases.map((p) => `${p.phase}${p.turn ?? ''}:${p.status}`).join(' ')}`);
     expect(['Completed', 'Failed']).toContain(run.status);
     if (run.status === 'Failed') expect(run.failure).toBeTruthy();
     expect(run.phases.find((p) => p.phase === 'teardown')?.status).toBe('Completed');
     // Data written before the outage survived it.
     expect(run.events[0]?.type).toBe('RunRequested');
-    expect((await call('GET', `/api/workspaces/${ws}/secrets`)).json).toHaveLength(2);
-    await expectDefinedEnd(backend, call, ws, run, SECRETS);
-    const scan = await backend.leakScan(SECRETS);
-    console.log(scan.text);
-    tally.scannedBytes += scan.bytes;
-    tally.leakHits += scan.hits.length;
-    expect(scan.hits).toEqual([]);
-    tally.faultsSurvived++;
+    expect((await s.call('GET', `/api/workspaces/${s.ws}/secrets`)).json).toHaveLength(2);
+    await expectDefinedEnd(s.backend, s.call, s.ws, run, SECRETS);
+    await s.scanForLeaks();
+    s.tally.faultsSurvived++;
   }, 200_000);
 });

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBatteryBackend, type BatteryBackend } from '../support/batteryBackend';
-import { BatteryTally, type Call, expectDefinedEnd, isFinished, seedWorkspace, startRun, waitForRun } from '../support/batteryRuns';
+import { describe, expect, it } from 'vitest';
+import { batteryScenario } from '../support/batteryScenario';
+import { expectDefinedEnd, isFinished, startRun, waitForRun } from '../support/batteryRuns';
 
 const SECRETS = { OPENAI_API_KEY: 'sk-hang-model-key-a1b2c3d4e5f60718', MCP_KEY: 'mcp-hang-secret-value-5566aabb' };
 
@@ -8,43 +8,25 @@ const SECRETS = { OPENAI_API_KEY: 'sk-hang-model-key-a1b2c3d4e5f60718', MCP_KEY:
 const HANG = "process.on('SIGTERM', () => {}); console.log('hanging ' + process.env.OPENAI_API_KEY); setInterval(() => {}, 1000);";
 const MCP = "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000);";
 
-const tally = new BatteryTally();
-let backend: BatteryBackend;
-let call: Call;
-let ws: string;
-
-beforeAll(async () => {
-  backend = await startBatteryBackend();
-  await backend.startHost();
-  ({ ws, call } = await seedWorkspace(backend, 'hang', SECRETS));
-}, 60_000);
-
-afterAll(async () => {
-  console.log(tally.line('command hangs past its limit'));
-  await backend?.close();
-});
+const s = batteryScenario('command hangs past its limit', 'hang', SECRETS);
 
 describe('a command that hangs past its limit', () => {
   it('is killed with its process group at the deadline; the run fails with the reason, torn down, nothing leaked', async () => {
-    const runId = await startRun(call, ws, {
+    const runId = await startRun(s.call, s.ws, {
       template: { files: { 'hang.js': HANG, 'mcp.js': MCP } },
       mcp: [{ name: 'held', command: ['node', 'mcp.js'], secrets: [{ ref: 'MCP_KEY', use: 'env', as: 'MCP_KEY' }] }],
       turns: [{ command: ['node', 'hang.js'], modelKey: 'OPENAI_API_KEY' }],
       deadlineSeconds: 10,
     });
-    tally.faultsInjected++;
-    const run = await waitForRun(call, ws, runId, isFinished, 60_000);
+    s.tally.faultsInjected++;
+    const run = await waitForRun(s.call, s.ws, runId, isFinished, 60_000);
     expect(run.status).toBe('Failed');
     expect(run.failure).toBe('deadline exceeded');
     expect(run.phases.find((p) => p.phase === 'turn')).toMatchObject({ status: 'Failed', reason: 'deadline exceeded' });
-    const transcript = await call('GET', `/api/workspaces/${ws}/runs/${runId}/transcript`);
+    const transcript = await s.call('GET', `/api/workspaces/${s.ws}/runs/${runId}/transcript`);
     expect(transcript.text).toContain('hanging [REDACTED:OPENAI_API_KEY]');
-    await expectDefinedEnd(backend, call, ws, run, SECRETS);
-    const scan = await backend.leakScan(SECRETS);
-    console.log(scan.text);
-    tally.scannedBytes += scan.bytes;
-    tally.leakHits += scan.hits.length;
-    expect(scan.hits).toEqual([]);
-    tally.faultsSurvived++;
+    await expectDefinedEnd(s.backend, s.call, s.ws, run, SECRETS);
+    await s.scanForLeaks();
+    s.tally.faultsSurvived++;
   }, 90_000);
 });

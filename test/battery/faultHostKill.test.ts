@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startBatteryBackend, type BatteryBackend } from '../support/batteryBackend';
-import { BatteryTally, type Call, expectDefinedEnd, isFinished, sandboxFile, seedWorkspace, startRun, waitForRun } from '../support/batteryRuns';
+import { describe, expect, it, vi } from 'vitest';
+import { batteryScenario } from '../support/batteryScenario';
+import { expectDefinedEnd, isFinished, sandboxFile, startRun, waitForRun } from '../support/batteryRuns';
 
 /** Unique per test file: the sandbox root is shared with every other host on the machine. */
 const MARKER = `side-effect-${randomUUID()}`;
@@ -21,40 +21,22 @@ const spec = {
   deadlineSeconds: 120,
 };
 
-const tally = new BatteryTally();
-let backend: BatteryBackend;
-let call: Call;
-let ws: string;
-
-beforeAll(async () => {
-  backend = await startBatteryBackend();
-  await backend.startHost();
-  ({ ws, call } = await seedWorkspace(backend, 'killer', SECRETS));
-}, 60_000);
-
-afterAll(async () => {
-  console.log(tally.line('host SIGKILL at a side effect'));
-  await backend?.close();
-});
+const s = batteryScenario('host SIGKILL at a side effect', 'killer', SECRETS);
 
 describe('the local host killed with SIGKILL between a side effect and its completion record', () => {
   it('restarts, ends Failed with a reason, tears down once, leaves no credential and leaks nothing', async () => {
-    const runId = await startRun(call, ws, spec);
-    await vi.waitFor(() => expect(sandboxFile(backend, MARKER)).toBeDefined(), { timeout: 30_000, interval: 5 });
-    await backend.killHost();
-    tally.faultsInjected++;
-    await backend.startHost();
-    const run = await waitForRun(call, ws, runId, isFinished, 90_000);
+    const runId = await startRun(s.call, s.ws, spec);
+    await vi.waitFor(() => expect(sandboxFile(s.backend, MARKER)).toBeDefined(), { timeout: 30_000, interval: 5 });
+    await s.backend.killHost();
+    s.tally.faultsInjected++;
+    await s.backend.startHost();
+    const run = await waitForRun(s.call, s.ws, runId, isFinished, 90_000);
     expect(run.status, JSON.stringify(run.phases)).toBe('Failed');
     expect(run.failure).toMatch(/sandbox lost/);
     expect(run.phases.find((p) => p.phase === 'install')?.status).toBe('Failed');
     expect(run.phases.find((p) => p.phase === 'teardown')?.status).toBe('Completed');
-    await expectDefinedEnd(backend, call, ws, run, SECRETS);
-    const scan = await backend.leakScan(SECRETS);
-    console.log(scan.text);
-    tally.scannedBytes += scan.bytes;
-    tally.leakHits += scan.hits.length;
-    expect(scan.hits).toEqual([]);
-    tally.faultsSurvived++;
+    await expectDefinedEnd(s.backend, s.call, s.ws, run, SECRETS);
+    await s.scanForLeaks();
+    s.tally.faultsSurvived++;
   }, 150_000);
 });

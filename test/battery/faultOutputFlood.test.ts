@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBatteryBackend, type BatteryBackend } from '../support/batteryBackend';
-import { BatteryTally, type Call, expectDefinedEnd, isFinished, seedWorkspace, startRun, waitForRun } from '../support/batteryRuns';
+import { describe, expect, it } from 'vitest';
+import { batteryScenario } from '../support/batteryScenario';
+import { expectDefinedEnd, isFinished, startRun, waitForRun } from '../support/batteryRuns';
 
 const SECRETS = { OPENAI_API_KEY: 'sk-flood-model-key-5f4e3d2c1b0a9988' };
 const FLOOD_BYTES = 100 * 1024 * 1024;
@@ -24,29 +24,15 @@ const write = () => {
 write();
 `;
 
-const tally = new BatteryTally();
-let backend: BatteryBackend;
-let call: Call;
-let ws: string;
-
-beforeAll(async () => {
-  backend = await startBatteryBackend();
-  await backend.startHost();
-  ({ ws, call } = await seedWorkspace(backend, 'flood', SECRETS));
-}, 60_000);
-
-afterAll(async () => {
-  console.log(tally.line('output flood'));
-  await backend?.close();
-});
+const s = batteryScenario('output flood', 'flood', SECRETS);
 
 describe('a command that prints 100 MiB', () => {
   it('completes; output is redacted then truncated; the transcript stays bounded; nothing leaks', async () => {
-    const runId = await startRun(call, ws, { template: { files: { 'flood.js': FLOOD } }, turns: [{ command: ['node', 'flood.js'], modelKey: 'OPENAI_API_KEY' }], deadlineSeconds: 120 });
-    tally.faultsInjected++;
-    const run = await waitForRun(call, ws, runId, isFinished, 110_000);
+    const runId = await startRun(s.call, s.ws, { template: { files: { 'flood.js': FLOOD } }, turns: [{ command: ['node', 'flood.js'], modelKey: 'OPENAI_API_KEY' }], deadlineSeconds: 120 });
+    s.tally.faultsInjected++;
+    const run = await waitForRun(s.call, s.ws, runId, isFinished, 110_000);
     expect(run.status, JSON.stringify(run.phases)).toBe('Completed');
-    const transcript = await call('GET', `/api/workspaces/${ws}/runs/${runId}/transcript`);
+    const transcript = await s.call('GET', `/api/workspaces/${s.ws}/runs/${runId}/transcript`);
     expect(transcript.status).toBe(200);
     // One process kept at most 1 MiB of redacted output, and the transcript chunk is cut at 256 KiB after that.
     expect(Buffer.byteLength(transcript.text)).toBeLessThan(300 * 1024);
@@ -54,13 +40,9 @@ describe('a command that prints 100 MiB', () => {
     expect(transcript.text).toMatch(/truncated/i);
     // Node exits only once every queued stdout write was taken by the pipe: exit 0 means all 100 MiB were read.
     expect(transcript.text).toContain('node flood.js (exit code 0)');
-    await expectDefinedEnd(backend, call, ws, run, SECRETS);
-    const scan = await backend.leakScan(SECRETS);
-    console.log(scan.text);
-    tally.scannedBytes += scan.bytes;
-    tally.leakHits += scan.hits.length;
-    expect(scan.hits).toEqual([]);
+    await expectDefinedEnd(s.backend, s.call, s.ws, run, SECRETS);
+    const scan = await s.scanForLeaks();
     expect(scan.sources['host-log']?.bytes ?? 0).toBeLessThan(FLOOD_BYTES / 10); // the host did not echo the flood
-    tally.faultsSurvived++;
+    s.tally.faultsSurvived++;
   }, 120_000);
 });
