@@ -4,6 +4,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devIssuerSettings, mintDevToken } from '../../infra/identity/devIssuer';
+import { callApi } from '../../infra/localhost/apiCall';
 import { azuriteConnectionString, uniqueName } from '../support/azurite';
 import { startLocalHost, type LocalHostProcess } from '../support/localHostProcess';
 import { FigureSink } from './support/figures';
@@ -120,21 +121,7 @@ beforeAll(async () => {
     host = await startLocalHost({ env });
     const token = await mintDevToken('bench', devIssuerSettings({ DEV_ISSUER_KEY_DIR: env.DEV_ISSUER_KEY_DIR }));
     const base = host.url;
-    call = async (method, route, body) => {
-      const response = await fetch(`${base}${route}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await response.text();
-      let json: unknown;
-      try {
-        json = text ? JSON.parse(text) : undefined;
-      } catch {
-        json = undefined;
-      }
-      return { status: response.status, json, text };
-    };
+    call = (method, route, body) => callApi(base, token, method, route, body);
     const created = await call('POST', '/api/workspaces', { name: 'bench runs' });
     if (created.status !== 201) throw new Error(`POST workspaces answered ${created.status}`);
     ws = (created.json as { id: string }).id;
