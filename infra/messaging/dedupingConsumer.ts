@@ -2,6 +2,7 @@ import type { TableClient } from '@azure/data-tables';
 import { messageText } from './runRequestMessage';
 import { type PublishedEvent, publishedEventSchema } from './outboundMessage';
 import { keyPart, statusOf } from './tableKeys';
+import { tableCreatedOnce } from '../tables/tableOnce';
 
 /** The event arrived before an earlier one of its workspace; thrown so the broker redelivers it later. */
 export class EventOutOfOrderError extends Error {
@@ -26,13 +27,15 @@ export type ConsumeOutcome = 'processed' | 'duplicate';
  * idempotent.
  */
 export class DedupingConsumer {
-  private ready: Promise<void> | undefined;
+  private readonly ensureTable: () => Promise<void>;
 
   constructor(
     private readonly table: TableClient,
     private readonly consumer: string,
     private readonly options: { startAfter?: number } = {},
-  ) {}
+  ) {
+    this.ensureTable = tableCreatedOnce(table);
+  }
 
   /** Parses a delivery from either broker (the record as JSON, text or bytes) and handles it once. */
   async consume(raw: unknown, handler: (event: PublishedEvent) => Promise<void>): Promise<ConsumeOutcome> {
@@ -71,11 +74,4 @@ export class DedupingConsumer {
     }
   }
 
-  private ensureTable(): Promise<void> {
-    this.ready ??= this.table.createTable().catch((error: unknown) => {
-      this.ready = undefined;
-      throw error;
-    });
-    return this.ready;
-  }
 }

@@ -3,6 +3,7 @@ import { odata } from '@azure/data-tables';
 import type { Clock } from '../../domain/ports/clock';
 import type { OutboxPendingIndex } from '../../domain/ports/outbox';
 import { keyPart, statusOf } from './tableKeys';
+import { tableCreatedOnce } from '../tables/tableOnce';
 
 const PARTITION = 'pending';
 
@@ -24,9 +25,10 @@ export interface TableOutboxIndexOptions {
 export class TableOutboxIndex implements OutboxPendingIndex {
   private readonly graceMs: number;
   private readonly touched = new Map<string, number>();
-  private ready: Promise<void> | undefined;
+  private readonly ensureTable: () => Promise<void>;
 
   constructor(private readonly table: TableClient, private readonly clock: Clock, options: TableOutboxIndexOptions = {}) {
+    this.ensureTable = tableCreatedOnce(table);
     this.graceMs = options.graceMs ?? 10 * 60_000;
   }
 
@@ -72,11 +74,4 @@ export class TableOutboxIndex implements OutboxPendingIndex {
     }
   }
 
-  private ensureTable(): Promise<void> {
-    this.ready ??= this.table.createTable().catch((error: unknown) => {
-      this.ready = undefined;
-      throw error;
-    });
-    return this.ready;
-  }
 }

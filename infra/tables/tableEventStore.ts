@@ -28,6 +28,7 @@ import { EmptyAppendError } from './storeErrors';
 import { RecordBlobs } from './recordBlobs';
 import { StreamCache } from './streamCache';
 import { MAX_TEXT_UNITS } from './textParts';
+import { tableCreatedOnce } from './tableOnce';
 
 
 export interface TableEventStoreOptions {
@@ -79,11 +80,12 @@ export class TableEventStore implements EventStore, OutboxStore {
   /** The head row as this process last wrote it, per workspace (a guess, always checked by its ETag). */
   private readonly heads = new Map<string, ReturnType<typeof toHeadRow>>();
   private readonly blobs: RecordBlobs | undefined;
-  private ready: Promise<void> | undefined;
+  private readonly ensureTable: () => Promise<void>;
   /** Counters for tests, benchmarks and metrics: how often the head or the stream was contended. */
   readonly stats = { appends: 0, headRetries: 0, streamConflicts: 0 };
 
   constructor(private readonly client: TableClient, private readonly options: TableEventStoreOptions = {}) {
+    this.ensureTable = tableCreatedOnce(client);
     this.ids = options.ids ?? randomUuidIds;
     this.hasher = options.hasher ?? nodeHasher;
     this.clock = options.clock ?? systemClock;
@@ -280,13 +282,6 @@ export class TableEventStore implements EventStore, OutboxStore {
     }
   }
 
-  private ensureTable(): Promise<void> {
-    this.ready ??= this.client.createTable().catch((error: unknown) => {
-      this.ready = undefined;
-      throw error;
-    });
-    return this.ready;
-  }
 
   /** Every row in the range, through the SDK's continuation tokens (a query page holds at most 1,000). */
   private rows(workspaceId: string, range: KeyRange): AsyncIterable<Row> {
