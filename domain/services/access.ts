@@ -1,8 +1,8 @@
-import { handleCommand } from '../commandHandler';
 import { DomainError } from '../errors';
-import { projectionKeys, workspaceStreamId } from '../streams';
-import { type Role, roleIn, workspaceDecider } from '../workspace';
+import { projectionKeys } from '../streams';
+import { type Role, roleIn } from '../workspace';
 import type { ServiceDependencies } from './dependencies';
+import { onWorkspace } from './workspaceStream';
 
 export interface WorkspaceAccess {
   readonly workspaceId: string;
@@ -52,12 +52,5 @@ export async function recordDenial(
   request: { workspaceId: string; actor: string; action: string; correlationId: string },
   reason: string,
 ): Promise<void> {
-  await handleCommand(deps, {
-    workspaceId: request.workspaceId,
-    streamId: workspaceStreamId(request.workspaceId),
-    decider: workspaceDecider,
-    command: { type: 'RecordAccessDenied', actor: request.actor, action: request.action, reason },
-    actor: request.actor,
-    correlationId: request.correlationId,
-  });
+  await onWorkspace(deps, request.workspaceId, { type: 'RecordAccessDenied', actor: request.actor, action: request.action, reason }, request);
 }

@@ -6,7 +6,7 @@ import { type SecretEvent, secretDecider } from '../secret';
 import { type WorkspaceEvent, workspaceDecider } from '../workspace';
 import { projectRun } from './runs';
 import { projectSecret } from './secrets';
-import { projectWorkspace } from './workspaces';
+import { projectWorkspace } from './workspaceStream';
 
 /** How each kind of stream becomes its projection rows; the same functions the command handlers use. */
 function projectStream(streamId: string, events: readonly DomainEvent[]): readonly ProjectionWrite[] {

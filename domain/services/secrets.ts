@@ -3,11 +3,10 @@ import { isDomainError } from '../errors';
 import type { ProjectionWrite } from '../ports/eventStore';
 import { type SecretMetadata, VAULT_ERROR, assertStorableSecret } from '../ports/secretVault';
 import { type SecretState, secretDecider, secretMetadata } from '../secret';
-import { projectionKeys, secretStreamId, workspaceStreamId } from '../streams';
-import { workspaceDecider } from '../workspace';
+import { projectionKeys, secretStreamId } from '../streams';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
-import type { Caller } from './workspaces';
+import { type Caller, onWorkspace } from './workspaceStream';
 
 export const projectSecret = (state: SecretState): readonly ProjectionWrite[] => [
   { kind: 'upsert', key: projectionKeys.secret(state.name), value: secretMetadata(state) },
@@ -63,14 +62,7 @@ export async function setSecret(
   });
   deps.resolver.invalidate(workspaceId, name);
   if (vaultBefore.state === 'absent') {
-    await handleCommand(deps, {
-      workspaceId,
-      streamId: workspaceStreamId(workspaceId),
-      decider: workspaceDecider,
-      command: { type: 'RecordVaultProvisioned', vault: `vault:${workspaceId}` },
-      actor: caller.actor,
-      correlationId: caller.correlationId,
-    });
+    await onWorkspace(deps, workspaceId, { type: 'RecordVaultProvisioned', vault: `vault:${workspaceId}` }, caller);
   }
   return { created, secret: listingOf(secretMetadata(result.state)) };
 }

@@ -1,14 +1,12 @@
-import { fold, handleCommand } from '../commandHandler';
 import { DomainError } from '../errors';
 import type { EventStore } from '../ports/eventStore';
-import type { SecretVault } from '../ports/secretVault';
 import type { WorkspaceRecords } from '../ports/workspaceRecords';
-import { PLATFORM_PARTITION, projectionKeys, workspaceStreamId } from '../streams';
-import { DEFAULT_RETENTION_DAYS, roleIn, type WorkspaceEvent, type WorkspaceState, workspaceDecider } from '../workspace';
+import { PLATFORM_PARTITION, projectionKeys } from '../streams';
+import { DEFAULT_RETENTION_DAYS, roleIn } from '../workspace';
 import { authorize, recordDenial } from './access';
 import type { ServiceDependencies } from './dependencies';
 import { rebuildProjections } from './projections';
-import { type Caller, projectWorkspace } from './workspaces';
+import { type Caller, onWorkspace, readWorkspace } from './workspaceStream';
 
 export interface WorkspaceLifecycleDependencies extends ServiceDependencies {
   readonly records: WorkspaceRecords;
@@ -18,11 +16,6 @@ export interface WorkspaceLifecycleDependencies extends ServiceDependencies {
 
 const SYSTEM = 'system:deleteWorkspace';
 
-async function workspaceState(store: EventStore, workspaceId: string): Promise<WorkspaceState> {
-  const stream = await store.readStream<WorkspaceEvent>(workspaceId, workspaceStreamId(workspaceId));
-  return fold(workspaceDecider, stream.events);
-}
-
 /** Owner only. Records the request; the `deleteWorkspace` orchestration does the rest in the background. */
 export async function requestWorkspaceDeletion(
   deps: ServiceDependencies,
@@ -31,33 +24,19 @@ export async function requestWorkspaceDeletion(
   retentionDays: number = DEFAULT_RETENTION_DAYS,
 ): Promise<{ id: string; purgeAfter: string }> {
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'workspace.delete', requires: 'owner', correlationId: caller.correlationId });
-  const result = await handleCommand(deps, {
-    workspaceId,
-    streamId: workspaceStreamId(workspaceId),
-    decider: workspaceDecider,
-    command: { type: 'RequestDeletion', actor: caller.actor, retentionDays, now: deps.clock.now().toISOString() },
-    actor: caller.actor,
-    correlationId: caller.correlationId,
-    project: projectWorkspace,
-  });
+  const now = deps.clock.now().toISOString();
+  const result = await onWorkspace(deps, workspaceId, { type: 'RequestDeletion', actor: caller.actor, retentionDays, now }, caller, { updateSummary: true });
   return { id: workspaceId, purgeAfter: result.state.purgeAfter ?? '' };
 }
 
 /** Step: the vault goes to soft-deleted state under purge protection, for the same retention. */
 export async function softDeleteWorkspaceVault(deps: ServiceDependencies, workspaceId: string, correlationId: string): Promise<void> {
-  const state = await workspaceState(deps.store, workspaceId);
+  const state = await readWorkspace(deps.store, workspaceId);
   if (state.status !== 'Deleting') return;
   const retentionDays = state.retentionDays ?? DEFAULT_RETENTION_DAYS;
   const status = await deps.vault.status(workspaceId);
   if (status.state === 'active') await deps.vault.softDelete(workspaceId, { retentionDays, now: deps.clock.now() });
-  await handleCommand(deps, {
-    workspaceId,
-    streamId: workspaceStreamId(workspaceId),
-    decider: workspaceDecider,
-    command: { type: 'RecordVaultSoftDeleted' },
-    actor: SYSTEM,
-    correlationId,
-  });
+  await onWorkspace(deps, workspaceId, { type: 'RecordVaultSoftDeleted' }, { actor: SYSTEM, correlationId });
 }
 
 /** Step: the live records go (projections, transcripts); the log stays, sealed by `WorkspaceDeleted`. */
@@ -67,14 +46,7 @@ export async function removeLiveRecordsAndSeal(
   correlationId: string,
 ): Promise<{ projections: number; blobs: number }> {
   try {
-    await handleCommand(deps, {
-      workspaceId,
-      streamId: workspaceStreamId(workspaceId),
-      decider: workspaceDecider,
-      command: { type: 'CompleteDeletion' },
-      actor: SYSTEM,
-      correlationId,
-    });
+    await onWorkspace(deps, workspaceId, { type: 'CompleteDeletion' }, { actor: SYSTEM, correlationId });
   } catch (error) {
     // Recovered while the deletion was still running: the live records stay.
     if (error instanceof DomainError && error.code === 'WORKSPACE.NOT_DELETING') return { projections: 0, blobs: 0 };
@@ -83,7 +55,7 @@ export async function removeLiveRecordsAndSeal(
   // After the seal, so no concurrent command can write a projection or a transcript back.
   const blobs = await deps.removeBlobs(workspaceId);
   const projections = await deps.records.deleteProjections(workspaceId);
-  const state = await workspaceState(deps.store, workspaceId);
+  const state = await readWorkspace(deps.store, workspaceId);
   await deps.records.writeProjections(PLATFORM_PARTITION, [
     { kind: 'upsert', key: projectionKeys.deletedWorkspace(workspaceId), value: { workspaceId, purgeAfter: state.purgeAfter ?? '' } },
   ]);
@@ -99,7 +71,7 @@ export async function recoverWorkspace(
   caller: Caller,
   workspaceId: string,
 ): Promise<{ id: string }> {
-  const state = await workspaceState(deps.store, workspaceId);
+  const state = await readWorkspace(deps.store, workspaceId);
   const role = roleIn(state.members, caller.actor);
   // A live workspace records a refused recovery like any refused route (authorize does for the others).
   if (state.status === 'Active' && role !== 'owner')
@@ -110,13 +82,7 @@ export async function recoverWorkspace(
     throw new DomainError('WORKSPACE.OWNER_REQUIRED', 'Only an owner of this workspace may do this', 'forbidden');
   const vault = await deps.vault.status(workspaceId);
   const now = deps.clock.now().toISOString();
-  await handleCommand(deps, {
-    workspaceId,
-    streamId: workspaceStreamId(workspaceId),
-    decider: workspaceDecider,
-    command: { type: 'Recover', actor: caller.actor, now },
-    actor: caller.actor,
-    correlationId: caller.correlationId,
+  await onWorkspace(deps, workspaceId, { type: 'Recover', actor: caller.actor, now }, caller, {
     beforeAppend: async () => {
       if (vault.state === 'deleted') await deps.vault.recover(workspaceId);
     },
@@ -134,7 +100,7 @@ export async function purgeWorkspaceIfDue(deps: WorkspaceLifecycleDependencies, 
     await deps.records.writeProjections(PLATFORM_PARTITION, [{ kind: 'delete', key: projectionKeys.deletedWorkspace(workspaceId) }]);
     return false;
   }
-  const state = await workspaceState(deps.store, workspaceId);
+  const state = await readWorkspace(deps.store, workspaceId);
   if (state.status !== 'Deleted' || !state.purgeAfter || deps.clock.now().getTime() < Date.parse(state.purgeAfter)) return false;
   const vault = await deps.vault.status(workspaceId);
   if (vault.state === 'deleted') {

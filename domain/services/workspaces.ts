@@ -1,31 +1,15 @@
-import { handleCommand } from '../commandHandler';
 import { DomainError } from '../errors';
-import type { ProjectionWrite } from '../ports/eventStore';
-import { projectionKeys, workspaceStreamId } from '../streams';
-import { type Role, type WorkspaceState, workspaceDecider, workspaceSummary } from '../workspace';
+import { projectionKeys } from '../streams';
+import type { Role } from '../workspace';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
+import { type Caller, onWorkspace } from './workspaceStream';
 
-export interface Caller {
-  readonly actor: string;
-  readonly correlationId: string;
-}
-
-export const projectWorkspace = (state: WorkspaceState): readonly ProjectionWrite[] => [
-  { kind: 'upsert', key: projectionKeys.workspace, value: workspaceSummary(state) },
-];
+export { type Caller, projectWorkspace } from './workspaceStream';
 
 export async function createWorkspace(deps: ServiceDependencies, caller: Caller, name: string): Promise<{ id: string; name: string }> {
   const workspaceId = deps.ids.next();
-  await handleCommand(deps, {
-    workspaceId,
-    streamId: workspaceStreamId(workspaceId),
-    decider: workspaceDecider,
-    command: { type: 'CreateWorkspace', workspaceId, name, owner: caller.actor },
-    actor: caller.actor,
-    correlationId: caller.correlationId,
-    project: projectWorkspace,
-  });
+  await onWorkspace(deps, workspaceId, { type: 'CreateWorkspace', workspaceId, name, owner: caller.actor }, caller, { updateSummary: true });
   return { id: workspaceId, name };
 }
 
@@ -49,27 +33,11 @@ export async function setMember(
   role: Role,
 ): Promise<{ userId: string; role: Role }> {
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'members.set', requires: 'owner', correlationId: caller.correlationId });
-  await handleCommand(deps, {
-    workspaceId,
-    streamId: workspaceStreamId(workspaceId),
-    decider: workspaceDecider,
-    command: { type: 'SetMember', actor: caller.actor, userId, role },
-    actor: caller.actor,
-    correlationId: caller.correlationId,
-    project: projectWorkspace,
-  });
+  await onWorkspace(deps, workspaceId, { type: 'SetMember', actor: caller.actor, userId, role }, caller, { updateSummary: true });
   return { userId, role };
 }
 
 export async function removeMember(deps: ServiceDependencies, caller: Caller, workspaceId: string, userId: string): Promise<void> {
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'members.remove', requires: 'owner', correlationId: caller.correlationId });
-  await handleCommand(deps, {
-    workspaceId,
-    streamId: workspaceStreamId(workspaceId),
-    decider: workspaceDecider,
-    command: { type: 'RemoveMember', actor: caller.actor, userId },
-    actor: caller.actor,
-    correlationId: caller.correlationId,
-    project: projectWorkspace,
-  });
+  await onWorkspace(deps, workspaceId, { type: 'RemoveMember', actor: caller.actor, userId }, caller, { updateSummary: true });
 }
