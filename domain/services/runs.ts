@@ -1,15 +1,12 @@
-import { handleCommand } from '../commandHandler';
 import { DomainError } from '../errors';
 import { checkRunSpecEnv, describeRefusal } from '../launchGuard';
-import type { ProjectionWrite } from '../ports/eventStore';
-import { type RunEvent, type RunState, runDecider, runStatus } from '../run';
+import { runStatus } from '../run';
 import { type RunSpec, secretReferencesOf } from '../runSpec';
-import { projectionKeys, runStreamId } from '../streams';
-import { fold } from '../commandHandler';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
 import type { RunOrchestrations, RunStores } from './runPorts';
 import { loadSecretMaterial, redactDeep } from './runSecrets';
+import { onRun, readRunStream } from './runStream';
 import type { Caller } from './workspaces';
 
 export const RUN_ERROR = {
@@ -30,9 +27,7 @@ export class LaunchRefusedAtRequest extends DomainError {
   }
 }
 
-export const projectRun = (state: RunState): readonly ProjectionWrite[] => [
-  { kind: 'upsert', key: projectionKeys.run(state.runId), value: runStatus(state) },
-];
+export { projectRun } from './runStream';
 
 /** Every secret a spec names: its references' refs and each turn's model key. */
 export function referencedSecrets(spec: RunSpec): { where: string; name: string }[] {
@@ -61,14 +56,7 @@ export async function requestRun(
   const material = await loadSecretMaterial(deps, workspaceId);
   const decision = checkRunSpecEnv(spec, material.guard);
   if (!decision.ok) {
-    await handleCommand(deps, {
-      workspaceId,
-      streamId: runStreamId(runId),
-      decider: runDecider,
-      command: { type: 'RefuseRunRequest', offendingKey: decision.offendingKey, reason: decision.reason },
-      actor: caller.actor,
-      correlationId: caller.correlationId,
-    });
+    await onRun(deps, workspaceId, runId, { type: 'RefuseRunRequest', offendingKey: decision.offendingKey, reason: decision.reason }, caller, { updateStatus: false });
     throw new LaunchRefusedAtRequest(runId, decision.offendingKey, describeRefusal(decision));
   }
   const missing = referencedSecrets(spec).find((r) => material.versions[r.name] === undefined);
@@ -76,24 +64,15 @@ export async function requestRun(
     throw new DomainError(RUN_ERROR.SECRET_NOT_FOUND, `${missing.where} references secret ${missing.name}, which does not exist in this workspace`, 'invalid');
   const specRef = await stores.specs.put(workspaceId, runId, spec);
   const deadline = new Date(deps.clock.now().getTime() + spec.deadlineSeconds * 1000).toISOString();
-  await handleCommand(deps, {
-    workspaceId,
-    streamId: runStreamId(runId),
-    decider: runDecider,
-    command: { type: 'RequestRun', runId, workspaceId, deadline, specRef },
-    actor: caller.actor,
-    correlationId: caller.correlationId,
-    project: projectRun,
-  });
+  await onRun(deps, workspaceId, runId, { type: 'RequestRun', runId, workspaceId, deadline, specRef }, caller);
   await orchestrations.start(workspaceId, runId);
   return { runId };
 }
 
 async function readRun(deps: ServiceDependencies, workspaceId: string, runId: string) {
-  const stream = await deps.store.readStream<RunEvent>(workspaceId, runStreamId(runId));
-  const state = fold(runDecider, stream.events);
+  const { state, events } = await readRunStream(deps.store, workspaceId, runId);
   if (!state.exists) throw new DomainError(RUN_ERROR.NOT_FOUND, 'Run not found', 'not_found');
-  return { state, events: stream.events };
+  return { state, events };
 }
 
 /** `GET .../runs/{runId}`: status, phases and events, every string passed through the workspace's redactor. */
@@ -128,14 +107,6 @@ export async function cancelRun(
   const { workspaceId, runId } = request;
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'runs.cancel', requires: 'member', correlationId: caller.correlationId });
   await readRun(deps, workspaceId, runId);
-  await handleCommand(deps, {
-    workspaceId,
-    streamId: runStreamId(runId),
-    decider: runDecider,
-    command: { type: 'CancelRun', reason: `cancelled by ${caller.actor}` },
-    actor: caller.actor,
-    correlationId: caller.correlationId,
-    project: projectRun,
-  });
+  await onRun(deps, workspaceId, runId, { type: 'CancelRun', reason: `cancelled by ${caller.actor}` }, caller);
   await orchestrations.raiseCancel(runId);
 }

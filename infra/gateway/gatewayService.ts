@@ -1,7 +1,7 @@
-import { handleCommand } from '../../domain/commandHandler';
+import { onRun } from '../../domain/services/runStream';
 import { isDomainError } from '../../domain/errors';
 import {
-  GATEWAY_ERROR, channelOf, describeHost, hostAllowed, leaseExpiry, operationName, planGit, planNpm, runBatchDecider, type GatewayOperation,
+  GATEWAY_ERROR, channelOf, describeHost, hostAllowed, leaseExpiry, operationName, planGit, planNpm, type GatewayOperation,
 } from '../../domain/gateway';
 import { createRedactor } from '../../domain/redaction';
 import { AuthenticationError } from '../../domain/ports/callerAuthenticator';
@@ -11,7 +11,7 @@ import type { CommandResult, SandboxHost } from '../../domain/ports/sandboxHost'
 import type { ResolvedSecret } from '../../domain/ports/secretVault';
 import type { RunCommand } from '../../domain/run';
 import type { ServiceDependencies } from '../../domain/services/dependencies';
-import { projectionKeys, runStreamId } from '../../domain/streams';
+import { projectionKeys } from '../../domain/streams';
 import { HttpProblem } from '../http/problem';
 import { TRUNCATION_MARKER, utf8Prefix } from '../redaction/truncate';
 import { assertGitCommand } from '../sandbox/channels';
@@ -133,9 +133,7 @@ export class Gateway {
   async perform(binding: GatewayBinding, operation: GatewayOperation, remotePath: string, correlationId: string): Promise<GatewayResponse> {
     const operationId = this.d.deps.ids.next();
     const record = (...commands: RunCommand[]) =>
-      handleCommand(this.d.deps, {
-        workspaceId: binding.workspaceId, streamId: runStreamId(binding.runId), decider: runBatchDecider, command: commands, actor: ACTOR, correlationId,
-      });
+      onRun(this.d.deps, binding.workspaceId, binding.runId, commands, { actor: ACTOR, correlationId });
     const refuse = async (reason: string, problem: HttpProblem): Promise<never> => {
       await record({ type: 'RecordOperationRefused', operationId, kind: operation.kind, target: operation.target, reason });
       throw problem;
@@ -199,10 +197,7 @@ export class Gateway {
 
   /** A body that did not parse or validate, from an authenticated caller: recorded on its run as a refusal. */
   async refuseRequest(binding: GatewayBinding, correlationId: string, code: string): Promise<void> {
-    await handleCommand(this.d.deps, {
-      workspaceId: binding.workspaceId, streamId: runStreamId(binding.runId), decider: runBatchDecider, actor: ACTOR, correlationId,
-      command: [{ type: 'RecordOperationRefused', operationId: this.d.deps.ids.next(), kind: 'unparsed', target: '', reason: code }],
-    });
+    await onRun(this.d.deps, binding.workspaceId, binding.runId, { type: 'RecordOperationRefused', operationId: this.d.deps.ids.next(), kind: 'unparsed', target: '', reason: code }, { actor: ACTOR, correlationId });
   }
 
   private liveSandbox(binding: GatewayBinding): LiveSandbox | undefined {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGatewayHarness, type GatewayHarness, type LaunchedRun, type SecretSpec } from '../infra/gateway/gatewayHarness';
 import { startGitHttpServer, type GitHttpServer } from '../support/gitHttpServer';
+import { projectionKeys } from '../../domain/streams';
 import { scanTexts, tableTexts } from '../support/leakScan';
 import { startNpmRegistry, type NpmRegistry } from '../support/npmRegistry';
 import { aSecretValue } from '../infra/sandbox/sandboxTestKit';
@@ -45,13 +46,35 @@ async function startEchoServer(token: string, redirectTo?: () => string): Promis
 
 const hostOf = (origin: string): string => new URL(origin).host;
 
+/** A server that answers only when the test lets it, so a test can look at the run while an operation is in flight. */
+interface HeldServer {
+  readonly origin: string;
+  hold: Promise<void>;
+  onRequest: () => void;
+  close(): Promise<void>;
+}
+
+async function startHeldServer(): Promise<HeldServer> {
+  const held: HeldServer = { origin: '', hold: Promise.resolve(), onRequest: () => undefined, close: async () => undefined };
+  const server = http.createServer((_req, res) => {
+    held.onRequest();
+    void held.hold.then(() => res.end('done'));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return Object.assign(held, {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  });
+}
+
 let h: GatewayHarness;
 let git: GitHttpServer;
 let otherGit: GitHttpServer;
 let registry: NpmRegistry;
 let api: EchoServer;
+let slow: HeldServer;
 let elsewhere: EchoServer;
-let secrets: Record<'GIT' | 'NPM' | 'API', SecretSpec>;
+let secrets: Record<'GIT' | 'NPM' | 'API' | 'SLOW', SecretSpec>;
 let ws: string;
 let run: LaunchedRun;
 
@@ -64,12 +87,14 @@ beforeAll(async () => {
     startEchoServer(tokens.api),
   ]);
   api = await startEchoServer(tokens.api, () => elsewhere.origin);
+  slow = await startHeldServer();
   await git.createRepo('project', { 'README.md': 'hello\n' });
   await otherGit.createRepo('project', { 'README.md': 'elsewhere\n' });
   secrets = {
     GIT: { name: 'GIT_TOKEN', value: tokens.git, allowedHosts: [hostOf(git.origin)] },
     NPM: { name: 'NPM_TOKEN', value: tokens.npm, allowedHosts: [hostOf(registry.origin)] },
     API: { name: 'API_TOKEN', value: tokens.api, allowedHosts: [api.hostPort] },
+    SLOW: { name: 'SLOW_TOKEN', value: aSecretValue('slow'), allowedHosts: [hostOf(slow.origin)] },
   };
   h = await createGatewayHarness();
   ws = await h.workspace('Gateway', Object.values(secrets));
@@ -78,7 +103,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await h?.close();
-  await Promise.all([git?.close(), otherGit?.close(), registry?.close(), api?.close(), elsewhere?.close()]);
+  await Promise.all([git?.close(), otherGit?.close(), registry?.close(), api?.close(), elsewhere?.close(), slow?.close()]);
 });
 
 describe('POST /api/gateway/operations: git', () => {
@@ -293,6 +318,22 @@ describe('POST /api/gateway/operations: http', () => {
       const mine = events.filter((e) => ('operationId' in e.data && e.data.operationId === id) || ('leaseId' in e.data && e.data.leaseId === `${id}:lease`));
       expect(mine.map((e) => e.type)).toEqual(['OperationRequested', 'LeaseGranted', 'LeaseReleased', 'OperationCompleted']);
     }
+  });
+
+  it("a gateway lease shows in the run's status projection while the operation runs (what the sweep reads), and leaves it after", async () => {
+    let release: () => void = () => undefined;
+    const arrived = new Promise<void>((resolve) => {
+      slow.onRequest = () => resolve();
+    });
+    slow.hold = new Promise<void>((resolve) => (release = resolve));
+    const pending = h.operate(run.bearer, { kind: 'http', url: `${slow.origin}/held`, secret: 'SLOW_TOKEN' });
+    await arrived;
+    const during = await h.api.store.readProjection(ws, projectionKeys.run(run.runId));
+    expect(during?.activeLeases).toEqual([expect.objectContaining({ secretName: 'SLOW_TOKEN', channel: 'gateway-header' })]);
+    release();
+    expect((await pending).status).toBe(200);
+    const after = await h.api.store.readProjection(ws, projectionKeys.run(run.runId));
+    expect(after?.activeLeases).toEqual([]);
   });
 
   it('does not follow a redirect to another host', async () => {

@@ -8,6 +8,7 @@ import type { SandboxHandle } from '../../../domain/ports/sandboxHost';
 import { createRedactor } from '../../../domain/redaction';
 import { type RunEvent, runDecider } from '../../../domain/run';
 import { runStreamId } from '../../../domain/streams';
+import { projectRun } from '../../../domain/services/runs';
 import { handleGatewayOperation } from '../../../functions/gateway.http';
 import { Gateway } from '../../../infra/gateway/gatewayService';
 import { TableGatewayBearers } from '../../../infra/gateway/tableGatewayBearers';
@@ -75,7 +76,7 @@ export async function createGatewayHarness() {
     const deadline = new Date(Date.now() + 10 * 60_000).toISOString();
     await handleCommand(api.deps, {
       workspaceId, streamId: runStreamId(runId), decider: runDecider, actor: 'alice', correlationId: runId,
-      command: { type: 'RequestRun', runId, workspaceId, deadline, specRef: `spec:${runId}` },
+      command: { type: 'RequestRun', runId, workspaceId, deadline, specRef: `spec:${runId}` }, project: projectRun,
     });
     const managed = known.map((s) => ({ name: s.name, value: s.value }));
     const redactor = createRedactor(managed);
