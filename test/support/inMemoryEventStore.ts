@@ -6,16 +6,16 @@ import type {
 import type { Hasher } from '../../domain/ports/hasher';
 import type { Ids } from '../../domain/ports/ids';
 import type { OutboxEntry, OutboxPendingIndex, OutboxStore } from '../../domain/ports/outbox';
-import { nodeHasher } from '../system/nodeHasher';
-import { randomUuidIds } from '../system/randomUuidIds';
-import type { ChainRow, HeadRow, IndexRow } from '../tables/chainVerifier';
-import { verifyChain } from '../tables/chainVerifier';
+import { nodeHasher } from '../../infra/system/nodeHasher';
+import { randomUuidIds } from '../../infra/system/randomUuidIds';
+import type { ChainRow, HeadRow, IndexRow } from '../../infra/tables/chainVerifier';
+import { verifyChain } from '../../infra/tables/chainVerifier';
 import {
   MAX_TRANSACTION_OPERATIONS, assertBodyFits, eventEntity, outboxEntity, projectionEntity, streamIndexEntity,
-} from '../tables/logEntities';
-import { GENESIS_HASH, parseRecord, sealRecords } from '../tables/logRecord';
-import type { Redact } from '../tables/logRecord';
-import { EmptyAppendError } from '../tables/storeErrors';
+} from '../../infra/tables/logEntities';
+import { GENESIS_HASH, parseRecord, sealRecords } from '../../infra/tables/logRecord';
+import type { Redact } from '../../infra/tables/logRecord';
+import { EmptyAppendError } from '../../infra/tables/storeErrors';
 
 export interface InMemoryEventStoreOptions {
   readonly ids?: Ids;
