@@ -18,6 +18,9 @@ export type RunOutcome = 'Completed' | 'Failed' | 'Cancelled';
 /** What the API shows. */
 export type RunStatus = 'Pending' | 'Running' | RunOutcome;
 
+/** A run that has not reached an outcome yet: what deletion cancels and the sweep watches. */
+export const isUnfinishedRun = (status: unknown): boolean => status === 'Pending' || status === 'Running';
+
 export type RunEvent =
   | DomainEvent<'RunRequested', { runId: string; workspaceId: string; deadline: string; specRef: string }>
   | DomainEvent<'PhaseStarted', { phase: Phase; turn?: number }>

@@ -1,6 +1,7 @@
 import { app, type InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 import { isDomainError } from '../domain/errors';
+import { isUnfinishedRun } from '../domain/run';
 import { onRun } from '../domain/services/runStream';
 import { removeLiveRecordsAndSeal, softDeleteWorkspaceVault } from '../domain/services/workspaceLifecycle';
 import { projectionKeys } from '../domain/streams';
@@ -9,12 +10,11 @@ import { DELETE_WORKSPACE_ACTIVITY } from './workspaceLifecycle.names';
 import { getWorkspaceLifecycle } from './workspaceLifecycle.wiring';
 
 const ACTOR = 'system:deleteWorkspace';
-const ACTIVE = new Set(['Pending', 'Running']);
 
 async function activeRunIds(workspaceId: string): Promise<string[]> {
   const { live } = await getWorkspaceLifecycle();
   const rows = await live.store.listProjections(workspaceId, projectionKeys.runPrefix);
-  return rows.filter((row) => ACTIVE.has(String(row.value.status))).map((row) => String(row.value.runId));
+  return rows.filter((row) => isUnfinishedRun(row.value.status)).map((row) => String(row.value.runId));
 }
 
 /** Records the cancellation of every active run and signals its orchestration; finished runs are left alone. */
