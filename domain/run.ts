@@ -64,6 +64,8 @@ export interface RunState {
   readonly workspaceId: string;
   readonly deadline: string;
   readonly specRef: string;
+  /** Who asked for the run (the actor of `RunRequested`): whose uses every lease is checked against. */
+  readonly requestedBy?: string;
   readonly status: RunStatus;
   readonly phases: readonly PhaseRecord[];
   /** The phase now running, if any. */
@@ -112,10 +114,10 @@ function replaceCurrent(state: RunState, record: PhaseRecord): readonly PhaseRec
   return state.phases.map((p, i) => (i === state.phases.length - 1 ? record : p));
 }
 
-export function evolveRun(state: RunState, event: RunEvent): RunState {
+export function evolveRun(state: RunState, event: RunEvent & { meta?: { actor: string } }): RunState {
   switch (event.type) {
     case 'RunRequested':
-      return { ...initialRunState(), exists: true, ...event.data };
+      return { ...initialRunState(), exists: true, ...event.data, ...(event.meta ? { requestedBy: event.meta.actor } : {}) };
     case 'PhaseStarted': {
       const record: PhaseRecord = { phase: event.data.phase, ...(event.data.turn ? { turn: event.data.turn } : {}), status: 'Running' };
       return { ...state, status: 'Running', phases: [...state.phases, record], current: record };

@@ -4,6 +4,8 @@ import { runStatus } from '../run';
 import { type RunSpec, secretReferencesOf } from '../runSpec';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
+import type { LeaseAsk } from '../secretPolicy';
+import { LeaseRefused, assertLeases } from './leaseDecisions';
 import type { RunOrchestrations, RunStores } from './runPorts';
 import { loadSecretMaterial, redactDeep } from './runSecrets';
 import { onRun, readRunStream } from './runStream';
@@ -29,6 +31,22 @@ export class LaunchRefusedAtRequest extends DomainError {
 
 export { projectRun } from './runStream';
 
+/**
+ * Every credential a spec asks for, as the lease decision sees it: install steps' references are install
+ * commands', MCP servers' are their own, a turn's model key is the agent runtime's `env` lease.
+ */
+export function leaseAsksOf(spec: RunSpec): (LeaseAsk & { where: string })[] {
+  const asks: (LeaseAsk & { where: string })[] = [];
+  const add = (context: LeaseAsk['context'], holder: LeaseAsk['holder'], where: string, references: readonly { ref: string; use: string }[] = []) =>
+    references.forEach((r, i) => asks.push({ context, holder, delivery: r.use, secretName: r.ref, where: `${where}.secrets[${i}]` }));
+  (spec.install ?? []).forEach((step, i) => add('install', 'install-command', `install[${i}]`, step.secrets));
+  (spec.mcp ?? []).forEach((server, i) => add('mcp', 'mcp-server', `mcp[${i}]`, server.secrets));
+  spec.turns.forEach((turn, i) => {
+    if (turn.modelKey !== undefined) asks.push({ context: 'turn', holder: 'agent-runtime', delivery: 'env', secretName: turn.modelKey, where: `turns[${i}].modelKey` });
+  });
+  return asks;
+}
+
 /** Every secret a spec names: its references' refs and each turn's model key. */
 export function referencedSecrets(spec: RunSpec): { where: string; name: string }[] {
   const refs = secretReferencesOf(spec).map(({ where, reference }) => ({ where, name: reference.ref }));
@@ -51,17 +69,25 @@ export async function requestRun(
   request: { workspaceId: string; spec: RunSpec },
 ): Promise<{ runId: string }> {
   const { workspaceId, spec } = request;
-  await authorize(deps, { workspaceId, actor: caller.actor, action: 'runs.request', requires: 'member', correlationId: caller.correlationId });
+  const access = await authorize(deps, { workspaceId, actor: caller.actor, action: 'runs.request', requires: 'member', correlationId: caller.correlationId });
   const runId = deps.ids.next();
+  const refuse = (offendingKey: string, reason: string) =>
+    onRun(deps, workspaceId, runId, { type: 'RefuseRunRequest', offendingKey, reason }, caller, { updateStatus: false });
   const material = await loadSecretMaterial(deps, workspaceId);
   const decision = checkRunSpecEnv(spec, material.guard);
   if (!decision.ok) {
-    await onRun(deps, workspaceId, runId, { type: 'RefuseRunRequest', offendingKey: decision.offendingKey, reason: decision.reason }, caller, { updateStatus: false });
+    await refuse(decision.offendingKey, decision.reason);
     throw new LaunchRefusedAtRequest(runId, decision.offendingKey, describeRefusal(decision));
   }
   const missing = referencedSecrets(spec).find((r) => material.versions[r.name] === undefined);
   if (missing)
     throw new DomainError(RUN_ERROR.SECRET_NOT_FOUND, `${missing.where} references secret ${missing.name}, which does not exist in this workspace`, 'invalid');
+  try {
+    await assertLeases(deps.store, workspaceId, { userId: caller.actor, role: access.role }, leaseAsksOf(spec));
+  } catch (error) {
+    if (error instanceof LeaseRefused) await refuse(error.where, error.refusal.code);
+    throw error;
+  }
   const specRef = await stores.specs.put(workspaceId, runId, spec);
   const deadline = new Date(deps.clock.now().getTime() + spec.deadlineSeconds * 1000).toISOString();
   await onRun(deps, workspaceId, runId, { type: 'RequestRun', runId, workspaceId, deadline, specRef }, caller);

@@ -124,6 +124,8 @@ export async function install(runtime: RunRuntime, workspaceId: string, runId: s
         const operation = `install[${index}]`;
         const result = await execLeased(ctx, live, sandbox, {
           operation,
+          phase: 'install',
+          holder: 'install-command',
           argv: proc.argv,
           identity: proc.secrets.length > 0 ? 'credential' : 'agent',
           secrets: proc.secrets,
@@ -144,7 +146,7 @@ export async function mcp(runtime: RunRuntime, workspaceId: string, runId: strin
     const spec = await specOf(ctx, state);
     for (const server of spec.mcp ?? []) {
       const operation = `mcp:${server.name}`;
-      const started = await startLeased(ctx, live, sandbox, { operation, argv: server.command, identity: 'credential', secrets: server.secrets ?? [] }, (result) =>
+      const started = await startLeased(ctx, live, sandbox, { operation, phase: 'mcp', holder: 'mcp-server', argv: server.command, identity: 'credential', secrets: server.secrets ?? [] }, (result) =>
         ctx.transcript(transcriptChunk(operation, server.command, result)),
       );
       live.servers.push({ name: server.name, ...started });
@@ -169,6 +171,8 @@ export async function turn(runtime: RunRuntime, workspaceId: string, runId: stri
     const operation = `turn[${n}]`;
     const result = await execLeased(ctx, live, sandbox, {
       operation,
+      phase: 'turn',
+      holder: 'agent-runtime',
       argv: turnSpec.command,
       identity: 'agent',
       secrets: turnSpec.modelKey ? [{ ref: turnSpec.modelKey, use: 'env', as: turnSpec.modelKey }] : [],

@@ -132,7 +132,7 @@ beforeAll(async () => {
   const store = new TableEventStore(eventTable, { clock: systemClock, random: systemRandom, ids: randomUuidIds });
   deps = { store, vault, resolver: aResolver(60_000), clock: systemClock, random: systemRandom, ids: randomUuidIds };
   workspaceId = (await createWorkspace(deps, caller, 'bench')).id;
-  for (const name of SECRETS) await setSecret(deps, caller, { workspaceId, name, value: randomBytes(24).toString('hex') });
+  for (const name of SECRETS) await setSecret(deps, caller, { workspaceId, name, value: randomBytes(24).toString('hex'), uses: { command: 'members' } });
 });
 
 afterAll(async () => {

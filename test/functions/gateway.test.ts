@@ -353,6 +353,20 @@ describe('POST /api/gateway/operations: http', () => {
     expect(hostHeader.status).toBe(400);
   });
 
+  it("refuses an operation whose use the secret's owner did not allow (403 naming secret and use), before anything is sent", async () => {
+    await h.setSecret(ws, { name: 'GIT_ONLY_TOKEN', value: aSecretValue('go'), allowedHosts: [hostOf(api.origin)], uses: { git: 'members' } });
+    const before = api.seen.length;
+    const refused = await h.operate(run.bearer, { kind: 'http', url: `${api.origin}/whoami`, secret: 'GIT_ONLY_TOKEN' });
+    expect(refused.status).toBe(403);
+    expect(refused.json.code).toBe('SECRET.USE_NOT_ALLOWED');
+    expect(String(refused.json.detail)).toMatch(/GIT_ONLY_TOKEN.*"http"/);
+    expect(api.seen.length).toBe(before);
+    const last = (await h.runEvents(run)).at(-1);
+    expect(last?.type).toBe('OperationRefused');
+    await h.setSecret(ws, { name: 'GIT_ONLY_TOKEN', value: aSecretValue('go'), allowedHosts: [hostOf(api.origin)], uses: { http: 'owners' } });
+    expect((await h.operate(run.bearer, { kind: 'http', url: `${api.origin}/whoami`, secret: 'GIT_ONLY_TOKEN' })).status).toBe(200);
+  });
+
   it('a value rotated after the sandbox started is resolved at the moment of use and still redacted', async () => {
     const rotated = aSecretValue('api2');
     await h.setSecret(ws, { name: 'API_TOKEN', value: rotated, allowedHosts: [api.hostPort] });

@@ -21,6 +21,8 @@ export interface SecretSpec {
   readonly name: string;
   readonly value: string;
   readonly allowedHosts: readonly string[];
+  /** The owner's uses; omitted, a new secret's default (git, npm, http for members). */
+  readonly uses?: Readonly<Record<string, unknown>>;
 }
 
 export interface LaunchedRun {
@@ -66,7 +68,7 @@ export async function createGatewayHarness() {
   }
 
   async function setSecret(workspaceId: string, s: SecretSpec): Promise<void> {
-    const set = await api.call('PUT', `/api/workspaces/${workspaceId}/secrets/${s.name}`, { token: owner, body: { value: s.value, allowedHosts: s.allowedHosts } });
+    const set = await api.call('PUT', `/api/workspaces/${workspaceId}/secrets/${s.name}`, { token: owner, body: { value: s.value, allowedHosts: s.allowedHosts, ...(s.uses ? { uses: s.uses } : {}) } });
     expect([200, 201]).toContain(set.status);
   }
 
