@@ -119,6 +119,11 @@ export function defaultCloneDir(remotePath: string): string {
 export interface GitPlan {
   readonly argv: readonly string[];
   readonly cwd?: string;
+  /**
+   * For a clone: git runs in a private directory (nothing the agent writes while it runs can reach the new
+   * repository's config), and what it made goes into this workspace directory afterwards (`.`: the root).
+   */
+  readonly handOverInto?: string;
 }
 
 /**
@@ -130,7 +135,8 @@ export function planGit(op: Extract<GatewayOperation, { kind: 'git' }>, remotePa
     case 'clone': {
       if (op.ref !== undefined) throw invalid('clone takes no ref');
       const dir = assertWorkspaceDir(op.dir ?? defaultCloneDir(remotePath));
-      return { argv: ['git', 'clone', '--quiet', '--', op.remote, dir] };
+      const slash = dir.lastIndexOf('/');
+      return { argv: ['git', 'clone', '--quiet', '--', op.remote, dir.slice(slash + 1)], handOverInto: slash < 0 ? '.' : dir.slice(0, slash) };
     }
     case 'fetch':
       return { argv: ['git', 'fetch', '--quiet', op.remote, ...(op.ref !== undefined ? [assertGitRef(op.ref)] : [])], ...dirOf(op.dir) };

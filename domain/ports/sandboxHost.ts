@@ -78,6 +78,13 @@ export interface CommandSpec {
   readonly credentials?: (target: ProcessCredentialTarget) => Promise<readonly ProcessCredentialDelivery[]>;
   /** Working directory relative to the workspace. */
   readonly cwd?: string;
+  /**
+   * Instead of `cwd`: run in a fresh directory outside the workspace that only this process can write, and
+   * after it exits with status 0 move what it left there into `into` (relative to the workspace; `.` for the
+   * workspace itself), as the agent, never replacing an existing entry. For a credential process that
+   * creates something (a clone): nothing the agent writes while it runs can reach what it reads.
+   */
+  readonly handOver?: { readonly into: string };
   readonly timeoutMs?: number;
   /** Per stream, counted after redaction. */
   readonly maxOutputBytes?: number;

@@ -27,8 +27,19 @@ export function utf8Bytes(text: string): number[] {
   return out;
 }
 
+/** How many UTF-8 bytes `text` takes (a lone surrogate counts as U+FFFD): the one byte counter of the domain. */
 export function utf8Length(text: string): number {
-  return utf8Bytes(text).length;
+  let length = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) length += 1;
+    else if (c < 0x800) length += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && text.charCodeAt(i + 1) >= 0xdc00 && text.charCodeAt(i + 1) <= 0xdfff) {
+      length += 4;
+      i++;
+    } else length += 3;
+  }
+  return length;
 }
 
 /** Code points of `text`; a lone surrogate stays itself (numeric entities of it are what a serializer writes). */
@@ -79,6 +90,20 @@ export function base64Core(bytes: readonly number[], shift: 0 | 1 | 2, alphabet:
   const shifted = [...new Array<number>(shift).fill(0), ...bytes];
   const text = base64(shifted, alphabet);
   return text.slice(Math.ceil((8 * shift) / 6), Math.floor((8 * (shift + bytes.length)) / 6));
+}
+
+/** Each byte as two hex digits: what `Buffer.toString('hex')`, `xxd -p` and most hex dumps write. */
+export function hexOf(bytes: readonly number[], upper: boolean): string {
+  let out = '';
+  for (const b of bytes) out += hex2(b, upper);
+  return out;
+}
+
+/** The ASCII bytes of a text that is ASCII (base64 output): what the next encoder of a chain reads. */
+export function asciiBytes(text: string): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < text.length; i++) out.push(text.charCodeAt(i) & 0x7f);
+  return out;
 }
 
 export function hex2(byte: number, upper: boolean): string {

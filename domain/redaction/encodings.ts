@@ -1,12 +1,14 @@
 import {
   BASE64_STANDARD,
   BASE64_URL,
+  asciiBytes,
   base64,
   base64Core,
   base64Padded,
   codePoints,
   hex2,
   hex4,
+  hexOf,
   utf8Bytes,
   utf8Length,
 } from './bytes';
@@ -130,8 +132,12 @@ interface PercentRules {
   spaceAsPlus: boolean;
 }
 
-/** encodeURIComponent, encodeURI, WHATWG form encoding, RFC 3986 unreserved (Python quote, Go QueryEscape), PHP urlencode. */
+/**
+ * encodeURIComponent, encodeURI, WHATWG form encoding, RFC 3986 unreserved (Python quote, Go QueryEscape),
+ * PHP urlencode, and every byte escaped (what a "URL-encode everything" tool or a hex-to-%XX pipe writes).
+ */
 const PERCENT_VARIANTS: readonly PercentRules[] = [
+  { safe: '', spaceAsPlus: false },
   { safe: `${ALNUM}-_.!~*'()`, spaceAsPlus: false },
   { safe: `${ALNUM}-_.!~*'()`, spaceAsPlus: true },
   { safe: `${ALNUM}-_.!~*'();,/?:@&=+$#`, spaceAsPlus: false },
@@ -151,6 +157,33 @@ export function percentEncode(bytes: readonly number[], rules: PercentRules, upp
   return out;
 }
 
+const ESCAPE_SAFE = `${ALNUM}@*_+-./`;
+
+/** JavaScript's legacy `escape()`: %XX for code units below 256, %uXXXX above, upper-case hex. */
+export function legacyEscape(value: string): string {
+  let out = '';
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x80 && ESCAPE_SAFE.includes(value[i]!)) out += value[i]!;
+    else if (c < 0x100) out += `%${hex2(c, true)}`;
+    else out += `%u${hex4(c, true)}`;
+  }
+  return out;
+}
+
+/**
+ * Base64 of base64 (a Kubernetes secret manifest, a header encoded twice): the inner encoding at each of its
+ * three alignments, each encoded again at each of three alignments, stable characters only. A core of an
+ * inner text is a substring of any larger inner text holding it, so these are substrings of the double
+ * encoding of anything that holds the value.
+ */
+function doubleBase64Cores(bytes: readonly number[], into: Set<string>): void {
+  for (const inner of [0, 1, 2] as const) {
+    const once = asciiBytes(base64Core(bytes, inner, BASE64_STANDARD));
+    for (const outer of [0, 1, 2] as const) into.add(base64Core(once, outer, BASE64_STANDARD));
+  }
+}
+
 /** The encoded spellings of one string (the whole value or one of its lines). */
 function formsOf(value: string, into: Set<string>): void {
   into.add(value);
@@ -160,7 +193,10 @@ function formsOf(value: string, into: Set<string>): void {
   into.add(backslashEscape(value, `"'`));
   into.add(backslashEscape(value, '"'));
   into.add(backslashEscape(value, "'"));
+  into.add(legacyEscape(value));
   const bytes = utf8Bytes(value);
+  into.add(hexOf(bytes, false));
+  into.add(hexOf(bytes, true));
   for (const rules of PERCENT_VARIANTS) {
     into.add(percentEncode(bytes, rules, true));
     into.add(percentEncode(bytes, rules, false));
@@ -170,6 +206,7 @@ function formsOf(value: string, into: Set<string>): void {
     into.add(base64(bytes, alphabet));
     for (const shift of [0, 1, 2] as const) into.add(base64Core(bytes, shift, alphabet));
   }
+  doubleBase64Cores(bytes, into);
 }
 
 /**

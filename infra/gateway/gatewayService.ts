@@ -1,7 +1,7 @@
 import { onRun, readRunStream } from '../../domain/services/runStream';
 import { isDomainError } from '../../domain/errors';
 import {
-  GATEWAY_ERROR, channelOf, describeHost, hostAllowed, leaseExpiry, operationName, planGit, planNpm, type GatewayOperation,
+  GATEWAY_ERROR, channelOf, describeHost, hostAllowed, leaseExpiry, operationName, planGit, planNpm, type GatewayOperation, type GitPlan,
 } from '../../domain/gateway';
 import { createRedactor } from '../../domain/redaction';
 import { AuthenticationError } from '../../domain/ports/callerAuthenticator';
@@ -156,7 +156,7 @@ export class Gateway {
       await record({ type: 'RecordOperationRefused', operationId, kind: operation.kind, target: operation.target, reason: 'no live sandbox' }).catch(() => undefined);
       throw new HttpProblem(410, 'GATEWAY.SANDBOX_GONE', 'The run has no live sandbox on this instance (torn down, or another container); its bearer is no longer usable');
     }
-    let plan: { argv: readonly string[]; cwd?: string } | undefined;
+    let plan: GitPlan | undefined;
     try {
       plan = this.planOf(operation, remotePath);
     } catch (error) {
@@ -223,7 +223,7 @@ export class Gateway {
   }
 
   /** The exact command, checked before anything is recorded as requested (a malformed request is a 400). */
-  private planOf(operation: GatewayOperation, remotePath: string): { argv: readonly string[]; cwd?: string } | undefined {
+  private planOf(operation: GatewayOperation, remotePath: string): GitPlan | undefined {
     switch (operation.kind) {
       case 'git': {
         const plan = planGit(operation, remotePath);
@@ -253,7 +253,7 @@ export class Gateway {
   private async run(
     live: LiveSandbox,
     operation: GatewayOperation,
-    plan: { argv: readonly string[]; cwd?: string } | undefined,
+    plan: GitPlan | undefined,
     secret: ResolvedSecret,
     redact: Redaction,
     timeoutMs: number,

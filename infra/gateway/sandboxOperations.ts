@@ -1,7 +1,7 @@
-import { assertGitRef, type GatewayOperation } from '../../domain/gateway';
+import { assertGitRef, type GatewayOperation, type GitPlan } from '../../domain/gateway';
 import { DomainError } from '../../domain/errors';
 import type { LiveSandbox } from '../../domain/ports/runSandboxes';
-import type { CommandResult, ProcessCredentialDelivery, ProcessCredentialTarget, SandboxHost } from '../../domain/ports/sandboxHost';
+import type { CommandResult, CommandSpec, ProcessCredentialDelivery, ProcessCredentialTarget, SandboxHost } from '../../domain/ports/sandboxHost';
 import { planPackageInstall, preparerFor } from '../sandbox/channels';
 import type { CredentialRequest } from '../sandbox/credentialDelivery';
 import { remoteScopedGitConfig, withGitConfig } from './gitHardening';
@@ -64,21 +64,25 @@ async function resolvePush(run: SandboxRun, cwd: string | undefined, ref: string
   return { refspec: `${id}:${full}` };
 }
 
-async function credentialStep(run: SandboxRun, argv: readonly string[], cwd: string | undefined, isolate?: (d: ProcessCredentialDelivery, t: ProcessCredentialTarget) => Promise<ProcessCredentialDelivery>): Promise<CommandResult> {
+/** Where a credential process works: a workspace directory, or a private one handed over afterwards. */
+type Workdir = Pick<CommandSpec, 'cwd' | 'handOver'>;
+
+async function credentialStep(run: SandboxRun, argv: readonly string[], workdir: Workdir, isolate?: (d: ProcessCredentialDelivery, t: ProcessCredentialTarget) => Promise<ProcessCredentialDelivery>): Promise<CommandResult> {
   const credentials = async (target: ProcessCredentialTarget) => {
     const delivery = await preparerFor(run.request)(run.request, target);
     return [isolate ? await isolate(delivery, target) : delivery];
   };
-  return run.host.exec(run.live.handle, {
-    argv, identity: 'credential', credentials, timeoutMs: run.timeoutMs, maxOutputBytes: run.maxOutputBytes, ...(cwd !== undefined ? { cwd } : {}),
-  });
+  return run.host.exec(run.live.handle, { argv, identity: 'credential', credentials, timeoutMs: run.timeoutMs, maxOutputBytes: run.maxOutputBytes, ...workdir });
 }
 
-export async function runGit(run: SandboxRun, op: Extract<GatewayOperation, { kind: 'git' }>, plan: { argv: readonly string[]; cwd?: string }): Promise<CommandResult[]> {
+const inCwd = (cwd: string | undefined): Workdir => (cwd !== undefined ? { cwd } : {});
+
+export async function runGit(run: SandboxRun, op: Extract<GatewayOperation, { kind: 'git' }>, plan: GitPlan): Promise<CommandResult[]> {
   const harden = (delivery: ProcessCredentialDelivery) => withGitConfig(delivery, remoteScopedGitConfig(op.remote));
   if (op.action === 'clone') {
-    // A new repository: nothing of the agent's is read, only written.
-    return [await credentialStep(run, plan.argv, plan.cwd, async (d) => harden(d))];
+    // Made in a private directory: the new repository's config, hooks and attributes are written and read
+    // where the agent cannot reach them, and the repository is the agent's only once git has exited.
+    return [await credentialStep(run, plan.argv, { handOver: { into: plan.handOverInto ?? '.' } }, async (d) => harden(d))];
   }
   const repository = await workspaceRepository(run.live.handle.workspace, plan.cwd);
   let argv = plan.argv;
@@ -88,7 +92,7 @@ export async function runGit(run: SandboxRun, op: Extract<GatewayOperation, { ki
     argv = ['git', 'push', '--quiet', op.remote, resolved.refspec ?? ''];
   }
   let isolated: IsolatedGitDelivery | undefined;
-  const result = await credentialStep(run, argv, plan.cwd, async (d, target) => {
+  const result = await credentialStep(run, argv, inCwd(plan.cwd), async (d, target) => {
     isolated = await isolateGitDelivery(harden(d), target, repository);
     return isolated.delivery;
   });
@@ -107,7 +111,7 @@ export async function runNpm(run: SandboxRun, plan: { argv: readonly string[]; c
   const [install, ...scripts] = planPackageInstall(plan.argv, run.request);
   const results: CommandResult[] = [];
   try {
-    results.push(await credentialStep(run, install?.command ?? [], plan.cwd));
+    results.push(await credentialStep(run, install?.command ?? [], inCwd(plan.cwd)));
   } finally {
     // The scripts that follow run without the credential: the lease ends with its process.
     await run.release();

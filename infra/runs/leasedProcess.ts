@@ -25,6 +25,8 @@ export interface LeasedProcessSpec {
   readonly secrets: readonly SecretReference[];
   /** Per-process env added after the guard (the gateway bearer): a delivery, not standing env. */
   readonly extraEnv?: Readonly<Record<string, string>>;
+  /** Run in a private directory and hand what the process made to the workspace after it exits (CommandSpec.handOver). */
+  readonly handOver?: { readonly into: string };
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
 }
@@ -96,6 +98,7 @@ export async function execLeased(ctx: RunContext, live: LiveRun, sandbox: LiveSa
       argv: spec.argv,
       identity: spec.identity,
       credentials: deliveriesFor(held, spec.extraEnv),
+      ...(spec.handOver ? { handOver: spec.handOver } : {}),
       ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
       ...(spec.signal ? { signal: spec.signal } : {}),
     });

@@ -2,9 +2,9 @@ import type { CommandResult } from '../../domain/ports/sandboxHost';
 import { isDomainError } from '../../domain/errors';
 import type { LiveSandbox } from '../../domain/ports/runSandboxes';
 import type { Phase, RunState } from '../../domain/run';
-import type { InstallStep, RunSpec } from '../../domain/runSpec';
+import type { InstallStep, RunSpec, SecretReference } from '../../domain/runSpec';
 import { loadSecretMaterial } from '../../domain/services/runSecrets';
-import { assertGitCommand, planPackageInstall } from '../sandbox/channels';
+import { assertGitCommand, assertPrivateGitCommand, planPackageInstall } from '../sandbox/channels';
 import { describeExit, execLeased, startLeased, transcriptChunk } from './leasedProcess';
 import { RefreshableRedactor } from './refreshableRedactor';
 import { type LiveRun, RunContext, type RunRuntime } from './runContext';
@@ -96,22 +96,34 @@ export async function seed(runtime: RunRuntime, workspaceId: string, runId: stri
 
 const INSTALL_GIT_SUBCOMMANDS: ReadonlySet<string> = new Set(['clone', 'ls-remote']);
 
+interface InstallProcess {
+  readonly argv: readonly string[];
+  readonly secrets: readonly SecretReference[];
+  readonly handOver?: { readonly into: string };
+}
+
 /** The processes one install step becomes: npm splits in two (token-holding install, then scripts without it). */
-function installProcesses(step: InstallStep, index: number) {
+function installProcesses(step: InstallStep, index: number): InstallProcess[] {
   const secrets = step.secrets ?? [];
   const npm = secrets.find((s) => s.use === 'npm');
   if (npm) {
     if (secrets.length > 1) throw new StepFailure(`install[${index}]: an npm step takes exactly one secret`);
-    return planPackageInstall(step.command, { secretName: npm.ref, value: '', use: 'npm', ...(npm.host ? { host: npm.host } : {}) }).map((p) => ({
+    return planPackageInstall(step.command, { secretName: npm.ref, value: '', use: 'npm', ...(npm.host ? { host: npm.host } : {}) }).map((p): InstallProcess => ({
       argv: p.command,
       secrets: p.credential ? [npm] : [],
     }));
   }
   // A credentialed fetch or push reads the repository's own config, which a dependency's script (run as the
   // agent) may have written; only a fresh clone is safe here. Fetch and push go through the gateway, which
-  // gives the credential process a private git directory.
-  for (const git of secrets.filter((s) => s.use === 'git')) assertGitCommand(git.ref, step.command, INSTALL_GIT_SUBCOMMANDS);
-  return [{ argv: step.command, secrets }];
+  // gives the credential process a private git directory. The clone itself runs in a private directory (a
+  // daemon of an earlier step could otherwise write the new repository's config while git reads it) and
+  // is handed to the workspace root once git has exited.
+  const git = secrets.filter((s) => s.use === 'git');
+  for (const g of git) {
+    assertGitCommand(g.ref, step.command, INSTALL_GIT_SUBCOMMANDS);
+    assertPrivateGitCommand(g.ref, step.command);
+  }
+  return [{ argv: step.command, secrets, ...(git.length > 0 ? { handOver: { into: '.' } } : {}) }];
 }
 
 export async function install(runtime: RunRuntime, workspaceId: string, runId: string): Promise<StepResult> {
@@ -129,6 +141,7 @@ export async function install(runtime: RunRuntime, workspaceId: string, runId: s
           argv: proc.argv,
           identity: proc.secrets.length > 0 ? 'credential' : 'agent',
           secrets: proc.secrets,
+          ...(proc.handOver ? { handOver: proc.handOver } : {}),
           timeoutMs: msUntil(sandbox.deadline, ctx),
           signal: runtime.aborts.signalFor(runId),
         });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { OWNER_FILE, removeOrphanedSandboxes } from './orphanedSandboxes';
 import os from 'node:os';
 import path from 'node:path';
@@ -93,6 +93,32 @@ function inheritedEnv(): Record<string, string> {
     if (value !== undefined) env[key] = value;
   }
   return env;
+}
+
+/**
+ * Moves every entry of $1 into the workspace directory $2, as the agent; an entry that already exists there
+ * is refused, never replaced or merged. The names are the process's own; the staging path is never printed.
+ */
+const HAND_OVER_SCRIPT = `mkdir -p -- "$2" || exit 1
+for entry in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+  [ -e "$entry" ] || [ -L "$entry" ] || continue
+  name=\${entry##*/}
+  if [ -e "$2/$name" ] || [ -L "$2/$name" ]; then echo "hand-over: $2/$name already exists in the workspace" >&2; exit 1; fi
+  mv -- "$entry" "$2/$name" || exit 1
+done`;
+const HAND_OVER_TIMEOUT_MS = 300_000;
+
+/**
+ * A process's private working directory: inside its own 0700 directory, so nothing else of the sandbox can
+ * reach it while it runs. Under isolation it belongs to the sandbox group with setgid, so what the process
+ * creates there is group-accessible and the agent can move it once the host has handed the directory over.
+ */
+async function makePrivateDir(dir: string, identity: Identity | undefined): Promise<void> {
+  await mkdir(dir, { mode: 0o700 });
+  if (identity) {
+    await chown(dir, identity.uid, identity.groupGid);
+    await chmod(dir, 0o2770);
+  }
 }
 
 function within(parent: string, child: string): boolean {
@@ -200,12 +226,17 @@ export class LocalProcessSandboxHost implements SandboxHost {
 
   async start(handle: SandboxHandle, command: CommandSpec): Promise<RunningCommand> {
     const sandbox = this.live(handle);
-    const cwd = command.cwd === undefined ? handle.workspace : insideRoot(handle.workspace, command.cwd);
+    if (command.handOver && command.cwd !== undefined)
+      throw new DomainError('SANDBOX.HAND_OVER_WITH_CWD', 'a command runs either in cwd or in a private directory it hands over, not both', 'invalid');
+    const into = command.handOver?.into;
+    if (into !== undefined && into !== '.') insideRoot(handle.workspace, into);
     const n = ++sandbox.processCount;
     const identity = this.identityFor(sandbox, command);
     // Every process gets its own credential directory on the tmpfs, owned by its uid; a credential-bearing
     // process also lives there (HOME, TMPDIR), so git and npm keep their state away from the workspace.
     const processDir = path.join(sandbox.credentialDir, `p${n}`);
+    const privateDir = into !== undefined ? path.join(processDir, 'work') : undefined;
+    const cwd = privateDir ?? (command.cwd === undefined ? handle.workspace : insideRoot(handle.workspace, command.cwd));
     const home = command.identity === 'agent' ? path.join(sandbox.root, 'home') : processDir;
     // A credential process gets a fixed env and an absolute program from the trusted directories: the RunSpec's
     // standing env (PATH, LD_PRELOAD, NODE_OPTIONS, GIT_*) and the workspace's files never steer it.
@@ -216,6 +247,7 @@ export class LocalProcessSandboxHost implements SandboxHost {
     const prepare = async (): Promise<readonly CredentialDelivery[]> => {
       await mkdir(processDir, { mode: 0o700 });
       if (identity) await chown(processDir, identity.uid, identity.gid);
+      if (privateDir) await makePrivateDir(privateDir, identity);
       const deliveries = command.credentials ? await command.credentials(target) : [];
       if (deliveries.some((d) => d.paths.some((p) => !within(processDir, p)))) {
         await Promise.all(deliveries.map((d) => d.cleanup().catch(() => undefined)));
@@ -243,8 +275,12 @@ export class LocalProcessSandboxHost implements SandboxHost {
     sandbox.running.add(launched);
     const exited = launched.exited.then(async (result) => {
       sandbox.running.delete(launched);
-      await rm(processDir, { recursive: true, force: true });
-      return result;
+      try {
+        const succeeded = result.exitCode === 0 && !result.timedOut && !result.cancelled;
+        return privateDir && into !== undefined && succeeded ? await this.handOver(handle, sandbox, privateDir, into, n, result) : result;
+      } finally {
+        await rm(processDir, { recursive: true, force: true });
+      }
     });
     return { pid: launched.pid, exited, stop: async () => (await launched.stop(), exited) };
   }
@@ -262,6 +298,27 @@ export class LocalProcessSandboxHost implements SandboxHost {
     await this.removeDisk(sandbox.root, sandbox.credentialDir, sandbox.keptVolume);
     await sandbox.uids?.release();
     this.sandboxes.delete(handle.sandboxId);
+  }
+
+  /**
+   * Moves a finished process's private directory beside the process directories (root-owned, so nothing of
+   * the sandbox can create or swap entries there), where the agent can reach it, and lets an agent process
+   * move its entries into the workspace. The host itself never writes into, chowns or deletes a tree the
+   * agent can write: that would let a planted symlink steer a privileged operation.
+   */
+  private async handOver(handle: SandboxHandle, sandbox: Sandbox, privateDir: string, into: string, n: number, result: CommandResult): Promise<CommandResult> {
+    const staging = path.join(sandbox.credentialDir, `handover-${n}`);
+    try {
+      await rename(privateDir, staging);
+      const moved = await this.exec(handle, { argv: ['sh', '-c', HAND_OVER_SCRIPT, 'hand-over', staging, into], identity: 'agent', timeoutMs: HAND_OVER_TIMEOUT_MS });
+      if (moved.exitCode === 0) return result;
+      return { ...result, exitCode: moved.exitCode ?? 1, stderr: `${result.stderr}${moved.stderr}` };
+    } catch (error) {
+      return { ...result, exitCode: 1, stderr: `${result.stderr}hand-over: ${(error as Error).name}\n` };
+    } finally {
+      // Empty once the agent moved everything; what is left (a refused entry) goes with the sandbox at teardown.
+      await rmdir(staging).catch(() => undefined);
+    }
   }
 
   inspect(handle: SandboxHandle): SandboxInspection {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { base64, base64Core, base64Padded, BASE64_STANDARD, BASE64_URL, utf8Bytes } from '../../domain/redaction/bytes';
-import { encodedForms, jsonEscape, percentEncode, xmlEscape } from '../../domain/redaction/encodings';
+import { asciiBytes, base64, base64Core, base64Padded, BASE64_STANDARD, BASE64_URL, hexOf, utf8Bytes, utf8Length } from '../../domain/redaction/bytes';
+import { encodedForms, jsonEscape, legacyEscape, percentEncode, xmlEscape } from '../../domain/redaction/encodings';
 
 // The domain writes its own encoders (no Buffer there); Node's are the reference they must agree with.
 
@@ -67,6 +67,54 @@ describe('hand-written encoders agree with Node', () => {
       }),
     );
     expect(encodedForms('a b/c?d=e&f#g+h', 8)).toContain(encodeURI('a b/c?d=e&f#g+h'));
+  });
+
+  it('the one byte counter agrees with Buffer.byteLength, lone surrogates included', () => {
+    fc.assert(
+      fc.property(anyText, (text) => {
+        expect(utf8Length(text)).toBe(Buffer.byteLength(text, 'utf8'));
+      }),
+    );
+  });
+
+  it('every byte percent-encoded, in both cases, and hex, as Node writes them', () => {
+    const everyByte = { safe: '', spaceAsPlus: false };
+    fc.assert(
+      fc.property(anyText, (text) => {
+        const hex = Buffer.from(text, 'utf8').toString('hex');
+        expect(percentEncode(utf8Bytes(text), everyByte, false)).toBe(hex.replace(/../g, '%$&'));
+        expect(percentEncode(utf8Bytes(text), everyByte, true)).toBe(hex.toUpperCase().replace(/../g, '%$&'));
+        expect(hexOf(utf8Bytes(text), false)).toBe(hex);
+        expect(hexOf(utf8Bytes(text), true)).toBe(hex.toUpperCase());
+      }),
+    );
+  });
+
+  it('the legacy escape() form is what escape() writes', () => {
+    const legacy = (globalThis as unknown as { escape: (s: string) => string }).escape;
+    fc.assert(
+      fc.property(anyText, (text) => {
+        expect(legacyEscape(text)).toBe(legacy(text));
+      }),
+    );
+  });
+
+  it('a base64-of-base64 core is what any double encoding of a blob holding the bytes contains', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 7 }), fc.uint8Array({ minLength: 1, maxLength: 30 }), fc.uint8Array({ maxLength: 5 }), fc.uint8Array({ maxLength: 7 }), fc.uint8Array({ maxLength: 5 }),
+        (innerPre, value, innerPost, outerPre, outerPost) => {
+          const inner = Buffer.concat([innerPre, value, innerPost]).toString('base64');
+          const twice = Buffer.concat([outerPre, Buffer.from(inner), outerPost]).toString('base64');
+          const innerShift = (innerPre.length % 3) as 0 | 1 | 2;
+          const innerCore = base64Core([...value], innerShift, BASE64_STANDARD);
+          const at = 4 * Math.floor(innerPre.length / 3) + Math.ceil((8 * innerShift) / 6);
+          expect(inner.slice(at, at + innerCore.length)).toBe(innerCore);
+          const outerShift = ((outerPre.length + at) % 3) as 0 | 1 | 2;
+          expect(twice).toContain(base64Core(asciiBytes(innerCore), outerShift, BASE64_STANDARD));
+        },
+      ),
+    );
   });
 
   it('XML escaping with numeric references round-trips through a decoder', () => {

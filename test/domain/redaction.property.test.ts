@@ -121,6 +121,39 @@ describe('redaction properties', () => {
     );
   });
 
+  it('masks per-byte percent-encoding (both cases), hex and base64 of base64 inside any text, computed by Node', () => {
+    const bytes = fc.uint8Array({ maxLength: 7 });
+    fc.assert(
+      fc.property(secrets, fc.nat(), filler, filler, bytes, bytes, bytes, bytes, (list, which, before, after, innerPre, innerPost, outerPre, outerPost) => {
+        const { value } = list[which % list.length]!;
+        const raw = Buffer.from(value, 'utf8');
+        const hex = raw.toString('hex');
+        const twice = Buffer.concat([outerPre, Buffer.from(Buffer.concat([innerPre, raw, innerPost]).toString('base64')), outerPost]).toString('base64');
+        // The characters of the double encoding that depend only on the value, by Node's encoder: the inner
+        // base64 characters of the value at its alignment, then their outer characters at theirs.
+        const stable = (data: Buffer, shift: number): string =>
+          Buffer.concat([Buffer.alloc(shift), data]).toString('base64').slice(Math.ceil((8 * shift) / 6), Math.floor((8 * (shift + data.length)) / 6));
+        const innerCore = stable(raw, innerPre.length % 3);
+        const at = 4 * Math.floor(innerPre.length / 3) + Math.ceil((8 * (innerPre.length % 3)) / 6);
+        const doubleCore = stable(Buffer.from(innerCore), (outerPre.length + at) % 3);
+        expect(twice).toContain(doubleCore);
+        const redactor = createRedactor(list);
+        for (const [form, mustGo] of [
+          [hex.replace(/../g, '%$&'), hex.replace(/../g, '%$&')],
+          [hex.toUpperCase().replace(/../g, '%$&'), hex.toUpperCase().replace(/../g, '%$&')],
+          [hex, hex],
+          [hex.toUpperCase(), hex.toUpperCase()],
+          [twice, doubleCore],
+        ] as const) {
+          const text = `${before}${form}${after}`;
+          expect(redactor.matches(text), form).toBe(true);
+          expect(redactor.redact(text)).not.toContain(mustGo);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('agrees exactly with the indexOf-and-merge specification', () => {
     fc.assert(
       fc.property(

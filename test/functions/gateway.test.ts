@@ -9,6 +9,7 @@ import { projectionKeys } from '../../domain/streams';
 import { scanTexts, tableTexts } from '../support/leakScan';
 import { startNpmRegistry, type NpmRegistry } from '../support/npmRegistry';
 import { aSecretValue } from '../infra/sandbox/sandboxTestKit';
+import { attackDirs, holdUntilPlanted, lootHolding, startPlanter, startTrap } from '../support/gitConfigAttack';
 
 /** A local API that wants `Authorization: Bearer <token>` and echoes what it got, in raw and base64 form. */
 interface EchoServer {
@@ -77,11 +78,13 @@ let elsewhere: EchoServer;
 let secrets: Record<'GIT' | 'NPM' | 'API' | 'SLOW', SecretSpec>;
 let ws: string;
 let run: LaunchedRun;
+/** Runs before the git server serves each request: an attack test may hold the client there. */
+let onGitRequest: () => void = () => undefined;
 
 beforeAll(async () => {
   const tokens = { git: aSecretValue('ghp'), npm: aSecretValue('npm'), api: aSecretValue('api') };
   [git, otherGit, registry, elsewhere] = await Promise.all([
-    startGitHttpServer(tokens.git),
+    startGitHttpServer(tokens.git, { onRequest: () => onGitRequest() }),
     startGitHttpServer(tokens.git),
     startNpmRegistry(tokens.npm),
     startEchoServer(tokens.api),
@@ -278,6 +281,78 @@ describe('POST /api/gateway/operations: git', () => {
     const added = (await h.runEvents(run)).slice(before);
     expect(added.map((e) => e.type)).toEqual(Array(6).fill('OperationRefused'));
     expect(added.map((e) => (e.type === 'OperationRefused' ? e.data.kind : ''))).toEqual(['git', 'git', 'git', 'unparsed', 'unparsed', 'unparsed']);
+  });
+});
+
+describe('POST /api/gateway/operations: git, while the agent writes the repository the credential process works on', () => {
+  const remote = () => `${git.origin}/project.git`;
+  const basicOf = (token: string) => Buffer.from(`x-access-token:${token}`).toString('base64');
+  const leakedTo = (seen: readonly string[]) => seen.filter((line) => line.includes(basicOf(secrets.GIT.value)) || line.includes(secrets.GIT.value));
+
+  it('a clone: config planted the moment git first asks the server (deterministic) gets no token and runs nothing', async () => {
+    const trap = await startTrap();
+    const { loot, signals } = attackDirs(run.sandbox.workspace, 'det');
+    // Proxy, URL rewrite, credential helper, filter, fsmonitor and hooks, in whatever .git of the workspace exists.
+    const planter = await startPlanter(h.host, run.sandbox, { trap: trap.url, origin: git.origin, loot, pattern: 'det-*/.git', signals, forms: 'all' });
+    let held = false;
+    onGitRequest = () => {
+      if (held) return;
+      held = true;
+      holdUntilPlanted(signals);
+    };
+    try {
+      const cloned = await h.operate(run.bearer, { kind: 'git', action: 'clone', remote: remote(), secret: 'GIT_TOKEN', dir: 'det-clone' });
+      expect(held).toBe(true);
+      expect(existsSync(path.join(signals, 'done'))).toBe(true);
+      expect(cloned.json, cloned.text).toMatchObject({ ok: true, exitCode: 0 });
+      expect(readFileSync(path.join(run.sandbox.workspace, 'det-clone', 'README.md'), 'utf8')).toBe('hello\n');
+      expect(trap.seen).toEqual([]);
+      expect(lootHolding(loot, secrets.GIT.value)).toEqual([]);
+    } finally {
+      onGitRequest = () => undefined;
+      await planter.stop();
+      await trap.close();
+    }
+  });
+
+  it('a clone: a background writer racing 50 clones gets no token at its listener, and every clone works', { timeout: 300_000 }, async () => {
+    const trap = await startTrap();
+    const { loot } = attackDirs(run.sandbox.workspace, 'race');
+    const planter = await startPlanter(h.host, run.sandbox, { trap: trap.url, origin: git.origin, loot, pattern: 'race-*/.git', forms: 'proxy' });
+    try {
+      for (let i = 0; i < 50; i++) {
+        const cloned = await h.operate(run.bearer, { kind: 'git', action: 'clone', remote: remote(), secret: 'GIT_TOKEN', dir: `race-${i}` });
+        expect(leakedTo(trap.seen), `clone ${i}`).toEqual([]);
+        expect(cloned.json, `clone ${i}: ${cloned.text}`).toMatchObject({ ok: true, exitCode: 0 });
+      }
+      expect(trap.seen).toEqual([]);
+      expect(lootHolding(loot, secrets.GIT.value)).toEqual([]);
+    } finally {
+      await planter.stop();
+      await trap.close();
+    }
+  });
+
+  it('push and fetch: the same config planted in the repository before the step gets no token and runs nothing', async () => {
+    const trap = await startTrap();
+    const { loot } = attackDirs(run.sandbox.workspace, 'repo');
+    const cloned = await h.operate(run.bearer, { kind: 'git', action: 'clone', remote: remote(), secret: 'GIT_TOKEN', dir: 'planted' });
+    expect(cloned.json).toMatchObject({ ok: true });
+    const planter = await startPlanter(h.host, run.sandbox, { trap: trap.url, origin: git.origin, loot, pattern: 'planted/.git', forms: 'all' });
+    const planted = path.join(run.sandbox.workspace, 'planted', '.git', 'config');
+    for (let i = 0; i < 500 && !readFileSync(planted, 'utf8').includes(trap.url); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(readFileSync(planted, 'utf8')).toContain(trap.url);
+    try {
+      for (const action of ['fetch', 'push'] as const) {
+        const reply = await h.operate(run.bearer, { kind: 'git', action, remote: remote(), secret: 'GIT_TOKEN', dir: 'planted', ...(action === 'push' ? { ref: 'HEAD:main' } : {}) });
+        expect(reply.json.ok, `${action}: ${reply.text}`).toBe(true);
+      }
+      expect(trap.seen).toEqual([]);
+      expect(lootHolding(loot, secrets.GIT.value)).toEqual([]);
+    } finally {
+      await planter.stop();
+      await trap.close();
+    }
   });
 });
 

@@ -10,14 +10,18 @@ export interface GitHttpServer extends DevGitServer {
   readonly leaks: readonly ProcessHolding[];
 }
 
-/** The development git server (infra/localhost/devGitServer.ts), watched for the token leaking while it serves. */
-export async function startGitHttpServer(token: string): Promise<GitHttpServer> {
+/**
+ * The development git server (infra/localhost/devGitServer.ts), watched for the token leaking while it serves.
+ * `onRequest` runs before each request is served (synchronously: a test may hold the client there).
+ */
+export async function startGitHttpServer(token: string, options: { onRequest?: (rawUrl: string) => void } = {}): Promise<GitHttpServer> {
   const leaks: ProcessHolding[] = [];
   let tokenSeenInUrl = false;
   const server = await startDevGitServer(token, {
     onRequest: (raw) => {
       if (urlCarries(raw, token)) tokenSeenInUrl = true;
       leaks.push(...processesHolding(token));
+      options.onRequest?.(raw);
     },
   });
   return {

@@ -61,6 +61,10 @@ function configEntries(protocol: string, origin: string, helper: string): Readon
     // pinned address with TLS checks off, would receive the Authorization header. (`http.<url>.*` and
     // `remote.<url>.proxy` entries are more specific than these; the gateway overrides them for its remote.)
     ['core.alternateRefsCommand', 'true'],
+    // Submodules are other repositories, whose config the agent may have written: never entered here.
+    ['submodule.recurse', 'false'],
+    ['fetch.recurseSubmodules', 'false'],
+    ['push.recurseSubmodules', 'no'],
     ['http.proxy', ''],
     ['http.curloptResolve', ''],
     ['http.sslVerify', 'true'],
@@ -99,6 +103,9 @@ export const prepareGitCredentialHelper: ChannelPreparer = async (request, targe
     GIT_CONFIG_COUNT: String(config.length),
     GIT_TERMINAL_PROMPT: '0',
     GIT_ASKPASS: '',
+    // A process working in a private directory below this one must not discover a repository above it
+    // (/dev/shm is writable by every sandbox; a `.git` planted there would bring its own config).
+    GIT_CEILING_DIRECTORIES: target.credentialDir,
   };
   config.forEach(([key, value], i) => {
     env[`GIT_CONFIG_KEY_${i}`] = key;
@@ -138,4 +145,22 @@ export function assertGitCommand(secretName: string, command: readonly string[],
   const subcommand = args[i];
   if (subcommand === undefined || !allowed.has(subcommand))
     throw new ChannelRequestError(secretName, `"git ${subcommand ?? ''}" is not an operation the git channel serves here (${[...allowed].join(', ')})`);
+}
+
+/** An argument (or an option's `=value`) that names a place outside the working directory. */
+const LEAVES_WORKDIR = /^(-[^=]*=)?(\/|~)|(^|[=/])\.\.(\/|$)/;
+
+/**
+ * A git command that runs in a private directory and hands its result over afterwards (CommandSpec.handOver):
+ * the subcommand comes first (no `-C`, `--git-dir` or `--work-tree` to work elsewhere) and no argument
+ * names an absolute path, a home directory or a parent, so everything it reads and writes on disk stays in
+ * the directory nothing else of the sandbox can write while it runs.
+ */
+export function assertPrivateGitCommand(secretName: string, command: readonly string[]): void {
+  const [, subcommand, ...args] = command;
+  if (subcommand === undefined || subcommand.startsWith('-'))
+    throw new ChannelRequestError(secretName, 'the git command must start with its subcommand (no -C, --git-dir or --work-tree)');
+  const outside = args.find((a) => LEAVES_WORKDIR.test(a) || a.startsWith('--separate-git-dir'));
+  if (outside !== undefined)
+    throw new ChannelRequestError(secretName, 'a credentialed git command works in its own directory: no absolute path, ~ or .. in its arguments');
 }

@@ -83,17 +83,19 @@ describe('the commands an operation runs', () => {
   const git = (extra: Record<string, unknown>) => parse({ kind: 'git', remote: 'https://git.example.com/org/repo.git', secret: 'GIT_TOKEN', ...extra });
 
   it('clone, fetch and push pass the git channel check and keep the remote a URL', () => {
-    for (const [extra, argv, cwd] of [
-      [{ action: 'clone' }, ['git', 'clone', '--quiet', '--', 'https://git.example.com/org/repo.git', 'repo'], undefined],
-      [{ action: 'clone', dir: 'src/repo' }, ['git', 'clone', '--quiet', '--', 'https://git.example.com/org/repo.git', 'src/repo'], undefined],
-      [{ action: 'fetch', dir: 'repo', ref: 'main' }, ['git', 'fetch', '--quiet', 'https://git.example.com/org/repo.git', 'main'], 'repo'],
-      [{ action: 'push', dir: 'repo' }, ['git', 'push', '--quiet', 'https://git.example.com/org/repo.git', 'HEAD'], 'repo'],
+    // A clone runs in a private directory and names only the new directory; the rest says where it goes.
+    for (const [extra, argv, cwd, handOverInto] of [
+      [{ action: 'clone' }, ['git', 'clone', '--quiet', '--', 'https://git.example.com/org/repo.git', 'repo'], undefined, '.'],
+      [{ action: 'clone', dir: 'src/repo' }, ['git', 'clone', '--quiet', '--', 'https://git.example.com/org/repo.git', 'repo'], undefined, 'src'],
+      [{ action: 'fetch', dir: 'repo', ref: 'main' }, ['git', 'fetch', '--quiet', 'https://git.example.com/org/repo.git', 'main'], 'repo', undefined],
+      [{ action: 'push', dir: 'repo' }, ['git', 'push', '--quiet', 'https://git.example.com/org/repo.git', 'HEAD'], 'repo', undefined],
     ] as const) {
       const { operation, remotePath } = git(extra);
       if (operation.kind !== 'git') throw new Error('not git');
       const plan = planGit(operation, remotePath);
       expect(plan.argv).toEqual(argv);
       expect(plan.cwd).toBe(cwd);
+      expect(plan.handOverInto).toBe(handOverInto);
       expect(() => assertGitCommand('GIT_TOKEN', plan.argv)).not.toThrow();
     }
   });

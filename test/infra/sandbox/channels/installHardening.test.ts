@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NPM_CREDENTIAL_FLAGS } from '../../../../domain/secretPolicy';
-import { assertGitCommand, planPackageInstall } from '../../../../infra/sandbox/channels';
+import { assertGitCommand, assertPrivateGitCommand, ChannelRequestError, planPackageInstall } from '../../../../infra/sandbox/channels';
 
 const npm = { secretName: 'NPM_TOKEN', value: 'npm-token-value-123', use: 'npm' as const, host: 'registry.example.com' };
 
@@ -25,5 +25,26 @@ describe('credentialed installs outside the gateway get the gateway’s hardenin
       expect(() => assertGitCommand('GIT_TOKEN', ['git', sub, 'origin'], installOnly)).toThrow(/not an operation the git channel serves here/);
     }
     expect(() => assertGitCommand('GIT_TOKEN', ['git', 'push', 'origin'])).not.toThrow();
+  });
+
+  it('a credentialed install clone works only in its private directory: no global options, absolute paths, ~ or ..', () => {
+    for (const command of [
+      ['git', 'clone', 'https://example.com/r.git'],
+      ['git', 'clone', '--quiet', '--depth', '1', '--branch', 'main', '--', 'https://example.com/org/r.git', 'vendor/r'],
+      ['git', 'ls-remote', 'https://example.com/r.git'],
+    ])
+      expect(() => assertPrivateGitCommand('GIT_TOKEN', command), command.join(' ')).not.toThrow();
+    for (const command of [
+      ['git', '-C', '/workspace', 'clone', 'https://example.com/r.git'],
+      ['git', '--git-dir=.git', 'ls-remote', 'origin'],
+      ['git', 'clone', 'https://example.com/r.git', '/workspace/r'],
+      ['git', 'clone', 'https://example.com/r.git', '../r'],
+      ['git', 'clone', 'https://example.com/r.git', 'a/../../r'],
+      ['git', 'clone', 'https://example.com/r.git', '~/r'],
+      ['git', 'clone', '--reference=/workspace/other', 'https://example.com/r.git'],
+      ['git', 'clone', '--separate-git-dir', 'g', 'https://example.com/r.git'],
+      ['git', 'clone', 'https://example.com/org/../r.git'],
+    ])
+      expect(() => assertPrivateGitCommand('GIT_TOKEN', command), command.join(' ')).toThrow(ChannelRequestError);
   });
 });
