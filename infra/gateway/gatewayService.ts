@@ -11,7 +11,8 @@ import type { CommandResult, SandboxHost } from '../../domain/ports/sandboxHost'
 import type { ResolvedSecret } from '../../domain/ports/secretVault';
 import type { RunCommand } from '../../domain/run';
 import type { ServiceDependencies } from '../../domain/services/dependencies';
-import { projectionKeys, runStreamId } from '../../domain/streams';
+import { readSecretMetadata } from '../../domain/services/secrets';
+import { runStreamId } from '../../domain/streams';
 import { HttpProblem } from '../http/problem';
 import { TRUNCATION_MARKER, utf8Prefix } from '../redaction/truncate';
 import { assertGitCommand } from '../sandbox/channels';
@@ -154,8 +155,9 @@ export class Gateway {
       if (isDomainError(error)) await refuse(`${error.code}: ${error.message}`.slice(0, 300), new HttpProblem(400, error.code, error.message));
       throw error;
     }
-    const metadata = await this.d.deps.store.readProjection(binding.workspaceId, projectionKeys.secret(operation.secret));
-    if (!metadata || metadata.exists !== true)
+    // Checked against the log: a row edited in storage (allowedHosts widened) is refolded and reported, never used.
+    const metadata = await readSecretMetadata(this.d.deps, binding.workspaceId, operation.secret);
+    if (!metadata)
       await refuse('secret not found', new HttpProblem(404, GATEWAY_ERROR.SECRET_NOT_FOUND, `The run's workspace has no secret named ${operation.secret}`));
     const allowedHosts = Array.isArray(metadata?.allowedHosts) ? metadata.allowedHosts.map(String) : [];
     if (!hostAllowed(allowedHosts, operation.destination))

@@ -18,7 +18,7 @@ function sweepDeps(clock: Clock): SweepDependencies {
   return {
     ...h.deps,
     clock,
-    records: new TableWorkspaceRecords(h.eventTable),
+    records: new TableWorkspaceRecords(h.eventTable, h.store.projectionSeal),
     removeBlobs: async () => 0,
     activeRuns: new TableActiveRuns(h.eventTable),
     cancelOrchestration: async (runId) => {
