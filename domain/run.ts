@@ -19,7 +19,8 @@ export type RunOutcome = 'Completed' | 'Failed' | 'Cancelled';
 export type RunStatus = 'Pending' | 'Running' | RunOutcome;
 
 export type RunEvent =
-  | DomainEvent<'RunRequested', { runId: string; workspaceId: string; deadline: string; specRef: string }>
+  /** `specDigest`: SHA-256 of the stored spec's bytes; every read of the spec is checked against it. */
+  | DomainEvent<'RunRequested', { runId: string; workspaceId: string; deadline: string; specRef: string; specDigest: string }>
   | DomainEvent<'PhaseStarted', { phase: Phase; turn?: number }>
   | DomainEvent<'PhaseCompleted', { phase: Phase; turn?: number }>
   | DomainEvent<'PhaseFailed', { phase: Phase; turn?: number; reason: string }>
@@ -61,6 +62,8 @@ export interface RunState {
   readonly workspaceId: string;
   readonly deadline: string;
   readonly specRef: string;
+  /** Empty for runs requested before digests were recorded: their spec can no longer be vouched for. */
+  readonly specDigest: string;
   readonly status: RunStatus;
   readonly phases: readonly PhaseRecord[];
   /** The phase now running, if any. */
@@ -73,7 +76,7 @@ export interface RunState {
 }
 
 export type RunCommand =
-  | { type: 'RequestRun'; runId: string; workspaceId: string; deadline: string; specRef: string }
+  | { type: 'RequestRun'; runId: string; workspaceId: string; deadline: string; specRef: string; specDigest: string }
   | { type: 'StartPhase'; phase: Phase; turn?: number }
   | { type: 'CompletePhase'; phase: Phase; turn?: number }
   | { type: 'FailPhase'; phase: Phase; turn?: number; reason: string }
@@ -98,6 +101,7 @@ export function initialRunState(): RunState {
     workspaceId: '',
     deadline: '',
     specRef: '',
+    specDigest: '',
     status: 'Pending',
     phases: [],
     tornDown: false,
@@ -223,7 +227,9 @@ export function decideRun(command: RunCommand, state: RunState): RunEvent[] {
       return [
         {
           type: 'RunRequested',
-          data: { runId: command.runId, workspaceId: command.workspaceId, deadline: command.deadline, specRef: command.specRef },
+          data: {
+            runId: command.runId, workspaceId: command.workspaceId, deadline: command.deadline, specRef: command.specRef, specDigest: command.specDigest,
+          },
         },
       ];
     case 'StartPhase': {
