@@ -22,7 +22,8 @@ export type RunStatus = 'Pending' | 'Running' | RunOutcome;
 export const isUnfinishedRun = (status: unknown): boolean => status === 'Pending' || status === 'Running';
 
 export type RunEvent =
-  | DomainEvent<'RunRequested', { runId: string; workspaceId: string; deadline: string; specRef: string }>
+  /** `specDigest`: SHA-256 of the stored spec's bytes; every read of the spec is checked against it. */
+  | DomainEvent<'RunRequested', { runId: string; workspaceId: string; deadline: string; specRef: string; specDigest: string }>
   | DomainEvent<'PhaseStarted', { phase: Phase; turn?: number }>
   | DomainEvent<'PhaseCompleted', { phase: Phase; turn?: number }>
   | DomainEvent<'PhaseFailed', { phase: Phase; turn?: number; reason: string }>
@@ -66,6 +67,8 @@ export interface RunState {
   readonly specRef: string;
   /** Who asked for the run (the actor of `RunRequested`): whose uses every lease is checked against. */
   readonly requestedBy?: string;
+  /** Empty for runs requested before digests were recorded: their spec can no longer be vouched for. */
+  readonly specDigest: string;
   readonly status: RunStatus;
   readonly phases: readonly PhaseRecord[];
   /** The phase now running, if any. */
@@ -78,7 +81,7 @@ export interface RunState {
 }
 
 export type RunCommand =
-  | { type: 'RequestRun'; runId: string; workspaceId: string; deadline: string; specRef: string }
+  | { type: 'RequestRun'; runId: string; workspaceId: string; deadline: string; specRef: string; specDigest: string }
   | { type: 'StartPhase'; phase: Phase; turn?: number }
   | { type: 'CompletePhase'; phase: Phase; turn?: number }
   | { type: 'FailPhase'; phase: Phase; turn?: number; reason: string }
@@ -103,6 +106,7 @@ export function initialRunState(): RunState {
     workspaceId: '',
     deadline: '',
     specRef: '',
+    specDigest: '',
     status: 'Pending',
     phases: [],
     tornDown: false,
@@ -228,7 +232,9 @@ export function decideRun(command: RunCommand, state: RunState): RunEvent[] {
       return [
         {
           type: 'RunRequested',
-          data: { runId: command.runId, workspaceId: command.workspaceId, deadline: command.deadline, specRef: command.specRef },
+          data: {
+            runId: command.runId, workspaceId: command.workspaceId, deadline: command.deadline, specRef: command.specRef, specDigest: command.specDigest,
+          },
         },
       ];
     case 'StartPhase': {

@@ -1,6 +1,6 @@
 import { DomainError } from '../errors';
 import { checkRunSpecEnv, describeRefusal } from '../launchGuard';
-import { runStatus } from '../run';
+import { type RunState, runStatus } from '../run';
 import { type RunSpec, secretReferencesOf } from '../runSpec';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
@@ -15,6 +15,7 @@ export const RUN_ERROR = {
   LAUNCH_REFUSED: 'RUN.LAUNCH_REFUSED',
   SECRET_NOT_FOUND: 'RUN.SECRET_NOT_FOUND',
   NOT_FOUND: 'RUN.NOT_FOUND',
+  SPEC_TAMPERED: 'RUN.SPEC_TAMPERED',
 } as const;
 
 /** A refusal at the door: names the key (and the secret's name), never a value. */
@@ -88,11 +89,27 @@ export async function requestRun(
     if (error instanceof LeaseRefused) await refuse(error.where, error.refusal.code);
     throw error;
   }
-  const specRef = await stores.specs.put(workspaceId, runId, spec);
+  const stored = await stores.specs.put(workspaceId, runId, spec);
   const deadline = new Date(deps.clock.now().getTime() + spec.deadlineSeconds * 1000).toISOString();
-  await onRun(deps, workspaceId, runId, { type: 'RequestRun', runId, workspaceId, deadline, specRef }, caller);
+  await onRun(deps, workspaceId, runId, { type: 'RequestRun', runId, workspaceId, deadline, specRef: stored.ref, specDigest: stored.digest }, caller);
   await orchestrations.start(workspaceId, runId);
   return { runId };
+}
+
+/**
+ * The run's spec, read again at every step: the blob must still hash to the digest `RunRequested` recorded,
+ * so a spec rewritten in storage after the request (another secret as a turn's model key, say) never runs.
+ * A mismatch throws `RUN.SPEC_TAMPERED`; the step records it as its failure reason and the run fails.
+ */
+export async function readRunSpec(stores: RunStores, run: Pick<RunState, 'workspaceId' | 'specRef' | 'specDigest'>): Promise<RunSpec> {
+  const { spec, digest } = await stores.specs.get(run.workspaceId, run.specRef);
+  if (run.specDigest === '' || digest !== run.specDigest)
+    throw new DomainError(
+      RUN_ERROR.SPEC_TAMPERED,
+      `${RUN_ERROR.SPEC_TAMPERED}: the stored run spec does not match the digest recorded in RunRequested (changed after the request); the run stops`,
+      'precondition',
+    );
+  return spec;
 }
 
 async function readRun(deps: ServiceDependencies, workspaceId: string, runId: string) {

@@ -7,6 +7,7 @@ import { DEFAULT_SECRET_USES, type SecretUses } from '../secretPolicy';
 import { projectionKeys, secretStreamId } from '../streams';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
+import { listVerifiedProjections, readVerifiedProjection } from './verifiedProjections';
 import { type Caller, onWorkspace } from './workspaceStream';
 
 export const projectSecret = (state: SecretState): readonly ProjectionWrite[] => [
@@ -99,9 +100,19 @@ export async function deleteSecret(
   deps.resolver.invalidate(workspaceId, name);
 }
 
+/** A secret's metadata (existence, version, `allowedHosts`) as decisions read it: checked against the log. */
+export async function readSecretMetadata(
+  deps: Pick<ServiceDependencies, 'store' | 'clock' | 'random' | 'retry'>,
+  workspaceId: string,
+  name: string,
+): Promise<Readonly<Record<string, unknown>> | undefined> {
+  const row = await readVerifiedProjection(deps, workspaceId, projectionKeys.secret(name));
+  return row && row.exists === true ? row : undefined;
+}
+
 export async function listSecrets(deps: ServiceDependencies, caller: Caller, workspaceId: string): Promise<readonly SecretListing[]> {
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'secrets.list', requires: 'member', correlationId: caller.correlationId });
-  const rows = await deps.store.listProjections(workspaceId, projectionKeys.secretPrefix);
+  const rows = await listVerifiedProjections(deps, workspaceId, projectionKeys.secretPrefix);
   return rows
     .filter((row) => row.value.exists === true)
     .map((row) => listingOf(row.value))

@@ -24,7 +24,7 @@ export async function requestWorkspaceDeletion(
 ): Promise<{ id: string; purgeAfter: string }> {
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'workspace.delete', requires: 'owner', correlationId: caller.correlationId });
   const now = deps.clock.now().toISOString();
-  const result = await onWorkspace(deps, workspaceId, { type: 'RequestDeletion', actor: caller.actor, retentionDays, now }, caller, { updateSummary: true });
+  const result = await onWorkspace(deps, workspaceId, { type: 'RequestDeletion', actor: caller.actor, retentionDays, now }, caller);
   return { id: workspaceId, purgeAfter: result.state.purgeAfter ?? '' };
 }
 

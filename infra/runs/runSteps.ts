@@ -4,6 +4,7 @@ import type { LiveSandbox } from '../../domain/ports/runSandboxes';
 import type { Phase, RunState } from '../../domain/run';
 import type { InstallStep, RunSpec, SecretReference } from '../../domain/runSpec';
 import { loadSecretMaterial } from '../../domain/services/runSecrets';
+import { readRunSpec } from '../../domain/services/runs';
 import { assertGitCommand, assertPrivateGitCommand, planPackageInstall } from '../sandbox/channels';
 import { describeExit, execLeased, startLeased, transcriptChunk } from './leasedProcess';
 import { RefreshableRedactor } from './refreshableRedactor';
@@ -34,7 +35,7 @@ function msUntil(deadline: string, ctx: RunContext): number {
 }
 
 async function specOf(ctx: RunContext, state: RunState): Promise<RunSpec> {
-  return ctx.runtime.stores.specs.get(ctx.workspaceId, state.specRef);
+  return readRunSpec(ctx.runtime.stores, state);
 }
 
 /**

@@ -79,7 +79,7 @@ async function runCommand(runId: string, command: RunCommand): Promise<RunState>
 async function newRun(): Promise<string> {
   const runId = randomUUID();
   const deadline = new Date(Date.now() + 3_600_000).toISOString();
-  await runCommand(runId, { type: 'RequestRun', runId, workspaceId, deadline, specRef: `specs/${runId}` });
+  await runCommand(runId, { type: 'RequestRun', runId, workspaceId, deadline, specRef: `specs/${runId}`, specDigest: "none" });
   return runId;
 }
 

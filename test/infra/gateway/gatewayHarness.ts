@@ -78,7 +78,7 @@ export async function createGatewayHarness() {
     const deadline = new Date(Date.now() + 10 * 60_000).toISOString();
     await handleCommand(api.deps, {
       workspaceId, streamId: runStreamId(runId), decider: runDecider, actor: 'alice', correlationId: runId,
-      command: { type: 'RequestRun', runId, workspaceId, deadline, specRef: `spec:${runId}` }, project: projectRun,
+      command: { type: 'RequestRun', runId, workspaceId, deadline, specRef: `spec:${runId}`, specDigest: 'unused' }, project: projectRun,
     });
     const managed = known.map((s) => ({ name: s.name, value: s.value }));
     const redactor = createRedactor(managed);
