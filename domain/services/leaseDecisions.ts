@@ -34,15 +34,17 @@ export async function requesterIn(store: EventStore, workspaceId: string, userId
   return { userId, role: workspace.status === 'Active' ? roleIn(workspace.members, userId) : undefined };
 }
 
-/** Decides each ask in order; the first refusal throws `LeaseRefused`. Returns the decisions otherwise. */
+export type GrantedLease = Extract<LeaseDecision, { ok: true }>;
+
+/** Decides each ask in order; the first refusal throws `LeaseRefused`. Returns the grants, one per ask, otherwise. */
 export async function assertLeases(
   store: EventStore,
   workspaceId: string,
   requester: LeaseRequester,
   asks: readonly (LeaseAsk & { readonly where: string })[],
-): Promise<LeaseDecision[]> {
+): Promise<GrantedLease[]> {
   const secrets = new Map<string, SecretState>();
-  const decisions: LeaseDecision[] = [];
+  const decisions: GrantedLease[] = [];
   for (const ask of asks) {
     let secret = secrets.get(ask.secretName);
     if (!secret) {

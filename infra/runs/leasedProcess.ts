@@ -43,7 +43,7 @@ async function grantLeases(ctx: RunContext, live: LiveRun, sandbox: LiveSandbox,
   const store = ctx.runtime.deps.store;
   const requester = await requesterIn(store, ctx.workspaceId, (await ctx.state()).requestedBy ?? '');
   const asks = secrets.map((ref, i) => ({ context: spec.phase, holder: spec.holder, delivery: ref.use, secretName: ref.ref, where: `${operation}.secrets[${i}]` }));
-  const decisions = await assertLeases(store, ctx.workspaceId, requester, asks);
+  const grants = await assertLeases(store, ctx.workspaceId, requester, asks);
   const held: HeldLease[] = [];
   try {
     for (const [i, ref] of secrets.entries()) {
@@ -56,7 +56,7 @@ async function grantLeases(ctx: RunContext, live: LiveRun, sandbox: LiveSandbox,
         secretName: ref.ref,
         secretVersion: resolved.version,
         operation,
-        channel: decisions[i]?.ok ? decisions[i].channel : 'refused',
+        channel: grants[i]?.channel ?? 'refused',
         expiresAt: sandbox.deadline,
       });
       held.push({

@@ -110,3 +110,11 @@ describe('run decisions', () => {
     });
   });
 });
+
+describe('who asked for a run', () => {
+  it('is the actor of RunRequested, whose uses every lease of the run is checked against', () => {
+    const recorded = { ...requested, meta: { at: '2026-01-01T00:00:00.000Z', actor: 'bob' } } as RunEvent;
+    spec.given([recorded, started('seed')]).thenState((state) => expect(state.requestedBy).toBe('bob'));
+    spec.given([requested]).thenState((state) => expect(state.requestedBy).toBeUndefined());
+  });
+});

@@ -74,6 +74,8 @@ describe('deleting a workspace through the local host', () => {
     expect(runEvents).toContain('RunCancellationRequested');
     expect(runEvents).toContain('SandboxTornDown');
     expect(runEvents.at(-1)).toBe('RunCancelled');
+    // The seal comes first, then the live records go (blobs, then projections): wait for the last of them.
+    await until('the live records to be removed', async () => ((await liveRowKeys(ws)).length === 0 ? true : undefined), 30_000);
     expect(await liveRowKeys(ws)).toEqual([]);
     expect((await owner('GET', `/api/workspaces/${ws}/secrets`)).status).toBe(404);
 

@@ -442,6 +442,27 @@ describe('POST /api/gateway/operations: http', () => {
     expect((await h.operate(run.bearer, { kind: 'http', url: `${api.origin}/whoami`, secret: 'GIT_ONLY_TOKEN' })).status).toBe(200);
   });
 
+  it("a use limited to owners refuses a member's run, and a member removed mid-run loses even a members' use", async () => {
+    expect((await h.api.call('PUT', `/api/workspaces/${ws}/members/bob`, { token: h.owner, body: { role: 'member' } })).status).toBe(200);
+    await h.setSecret(ws, { name: 'OWNERS_TOKEN', value: aSecretValue('ow'), allowedHosts: [hostOf(api.origin)], uses: { http: 'owners' } });
+    const bobs = await h.launch(ws, Object.values(secrets), {}, 'bob');
+    try {
+      const before = api.seen.length;
+      const refused = await h.operate(bobs.bearer, { kind: 'http', url: `${api.origin}/whoami`, secret: 'OWNERS_TOKEN' });
+      expect(refused.status).toBe(403);
+      expect(refused.json.code).toBe('SECRET.USE_EXCLUDES_CALLER');
+      expect(String(refused.json.detail)).toMatch(/OWNERS_TOKEN.*"http".*owners.*bob/);
+      expect((await h.operate(bobs.bearer, { kind: 'http', url: `${api.origin}/whoami`, secret: 'API_TOKEN' })).status).toBe(200);
+      expect((await h.api.call('DELETE', `/api/workspaces/${ws}/members/bob`, { token: h.owner })).status).toBe(204);
+      const removed = await h.operate(bobs.bearer, { kind: 'http', url: `${api.origin}/whoami`, secret: 'API_TOKEN' });
+      expect(removed.status).toBe(403);
+      expect(removed.json.code).toBe('SECRET.USE_EXCLUDES_CALLER');
+      expect(api.seen.length).toBe(before + 1);
+    } finally {
+      await h.teardown(bobs);
+    }
+  });
+
   it('a value rotated after the sandbox started is resolved at the moment of use and still redacted', async () => {
     const rotated = aSecretValue('api2');
     await h.setSecret(ws, { name: 'API_TOKEN', value: rotated, allowedHosts: [api.hostPort] });

@@ -73,11 +73,12 @@ export async function createGatewayHarness() {
   }
 
   /** A requested run with a live sandbox and a bearer for its container, as the lifecycle's seed leaves it. */
-  async function launch(workspaceId: string, known: readonly SecretSpec[], files: Record<string, string> = {}): Promise<LaunchedRun> {
+  /** `requestedBy` is whose uses the gateway checks each operation against (the run's requester). */
+  async function launch(workspaceId: string, known: readonly SecretSpec[], files: Record<string, string> = {}, requestedBy = 'alice'): Promise<LaunchedRun> {
     const runId = randomUUID();
     const deadline = new Date(Date.now() + 10 * 60_000).toISOString();
     await handleCommand(api.deps, {
-      workspaceId, streamId: runStreamId(runId), decider: runDecider, actor: 'alice', correlationId: runId,
+      workspaceId, streamId: runStreamId(runId), decider: runDecider, actor: requestedBy, correlationId: runId,
       command: { type: 'RequestRun', runId, workspaceId, deadline, specRef: `spec:${runId}`, specDigest: 'unused' }, project: projectRun,
     });
     const managed = known.map((s) => ({ name: s.name, value: s.value }));
