@@ -79,91 +79,22 @@ export const WELL_KNOWN_KEY_NAMES: readonly string[] = [
   'LANGSMITH_API_KEY', 'TAVILY_API_KEY', 'SERPAPI_API_KEY', 'BRAVE_API_KEY',
 ];
 
-/** UTF-8 bytes without TextEncoder (the domain has no DOM or Node globals). */
-function utf8(text: string): number[] {
-  let encoded: string;
-  try {
-    encoded = encodeURIComponent(text);
-  } catch {
-    // A lone surrogate cannot be URI-encoded; its code units are still a usable pattern.
-    return Array.from(text, (c) => c.charCodeAt(0) & 0xff);
-  }
-  const bytes: number[] = [];
-  for (let i = 0; i < encoded.length; i++) {
-    if (encoded[i] === '%') {
-      bytes.push(parseInt(encoded.slice(i + 1, i + 3), 16));
-      i += 2;
-    } else bytes.push(encoded.charCodeAt(i));
-  }
-  return bytes;
-}
-
-const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-
-function base64(bytes: readonly number[]): string {
-  let out = '';
-  for (let i = 0; i < bytes.length; i += 3) {
-    const [a = 0, b = 0, c = 0] = [bytes[i], bytes[i + 1], bytes[i + 2]];
-    const n = (a << 16) | (b << 8) | c;
-    const chars = Math.min(4, Math.ceil(((bytes.length - i) * 8) / 6));
-    for (let k = 0; k < chars; k++) out += B64[(n >> (18 - 6 * k)) & 63];
-  }
-  return out;
-}
-
 /**
- * The base64 characters that depend only on the value's bytes, for each of the three alignments it can
- * have inside a longer encoded text (for example `Basic base64(user:token)`): the characters mixed with
- * neighbouring bytes at either end are dropped.
- */
-function base64Cores(bytes: readonly number[]): string[] {
-  const cores: string[] = [];
-  for (const shift of [0, 1, 2]) {
-    const encoded = base64([...new Array<number>(shift).fill(0), ...bytes]);
-    const skip = [0, 2, 3][shift] ?? 0;
-    const trailing = (shift + bytes.length) % 3 === 0 ? 0 : 1;
-    cores.push(encoded.slice(skip, encoded.length - trailing));
-  }
-  return cores;
-}
-
-/** Forms compared exactly (case-sensitive) and forms compared case-insensitively (hex, percent-escapes). */
-export function encodedForms(value: string): { exact: string[]; caseless: string[] } {
-  const bytes = utf8(value);
-  const cores = base64Cores(bytes);
-  const exact = [value, JSON.stringify(value).slice(1, -1), ...cores, ...cores.map((c) => c.replace(/\+/g, '-').replace(/\//g, '_'))];
-  const hex = bytes.map((b) => b.toString(16).padStart(2, '0')).join('');
-  let uri = value;
-  try {
-    uri = encodeURIComponent(value);
-  } catch {
-    // keep the raw form only
-  }
-  const caseless = [uri.toLowerCase(), hex, escape(value).toLowerCase()];
-  return { exact: [...new Set(exact)].filter((f) => f.length > 0), caseless: [...new Set(caseless)].filter((f) => f.length > 0) };
-}
-
-/** Whether `text` equals, contains or encodes `value` in any of the forms above. */
-export function containsManagedValue(text: string, value: string): boolean {
-  if (value.length === 0) return false;
-  const { exact, caseless } = encodedForms(value);
-  if (exact.some((form) => text.includes(form))) return true;
-  const lower = text.toLowerCase();
-  return caseless.some((form) => lower.includes(form));
-}
-
-/**
- * The redactor knows more encodings than `encodedForms` (XML, backslash escapes, more base64 variants), so a
- * value hit is either. One redactor per managed value, so a refusal can name the secret; cached per policy
- * array because the launcher checks the same policy at every launch of a sandbox.
+ * A value hit is the redactor's: the guard refuses exactly what the redactor would mask (domain/redaction:
+ * the value, its lines and every encoded form it knows), so the two never disagree about what counts as a
+ * managed value. One redactor per managed value, so a refusal can name the secret; cached per policy array
+ * because the launcher checks the same policy at every launch of a sandbox.
  */
 const redactorCache = new WeakMap<readonly ManagedValue[], (Redactor | undefined)[]>();
 
 function redactorsFor(managed: readonly ManagedValue[]): (Redactor | undefined)[] {
   let redactors = redactorCache.get(managed);
   if (!redactors) {
-    // Values the vault would refuse as too short are still caught by the forms above.
-    redactors = managed.map((m) => (utf8Length(m.value) >= MIN_SECRET_BYTES ? createRedactor([m]) : undefined));
+    // The vault refuses values below the minimum; a shorter one given here is still looked for, at its length.
+    redactors = managed.map((m) => {
+      const bytes = utf8Length(m.value);
+      return bytes === 0 ? undefined : createRedactor([m], { minLength: Math.min(bytes, MIN_SECRET_BYTES) });
+    });
     redactorCache.set(managed, redactors);
   }
   return redactors;
@@ -180,7 +111,7 @@ export function checkStandingEnv(env: Readonly<Record<string, string>>, policy: 
   }
   const redactors = redactorsFor(policy.managedValues);
   for (const [key, value] of Object.entries(env)) {
-    const hit = policy.managedValues.findIndex((managed, i) => containsManagedValue(value, managed.value) || redactors[i]?.matches(value) === true);
+    const hit = redactors.findIndex((redactor) => redactor?.matches(value) === true);
     const managed = policy.managedValues[hit];
     if (managed) return { ok: false, offendingKey: key, reason: 'value-matches-secret', secretName: managed.name };
   }

@@ -3,7 +3,7 @@ import { buildAutomaton, type Pattern } from './redaction/automaton';
 import { utf8Length } from './redaction/bytes';
 import { encodedForms } from './redaction/encodings';
 import { Scanner } from './redaction/scanner';
-import { MIN_SECRET_BYTES } from './secret';
+import { MIN_SECRET_BYTES, SECRET_VALUE_TOO_SHORT } from './secret';
 
 export { encodedForms } from './redaction/encodings';
 
@@ -42,7 +42,7 @@ export function assertRedactable(secrets: readonly RedactableSecret[], minLength
   const tooShort = [...new Set(secrets.filter((s) => utf8Length(s.value) < minLength).map((s) => s.name))];
   if (tooShort.length > 0)
     throw new DomainError(
-      'REDACTION.VALUE_TOO_SHORT',
+      SECRET_VALUE_TOO_SHORT,
       `Cannot redact ${tooShort.join(', ')}: shorter than the minimum of ${minLength} bytes, so masking it would be unreliable`,
       'invalid',
     );

@@ -5,6 +5,8 @@ import { DEFAULT_SECRET_USES, SECRET_USE_KINDS, type SecretUses } from './secret
 /** Secret names as Key Vault can hold them once `_` becomes `-` (reversible: `-` is not allowed here). */
 export const SECRET_NAME_PATTERN = /^[A-Z_][A-Z0-9_]{0,126}$/;
 export const MIN_SECRET_BYTES = 8;
+/** The one code for a value below MIN_SECRET_BYTES, whoever refuses it (the vault, the redactor). */
+export const SECRET_VALUE_TOO_SHORT = 'SECRET.VALUE_TOO_SHORT';
 /** Key Vault caps a value at 25 KB; we stop a little below. */
 export const MAX_SECRET_BYTES = 24 * 1024;
 

@@ -1,5 +1,6 @@
 import { DomainError } from '../errors';
-import { MAX_SECRET_BYTES, MIN_SECRET_BYTES, assertValidSecretName } from '../secret';
+import { utf8Length } from '../redaction/bytes';
+import { MAX_SECRET_BYTES, MIN_SECRET_BYTES, SECRET_VALUE_TOO_SHORT, assertValidSecretName } from '../secret';
 
 /**
  * The write-only vault of one workspace (DESIGN.md §1 promises 1, 2, 6, 10).
@@ -110,24 +111,14 @@ export const VAULT_ERROR = {
 } as const;
 
 export const SECRET_VALUE_ERROR = {
-  TOO_SHORT: 'SECRET.VALUE_TOO_SHORT',
+  TOO_SHORT: SECRET_VALUE_TOO_SHORT,
   TOO_LARGE: 'SECRET.VALUE_TOO_LARGE',
 } as const;
-
-/** UTF-8 byte length without TextEncoder (the domain has no DOM or Node types). */
-export function utf8ByteLength(value: string): number {
-  let bytes = 0;
-  for (const char of value) {
-    const code = char.codePointAt(0) ?? 0;
-    bytes += code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
-  }
-  return bytes;
-}
 
 /** What every adapter checks before it stores anything; the messages name limits, never the value. */
 export function assertStorableSecret(name: string, value: string, options: SecretWriteOptions): void {
   assertValidSecretName(name);
-  const bytes = utf8ByteLength(value);
+  const bytes = utf8Length(value);
   if (bytes < MIN_SECRET_BYTES)
     throw new DomainError(
       SECRET_VALUE_ERROR.TOO_SHORT,

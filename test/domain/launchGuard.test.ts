@@ -9,6 +9,7 @@ import {
   type GuardPolicy,
   type GuardRefusal,
 } from '../../domain/launchGuard';
+import { createRedactor, encodedForms } from '../../domain/redaction';
 import type { RunSpec } from '../../domain/runSpec';
 
 const TOKEN = 'ghp_Zq8tY3kLmN0pQrS7uVwX1aBcDeF';
@@ -84,6 +85,28 @@ describe('launch guard', () => {
     );
   });
 
+  it('refuses every byte percent-encoded (upper and lower case hex) and base64 of base64, inside any text (property)', () => {
+    const bytes = fc.uint8Array({ maxLength: 7 });
+    fc.assert(
+      fc.property(fc.string({ minLength: 8, maxLength: 40 }), fc.string({ maxLength: 12 }), fc.string({ maxLength: 12 }), bytes, bytes, bytes, bytes, (value, before, after, innerPre, innerPost, outerPre, outerPost) => {
+        const raw = Buffer.from(value, 'utf8');
+        const hex = raw.toString('hex');
+        const inner = Buffer.concat([innerPre, raw, innerPost]).toString('base64');
+        const forms = [
+          hex.replace(/../g, '%$&'),
+          hex.toUpperCase().replace(/../g, '%$&'),
+          Buffer.concat([outerPre, Buffer.from(inner), outerPost]).toString('base64'),
+          Buffer.from(Buffer.from(value).toString('base64')).toString('base64'),
+        ];
+        for (const form of forms) {
+          const decision = checkStandingEnv({ X: `${before}${form}${after}` }, { secretNames: [], managedValues: [{ name: 'S', value }] });
+          expect(decision, form).toMatchObject({ ok: false, offendingKey: 'X', secretName: 'S' });
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('never puts a value into the refusal or its description', () => {
     const refusals = [refused({ HARMLESS: TOKEN }), refused({ URL: `https://u:${TOKEN}@h` }), refused({ TRACKER_KEY: TOKEN }), refused({ GH_TOKEN: TOKEN })];
     for (const refusal of refusals) {
@@ -113,6 +136,19 @@ describe('launch guard and the redactor', () => {
     const guardWith: GuardPolicy = { secretNames: [], managedValues: [{ name: 'ODD', value }] };
     const xml = value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
     expect(checkStandingEnv({ X: `<v>${xml}</v>` }, guardWith)).toMatchObject({ ok: false, offendingKey: 'X', secretName: 'ODD' });
+  });
+
+  it('refuses exactly what the redactor would mask: one list of encodings for both (property)', () => {
+    const unit = fc.constantFrom(...'abcXYZ019-_%+/= \n"<&é'.split(''));
+    fc.assert(
+      fc.property(fc.string({ unit, minLength: 8, maxLength: 16 }), fc.string({ unit, maxLength: 30 }), fc.option(fc.nat()), fc.string({ unit, maxLength: 30 }), (value, before, form, after) => {
+        const forms = encodedForms(value);
+        const text = `${before}${form === null ? '' : forms[form % forms.length]!}${after}`;
+        const managed = [{ name: 'S', value }];
+        expect(checkStandingEnv({ X: text }, { secretNames: [], managedValues: managed }).ok).toBe(!createRedactor(managed).matches(text));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('does not throw for a managed value shorter than the redactor minimum', () => {

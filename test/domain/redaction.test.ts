@@ -133,7 +133,7 @@ describe('createRedactor: refusals and identity', () => {
     } catch (error) {
       caught = error;
     }
-    expect(isDomainError(caught) && caught.code).toBe('REDACTION.VALUE_TOO_SHORT');
+    expect(isDomainError(caught) && caught.code).toBe('SECRET.VALUE_TOO_SHORT');
     const error = caught as Error;
     expect(error.message).toContain('TINY');
     expect(error.message).toContain('ALSO_TINY');
