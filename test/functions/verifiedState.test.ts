@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../../domain/events';
 import type { RunEvent } from '../../domain/run';
 import { requestRun } from '../../domain/services/runs';
+import { recoverWorkspace, removeLiveRecordsAndSeal, requestWorkspaceDeletion, softDeleteWorkspaceVault } from '../../domain/services/workspaceLifecycle';
+import { TableWorkspaceRecords } from '../../infra/tables/tableWorkspaceRecords';
 import type { RunStores } from '../../domain/services/runPorts';
 import { projectionKeys, runStreamId } from '../../domain/streams';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
@@ -140,6 +142,23 @@ describe('membership and roles come from verified state', () => {
     expect((await h.api.call('GET', `/api/workspaces/${ws}`, { token: await h.api.issuer.token('eve') })).status).toBe(404);
     expect((await h.api.call('GET', `/api/workspaces/${ws}`, { token: owner })).status).toBe(200);
     expect((await mismatches(ws)).length).toBe(before);
+  });
+});
+
+describe('rows rebuilt by recovery are sealed like appended ones', () => {
+  it('after deletion and recovery every read verifies: nothing is reported', async () => {
+    const id = await h.workspace('Recovered', [{ name: 'R_TOKEN', value: aSecretValue('r'), allowedHosts: ['example.com'] }]);
+    const deps = { ...h.api.deps, records: new TableWorkspaceRecords(h.api.eventTable, h.api.store.projectionSeal), removeBlobs: async () => 0 };
+    const by = { actor: 'alice', correlationId: 'recover-test' };
+    await requestWorkspaceDeletion(deps, by, id, 7);
+    await softDeleteWorkspaceVault(deps, id, 'recover-test');
+    await removeLiveRecordsAndSeal(deps, id, 'recover-test');
+    await recoverWorkspace(deps, by, id);
+    expect((await h.api.call('GET', `/api/workspaces/${id}`, { token: owner })).status).toBe(200);
+    const listing = await h.api.call('GET', `/api/workspaces/${id}/secrets`, { token: owner });
+    expect(listing.json).toEqual([expect.objectContaining({ name: 'R_TOKEN', allowedHosts: ['example.com'] })]);
+    expect(await h.api.store.readCheckedProjection(id, projectionKeys.secret('R_TOKEN'))).toMatchObject({ check: 'verified' });
+    expect(await mismatches(id)).toEqual([]);
   });
 });
 
