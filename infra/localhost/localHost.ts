@@ -90,6 +90,7 @@ export async function createLocalHost(options: LocalHostOptions): Promise<LocalH
       invoker,
       log,
       ...(options.builtins ? { builtins: options.builtins } : {}),
+      extensionRoutes: extensions.flatMap((e) => (e.httpRoutes ? [e.httpRoutes] : [])),
     }),
   );
   const host = options.httpHost ?? '127.0.0.1';
@@ -130,6 +131,7 @@ export async function createLocalHost(options: LocalHostOptions): Promise<LocalH
         storageConnectionString: options.storageConnectionString,
         settings: options.settings,
         log,
+        hostPort: port,
       };
       await extension.start(context);
       started.push(extension);

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import type { ExtensionContext, HostExtension, RegisteredBinding, RpcTypedData } from '../hostExtension';
 import { ActivityWorker } from './activityWorker';
-import { clientBinding } from './clientBinding';
-import { ClientServer } from './clientServer';
+import { clientBinding, hostOrigin, WEBHOOK_PREFIX } from './clientBinding';
+import { ClientServer, sendUnavailable } from './clientServer';
 import { InstanceStore } from './instanceStore';
 import { OrchestrationEngine } from './orchestrationEngine';
 import { taskHubNames } from './taskHub';
@@ -70,18 +70,28 @@ export function createDurableExtension(options: DurableExtensionOptions = {}): H
         maxConcurrentActivities: options.maxConcurrentActivities ?? settings.DURABLE_MAX_CONCURRENT_ACTIVITIES ?? 16,
       });
       const timers = new TimerPump(queues, engine, ctx.log);
-      const server = new ClientServer({ engine, store, orchestrators });
-      const port = await server.listen();
+      const server = new ClientServer({ engine, store, orchestrators, port: ctx.hostPort });
       const resumed = await engine.recover();
       worker.start();
       timers.start();
       running = { hub: names.hub, engine, worker, timers, server };
-      ctx.log.info(`durable: task hub "${names.hub}", ${orchestrators.size} orchestrator(s), ${resumed} in-flight orchestration(s) resumed; client API on 127.0.0.1:${port} (key generated for this start)`);
+      ctx.log.info(`durable: task hub "${names.hub}", ${orchestrators.size} orchestrator(s), ${resumed} in-flight orchestration(s) resumed; management API on ${hostOrigin(ctx.hostPort)}${WEBHOOK_PREFIX} (key generated for this start)`);
     },
 
     async inputBindingValue(_binding: RegisteredBinding): Promise<RpcTypedData> {
       if (!running) throw new Error('The Durable extension has not started.');
       return { json: JSON.stringify(clientBinding(running.hub, running.server.port, running.server.key)) };
+    },
+
+    httpRoutes: {
+      prefix: WEBHOOK_PREFIX,
+      handle(req, res) {
+        if (running) void running.server.handle(req, res);
+        else {
+          req.resume();
+          sendUnavailable(res);
+        }
+      },
     },
 
     async stop(): Promise<void> {
@@ -90,7 +100,6 @@ export function createDurableExtension(options: DurableExtensionOptions = {}): H
       if (!r) return;
       await Promise.all([r.worker.stop(), r.timers.stop()]);
       await r.engine.idle();
-      await r.server.close();
     },
   };
 }
