@@ -1,5 +1,5 @@
 import type { ExtensionContext, HostLogger } from '../hostExtension';
-import { EventType, toJsonText, type HistoryEvent } from './historyEvents';
+import { activityFailure, EventType, toJsonText, type HistoryEvent } from './historyEvents';
 import { Poller, Semaphore } from './concurrency';
 import { taskKey, type OrchestrationEngine } from './orchestrationEngine';
 import type { Received, WorkItem, WorkQueues } from './workQueues';
@@ -88,10 +88,7 @@ export class ActivityWorker {
       return { EventType: EventType.TaskCompleted, EventId: -1, Timestamp: at(), TaskScheduledId: item.taskId, Result: toJsonText(outcome.returnValue) };
     } catch (error) {
       const e = error instanceof Error ? error : new Error(String(error));
-      return {
-        EventType: EventType.TaskFailed, EventId: -1, Timestamp: at(), TaskScheduledId: item.taskId, Reason: e.message,
-        FailureDetails: { ErrorType: e.name || 'Error', ErrorMessage: e.message, ...(e.stack ? { StackTrace: e.stack } : {}) },
-      };
+      return { EventType: EventType.TaskFailed, EventId: -1, Timestamp: at(), TaskScheduledId: item.taskId, ...activityFailure(item.name, e) };
     }
   }
 }

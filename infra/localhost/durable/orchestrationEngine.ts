@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ExtensionContext, HostLogger } from '../hostExtension';
-import { EventType, parseJsonText, type HistoryEvent } from './historyEvents';
+import { EventType, parseJsonText, subOrchestrationFailure, type HistoryEvent } from './historyEvents';
 import { openWork, type InboxItem } from './episodePlanner';
 import { newExecutionId, planEpisode, type LoadedInstance } from './episodeRunner';
 import { InstanceExistsError, isTerminal, type InstanceRecord, type InstanceStore } from './instanceStore';
@@ -246,7 +246,7 @@ export class OrchestrationEngine {
     if (result === 'exists') {
       await this.deliver(parent.instanceId, parent.executionId, {
         EventType: EventType.SubOrchestrationInstanceFailed, EventId: -1, Timestamp: this.clock().toISOString(), TaskScheduledId: parent.taskId,
-        Reason: `An orchestration with instance id '${childId}' is already running.`, Details: '',
+        ...subOrchestrationFailure(`An orchestration with instance id '${childId}' is already running.`),
       }, subKey(parent.executionId, parent.taskId));
       return;
     }
@@ -260,7 +260,7 @@ export class OrchestrationEngine {
     const event: HistoryEvent =
       child.status === 'Completed'
         ? { EventType: EventType.SubOrchestrationInstanceCompleted, EventId: -1, Timestamp: at, TaskScheduledId: child.parentTaskId, Result: child.output ?? 'null' }
-        : { EventType: EventType.SubOrchestrationInstanceFailed, EventId: -1, Timestamp: at, TaskScheduledId: child.parentTaskId, Reason: String(parseJsonText(child.output) ?? child.status), Details: '' };
+        : { EventType: EventType.SubOrchestrationInstanceFailed, EventId: -1, Timestamp: at, TaskScheduledId: child.parentTaskId, ...subOrchestrationFailure(String(parseJsonText(child.output) ?? child.status)) };
     await this.deliver(child.parentInstanceId, child.parentExecutionId, event, subKey(child.parentExecutionId, child.parentTaskId));
   }
 }

@@ -11,7 +11,7 @@ import { rawRequest, startThrough, statusAt, waitAt, withCode, withEvent, withRe
  * createCheckStatusResponse returns, on the current durable-functions and on 3.1.0 (which reads a failed
  * task's Reason and Details, not FailureDetails).
  */
-describe.each([['durable-functions']])('Durable walkthrough on %s, through the returned URLs', (durableModule) => {
+describe.each([['durable-functions'], ['durable-functions-3-1']])('Durable walkthrough on %s, through the returned URLs', (durableModule) => {
   let host: LocalHostProcess;
   let dir: string;
   const start = (orchestrator: string, input?: unknown) => startThrough(`${host.url}/api/walkthrough/${orchestrator}`, input);
