@@ -64,7 +64,12 @@ export async function createLocalHost(options: LocalHostOptions): Promise<LocalH
     else if (level === 'warning') log.warn(message);
   });
   const removeCoreModule = supplyCoreModule(registry.moduleExports());
-  loadEntryPoints(appEntryPoints(options.appDir));
+  try {
+    await loadEntryPoints(appEntryPoints(options.appDir));
+  } catch (error) {
+    removeCoreModule();
+    throw error;
+  }
 
   const all = [...registry.functions.values()];
   const invoker = new Invoker(registry, extensions, log);
