@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { LocalHostConfigError } from './problems';
 
-const packageJsonSchema = z.object({ main: z.string().min(1), type: z.string().optional() });
+const packageJsonSchema = z.object({ main: z.string().min(1), type: z.string().optional(), name: z.string().optional() });
 
 function segmentPattern(segment: string): RegExp {
   const escaped = segment.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
@@ -49,6 +49,8 @@ function safeReaddir(dir: string): string[] {
 }
 
 export interface EntryPoints {
+  /** The app's package.json `name`, else its folder's name: what the banner calls the app. */
+  readonly appName: string;
   readonly files: readonly string[];
   /** The app's package.json says `"type": "module"`: its `.js` files are ES modules. */
   readonly esm: boolean;
@@ -69,7 +71,7 @@ export function appEntryPoints(appDir: string): EntryPoints {
   const files = expandGlob(appDir, result.data.main);
   if (files.length === 0)
     throw new LocalHostConfigError(`package.json "main" (${result.data.main}) matches no file in ${appDir}; run \`npm run build\`?`);
-  return { files, esm: result.data.type === 'module' };
+  return { appName: result.data.name ?? path.basename(path.resolve(appDir)), files, esm: result.data.type === 'module' };
 }
 
 /** As the Node.js worker decides: `.mjs`, or `.js` in a `"type": "module"` app, is an ES module. */

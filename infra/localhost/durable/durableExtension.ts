@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LocalHostConfigError } from '../problems';
 import type { ExtensionContext, HostExtension, RegisteredBinding, RpcTypedData } from '../hostExtension';
 import { ActivityWorker } from './activityWorker';
 import { clientBinding, hostOrigin, WEBHOOK_PREFIX } from './clientBinding';
@@ -47,7 +48,7 @@ export function createDurableExtension(options: DurableExtensionOptions = {}): H
       const parsed = settingsSchema.safeParse(ctx.settings);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        throw new Error(`Setting ${String(issue?.path[0] ?? 'DURABLE_*')} ${issue?.message ?? 'is invalid'}.`);
+        throw new LocalHostConfigError(`Setting ${String(issue?.path[0] ?? 'DURABLE_*')} ${issue?.message ?? 'is invalid'}.`);
       }
       const settings = parsed.data;
       const names = taskHubNames(options.taskHub ?? settings.DURABLE_TASK_HUB);
