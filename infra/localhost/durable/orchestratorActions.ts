@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HTTP_ACTIVITY } from './durableHttp';
 
 /** ActionType numbers of durable-functions' actions (lib/src/actions/ActionType). */
 export const ActionType = {
@@ -112,6 +113,9 @@ function toAction(raw: RawAction): OrchestratorAction {
       return { kind: 'timer', fireAt: new Date(str(raw.fireAt, 'fireAt')).toISOString(), isCanceled: raw.isCanceled === true };
     case ActionType.WaitForExternalEvent:
       return { kind: 'waitForEvent', name: str(raw.externalEventName, 'event name') };
+    case ActionType.CallHttp:
+      // The extension runs callHttp as its built-in HTTP activity; so does this engine (durableHttp.ts).
+      return { kind: 'activity', name: HTTP_ACTIVITY, input: raw.httpRequest };
     case ActionType.ContinueAsNew:
       return { kind: 'continueAsNew', input: decodeProcessedInput(raw.input) };
     default:

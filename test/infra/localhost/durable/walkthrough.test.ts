@@ -1,5 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { azuriteConnectionString, uniqueName } from '../../../support/azurite';
@@ -80,6 +83,17 @@ describe.each([['durable-functions'], ['durable-functions-3-1']])('Durable walkt
     expect(await waitAt(urls.statusQueryGetUri)).toMatchObject({ instanceId: urls.id, runtimeStatus: 'Completed', output: { total: 64 + 27 + 8 + 1 } });
   });
 
+  it('callHttp: posts to a local server and polls its 202 Location until the job is done', async () => {
+    const jobs = await startJobServer();
+    try {
+      const { urls } = await start('startRemoteJob', { url: `${jobs.url}/jobs`, job: { size: 3 } });
+      expect(await waitAt(urls.statusQueryGetUri)).toMatchObject({ runtimeStatus: 'Completed', output: { statusCode: 200, content: { done: true, size: 3 } } });
+      expect(jobs.requests).toEqual(['POST /jobs {"size":3}', 'GET /jobs/1 ', 'GET /jobs/1 ']);
+    } finally {
+      await jobs.close();
+    }
+  });
+
   it('terminates and purges through the returned URLs', async () => {
     const { urls } = await start('awaitApproval', { seconds: 300 });
     await waitAt(urls.statusQueryGetUri, ['Running']);
@@ -147,3 +161,30 @@ describe('Durable management URLs refuse callers without this start\'s key', () 
     return startThrough(`${host.url}/api/walkthrough/awaitApproval`, { seconds: 300 });
   }
 });
+
+/** A server with the asynchronous 202 pattern: POST /jobs starts a job, GET /jobs/1 answers 202 once, then 200. */
+async function startJobServer(): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
+  const requests: string[] = [];
+  let size = 0;
+  let polls = 0;
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => {
+      requests.push(`${req.method} ${req.url} ${body}`);
+      if (req.method === 'POST' && req.url === '/jobs') {
+        size = (JSON.parse(body) as { size: number }).size;
+        res.writeHead(202, { location: '/jobs/1', 'retry-after': '0' }).end();
+      } else if (req.method === 'GET' && req.url === '/jobs/1' && ++polls < 2) res.writeHead(202, { location: '/jobs/1', 'retry-after': '1' }).end();
+      else if (req.method === 'GET' && req.url === '/jobs/1') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ done: true, size }));
+      else res.writeHead(404).end();
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
