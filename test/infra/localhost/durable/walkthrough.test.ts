@@ -78,6 +78,11 @@ describe.each([['durable-functions'], ['durable-functions-3-1']])('Durable walkt
     expect(await waitAt(unattended.urls.statusQueryGetUri)).toMatchObject({ runtimeStatus: 'Completed', output: { outcome: 'expired' } });
   });
 
+  it('monitor: checks on a durable-timer interval until the job is ready', async () => {
+    const { urls } = await start('monitorJob', { key: uniqueName('job'), intervalSeconds: 1, expiresInSeconds: 60 });
+    expect(await waitAt(urls.statusQueryGetUri)).toMatchObject({ runtimeStatus: 'Completed', output: { ready: true, checks: 3 }, customStatus: { checks: 3 } });
+  });
+
   it('continues as new until done, keeping one instance id', async () => {
     const { urls } = await start('countDown', { left: 4, total: 0 });
     expect(await waitAt(urls.statusQueryGetUri)).toMatchObject({ instanceId: urls.id, runtimeStatus: 'Completed', output: { total: 64 + 27 + 8 + 1 } });
