@@ -2,6 +2,7 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventType } from './historyEvents';
 import type { InstanceStore } from './instanceStore';
+import { schedulerId, type EntityRunner } from './entities';
 import type { DeliverResult, OrchestrationEngine } from './orchestrationEngine';
 import { filterFromQuery, matchesFilter, statusView } from './statusView';
 import { RPC_PREFIX, WEBHOOK_PREFIX } from './clientBinding';
@@ -11,6 +12,7 @@ const MAX_BODY_BYTES = 1024 * 1024 + 64 * 1024;
 export interface ClientServerDeps {
   readonly engine: OrchestrationEngine;
   readonly store: InstanceStore;
+  readonly entities: EntityRunner;
   /** Registered orchestrator names by lower-cased name (function names are case-insensitive). */
   readonly orchestrators: ReadonlyMap<string, string>;
   /** The host's HTTP port, on which these routes are served. */
@@ -74,6 +76,22 @@ export class ClientServer {
     }
   }
 
+  /** The extension's entity API: GET reads the state (404 when none), POST `?op=` signals an operation. */
+  private async entity(method: string, name: string, key: string, query: URLSearchParams, body: string): Promise<{ status: number; json: unknown }> {
+    const { entities } = this.deps;
+    const id = schedulerId(name, key);
+    if (method === 'GET') {
+      const state = await entities.readState(id);
+      if (state === undefined) throw new HttpError(404, `No entity '${id}' found.`);
+      return { status: 200, json: JSON.parse(state) as unknown };
+    }
+    if (method !== 'POST') throw new HttpError(405, 'Method not allowed');
+    if (!entities.hasEntity(name)) throw new HttpError(404, `No entity function named '${name}'.`);
+    const input = body === '' ? undefined : validJson(body);
+    entities.signal(id, { id: randomUUID(), name: query.get('op') || 'default', signal: true, input });
+    return { status: 202, json: {} };
+  }
+
   private async route(method: string, parts: string[], query: URLSearchParams, body: string): Promise<{ status: number; json: unknown }> {
     const { engine, store } = this.deps;
     const [head, id, action, name] = parts;
@@ -86,6 +104,7 @@ export class ClientServer {
       if (result === 'exists') throw new HttpError(409, `An instance with ID '${instanceId}' already exists.`);
       return { status: 202, json: { id: instanceId } }; // only the id: management URLs carry the key
     }
+    if (head === 'entities' && id && action !== undefined && parts.length === 3) return this.entity(method, id, action, query, body);
     if (head !== 'instances') throw new HttpError(404, 'Not found');
 
     if (!id) {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { LocalHostConfigError } from '../problems';
 import type { ExtensionContext, HostExtension, RegisteredBinding, RpcTypedData } from '../hostExtension';
 import { ActivityWorker } from './activityWorker';
+import { EntityRunner } from './entities';
 import { clientBinding, hostOrigin, WEBHOOK_PREFIX } from './clientBinding';
 import { ClientServer, sendUnavailable } from './clientServer';
 import { InstanceStore } from './instanceStore';
@@ -30,6 +31,7 @@ interface Running {
   readonly worker: ActivityWorker;
   readonly timers: TimerPump;
   readonly server: ClientServer;
+  readonly entities: EntityRunner;
 }
 
 /**
@@ -41,7 +43,7 @@ export function createDurableExtension(options: DurableExtensionOptions = {}): H
   let running: Running | undefined;
   return {
     name: 'durable',
-    triggerTypes: ['orchestrationTrigger', 'activityTrigger'],
+    triggerTypes: ['orchestrationTrigger', 'activityTrigger', 'entityTrigger'],
     inputBindingTypes: ['durableClient', 'orchestrationClient'],
 
     async start(ctx: ExtensionContext): Promise<void> {
@@ -60,22 +62,28 @@ export function createDurableExtension(options: DurableExtensionOptions = {}): H
         ctx.functions.filter((f) => f.triggerType.toLowerCase() === 'orchestrationtrigger').map((f) => [f.name.toLowerCase(), f.name] as const),
       );
       const invoke: ExtensionContext['invoke'] = (name, trigger, metadata) => ctx.invoke(name, trigger, metadata);
+      const entityFunctions = new Map(
+        ctx.functions.filter((f) => f.triggerType.toLowerCase() === 'entitytrigger').map((f) => [f.name.toLowerCase(), f.name] as const),
+      );
+      const entities = new EntityRunner(ctx.storageConnectionString, `${names.hub}Entities`, entityFunctions, invoke, ctx.log);
+      await entities.ensureTable();
       let worker: ActivityWorker | undefined;
       const engine = new OrchestrationEngine({
         store, queues, invoke, log: ctx.log,
         maxConcurrentEpisodes: options.maxConcurrentOrchestrations ?? settings.DURABLE_MAX_CONCURRENT_ORCHESTRATIONS ?? 8,
         onWorkItems: () => worker?.nudge(),
+        entities,
       });
       worker = new ActivityWorker({
         queues, engine, invoke, log: ctx.log,
         maxConcurrentActivities: options.maxConcurrentActivities ?? settings.DURABLE_MAX_CONCURRENT_ACTIVITIES ?? 16,
       });
       const timers = new TimerPump(queues, engine, ctx.log);
-      const server = new ClientServer({ engine, store, orchestrators, port: ctx.hostPort });
+      const server = new ClientServer({ engine, store, entities, orchestrators, port: ctx.hostPort });
       const resumed = await engine.recover();
       worker.start();
       timers.start();
-      running = { hub: names.hub, engine, worker, timers, server };
+      running = { hub: names.hub, engine, worker, timers, server, entities };
       ctx.log.info(`durable: task hub "${names.hub}", ${orchestrators.size} orchestrator(s), ${resumed} in-flight orchestration(s) resumed; management API on ${hostOrigin(ctx.hostPort)}${WEBHOOK_PREFIX} (key generated for this start)`);
     },
 
@@ -101,6 +109,7 @@ export function createDurableExtension(options: DurableExtensionOptions = {}): H
       if (!r) return;
       await Promise.all([r.worker.stop(), r.timers.stop()]);
       await r.engine.idle();
+      await r.entities.idle();
     },
   };
 }

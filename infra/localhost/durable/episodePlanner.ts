@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EventType, toJsonText, type HistoryEvent } from './historyEvents';
 import { retryDelayMs, type OrchestratorAction, type RetryOptions } from './orchestratorActions';
 
@@ -135,6 +136,15 @@ export function planActions(counters: ReplayCounters, actions: readonly Orchestr
         return { scheduled, continueAsNew: { input: action.input } };
       case 'unsupported':
         return { scheduled, unsupported: action.actionType };
+      case 'entity': {
+        // Numbered like an activity (callEntity) or a fire-and-forget action (signalEntity); the executor
+        // re-keys a call's task by the request id it reads from this EventSent, and the response arrives
+        // as an EventRaised named by that id.
+        const id = counters.nextSequence++;
+        const request = { id: randomUUID(), op: action.operation, signal: action.signal, input: action.input === undefined ? undefined : JSON.stringify(action.input), parent: instanceId };
+        scheduled.push({ EventType: EventType.EventSent, EventId: id, Timestamp: at, Name: action.operation, InstanceId: action.schedulerId, Input: JSON.stringify(request) });
+        break;
+      }
       case 'timer': {
         const id = counters.nextSequence++;
         scheduled.push({ EventType: EventType.TimerCreated, EventId: id, Timestamp: at, FireAt: action.fireAt });

@@ -96,6 +96,8 @@ export async function planEpisode(loaded: LoadedInstance, invoke: ExtensionConte
     else if (state.isDone) {
       status = 'Completed';
       record.output = toJsonText(state.output ?? null);
+      // Signals are fire-and-forget: an orchestration may signal an entity and return in the same episode.
+      scheduled.push(...plan.scheduled.filter((e) => e.EventType === EventType.EventSent));
     } else scheduled.push(...plan.scheduled);
   }
   if (failure !== undefined) {

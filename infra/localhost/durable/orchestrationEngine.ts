@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ExtensionContext, HostLogger } from '../hostExtension';
+import type { EntityRunner } from './entities';
 import { EventType, parseJsonText, subOrchestrationFailure, type HistoryEvent } from './historyEvents';
 import { openWork, type InboxItem } from './episodePlanner';
 import { newExecutionId, planEpisode, type LoadedInstance } from './episodeRunner';
@@ -16,6 +17,8 @@ export interface EngineDeps {
   readonly clock?: () => Date;
   /** Called after work items were enqueued, so the activity worker polls at once. */
   readonly onWorkItems?: () => void;
+  /** Runs entity operations that orchestrations call or signal; without it they are dropped. */
+  readonly entities?: EntityRunner;
 }
 
 export interface ParentLink {
@@ -230,6 +233,8 @@ export class OrchestrationEngine {
         sends.push(this.deps.queues.workItems.send({ instanceId, executionId, taskId: e.EventId, name: e.Name ?? '', input: e.Input ?? 'null' }));
       } else if (e.EventType === EventType.TimerCreated && e.FireAt) {
         sends.push(this.deps.queues.control.send({ instanceId, executionId, timerId: e.EventId, fireAt: e.FireAt }, (Date.parse(e.FireAt) - now) / 1000));
+      } else if (e.EventType === EventType.EventSent && e.InstanceId && e.Input) {
+        this.sendToEntity(instanceId, executionId, e.EventId, e.InstanceId, e.Input);
       } else if (e.EventType === EventType.SubOrchestrationInstanceCreated && e.InstanceId) {
         // Detached: the child's start may need to notify this instance, whose actor is running us.
         const parent: ParentLink = { instanceId, executionId, taskId: e.EventId };
@@ -239,6 +244,23 @@ export class OrchestrationEngine {
     }
     await Promise.all(sends);
     if (work > 0) this.deps.onWorkItems?.();
+  }
+
+  /** Runs a callEntity/signalEntity request; a call's response comes back as an EventRaised named by its id. */
+  private sendToEntity(instanceId: string, executionId: string, taskId: number, entityId: string, requestText: string): void {
+    const entities = this.deps.entities;
+    const request = JSON.parse(requestText) as { id: string; op: string; signal: boolean; input?: string };
+    const operation = { id: request.id, name: request.op, signal: request.signal, input: request.input };
+    if (!entities) return;
+    if (request.signal) return entities.signal(entityId, operation);
+    void entities
+      .run(entityId, operation)
+      .catch((error: unknown) => ({ isError: true, result: JSON.stringify({ message: describe(error) }) }))
+      .then((outcome) => {
+        const response = { result: outcome.result ?? 'null', ...(outcome.isError ? { exceptionType: 'Error' } : {}) };
+        return this.deliver(instanceId, executionId, { EventType: EventType.EventRaised, EventId: -1, Timestamp: this.clock().toISOString(), Name: request.id, Input: JSON.stringify(response) }, `e-${executionId}-${taskId}`);
+      })
+      .catch((error: unknown) => this.deps.log.error(`durable: entity ${entityId} response to ${instanceId} failed: ${describe(error)}`));
   }
 
   private async startChild(name: string, childId: string, input: string | undefined, parent: ParentLink): Promise<void> {

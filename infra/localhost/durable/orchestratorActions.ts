@@ -38,6 +38,7 @@ export type OrchestratorAction =
   | { kind: 'timer'; fireAt: string; isCanceled: boolean }
   | { kind: 'waitForEvent'; name: string }
   | { kind: 'continueAsNew'; input: unknown }
+  | { kind: 'entity'; schedulerId: string; operation: string; input: unknown; signal: boolean }
   | { kind: 'unsupported'; actionType: number };
 
 const orchestratorStateSchema = z.object({
@@ -116,6 +117,9 @@ function toAction(raw: RawAction): OrchestratorAction {
     case ActionType.CallHttp:
       // The extension runs callHttp as its built-in HTTP activity; so does this engine (durableHttp.ts).
       return { kind: 'activity', name: HTTP_ACTIVITY, input: raw.httpRequest };
+    case ActionType.CallEntity:
+    case ActionType.SignalEntity:
+      return { kind: 'entity', schedulerId: str(raw.instanceId, 'entity id'), operation: str(raw.operation, 'operation'), input: raw.input, signal: raw.actionType === ActionType.SignalEntity };
     case ActionType.ContinueAsNew:
       return { kind: 'continueAsNew', input: decodeProcessedInput(raw.input) };
     default:
