@@ -138,7 +138,9 @@ export class OrchestrationEngine {
     const s = await this.load(instanceId);
     if (!s) return;
     const work = openWork(s.history.map((h) => h.event), [...s.pending.values()].map((p) => p.event));
-    await this.dispatch(s, [...work.activities, ...work.timers, ...work.subOrchestrations]);
+    // An entity call that was running when the host died runs again (at least once, like an activity);
+    // a signal is not re-sent, as it may have run.
+    await this.dispatch(s, [...work.activities, ...work.timers, ...work.subOrchestrations, ...work.entityCalls]);
     this.requestEpisode(instanceId);
   }
 
