@@ -37,9 +37,17 @@ import { PlatformSandboxTokens } from '../infra/identity/sandboxIdentityTokens';
 import { SigningKeys, platformLogRecorder } from '../infra/identity/signingKeys';
 import { TableSigningKeyRepository } from '../infra/identity/signingKeysTable';
 import { TableOutboxIndex } from '../infra/messaging/tableOutboxIndex';
+import { BlobLogArchive } from '../infra/backup/blobLogArchive';
+import type { LogBackupDependencies } from '../infra/backup/logBackup';
+import { TableBackupKeys } from '../infra/backup/tableBackupKeys';
+import { TableLogTransfer } from '../infra/tables/logTransfer';
 import { type Settings, SettingsError, loadSettings } from './settings';
 
 /** Table clients by connection string locally (Azurite), by managed identity in Azure. */
+export function tableClientFor(settings: Settings, table: string): TableClient {
+  return tableClient(settings, table);
+}
+
 function tableClient(settings: Settings, table: string): TableClient {
   if (settings.AzureWebJobsStorage)
     return TableClient.fromConnectionString(settings.AzureWebJobsStorage, table, { allowInsecureConnection: settings.DISCO_ENV !== 'production' });
@@ -75,7 +83,10 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
   // Every append signs its head with the platform key; verify checks every checkpoint (docs/signing.md).
   // Marks the workspace as having outbox rows before each append, so the dispatcher finds it (docs/messaging.md).
   const outboxIndex = new TableOutboxIndex(tableClient(settings, settings.OUTBOX_INDEX_TABLE), systemClock, { graceMs: settings.OUTBOX_MARKER_GRACE_SECONDS * 1000 });
-  const store = new TableEventStore(eventTable, { clock: systemClock, random: systemRandom, ids: randomUuidIds, checkpointer: signing.checkpointer, outboxIndex });
+  // verify compares the table's head with the latest head witnessed in the immutable archive (docs/backup.md).
+  const store = new TableEventStore(eventTable, {
+    clock: systemClock, random: systemRandom, ids: randomUuidIds, checkpointer: signing.checkpointer, outboxIndex, witness: getArchive(settings),
+  });
   signing.keys.setRecorder(platformLogRecorder(store, randomUuidIds, systemClock));
   const vault = new EncryptedTableVault({ table: vaultTable, keyWrapper: keyWrapper(settings), clock: systemClock });
   const resolver = new CachingSecretResolver({
@@ -182,6 +193,30 @@ export function getGateway(): Promise<Gateway> {
 function blobService(settings: Settings): BlobServiceClient {
   if (settings.AzureWebJobsStorage) return BlobServiceClient.fromConnectionString(settings.AzureWebJobsStorage);
   return new BlobServiceClient(`https://${settings.AzureWebJobsStorage__accountName}.blob.core.windows.net`, new DefaultAzureCredential());
+}
+
+let archive: BlobLogArchive | undefined;
+
+/** The immutable archive of log backups and witnessed heads (`BACKUP_CONTAINER`; docs/backup.md). */
+export function getArchive(settings: Settings = loadSettings()): BlobLogArchive {
+  archive ??= new BlobLogArchive(blobService(settings).getContainerClient(settings.BACKUP_CONTAINER));
+  return archive;
+}
+
+/** Per-workspace backup keys, wrapped by the vault master key; purge destroys a workspace's. */
+export function backupKeys(settings: Settings = loadSettings()): TableBackupKeys {
+  return new TableBackupKeys(tableClient(settings, settings.BACKUP_KEY_TABLE), keyWrapper(settings));
+}
+
+/** What the backup and witness timers and `npm run restore` use. */
+export function logBackupDependencies(settings: Settings = loadSettings()): LogBackupDependencies {
+  return {
+    source: new TableLogTransfer(tableClient(settings, settings.EVENT_LOG_TABLE)),
+    archive: getArchive(settings),
+    keys: backupKeys(settings),
+    publicKeys: async () => (await getSigning(settings).keys.ring()).map((k) => k.publicJwk),
+    clock: systemClock,
+  };
 }
 
 let runStores: RunStores | undefined;

@@ -10,3 +10,4 @@ import './workspaceLifecycle.activities';
 import './sweep';
 import './runQueue';
 import './outbox';
+import './backup';

@@ -45,6 +45,11 @@ export const settingsSchema = z
     OUTBOX_INDEX_TABLE: tableName.default('outboxpending'),
     OUTBOX_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('*/5 * * * * *'),
     OUTBOX_MARKER_GRACE_SECONDS: z.coerce.number().int().min(60).max(86_400).default(600),
+    /** Backups and witnessed heads (docs/backup.md): the immutable archive container, the backup-key table, two timers. */
+    BACKUP_CONTAINER: z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'must be a blob container name').default('auditarchive'),
+    BACKUP_KEY_TABLE: tableName.default('backupkeys'),
+    BACKUP_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('0 0 * * * *'),
+    WITNESS_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('0 */5 * * * *'),
     DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/).default('discoparrotlocal'),
   })
   .superRefine((s, ctx) => {

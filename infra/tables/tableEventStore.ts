@@ -5,7 +5,7 @@ import type { DomainEvent, RecordedEvent } from '../../domain/events';
 import { ConcurrencyExhaustedError, TransactionTooLargeError, VersionConflictError } from '../../domain/errors';
 import type { Clock } from '../../domain/ports/clock';
 import type {
-  AppendRequest, AppendResult, EventStore, HeadCheckpointer, LogPage, ProjectionRow, StreamRead, VerifyResult,
+  AppendRequest, AppendResult, EventStore, HeadCheckpointer, HeadWitness, LogPage, ProjectionRow, StreamRead, VerifyResult,
 } from '../../domain/ports/eventStore';
 import type { Hasher } from '../../domain/ports/hasher';
 import type { Ids } from '../../domain/ports/ids';
@@ -52,6 +52,8 @@ export interface TableEventStoreOptions {
    * records are refused with `AppendTooLargeError`.
    */
   readonly largeRecords?: ContainerClient;
+  /** Signed heads kept outside the table; `verify` names a log that falls short of the latest one. */
+  readonly witness?: HeadWitness;
   /** Told before each append's transaction that the workspace may get outbox rows (docs/messaging.md). */
   readonly outboxIndex?: Pick<OutboxPendingIndex, 'touch'>;
 }
@@ -211,7 +213,7 @@ export class TableEventStore implements EventStore, OutboxStore {
 
   async verify(workspaceId: string): Promise<VerifyResult> {
     await this.ensureTable();
-    const headRow = await this.pointRead(workspaceId, HEAD_ROW_KEY);
+    const [headRow, witnessed] = await Promise.all([this.pointRead(workspaceId, HEAD_ROW_KEY), this.options.witness?.latest(workspaceId)]);
     // Unreadable rows become empty text, which verify reports as broken; I/O errors still propagate.
     const lenient = (row: Row): Promise<string> => this.storedText(row, true);
     const mapRows = async function* <T>(source: AsyncIterable<Row>, map: (row: Row, stored: string) => T): AsyncGenerator<T> {
@@ -224,6 +226,7 @@ export class TableEventStore implements EventStore, OutboxStore {
       head: headRow ? toHeadRow(headRow) : undefined,
       hasher: this.hasher,
       checkpointer: this.options.checkpointer,
+      witnessed,
     });
   }
 
