@@ -41,6 +41,7 @@ import { BlobLogArchive } from '../infra/backup/blobLogArchive';
 import type { LogBackupDependencies } from '../infra/backup/logBackup';
 import { TableBackupKeys } from '../infra/backup/tableBackupKeys';
 import { TableLogTransfer } from '../infra/tables/logTransfer';
+import { WorkspaceStoreRedactors, forgettingOnWrite } from '../infra/redaction/storeRedactors';
 import { type Settings, SettingsError, loadSettings } from './settings';
 
 /** Table clients by connection string locally (Azurite), by managed identity in Azure. */
@@ -74,6 +75,9 @@ async function ensureTable(client: TableClient): Promise<void> {
   }
 }
 
+/** How stale the store's view of a workspace's secret list may be (a value set on another instance). */
+export const STORE_REDACTOR_RECHECK_MS = 1000;
+
 /** Builds every adapter once per process from validated settings. */
 export async function composeServices(settings: Settings = loadSettings()): Promise<ApiServices> {
   const eventTable = tableClient(settings, settings.EVENT_LOG_TABLE);
@@ -86,9 +90,12 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
   // verify compares the table's head with the latest head witnessed in the immutable archive (docs/backup.md).
   const store = new TableEventStore(eventTable, {
     clock: systemClock, random: systemRandom, ids: randomUuidIds, checkpointer: signing.checkpointer, outboxIndex, witness: getArchive(settings),
+    // Second line of defence: each record is redacted with its workspace's values (bound below, once the vault exists).
+    redactorFor: (workspaceId) => redactors?.redactorFor(workspaceId) ?? Promise.resolve(undefined),
   });
+  let redactors: WorkspaceStoreRedactors | undefined;
   signing.keys.setRecorder(platformLogRecorder(store, randomUuidIds, systemClock));
-  const vault = new EncryptedTableVault({ table: vaultTable, keyWrapper: keyWrapper(settings), clock: systemClock });
+  const vault = forgettingOnWrite(new EncryptedTableVault({ table: vaultTable, keyWrapper: keyWrapper(settings), clock: systemClock }), (ws) => redactors?.forget(ws));
   const resolver = new CachingSecretResolver({
     vault,
     clock: systemClock,
@@ -98,6 +105,7 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
       return row && row.exists === true ? Number(row.version) : undefined;
     },
   });
+  redactors = new WorkspaceStoreRedactors({ vault, clock: systemClock }, { recheckMs: STORE_REDACTOR_RECHECK_MS });
   const deps: ServiceDependencies = { store, vault, resolver, clock: systemClock, random: systemRandom, ids: randomUuidIds };
   return { deps, authenticator: await authenticator(settings), records: new TableWorkspaceRecords(eventTable) };
 }

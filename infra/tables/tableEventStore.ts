@@ -38,6 +38,8 @@ export interface TableEventStoreOptions {
   readonly random?: Random;
   /** Second line of defence: sees each event's canonical `data` text before it is hashed and stored. */
   readonly redact?: Redact;
+  /** The workspace's own redactor, asked once per append; it takes precedence over `redact` (docs/redaction.md). */
+  readonly redactorFor?: (workspaceId: string) => Promise<Redact | undefined>;
   /** Signs the head after every append; `verify` checks the signatures. */
   readonly checkpointer?: HeadCheckpointer;
   /**
@@ -112,6 +114,7 @@ export class TableEventStore implements EventStore, OutboxStore {
     if (expectedVersion > 0 && !(await this.streamHas(workspaceId, streamId, expectedVersion)))
       throw new VersionConflictError(streamId, expectedVersion);
     await this.options.outboxIndex?.touch(workspaceId);
+    const redact = (await this.options.redactorFor?.(workspaceId)) ?? this.options.redact;
     const attempts = this.options.maxHeadAttempts ?? 100;
     for (let attempt = 0; attempt < attempts; attempt++) {
       // The head this process wrote last is usually still the head: submit against its ETag, and read the
@@ -119,7 +122,7 @@ export class TableEventStore implements EventStore, OutboxStore {
       const head = attempt === 0 && this.heads.has(workspaceId) ? this.heads.get(workspaceId) : await this.readHead(workspaceId);
       const sealed = sealRecords({
         workspaceId, streamId, expectedVersion, events, head: head ?? { sequence: 0, hash: GENESIS_HASH },
-        ids: this.ids, hasher: this.hasher, redact: this.options.redact,
+        ids: this.ids, hasher: this.hasher, redact,
       });
       const last = sealed[sealed.length - 1]!.record;
       const signature = await this.options.checkpointer?.sign({ workspaceId, sequence: last.sequence, hash: last.hash });
