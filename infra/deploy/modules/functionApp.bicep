@@ -19,6 +19,7 @@ param authJwksUrl string
 param authAudience string
 param durableTaskHub string
 param eventLogTable string
+param backupContainerName string
 param vaultTable string
 param resolverCacheSeconds int
 param gatewayBearerTable string
@@ -92,6 +93,11 @@ var appSettings = {
   OUTBOX_INDEX_TABLE: outboxIndexTable
   OUTBOX_SCHEDULE: outboxSchedule
   OUTBOX_MARKER_GRACE_SECONDS: string(outboxMarkerGraceSeconds)
+  // Backups and witnessed heads (docs/backup.md): the immutable archive container storage.bicep creates.
+  BACKUP_CONTAINER: backupContainerName
+  BACKUP_KEY_TABLE: 'backupkeys'
+  BACKUP_SCHEDULE: '0 0 * * * *'
+  WITNESS_SCHEDULE: '0 */5 * * * *'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

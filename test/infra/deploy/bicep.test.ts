@@ -157,6 +157,7 @@ const DEPLOY_TIME_SAMPLES: Readonly<Record<string, string>> = {
   OUTBOX_INDEX_TABLE: 'outboxpending',
   OUTBOX_SCHEDULE: '*/5 * * * * *',
   OUTBOX_MARKER_GRACE_SECONDS: '600',
+  BACKUP_CONTAINER: 'auditarchive',
 };
 
 function productionEnv(t: Template): Record<string, string> {
