@@ -12,6 +12,8 @@ import { systemRandom } from '../infra/system/systemRandom';
 import { TableEventStore } from '../infra/tables/tableEventStore';
 import { TableWorkspaceRecords } from '../infra/tables/tableWorkspaceRecords';
 import { EncryptedTableVault } from '../infra/vault/encryptedTableVault';
+import { KeyVaultSecretVault, type KeyVaultSecretVaultOptions } from '../infra/vault/keyVaultSecretVault';
+import type { SecretVault } from '../domain/ports/secretVault';
 import { KeyVaultKeyWrapper } from '../infra/vault/keyVaultKeyWrapper';
 import type { KeyWrapper } from '../infra/vault/keyWrapper';
 import { LocalFileKeyWrapper } from '../infra/vault/localFileKeyWrapper';
@@ -60,6 +62,19 @@ function keyWrapper(settings: Settings): KeyWrapper {
   return LocalFileKeyWrapper.open(path.resolve(settings.VAULT_MASTER_KEY_FILE));
 }
 
+/** The per-workspace Key Vault adapter's options: ARM and the vaults by the app's managed identity. */
+export function keyVaultOptions(settings: Settings): KeyVaultSecretVaultOptions {
+  const { WORKSPACE_VAULTS_SUBSCRIPTION_ID: subscriptionId, WORKSPACE_VAULTS_RESOURCE_GROUP: resourceGroup, WORKSPACE_VAULTS_LOCATION: location, AZURE_TENANT_ID: tenantId } = settings;
+  if (!subscriptionId || !resourceGroup || !location || !tenantId) throw new SettingsError('VAULT_KIND=keyvault needs the WORKSPACE_VAULTS_* settings and AZURE_TENANT_ID');
+  return { credential: new DefaultAzureCredential(), subscriptionId, resourceGroup, location, tenantId, clock: systemClock };
+}
+
+/** `VAULT_KIND`: a Key Vault per workspace (production), or the encrypted Table vault (locally, or a single tenant). */
+export function workspaceVault(settings: Settings, vaultTable: TableClient): SecretVault {
+  if (settings.VAULT_KIND === 'keyvault') return new KeyVaultSecretVault(keyVaultOptions(settings));
+  return new EncryptedTableVault({ table: vaultTable, keyWrapper: keyWrapper(settings), clock: systemClock });
+}
+
 async function authenticator(settings: Settings): Promise<CallerAuthenticator> {
   if (settings.AUTH_MODE === 'entra' && settings.AUTH_ISSUER && settings.AUTH_JWKS_URL)
     return new JwtCallerAuthenticator({ issuer: settings.AUTH_ISSUER, audience: settings.AUTH_AUDIENCE, jwks: new URL(settings.AUTH_JWKS_URL), userClaim: 'oid' });
@@ -95,7 +110,7 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
   });
   let redactors: WorkspaceStoreRedactors | undefined;
   signing.keys.setRecorder(platformLogRecorder(store, randomUuidIds, systemClock));
-  const vault = forgettingOnWrite(new EncryptedTableVault({ table: vaultTable, keyWrapper: keyWrapper(settings), clock: systemClock }), (ws) => redactors?.forget(ws));
+  const vault = forgettingOnWrite(workspaceVault(settings, vaultTable), (ws) => redactors?.forget(ws));
   const resolver = new CachingSecretResolver({
     vault,
     clock: systemClock,

@@ -240,6 +240,7 @@ module app 'modules/functionApp.bicep' = {
     durableTaskHub: durableTaskHub
     eventLogTable: eventLogTable
     backupContainerName: backupContainerName
+    workspaceVaultsResourceGroupName: vaultsGroup.name
     vaultTable: vaultTable
     resolverCacheSeconds: resolverCacheSeconds
     gatewayBearerTable: gatewayBearerTable

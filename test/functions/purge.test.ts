@@ -22,7 +22,7 @@ import { taskHubNames } from '../../infra/localhost/durable/taskHub';
 import { TableRunRequestLedger } from '../../infra/messaging/tableRunRequestLedger';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
 import { blobContainerFor } from '../../infra/storage/storageClients';
-import { type DurableInstances } from '../../infra/storage/workspaceLeftovers';
+import { type DurableInstances, durableClientInstances } from '../../infra/storage/workspaceLeftovers';
 import { systemClock } from '../../infra/system/systemClock';
 import { TableWorkspaceRecords } from '../../infra/tables/tableWorkspaceRecords';
 import { backupKeys, composeServices, getArchive, logBackupDependencies } from '../../functions/composition';
@@ -185,7 +185,6 @@ describe('purge removes everything of a workspace', () => {
 describe('the Durable client as purge uses it', () => {
   it('purges each instance by id and finds deletion orchestrations by id prefix', async () => {
     const purged: string[] = [];
-    const { durableClientInstances } = await import('../../infra/storage/workspaceLeftovers');
     const durable = durableClientInstances({
       purgeInstanceHistory: async (id) => {
         purged.push(id);

@@ -158,6 +158,10 @@ const DEPLOY_TIME_SAMPLES: Readonly<Record<string, string>> = {
   OUTBOX_SCHEDULE: '*/5 * * * * *',
   OUTBOX_MARKER_GRACE_SECONDS: '600',
   BACKUP_CONTAINER: 'auditarchive',
+  WORKSPACE_VAULTS_SUBSCRIPTION_ID: '00000000-0000-4000-8000-000000000001',
+  WORKSPACE_VAULTS_RESOURCE_GROUP: 'rg-discoparrot-prod-vaults',
+  WORKSPACE_VAULTS_LOCATION: 'westeurope',
+  AZURE_TENANT_ID: '00000000-0000-4000-8000-000000000002',
 };
 
 function productionEnv(t: Template): Record<string, string> {
