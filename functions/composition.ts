@@ -47,7 +47,7 @@ import { WorkspaceStoreRedactors, forgettingOnWrite } from '../infra/redaction/s
 import { type Settings, SettingsError, loadSettings } from './settings';
 
 /** Table clients by connection string locally (Azurite), by managed identity in Azure. */
-export function tableClientFor(settings: Settings, table: string): TableClient {
+export function appTableClient(settings: Settings, table: string): TableClient {
   return tableClient(settings, table);
 }
 
@@ -218,11 +218,15 @@ function blobService(settings: Settings): BlobServiceClient {
   return new BlobServiceClient(`https://${settings.AzureWebJobsStorage__accountName}.blob.core.windows.net`, new DefaultAzureCredential());
 }
 
-let archive: BlobLogArchive | undefined;
+const archives = new Map<string, BlobLogArchive>();
 
-/** The immutable archive of log backups and witnessed heads (`BACKUP_CONTAINER`; docs/backup.md). */
+/** The immutable archive of log backups and witnessed heads (`BACKUP_CONTAINER`; docs/backup.md), one per container. */
 export function getArchive(settings: Settings = loadSettings()): BlobLogArchive {
-  archive ??= new BlobLogArchive(blobService(settings).getContainerClient(settings.BACKUP_CONTAINER));
+  let archive = archives.get(settings.BACKUP_CONTAINER);
+  if (!archive) {
+    archive = new BlobLogArchive(blobService(settings).getContainerClient(settings.BACKUP_CONTAINER));
+    archives.set(settings.BACKUP_CONTAINER, archive);
+  }
   return archive;
 }
 

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { isDomainError } from '../domain/errors';
 import { restoreWorkspace } from '../infra/backup/logBackup';
 import { describeUnexpected } from '../infra/http/problem';
-import { backupKeys, getArchive, getSigning, tableClientFor } from './composition';
+import { backupKeys, getArchive, getSigning, appTableClient } from './composition';
 import { SettingsError, loadSettings } from './settings';
 
 export const RESTORE_USAGE = 'Usage: npm run restore -- --workspace <id> --from <backup blob name | latest> [--table <empty table>]';
@@ -26,7 +26,7 @@ export async function runRestore(argv: readonly string[], env: Readonly<Record<s
   }
   try {
     const settings = loadSettings(env);
-    const table = tableClientFor(settings, values.table ?? settings.EVENT_LOG_TABLE);
+    const table = appTableClient(settings, values.table ?? settings.EVENT_LOG_TABLE);
     const result = await restoreWorkspace(
       { archive: getArchive(settings), keys: backupKeys(settings) },
       { table, platformCheckpointer: getSigning(settings).checkpointer },
