@@ -33,6 +33,8 @@ export async function runRestore(argv: readonly string[], env: Readonly<Record<s
       { workspaceId: values.workspace, from: values.from },
     );
     out(`restored ${result.records} records of ${values.workspace} from ${result.name} into ${table.tableName}; chain and signatures verify; ${result.projections} projections rebuilt`);
+    if (result.witnessed !== undefined)
+      out(`warning: the archive witnessed the log at ${result.witnessed}; records ${result.records + 1}..${result.witnessed} are lost, and verify names the gap`);
     return 0;
   } catch (error) {
     out(`restore refused: ${isDomainError(error) || error instanceof SettingsError ? error.message : describeUnexpected(error)}`);

@@ -175,7 +175,7 @@ export async function restoreWorkspace(
   deps: Pick<LogBackupDependencies, 'archive' | 'keys'>,
   target: RestoreTarget,
   request: { workspaceId: string; from: string },
-): Promise<{ name: string; records: number; projections: number }> {
+): Promise<{ name: string; records: number; projections: number; witnessed?: number }> {
   const { workspaceId } = request;
   const name = request.from === 'latest' ? (await deps.archive.latestBackup(workspaceId))?.name : request.from;
   if (!name) throw refuse(`workspace ${workspaceId} has no backup`);
@@ -193,5 +193,7 @@ export async function restoreWorkspace(
   if (!after.ok) throw refuse(`the restored log does not verify at ${after.brokenAt}: ${after.reason}`);
   const projections = await rebuildProjections(store, workspaceId);
   await new TableWorkspaceRecords(target.table).writeProjections(workspaceId, projections);
-  return { name, records: after.records, projections: projections.length };
+  // A witness beyond the backup is the loss this restore could not undo; verify will keep naming it.
+  const witnessed = (await deps.archive.latest(workspaceId))?.sequence;
+  return { name, records: after.records, projections: projections.length, ...(witnessed !== undefined && witnessed > after.records ? { witnessed } : {}) };
 }

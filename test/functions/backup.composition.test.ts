@@ -4,7 +4,7 @@ import path from 'node:path';
 import { TableClient } from '@azure/data-tables';
 import { describe, expect, it } from 'vitest';
 import { createWorkspace, setMember } from '../../domain/services/workspaces';
-import { backupChangedLogs } from '../../infra/backup/logBackup';
+import { backupChangedLogs, witnessChangedHeads } from '../../infra/backup/logBackup';
 import { composeServices, logBackupDependencies } from '../../functions/composition';
 import { runRestore } from '../../functions/restoreCommand';
 import { loadSettings } from '../../functions/settings';
@@ -40,6 +40,13 @@ describe('backups as the app composes them, and `npm run restore`', () => {
     expect(lines.at(-1)).toMatch(/^restored 2 records of .* chain and signatures verify/);
     const restored = TableClient.fromConnectionString(azuriteConnectionString(), target, { allowInsecureConnection: true });
     expect((await restored.getEntity(ws, 'head'))['sequence']).toBe(2);
+
+    // An older backup than the latest witnessed head: restored, and the loss is said.
+    await setMember(deps, caller, ws, 'carol', 'member');
+    await witnessChangedHeads(logBackupDependencies(settings));
+    const behind = uniqueName('behindlog');
+    expect(await runRestore(['--workspace', ws, '--from', 'latest', '--table', behind], env, (l) => lines.push(l))).toBe(0);
+    expect(lines.at(-1)).toBe('warning: the archive witnessed the log at 3; records 3..3 are lost, and verify names the gap');
 
     expect(await runRestore(['--workspace', ws, '--from', 'latest'], env, (l) => lines.push(l))).toBe(1);
     expect(lines.at(-1)).toMatch(/^restore refused: .*empty partition/);
