@@ -5,7 +5,8 @@ import { describeUnexpected } from '../infra/http/problem';
 import { backupKeys, getArchive, getSigning, appTableClient } from './composition';
 import { SettingsError, loadSettings } from './settings';
 
-export const RESTORE_USAGE = 'Usage: npm run restore -- --workspace <id> --from <backup blob name | latest> [--table <empty table>]';
+export const RESTORE_USAGE =
+  'Usage: npm run restore -- --workspace <id> --from <backup blob name | latest> [--table <empty table>] [--backup-keys-only]';
 
 /**
  * `npm run restore`: rebuilds one workspace's log from a backup in the archive into a table where that
@@ -13,9 +14,13 @@ export const RESTORE_USAGE = 'Usage: npm run restore -- --workspace <id> --from 
  * line and answers an exit code: 0 restored, 1 refused or failed, 2 bad usage.
  */
 export async function runRestore(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, out: (line: string) => void): Promise<number> {
-  let values: { workspace?: string | undefined; from?: string | undefined; table?: string | undefined };
+  let values: { workspace?: string | undefined; from?: string | undefined; table?: string | undefined; 'backup-keys-only'?: boolean | undefined };
   try {
-    ({ values } = parseArgs({ args: [...argv], options: { workspace: { type: 'string' }, from: { type: 'string' }, table: { type: 'string' } }, strict: true }));
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: { workspace: { type: 'string' }, from: { type: 'string' }, table: { type: 'string' }, 'backup-keys-only': { type: 'boolean' } },
+      strict: true,
+    }));
   } catch {
     out(RESTORE_USAGE);
     return 2;
@@ -29,7 +34,9 @@ export async function runRestore(argv: readonly string[], env: Readonly<Record<s
     const table = appTableClient(settings, values.table ?? settings.EVENT_LOG_TABLE);
     const result = await restoreWorkspace(
       { archive: getArchive(settings), keys: backupKeys(settings) },
-      { table, platformCheckpointer: getSigning(settings).checkpointer },
+      // --backup-keys-only: the platform's key ring is lost too; the keys the backup carries are authenticated by
+      // its encryption under the workspace's backup key, so they alone still decide.
+      { table, ...(values['backup-keys-only'] ? {} : { platformCheckpointer: getSigning(settings).checkpointer }) },
       { workspaceId: values.workspace, from: values.from },
     );
     out(`restored ${result.records} records of ${values.workspace} from ${result.name} into ${table.tableName}; chain and signatures verify; ${result.projections} projections rebuilt`);

@@ -51,5 +51,8 @@ describe('backups as the app composes them, and `npm run restore`', () => {
     expect(await runRestore(['--workspace', ws, '--from', 'latest'], env, (l) => lines.push(l))).toBe(1);
     expect(lines.at(-1)).toMatch(/^restore refused: .*empty partition/);
     expect(await runRestore(['--workspace', ws], env, (l) => lines.push(l))).toBe(2);
+    // The signing-key table lost as well: the backup's own keys still verify it.
+    const noRing = { ...env, SIGNING_KEY_TABLE: uniqueName('lostkeys') };
+    expect(await runRestore(['--workspace', ws, '--from', 'latest', '--table', uniqueName('disaster'), '--backup-keys-only'], noRing, (l) => lines.push(l))).toBe(0);
   });
 });
