@@ -44,7 +44,8 @@ export async function runRestore(argv: readonly string[], env: Readonly<Record<s
       out(`warning: the archive witnessed the log at ${result.witnessed}; records ${result.records + 1}..${result.witnessed} are lost, and verify names the gap`);
     return 0;
   } catch (error) {
-    out(`restore refused: ${isDomainError(error) || error instanceof SettingsError ? error.message : describeUnexpected(error)}`);
+    const unreachable = (error as { code?: unknown }).code === 'ECONNREFUSED' ? ' (storage is not reachable; locally, `npm start` must be running)' : '';
+    out(`restore refused: ${isDomainError(error) || error instanceof SettingsError ? error.message : describeUnexpected(error)}${unreachable}`);
     return 1;
   }
 }
