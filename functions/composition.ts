@@ -12,6 +12,8 @@ import { systemRandom } from '../infra/system/systemRandom';
 import { TableEventStore } from '../infra/tables/tableEventStore';
 import { TableWorkspaceRecords } from '../infra/tables/tableWorkspaceRecords';
 import { EncryptedTableVault } from '../infra/vault/encryptedTableVault';
+import { KeyVaultSecretVault, type KeyVaultSecretVaultOptions } from '../infra/vault/keyVaultSecretVault';
+import type { SecretVault } from '../domain/ports/secretVault';
 import { KeyVaultKeyWrapper } from '../infra/vault/keyVaultKeyWrapper';
 import type { KeyWrapper } from '../infra/vault/keyWrapper';
 import { LocalFileKeyWrapper } from '../infra/vault/localFileKeyWrapper';
@@ -34,13 +36,23 @@ import type { RunRuntime } from '../infra/runs/runContext';
 import { defaultSigningKeyPolicy } from '../domain/signingKeys';
 import { SigningKeyCheckpointer } from '../infra/identity/headCheckpointer';
 import { loadProjectionSeal } from '../infra/identity/projectionMacKey';
+import type { ProjectionSeal } from '../infra/tables/projectionSeal';
 import { PlatformSandboxTokens } from '../infra/identity/sandboxIdentityTokens';
 import { SigningKeys, platformLogRecorder } from '../infra/identity/signingKeys';
 import { TableSigningKeyRepository } from '../infra/identity/signingKeysTable';
 import { TableOutboxIndex } from '../infra/messaging/tableOutboxIndex';
+import { BlobLogArchive } from '../infra/backup/blobLogArchive';
+import type { LogBackupDependencies } from '../infra/backup/logBackup';
+import { TableBackupKeys } from '../infra/backup/tableBackupKeys';
+import { TableLogTransfer } from '../infra/tables/logTransfer';
+import { WorkspaceStoreRedactors, forgettingOnWrite } from '../infra/redaction/storeRedactors';
 import { type Settings, SettingsError, loadSettings } from './settings';
 
 /** Table clients by connection string locally (Azurite), by managed identity in Azure. */
+export function appTableClient(settings: Settings, table: string): TableClient {
+  return tableClient(settings, table);
+}
+
 function tableClient(settings: Settings, table: string): TableClient {
   if (settings.AzureWebJobsStorage)
     return TableClient.fromConnectionString(settings.AzureWebJobsStorage, table, { allowInsecureConnection: settings.DISCO_ENV !== 'production' });
@@ -50,6 +62,19 @@ function tableClient(settings: Settings, table: string): TableClient {
 function keyWrapper(settings: Settings): KeyWrapper {
   if (settings.VAULT_MASTER_KEY_ID) return new KeyVaultKeyWrapper(settings.VAULT_MASTER_KEY_ID, new DefaultAzureCredential());
   return LocalFileKeyWrapper.open(path.resolve(settings.VAULT_MASTER_KEY_FILE));
+}
+
+/** The per-workspace Key Vault adapter's options: ARM and the vaults by the app's managed identity. */
+export function keyVaultOptions(settings: Settings): KeyVaultSecretVaultOptions {
+  const { WORKSPACE_VAULTS_SUBSCRIPTION_ID: subscriptionId, WORKSPACE_VAULTS_RESOURCE_GROUP: resourceGroup, WORKSPACE_VAULTS_LOCATION: location, AZURE_TENANT_ID: tenantId } = settings;
+  if (!subscriptionId || !resourceGroup || !location || !tenantId) throw new SettingsError('VAULT_KIND=keyvault needs the WORKSPACE_VAULTS_* settings and AZURE_TENANT_ID');
+  return { credential: new DefaultAzureCredential(), subscriptionId, resourceGroup, location, tenantId, clock: systemClock };
+}
+
+/** `VAULT_KIND`: a Key Vault per workspace (production), or the encrypted Table vault (locally, or a single tenant). */
+export function workspaceVault(settings: Settings, vaultTable: TableClient): SecretVault {
+  if (settings.VAULT_KIND === 'keyvault') return new KeyVaultSecretVault(keyVaultOptions(settings));
+  return new EncryptedTableVault({ table: vaultTable, keyWrapper: keyWrapper(settings), clock: systemClock });
 }
 
 async function authenticator(settings: Settings): Promise<CallerAuthenticator> {
@@ -67,7 +92,15 @@ async function ensureTable(client: TableClient): Promise<void> {
   }
 }
 
+/** How stale the store's view of a workspace's secret list may be (a value set on another instance). */
+export const STORE_REDACTOR_RECHECK_MS = 1000;
+
 /** Builds every adapter once per process from validated settings. */
+/** The platform's projection MAC, so rows written outside the app (a restore) verify like the app's own. */
+export function projectionSealFor(settings: Settings): Promise<ProjectionSeal> {
+  return loadProjectionSeal(tableClient(settings, settings.SIGNING_KEY_TABLE), keyWrapper(settings));
+}
+
 export async function composeServices(settings: Settings = loadSettings()): Promise<ApiServices> {
   const eventTable = tableClient(settings, settings.EVENT_LOG_TABLE);
   const vaultTable = tableClient(settings, settings.VAULT_TABLE);
@@ -77,10 +110,16 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
   // Marks the workspace as having outbox rows before each append, so the dispatcher finds it (docs/messaging.md).
   const outboxIndex = new TableOutboxIndex(tableClient(settings, settings.OUTBOX_INDEX_TABLE), systemClock, { graceMs: settings.OUTBOX_MARKER_GRACE_SECONDS * 1000 });
   // Projection rows carry a MAC under the platform's key, so decisions can tell them from rows edited in storage.
-  const projectionSeal = await loadProjectionSeal(tableClient(settings, settings.SIGNING_KEY_TABLE), keyWrapper(settings));
-  const store = new TableEventStore(eventTable, { clock: systemClock, random: systemRandom, ids: randomUuidIds, checkpointer: signing.checkpointer, outboxIndex, projectionSeal });
+  const projectionSeal = await projectionSealFor(settings);
+  // verify compares the table's head with the latest head witnessed in the immutable archive (docs/backup.md).
+  const store = new TableEventStore(eventTable, {
+    clock: systemClock, random: systemRandom, ids: randomUuidIds, checkpointer: signing.checkpointer, outboxIndex, projectionSeal, witness: getArchive(settings),
+    // Second line of defence: each record is redacted with its workspace's values (bound below, once the vault exists).
+    redactorFor: (workspaceId) => redactors?.redactorFor(workspaceId) ?? Promise.resolve(undefined),
+  });
+  let redactors: WorkspaceStoreRedactors | undefined;
   signing.keys.setRecorder(platformLogRecorder(store, randomUuidIds, systemClock));
-  const vault = new EncryptedTableVault({ table: vaultTable, keyWrapper: keyWrapper(settings), clock: systemClock });
+  const vault = forgettingOnWrite(workspaceVault(settings, vaultTable), (ws) => redactors?.forget(ws));
   const resolver = new CachingSecretResolver({
     vault,
     clock: systemClock,
@@ -90,6 +129,7 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
       return row ? Number(row.version) : undefined;
     },
   });
+  redactors = new WorkspaceStoreRedactors({ vault, clock: systemClock }, { recheckMs: STORE_REDACTOR_RECHECK_MS });
   const deps: ServiceDependencies = { store, vault, resolver, clock: systemClock, random: systemRandom, ids: randomUuidIds };
   return { deps, authenticator: await authenticator(settings), records: new TableWorkspaceRecords(eventTable, store.projectionSeal) };
 }
@@ -185,6 +225,34 @@ export function getGateway(): Promise<Gateway> {
 function blobService(settings: Settings): BlobServiceClient {
   if (settings.AzureWebJobsStorage) return BlobServiceClient.fromConnectionString(settings.AzureWebJobsStorage);
   return new BlobServiceClient(`https://${settings.AzureWebJobsStorage__accountName}.blob.core.windows.net`, new DefaultAzureCredential());
+}
+
+const archives = new Map<string, BlobLogArchive>();
+
+/** The immutable archive of log backups and witnessed heads (`BACKUP_CONTAINER`; docs/backup.md), one per container. */
+export function getArchive(settings: Settings = loadSettings()): BlobLogArchive {
+  let archive = archives.get(settings.BACKUP_CONTAINER);
+  if (!archive) {
+    archive = new BlobLogArchive(blobService(settings).getContainerClient(settings.BACKUP_CONTAINER));
+    archives.set(settings.BACKUP_CONTAINER, archive);
+  }
+  return archive;
+}
+
+/** Per-workspace backup keys, wrapped by the vault master key; purge destroys a workspace's. */
+export function backupKeys(settings: Settings = loadSettings()): TableBackupKeys {
+  return new TableBackupKeys(tableClient(settings, settings.BACKUP_KEY_TABLE), keyWrapper(settings));
+}
+
+/** What the backup and witness timers and `npm run restore` use. */
+export function logBackupDependencies(settings: Settings = loadSettings()): LogBackupDependencies {
+  return {
+    source: new TableLogTransfer(tableClient(settings, settings.EVENT_LOG_TABLE)),
+    archive: getArchive(settings),
+    keys: backupKeys(settings),
+    publicKeys: async () => (await getSigning(settings).keys.ring()).map((k) => k.publicJwk),
+    clock: systemClock,
+  };
 }
 
 let runStores: RunStores | undefined;

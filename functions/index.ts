@@ -11,3 +11,4 @@ import './workspaceLifecycle.activities';
 import './sweep';
 import './runQueue';
 import './outbox';
+import './backup';

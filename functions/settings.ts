@@ -18,6 +18,17 @@ export const settingsSchema = z
     /** The master key that wraps each workspace's data key: a local key file, or a Key Vault key id in Azure. */
     VAULT_MASTER_KEY_FILE: z.string().min(1).default('.azurite/vault-master.key'),
     VAULT_MASTER_KEY_ID: z.url().optional(),
+    /**
+     * Where workspace secrets rest: `table` (the encrypted Table vault, one master key for all) or `keyvault` (a
+     * Key Vault per workspace, provisioned through ARM in WORKSPACE_VAULTS_RESOURCE_GROUP). Production refuses
+     * `table` unless VAULT_SINGLE_TENANT=true says the install serves one tenant.
+     */
+    VAULT_KIND: z.enum(['table', 'keyvault']).default('table'),
+    VAULT_SINGLE_TENANT: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+    WORKSPACE_VAULTS_SUBSCRIPTION_ID: z.uuid().optional(),
+    WORKSPACE_VAULTS_RESOURCE_GROUP: z.string().regex(/^[-\w._()]{1,90}$/, 'must be a resource group name').optional(),
+    WORKSPACE_VAULTS_LOCATION: z.string().regex(/^[a-z0-9]+$/, 'must be an Azure region name such as westeurope').optional(),
+    AZURE_TENANT_ID: z.uuid().optional(),
     /** How long a resolved value may be reused while its version is unchanged. */
     RESOLVER_CACHE_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
     /** `dev`: the local dev issuer (refused in production). `entra`: Entra ID via AUTH_ISSUER/AUTH_JWKS_URL. */
@@ -62,6 +73,11 @@ export const settingsSchema = z
     OUTBOX_INDEX_TABLE: tableName.default('outboxpending'),
     OUTBOX_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('*/5 * * * * *'),
     OUTBOX_MARKER_GRACE_SECONDS: z.coerce.number().int().min(60).max(86_400).default(600),
+    /** Backups and witnessed heads (docs/backup.md): the immutable archive container, the backup-key table, two timers. */
+    BACKUP_CONTAINER: z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'must be a blob container name').default('auditarchive'),
+    BACKUP_KEY_TABLE: tableName.default('backupkeys'),
+    BACKUP_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('0 0 * * * *'),
+    WITNESS_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('0 */5 * * * *'),
     DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/).default('discoparrotlocal'),
   })
   .superRefine((s, ctx) => {
@@ -69,7 +85,15 @@ export const settingsSchema = z
       ctx.addIssue({ code: 'custom', path: ['AzureWebJobsStorage'], message: 'set a connection string (local) or AzureWebJobsStorage__accountName (Azure)' });
     if (s.AUTH_MODE === 'entra' && (!s.AUTH_ISSUER || !s.AUTH_JWKS_URL))
       ctx.addIssue({ code: 'custom', path: ['AUTH_ISSUER'], message: 'AUTH_MODE=entra needs AUTH_ISSUER and AUTH_JWKS_URL' });
+    if (s.VAULT_KIND === 'keyvault')
+      for (const name of ['WORKSPACE_VAULTS_SUBSCRIPTION_ID', 'WORKSPACE_VAULTS_RESOURCE_GROUP', 'WORKSPACE_VAULTS_LOCATION', 'AZURE_TENANT_ID'] as const)
+        if (!s[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'VAULT_KIND=keyvault needs it' });
     if (s.DISCO_ENV === 'production') {
+      if (s.VAULT_KIND === 'table' && !s.VAULT_SINGLE_TENANT)
+        ctx.addIssue({
+          code: 'custom', path: ['VAULT_KIND'],
+          message: 'production keeps each workspace in its own Key Vault (VAULT_KIND=keyvault); a single-tenant install may say VAULT_SINGLE_TENANT=true',
+        });
       if (s.AzureWebJobsStorage)
         ctx.addIssue({ code: 'custom', path: ['AzureWebJobsStorage'], message: 'production uses managed identity: no connection string' });
       if (s.AUTH_MODE !== 'entra') ctx.addIssue({ code: 'custom', path: ['AUTH_MODE'], message: 'production refuses the dev issuer' });

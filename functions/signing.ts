@@ -37,6 +37,31 @@ export async function rotateSigningKeysNow(keys: SigningKeys, context: Invocatio
   if (!outcome.recorded) context.warn(`${ROTATE_SIGNING_KEYS}: SigningKeyRotated could not be appended now; the next run catches up`);
 }
 
+/**
+ * At start: a current key exists before the first request, so the JWKS is never `{"keys":[]}` (DESIGN §5). The
+ * first key is recorded in the platform log like any rotation. A failure (storage not reachable yet) is logged,
+ * not fatal: the JWKS route and the first append create the key as well.
+ */
+export async function ensureSigningKeysAtStart(keys: SigningKeys, log: { warn(text: string): void; info(text: string): void }): Promise<void> {
+  try {
+    log.info(`signing: current key ${await keys.ensureCurrentKey()}`);
+  } catch (error) {
+    log.warn(`signing: no current key at start (${describeUnexpected(error)}); the first request creates it`);
+  }
+}
+
+app.hook.appStart(async () => {
+  const log = { warn: (t: string) => console.warn(t), info: (t: string) => console.log(t) };
+  try {
+    // The services wire the recorder that writes SigningKeyRotated into the platform log.
+    await getServices();
+  } catch (error) {
+    log.warn(`signing: the services could not start (${describeUnexpected(error)})`);
+    return;
+  }
+  await ensureSigningKeysAtStart(getSigning().keys, log);
+});
+
 app.http(JWKS_FUNCTION, {
   route: JWKS_ROUTE,
   methods: ['GET'],

@@ -4,6 +4,7 @@ import { sweepExpired } from '../domain/services/sweep';
 import { TableActiveRuns } from '../infra/tables/tableActiveRuns';
 import { tableClientFor } from '../infra/storage/storageClients';
 import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
+import { durableClientInstances } from '../infra/storage/workspaceLeftovers';
 import { getSandboxHost } from './composition';
 import { CANCEL_EVENT } from './runLifecycle.names';
 import { loadSettings } from './settings';
@@ -19,7 +20,7 @@ export async function sweepExpiredTimer(_timer: Timer, context: InvocationContex
   const host = await getSandboxHost().catch(() => undefined);
   const report = await sweepExpired(
     {
-      ...purge,
+      ...purge(durableClientInstances(client)),
       activeRuns: new TableActiveRuns(tableClientFor(storageLocation(settings), settings.EVENT_LOG_TABLE)),
       cancelOrchestration: async (runId) => {
         await client.raiseEvent(runId, CANCEL_EVENT, { reason: 'deadline passed' }).catch(() => undefined);

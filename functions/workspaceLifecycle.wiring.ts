@@ -1,6 +1,7 @@
 import type { WorkspaceLifecycleDependencies } from '../domain/services/workspaceLifecycle';
-import { deleteBlobsUnder, blobContainerFor, type StorageLocation } from '../infra/storage/storageClients';
-import { getServices } from './composition';
+import { deleteBlobsUnder, blobContainerFor, tableClientFor, type StorageLocation } from '../infra/storage/storageClients';
+import { WorkspaceLeftovers, type DurableInstances } from '../infra/storage/workspaceLeftovers';
+import { backupKeys, getServices } from './composition';
 import { type Settings, loadSettings } from './settings';
 
 /** Containers whose blobs are live records of a workspace (`{container}/{ws}/...`). */
@@ -16,24 +17,54 @@ export function storageLocation(settings: Settings): StorageLocation {
   };
 }
 
-let lifecycle: Promise<{ live: WorkspaceLifecycleDependencies; purge: WorkspaceLifecycleDependencies }> | undefined;
+/** Purge needs the Durable client of the trigger that runs it (the sweep timer's). */
+export type PurgeDependencies = (durable: DurableInstances) => WorkspaceLifecycleDependencies;
 
-async function build(settings: Settings) {
-  const { deps, records } = await getServices();
-  const location = storageLocation(settings);
-  const removeFrom = (containers: readonly string[]) => async (workspaceId: string) => {
+/** Removes every blob under `{ws}/` in each container; returns how many. */
+export function blobRemover(location: StorageLocation, containers: readonly string[]): (workspaceId: string) => Promise<number> {
+  return async (workspaceId) => {
     let count = 0;
     for (const name of containers) count += await deleteBlobsUnder(blobContainerFor(location, name), `${workspaceId}/`);
     return count;
   };
+}
+
+let lifecycle: Promise<{ live: WorkspaceLifecycleDependencies; purge: PurgeDependencies }> | undefined;
+
+/** The tables and key store purge reaches beyond the workspace's partition. */
+export function workspaceLeftovers(settings: Settings, durable: DurableInstances): WorkspaceLeftovers {
+  const location = storageLocation(settings);
+  return new WorkspaceLeftovers({
+    tables: {
+      runRequests: tableClientFor(location, settings.RUN_REQUEST_TABLE),
+      outboxIndex: tableClientFor(location, settings.OUTBOX_INDEX_TABLE),
+      gatewayBearers: tableClientFor(location, settings.GATEWAY_BEARER_TABLE),
+    },
+    backupKeys: backupKeys(settings),
+    durable,
+  });
+}
+
+const deletionDoesNotPurge = (): Promise<void> => Promise.reject(new Error('Deletion keeps what purge removes'));
+
+async function build(settings: Settings) {
+  const { deps, records } = await getServices();
+  const location = storageLocation(settings);
+  const removeFrom = (containers: readonly string[]) => blobRemover(location, containers);
   return {
-    live: { ...deps, records, removeBlobs: removeFrom(WORKSPACE_BLOB_CONTAINERS) },
-    purge: { ...deps, records, removeBlobs: removeFrom([...WORKSPACE_BLOB_CONTAINERS, ...SEALED_BLOB_CONTAINERS]) },
+    live: { ...deps, records, removeBlobs: removeFrom(WORKSPACE_BLOB_CONTAINERS), purgeOutside: deletionDoesNotPurge },
+    purge: (durable: DurableInstances): WorkspaceLifecycleDependencies => {
+      const leftovers = workspaceLeftovers(settings, durable);
+      return {
+        ...deps, records, removeBlobs: removeFrom([...WORKSPACE_BLOB_CONTAINERS, ...SEALED_BLOB_CONTAINERS]),
+        purgeOutside: (workspaceId, runIds) => leftovers.purge(workspaceId, runIds),
+      };
+    },
   };
 }
 
 /** Deletion uses `live` (transcripts go, specs stay with the sealed log); purge after retention uses `purge`. */
-export function getWorkspaceLifecycle(): Promise<{ live: WorkspaceLifecycleDependencies; purge: WorkspaceLifecycleDependencies }> {
+export function getWorkspaceLifecycle(): Promise<{ live: WorkspaceLifecycleDependencies; purge: PurgeDependencies }> {
   lifecycle ??= build(loadSettings()).catch((error: unknown) => {
     lifecycle = undefined;
     throw error;

@@ -102,3 +102,21 @@ export interface HeadCheckpointer {
   sign(head: { workspaceId: string; sequence: number; hash: string }): Promise<string>;
   verify(head: { workspaceId: string; sequence: number; hash: string }, signature: string): Promise<boolean>;
 }
+
+/** A signed log head as written outside the table (the backup archive); `verify` compares the table with it. */
+export interface WitnessedHead {
+  readonly workspaceId: string;
+  readonly sequence: number;
+  readonly hash: string;
+  /** The checkpoint signature of this head (the `HeadCheckpointer`'s). */
+  readonly signature: string;
+}
+
+/**
+ * Where signed heads are witnessed outside the table, so a log truncated or rolled back to an earlier valid
+ * checkpoint, which the table alone cannot reveal, is named by `verify` (transparency logs publish heads alike).
+ */
+export interface HeadWitness {
+  /** The highest head witnessed for the workspace, if any. */
+  latest(workspaceId: string): Promise<WitnessedHead | undefined>;
+}

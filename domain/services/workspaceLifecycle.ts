@@ -1,6 +1,6 @@
 import { DomainError } from '../errors';
 import type { WorkspaceRecords } from '../ports/workspaceRecords';
-import { PLATFORM_PARTITION, projectionKeys } from '../streams';
+import { PLATFORM_PARTITION, projectionKeys, runIdOfStream } from '../streams';
 import { DEFAULT_RETENTION_DAYS, roleIn } from '../workspace';
 import { authorize, recordDenial } from './access';
 import type { ServiceDependencies } from './dependencies';
@@ -11,6 +11,26 @@ export interface WorkspaceLifecycleDependencies extends ServiceDependencies {
   readonly records: WorkspaceRecords;
   /** Removes transcripts and other blobs of the workspace; returns how many. */
   readonly removeBlobs: (workspaceId: string) => Promise<number>;
+  /**
+   * Purge only: removes what the workspace left outside its partition, blobs and vault — its runs' Durable
+   * instances and history, run-request ledger rows, outbox marker, gateway bearer rows and its backup key.
+   */
+  readonly purgeOutside: (workspaceId: string, runIds: readonly string[]) => Promise<void>;
+}
+
+/** Every run the workspace's log knows of (read before the log goes: it is the only list of them). */
+async function runIdsIn(store: WorkspaceLifecycleDependencies['store'], workspaceId: string): Promise<string[]> {
+  const runIds = new Set<string>();
+  let after = 0;
+  for (;;) {
+    const page = await store.readLog(workspaceId, { after, limit: 1000 });
+    for (const record of page.records) {
+      const runId = runIdOfStream(record.streamId);
+      if (runId !== undefined) runIds.add(runId);
+    }
+    if (page.next === undefined) return [...runIds];
+    after = page.next;
+  }
 }
 
 const SYSTEM = 'system:deleteWorkspace';
@@ -91,7 +111,11 @@ export async function recoverWorkspace(
   return { id: workspaceId };
 }
 
-/** After retention only (purge protection): the vault and the log go for good. Returns whether it purged. */
+/**
+ * After retention only (purge protection): the vault, the log and everything else of the workspace go for good
+ * (the encrypted backups stay in immutable storage until their retention ends, unreadable once the key is gone).
+ * Returns whether it purged.
+ */
 export async function purgeWorkspaceIfDue(deps: WorkspaceLifecycleDependencies, workspaceId: string): Promise<boolean> {
   // The log itself, not a stream read (which an in-process cache may still hold after a purge), says if anything is left.
   if ((await deps.store.readLog(workspaceId, { limit: 1 })).records.length === 0) {
@@ -108,6 +132,8 @@ export async function purgeWorkspaceIfDue(deps: WorkspaceLifecycleDependencies, 
       if ((await deps.vault.status(workspaceId)).state !== 'absent') throw error;
     });
   }
+  // Outside first, the partition last: until the log is gone a failed purge is retried and finds the runs again.
+  await deps.purgeOutside(workspaceId, await runIdsIn(deps.store, workspaceId));
   await deps.removeBlobs(workspaceId);
   await deps.records.purgePartition(workspaceId);
   await deps.records.writeProjections(PLATFORM_PARTITION, [{ kind: 'delete', key: projectionKeys.deletedWorkspace(workspaceId) }]);

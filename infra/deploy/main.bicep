@@ -39,6 +39,14 @@ param durableTaskHub string = 'discoparrot${environmentName}'
 @maxLength(63)
 param eventLogTable string = 'eventlog'
 
+@description('Blob container of encrypted log backups and witnessed heads (docs/backup.md).')
+param backupContainerName string = 'auditarchive'
+
+@description('Days a backup or witnessed head stays immutable in the archive container, then is deleted.')
+@minValue(7)
+@maxValue(3650)
+param backupRetentionDays int = 90
+
 @minLength(3)
 @maxLength(63)
 param vaultTable string = 'vault'
@@ -184,6 +192,8 @@ module storage 'modules/storage.bicep' = {
     name: names.storage
     deploymentContainerName: names.deploymentContainer
     skuName: storageSku
+    archiveContainerName: backupContainerName
+    backupRetentionDays: backupRetentionDays
   }
 }
 
@@ -229,6 +239,8 @@ module app 'modules/functionApp.bicep' = {
     authAudience: authAudience
     durableTaskHub: durableTaskHub
     eventLogTable: eventLogTable
+    backupContainerName: backupContainerName
+    workspaceVaultsResourceGroupName: vaultsGroup.name
     vaultTable: vaultTable
     resolverCacheSeconds: resolverCacheSeconds
     gatewayBearerTable: gatewayBearerTable

@@ -1,5 +1,6 @@
 import canonicalize from 'canonicalize';
-import { CompactSign, compactVerify, decodeProtectedHeader } from 'jose';
+import { CompactSign, calculateJwkThumbprint, compactVerify, decodeProtectedHeader, importJWK, type KeyLike } from 'jose';
+import type { PublicSigningJwk } from '../../domain/signingKeys';
 import type { HeadCheckpointer } from '../../domain/ports/eventStore';
 import type { SigningKeys } from './signingKeys';
 
@@ -36,22 +37,54 @@ export class SigningKeyCheckpointer implements HeadCheckpointer {
     return new CompactSign(payloadOf(head)).setProtectedHeader({ alg: 'EdDSA', kid, typ: CHECKPOINT_TYP }).sign(key);
   }
 
-  async verify(head: Head, signature: string): Promise<boolean> {
-    let kid: string;
-    try {
-      const header = decodeProtectedHeader(signature);
-      if (header.alg !== 'EdDSA' || header.typ !== CHECKPOINT_TYP || typeof header.kid !== 'string') return false;
-      kid = header.kid;
-    } catch {
-      return false;
+  verify(head: Head, signature: string): Promise<boolean> {
+    return verifyCheckpoint(head, signature, (kid) => this.keys.checkpointKey(kid));
+  }
+}
+
+/** Checks a checkpoint against whichever public key `keyFor` gives for its `kid` (none: it does not verify). */
+export async function verifyCheckpoint(head: Head, signature: string, keyFor: (kid: string) => Promise<KeyLike | undefined>): Promise<boolean> {
+  let kid: string;
+  try {
+    const header = decodeProtectedHeader(signature);
+    if (header.alg !== 'EdDSA' || header.typ !== CHECKPOINT_TYP || typeof header.kid !== 'string') return false;
+    kid = header.kid;
+  } catch {
+    return false;
+  }
+  const key = await keyFor(kid);
+  if (!key) return false;
+  try {
+    const { payload } = await compactVerify(signature, key, { algorithms: ['EdDSA'] });
+    return sameBytes(payload, payloadOf(head));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Verifies checkpoints with a fixed set of public keys (those carried by a backup), signs nothing: what a
+ * restore checks a backup with. A key whose `kid` is not its own JWK thumbprint is not used.
+ */
+export class PublicKeyCheckpointVerifier implements HeadCheckpointer {
+  private readonly keys = new Map<string, Promise<KeyLike | undefined>>();
+
+  constructor(publicJwks: readonly PublicSigningJwk[]) {
+    for (const jwk of publicJwks) {
+      this.keys.set(
+        jwk.kid,
+        calculateJwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x: jwk.x }, 'sha256').then(async (thumbprint) =>
+          thumbprint === jwk.kid && jwk.kty === 'OKP' && jwk.crv === 'Ed25519' ? ((await importJWK({ kty: 'OKP', crv: 'Ed25519', x: jwk.x }, 'EdDSA')) as KeyLike) : undefined,
+        ),
+      );
     }
-    const key = await this.keys.checkpointKey(kid);
-    if (!key) return false;
-    try {
-      const { payload } = await compactVerify(signature, key, { algorithms: ['EdDSA'] });
-      return sameBytes(payload, payloadOf(head));
-    } catch {
-      return false;
-    }
+  }
+
+  sign(): Promise<string> {
+    return Promise.reject(new Error('A public-key verifier cannot sign checkpoints'));
+  }
+
+  verify(head: Head, signature: string): Promise<boolean> {
+    return verifyCheckpoint(head, signature, async (kid) => this.keys.get(kid));
   }
 }

@@ -50,7 +50,9 @@ export class SigningKeys {
   private readonly clock: Clock;
   private recorder: RotationRecorder | undefined;
   private loaded: Loaded | undefined;
-  private loading: Promise<Loaded> | undefined;
+  private loading: { readonly epoch: number; readonly promise: Promise<Loaded> } | undefined;
+  /** Bumped by every rotation this instance commits: a read begun before it can never be served after it. */
+  private epoch = 0;
   private bootstrapping: Promise<RotationOutcome> | undefined;
   private readonly publicKeys = new Map<string, Promise<KeyLike>>();
 
@@ -70,9 +72,12 @@ export class SigningKeys {
   async signingKey(): Promise<{ readonly kid: string; readonly key: KeyLike }> {
     let loaded = await this.load();
     if (!loaded.signer) {
-      this.bootstrapping ??= this.rotate().finally(() => (this.bootstrapping = undefined));
+      this.bootstrapping ??= this.rotate({ record: false }).finally(() => (this.bootstrapping = undefined));
       await this.bootstrapping;
-      loaded = await this.load();
+      loaded = await this.load(true);
+      // Recorded outside the bootstrap: the append signs its checkpoint with this very key, and must not wait
+      // for a bootstrap that waits for it (the deadlock a first start would otherwise risk).
+      await this.record(loaded.keys);
     }
     if (!loaded.signer) throw new DomainError(SIGNING_ERROR.KEYS_UNAVAILABLE, 'No current signing key could be loaded', 'unavailable');
     return loaded.signer;
@@ -88,9 +93,18 @@ export class SigningKeys {
     return this.verificationKey(kid, (keys) => tokenVerificationKeys(keys, now, this.policy));
   }
 
-  /** What `/.well-known/jwks.json` publishes: public halves only, rebuilt field by field. */
+  /** Creates (and records) the first key when the ring is empty; startup calls it so the JWKS is never empty. */
+  async ensureCurrentKey(): Promise<string> {
+    return (await this.signingKey()).kid;
+  }
+
+  /** What `/.well-known/jwks.json` publishes: public halves only, rebuilt field by field; never an empty set. */
   async jwks(now: Date = this.clock.now()): Promise<{ keys: PublicSigningJwk[] }> {
-    const { keys } = await this.load();
+    let { keys } = await this.load();
+    if (!currentKey(keys)) {
+      await this.ensureCurrentKey();
+      ({ keys } = await this.load(true));
+    }
     return {
       keys: tokenVerificationKeys(keys, now, this.policy).map(({ publicJwk: k }) => ({ kty: k.kty, crv: k.crv, x: k.x, kid: k.kid, alg: k.alg, use: k.use })),
     };
@@ -106,14 +120,15 @@ export class SigningKeys {
    * check, for a suspected compromise). Safe to call from several instances at once: one rotation wins the
    * version guard, the others re-read and find a fresh key.
    */
-  async rotate(options: { readonly force?: boolean } = {}): Promise<RotationOutcome> {
+  async rotate(options: { readonly force?: boolean; readonly record?: boolean } = {}): Promise<RotationOutcome> {
     let force = options.force === true;
+    const record = (keys: readonly SigningKeyInfo[]): Promise<boolean> => (options.record === false ? Promise.resolve(true) : this.record(keys));
     for (let attempt = 0; attempt < 5; attempt++) {
       const ring = await this.repository.load();
       const now = this.clock.now();
       const decision = decideRotation(ring.keys, now, this.policy, { force });
       if (decision.kind === 'skip') {
-        const recorded = await this.record(ring.keys);
+        const recorded = await record(ring.keys);
         return { rotated: false, kid: decision.current.kid, generation: decision.current.generation, reason: decision.reason, recorded };
       }
       const fresh = await newKey(decision.generation, now);
@@ -124,7 +139,8 @@ export class SigningKeys {
       );
       if (committed) {
         this.loaded = undefined;
-        const recorded = await this.record([...ring.keys, fresh.info]);
+        this.epoch++;
+        const recorded = await record([...ring.keys, fresh.info]);
         return {
           rotated: true,
           kid: fresh.info.kid,
@@ -166,11 +182,17 @@ export class SigningKeys {
   private async load(fresh = false): Promise<Loaded> {
     const now = this.clock.now().getTime();
     if (!fresh && this.loaded && now - this.loaded.loadedAt < this.policy.cacheTtlMs) return this.loaded;
-    this.loading ??= this.read(now).finally(() => (this.loading = undefined));
-    return this.loading;
+    if (this.loading?.epoch !== this.epoch) {
+      const loading = { epoch: this.epoch, promise: this.read(now, this.epoch) };
+      this.loading = loading;
+      void loading.promise.finally(() => {
+        if (this.loading === loading) this.loading = undefined;
+      }).catch(() => undefined);
+    }
+    return this.loading.promise;
   }
 
-  private async read(loadedAt: number): Promise<Loaded> {
+  private async read(loadedAt: number, epoch: number): Promise<Loaded> {
     const ring: SigningKeyRing = await this.repository.load();
     const current = currentKey(ring.keys);
     let signer: Loaded['signer'];
@@ -180,8 +202,10 @@ export class SigningKeys {
         throw new DomainError(SIGNING_ERROR.KEYS_UNAVAILABLE, `The current signing key ${current.kid} has no private half`, 'unavailable');
       signer = { kid: current.kid, key: (await importJWK(JSON.parse(jwk) as JWK, 'EdDSA')) as KeyLike };
     }
-    this.loaded = { loadedAt, keys: ring.keys, ...(signer ? { signer } : {}) };
-    return this.loaded;
+    const loaded: Loaded = { loadedAt, keys: ring.keys, ...(signer ? { signer } : {}) };
+    // A read begun before a rotation this instance committed answers its own callers but is not cached.
+    if (epoch === this.epoch) this.loaded = loaded;
+    return loaded;
   }
 }
 

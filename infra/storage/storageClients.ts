@@ -44,13 +44,17 @@ export function queueClientFor(location: StorageLocation, queue: string): QueueC
 
 /** Deletes every blob under `prefix`; returns how many. A blob already gone is not an error. */
 export async function deleteBlobsUnder(container: ContainerClient, prefix: string): Promise<number> {
-  if (!(await container.exists())) return 0;
   let count = 0;
-  for await (const blob of container.listBlobsFlat({ prefix })) {
-    await container.deleteBlob(blob.name, { deleteSnapshots: 'include' }).catch((error: { statusCode?: number }) => {
-      if (error.statusCode !== 404) throw error;
-    });
-    count++;
+  try {
+    for await (const blob of container.listBlobsFlat({ prefix })) {
+      await container.deleteBlob(blob.name, { deleteSnapshots: 'include' }).catch((error: { statusCode?: number }) => {
+        if (error.statusCode !== 404) throw error;
+      });
+      count++;
+    }
+  } catch (error) {
+    // No container (never created, or removed meanwhile): nothing of the workspace is in it.
+    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
   }
   return count;
 }

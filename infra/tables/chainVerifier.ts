@@ -1,4 +1,4 @@
-import type { HeadCheckpointer, VerifyResult } from '../../domain/ports/eventStore';
+import type { HeadCheckpointer, VerifyResult, WitnessedHead } from '../../domain/ports/eventStore';
 import type { Hasher } from '../../domain/ports/hasher';
 import { GENESIS_HASH, chainHash } from './logRecord';
 
@@ -35,6 +35,8 @@ export interface VerifyInput {
   readonly head: HeadRow | undefined;
   readonly hasher: Hasher;
   readonly checkpointer?: HeadCheckpointer | undefined;
+  /** The latest head witnessed outside the table: the log must reach it, with the same hash. */
+  readonly witnessed?: WitnessedHead | undefined;
 }
 
 interface Break {
@@ -72,6 +74,7 @@ export async function verifyChain(input: VerifyInput): Promise<VerifyResult> {
   let expected = 1;
   let prev = GENESIS_HASH;
   let chainBreak: Break | undefined;
+  let hashAtWitness: string | undefined;
   for await (const row of input.rows) {
     const fail = (reason: string): Break => ({ at: expected, reason });
     if (row.sequence !== expected) {
@@ -108,13 +111,15 @@ export async function verifyChain(input: VerifyInput): Promise<VerifyResult> {
     }
     streamVersions.set(streamId, version);
     byStreamVersion.set(`${streamId}\n${version}`, { sequence: expected, hash });
+    if (expected === input.witnessed?.sequence) hashAtWitness = hash;
     prev = hash;
     expected++;
   }
   const last = expected - 1;
   if (!chainBreak) chainBreak = await checkHead(input, last, prev);
   const indexBreak = await checkIndex(input, byStreamVersion, chainBreak ? chainBreak.at - 1 : last);
-  const broken = earliest(chainBreak, indexBreak);
+  const witnessBreak = await checkWitness(input, last, hashAtWitness);
+  const broken = earliest(earliest(chainBreak, indexBreak), witnessBreak);
   if (!broken) return { ok: true, records: last, headSequence: input.head?.sequence ?? 0 };
   return { ok: false, records: Math.min(last, broken.at - 1), brokenAt: broken.at, reason: broken.reason };
 }
@@ -130,6 +135,23 @@ async function checkHead(input: VerifyInput, last: number, lastHash: string): Pr
     if (!(await checkpointer.verify({ workspaceId, sequence: last, hash: lastHash }, head.signature)))
       return { at: last, reason: 'head signature does not verify' };
   }
+  return undefined;
+}
+
+/**
+ * The table alone cannot tell a log truncated back to an earlier signed head from one that ended there: every
+ * remaining checkpoint verifies. A head witnessed outside the table (immutable storage) can.
+ */
+async function checkWitness(input: VerifyInput, last: number, hashAtWitness: string | undefined): Promise<Break | undefined> {
+  const { witnessed, checkpointer, workspaceId } = input;
+  if (!witnessed) return undefined;
+  const head = { workspaceId, sequence: witnessed.sequence, hash: witnessed.hash };
+  if (witnessed.workspaceId !== workspaceId || (checkpointer && !(await checkpointer.verify(head, witnessed.signature))))
+    return { at: Math.min(witnessed.sequence, last + 1), reason: `the head witnessed outside the table (${witnessed.sequence}) does not verify` };
+  if (witnessed.sequence > last)
+    return { at: last + 1, reason: `log ends at ${last} but its head was witnessed at ${witnessed.sequence} outside the table: truncated or rolled back` };
+  if (hashAtWitness !== undefined && hashAtWitness !== witnessed.hash)
+    return { at: witnessed.sequence, reason: `record ${witnessed.sequence} differs from the head witnessed outside the table: the log was rewritten` };
   return undefined;
 }
 

@@ -5,7 +5,7 @@ import type { DomainEvent, RecordedEvent } from '../../domain/events';
 import { ConcurrencyExhaustedError, TransactionTooLargeError, VersionConflictError } from '../../domain/errors';
 import type { Clock } from '../../domain/ports/clock';
 import type {
-  AppendRequest, AppendResult, CheckedProjection, EventStore, HeadCheckpointer, LogPage, ProjectionRow, StreamPosition, StreamRead, VerifyResult,
+  AppendRequest, AppendResult, CheckedProjection, EventStore, HeadCheckpointer, HeadWitness, LogPage, ProjectionRow, StreamPosition, StreamRead, VerifyResult,
 } from '../../domain/ports/eventStore';
 import type { Hasher } from '../../domain/ports/hasher';
 import type { Ids } from '../../domain/ports/ids';
@@ -39,6 +39,8 @@ export interface TableEventStoreOptions {
   readonly random?: Random;
   /** Second line of defence: sees each event's canonical `data` text before it is hashed and stored. */
   readonly redact?: Redact;
+  /** The workspace's own redactor, asked once per append; it takes precedence over `redact` (docs/redaction.md). */
+  readonly redactorFor?: (workspaceId: string) => Promise<Redact | undefined>;
   /** Signs the head after every append; `verify` checks the signatures. */
   readonly checkpointer?: HeadCheckpointer;
   /**
@@ -53,6 +55,8 @@ export interface TableEventStoreOptions {
    * records are refused with `AppendTooLargeError`.
    */
   readonly largeRecords?: ContainerClient;
+  /** Signed heads kept outside the table; `verify` names a log that falls short of the latest one. */
+  readonly witness?: HeadWitness;
   /** Told before each append's transaction that the workspace may get outbox rows (docs/messaging.md). */
   readonly outboxIndex?: Pick<OutboxPendingIndex, 'touch'>;
   /**
@@ -119,6 +123,7 @@ export class TableEventStore implements EventStore, OutboxStore {
     if (expectedVersion > 0 && !(await this.streamHas(workspaceId, streamId, expectedVersion)))
       throw new VersionConflictError(streamId, expectedVersion);
     await this.options.outboxIndex?.touch(workspaceId);
+    const redact = (await this.options.redactorFor?.(workspaceId)) ?? this.options.redact;
     const attempts = this.options.maxHeadAttempts ?? 100;
     for (let attempt = 0; attempt < attempts; attempt++) {
       // The head this process wrote last is usually still the head: submit against its ETag, and read the
@@ -126,7 +131,7 @@ export class TableEventStore implements EventStore, OutboxStore {
       const head = attempt === 0 && this.heads.has(workspaceId) ? this.heads.get(workspaceId) : await this.readHead(workspaceId);
       const sealed = sealRecords({
         workspaceId, streamId, expectedVersion, events, head: head ?? { sequence: 0, hash: GENESIS_HASH },
-        ids: this.ids, hasher: this.hasher, redact: this.options.redact,
+        ids: this.ids, hasher: this.hasher, redact,
       });
       const last = sealed[sealed.length - 1]!.record;
       const signature = await this.options.checkpointer?.sign({ workspaceId, sequence: last.sequence, hash: last.hash });
@@ -247,7 +252,7 @@ export class TableEventStore implements EventStore, OutboxStore {
 
   async verify(workspaceId: string): Promise<VerifyResult> {
     await this.ensureTable();
-    const headRow = await this.pointRead(workspaceId, HEAD_ROW_KEY);
+    const [headRow, witnessed] = await Promise.all([this.pointRead(workspaceId, HEAD_ROW_KEY), this.options.witness?.latest(workspaceId)]);
     // Unreadable rows become empty text, which verify reports as broken; I/O errors still propagate.
     const lenient = (row: Row): Promise<string> => this.storedText(row, true);
     const mapRows = async function* <T>(source: AsyncIterable<Row>, map: (row: Row, stored: string) => T): AsyncGenerator<T> {
@@ -260,6 +265,7 @@ export class TableEventStore implements EventStore, OutboxStore {
       head: headRow ? toHeadRow(headRow) : undefined,
       hasher: this.hasher,
       checkpointer: this.options.checkpointer,
+      witnessed,
     });
   }
 

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { sandboxHostFor } from '../../functions/composition';
+import { TableClient } from '@azure/data-tables';
+import { DefaultAzureCredential } from '@azure/identity';
+import { keyVaultOptions, sandboxHostFor, workspaceVault } from '../../functions/composition';
+import { EncryptedTableVault } from '../../infra/vault/encryptedTableVault';
+import { KeyVaultSecretVault } from '../../infra/vault/keyVaultSecretVault';
 import { loadSettings } from '../../functions/settings';
 
 const production = {
@@ -10,7 +14,15 @@ const production = {
   AUTH_JWKS_URL: 'https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/discovery/v2.0/keys',
   VAULT_MASTER_KEY_ID: 'https://kv.vault.azure.net/keys/master/0123',
   PLATFORM_ISSUER: 'https://discoparrot.example.com',
+  VAULT_KIND: 'keyvault',
+  WORKSPACE_VAULTS_SUBSCRIPTION_ID: '00000000-0000-4000-8000-000000000001',
+  WORKSPACE_VAULTS_RESOURCE_GROUP: 'rg-discoparrot-prod-vaults',
+  WORKSPACE_VAULTS_LOCATION: 'westeurope',
+  AZURE_TENANT_ID: '00000000-0000-4000-8000-000000000002',
 };
+
+// Never called: the adapters are only constructed.
+const vaultTable = new TableClient('https://discoparrotprod.table.core.windows.net', 'vault', new DefaultAzureCredential());
 
 describe('the production configuration', () => {
   it('refuses the local-process sandbox host, by name', async () => {
@@ -22,6 +34,31 @@ describe('the production configuration', () => {
     expect(() => loadSettings({ ...production, AUTH_MODE: 'dev' })).toThrow(/AUTH_MODE/);
     const { VAULT_MASTER_KEY_ID: _dropped, ...noMasterKey } = production;
     expect(() => loadSettings(noMasterKey)).toThrow(/VAULT_MASTER_KEY_ID/);
+  });
+
+  it('builds the per-workspace Key Vault adapter, reached with DefaultAzureCredential', () => {
+    const settings = loadSettings(production);
+    const vault = workspaceVault(settings, vaultTable);
+    expect(vault).toBeInstanceOf(KeyVaultSecretVault);
+    expect(keyVaultOptions(settings)).toMatchObject({
+      credential: expect.any(DefaultAzureCredential),
+      subscriptionId: production.WORKSPACE_VAULTS_SUBSCRIPTION_ID,
+      resourceGroup: production.WORKSPACE_VAULTS_RESOURCE_GROUP,
+      location: 'westeurope',
+      tenantId: production.AZURE_TENANT_ID,
+    });
+  });
+
+  it('refuses the shared Table vault unless a single-tenant install says so, and keyvault without its settings', () => {
+    expect(() => loadSettings({ ...production, VAULT_KIND: 'table' })).toThrow(/VAULT_KIND: production keeps each workspace in its own Key Vault/);
+    const singleTenant = loadSettings({ ...production, VAULT_KIND: 'table', VAULT_SINGLE_TENANT: 'true' });
+    expect(workspaceVault(singleTenant, vaultTable)).toBeInstanceOf(EncryptedTableVault);
+    const { WORKSPACE_VAULTS_RESOURCE_GROUP: _rg, AZURE_TENANT_ID: _tenant, ...missing } = production;
+    expect(() => loadSettings(missing)).toThrow(/WORKSPACE_VAULTS_RESOURCE_GROUP: VAULT_KIND=keyvault needs it[\s\S]*AZURE_TENANT_ID/);
+  });
+
+  it('a development configuration uses the encrypted Table vault', () => {
+    expect(loadSettings({ AzureWebJobsStorage: 'UseDevelopmentStorage=true' }).VAULT_KIND).toBe('table');
   });
 
   it('a development configuration opens the local host', async () => {

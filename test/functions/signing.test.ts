@@ -78,7 +78,7 @@ describe('the rotateSigningKeys timer', () => {
     expect(loadSettings(base).SIGNING_KEY_ROTATION_SCHEDULE).toBe(DEFAULT_ROTATION_SCHEDULE);
     expect(() => loadSettings({ ...base, SIGNING_KEY_ROTATION_SCHEDULE: '0 3 * * 0' })).toThrow(/SIGNING_KEY_ROTATION_SCHEDULE/);
     expect(() => loadSettings({ ...base, SANDBOX_TOKEN_MINUTES: '61' })).toThrow(/SANDBOX_TOKEN_MINUTES/);
-    const production = { DISCO_ENV: 'production', AzureWebJobsStorage__accountName: 'discoparrot', AUTH_MODE: 'entra', AUTH_ISSUER: 'https://login.example/', AUTH_JWKS_URL: 'https://login.example/keys', VAULT_MASTER_KEY_ID: 'https://kv.example/keys/master' };
+    const production = { DISCO_ENV: 'production', AzureWebJobsStorage__accountName: 'discoparrot', AUTH_MODE: 'entra', AUTH_ISSUER: 'https://login.example/', AUTH_JWKS_URL: 'https://login.example/keys', VAULT_MASTER_KEY_ID: 'https://kv.example/keys/master', VAULT_SINGLE_TENANT: 'true' };
     expect(() => loadSettings(production)).toThrow(/PLATFORM_ISSUER/);
     expect(loadSettings({ ...production, PLATFORM_ISSUER: 'https://platform.example' }).PLATFORM_ISSUER).toBe('https://platform.example');
   });

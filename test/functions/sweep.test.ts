@@ -20,6 +20,7 @@ function sweepDeps(clock: Clock): SweepDependencies {
     clock,
     records: new TableWorkspaceRecords(h.eventTable, h.store.projectionSeal),
     removeBlobs: async () => 0,
+    purgeOutside: async () => undefined,
     activeRuns: new TableActiveRuns(h.eventTable),
     cancelOrchestration: async (runId) => {
       cancelled.push(runId);

@@ -148,7 +148,7 @@ describe('membership and roles come from verified state', () => {
 describe('rows rebuilt by recovery are sealed like appended ones', () => {
   it('after deletion and recovery every read verifies: nothing is reported', async () => {
     const id = await h.workspace('Recovered', [{ name: 'R_TOKEN', value: aSecretValue('r'), allowedHosts: ['example.com'] }]);
-    const deps = { ...h.api.deps, records: new TableWorkspaceRecords(h.api.eventTable, h.api.store.projectionSeal), removeBlobs: async () => 0 };
+    const deps = { ...h.api.deps, records: new TableWorkspaceRecords(h.api.eventTable, h.api.store.projectionSeal), removeBlobs: async () => 0, purgeOutside: async () => undefined };
     const by = { actor: 'alice', correlationId: 'recover-test' };
     await requestWorkspaceDeletion(deps, by, id, 7);
     await softDeleteWorkspaceVault(deps, id, 'recover-test');

@@ -19,6 +19,9 @@ param authJwksUrl string
 param authAudience string
 param durableTaskHub string
 param eventLogTable string
+param backupContainerName string
+@description('The resource group of the per-workspace Key Vaults, where the app holds its provisioning role.')
+param workspaceVaultsResourceGroupName string
 param vaultTable string
 param resolverCacheSeconds int
 param gatewayBearerTable string
@@ -69,6 +72,13 @@ var appSettings = {
   AUTH_JWKS_URL: authJwksUrl
   AUTH_AUDIENCE: authAudience
   VAULT_MASTER_KEY_ID: masterKeyUri
+  // A Key Vault per workspace (docs/vault.md), created through ARM in the vaults group by the app's identity.
+  VAULT_KIND: 'keyvault'
+  VAULT_SINGLE_TENANT: 'false'
+  WORKSPACE_VAULTS_SUBSCRIPTION_ID: subscription().subscriptionId
+  WORKSPACE_VAULTS_RESOURCE_GROUP: workspaceVaultsResourceGroupName
+  WORKSPACE_VAULTS_LOCATION: location
+  AZURE_TENANT_ID: tenant().tenantId
   DURABLE_TASK_HUB: durableTaskHub
   EVENT_LOG_TABLE: eventLogTable
   VAULT_TABLE: vaultTable
@@ -92,6 +102,11 @@ var appSettings = {
   OUTBOX_INDEX_TABLE: outboxIndexTable
   OUTBOX_SCHEDULE: outboxSchedule
   OUTBOX_MARKER_GRACE_SECONDS: string(outboxMarkerGraceSeconds)
+  // Backups and witnessed heads (docs/backup.md): the immutable archive container storage.bicep creates.
+  BACKUP_CONTAINER: backupContainerName
+  BACKUP_KEY_TABLE: 'backupkeys'
+  BACKUP_SCHEDULE: '0 0 * * * *'
+  WITNESS_SCHEDULE: '0 */5 * * * *'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

@@ -8,6 +8,14 @@ param tags object
 param name string
 param deploymentContainerName string
 
+@description('How long log backups and witnessed heads stay immutable (and are kept) in the archive container, in days.')
+@minValue(7)
+@maxValue(3650)
+param backupRetentionDays int = 90
+
+@description('The archive container: encrypted log backups and signed heads (docs/backup.md).')
+param archiveContainerName string = 'auditarchive'
+
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
@@ -95,6 +103,57 @@ resource transcriptsContainer 'Microsoft.Storage/storageAccounts/blobServices/co
   name: 'transcripts'
   properties: {
     publicAccess: 'None'
+  }
+}
+
+// Log backups (encrypted per workspace) and signed heads witnessed outside the table (docs/backup.md). A time-based
+// retention policy makes every blob immutable for backupRetentionDays: nobody, the app's identity included, can
+// overwrite or delete one before then. Lock it (`az storage container immutability-policy lock`) once the
+// retention is settled: a locked policy can be extended, never shortened or removed.
+resource archiveContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: archiveContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource archiveImmutability 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = {
+  parent: archiveContainer
+  name: 'default'
+  properties: {
+    immutabilityPeriodSinceCreationInDays: backupRetentionDays
+    allowProtectedAppendWrites: false
+  }
+}
+
+// Backups and heads past their retention are deleted by the platform, so "how far back" is backupRetentionDays.
+resource archiveLifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'archive-retention'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [ 'blockBlob' ]
+              prefixMatch: [ '${archiveContainerName}/' ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterCreationGreaterThan: backupRetentionDays + 1
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
   }
 }
 

@@ -1,0 +1,22 @@
+import { TableClient } from '@azure/data-tables';
+import { describe, expect, it } from 'vitest';
+import { azuriteConnectionString } from '../support/azurite';
+import { backendEnv, startBackend } from './runHarness';
+
+describe('a fresh start of the real host', () => {
+  it('has a signing key before any request, so the first JWKS fetch is never {"keys":[]}', async () => {
+    const env = backendEnv();
+    const host = await startBackend(env);
+    try {
+      // The key exists once the host says it is ready, before anything asked for it.
+      const ring = await TableClient.fromConnectionString(azuriteConnectionString(), env.SIGNING_KEY_TABLE ?? '', { allowInsecureConnection: true }).getEntity('platform', 'ring');
+      expect(ring).toBeDefined();
+      expect(host.stdout()).toMatch(/signing: current key \S+/);
+      const jwks = (await (await fetch(`${host.url}/api/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
+      expect(jwks.keys).toHaveLength(1);
+      expect(host.stdout()).toContain(jwks.keys[0]?.kid);
+    } finally {
+      await host.stop();
+    }
+  });
+});
