@@ -26,7 +26,3 @@ export type RecordedEvent<E extends DomainEvent = DomainEvent> = EventEnvelope<E
   readonly prevHash: string;
   readonly hash: string;
 };
-
-export function envelope<E extends DomainEvent>(event: E, meta: EventMeta): EventEnvelope<E> {
-  return { ...event, meta };
-}

@@ -1,5 +1,5 @@
 import { DomainError } from './errors';
-import { type Channel, type RunCommand, type RunEvent, type RunState, runDecider } from './run';
+import type { Channel } from './run';
 import { NPM_CREDENTIAL_FLAGS } from './secretPolicy';
 
 /**
@@ -213,23 +213,3 @@ export function authorizationValue(scheme: AuthScheme, value: string, base64: (t
       return value;
   }
 }
-
-/**
- * The run decider over several commands decided in order against the evolving state, appended as one
- * transaction: an operation's request and lease grant land together, and so do its release and completion.
- */
-export const runBatchDecider = {
-  initialState: runDecider.initialState,
-  evolve: runDecider.evolve,
-  decide(commands: readonly RunCommand[], state: RunState): RunEvent[] {
-    const events: RunEvent[] = [];
-    let current = state;
-    for (const command of commands) {
-      for (const event of runDecider.decide(command, current)) {
-        events.push(event);
-        current = runDecider.evolve(current, event);
-      }
-    }
-    return events;
-  },
-};

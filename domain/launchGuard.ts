@@ -10,7 +10,19 @@ import { MIN_SECRET_BYTES } from './secret';
  * A refusal names the key and, for a value hit, the secret's name; it never carries a value.
  */
 
-export type GuardReason = 'name-is-secret' | 'well-known-provider-key' | 'value-matches-secret';
+export type GuardReason = 'name-is-secret' | 'well-known-provider-key' | 'value-matches-secret' | 'reserved-name';
+
+/**
+ * Env var names that change how a process loads code, finds programs, trusts TLS or reaches the network, or
+ * that the platform sets itself (git's config env, npm's config env, the gateway's). Neither a RunSpec's
+ * standing env nor a lease's `as` may use them. A commit's author and committer are only names, so they stay free. Compared case-insensitively (`npm_config_*` is npm's own spelling).
+ */
+const RESERVED_ENV_NAME =
+  /^(LD_.*|DYLD_.*|GIT_(?!(AUTHOR|COMMITTER)_(NAME|EMAIL|DATE)$).*|NPM_CONFIG_.*|YARN_.*|NODE_OPTIONS|NODE_PATH|NODE_EXTRA_CA_CERTS|NODE_TLS_REJECT_UNAUTHORIZED|NODE_REPL_EXTERNAL_MODULE|PATH|HOME|TMPDIR|SHELL|BASH_ENV|ENV|IFS|SHELLOPTS|BASHOPTS|PS4|PROMPT_COMMAND|PYTHONSTARTUP|PYTHONPATH|PYTHONHOME|PYTHONINSPECT|PERL5OPT|PERL5LIB|PERLLIB|RUBYOPT|RUBYLIB|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|JDK_JAVA_OPTIONS|SSL_CERT_FILE|SSL_CERT_DIR|CURL_CA_BUNDLE|REQUESTS_CA_BUNDLE|OPENSSL_CONF|SSLKEYLOGFILE|HTTP_PROXY|HTTPS_PROXY|ALL_PROXY|NO_PROXY|GATEWAY_URL|GATEWAY_TOKEN|DP_LAUNCH_TICKET)$/i;
+
+export function isReservedEnvName(name: string): boolean {
+  return RESERVED_ENV_NAME.test(name);
+}
 
 export type GuardDecision =
   | { readonly ok: true }
@@ -106,9 +118,15 @@ export function checkStandingEnv(env: Readonly<Record<string, string>>, policy: 
   return { ok: true };
 }
 
-/** The check `POST .../runs` makes before any orchestration exists: the RunSpec's top-level `env`. */
+/**
+ * The check `POST .../runs` makes before any orchestration exists, and the host again when it creates the
+ * sandbox: the RunSpec's top-level `env`, which may also not use a reserved name.
+ */
 export function checkRunSpecEnv(spec: Pick<RunSpec, 'env'>, policy: GuardPolicy): GuardDecision {
-  return checkStandingEnv(spec.env ?? {}, policy);
+  const env = spec.env ?? {};
+  const reserved = Object.keys(env).find(isReservedEnvName);
+  if (reserved !== undefined) return { ok: false, offendingKey: reserved, reason: 'reserved-name' };
+  return checkStandingEnv(env, policy);
 }
 
 /** A sentence for errors and events: names the key (and the secret's name), never a value. */
@@ -118,6 +136,8 @@ export function describeRefusal(refusal: GuardRefusal): string {
       return `standing env var ${refusal.offendingKey} is refused: it is the name of workspace secret ${refusal.secretName ?? refusal.offendingKey}; request it as a lease`;
     case 'well-known-provider-key':
       return `standing env var ${refusal.offendingKey} is refused: it is a well-known provider key name; request it as a lease`;
+    case 'reserved-name':
+      return `standing env var ${refusal.offendingKey} is refused: the name is reserved (it changes how processes load code, find programs or reach the network, or the platform sets it)`;
     case 'value-matches-secret':
       return `standing env var ${refusal.offendingKey} is refused: its value equals, contains or encodes workspace secret ${refusal.secretName ?? 'a managed value'}`;
   }

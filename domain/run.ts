@@ -18,8 +18,12 @@ export type RunOutcome = 'Completed' | 'Failed' | 'Cancelled';
 /** What the API shows. */
 export type RunStatus = 'Pending' | 'Running' | RunOutcome;
 
+/** A run that has not reached an outcome yet: what deletion cancels and the sweep watches. */
+export const isUnfinishedRun = (status: unknown): boolean => status === 'Pending' || status === 'Running';
+
 export type RunEvent =
-  | DomainEvent<'RunRequested', { runId: string; workspaceId: string; deadline: string; specRef: string }>
+  /** `specDigest`: SHA-256 of the stored spec's bytes; every read of the spec is checked against it. */
+  | DomainEvent<'RunRequested', { runId: string; workspaceId: string; deadline: string; specRef: string; specDigest: string }>
   | DomainEvent<'PhaseStarted', { phase: Phase; turn?: number }>
   | DomainEvent<'PhaseCompleted', { phase: Phase; turn?: number }>
   | DomainEvent<'PhaseFailed', { phase: Phase; turn?: number; reason: string }>
@@ -61,6 +65,10 @@ export interface RunState {
   readonly workspaceId: string;
   readonly deadline: string;
   readonly specRef: string;
+  /** Who asked for the run (the actor of `RunRequested`): whose uses every lease is checked against. */
+  readonly requestedBy?: string;
+  /** Empty for runs requested before digests were recorded: their spec can no longer be vouched for. */
+  readonly specDigest: string;
   readonly status: RunStatus;
   readonly phases: readonly PhaseRecord[];
   /** The phase now running, if any. */
@@ -73,7 +81,7 @@ export interface RunState {
 }
 
 export type RunCommand =
-  | { type: 'RequestRun'; runId: string; workspaceId: string; deadline: string; specRef: string }
+  | { type: 'RequestRun'; runId: string; workspaceId: string; deadline: string; specRef: string; specDigest: string }
   | { type: 'StartPhase'; phase: Phase; turn?: number }
   | { type: 'CompletePhase'; phase: Phase; turn?: number }
   | { type: 'FailPhase'; phase: Phase; turn?: number; reason: string }
@@ -98,6 +106,7 @@ export function initialRunState(): RunState {
     workspaceId: '',
     deadline: '',
     specRef: '',
+    specDigest: '',
     status: 'Pending',
     phases: [],
     tornDown: false,
@@ -109,10 +118,10 @@ function replaceCurrent(state: RunState, record: PhaseRecord): readonly PhaseRec
   return state.phases.map((p, i) => (i === state.phases.length - 1 ? record : p));
 }
 
-export function evolveRun(state: RunState, event: RunEvent): RunState {
+export function evolveRun(state: RunState, event: RunEvent & { meta?: { actor: string } }): RunState {
   switch (event.type) {
     case 'RunRequested':
-      return { ...initialRunState(), exists: true, ...event.data };
+      return { ...initialRunState(), exists: true, ...event.data, ...(event.meta ? { requestedBy: event.meta.actor } : {}) };
     case 'PhaseStarted': {
       const record: PhaseRecord = { phase: event.data.phase, ...(event.data.turn ? { turn: event.data.turn } : {}), status: 'Running' };
       return { ...state, status: 'Running', phases: [...state.phases, record], current: record };
@@ -223,7 +232,9 @@ export function decideRun(command: RunCommand, state: RunState): RunEvent[] {
       return [
         {
           type: 'RunRequested',
-          data: { runId: command.runId, workspaceId: command.workspaceId, deadline: command.deadline, specRef: command.specRef },
+          data: {
+            runId: command.runId, workspaceId: command.workspaceId, deadline: command.deadline, specRef: command.specRef, specDigest: command.specDigest,
+          },
         },
       ];
     case 'StartPhase': {

@@ -1,5 +1,6 @@
 import { DomainError, assertNever } from './errors';
 import type { DomainEvent } from './events';
+import { DEFAULT_SECRET_USES, SECRET_USE_KINDS, type SecretUses } from './secretPolicy';
 
 /** Secret names as Key Vault can hold them once `_` becomes `-` (reversible: `-` is not allowed here). */
 export const SECRET_NAME_PATTERN = /^[A-Z_][A-Z0-9_]{0,126}$/;
@@ -10,7 +11,8 @@ export const SECRET_VALUE_TOO_SHORT = 'SECRET.VALUE_TOO_SHORT';
 export const MAX_SECRET_BYTES = 24 * 1024;
 
 export type SecretEvent =
-  | DomainEvent<'SecretSet', { name: string; version: number; allowedHosts: readonly string[] }>
+  /** `uses` is absent from events recorded before uses existed; they fold to DEFAULT_SECRET_USES. */
+  | DomainEvent<'SecretSet', { name: string; version: number; allowedHosts: readonly string[]; uses?: SecretUses }>
   | DomainEvent<'SecretDeleted', { name: string; version: number }>;
 
 export interface SecretState {
@@ -19,16 +21,19 @@ export interface SecretState {
   /** Increases with every set, and never goes back, even across delete and re-create. */
   readonly version: number;
   readonly allowedHosts: readonly string[];
+  /** What the owner lets this secret be used for, and by whom. */
+  readonly uses: SecretUses;
   readonly updatedAt?: string;
   readonly updatedBy?: string;
 }
 
 export type SecretCommand =
-  | { type: 'SetSecret'; name: string; allowedHosts?: readonly string[] }
+  /** Owners only (the use case authorises): the uses are part of the same write as the value. */
+  | { type: 'SetSecret'; name: string; allowedHosts?: readonly string[]; uses?: SecretUses }
   | { type: 'DeleteSecret'; name: string };
 
 export function initialSecretState(): SecretState {
-  return { exists: false, name: '', version: 0, allowedHosts: [] };
+  return { exists: false, name: '', version: 0, allowedHosts: [], uses: DEFAULT_SECRET_USES };
 }
 
 /** `updatedAt`/`updatedBy` come from the envelope's meta, so `evolve` takes the recorded event when it has one. */
@@ -43,6 +48,7 @@ export function evolveSecret(
         name: event.data.name,
         version: event.data.version,
         allowedHosts: event.data.allowedHosts,
+        uses: event.data.uses ?? DEFAULT_SECRET_USES,
         ...(event.meta ? { updatedAt: event.meta.at, updatedBy: event.meta.actor } : {}),
       };
     case 'SecretDeleted':
@@ -61,12 +67,24 @@ export function assertValidSecretName(name: string): void {
     );
 }
 
+/** Uses named as the policy knows them, each with an audience; an empty list of names would allow nobody, so say so. */
+export function assertValidUses(uses: SecretUses): void {
+  for (const [use, audience] of Object.entries(uses)) {
+    if (!(SECRET_USE_KINDS as readonly string[]).includes(use))
+      throw new DomainError('SECRET.INVALID_USES', `"${use}" is not a use (${SECRET_USE_KINDS.join(', ')})`, 'invalid');
+    const valid = audience === 'members' || audience === 'owners' || (Array.isArray(audience) && audience.length > 0 && audience.every((u) => typeof u === 'string' && u.length > 0));
+    if (!valid) throw new DomainError('SECRET.INVALID_USES', `use "${use}" must be allowed to "members", "owners" or a non-empty list of user ids`, 'invalid');
+  }
+}
+
 export function decideSecret(command: SecretCommand, state: SecretState): SecretEvent[] {
   assertValidSecretName(command.name);
   switch (command.type) {
     case 'SetSecret': {
       const allowedHosts = command.allowedHosts ?? (state.exists ? state.allowedHosts : []);
-      return [{ type: 'SecretSet', data: { name: command.name, version: state.version + 1, allowedHosts } }];
+      if (command.uses) assertValidUses(command.uses);
+      const uses = command.uses ?? (state.exists ? state.uses : DEFAULT_SECRET_USES);
+      return [{ type: 'SecretSet', data: { name: command.name, version: state.version + 1, allowedHosts, uses } }];
     }
     case 'DeleteSecret':
       if (!state.exists) throw new DomainError('SECRET.NOT_FOUND', `No secret named ${command.name}`, 'not_found');
@@ -89,6 +107,7 @@ export function secretMetadata(state: SecretState): Record<string, unknown> {
     version: state.version,
     exists: state.exists,
     allowedHosts: [...state.allowedHosts],
+    uses: state.uses,
     updatedAt: state.updatedAt ?? null,
     updatedBy: state.updatedBy ?? null,
   };

@@ -1,4 +1,5 @@
 import type { Channel, Phase } from './run';
+import type { Role } from './workspace';
 
 /**
  * The secret policy of DESIGN.md §1.3-4 as data: per context, who may hold a credential and how. The answer
@@ -81,6 +82,118 @@ export function policyFor(context: PolicyContext): ContextPolicy {
 /** Whether `holder` may hold a workspace credential lease in `context`. */
 export function mayLease(context: PolicyContext, holder: LeaseHolder): boolean {
   return SECRET_POLICY[context].leaseHolders.includes(holder);
+}
+
+/**
+ * What an owner lets a secret be used for (DESIGN.md §1.4). `model`, `mcp` and `command` hand the value to a
+ * process whose code the RunSpec's author wrote, so whoever may write that command can read the value; the
+ * owner decides who that may be. `git`, `npm` and `http` keep the value in a platform-run credential process
+ * or the gateway, sent only to the secret's `allowedHosts`.
+ */
+export const SECRET_USE_KINDS = ['model', 'mcp', 'command', 'git', 'npm', 'http'] as const;
+export type SecretUseKind = (typeof SECRET_USE_KINDS)[number];
+
+/** Who may ask for a use: every member (owners included), owners only, or the named users (while members). */
+export type UseAudience = 'members' | 'owners' | readonly string[];
+export type SecretUses = Readonly<Partial<Record<SecretUseKind, UseAudience>>>;
+
+/** A new secret, and one recorded before uses existed: only the uses that keep the value on the platform's side. */
+export const DEFAULT_SECRET_USES: SecretUses = { git: 'members', npm: 'members', http: 'members' };
+
+/** How a process or operation wants the credential: a RunSpec reference's `use`, or the gateway's `http`. */
+export type LeaseDelivery = 'git' | 'npm' | 'file' | 'stdin' | 'env' | 'http';
+
+/** One credential someone asks for: where in the run, which process holds it, how it is delivered. */
+export interface LeaseAsk {
+  readonly context: PolicyContext;
+  readonly holder: LeaseHolder;
+  /** Untrusted text from a RunSpec; anything but a `LeaseDelivery` is refused. */
+  readonly delivery: string;
+  readonly secretName: string;
+}
+
+/** The secret as its own log folds it: whether it exists and which uses its owner allows. */
+export interface SecretUsePolicy {
+  readonly exists: boolean;
+  readonly uses: SecretUses;
+}
+
+/** The run's requester and the role they hold now (undefined: no longer a member). */
+export interface LeaseRequester {
+  readonly userId: string;
+  readonly role: Role | undefined;
+}
+
+export const LEASE_REFUSAL = {
+  HOLDER_NOT_ALLOWED: 'LEASE.HOLDER_NOT_ALLOWED',
+  NO_CHANNEL: 'LEASE.NO_CHANNEL',
+  SECRET_NOT_FOUND: 'LEASE.SECRET_NOT_FOUND',
+  USE_NOT_ALLOWED: 'SECRET.USE_NOT_ALLOWED',
+  USE_EXCLUDES_CALLER: 'SECRET.USE_EXCLUDES_CALLER',
+} as const;
+export type LeaseRefusalCode = (typeof LEASE_REFUSAL)[keyof typeof LEASE_REFUSAL];
+
+export type LeaseDecision =
+  | { readonly ok: true; readonly use: SecretUseKind; readonly channel: Channel }
+  | { readonly ok: false; readonly code: LeaseRefusalCode; readonly use?: SecretUseKind; readonly reason: string };
+
+/** The use a delivery to a holder needs: the platform's own transports by name, a value handed over by who holds it. */
+export function requiredUse(holder: LeaseHolder, delivery: string): SecretUseKind | undefined {
+  if (delivery === 'git' || delivery === 'npm') return delivery;
+  if (delivery === 'http') return holder === 'operation' ? 'http' : undefined;
+  if (delivery !== 'env' && delivery !== 'file' && delivery !== 'stdin') return undefined;
+  const byHolder: Readonly<Record<LeaseHolder, SecretUseKind | undefined>> = {
+    'install-command': 'command',
+    'mcp-server': 'mcp',
+    'agent-runtime': 'model',
+    operation: undefined,
+  };
+  return byHolder[holder];
+}
+
+function admits(audience: UseAudience, requester: LeaseRequester): boolean {
+  if (requester.role === undefined) return false;
+  if (audience === 'members') return true;
+  if (audience === 'owners') return requester.role === 'owner';
+  return audience.includes(requester.userId);
+}
+
+function describeAudience(audience: UseAudience): string {
+  if (audience === 'members') return 'members';
+  if (audience === 'owners') return 'owners';
+  return 'named members';
+}
+
+/** The uses a secret allows, read without trusting a prototype key as a use. */
+export function allowedAudience(uses: SecretUses, use: SecretUseKind): UseAudience | undefined {
+  return Object.prototype.hasOwnProperty.call(uses, use) ? uses[use] : undefined;
+}
+
+/**
+ * The one lease decision, made when a run is requested and again at every lease: the context's table above
+ * (who may hold a credential in this phase), the channel the delivery needs, and the use the secret's owner
+ * allows, for this requester. A refusal names the secret and the use, never a value.
+ */
+export function decideLease(ask: LeaseAsk, secret: SecretUsePolicy, requester: LeaseRequester): LeaseDecision {
+  const name = ask.secretName;
+  if (!mayLease(ask.context, ask.holder))
+    return { ok: false, code: LEASE_REFUSAL.HOLDER_NOT_ALLOWED, reason: `${name}: a ${ask.holder} may hold no credential in ${ask.context}` };
+  const channel: Channel = ask.delivery === 'http' ? 'gateway-header' : channelFor(ask.delivery);
+  const use = requiredUse(ask.holder, ask.delivery);
+  if (channel === 'refused' || use === undefined)
+    return { ok: false, code: LEASE_REFUSAL.NO_CHANNEL, reason: `${name}: use "${ask.delivery}" has no channel for a ${ask.holder}` };
+  if (!secret.exists) return { ok: false, code: LEASE_REFUSAL.SECRET_NOT_FOUND, use, reason: `secret ${name} does not exist in this workspace` };
+  const audience = allowedAudience(secret.uses, use);
+  if (audience === undefined)
+    return { ok: false, code: LEASE_REFUSAL.USE_NOT_ALLOWED, use, reason: `secret ${name} does not allow use "${use}"; an owner can allow it` };
+  if (!admits(audience, requester))
+    return {
+      ok: false,
+      code: LEASE_REFUSAL.USE_EXCLUDES_CALLER,
+      use,
+      reason: `secret ${name} allows use "${use}" to ${describeAudience(audience)} only, which excludes ${requester.userId}`,
+    };
+  return { ok: true, use, channel };
 }
 
 const CHANNEL_BY_USE: Readonly<Record<string, Channel>> = {

@@ -16,3 +16,11 @@ export const projectionKeys = {
 
 /** The platform's own partition: its signing-key log and the index of deleted workspaces awaiting purge. */
 export const PLATFORM_PARTITION = 'platform';
+
+/** The stream a workspace-partition projection row is folded from, or undefined for rows of no stream. */
+export function projectionSource(workspaceId: string, key: string): string | undefined {
+  if (key === projectionKeys.workspace) return workspaceStreamId(workspaceId);
+  if (key.startsWith(projectionKeys.secretPrefix)) return secretStreamId(workspaceId, key.slice(projectionKeys.secretPrefix.length));
+  if (key.startsWith(projectionKeys.runPrefix)) return runStreamId(key.slice(projectionKeys.runPrefix.length));
+  return undefined;
+}

@@ -17,7 +17,15 @@ export type WorkspaceEvent =
   | DomainEvent<'WorkspaceDeleted', { sealedUntil: string }>
   | DomainEvent<'WorkspaceRecovered', Record<string, never>>
   | DomainEvent<'VaultPurged', { vault: string }>
-  | DomainEvent<'AccessDenied', { actor: string; action: string; reason: string }>;
+  | DomainEvent<'AccessDenied', { actor: string; action: string; reason: string }>
+  /**
+   * A projection row read for a decision did not match the log (a forged MAC, or a row older than its stream);
+   * the decision used the state folded from the log instead, and the row was rewritten from it.
+   */
+  | DomainEvent<'ProjectionMismatchDetected', { projection: string; found: ProjectionFault; streamId: string; streamVersion: number }>;
+
+/** How a projection row failed its check: `forged` (its MAC does not hold) or `stale` (its stream moved on). */
+export type ProjectionFault = 'forged' | 'stale';
 
 export type WorkspaceStatus = 'None' | 'Active' | 'Deleting' | 'Deleted' | 'Purged';
 
@@ -42,7 +50,8 @@ export type WorkspaceCommand =
   | { type: 'CompleteDeletion' }
   | { type: 'Recover'; actor: string; now: string }
   | { type: 'Purge'; now: string }
-  | { type: 'RecordAccessDenied'; actor: string; action: string; reason: string };
+  | { type: 'RecordAccessDenied'; actor: string; action: string; reason: string }
+  | { type: 'RecordProjectionMismatch'; projection: string; found: ProjectionFault; streamId: string; streamVersion: number };
 
 /**
  * A user's role, from the members' own entries only: a user id such as `constructor`, `toString` or `__proto__`
@@ -86,6 +95,7 @@ export function evolveWorkspace(state: WorkspaceState, event: WorkspaceEvent): W
     case 'VaultPurged':
       return { ...state, status: 'Purged' };
     case 'AccessDenied':
+    case 'ProjectionMismatchDetected':
       return state;
     default:
       return assertNever(event, 'workspace event');
@@ -191,6 +201,15 @@ export function decideWorkspace(command: WorkspaceCommand, state: WorkspaceState
       // A sealed log takes no more records; the denial is still answered, just not chained.
       if (state.status === 'Deleted' || state.status === 'Purged') return [];
       return [{ type: 'AccessDenied', data: { actor: command.actor, action: command.action, reason: command.reason } }];
+    case 'RecordProjectionMismatch':
+      // Nothing to chain it to: no log yet, or a sealed one (the reader still decided on the folded state).
+      if (state.status === 'None' || state.status === 'Deleted' || state.status === 'Purged') return [];
+      return [
+        {
+          type: 'ProjectionMismatchDetected',
+          data: { projection: command.projection, found: command.found, streamId: command.streamId, streamVersion: command.streamVersion },
+        },
+      ];
     default:
       return assertNever(command, 'workspace command');
   }

@@ -3,7 +3,7 @@ import { DefaultAzureCredential } from '@azure/identity';
 import path from 'node:path';
 import type { CallerAuthenticator } from '../domain/ports/callerAuthenticator';
 import type { ServiceDependencies } from '../domain/services/dependencies';
-import { projectionKeys } from '../domain/streams';
+import { readSecretMetadata } from '../domain/services/secrets';
 import { devIssuerJwks, devIssuerSettings } from '../infra/identity/devIssuer';
 import { JwtCallerAuthenticator } from '../infra/identity/jwtCallerAuthenticator';
 import { randomUuidIds } from '../infra/system/randomUuidIds';
@@ -33,6 +33,7 @@ import { RunAborts } from '../infra/runs/runAborts';
 import type { RunRuntime } from '../infra/runs/runContext';
 import { defaultSigningKeyPolicy } from '../domain/signingKeys';
 import { SigningKeyCheckpointer } from '../infra/identity/headCheckpointer';
+import { loadProjectionSeal } from '../infra/identity/projectionMacKey';
 import { PlatformSandboxTokens } from '../infra/identity/sandboxIdentityTokens';
 import { SigningKeys, platformLogRecorder } from '../infra/identity/signingKeys';
 import { TableSigningKeyRepository } from '../infra/identity/signingKeysTable';
@@ -75,7 +76,9 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
   // Every append signs its head with the platform key; verify checks every checkpoint (docs/signing.md).
   // Marks the workspace as having outbox rows before each append, so the dispatcher finds it (docs/messaging.md).
   const outboxIndex = new TableOutboxIndex(tableClient(settings, settings.OUTBOX_INDEX_TABLE), systemClock, { graceMs: settings.OUTBOX_MARKER_GRACE_SECONDS * 1000 });
-  const store = new TableEventStore(eventTable, { clock: systemClock, random: systemRandom, ids: randomUuidIds, checkpointer: signing.checkpointer, outboxIndex });
+  // Projection rows carry a MAC under the platform's key, so decisions can tell them from rows edited in storage.
+  const projectionSeal = await loadProjectionSeal(tableClient(settings, settings.SIGNING_KEY_TABLE), keyWrapper(settings));
+  const store = new TableEventStore(eventTable, { clock: systemClock, random: systemRandom, ids: randomUuidIds, checkpointer: signing.checkpointer, outboxIndex, projectionSeal });
   signing.keys.setRecorder(platformLogRecorder(store, randomUuidIds, systemClock));
   const vault = new EncryptedTableVault({ table: vaultTable, keyWrapper: keyWrapper(settings), clock: systemClock });
   const resolver = new CachingSecretResolver({
@@ -83,12 +86,12 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
     clock: systemClock,
     ttlMs: settings.RESOLVER_CACHE_SECONDS * 1000,
     currentVersion: async (workspaceId, name) => {
-      const row = await store.readProjection(workspaceId, projectionKeys.secret(name));
-      return row && row.exists === true ? Number(row.version) : undefined;
+      const row = await readSecretMetadata(deps, workspaceId, name);
+      return row ? Number(row.version) : undefined;
     },
   });
   const deps: ServiceDependencies = { store, vault, resolver, clock: systemClock, random: systemRandom, ids: randomUuidIds };
-  return { deps, authenticator: await authenticator(settings), records: new TableWorkspaceRecords(eventTable) };
+  return { deps, authenticator: await authenticator(settings), records: new TableWorkspaceRecords(eventTable, store.projectionSeal) };
 }
 
 export interface SigningServices {

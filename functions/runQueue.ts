@@ -12,7 +12,9 @@ import { getRunStores, getServices } from './composition';
 import { workspaceIdSchema } from './http/schemas';
 import { getOutboxDispatcher, storageLocation } from './outbox';
 import { durableRunOrchestrations, runSpecSchema } from './runs.routes';
-import { loadSettings } from './settings';
+import { type Settings, loadSettings } from './settings';
+import { localRunProducerKeyDir, trustedRunProducers } from '../infra/messaging/runRequestProducer';
+import { type RunRequestClaims, runRequestVerifier } from '../infra/messaging/runRequestToken';
 
 export const RUNS_QUEUE = 'runs';
 export const RUNS_POISON_QUEUE = 'runs-poison';
@@ -21,9 +23,26 @@ export const RUN_SERVICE_BUS_FUNCTION = 'runQueueServiceBus';
 
 const schema = runRequestMessageSchema({ spec: runSpecSchema, workspaceId: workspaceIdSchema });
 
+let verifier: Promise<(token: string) => Promise<RunRequestClaims>> | undefined;
+
+/** The registered producers' keys, read once per process from settings (never from storage a sandbox could write). */
+function producerVerifier(settings: Settings): Promise<(token: string) => Promise<RunRequestClaims>> {
+  verifier ??= trustedRunProducers({
+    ...(settings.RUN_PRODUCER_KEYS ? { configured: settings.RUN_PRODUCER_KEYS } : {}),
+    production: settings.DISCO_ENV === 'production',
+    localKeyDir: localRunProducerKeyDir({ RUN_PRODUCER_KEY_DIR: settings.RUN_PRODUCER_KEY_DIR }),
+  })
+    .then((keys) => runRequestVerifier(keys))
+    .catch((error: unknown) => {
+      verifier = undefined;
+      throw error;
+    });
+  return verifier;
+}
+
 async function handlerOptions(context: InvocationContext): Promise<RunRequestHandlerOptions> {
   const settings = loadSettings();
-  const [{ deps }, stores] = await Promise.all([getServices(), getRunStores(settings)]);
+  const [{ deps }, stores, verify] = await Promise.all([getServices(), getRunStores(settings), producerVerifier(settings)]);
   const location = storageLocation(settings);
   return {
     deps,
@@ -32,6 +51,7 @@ async function handlerOptions(context: InvocationContext): Promise<RunRequestHan
       requester: runApiRequester(deps, stores, durableRunOrchestrations(context)),
     },
     schema,
+    verify,
     poison: new StorageQueuePoisonSink(queueClientFor(location, RUNS_POISON_QUEUE)),
     log: { info: (t) => context.log(t), warn: (t) => context.warn(t) },
   };

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { isDomainError } from '../domain/errors';
 import { SECRET_USES } from '../domain/runSpec';
 import type { RunOrchestrations, RunStores } from '../domain/services/runPorts';
+import { LeaseRefused } from '../domain/services/leaseDecisions';
 import { RUN_ERROR, cancelRun, getRun, readTranscript, requestRun } from '../domain/services/runs';
 import { HttpProblem } from '../infra/http/problem';
 import { parseParams, readJsonBody } from '../infra/http/jsonBody';
@@ -81,7 +82,7 @@ export interface RunRouteOptions {
 
 /** Problems the run routes answer with 422: the spec is well-formed but cannot run as asked. */
 function unprocessable(error: unknown): never {
-  if (isDomainError(error) && (error.code === RUN_ERROR.LAUNCH_REFUSED || error.code === RUN_ERROR.SECRET_NOT_FOUND))
+  if (error instanceof LeaseRefused || (isDomainError(error) && (error.code === RUN_ERROR.LAUNCH_REFUSED || error.code === RUN_ERROR.SECRET_NOT_FOUND)))
     throw new HttpProblem(422, error.code, error.message);
   throw error;
 }

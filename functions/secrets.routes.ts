@@ -21,6 +21,7 @@ export const secretRoutes: readonly ApiRoute[] = [
         name,
         value: body.value,
         ...(body.allowedHosts ? { allowedHosts: body.allowedHosts } : {}),
+        ...(body.uses ? { uses: body.uses } : {}),
       });
       return json(created ? 201 : 200, {
         name: secret.name,
@@ -28,6 +29,7 @@ export const secretRoutes: readonly ApiRoute[] = [
         updatedAt: secret.updatedAt,
         updatedBy: secret.updatedBy,
         allowedHosts: secret.allowedHosts,
+        uses: secret.uses,
       });
     },
   },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { producerKeysSchema } from '../infra/messaging/runRequestProducer';
 
 const tableName = z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,62}$/, 'must be a Table storage name (letters and digits, 3-63)');
 
@@ -42,6 +43,22 @@ export const settingsSchema = z
     /** Where the outbox publishes: the Service Bus topic in Azure, the storage queue of the same name locally. */
     EVENTS_TOPIC: z.string().regex(/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/, 'must be a queue/topic name (lower case, digits, -)').default('events'),
     RUN_REQUEST_TABLE: tableName.default('runrequests'),
+    /**
+     * Producers whose signed `runs` messages are accepted: a JWKS of public Ed25519 keys (`{"keys":[{"kty":"OKP",
+     * "crv":"Ed25519","x":…,"kid":…}]}`). Outside production the local producer (`npm run enqueue-run`) is trusted too.
+     */
+    RUN_PRODUCER_KEYS: z
+      .string()
+      .refine((text) => {
+        try {
+          return producerKeysSchema.safeParse(JSON.parse(text)).success;
+        } catch {
+          return false;
+        }
+      }, 'must be a JWKS of public Ed25519 keys, each with a kid')
+      .optional(),
+    /** The local producer's key folder (default `.azurite/run-producer`); unused in production. */
+    RUN_PRODUCER_KEY_DIR: z.string().min(1).optional(),
     OUTBOX_INDEX_TABLE: tableName.default('outboxpending'),
     OUTBOX_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('*/5 * * * * *'),
     OUTBOX_MARKER_GRACE_SECONDS: z.coerce.number().int().min(60).max(86_400).default(600),

@@ -1,22 +1,20 @@
 import { app, type InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
-import { handleCommand } from '../domain/commandHandler';
 import { isDomainError } from '../domain/errors';
-import { runDecider } from '../domain/run';
-import { projectRun } from '../domain/services/runs';
+import { isUnfinishedRun } from '../domain/run';
+import { onRun } from '../domain/services/runStream';
 import { removeLiveRecordsAndSeal, softDeleteWorkspaceVault } from '../domain/services/workspaceLifecycle';
-import { projectionKeys, runStreamId } from '../domain/streams';
+import { projectionKeys } from '../domain/streams';
 import { CANCEL_EVENT } from './runLifecycle.names';
 import { DELETE_WORKSPACE_ACTIVITY } from './workspaceLifecycle.names';
 import { getWorkspaceLifecycle } from './workspaceLifecycle.wiring';
 
 const ACTOR = 'system:deleteWorkspace';
-const ACTIVE = new Set(['Pending', 'Running']);
 
 async function activeRunIds(workspaceId: string): Promise<string[]> {
   const { live } = await getWorkspaceLifecycle();
   const rows = await live.store.listProjections(workspaceId, projectionKeys.runPrefix);
-  return rows.filter((row) => ACTIVE.has(String(row.value.status))).map((row) => String(row.value.runId));
+  return rows.filter((row) => isUnfinishedRun(row.value.status)).map((row) => String(row.value.runId));
 }
 
 /** Records the cancellation of every active run and signals its orchestration; finished runs are left alone. */
@@ -26,15 +24,7 @@ export async function cancelWorkspaceRuns(workspaceId: string, context: Invocati
   const runIds = await activeRunIds(workspaceId);
   for (const runId of runIds) {
     try {
-      await handleCommand(live, {
-        workspaceId,
-        streamId: runStreamId(runId),
-        decider: runDecider,
-        command: { type: 'CancelRun', reason: 'workspace deleted' },
-        actor: ACTOR,
-        correlationId: context.invocationId,
-        project: projectRun,
-      });
+      await onRun(live, workspaceId, runId, { type: 'CancelRun', reason: 'workspace deleted' }, { actor: ACTOR, correlationId: context.invocationId });
     } catch (error) {
       // Finished or tearing down meanwhile: nothing left to cancel.
       if (!isDomainError(error)) throw error;

@@ -1,6 +1,5 @@
 import type { WorkspaceLifecycleDependencies } from '../domain/services/workspaceLifecycle';
-import { deleteBlobsUnder, blobContainerFor, tableClientFor, type StorageLocation } from '../infra/storage/storageClients';
-import { TableWorkspaceRecords } from '../infra/tables/tableWorkspaceRecords';
+import { deleteBlobsUnder, blobContainerFor, type StorageLocation } from '../infra/storage/storageClients';
 import { getServices } from './composition';
 import { type Settings, loadSettings } from './settings';
 
@@ -20,9 +19,8 @@ export function storageLocation(settings: Settings): StorageLocation {
 let lifecycle: Promise<{ live: WorkspaceLifecycleDependencies; purge: WorkspaceLifecycleDependencies }> | undefined;
 
 async function build(settings: Settings) {
-  const { deps } = await getServices();
+  const { deps, records } = await getServices();
   const location = storageLocation(settings);
-  const records = new TableWorkspaceRecords(tableClientFor(location, settings.EVENT_LOG_TABLE));
   const removeFrom = (containers: readonly string[]) => async (workspaceId: string) => {
     let count = 0;
     for (const name of containers) count += await deleteBlobsUnder(blobContainerFor(location, name), `${workspaceId}/`);

@@ -16,7 +16,7 @@ const { readLocalSettings, mergeSettings } = require(path.join(root, 'dist', 'in
   const baseUrl = process.env.DEMO_BASE_URL || `http://127.0.0.1:${port}`;
   const token = await mintDevToken('demo-user', devIssuerSettings(settings));
   const outcome = await runDemo({ baseUrl, token, log: (line) => console.log(line) });
-  const ok = outcome.runStatus === 'Completed' && outcome.pushedCommit && outcome.refusal.status === 422 && outcome.audit.ok;
+  const ok = outcome.runStatus === 'Completed' && outcome.pushedCommit && outcome.refusal.status === 422 && outcome.useRefusal.status === 422 && outcome.audit.ok;
   console.log(ok ? '\nDemo complete.' : '\nDemo finished, but something above did not go as expected.');
   process.exitCode = ok ? 0 : 1;
 })().catch((error) => {

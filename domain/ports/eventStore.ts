@@ -2,7 +2,16 @@ import type { DomainEvent, EventEnvelope, RecordedEvent } from '../events';
 
 /** Live, rebuildable views written in the same transaction as the events they derive from. */
 export type ProjectionWrite =
-  | { readonly kind: 'upsert'; readonly key: string; readonly value: Readonly<Record<string, unknown>> }
+  | {
+      readonly kind: 'upsert';
+      readonly key: string;
+      readonly value: Readonly<Record<string, unknown>>;
+      /**
+       * The stream and version the row is derived from, when it is not the append's own stream after the
+       * append (a rebuild, or a repaired row recorded beside `ProjectionMismatchDetected`).
+       */
+      readonly derivedFrom?: StreamPosition;
+    }
   | { readonly kind: 'delete'; readonly key: string };
 
 export interface AppendRequest {
@@ -46,6 +55,23 @@ export interface ProjectionRow {
   readonly value: Readonly<Record<string, unknown>>;
 }
 
+export interface StreamPosition {
+  readonly streamId: string;
+  readonly version: number;
+}
+
+/**
+ * A projection row as the store found it, with what it could prove: `verified` when the row's MAC (a platform
+ * key no table holds in the clear) covers workspace, key, stream, version and content, and its stream has no
+ * later version; `stale` when the MAC holds but the stream moved on (an older valid row put back, or a stream
+ * whose appends do not rewrite this row); `forged` when the MAC is missing or wrong.
+ */
+export interface CheckedProjection extends ProjectionRow {
+  readonly check: 'verified' | 'stale' | 'forged';
+  /** The position the MAC vouches for (absent when forged). */
+  readonly derivedFrom?: StreamPosition;
+}
+
 /**
  * The workspace-partitioned, hash-chained event log (DESIGN.md §3).
  * Every append is atomic: events, stream index, head, projections and outbox rows commit together or not
@@ -60,6 +86,9 @@ export interface EventStore {
   readLog(workspaceId: string, options?: { after?: number; limit?: number }): Promise<LogPage>;
   readProjection(workspaceId: string, key: string): Promise<Readonly<Record<string, unknown>> | undefined>;
   listProjections(workspaceId: string, keyPrefix: string): Promise<readonly ProjectionRow[]>;
+  /** The row with its MAC and freshness checked; decisions read projections only through this. */
+  readCheckedProjection(workspaceId: string, key: string): Promise<CheckedProjection | undefined>;
+  listCheckedProjections(workspaceId: string, keyPrefix: string): Promise<readonly CheckedProjection[]>;
   /** Walks the chain (and signed checkpoints, once configured) and names the first broken record. */
   verify(workspaceId: string): Promise<VerifyResult>;
 }

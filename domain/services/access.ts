@@ -2,6 +2,7 @@ import { DomainError } from '../errors';
 import { projectionKeys } from '../streams';
 import { type Role, roleIn } from '../workspace';
 import type { ServiceDependencies } from './dependencies';
+import { readVerifiedProjection } from './verifiedProjections';
 import { onWorkspace } from './workspaceStream';
 
 export interface WorkspaceAccess {
@@ -23,7 +24,8 @@ function membersOf(summary: Readonly<Record<string, unknown>> | undefined): Reco
 }
 
 /**
- * The one access check every workspace route runs: one point read of the workspace summary. A caller who
+ * The one access check every workspace route runs: one point read of the workspace summary, checked against
+ * the log (its MAC and stream version; a doubted row is refolded from the log and reported). A caller who
  * is not a member sees 404 (the workspace's existence is not disclosed); a member asking for an owner's
  * action sees 403. Denials of authenticated callers on an existing workspace are recorded as `AccessDenied`.
  */
@@ -31,7 +33,7 @@ export async function authorize(
   deps: ServiceDependencies,
   request: { workspaceId: string; actor: string; action: string; requires: Role; correlationId: string },
 ): Promise<WorkspaceAccess> {
-  const summary = await deps.store.readProjection(request.workspaceId, projectionKeys.workspace);
+  const summary = await readVerifiedProjection(deps, request.workspaceId, projectionKeys.workspace);
   // A workspace being deleted (or sealed) answers 404 to everyone and records nothing: its log is closing.
   if (!summary || summary.status !== 'Active') throw notFound();
   const role = roleIn(membersOf(summary), request.actor);

@@ -30,5 +30,8 @@ export async function rebuildProjections(store: EventStore, workspaceId: string)
     if (page.next === undefined) break;
     after = page.next;
   }
-  return [...streams.entries()].flatMap(([streamId, events]) => projectStream(streamId, events));
+  // Each row is bound to the stream version it was folded at, so the store seals it like an appended one.
+  return [...streams.entries()].flatMap(([streamId, events]) =>
+    projectStream(streamId, events).map((write) => (write.kind === 'upsert' ? { ...write, derivedFrom: { streamId, version: events.length } } : write)),
+  );
 }

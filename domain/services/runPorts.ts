@@ -5,9 +5,13 @@ import type { RunSpec } from '../runSpec';
  * the Durable client implements the orchestrations port at the HTTP edge.
  */
 export interface RunSpecStore {
-  /** Stores a validated, guard-checked spec (names and uses only, never a value); returns its reference. */
-  put(workspaceId: string, runId: string, spec: RunSpec): Promise<string>;
-  get(workspaceId: string, specRef: string): Promise<RunSpec>;
+  /**
+   * Stores a validated, guard-checked spec (names and uses only, never a value); returns its reference and the
+   * SHA-256 (hex) of the bytes stored, which `RunRequested` records.
+   */
+  put(workspaceId: string, runId: string, spec: RunSpec): Promise<{ ref: string; digest: string }>;
+  /** The stored spec and the SHA-256 of the bytes read; `readRunSpec` compares it with the recorded digest. */
+  get(workspaceId: string, specRef: string): Promise<{ spec: RunSpec; digest: string }>;
 }
 
 export interface TranscriptStore {

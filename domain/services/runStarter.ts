@@ -15,6 +15,11 @@ export interface RunRequestMessage {
   readonly spec: RunSpec;
 }
 
+/** A message whose producer's signature the edge has verified, with the run id its request id maps to. */
+export interface VerifiedRunRequest extends RunRequestMessage {
+  readonly runId: string;
+}
+
 /** The run API as the starter needs it: request a run under a run id the starter chose. */
 export interface RunRequester {
   requestRun(caller: Caller, request: { workspaceId: string; spec: RunSpec; runId: string }): Promise<{ runId: string }>;
@@ -25,14 +30,16 @@ export interface RunStarterPorts {
   readonly requester: RunRequester;
 }
 
-export type RunStartOutcome =
-  | { readonly outcome: 'started'; readonly runId: string }
-  /** An earlier delivery of the same request id already created (or refused) the run; nothing new starts. */
-  | { readonly outcome: 'duplicate'; readonly runId: string };
+export type RunStartOutcome = { readonly outcome: 'started'; readonly runId: string };
 
 export const RUN_REQUEST_ERROR = {
   ID_REUSED: 'RUN_REQUEST.ID_REUSED',
+  /** The request id was used already (a replayed message, a duplicate, a redelivery after the run started). */
+  REPLAYED: 'RUN_REQUEST.REPLAYED',
 } as const;
+
+const replayed = (runId: string): DomainError =>
+  new DomainError(RUN_REQUEST_ERROR.REPLAYED, `replayed: this request id was used already (run ${runId}); a request id starts one run, once`, 'conflict');
 
 const RUN_ALREADY_EXISTS = 'RUN.ALREADY_EXISTS';
 
@@ -41,26 +48,29 @@ async function runExists(deps: ServiceDependencies, workspaceId: string, runId: 
 }
 
 /**
- * Starts the run a queue message asks for. The requesting user must be a member of the workspace (the same
- * `authorize` as `POST .../runs`, so a denial is recorded as `AccessDenied`). A request id maps to exactly one
- * run id through the ledger; a redelivery, a duplicate message or a concurrent twin asks for that same run id
- * and ends as `duplicate`. Domain errors propagate: the edge decides which are permanent.
+ * Starts the run a verified queue message asks for. The requesting user must be a member of the workspace (the
+ * same `authorize` as `POST .../runs`, so a denial is recorded as `AccessDenied`). A request id is single-use:
+ * it maps to one run id (derived from it by the edge, and bound in the ledger), and a second delivery — a
+ * replay, a duplicate, a concurrent twin — throws `RUN_REQUEST.REPLAYED` and starts nothing. Only a delivery
+ * whose earlier try died before the run was recorded goes on to request it. Domain errors propagate: the edge
+ * decides which are permanent.
  */
-export async function startRunFromMessage(deps: ServiceDependencies, ports: RunStarterPorts, message: RunRequestMessage): Promise<RunStartOutcome> {
+export async function startRunFromMessage(deps: ServiceDependencies, ports: RunStarterPorts, message: VerifiedRunRequest): Promise<RunStartOutcome> {
   const { workspaceId, requestedBy, requestId, spec } = message;
   const caller: Caller = { actor: requestedBy, correlationId: requestId };
   await authorize(deps, { workspaceId, actor: requestedBy, action: 'runs.request', requires: 'member', correlationId: requestId });
-  const claim = await ports.ledger.claim(workspaceId, requestId, { runId: deps.ids.next(), requestedBy });
+  const claim = await ports.ledger.claim(workspaceId, requestId, { runId: message.runId, requestedBy });
   if (claim.requestedBy !== requestedBy)
     throw new DomainError(RUN_REQUEST_ERROR.ID_REUSED, 'This request id was already used by another user in this workspace', 'conflict');
-  if (!claim.fresh && (await runExists(deps, workspaceId, claim.runId))) return { outcome: 'duplicate', runId: claim.runId };
+  if (claim.runId !== message.runId) throw replayed(claim.runId);
+  if (!claim.fresh && (await runExists(deps, workspaceId, claim.runId))) throw replayed(claim.runId);
   try {
     const { runId } = await ports.requester.requestRun(caller, { workspaceId, spec, runId: claim.runId });
     if (runId !== claim.runId) throw new Error(`The run API started run ${runId} instead of the claimed ${claim.runId}`);
     return { outcome: 'started', runId };
   } catch (error) {
     // A concurrent delivery of the same request won the run stream's first insert.
-    if (isDomainError(error) && error.code === RUN_ALREADY_EXISTS) return { outcome: 'duplicate', runId: claim.runId };
+    if (isDomainError(error) && error.code === RUN_ALREADY_EXISTS) throw replayed(claim.runId);
     throw error;
   }
 }

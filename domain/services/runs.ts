@@ -1,21 +1,21 @@
-import { handleCommand } from '../commandHandler';
 import { DomainError } from '../errors';
 import { checkRunSpecEnv, describeRefusal } from '../launchGuard';
-import type { ProjectionWrite } from '../ports/eventStore';
-import { type RunEvent, type RunState, runDecider, runStatus } from '../run';
+import { type RunState, runStatus } from '../run';
 import { type RunSpec, secretReferencesOf } from '../runSpec';
-import { projectionKeys, runStreamId } from '../streams';
-import { fold } from '../commandHandler';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
+import type { LeaseAsk } from '../secretPolicy';
+import { LeaseRefused, assertLeases } from './leaseDecisions';
 import type { RunOrchestrations, RunStores } from './runPorts';
 import { loadSecretMaterial, redactDeep } from './runSecrets';
+import { onRun, readRunStream } from './runStream';
 import type { Caller } from './workspaces';
 
 export const RUN_ERROR = {
   LAUNCH_REFUSED: 'RUN.LAUNCH_REFUSED',
   SECRET_NOT_FOUND: 'RUN.SECRET_NOT_FOUND',
   NOT_FOUND: 'RUN.NOT_FOUND',
+  SPEC_TAMPERED: 'RUN.SPEC_TAMPERED',
 } as const;
 
 /** A refusal at the door: names the key (and the secret's name), never a value. */
@@ -30,9 +30,23 @@ export class LaunchRefusedAtRequest extends DomainError {
   }
 }
 
-export const projectRun = (state: RunState): readonly ProjectionWrite[] => [
-  { kind: 'upsert', key: projectionKeys.run(state.runId), value: runStatus(state) },
-];
+export { projectRun } from './runStream';
+
+/**
+ * Every credential a spec asks for, as the lease decision sees it: install steps' references are install
+ * commands', MCP servers' are their own, a turn's model key is the agent runtime's `env` lease.
+ */
+export function leaseAsksOf(spec: RunSpec): (LeaseAsk & { where: string })[] {
+  const asks: (LeaseAsk & { where: string })[] = [];
+  const add = (context: LeaseAsk['context'], holder: LeaseAsk['holder'], where: string, references: readonly { ref: string; use: string }[] = []) =>
+    references.forEach((r, i) => asks.push({ context, holder, delivery: r.use, secretName: r.ref, where: `${where}.secrets[${i}]` }));
+  (spec.install ?? []).forEach((step, i) => add('install', 'install-command', `install[${i}]`, step.secrets));
+  (spec.mcp ?? []).forEach((server, i) => add('mcp', 'mcp-server', `mcp[${i}]`, server.secrets));
+  spec.turns.forEach((turn, i) => {
+    if (turn.modelKey !== undefined) asks.push({ context: 'turn', holder: 'agent-runtime', delivery: 'env', secretName: turn.modelKey, where: `turns[${i}].modelKey` });
+  });
+  return asks;
+}
 
 /** Every secret a spec names: its references' refs and each turn's model key. */
 export function referencedSecrets(spec: RunSpec): { where: string; name: string }[] {
@@ -56,44 +70,52 @@ export async function requestRun(
   request: { workspaceId: string; spec: RunSpec },
 ): Promise<{ runId: string }> {
   const { workspaceId, spec } = request;
-  await authorize(deps, { workspaceId, actor: caller.actor, action: 'runs.request', requires: 'member', correlationId: caller.correlationId });
+  const access = await authorize(deps, { workspaceId, actor: caller.actor, action: 'runs.request', requires: 'member', correlationId: caller.correlationId });
   const runId = deps.ids.next();
+  const refuse = (offendingKey: string, reason: string) =>
+    onRun(deps, workspaceId, runId, { type: 'RefuseRunRequest', offendingKey, reason }, caller, { updateStatus: false });
   const material = await loadSecretMaterial(deps, workspaceId);
   const decision = checkRunSpecEnv(spec, material.guard);
   if (!decision.ok) {
-    await handleCommand(deps, {
-      workspaceId,
-      streamId: runStreamId(runId),
-      decider: runDecider,
-      command: { type: 'RefuseRunRequest', offendingKey: decision.offendingKey, reason: decision.reason },
-      actor: caller.actor,
-      correlationId: caller.correlationId,
-    });
+    await refuse(decision.offendingKey, decision.reason);
     throw new LaunchRefusedAtRequest(runId, decision.offendingKey, describeRefusal(decision));
   }
   const missing = referencedSecrets(spec).find((r) => material.versions[r.name] === undefined);
   if (missing)
     throw new DomainError(RUN_ERROR.SECRET_NOT_FOUND, `${missing.where} references secret ${missing.name}, which does not exist in this workspace`, 'invalid');
-  const specRef = await stores.specs.put(workspaceId, runId, spec);
+  try {
+    await assertLeases(deps.store, workspaceId, { userId: caller.actor, role: access.role }, leaseAsksOf(spec));
+  } catch (error) {
+    if (error instanceof LeaseRefused) await refuse(error.where, error.refusal.code);
+    throw error;
+  }
+  const stored = await stores.specs.put(workspaceId, runId, spec);
   const deadline = new Date(deps.clock.now().getTime() + spec.deadlineSeconds * 1000).toISOString();
-  await handleCommand(deps, {
-    workspaceId,
-    streamId: runStreamId(runId),
-    decider: runDecider,
-    command: { type: 'RequestRun', runId, workspaceId, deadline, specRef },
-    actor: caller.actor,
-    correlationId: caller.correlationId,
-    project: projectRun,
-  });
+  await onRun(deps, workspaceId, runId, { type: 'RequestRun', runId, workspaceId, deadline, specRef: stored.ref, specDigest: stored.digest }, caller);
   await orchestrations.start(workspaceId, runId);
   return { runId };
 }
 
+/**
+ * The run's spec, read again at every step: the blob must still hash to the digest `RunRequested` recorded,
+ * so a spec rewritten in storage after the request (another secret as a turn's model key, say) never runs.
+ * A mismatch throws `RUN.SPEC_TAMPERED`; the step records it as its failure reason and the run fails.
+ */
+export async function readRunSpec(stores: RunStores, run: Pick<RunState, 'workspaceId' | 'specRef' | 'specDigest'>): Promise<RunSpec> {
+  const { spec, digest } = await stores.specs.get(run.workspaceId, run.specRef);
+  if (run.specDigest === '' || digest !== run.specDigest)
+    throw new DomainError(
+      RUN_ERROR.SPEC_TAMPERED,
+      `${RUN_ERROR.SPEC_TAMPERED}: the stored run spec does not match the digest recorded in RunRequested (changed after the request); the run stops`,
+      'precondition',
+    );
+  return spec;
+}
+
 async function readRun(deps: ServiceDependencies, workspaceId: string, runId: string) {
-  const stream = await deps.store.readStream<RunEvent>(workspaceId, runStreamId(runId));
-  const state = fold(runDecider, stream.events);
+  const { state, events } = await readRunStream(deps.store, workspaceId, runId);
   if (!state.exists) throw new DomainError(RUN_ERROR.NOT_FOUND, 'Run not found', 'not_found');
-  return { state, events: stream.events };
+  return { state, events };
 }
 
 /** `GET .../runs/{runId}`: status, phases and events, every string passed through the workspace's redactor. */
@@ -128,14 +150,6 @@ export async function cancelRun(
   const { workspaceId, runId } = request;
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'runs.cancel', requires: 'member', correlationId: caller.correlationId });
   await readRun(deps, workspaceId, runId);
-  await handleCommand(deps, {
-    workspaceId,
-    streamId: runStreamId(runId),
-    decider: runDecider,
-    command: { type: 'CancelRun', reason: `cancelled by ${caller.actor}` },
-    actor: caller.actor,
-    correlationId: caller.correlationId,
-    project: projectRun,
-  });
+  await onRun(deps, workspaceId, runId, { type: 'CancelRun', reason: `cancelled by ${caller.actor}` }, caller);
   await orchestrations.raiseCancel(runId);
 }

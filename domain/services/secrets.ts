@@ -3,9 +3,11 @@ import { isDomainError } from '../errors';
 import type { ProjectionWrite } from '../ports/eventStore';
 import { type SecretMetadata, VAULT_ERROR, assertStorableSecret } from '../ports/secretVault';
 import { type SecretState, secretDecider, secretMetadata } from '../secret';
+import { DEFAULT_SECRET_USES, type SecretUses } from '../secretPolicy';
 import { projectionKeys, secretStreamId } from '../streams';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
+import { listVerifiedProjections, readVerifiedProjection } from './verifiedProjections';
 import { type Caller, onWorkspace } from './workspaceStream';
 
 export const projectSecret = (state: SecretState): readonly ProjectionWrite[] => [
@@ -18,6 +20,7 @@ export interface SecretListing {
   readonly updatedAt: string | null;
   readonly updatedBy: string | null;
   readonly allowedHosts: readonly string[];
+  readonly uses: SecretUses;
 }
 
 function listingOf(row: Readonly<Record<string, unknown>>): SecretListing {
@@ -27,18 +30,21 @@ function listingOf(row: Readonly<Record<string, unknown>>): SecretListing {
     updatedAt: typeof row.updatedAt === 'string' ? row.updatedAt : null,
     updatedBy: typeof row.updatedBy === 'string' ? row.updatedBy : null,
     allowedHosts: Array.isArray(row.allowedHosts) ? row.allowedHosts.map(String) : [],
+    // A row written before uses existed shows what its secret folds to.
+    uses: row.uses !== null && typeof row.uses === 'object' && !Array.isArray(row.uses) ? (row.uses as SecretUses) : DEFAULT_SECRET_USES,
   };
 }
 
 /**
  * Set or rotate (the same write). The value goes to the vault first, then `SecretSet` announces the
  * version; a concurrent writer makes the append conflict and the loop writes again with the next version.
- * Owners only: a member uses secrets through runs, never manages them.
+ * Owners only: a member uses secrets through runs, never manages them, and so never changes what a secret may be
+ * used for (`uses`, set with the value; omitted, a rotation keeps the previous uses).
  */
 export async function setSecret(
   deps: ServiceDependencies,
   caller: Caller,
-  request: { workspaceId: string; name: string; value: string; allowedHosts?: readonly string[] },
+  request: { workspaceId: string; name: string; value: string; allowedHosts?: readonly string[]; uses?: SecretUses },
 ): Promise<{ created: boolean; secret: SecretListing }> {
   const { workspaceId, name, value } = request;
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'secrets.set', requires: 'owner', correlationId: caller.correlationId });
@@ -49,7 +55,7 @@ export async function setSecret(
     workspaceId,
     streamId: secretStreamId(workspaceId, name),
     decider: secretDecider,
-    command: { type: 'SetSecret', name, ...(request.allowedHosts ? { allowedHosts: request.allowedHosts } : {}) },
+    command: { type: 'SetSecret', name, ...(request.allowedHosts ? { allowedHosts: request.allowedHosts } : {}), ...(request.uses ? { uses: request.uses } : {}) },
     actor: caller.actor,
     correlationId: caller.correlationId,
     project: projectSecret,
@@ -94,9 +100,19 @@ export async function deleteSecret(
   deps.resolver.invalidate(workspaceId, name);
 }
 
+/** A secret's metadata (existence, version, `allowedHosts`) as decisions read it: checked against the log. */
+export async function readSecretMetadata(
+  deps: Pick<ServiceDependencies, 'store' | 'clock' | 'random' | 'retry'>,
+  workspaceId: string,
+  name: string,
+): Promise<Readonly<Record<string, unknown>> | undefined> {
+  const row = await readVerifiedProjection(deps, workspaceId, projectionKeys.secret(name));
+  return row && row.exists === true ? row : undefined;
+}
+
 export async function listSecrets(deps: ServiceDependencies, caller: Caller, workspaceId: string): Promise<readonly SecretListing[]> {
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'secrets.list', requires: 'member', correlationId: caller.correlationId });
-  const rows = await deps.store.listProjections(workspaceId, projectionKeys.secretPrefix);
+  const rows = await listVerifiedProjections(deps, workspaceId, projectionKeys.secretPrefix);
   return rows
     .filter((row) => row.value.exists === true)
     .map((row) => listingOf(row.value))

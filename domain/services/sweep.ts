@@ -1,10 +1,8 @@
-import { handleCommand } from '../commandHandler';
 import { isDomainError } from '../errors';
 import type { ActiveRuns } from '../ports/activeRuns';
 import { runDecider } from '../run';
-import { runStreamId } from '../streams';
 import type { ServiceDependencies } from './dependencies';
-import { projectRun } from './runs';
+import { onRun } from './runStream';
 import { type WorkspaceLifecycleDependencies, purgeDueWorkspaces } from './workspaceLifecycle';
 
 export interface SweepDependencies extends WorkspaceLifecycleDependencies {
@@ -29,7 +27,7 @@ export const DEADLINE_GRACE_MS = 60_000;
 
 async function recordOn(deps: ServiceDependencies, workspaceId: string, runId: string, command: Parameters<typeof runDecider.decide>[0], correlationId: string): Promise<number> {
   try {
-    const result = await handleCommand(deps, { workspaceId, streamId: runStreamId(runId), decider: runDecider, command, actor: ACTOR, correlationId, project: projectRun });
+    const result = await onRun(deps, workspaceId, runId, command, { actor: ACTOR, correlationId });
     return result.records.length;
   } catch (error) {
     // The run moved on meanwhile (finished, or tearing down): nothing for the sweep to do.

@@ -1,5 +1,4 @@
 import { DomainError } from '../errors';
-import type { EventStore } from '../ports/eventStore';
 import type { WorkspaceRecords } from '../ports/workspaceRecords';
 import { PLATFORM_PARTITION, projectionKeys } from '../streams';
 import { DEFAULT_RETENTION_DAYS, roleIn } from '../workspace';
@@ -25,7 +24,7 @@ export async function requestWorkspaceDeletion(
 ): Promise<{ id: string; purgeAfter: string }> {
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'workspace.delete', requires: 'owner', correlationId: caller.correlationId });
   const now = deps.clock.now().toISOString();
-  const result = await onWorkspace(deps, workspaceId, { type: 'RequestDeletion', actor: caller.actor, retentionDays, now }, caller, { updateSummary: true });
+  const result = await onWorkspace(deps, workspaceId, { type: 'RequestDeletion', actor: caller.actor, retentionDays, now }, caller);
   return { id: workspaceId, purgeAfter: result.state.purgeAfter ?? '' };
 }
 
@@ -124,9 +123,4 @@ export async function purgeDueWorkspaces(deps: WorkspaceLifecycleDependencies): 
     if (await purgeWorkspaceIfDue(deps, workspaceId)) purged++;
   }
   return { checked: pending.length, purged };
-}
-
-/** Whether a workspace summary projection exists (used by deletion to know live records are gone). */
-export async function hasLiveSummary(store: EventStore, workspaceId: string): Promise<boolean> {
-  return (await store.readProjection(workspaceId, projectionKeys.workspace)) !== undefined;
 }

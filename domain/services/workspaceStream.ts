@@ -14,15 +14,20 @@ export const projectWorkspace = (state: WorkspaceState): readonly ProjectionWrit
 ];
 
 /**
- * Records one command on a workspace's own stream. `updateSummary` rewrites the summary projection with the
- * events; commands that change nothing it shows (denials, vault bookkeeping) leave it alone.
+ * Records one command on a workspace's own stream. Every append rewrites the summary projection, even when
+ * nothing it shows changed (a denial): the row then always carries the stream's latest version, so a reader
+ * can tell a current row from an older one put back (docs/event-log.md, "Verified projections").
+ * `alsoProject`: further rows written in the same transaction (a repaired row of another stream).
  */
 export function onWorkspace(
   deps: CommandContext,
   workspaceId: string,
   command: WorkspaceCommand,
   by: Caller,
-  options: { updateSummary?: boolean; beforeAppend?: (events: readonly WorkspaceEvent[], before: WorkspaceState) => Promise<void> } = {},
+  options: {
+    beforeAppend?: (events: readonly WorkspaceEvent[], before: WorkspaceState) => Promise<void>;
+    alsoProject?: readonly ProjectionWrite[];
+  } = {},
 ): Promise<CommandResult<WorkspaceState, WorkspaceEvent>> {
   return handleCommand(deps, {
     workspaceId,
@@ -31,7 +36,7 @@ export function onWorkspace(
     command,
     actor: by.actor,
     correlationId: by.correlationId,
-    ...(options.updateSummary ? { project: projectWorkspace } : {}),
+    project: (state) => [...projectWorkspace(state), ...(options.alsoProject ?? [])],
     ...(options.beforeAppend ? { beforeAppend: options.beforeAppend } : {}),
   });
 }

@@ -3,13 +3,14 @@ import { projectionKeys } from '../streams';
 import type { Role } from '../workspace';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
+import { readVerifiedProjection } from './verifiedProjections';
 import { type Caller, onWorkspace } from './workspaceStream';
 
 export { type Caller, projectWorkspace } from './workspaceStream';
 
 export async function createWorkspace(deps: ServiceDependencies, caller: Caller, name: string): Promise<{ id: string; name: string }> {
   const workspaceId = deps.ids.next();
-  await onWorkspace(deps, workspaceId, { type: 'CreateWorkspace', workspaceId, name, owner: caller.actor }, caller, { updateSummary: true });
+  await onWorkspace(deps, workspaceId, { type: 'CreateWorkspace', workspaceId, name, owner: caller.actor }, caller);
   return { id: workspaceId, name };
 }
 
@@ -19,7 +20,7 @@ export async function getWorkspace(
   workspaceId: string,
 ): Promise<Readonly<Record<string, unknown>>> {
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'workspace.read', requires: 'member', correlationId: caller.correlationId });
-  const summary = await deps.store.readProjection(workspaceId, projectionKeys.workspace);
+  const summary = await readVerifiedProjection(deps, workspaceId, projectionKeys.workspace);
   if (!summary) throw new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
   const { status: _internal, ...visible } = summary;
   return visible;
@@ -33,11 +34,11 @@ export async function setMember(
   role: Role,
 ): Promise<{ userId: string; role: Role }> {
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'members.set', requires: 'owner', correlationId: caller.correlationId });
-  await onWorkspace(deps, workspaceId, { type: 'SetMember', actor: caller.actor, userId, role }, caller, { updateSummary: true });
+  await onWorkspace(deps, workspaceId, { type: 'SetMember', actor: caller.actor, userId, role }, caller);
   return { userId, role };
 }
 
 export async function removeMember(deps: ServiceDependencies, caller: Caller, workspaceId: string, userId: string): Promise<void> {
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'members.remove', requires: 'owner', correlationId: caller.correlationId });
-  await onWorkspace(deps, workspaceId, { type: 'RemoveMember', actor: caller.actor, userId }, caller, { updateSummary: true });
+  await onWorkspace(deps, workspaceId, { type: 'RemoveMember', actor: caller.actor, userId }, caller);
 }

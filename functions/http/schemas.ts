@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MAX_SECRET_BYTES, SECRET_NAME_PATTERN } from '../../domain/secret';
+import { SECRET_USE_KINDS, type SecretUses } from '../../domain/secretPolicy';
 
 /** Ids we mint are UUIDs; user ids come from tokens (Entra `oid` is a UUID; dev tokens use simple names). */
 export const workspaceIdSchema = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a workspace id');
@@ -15,10 +16,19 @@ export const hostSchema = z
 
 export const createWorkspaceBody = z.strictObject({ name: z.string().trim().min(1).max(100) });
 export const setMemberBody = z.strictObject({ role: z.enum(['owner', 'member']) });
+const useKind = z.enum(SECRET_USE_KINDS);
+const useAudience = z.union([z.enum(['members', 'owners']), z.array(userIdSchema).min(1).max(100)]);
+/** `{ "model": "owners", "git": "members", "command": ["alice"] }`, or `["git", "http"]` for every member. */
+export const secretUsesSchema = z.union([
+  z.array(useKind).max(SECRET_USE_KINDS.length).transform((uses): SecretUses => Object.fromEntries(uses.map((u) => [u, 'members' as const]))),
+  z.partialRecord(useKind, useAudience).transform((uses): SecretUses => uses as SecretUses),
+]);
+
 /** The value's size (8 bytes to 24 KiB) is checked by the domain, which answers 400 or 413 by name. */
 export const setSecretBody = z.strictObject({
   value: z.string(),
   allowedHosts: z.array(hostSchema).max(32).optional(),
+  uses: secretUsesSchema.optional(),
 });
 
 export const auditQuery = z.strictObject({

@@ -1,7 +1,7 @@
-import { handleCommand } from '../../domain/commandHandler';
+import { onRun, readRunStream } from '../../domain/services/runStream';
 import { isDomainError } from '../../domain/errors';
 import {
-  GATEWAY_ERROR, channelOf, describeHost, hostAllowed, leaseExpiry, operationName, planGit, planNpm, runBatchDecider, type GatewayOperation, type GitPlan,
+  GATEWAY_ERROR, channelOf, describeHost, hostAllowed, leaseExpiry, operationName, planGit, planNpm, type GatewayOperation, type GitPlan,
 } from '../../domain/gateway';
 import { createRedactor } from '../../domain/redaction';
 import { AuthenticationError } from '../../domain/ports/callerAuthenticator';
@@ -10,8 +10,9 @@ import type { LiveSandbox, RunSandboxes } from '../../domain/ports/runSandboxes'
 import type { CommandResult, SandboxHost } from '../../domain/ports/sandboxHost';
 import type { ResolvedSecret } from '../../domain/ports/secretVault';
 import type { RunCommand } from '../../domain/run';
+import { type LeaseDelivery, decideLease } from '../../domain/secretPolicy';
+import { readSecret, requesterIn } from '../../domain/services/leaseDecisions';
 import type { ServiceDependencies } from '../../domain/services/dependencies';
-import { projectionKeys, runStreamId } from '../../domain/streams';
 import { HttpProblem } from '../http/problem';
 import { TRUNCATION_MARKER, utf8Prefix } from '../redaction/truncate';
 import { assertGitCommand } from '../sandbox/channels';
@@ -70,6 +71,17 @@ interface RawOutcome {
 interface Redaction {
   redact(text: string): string;
   stream(): RedactionStream;
+}
+
+function deliveryOf(operation: GatewayOperation): LeaseDelivery {
+  switch (operation.kind) {
+    case 'git':
+      return 'git';
+    case 'npm-install':
+      return 'npm';
+    case 'http':
+      return 'http';
+  }
 }
 
 const BEARER_HEADER = /^Bearer ([A-Za-z0-9_-]{1,512})$/;
@@ -133,9 +145,7 @@ export class Gateway {
   async perform(binding: GatewayBinding, operation: GatewayOperation, remotePath: string, correlationId: string): Promise<GatewayResponse> {
     const operationId = this.d.deps.ids.next();
     const record = (...commands: RunCommand[]) =>
-      handleCommand(this.d.deps, {
-        workspaceId: binding.workspaceId, streamId: runStreamId(binding.runId), decider: runBatchDecider, command: commands, actor: ACTOR, correlationId,
-      });
+      onRun(this.d.deps, binding.workspaceId, binding.runId, commands, { actor: ACTOR, correlationId });
     const refuse = async (reason: string, problem: HttpProblem): Promise<never> => {
       await record({ type: 'RecordOperationRefused', operationId, kind: operation.kind, target: operation.target, reason });
       throw problem;
@@ -154,11 +164,15 @@ export class Gateway {
       if (isDomainError(error)) await refuse(`${error.code}: ${error.message}`.slice(0, 300), new HttpProblem(400, error.code, error.message));
       throw error;
     }
-    const metadata = await this.d.deps.store.readProjection(binding.workspaceId, projectionKeys.secret(operation.secret));
-    if (!metadata || metadata.exists !== true)
+    // From the secret's own stream, not its projection row: a row is only as trustworthy as whoever can write the table.
+    const metadata = await readSecret(this.d.deps.store, binding.workspaceId, operation.secret);
+    if (!metadata.exists)
       await refuse('secret not found', new HttpProblem(404, GATEWAY_ERROR.SECRET_NOT_FOUND, `The run's workspace has no secret named ${operation.secret}`));
-    const allowedHosts = Array.isArray(metadata?.allowedHosts) ? metadata.allowedHosts.map(String) : [];
-    if (!hostAllowed(allowedHosts, operation.destination))
+    const run = (await readRunStream(this.d.deps.store, binding.workspaceId, binding.runId)).state;
+    const requester = await requesterIn(this.d.deps.store, binding.workspaceId, run.requestedBy ?? '');
+    const lease = decideLease({ context: 'turn', holder: 'operation', delivery: deliveryOf(operation), secretName: operation.secret }, metadata, requester);
+    if (!lease.ok) await refuse(`${lease.code}: ${lease.reason}`.slice(0, 300), new HttpProblem(403, lease.code, lease.reason));
+    if (!hostAllowed(metadata.allowedHosts, operation.destination))
       await refuse(
         `host ${describeHost(operation.destination)} not in allowedHosts of ${operation.secret}`,
         new HttpProblem(403, GATEWAY_ERROR.HOST_NOT_ALLOWED, `${operation.secret} may not be sent to ${describeHost(operation.destination)}; it is not in the secret's allowedHosts`),
@@ -199,10 +213,7 @@ export class Gateway {
 
   /** A body that did not parse or validate, from an authenticated caller: recorded on its run as a refusal. */
   async refuseRequest(binding: GatewayBinding, correlationId: string, code: string): Promise<void> {
-    await handleCommand(this.d.deps, {
-      workspaceId: binding.workspaceId, streamId: runStreamId(binding.runId), decider: runBatchDecider, actor: ACTOR, correlationId,
-      command: [{ type: 'RecordOperationRefused', operationId: this.d.deps.ids.next(), kind: 'unparsed', target: '', reason: code }],
-    });
+    await onRun(this.d.deps, binding.workspaceId, binding.runId, { type: 'RecordOperationRefused', operationId: this.d.deps.ids.next(), kind: 'unparsed', target: '', reason: code }, { actor: ACTOR, correlationId });
   }
 
   private liveSandbox(binding: GatewayBinding): LiveSandbox | undefined {

@@ -46,14 +46,13 @@ export class HttpProblem extends Error {
   }
 }
 
+/** The one problem shape both edges (the Functions app and the local host itself) answer with. */
+export function problemOf(status: number, code: string, detail: string, title: string = titles[status] ?? 'Error'): Problem {
+  return { type: `https://discoparrot.dev/problems/${code.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`, title, status, detail, code };
+}
+
 export function problemResponse(status: number, code: string, detail: string, headers: Record<string, string> = {}): HttpResponseInit {
-  const problem: Problem = {
-    type: `https://discoparrot.dev/problems/${code.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`,
-    title: titles[status] ?? 'Error',
-    status,
-    detail,
-    code,
-  };
+  const problem = problemOf(status, code, detail);
   return {
     status,
     headers: { 'content-type': 'application/problem+json', 'cache-control': 'no-store', ...headers },

@@ -48,14 +48,22 @@ export interface DevIssuerKey {
 
 /** Loads the issuer's key, creating it on first use. Concurrent first uses agree on one key. */
 export async function loadOrCreateDevIssuerKey(settings: DevIssuerSettings = devIssuerSettings()): Promise<DevIssuerKey> {
-  mkdirSync(settings.keyDir, { recursive: true, mode: 0o700 });
-  const file = path.join(settings.keyDir, KEY_FILE);
+  return loadOrCreateLocalEd25519Key(settings.keyDir);
+}
+
+/**
+ * A local Ed25519 key in `keyDir/private-key.pem` (0600, folder 0700), made on first use; concurrent first
+ * uses agree on one key. The dev issuer and the local run-request producer each keep one.
+ */
+export async function loadOrCreateLocalEd25519Key(keyDir: string): Promise<DevIssuerKey> {
+  mkdirSync(keyDir, { recursive: true, mode: 0o700 });
+  const file = path.join(keyDir, KEY_FILE);
   if (!existsSync(file)) {
     const { privateKey } = generateKeyPairSync('ed25519');
     const pem = privateKey.export({ type: 'pkcs8', format: 'pem' });
     // Written whole to a private temp file, then linked into place: a reader never sees half a key, and
     // a concurrent creator's link fails with EEXIST so both end up with the first key.
-    const temp = path.join(settings.keyDir, `.${KEY_FILE}.${randomBytes(6).toString('hex')}`);
+    const temp = path.join(keyDir, `.${KEY_FILE}.${randomBytes(6).toString('hex')}`);
     writeFileSync(temp, pem, { mode: 0o600, flag: 'wx' });
     try {
       linkSync(temp, file);

@@ -24,6 +24,8 @@ export interface DemoOutcome {
   readonly seedCommit: string;
   readonly transcript: string;
   readonly refusal: { status: number; code: string; detail: string };
+  /** A run asking for the git token in a command it wrote, which the owner did not allow. */
+  readonly useRefusal: { status: number; code: string; detail: string };
   readonly audit: { ok: boolean; records: number };
   readonly modelKey: string;
   readonly gitToken: string;
@@ -86,10 +88,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
     log(`2. Created workspace ${workspaceId}.`);
 
     const gitHost = new URL(git.origin).host;
-    expectStatus('set GIT_TOKEN', await call(options, 'PUT', `/api/workspaces/${workspaceId}/secrets/GIT_TOKEN`, { value: gitToken, allowedHosts: [gitHost] }), 201);
-    expectStatus('set OPENAI_API_KEY', await call(options, 'PUT', `/api/workspaces/${workspaceId}/secrets/OPENAI_API_KEY`, { value: modelKey }), 201);
+    // Each secret says what it may be used for: the git token only through the gateway's git (never handed to a
+    // process the RunSpec's author wrote), the model key as a turn's model key, which hands it to the agent runtime.
+    const gitSecret = { value: gitToken, allowedHosts: [gitHost], uses: { git: 'members' } };
+    expectStatus('set GIT_TOKEN', await call(options, 'PUT', `/api/workspaces/${workspaceId}/secrets/GIT_TOKEN`, gitSecret), 201);
+    expectStatus('set OPENAI_API_KEY', await call(options, 'PUT', `/api/workspaces/${workspaceId}/secrets/OPENAI_API_KEY`, { value: modelKey, uses: { model: 'members' } }), 201);
     const listing = await call(options, 'GET', `/api/workspaces/${workspaceId}/secrets`);
-    log(`3. Set two secrets. The API lists metadata only, never a value: ${listing.text}`);
+    log(`3. Set two secrets, each with the uses its owner allows. The API lists metadata only, never a value: ${listing.text}`);
 
     const started = await call(options, 'POST', `/api/workspaces/${workspaceId}/runs`, {
       template: { files: { 'agent.js': AGENT } },
@@ -141,6 +146,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
     const problem = refused.json as { code?: string; detail?: string };
     log(`8. A launch whose env smuggles the git token inside a URL: HTTP ${refused.status} ${problem.code ?? ''}: ${problem.detail ?? refused.text}`);
 
+    const handedOver = await call(options, 'POST', `/api/workspaces/${workspaceId}/runs`, {
+      template: { files: { 'agent.js': 'console.log(1)', 'setup.js': 'console.log(process.env.TOKEN)' } },
+      install: [{ command: ['node', 'setup.js'], secrets: [{ ref: 'GIT_TOKEN', use: 'env', as: 'TOKEN' }] }],
+      turns: [{ command: ['node', 'agent.js'] }],
+      deadlineSeconds: 60,
+    });
+    const useProblem = handedOver.json as { code?: string; detail?: string };
+    log(`9. A run asking for the git token in its own install command's env (the owner allowed only git): HTTP ${handedOver.status} ${useProblem.code ?? ''}: ${useProblem.detail ?? handedOver.text}`);
+
     return {
       workspaceId,
       runId,
@@ -149,6 +163,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
       seedCommit,
       transcript,
       refusal: { status: refused.status, code: problem.code ?? '', detail: problem.detail ?? '' },
+      useRefusal: { status: handedOver.status, code: useProblem.code ?? '', detail: useProblem.detail ?? '' },
       audit: { ok: audit.ok, records: audit.records },
       modelKey,
       gitToken,

@@ -1,11 +1,13 @@
 import type { ServerResponse } from 'node:http';
+import { problemOf } from '../http/problem';
 
 /** A configuration problem the host reports as one line and exits, instead of a stack trace. */
 export class LocalHostConfigError extends Error {
   override readonly name = 'LocalHostConfigError';
 }
 
-export interface Problem {
+/** What the host says; `problemOf` gives it the same `type` style as the app's own problems. */
+export interface HostProblem {
   readonly status: number;
   readonly title: string;
   readonly detail: string;
@@ -13,18 +15,12 @@ export interface Problem {
 }
 
 /** Writes an RFC 9457 problem (DESIGN.md §5 error shape); never includes a stack trace. */
-export function sendProblem(res: ServerResponse, problem: Problem, extraHeaders: Record<string, string> = {}): void {
+export function sendProblem(res: ServerResponse, problem: HostProblem, extraHeaders: Record<string, string> = {}): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const body = JSON.stringify({
-    type: `urn:disco-parrot:problem:${problem.code.toLowerCase()}`,
-    title: problem.title,
-    status: problem.status,
-    detail: problem.detail,
-    code: problem.code,
-  });
+  const body = JSON.stringify(problemOf(problem.status, problem.code, problem.detail, problem.title));
   res.writeHead(problem.status, {
     'content-type': 'application/problem+json; charset=utf-8',
     'content-length': Buffer.byteLength(body),

@@ -1,7 +1,10 @@
 import type { ContainerClient } from '@azure/storage-blob';
+import { createHash } from 'node:crypto';
 import { DomainError } from '../../domain/errors';
 import type { RunSpec } from '../../domain/runSpec';
 import type { RunSpecStore, TranscriptStore } from '../../domain/services/runPorts';
+
+const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
 async function ensureContainer(container: ContainerClient): Promise<void> {
   await container.createIfNotExists();
@@ -17,18 +20,26 @@ export class BlobRunSpecStore implements RunSpecStore {
   private ready: Promise<void> | undefined;
   constructor(private readonly container: ContainerClient) {}
 
-  async put(workspaceId: string, runId: string, spec: RunSpec): Promise<string> {
+  async put(workspaceId: string, runId: string, spec: RunSpec): Promise<{ ref: string; digest: string }> {
     await (this.ready ??= ensureContainer(this.container));
     const name = `${workspaceId}/${runId}.json`;
-    const body = JSON.stringify(spec);
-    await this.container.getBlockBlobClient(name).upload(body, Buffer.byteLength(body), { blobHTTPHeaders: { blobContentType: 'application/json' } });
-    return `blob:runspecs/${name}`;
+    const body = Buffer.from(JSON.stringify(spec), 'utf8');
+    await this.container.getBlockBlobClient(name).upload(body, body.length, { blobHTTPHeaders: { blobContentType: 'application/json' } });
+    return { ref: `blob:runspecs/${name}`, digest: sha256(body) };
   }
 
-  async get(workspaceId: string, specRef: string): Promise<RunSpec> {
+  async get(workspaceId: string, specRef: string): Promise<{ spec: RunSpec; digest: string }> {
     const prefix = `blob:runspecs/${workspaceId}/`;
     if (!specRef.startsWith(prefix)) throw new DomainError('RUN.SPEC_REF', 'The run spec reference belongs to another workspace', 'invalid');
-    return JSON.parse(await readText(this.container, specRef.slice('blob:runspecs/'.length))) as RunSpec;
+    const bytes = await this.container.getBlockBlobClient(specRef.slice('blob:runspecs/'.length)).downloadToBuffer();
+    // The digest covers the bytes as read; the caller compares it before trusting the parse.
+    const digest = sha256(bytes);
+    try {
+      return { spec: JSON.parse(bytes.toString('utf8')) as RunSpec, digest };
+    } catch {
+      // It was JSON when stored, so it was changed since.
+      throw new DomainError('RUN.SPEC_TAMPERED', 'RUN.SPEC_TAMPERED: the stored run spec is no longer JSON (changed after the request); the run stops', 'precondition');
+    }
   }
 }
 

@@ -1,7 +1,9 @@
 import type { LiveSandbox } from '../../domain/ports/runSandboxes';
 import type { CommandResult, ProcessCredentialDelivery, ProcessIdentity, RunningCommand } from '../../domain/ports/sandboxHost';
 import type { SecretReference } from '../../domain/runSpec';
-import { channelFor } from '../../domain/secretPolicy';
+import type { LeaseHolder } from '../../domain/secretPolicy';
+import type { Phase } from '../../domain/run';
+import { assertLeases, requesterIn } from '../../domain/services/leaseDecisions';
 import type { CredentialRequest } from '../sandbox/credentialDelivery';
 import { preparerFor } from '../sandbox/channels';
 import type { LiveRun, RunContext } from './runContext';
@@ -15,6 +17,9 @@ interface HeldLease {
 export interface LeasedProcessSpec {
   /** What the lease is for, in events: `install[0]`, `mcp:issues`, `turn[1]`. */
   readonly operation: string;
+  /** Where and for whom the leases are: the lease decision's phase table and required use. */
+  readonly phase: Phase;
+  readonly holder: LeaseHolder;
   readonly argv: readonly string[];
   readonly identity: ProcessIdentity;
   readonly secrets: readonly SecretReference[];
@@ -27,14 +32,21 @@ export interface LeasedProcessSpec {
 }
 
 /**
- * Resolves each credential now (rotation: a later process gets the later value), records `LeaseGranted`
- * (expiring at the run's deadline) before the process exists, and hands the host a preparer that delivers
- * each one through its channel to this one process. `release` records `LeaseReleased` for all of them.
+ * Decides every lease again (the owner may have withdrawn a use, or the requester lost the role, since the run
+ * was requested), resolves each credential now (rotation: a later process gets the later value), records
+ * `LeaseGranted` (expiring at the run's deadline) before the process exists, and hands the host a preparer
+ * that delivers each one through its channel to this one process. `release` records `LeaseReleased`.
  */
-async function grantLeases(ctx: RunContext, live: LiveRun, sandbox: LiveSandbox, operation: string, secrets: readonly SecretReference[]): Promise<HeldLease[]> {
+async function grantLeases(ctx: RunContext, live: LiveRun, sandbox: LiveSandbox, spec: LeasedProcessSpec): Promise<HeldLease[]> {
+  const { operation, secrets } = spec;
+  if (secrets.length === 0) return [];
+  const store = ctx.runtime.deps.store;
+  const requester = await requesterIn(store, ctx.workspaceId, (await ctx.state()).requestedBy ?? '');
+  const asks = secrets.map((ref, i) => ({ context: spec.phase, holder: spec.holder, delivery: ref.use, secretName: ref.ref, where: `${operation}.secrets[${i}]` }));
+  const grants = await assertLeases(store, ctx.workspaceId, requester, asks);
   const held: HeldLease[] = [];
   try {
-    for (const ref of secrets) {
+    for (const [i, ref] of secrets.entries()) {
       const resolved = await ctx.runtime.deps.resolver.resolve(ctx.workspaceId, ref.ref);
       live.redactor.add(ref.ref, resolved.value);
       const leaseId = ctx.runtime.deps.ids.next();
@@ -44,7 +56,7 @@ async function grantLeases(ctx: RunContext, live: LiveRun, sandbox: LiveSandbox,
         secretName: ref.ref,
         secretVersion: resolved.version,
         operation,
-        channel: channelFor(ref.use),
+        channel: grants[i]?.channel ?? 'refused',
         expiresAt: sandbox.deadline,
       });
       held.push({
@@ -80,7 +92,7 @@ function deliveriesFor(held: readonly HeldLease[], extraEnv: Readonly<Record<str
 
 /** Runs one process to its exit under its leases; the leases are released whatever happened. */
 export async function execLeased(ctx: RunContext, live: LiveRun, sandbox: LiveSandbox, spec: LeasedProcessSpec): Promise<CommandResult> {
-  const held = await grantLeases(ctx, live, sandbox, spec.operation, spec.secrets);
+  const held = await grantLeases(ctx, live, sandbox, spec);
   try {
     return await ctx.runtime.host.exec(sandbox.handle, {
       argv: spec.argv,
@@ -103,7 +115,7 @@ export async function startLeased(
   spec: LeasedProcessSpec,
   onExit: (result: CommandResult) => Promise<void>,
 ): Promise<{ process: RunningCommand; done: Promise<void> }> {
-  const held = await grantLeases(ctx, live, sandbox, spec.operation, spec.secrets);
+  const held = await grantLeases(ctx, live, sandbox, spec);
   let process: RunningCommand;
   try {
     process = await ctx.runtime.host.start(sandbox.handle, { argv: spec.argv, identity: spec.identity, credentials: deliveriesFor(held, spec.extraEnv) });

@@ -1,14 +1,11 @@
-import { handleCommand } from '../../domain/commandHandler';
-import { fold } from '../../domain/commandHandler';
 import type { GatewayBearers } from '../../domain/ports/gatewayBearers';
 import type { RunSandboxes } from '../../domain/ports/runSandboxes';
 import type { OutputRedactor, RunningCommand, SandboxHost } from '../../domain/ports/sandboxHost';
-import { type RunCommand, type RunEvent, type RunState, runDecider } from '../../domain/run';
+import type { RunCommand, RunState } from '../../domain/run';
 import type { ServiceDependencies } from '../../domain/services/dependencies';
 import type { RunStores } from '../../domain/services/runPorts';
-import { projectRun } from '../../domain/services/runs';
+import { onRun, readRunStream } from '../../domain/services/runStream';
 import { loadSecretMaterial } from '../../domain/services/runSecrets';
-import { runStreamId } from '../../domain/streams';
 import type { RefreshableRedactor } from './refreshableRedactor';
 import type { RunAborts } from './runAborts';
 
@@ -47,20 +44,11 @@ export class RunContext {
   ) {}
 
   async state(): Promise<RunState> {
-    const stream = await this.runtime.deps.store.readStream<RunEvent>(this.workspaceId, runStreamId(this.runId));
-    return fold(runDecider, stream.events);
+    return (await readRunStream(this.runtime.deps.store, this.workspaceId, this.runId)).state;
   }
 
   async record(command: RunCommand): Promise<RunState> {
-    const result = await handleCommand(this.runtime.deps, {
-      workspaceId: this.workspaceId,
-      streamId: runStreamId(this.runId),
-      decider: runDecider,
-      command,
-      actor: LIFECYCLE_ACTOR,
-      correlationId: this.runId,
-      project: projectRun,
-    });
+    const result = await onRun(this.runtime.deps, this.workspaceId, this.runId, command, { actor: LIFECYCLE_ACTOR, correlationId: this.runId });
     return result.state;
   }
 

@@ -4,6 +4,7 @@ import type { LiveSandbox } from '../../domain/ports/runSandboxes';
 import type { Phase, RunState } from '../../domain/run';
 import type { InstallStep, RunSpec, SecretReference } from '../../domain/runSpec';
 import { loadSecretMaterial } from '../../domain/services/runSecrets';
+import { readRunSpec } from '../../domain/services/runs';
 import { assertGitCommand, assertPrivateGitCommand, planPackageInstall } from '../sandbox/channels';
 import { describeExit, execLeased, startLeased, transcriptChunk } from './leasedProcess';
 import { RefreshableRedactor } from './refreshableRedactor';
@@ -34,7 +35,7 @@ function msUntil(deadline: string, ctx: RunContext): number {
 }
 
 async function specOf(ctx: RunContext, state: RunState): Promise<RunSpec> {
-  return ctx.runtime.stores.specs.get(ctx.workspaceId, state.specRef);
+  return readRunSpec(ctx.runtime.stores, state);
 }
 
 /**
@@ -136,6 +137,8 @@ export async function install(runtime: RunRuntime, workspaceId: string, runId: s
         const operation = `install[${index}]`;
         const result = await execLeased(ctx, live, sandbox, {
           operation,
+          phase: 'install',
+          holder: 'install-command',
           argv: proc.argv,
           identity: proc.secrets.length > 0 ? 'credential' : 'agent',
           secrets: proc.secrets,
@@ -157,7 +160,7 @@ export async function mcp(runtime: RunRuntime, workspaceId: string, runId: strin
     const spec = await specOf(ctx, state);
     for (const server of spec.mcp ?? []) {
       const operation = `mcp:${server.name}`;
-      const started = await startLeased(ctx, live, sandbox, { operation, argv: server.command, identity: 'credential', secrets: server.secrets ?? [] }, (result) =>
+      const started = await startLeased(ctx, live, sandbox, { operation, phase: 'mcp', holder: 'mcp-server', argv: server.command, identity: 'credential', secrets: server.secrets ?? [] }, (result) =>
         ctx.transcript(transcriptChunk(operation, server.command, result)),
       );
       live.servers.push({ name: server.name, ...started });
@@ -182,6 +185,8 @@ export async function turn(runtime: RunRuntime, workspaceId: string, runId: stri
     const operation = `turn[${n}]`;
     const result = await execLeased(ctx, live, sandbox, {
       operation,
+      phase: 'turn',
+      holder: 'agent-runtime',
       argv: turnSpec.command,
       identity: 'agent',
       secrets: turnSpec.modelKey ? [{ ref: turnSpec.modelKey, use: 'env', as: turnSpec.modelKey }] : [],

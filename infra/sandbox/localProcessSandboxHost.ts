@@ -5,7 +5,7 @@ import { OWNER_FILE, removeOrphanedSandboxes } from './orphanedSandboxes';
 import os from 'node:os';
 import path from 'node:path';
 import { DomainError } from '../../domain/errors';
-import type { GuardPolicy } from '../../domain/launchGuard';
+import { checkRunSpecEnv, type GuardPolicy } from '../../domain/launchGuard';
 import type {
   CommandResult,
   CommandSpec,
@@ -18,8 +18,10 @@ import type {
 } from '../../domain/ports/sandboxHost';
 import type { CredentialDelivery, DeliveryTarget } from './credentialDelivery';
 import { guardedLauncher, type GuardedLauncher, type LaunchedProcess } from './guardedLauncher';
+import { LaunchRefusedError } from './launchErrors';
 import { enterPrefix, processesIn, startPidNamespace, type Identity, type PidNamespace } from './pidNamespace';
 import { chownTree, insideRoot, writeTemplateFiles } from './sandboxFiles';
+import { CREDENTIAL_PROCESS_ENV, resolveTrustedProgram } from './trustedPrograms';
 import { claimUidBlock, type UidBlock } from './uidBlocks';
 
 /**
@@ -179,6 +181,9 @@ export class LocalProcessSandboxHost implements SandboxHost {
       if (!VOLUME_NAME.test(request.keptVolume)) throw new DomainError('SANDBOX.VOLUME_NAME', 'invalid kept volume name', 'invalid');
       workspace = path.join(this.root, 'volumes', request.keptVolume);
     }
+    // Checked here too, not only at the door: a host may be driven by something other than `POST .../runs`.
+    const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
+    if (!requested.ok) throw new LaunchRefusedError(requested);
     const isolated = this.capabilities.isolated;
     const uids = isolated ? await claimUidBlock(path.join(this.credentialRoot, '.uid-blocks')) : undefined;
     const owner = uids ? { uid: uids.agentUid, gid: uids.groupGid } : undefined;
@@ -233,7 +238,11 @@ export class LocalProcessSandboxHost implements SandboxHost {
     const privateDir = into !== undefined ? path.join(processDir, 'work') : undefined;
     const cwd = privateDir ?? (command.cwd === undefined ? handle.workspace : insideRoot(handle.workspace, command.cwd));
     const home = command.identity === 'agent' ? path.join(sandbox.root, 'home') : processDir;
-    const standingEnv = { ...sandbox.env, ...(command.env ?? {}), HOME: home, TMPDIR: home };
+    // A credential process gets a fixed env and an absolute program from the trusted directories: the RunSpec's
+    // standing env (PATH, LD_PRELOAD, NODE_OPTIONS, GIT_*) and the workspace's files never steer it.
+    const credential = command.identity === 'credential';
+    const argv = credential ? [resolveTrustedProgram(command.argv[0] ?? ''), ...command.argv.slice(1)] : command.argv;
+    const standingEnv = { ...(credential ? CREDENTIAL_PROCESS_ENV : sandbox.env), ...(command.env ?? {}), HOME: home, TMPDIR: home };
     const target: DeliveryTarget = { credentialDir: processDir, ...(identity ? { uid: identity.uid, gid: identity.gid } : {}) };
     const prepare = async (): Promise<readonly CredentialDelivery[]> => {
       await mkdir(processDir, { mode: 0o700 });
@@ -248,7 +257,7 @@ export class LocalProcessSandboxHost implements SandboxHost {
     };
     const launched = await this.launcher
       .start({
-        argv: command.argv,
+        argv,
         ...(sandbox.ns && identity ? { prefix: enterPrefix(sandbox.ns, identity, cwd) } : {}),
         standingEnv,
         guard: sandbox.guard,

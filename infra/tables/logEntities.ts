@@ -5,6 +5,8 @@ import { parseRecord } from './logRecord';
 import { HEAD_ROW_KEY, eventRowKey, outboxRowKey, projectionRowKey, sequenceOf, streamRowKey } from './rowKeys';
 import { fromParts, toParts } from './textParts';
 import type { RecordedEvent } from '../../domain/events';
+import type { StreamPosition } from '../../domain/ports/eventStore';
+import type { ProjectionSeal } from './projectionSeal';
 import { AppendTooLargeError } from './storeErrors';
 
 /**
@@ -79,8 +81,33 @@ export function headEntity(workspaceId: string, head: HeadRow): Entity {
   };
 }
 
-export function projectionEntity(workspaceId: string, key: string, value: Readonly<Record<string, unknown>>): Entity {
-  return { partitionKey: workspaceId, rowKey: projectionRowKey(key), key, ...toParts('value', JSON.stringify(value)) };
+/** A projection row; sealed (stream, version, MAC) when it is derived from a stream of the workspace. */
+export function projectionEntity(
+  workspaceId: string,
+  key: string,
+  value: Readonly<Record<string, unknown>>,
+  sealing?: { readonly seal: ProjectionSeal; readonly from: StreamPosition },
+): Entity {
+  const text = JSON.stringify(value);
+  const sealed = sealing
+    ? { streamId: sealing.from.streamId, streamVersion: sealing.from.version, mac: sealing.seal.mac(workspaceId, key, sealing.from, text) }
+    : {};
+  return { partitionKey: workspaceId, rowKey: projectionRowKey(key), key, ...toParts('value', text), ...sealed };
+}
+
+/** The row's value and whether its MAC holds for this workspace and key (the caller checks freshness). */
+export function openProjectionRow(
+  row: Row,
+  workspaceId: string,
+  seal: ProjectionSeal,
+): { key: string; value: Readonly<Record<string, unknown>>; derivedFrom?: StreamPosition } {
+  const key = str(row, 'key');
+  const text = fromParts('value', row);
+  const value = JSON.parse(text) as Readonly<Record<string, unknown>>;
+  const from = { streamId: str(row, 'streamId'), version: num(row, 'streamVersion') };
+  const mac = str(row, 'mac');
+  const macHolds = mac !== '' && Number.isSafeInteger(from.version) && from.version > 0 && seal.verify(workspaceId, key, from, text, mac);
+  return macHolds ? { key, value, derivedFrom: from } : { key, value };
 }
 
 const str = (row: Row, name: string): string => {

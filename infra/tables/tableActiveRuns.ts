@@ -1,10 +1,9 @@
 import { type TableClient, odata } from '@azure/data-tables';
 import type { ActiveRun, ActiveRuns } from '../../domain/ports/activeRuns';
+import { isUnfinishedRun } from '../../domain/run';
 import { projectionKeys } from '../../domain/streams';
 import { projectionRange } from './rowKeys';
 import { fromParts } from './textParts';
-
-const UNFINISHED = new Set(['Pending', 'Running']);
 
 /**
  * Run status projections across all workspace partitions (a RowKey-range scan: Table storage has no secondary
@@ -18,7 +17,7 @@ export class TableActiveRuns implements ActiveRuns {
     const runs: ActiveRun[] = [];
     for await (const row of this.client.listEntities({ queryOptions: { filter: odata`RowKey ge ${range.from} and RowKey lt ${range.to}` } })) {
       const value = JSON.parse(fromParts('value', row as Record<string, unknown>)) as Record<string, unknown>;
-      if (!UNFINISHED.has(String(value.status))) continue;
+      if (!isUnfinishedRun(value.status)) continue;
       const leases = Array.isArray(value.activeLeases) ? (value.activeLeases as Array<Record<string, unknown>>) : [];
       runs.push({
         workspaceId: row.partitionKey ?? '',

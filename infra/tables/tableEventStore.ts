@@ -5,7 +5,7 @@ import type { DomainEvent, RecordedEvent } from '../../domain/events';
 import { ConcurrencyExhaustedError, TransactionTooLargeError, VersionConflictError } from '../../domain/errors';
 import type { Clock } from '../../domain/ports/clock';
 import type {
-  AppendRequest, AppendResult, EventStore, HeadCheckpointer, LogPage, ProjectionRow, StreamRead, VerifyResult,
+  AppendRequest, AppendResult, CheckedProjection, EventStore, HeadCheckpointer, LogPage, ProjectionRow, StreamPosition, StreamRead, VerifyResult,
 } from '../../domain/ports/eventStore';
 import type { Hasher } from '../../domain/ports/hasher';
 import type { Ids } from '../../domain/ports/ids';
@@ -17,7 +17,7 @@ import { systemClock } from '../system/systemClock';
 import { systemRandom } from '../system/systemRandom';
 import { verifyChain } from './chainVerifier';
 import {
-  MAX_TRANSACTION_OPERATIONS, assertBodyFits, blobRefOf, eventEntity, inlineText, headEntity, outboxEntity, projectionEntity, streamIndexEntity, toChainRow, toHeadRow, toIndexRow,
+  MAX_TRANSACTION_OPERATIONS, assertBodyFits, blobRefOf, eventEntity, inlineText, headEntity, openProjectionRow, outboxEntity, projectionEntity, streamIndexEntity, toChainRow, toHeadRow, toIndexRow,
   toProjectionValue, toRecord,
 } from './logEntities';
 import { GENESIS_HASH, sealRecords } from './logRecord';
@@ -28,6 +28,7 @@ import { EmptyAppendError } from './storeErrors';
 import { RecordBlobs } from './recordBlobs';
 import { StreamCache } from './streamCache';
 import { MAX_TEXT_UNITS } from './textParts';
+import { ProjectionSeal } from './projectionSeal';
 import { tableCreatedOnce } from './tableOnce';
 
 
@@ -54,6 +55,11 @@ export interface TableEventStoreOptions {
   readonly largeRecords?: ContainerClient;
   /** Told before each append's transaction that the workspace may get outbox rows (docs/messaging.md). */
   readonly outboxIndex?: Pick<OutboxPendingIndex, 'touch'>;
+  /**
+   * MACs every projection row with the platform's key (`projectionMacKey.ts`). Without one the store makes a
+   * key of its own: its rows then verify in this process only, and readers elsewhere refold them from the log.
+   */
+  readonly projectionSeal?: ProjectionSeal;
 }
 
 type Row = TableEntityResult<Record<string, unknown>>;
@@ -81,6 +87,8 @@ export class TableEventStore implements EventStore, OutboxStore {
   private readonly heads = new Map<string, ReturnType<typeof toHeadRow>>();
   private readonly blobs: RecordBlobs | undefined;
   private readonly ensureTable: () => Promise<void>;
+  /** Seals projection rows and checks them on the way back (shared with `TableWorkspaceRecords`). */
+  readonly projectionSeal: ProjectionSeal;
   /** Counters for tests, benchmarks and metrics: how often the head or the stream was contended. */
   readonly stats = { appends: 0, headRetries: 0, streamConflicts: 0 };
 
@@ -92,6 +100,7 @@ export class TableEventStore implements EventStore, OutboxStore {
     this.random = options.random ?? systemRandom;
     this.cache = new StreamCache(options.streamCacheUnits ?? 8 * 1024 * 1024);
     this.blobs = options.largeRecords ? new RecordBlobs(options.largeRecords) : undefined;
+    this.projectionSeal = options.projectionSeal ?? ProjectionSeal.ephemeral();
   }
 
   static fromConnectionString(connectionString: string, tableName: string, options?: TableEventStoreOptions): TableEventStore {
@@ -131,7 +140,7 @@ export class TableEventStore implements EventStore, OutboxStore {
         head
           ? ['update', headEntity(workspaceId, { sequence: last.sequence, hash: last.hash, signature }), 'Replace', { etag: head.etag }]
           : ['create', headEntity(workspaceId, { sequence: last.sequence, hash: last.hash, signature })],
-        ...(await this.projectionActions(workspaceId, projections)),
+        ...(await this.projectionActions(workspaceId, projections, { streamId, version: expectedVersion + events.length })),
         ...sealed.map((s): TransactionAction => ['create', outboxEntity(s.record)]),
       ];
       assertBodyFits(actions.map((a) => a[1]));
@@ -207,6 +216,33 @@ export class TableEventStore implements EventStore, OutboxStore {
     for await (const row of this.rows(workspaceId, projectionRange(keyPrefix)))
       out.push({ key: String(row['key']), value: toProjectionValue(row) });
     return out;
+  }
+
+  async readCheckedProjection(workspaceId: string, key: string): Promise<CheckedProjection | undefined> {
+    await this.ensureTable();
+    const row = await this.pointRead(workspaceId, projectionRowKey(key));
+    return row ? this.checked(workspaceId, row) : undefined;
+  }
+
+  async listCheckedProjections(workspaceId: string, keyPrefix: string): Promise<readonly CheckedProjection[]> {
+    await this.ensureTable();
+    const rows: Row[] = [];
+    for await (const row of this.rows(workspaceId, projectionRange(keyPrefix))) rows.push(row);
+    return Promise.all(rows.map((row) => this.checked(workspaceId, row)));
+  }
+
+  /** MAC first, then freshness: a row whose stream has a version after the one it vouches for is stale. */
+  private async checked(workspaceId: string, row: Row): Promise<CheckedProjection> {
+    let opened: ReturnType<typeof openProjectionRow>;
+    try {
+      opened = openProjectionRow(row, workspaceId, this.projectionSeal);
+    } catch {
+      return { key: String(row['key'] ?? ''), value: {}, check: 'forged' };
+    }
+    const { key, value, derivedFrom } = opened;
+    if (!derivedFrom) return { key, value, check: 'forged' };
+    const moved = await this.streamHas(workspaceId, derivedFrom.streamId, derivedFrom.version + 1);
+    return { key, value, derivedFrom, check: moved ? 'stale' : 'verified' };
   }
 
   async verify(workspaceId: string): Promise<VerifyResult> {
@@ -309,10 +345,11 @@ export class TableEventStore implements EventStore, OutboxStore {
   }
 
   /** A delete inside a transaction fails when the row is absent, so only rows seen to exist are deleted. */
-  private async projectionActions(workspaceId: string, writes: AppendRequest['projections'] & object): Promise<TransactionAction[]> {
+  private async projectionActions(workspaceId: string, writes: AppendRequest['projections'] & object, appended: StreamPosition): Promise<TransactionAction[]> {
     const actions: TransactionAction[] = [];
     for (const write of writes) {
-      if (write.kind === 'upsert') actions.push(['upsert', projectionEntity(workspaceId, write.key, write.value), 'Replace']);
+      if (write.kind === 'upsert')
+        actions.push(['upsert', projectionEntity(workspaceId, write.key, write.value, { seal: this.projectionSeal, from: write.derivedFrom ?? appended }), 'Replace']);
       else if (await this.pointRead(workspaceId, projectionRowKey(write.key)))
         actions.push(['delete', { partitionKey: workspaceId, rowKey: projectionRowKey(write.key) }]);
     }

@@ -2,11 +2,13 @@ import { type TableClient, type TransactionAction, odata } from '@azure/data-tab
 import type { ProjectionWrite } from '../../domain/ports/eventStore';
 import type { WorkspaceRecords } from '../../domain/ports/workspaceRecords';
 import { MAX_TRANSACTION_OPERATIONS, projectionEntity } from './logEntities';
+import type { ProjectionSeal } from './projectionSeal';
 import { type KeyRange, projectionRange, projectionRowKey } from './rowKeys';
 
 /** The live-record side of a workspace partition in the event-log table (see docs/event-log.md for the layout). */
 export class TableWorkspaceRecords implements WorkspaceRecords {
-  constructor(private readonly client: TableClient) {}
+  /** `seal`: the event store's (`TableEventStore.projectionSeal`), so rebuilt rows verify like appended ones. */
+  constructor(private readonly client: TableClient, private readonly seal?: ProjectionSeal) {}
 
   async deleteProjections(workspaceId: string): Promise<number> {
     return this.deleteKeys(workspaceId, await this.keysIn(workspaceId, projectionRange('')));
@@ -15,7 +17,10 @@ export class TableWorkspaceRecords implements WorkspaceRecords {
   async writeProjections(workspaceId: string, writes: readonly ProjectionWrite[]): Promise<void> {
     const upserts: TransactionAction[] = [];
     for (const write of writes) {
-      if (write.kind === 'upsert') upserts.push(['upsert', projectionEntity(workspaceId, write.key, write.value), 'Replace']);
+      if (write.kind === 'upsert') {
+        const sealing = this.seal && write.derivedFrom ? { seal: this.seal, from: write.derivedFrom } : undefined;
+        upserts.push(['upsert', projectionEntity(workspaceId, write.key, write.value, sealing), 'Replace']);
+      }
       else await this.deleteKeys(workspaceId, [projectionRowKey(write.key)]);
     }
     for (let i = 0; i < upserts.length; i += MAX_TRANSACTION_OPERATIONS) {

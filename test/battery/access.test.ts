@@ -61,7 +61,7 @@ async function records(): Promise<{ type: string; streamId: string }[]> {
 beforeAll(async () => {
   backend = await startBatteryBackend();
   await backend.startHost();
-  ({ ws, call } = await seedWorkspace(backend, 'alice', SECRETS));
+  ({ ws, call } = await seedWorkspace(backend, 'alice', SECRETS, { OPENAI_API_KEY: { model: 'members' } }));
   expect((await call('PUT', `/api/workspaces/${ws}/members/bob`, { role: 'member' })).status).toBe(200);
   const other = await seedWorkspace(backend, 'carol', {});
   expect(other.ws).not.toBe(ws);

@@ -3,6 +3,8 @@ import { batteryScenario } from '../support/batteryScenario';
 import { expectDefinedEnd, isFinished, type RunView, startRun, waitForRun } from '../support/batteryRuns';
 
 const SECRETS = { OPENAI_API_KEY: 'sk-azurite-model-key-13579bdf2468', STEP_KEY: 'step-azurite-secret-99887766' };
+/** Each secret's use, set explicitly by the owner. */
+const USES = { OPENAI_API_KEY: { model: 'members' }, STEP_KEY: { command: 'members' } };
 
 /** A turn that runs for a few seconds: Azurite goes away and comes back while it does. */
 const spec = {
@@ -14,7 +16,7 @@ const spec = {
 
 const turnRunning = (run: RunView): boolean => run.phases.some((p) => p.phase === 'turn' && p.status === 'Running');
 
-const s = batteryScenario('Azurite stopped and restarted', 'storage', SECRETS);
+const s = batteryScenario('Azurite stopped and restarted', 'storage', SECRETS, USES);
 
 describe('Azurite stopped gracefully and restarted on the same ports during a run', () => {
   it('keeps its data; the run ends in a defined state with a gapless stream, torn down, nothing leaked', async () => {

@@ -3,12 +3,14 @@ import { batteryScenario } from '../support/batteryScenario';
 import { expectDefinedEnd, isFinished, startRun, waitForRun } from '../support/batteryRuns';
 
 const SECRETS = { OPENAI_API_KEY: 'sk-hang-model-key-a1b2c3d4e5f60718', MCP_KEY: 'mcp-hang-secret-value-5566aabb' };
+/** Each secret's use, set explicitly by the owner. */
+const USES = { OPENAI_API_KEY: { model: 'members' }, MCP_KEY: { mcp: 'members' } };
 
 /** The turn ignores SIGTERM and never ends; an MCP server holds a lease meanwhile. The run's limit is 10 s. */
 const HANG = "process.on('SIGTERM', () => {}); console.log('hanging ' + process.env.OPENAI_API_KEY); setInterval(() => {}, 1000);";
 const MCP = "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000);";
 
-const s = batteryScenario('command hangs past its limit', 'hang', SECRETS);
+const s = batteryScenario('command hangs past its limit', 'hang', SECRETS, USES);
 
 describe('a command that hangs past its limit', () => {
   it('is killed with its process group at the deadline; the run fails with the reason, torn down, nothing leaked', async () => {

@@ -6,6 +6,8 @@ import { expectDefinedEnd, isFinished, sandboxFile, startRun, waitForRun } from 
 /** Unique per test file: the sandbox root is shared with every other host on the machine. */
 const MARKER = `side-effect-${randomUUID()}`;
 const SECRETS = { OPENAI_API_KEY: 'sk-kill-model-key-0a1b2c3d4e5f6789', STEP_KEY: 'step-kill-secret-value-77aa88bb' };
+/** Each secret's use, set explicitly by the owner. */
+const USES = { OPENAI_API_KEY: { model: 'members' }, STEP_KEY: { command: 'members' } };
 
 /**
  * The install step's side effect is a file in the workspace; the step then lingers a moment holding its env
@@ -21,7 +23,7 @@ const spec = {
   deadlineSeconds: 120,
 };
 
-const s = batteryScenario('host SIGKILL at a side effect', 'killer', SECRETS);
+const s = batteryScenario('host SIGKILL at a side effect', 'killer', SECRETS, USES);
 
 describe('the local host killed with SIGKILL between a side effect and its completion record', () => {
   it('restarts, ends Failed with a reason, tears down once, leaves no credential and leaks nothing', async () => {

@@ -3,6 +3,8 @@ import { batteryScenario } from '../support/batteryScenario';
 import { expectDefinedEnd, isFinished, startRun, waitForRun } from '../support/batteryRuns';
 
 const SECRETS = { OPENAI_API_KEY: 'sk-flood-model-key-5f4e3d2c1b0a9988' };
+/** Each secret's use, set explicitly by the owner. */
+const USES = { OPENAI_API_KEY: { model: 'members' } };
 const FLOOD_BYTES = 100 * 1024 * 1024;
 
 /**
@@ -24,7 +26,7 @@ const write = () => {
 write();
 `;
 
-const s = batteryScenario('output flood', 'flood', SECRETS);
+const s = batteryScenario('output flood', 'flood', SECRETS, USES);
 
 describe('a command that prints 100 MiB', () => {
   it('completes; output is redacted then truncated; the transcript stays bounded; nothing leaks', async () => {

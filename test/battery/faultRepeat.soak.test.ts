@@ -3,6 +3,8 @@ import { startBatteryBackend, type BatteryBackend } from '../support/batteryBack
 import { BatteryTally, type Call, expectDefinedEnd, isFinished, type RunView, sandboxFile, seedWorkspace, startRun, waitForRun } from '../support/batteryRuns';
 
 const SECRETS = { OPENAI_API_KEY: 'sk-repeat-model-key-77665544aabb', STEP_KEY: 'step-repeat-secret-value-1357', MCP_KEY: 'mcp-repeat-secret-value-2468' };
+/** Each secret's use, set explicitly by the owner. */
+const USES = { OPENAI_API_KEY: { model: 'members' }, STEP_KEY: { command: 'members' }, MCP_KEY: { mcp: 'members' } };
 
 /** Install with a side effect and a lease, an MCP server with a lease, two turns: every phase has something to lose. */
 const spec = (marker: string): Record<string, unknown> => ({
@@ -27,7 +29,7 @@ const outcomes: string[] = [];
 beforeAll(async () => {
   backend = await startBatteryBackend();
   await backend.startHost();
-  ({ ws, call } = await seedWorkspace(backend, 'repeat', SECRETS));
+  ({ ws, call } = await seedWorkspace(backend, 'repeat', SECRETS, USES));
 }, 60_000);
 
 afterAll(async () => {

@@ -4,6 +4,8 @@ import { BatteryTally, type Call, isFinished, type RunView, seedWorkspace, start
 
 const RUNS = 50;
 const SECRETS = { OPENAI_API_KEY: 'sk-load-model-key-1029384756abcdef' };
+/** Each secret's use, set explicitly by the owner. */
+const USES = { OPENAI_API_KEY: { model: 'members' } };
 const trivial = { template: { files: {} }, turns: [{ command: ['node', '-e', 'console.log("hi " + process.env.OPENAI_API_KEY)'], modelKey: 'OPENAI_API_KEY' }], deadlineSeconds: 900 };
 
 const tally = new BatteryTally();
@@ -43,7 +45,7 @@ function expectGapless(run: RunView): void {
 
 describe('load', () => {
   it(`${RUNS} concurrent runs on one workspace all end, each stream gapless, the chain verifies`, async () => {
-    const { ws, call } = await seedWorkspace(backend, 'load-one', SECRETS);
+    const { ws, call } = await seedWorkspace(backend, 'load-one', SECRETS, USES);
     const started = Date.now();
     const runIds = await Promise.all(Array.from({ length: RUNS }, () => startRun(call, ws, trivial)));
     const runs = await waitAll(runIds.map((runId) => ({ call, ws, runId })), 600_000);
@@ -55,7 +57,7 @@ describe('load', () => {
   }, 700_000);
 
   it(`${RUNS} concurrent runs across ${RUNS} workspaces all end, each stream gapless, every chain verifies`, async () => {
-    const spaces = await Promise.all(Array.from({ length: RUNS }, (_, i) => seedWorkspace(backend, `load-${i}`, SECRETS)));
+    const spaces = await Promise.all(Array.from({ length: RUNS }, (_, i) => seedWorkspace(backend, `load-${i}`, SECRETS, USES)));
     const started = Date.now();
     const runs = await Promise.all(spaces.map(async ({ ws, call }) => ({ ws, call, runId: await startRun(call, ws, trivial) })));
     const views = await waitAll(runs, 600_000);

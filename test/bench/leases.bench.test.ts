@@ -79,7 +79,7 @@ async function runCommand(runId: string, command: RunCommand): Promise<RunState>
 async function newRun(): Promise<string> {
   const runId = randomUUID();
   const deadline = new Date(Date.now() + 3_600_000).toISOString();
-  await runCommand(runId, { type: 'RequestRun', runId, workspaceId, deadline, specRef: `specs/${runId}` });
+  await runCommand(runId, { type: 'RequestRun', runId, workspaceId, deadline, specRef: `specs/${runId}`, specDigest: "none" });
   return runId;
 }
 
@@ -132,7 +132,7 @@ beforeAll(async () => {
   const store = new TableEventStore(eventTable, { clock: systemClock, random: systemRandom, ids: randomUuidIds });
   deps = { store, vault, resolver: aResolver(60_000), clock: systemClock, random: systemRandom, ids: randomUuidIds };
   workspaceId = (await createWorkspace(deps, caller, 'bench')).id;
-  for (const name of SECRETS) await setSecret(deps, caller, { workspaceId, name, value: randomBytes(24).toString('hex') });
+  for (const name of SECRETS) await setSecret(deps, caller, { workspaceId, name, value: randomBytes(24).toString('hex'), uses: { command: 'members' } });
 });
 
 afterAll(async () => {

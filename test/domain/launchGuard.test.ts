@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   WELL_KNOWN_KEY_NAMES,
   checkRunSpecEnv,
+  isReservedEnvName,
   checkStandingEnv,
   describeRefusal,
   type GuardPolicy,
@@ -152,5 +153,20 @@ describe('launch guard and the redactor', () => {
 
   it('does not throw for a managed value shorter than the redactor minimum', () => {
     expect(checkStandingEnv({ X: 'has-abc-inside' }, { secretNames: [], managedValues: [{ name: 'SHORT', value: 'abc' }] })).toMatchObject({ ok: false });
+  });
+});
+
+describe('reserved names in the standing env', () => {
+  const empty = { secretNames: [], managedValues: [] };
+  it('refuses names that steer how processes load code, find programs, trust TLS or reach the network, naming the key', () => {
+    for (const key of ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'DYLD_INSERT_LIBRARIES', 'NODE_OPTIONS', 'NODE_PATH', 'PATH', 'path', 'GIT_SSH_COMMAND', 'GIT_CONFIG_GLOBAL', 'GIT_PROXY_COMMAND', 'npm_config_proxy', 'NPM_CONFIG_REGISTRY', 'BASH_ENV', 'PYTHONPATH', 'HTTPS_PROXY', 'http_proxy', 'GATEWAY_TOKEN', 'DP_LAUNCH_TICKET'])
+      expect(checkRunSpecEnv({ env: { LOG_LEVEL: 'debug', [key]: 'x' } }, empty), key).toEqual({ ok: false, offendingKey: key, reason: 'reserved-name' });
+  });
+  it('leaves ordinary settings and a commit identity alone', () => {
+    expect(checkRunSpecEnv({ env: { LOG_LEVEL: 'debug', NODE_ENV: 'production', GIT_AUTHOR_NAME: 'Agent', GIT_COMMITTER_EMAIL: 'a@example.invalid', CI: '1' } }, empty)).toEqual({ ok: true });
+  });
+  it('is the same list a lease name is checked against', () => {
+    expect(isReservedEnvName('LD_PRELOAD')).toBe(true);
+    expect(isReservedEnvName('TRACKER_KEY')).toBe(false);
   });
 });

@@ -5,7 +5,7 @@ import { specFor } from '../support/decider';
 const spec = specFor(runDecider);
 const requested: RunEvent = {
   type: 'RunRequested',
-  data: { runId: 'r1', workspaceId: 'ws1', deadline: '2026-01-01T01:00:00.000Z', specRef: 'spec:r1' },
+  data: { runId: 'r1', workspaceId: 'ws1', deadline: '2026-01-01T01:00:00.000Z', specRef: 'spec:r1', specDigest: 'd1' },
 };
 const started = (phase: Phase, turn?: number): RunEvent => ({ type: 'PhaseStarted', data: { phase, ...(turn ? { turn } : {}) } });
 const completed = (phase: Phase, turn?: number): RunEvent => ({ type: 'PhaseCompleted', data: { phase, ...(turn ? { turn } : {}) } });
@@ -21,8 +21,8 @@ const lease = {
 
 describe('run decisions', () => {
   it('is requested once', () => {
-    spec.given([]).when({ type: 'RequestRun', runId: 'r1', workspaceId: 'ws1', deadline: '2026-01-01T01:00:00.000Z', specRef: 'spec:r1' }).then([requested]);
-    spec.given([requested]).when({ type: 'RequestRun', runId: 'r1', workspaceId: 'ws1', deadline: 'x', specRef: 'y' }).thenThrows('RUN.ALREADY_EXISTS');
+    spec.given([]).when({ type: 'RequestRun', runId: 'r1', workspaceId: 'ws1', deadline: '2026-01-01T01:00:00.000Z', specRef: 'spec:r1', specDigest: 'd1' }).then([requested]);
+    spec.given([requested]).when({ type: 'RequestRun', runId: 'r1', workspaceId: 'ws1', deadline: 'x', specRef: 'y', specDigest: 'z' }).thenThrows('RUN.ALREADY_EXISTS');
   });
   it('walks seed → install → mcp → turn(1..n) → teardown in order', () => {
     spec.given([requested]).when({ type: 'StartPhase', phase: 'seed' }).then([started('seed')]);
@@ -108,5 +108,13 @@ describe('run decisions', () => {
       expect(view.status).toBe('Completed');
       expect((view.phases as unknown[]).length).toBe(5);
     });
+  });
+});
+
+describe('who asked for a run', () => {
+  it('is the actor of RunRequested, whose uses every lease of the run is checked against', () => {
+    const recorded = { ...requested, meta: { at: '2026-01-01T00:00:00.000Z', actor: 'bob' } } as RunEvent;
+    spec.given([recorded, started('seed')]).thenState((state) => expect(state.requestedBy).toBe('bob'));
+    spec.given([requested]).thenState((state) => expect(state.requestedBy).toBeUndefined());
   });
 });

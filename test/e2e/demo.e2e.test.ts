@@ -28,10 +28,13 @@ describe('npm run demo against the running backend', () => {
     expect(outcome.audit.ok).toBe(true);
     expect(outcome.refusal).toMatchObject({ status: 422, code: 'RUN.LAUNCH_REFUSED' });
     expect(outcome.refusal.detail).toContain('DEPLOY_URL');
+    expect(outcome.useRefusal).toMatchObject({ status: 422, code: 'SECRET.USE_NOT_ALLOWED' });
+    expect(outcome.useRefusal.detail).toMatch(/GIT_TOKEN.*"command"/);
     // What the demo shows a person carries no value, and neither does anything the backend answered.
     for (const value of [outcome.modelKey, outcome.gitToken]) {
       expect(printed).not.toContain(value);
       expect(outcome.refusal.detail).not.toContain(value);
+      expect(outcome.useRefusal.detail).not.toContain(value);
     }
     expect(printed).toMatch(/seed: Completed[\s\S]*teardown: Completed/);
   }, 180_000);

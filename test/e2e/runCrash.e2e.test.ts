@@ -12,6 +12,8 @@ const VALUES = {
   TRACKER_KEY: 'trk-crash-tracker-key-9f8e7d6c5b4a',
   FILE_KEY: 'file-crash-secret-value-55aa55aa',
 };
+/** Each secret's use, set explicitly by the owner. */
+const USES: Record<string, Record<string, string>> = { OPENAI_API_KEY: { model: 'members' }, TRACKER_KEY: { mcp: 'members' }, FILE_KEY: { command: 'members' } };
 
 const env = backendEnv();
 let host: LocalHostProcess;
@@ -59,7 +61,7 @@ beforeAll(async () => {
   ws = (created.json as { id: string }).id;
   expect(created.status, host.stderr()).toBe(201);
   for (const [name, value] of Object.entries(VALUES)) {
-    const set = await call('PUT', `/api/workspaces/${ws}/secrets/${name}`, { value });
+    const set = await call('PUT', `/api/workspaces/${ws}/secrets/${name}`, { value, uses: USES[name] });
     expect(set.status, set.text).toBe(201);
   }
 }, 60_000);

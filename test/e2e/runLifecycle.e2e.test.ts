@@ -55,8 +55,15 @@ function fullSpec(): Record<string, unknown> {
   };
 }
 
+/** What the owner lets each secret be used for, set explicitly; a rotation (no uses) keeps them. */
+const USES: Record<string, Record<string, string>> = {
+  ENV_KEY: { command: 'members' }, FILE_KEY: { command: 'members' }, STDIN_KEY: { command: 'members' },
+  TRACKER_KEY: { mcp: 'members' }, OPENAI_API_KEY: { model: 'members' }, NPM_TOKEN: { npm: 'members' }, GIT_TOKEN: { git: 'members' },
+  GATE_KEY: { http: 'members' },
+};
+
 async function setSecret(name: string, value: string, expected: number): Promise<void> {
-  const reply = await owner('PUT', `/api/workspaces/${ws}/secrets/${name}`, { value });
+  const reply = await owner('PUT', `/api/workspaces/${ws}/secrets/${name}`, { value, ...(expected === 201 ? { uses: USES[name] } : {}) });
   expect(reply.status, `set ${name}`).toBe(expected);
 }
 
@@ -102,7 +109,7 @@ beforeAll(async () => {
   ws = (created.json as { id: string }).id;
   for (const [name, value] of Object.entries(VALUES)) if (name !== 'GATE_KEY') await setSecret(name, value, 201);
   const gateHost = new URL(gateUrl).host;
-  expect((await owner('PUT', `/api/workspaces/${ws}/secrets/GATE_KEY`, { value: VALUES.GATE_KEY, allowedHosts: [gateHost] })).status).toBe(201);
+  expect((await owner('PUT', `/api/workspaces/${ws}/secrets/GATE_KEY`, { value: VALUES.GATE_KEY, allowedHosts: [gateHost], uses: USES.GATE_KEY })).status).toBe(201);
 }, 120_000);
 
 afterAll(async () => {

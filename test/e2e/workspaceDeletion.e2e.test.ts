@@ -48,7 +48,7 @@ describe('deleting a workspace through the local host', () => {
   it('cancels its running run, soft-deletes the vault, removes live records; recover brings it back', async () => {
     const ws = ((await owner('POST', '/api/workspaces', { name: 'Short-lived' })).json as { id: string }).id;
     expect((await owner('PUT', `/api/workspaces/${ws}/members/max`, { role: 'member' })).status).toBe(200);
-    expect((await owner('PUT', `/api/workspaces/${ws}/secrets/MODEL_KEY`, { value: 'model-key-for-deletion-1' })).status).toBe(201);
+    expect((await owner('PUT', `/api/workspaces/${ws}/secrets/MODEL_KEY`, { value: 'model-key-for-deletion-1', uses: { model: 'members' } })).status).toBe(201);
     const started = await owner('POST', `/api/workspaces/${ws}/runs`, {
       template: { files: { 'wait.js': 'setTimeout(() => {}, 120000);\n' } },
       turns: [{ command: ['node', 'wait.js'], modelKey: 'MODEL_KEY' }],
@@ -74,6 +74,8 @@ describe('deleting a workspace through the local host', () => {
     expect(runEvents).toContain('RunCancellationRequested');
     expect(runEvents).toContain('SandboxTornDown');
     expect(runEvents.at(-1)).toBe('RunCancelled');
+    // The seal comes first, then the live records go (blobs, then projections): wait for the last of them.
+    await until('the live records to be removed', async () => ((await liveRowKeys(ws)).length === 0 ? true : undefined), 30_000);
     expect(await liveRowKeys(ws)).toEqual([]);
     expect((await owner('GET', `/api/workspaces/${ws}/secrets`)).status).toBe(404);
 

@@ -96,7 +96,8 @@ describe('the workspace, member, secret and audit API', () => {
     expect(list.status).toBe(200);
     const items = list.json as Array<Record<string, unknown>>;
     expect(items.map((i) => i.name)).toEqual(['NPM_TOKEN', 'OPENAI_API_KEY', 'TRACKER_KEY']);
-    for (const item of items) expect(Object.keys(item).sort()).toEqual(['allowedHosts', 'name', 'updatedAt', 'updatedBy', 'version']);
+    for (const item of items) expect(Object.keys(item).sort()).toEqual(['allowedHosts', 'name', 'updatedAt', 'updatedBy', 'uses', 'version']);
+    expect(items[0]?.uses).toEqual({ git: 'members', npm: 'members', http: 'members' });
   });
 
   it('rotation: the next resolve returns the new value, also from a second resolver with a warm cache', async () => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGatewayHarness, type GatewayHarness, type LaunchedRun, type SecretSpec } from '../infra/gateway/gatewayHarness';
 import { startGitHttpServer, type GitHttpServer } from '../support/gitHttpServer';
+import { projectionKeys } from '../../domain/streams';
 import { scanTexts, tableTexts } from '../support/leakScan';
 import { startNpmRegistry, type NpmRegistry } from '../support/npmRegistry';
 import { aSecretValue } from '../infra/sandbox/sandboxTestKit';
@@ -46,13 +47,35 @@ async function startEchoServer(token: string, redirectTo?: () => string): Promis
 
 const hostOf = (origin: string): string => new URL(origin).host;
 
+/** A server that answers only when the test lets it, so a test can look at the run while an operation is in flight. */
+interface HeldServer {
+  readonly origin: string;
+  hold: Promise<void>;
+  onRequest: () => void;
+  close(): Promise<void>;
+}
+
+async function startHeldServer(): Promise<HeldServer> {
+  const held: HeldServer = { origin: '', hold: Promise.resolve(), onRequest: () => undefined, close: async () => undefined };
+  const server = http.createServer((_req, res) => {
+    held.onRequest();
+    void held.hold.then(() => res.end('done'));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return Object.assign(held, {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  });
+}
+
 let h: GatewayHarness;
 let git: GitHttpServer;
 let otherGit: GitHttpServer;
 let registry: NpmRegistry;
 let api: EchoServer;
+let slow: HeldServer;
 let elsewhere: EchoServer;
-let secrets: Record<'GIT' | 'NPM' | 'API', SecretSpec>;
+let secrets: Record<'GIT' | 'NPM' | 'API' | 'SLOW', SecretSpec>;
 let ws: string;
 let run: LaunchedRun;
 /** Runs before the git server serves each request: an attack test may hold the client there. */
@@ -67,12 +90,14 @@ beforeAll(async () => {
     startEchoServer(tokens.api),
   ]);
   api = await startEchoServer(tokens.api, () => elsewhere.origin);
+  slow = await startHeldServer();
   await git.createRepo('project', { 'README.md': 'hello\n' });
   await otherGit.createRepo('project', { 'README.md': 'elsewhere\n' });
   secrets = {
     GIT: { name: 'GIT_TOKEN', value: tokens.git, allowedHosts: [hostOf(git.origin)] },
     NPM: { name: 'NPM_TOKEN', value: tokens.npm, allowedHosts: [hostOf(registry.origin)] },
     API: { name: 'API_TOKEN', value: tokens.api, allowedHosts: [api.hostPort] },
+    SLOW: { name: 'SLOW_TOKEN', value: aSecretValue('slow'), allowedHosts: [hostOf(slow.origin)] },
   };
   h = await createGatewayHarness();
   ws = await h.workspace('Gateway', Object.values(secrets));
@@ -81,7 +106,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await h?.close();
-  await Promise.all([git?.close(), otherGit?.close(), registry?.close(), api?.close(), elsewhere?.close()]);
+  await Promise.all([git?.close(), otherGit?.close(), registry?.close(), api?.close(), elsewhere?.close(), slow?.close()]);
 });
 
 describe('POST /api/gateway/operations: git', () => {
@@ -370,6 +395,22 @@ describe('POST /api/gateway/operations: http', () => {
     }
   });
 
+  it("a gateway lease shows in the run's status projection while the operation runs (what the sweep reads), and leaves it after", async () => {
+    let release: () => void = () => undefined;
+    const arrived = new Promise<void>((resolve) => {
+      slow.onRequest = () => resolve();
+    });
+    slow.hold = new Promise<void>((resolve) => (release = resolve));
+    const pending = h.operate(run.bearer, { kind: 'http', url: `${slow.origin}/held`, secret: 'SLOW_TOKEN' });
+    await arrived;
+    const during = await h.api.store.readProjection(ws, projectionKeys.run(run.runId));
+    expect(during?.activeLeases).toEqual([expect.objectContaining({ secretName: 'SLOW_TOKEN', channel: 'gateway-header' })]);
+    release();
+    expect((await pending).status).toBe(200);
+    const after = await h.api.store.readProjection(ws, projectionKeys.run(run.runId));
+    expect(after?.activeLeases).toEqual([]);
+  });
+
   it('does not follow a redirect to another host', async () => {
     const before = elsewhere.seen.length;
     const reply = await h.operate(run.bearer, { kind: 'http', method: 'GET', url: `${api.origin}/redirect`, secret: 'API_TOKEN' });
@@ -385,6 +426,41 @@ describe('POST /api/gateway/operations: http', () => {
     expect(elsewhere.seen).toEqual([]);
     const hostHeader = await h.operate(run.bearer, { kind: 'http', url: `${api.origin}/`, secret: 'API_TOKEN', headers: { Host: hostOf(elsewhere.origin) } });
     expect(hostHeader.status).toBe(400);
+  });
+
+  it("refuses an operation whose use the secret's owner did not allow (403 naming secret and use), before anything is sent", async () => {
+    await h.setSecret(ws, { name: 'GIT_ONLY_TOKEN', value: aSecretValue('go'), allowedHosts: [hostOf(api.origin)], uses: { git: 'members' } });
+    const before = api.seen.length;
+    const refused = await h.operate(run.bearer, { kind: 'http', url: `${api.origin}/whoami`, secret: 'GIT_ONLY_TOKEN' });
+    expect(refused.status).toBe(403);
+    expect(refused.json.code).toBe('SECRET.USE_NOT_ALLOWED');
+    expect(String(refused.json.detail)).toMatch(/GIT_ONLY_TOKEN.*"http"/);
+    expect(api.seen.length).toBe(before);
+    const last = (await h.runEvents(run)).at(-1);
+    expect(last?.type).toBe('OperationRefused');
+    await h.setSecret(ws, { name: 'GIT_ONLY_TOKEN', value: aSecretValue('go'), allowedHosts: [hostOf(api.origin)], uses: { http: 'owners' } });
+    expect((await h.operate(run.bearer, { kind: 'http', url: `${api.origin}/whoami`, secret: 'GIT_ONLY_TOKEN' })).status).toBe(200);
+  });
+
+  it("a use limited to owners refuses a member's run, and a member removed mid-run loses even a members' use", async () => {
+    expect((await h.api.call('PUT', `/api/workspaces/${ws}/members/bob`, { token: h.owner, body: { role: 'member' } })).status).toBe(200);
+    await h.setSecret(ws, { name: 'OWNERS_TOKEN', value: aSecretValue('ow'), allowedHosts: [hostOf(api.origin)], uses: { http: 'owners' } });
+    const bobs = await h.launch(ws, Object.values(secrets), {}, 'bob');
+    try {
+      const before = api.seen.length;
+      const refused = await h.operate(bobs.bearer, { kind: 'http', url: `${api.origin}/whoami`, secret: 'OWNERS_TOKEN' });
+      expect(refused.status).toBe(403);
+      expect(refused.json.code).toBe('SECRET.USE_EXCLUDES_CALLER');
+      expect(String(refused.json.detail)).toMatch(/OWNERS_TOKEN.*"http".*owners.*bob/);
+      expect((await h.operate(bobs.bearer, { kind: 'http', url: `${api.origin}/whoami`, secret: 'API_TOKEN' })).status).toBe(200);
+      expect((await h.api.call('DELETE', `/api/workspaces/${ws}/members/bob`, { token: h.owner })).status).toBe(204);
+      const removed = await h.operate(bobs.bearer, { kind: 'http', url: `${api.origin}/whoami`, secret: 'API_TOKEN' });
+      expect(removed.status).toBe(403);
+      expect(removed.json.code).toBe('SECRET.USE_EXCLUDES_CALLER');
+      expect(api.seen.length).toBe(before + 1);
+    } finally {
+      await h.teardown(bobs);
+    }
   });
 
   it('a value rotated after the sandbox started is resolved at the moment of use and still redacted', async () => {

@@ -70,7 +70,9 @@ beforeAll(async () => {
   tokens = { owner: await h.issuer.token('alice'), member: await h.issuer.token('bob'), outsider: await h.issuer.token('mallory') };
   ws = ((await h.call('POST', '/api/workspaces', { token: tokens.owner, body: { name: 'Runs' } })).json as { id: string }).id;
   await h.call('PUT', `/api/workspaces/${ws}/members/bob`, { token: tokens.owner, body: { role: 'member' } });
-  for (const [name, value] of Object.entries(VALUES)) await h.call('PUT', `/api/workspaces/${ws}/secrets/${name}`, { token: tokens.owner, body: { value } });
+  const uses: Record<keyof typeof VALUES, Record<string, string>> = { OPENAI_API_KEY: { model: 'members' }, TRACKER_KEY: { mcp: 'members' } };
+  for (const [name, value] of Object.entries(VALUES))
+    await h.call('PUT', `/api/workspaces/${ws}/secrets/${name}`, { token: tokens.owner, body: { value, uses: uses[name as keyof typeof VALUES] } });
 });
 
 describe('run routes: access', () => {
@@ -154,5 +156,86 @@ describe('run routes: what a RunSpec may be', () => {
       }),
       { numRuns: 15 },
     );
+  });
+});
+
+describe("run routes: the owner's use policy per secret", () => {
+  const setPolicyKey = async (uses?: unknown, token = tokens.owner) =>
+    h.call('PUT', `/api/workspaces/${ws}/secrets/POLICY_KEY`, { token, body: { value: 'policy-key-value-0123456789', ...(uses !== undefined ? { uses } : {}) } });
+  const asks: [string, Record<string, unknown>, string, string][] = [
+    ['a turn\'s modelKey', { mcp: [], turns: [{ command: ['node', 'agent.js'], modelKey: 'POLICY_KEY' }] }, 'model', 'turns[0].modelKey'],
+    ['an MCP server\'s env lease', { mcp: [{ name: 'm', command: ['node', 'mcp.js'], secrets: [{ ref: 'POLICY_KEY', use: 'env', as: 'K' }] }] }, 'mcp', 'mcp[0].secrets[0]'],
+    ['an MCP server\'s file lease', { mcp: [{ name: 'm', command: ['node', 'mcp.js'], secrets: [{ ref: 'POLICY_KEY', use: 'file', as: 'K_FILE' }] }] }, 'mcp', 'mcp[0].secrets[0]'],
+    ['an install command\'s env lease', { mcp: [], install: [{ command: ['node', 'setup.js'], secrets: [{ ref: 'POLICY_KEY', use: 'env', as: 'K' }] }] }, 'command', 'install[0].secrets[0]'],
+    ['an install command\'s file lease', { mcp: [], install: [{ command: ['node', 'setup.js'], secrets: [{ ref: 'POLICY_KEY', use: 'file', as: 'K_FILE' }] }] }, 'command', 'install[0].secrets[0]'],
+    ['an install command\'s stdin lease', { mcp: [], install: [{ command: ['node', 'setup.js'], secrets: [{ ref: 'POLICY_KEY', use: 'stdin' }] }] }, 'command', 'install[0].secrets[0]'],
+  ];
+
+  it('a new secret allows git, npm and http only, listed with its metadata', async () => {
+    expect((await setPolicyKey()).status).toBe(201);
+    const listed = (await h.call('GET', `/api/workspaces/${ws}/secrets`, { token: tokens.member })).json as { name: string; uses: unknown }[];
+    expect(listed.find((s) => s.name === 'POLICY_KEY')?.uses).toEqual({ git: 'members', npm: 'members', http: 'members' });
+  });
+
+  it.each(asks)("a member's %s without the owner's allowed use is 422 naming the secret and the use; it works once allowed", async (_what, overrides, use, where) => {
+    expect((await setPolicyKey(['git', 'npm', 'http'])).status).toBe(200);
+    const before = started.length;
+    const refused = await call('POST', `/api/workspaces/${ws}/runs`, tokens.member, aRunSpec(overrides));
+    expect(refused.status, refused.text).toBe(422);
+    expect(refused.json).toMatchObject({ code: 'SECRET.USE_NOT_ALLOWED' });
+    expect(String(refused.json?.detail)).toContain('POLICY_KEY');
+    expect(String(refused.json?.detail)).toContain(`"${use}"`);
+    expect(String(refused.json?.detail)).toContain(where);
+    expect(started).toHaveLength(before);
+    expect((await setPolicyKey({ [use]: 'members' })).status).toBe(200);
+    const allowed = await call('POST', `/api/workspaces/${ws}/runs`, tokens.member, aRunSpec(overrides));
+    expect(allowed.status, allowed.text).toBe(202);
+  });
+
+  it('a refusal starts nothing and is recorded on the log', async () => {
+    expect((await setPolicyKey(['git'])).status).toBe(200);
+    const before = started.length;
+    const refused = await call('POST', `/api/workspaces/${ws}/runs`, tokens.member, aRunSpec(asks[0]?.[1]));
+    expect(refused.status).toBe(422);
+    expect(started).toHaveLength(before);
+    const audit = (await h.call('GET', `/api/workspaces/${ws}/audit?limit=500`, { token: tokens.owner })).json as { records: { type: string; data: Record<string, unknown> }[] };
+    expect(audit.records.filter((r) => r.type === 'SandboxLaunchRefused').at(-1)?.data).toEqual({ offendingKey: 'turns[0].modelKey', reason: 'SECRET.USE_NOT_ALLOWED' });
+  });
+
+  it('a use limited to owners refuses a member and admits an owner; one limited to named members admits exactly them', async () => {
+    const modelRun = aRunSpec(asks[0]?.[1]);
+    expect((await setPolicyKey({ model: 'owners' })).status).toBe(200);
+    const refused = await call('POST', `/api/workspaces/${ws}/runs`, tokens.member, modelRun);
+    expect(refused.status).toBe(422);
+    expect(refused.json).toMatchObject({ code: 'SECRET.USE_EXCLUDES_CALLER' });
+    expect(String(refused.json?.detail)).toMatch(/POLICY_KEY.*"model".*owners/);
+    expect((await call('POST', `/api/workspaces/${ws}/runs`, tokens.owner, modelRun)).status).toBe(202);
+    expect((await setPolicyKey({ model: ['bob'] })).status).toBe(200);
+    expect((await call('POST', `/api/workspaces/${ws}/runs`, tokens.member, modelRun)).status).toBe(202);
+    expect((await call('POST', `/api/workspaces/${ws}/runs`, tokens.owner, modelRun)).status).toBe(422);
+  });
+
+  it('a member cannot change what a secret may be used for (403), and the uses stay as the owner set them', async () => {
+    expect((await setPolicyKey({ model: 'owners' })).status).toBe(200);
+    const denied = await setPolicyKey({ model: 'members', command: 'members' }, tokens.member);
+    expect(denied.status).toBe(403);
+    const listed = (await h.call('GET', `/api/workspaces/${ws}/secrets`, { token: tokens.owner })).json as { name: string; uses: unknown }[];
+    expect(listed.find((s) => s.name === 'POLICY_KEY')?.uses).toEqual({ model: 'owners' });
+  });
+
+  it('refuses malformed uses with 400', async () => {
+    for (const uses of [{ env: 'members' }, { model: 'everyone' }, { model: [] }, ['model', 'shell'], 'model'])
+      expect((await setPolicyKey(uses)).status, JSON.stringify(uses)).toBe(400);
+  });
+});
+
+describe('run routes: reserved names in the standing env', () => {
+  it.each(['LD_PRELOAD', 'NODE_OPTIONS', 'PATH', 'GIT_SSH_COMMAND'])('%s in the standing env is 422 naming it, and nothing starts', async (key) => {
+    const before = started.length;
+    const refused = await call('POST', `/api/workspaces/${ws}/runs`, tokens.member, aRunSpec({ env: { LOG_LEVEL: 'debug', [key]: '/tmp/evil.so' } }));
+    expect(refused.status, refused.text).toBe(422);
+    expect(refused.json).toMatchObject({ code: 'RUN.LAUNCH_REFUSED' });
+    expect(String(refused.json?.detail)).toContain(key);
+    expect(started).toHaveLength(before);
   });
 });

@@ -70,7 +70,9 @@ beforeAll(async () => {
   bearers = new TableGatewayBearers(bearerTable);
   const token = await h.issuer.token('alice');
   ws = ((await h.call('POST', '/api/workspaces', { token, body: { name: 'Steps' } })).json as { id: string }).id;
-  for (const [name, value] of Object.entries(VALUES)) await h.call('PUT', `/api/workspaces/${ws}/secrets/${name}`, { token, body: { value } });
+  const uses: Record<keyof typeof VALUES, Record<string, string>> = { TRACKER_KEY: { mcp: 'members' }, OPENAI_API_KEY: { model: 'members' } };
+  for (const [name, value] of Object.entries(VALUES))
+    await h.call('PUT', `/api/workspaces/${ws}/secrets/${name}`, { token, body: { value, uses: uses[name as keyof typeof VALUES] } });
 });
 
 afterAll(() => {
@@ -122,6 +124,25 @@ describe('run steps on a real sandbox host', () => {
     expect(types.filter((t) => t === 'RunCompleted')).toHaveLength(1);
     for (const value of Object.values(VALUES)) expect(processesHolding(value)).toEqual([]);
     expect(await stores.transcripts.read(ws, runId)).toContain('[REDACTED:OPENAI_API_KEY]');
+  });
+
+  it('every lease is decided again: a use the owner withdrew after the request fails the step, naming secret and use, and grants nothing', async () => {
+    const token = await h.issuer.token('alice');
+    const setRecheck = (uses: Record<string, string>) =>
+      h.call('PUT', `/api/workspaces/${ws}/secrets/RECHECK_KEY`, { token, body: { value: 'recheck-key-value-0123456789', uses } });
+    expect((await setRecheck({ mcp: 'members' })).status).toBeLessThan(300);
+    const runtime = await aRuntime();
+    const runId = await aRun({ mcp: [{ name: 'issues', command: ['node', 'mcp.js'], secrets: [{ ref: 'RECHECK_KEY', use: 'env', as: 'RECHECK_KEY' }] }] });
+    expect((await setRecheck({ git: 'members' })).status).toBe(200);
+    try {
+      expect(await seed(runtime, ws, runId)).toMatchObject({ ok: true });
+      expect(await install(runtime, ws, runId)).toEqual({ ok: true });
+      const refused = await mcp(runtime, ws, runId);
+      expect(refused).toEqual({ ok: false, reason: expect.stringMatching(/mcp:issues\.secrets\[0\]: secret RECHECK_KEY does not allow use "mcp"/) });
+      expect((await eventsOf(runId)).filter((e) => e.type === 'LeaseGranted')).toEqual([]);
+    } finally {
+      await teardown(runtime, ws, runId);
+    }
   });
 
   it('a host that cannot isolate makes every run record IsolationDegraded with the reason', async () => {

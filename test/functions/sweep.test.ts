@@ -18,7 +18,7 @@ function sweepDeps(clock: Clock): SweepDependencies {
   return {
     ...h.deps,
     clock,
-    records: new TableWorkspaceRecords(h.eventTable),
+    records: new TableWorkspaceRecords(h.eventTable, h.store.projectionSeal),
     removeBlobs: async () => 0,
     activeRuns: new TableActiveRuns(h.eventTable),
     cancelOrchestration: async (runId) => {
@@ -48,7 +48,7 @@ describe('sweepExpired under a controllable clock', () => {
     const iso = (offsetMs: number) => new Date(t0 + offsetMs).toISOString();
     const ws = '11111111-1111-4111-8111-111111111111';
     const start = (runId: string, deadlineMs: number): RunCommand[] => [
-      { type: 'RequestRun', runId, workspaceId: ws, deadline: iso(deadlineMs), specRef: `spec:${runId}` },
+      { type: 'RequestRun', runId, workspaceId: ws, deadline: iso(deadlineMs), specRef: `spec:${runId}`, specDigest: "unused" },
       { type: 'StartPhase', phase: 'seed' },
       { type: 'CompletePhase', phase: 'seed' },
       { type: 'StartPhase', phase: 'install' },
@@ -58,7 +58,7 @@ describe('sweepExpired under a controllable clock', () => {
       { type: 'GrantLease', leaseId: 'long', secretName: 'GIT_TOKEN', secretVersion: 1, operation: 'install#1', channel: 'git-credential-helper', expiresAt: iso(1_800_000) }]);
     await run(ws, 'late-run', start('late-run', 120_000));
     await run(ws, 'fresh-run', start('fresh-run', 3_600_000));
-    await run(ws, 'never-started', [{ type: 'RequestRun', runId: 'never-started', workspaceId: ws, deadline: iso(60_000), specRef: 'spec:never-started' }]);
+    await run(ws, 'never-started', [{ type: 'RequestRun', runId: 'never-started', workspaceId: ws, deadline: iso(60_000), specRef: 'spec:never-started', specDigest: 'unused' }]);
 
     const clock = at(t0 + 300_000);
     const reports = await Promise.all([sweepExpired(sweepDeps(clock), 's1'), sweepExpired(sweepDeps(clock), 's2')]);

@@ -22,7 +22,7 @@ let member: string;
 const container = BlobServiceClient.fromConnectionString(azuriteConnectionString()).getContainerClient(uniqueName('transcripts'));
 
 function lifecycle(clock: Clock = h.deps.clock): WorkspaceLifecycleDependencies {
-  return { ...h.deps, clock, records: new TableWorkspaceRecords(h.eventTable), removeBlobs: (ws) => deleteBlobsUnder(container, `${ws}/`) };
+  return { ...h.deps, clock, records: new TableWorkspaceRecords(h.eventTable, h.store.projectionSeal), removeBlobs: (ws) => deleteBlobsUnder(container, `${ws}/`) };
 }
 
 const later = (days: number): Clock => ({ now: () => new Date(Date.now() + days * 86_400_000), sleep: async () => undefined });

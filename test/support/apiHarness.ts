@@ -12,7 +12,7 @@ import { CachingSecretResolver } from '../../infra/vault/secretResolver';
 import { systemClock } from '../../infra/system/systemClock';
 import { systemRandom } from '../../infra/system/systemRandom';
 import { randomUuidIds } from '../../infra/system/randomUuidIds';
-import { projectionKeys } from '../../domain/streams';
+import { readSecretMetadata } from '../../domain/services/secrets';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -52,13 +52,13 @@ export async function createApiHarness() {
     clock: systemClock,
     ttlMs: 30_000,
     currentVersion: async (workspaceId, name) => {
-      const row = await store.readProjection(workspaceId, projectionKeys.secret(name));
-      return row && row.exists === true ? Number(row.version) : undefined;
+      const row = await readSecretMetadata(deps, workspaceId, name);
+      return row ? Number(row.version) : undefined;
     },
   });
   const deps: ServiceDependencies = { store, vault, resolver, clock: systemClock, random: systemRandom, ids: randomUuidIds };
   const issuer: TestIssuer = await createTestIssuer();
-  const services: ApiServices = { deps, authenticator: issuer.authenticator, records: new TableWorkspaceRecords(eventTable) };
+  const services: ApiServices = { deps, authenticator: issuer.authenticator, records: new TableWorkspaceRecords(eventTable, store.projectionSeal) };
   const logs: string[] = [];
   const responses: ApiResponse[] = [];
 

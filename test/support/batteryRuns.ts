@@ -7,15 +7,23 @@ import { processesHolding } from './processLeaks';
 
 export { isFinished, type RunView, type Call, waitForRun };
 
-/** A workspace with these secrets on a battery backend, and an owner's API client that follows host restarts. */
-export async function seedWorkspace(backend: BatteryBackend, user: string, secrets: Record<string, string>): Promise<{ ws: string; call: Call; token: string }> {
+/** What an owner lets each secret be used for (the PUT body's `uses`), by secret name. */
+export type SecretUsesByName = Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+
+/** A workspace with these secrets (and their uses) on a battery backend, and an owner's API client that follows host restarts. */
+export async function seedWorkspace(
+  backend: BatteryBackend,
+  user: string,
+  secrets: Record<string, string>,
+  uses: SecretUsesByName = {},
+): Promise<{ ws: string; call: Call; token: string }> {
   const token = await backend.token(user);
   const call = apiClient(() => backend.url(), token);
   const created = await call('POST', '/api/workspaces', { name: `battery ${user}` });
   expect(created.status, created.text).toBe(201);
   const ws = (created.json as { id: string }).id;
   for (const [name, value] of Object.entries(secrets)) {
-    const set = await call('PUT', `/api/workspaces/${ws}/secrets/${name}`, { value });
+    const set = await call('PUT', `/api/workspaces/${ws}/secrets/${name}`, { value, ...(uses[name] ? { uses: uses[name] } : {}) });
     expect(set.status, set.text).toBe(201);
   }
   return { ws, call, token };

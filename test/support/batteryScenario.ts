@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect } from 'vitest';
 import { startBatteryBackend, type BatteryBackend } from './batteryBackend';
-import { BatteryTally, type Call, seedWorkspace } from './batteryRuns';
+import { BatteryTally, type Call, type SecretUsesByName, seedWorkspace } from './batteryRuns';
 
 export interface BatteryScenario {
   readonly tally: BatteryTally;
@@ -15,7 +15,7 @@ export interface BatteryScenario {
  * One fault scenario's frame: its own backend (Azurite and host), a workspace seeded with `secrets`, and the
  * `BATTERY <name>: …` line printed at the end for CI.
  */
-export function batteryScenario(name: string, workspace: string, secrets: Record<string, string>): BatteryScenario {
+export function batteryScenario(name: string, workspace: string, secrets: Record<string, string>, uses: SecretUsesByName = {}): BatteryScenario {
   const tally = new BatteryTally();
   let backend: BatteryBackend | undefined;
   let seeded: { ws: string; call: Call } | undefined;
@@ -27,7 +27,7 @@ export function batteryScenario(name: string, workspace: string, secrets: Record
   beforeAll(async () => {
     backend = await startBatteryBackend();
     await backend.startHost();
-    seeded = await seedWorkspace(backend, workspace, secrets);
+    seeded = await seedWorkspace(backend, workspace, secrets, uses);
   }, 60_000);
 
   afterAll(async () => {

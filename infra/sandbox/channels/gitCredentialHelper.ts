@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { resolveTrustedProgram } from '../trustedPrograms';
 import { credentialHostOf } from './credentialHost';
 import { removingCleanup, writePrivateFile } from './credentialFiles';
 import type { ChannelPreparer } from './preparer';
@@ -129,7 +130,14 @@ const GLOBAL_WITH_VALUE = new Set(['-C', '--git-dir', '--work-tree', '--namespac
 /** Checks a git command before it receives this channel's delivery; throws naming the offending part. */
 export function assertGitCommand(secretName: string, command: readonly string[], allowed: ReadonlySet<string> = GIT_SUBCOMMANDS): void {
   const [program, ...args] = command;
-  if (program === undefined || path.basename(program) !== 'git') throw new ChannelRequestError(secretName, 'the git channel serves git commands only');
+  // Resolved the way the host will run it (trusted directories only), so a workspace file named `git` is not git.
+  let resolved: string | undefined;
+  try {
+    resolved = program === undefined ? undefined : resolveTrustedProgram(program);
+  } catch {
+    resolved = undefined;
+  }
+  if (resolved === undefined || path.basename(resolved) !== 'git') throw new ChannelRequestError(secretName, 'the git channel serves the system git only');
   const unsafe = args.find((a) => UNSAFE_GIT_OPTION.test(a));
   if (unsafe !== undefined) throw new ChannelRequestError(secretName, `the git command uses ${unsafe.split('=')[0]}, which could override the channel`);
   let i = 0;

@@ -1,4 +1,5 @@
 import { DomainError } from '../../../domain/errors';
+import { isReservedEnvName } from '../../../domain/launchGuard';
 import type { CredentialDelivery, CredentialRequest, DeliveryTarget } from '../credentialDelivery';
 
 /**
@@ -19,18 +20,14 @@ export class ChannelRequestError extends DomainError {
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
-/**
- * Names that would let the delivered value change how the process loads code or finds programs, or that
- * collide with what the git channel sets; a credential has no business there.
- */
-const RESERVED_ENV = /^(LD_|DYLD_|GIT_CONFIG|NODE_OPTIONS$|PATH$|BASH_ENV$|ENV$|IFS$|SHELLOPTS$|PYTHONSTARTUP$|PERL5OPT$)/;
 
 /** The env var name a `env` or `file` delivery uses, checked. */
 export function envNameFor(request: CredentialRequest): string {
   const name = request.as;
   if (name === undefined || name === '') throw new ChannelRequestError(request.secretName, 'the request names no env var (`as`)');
   if (!ENV_NAME.test(name)) throw new ChannelRequestError(request.secretName, `"${name}" is not a valid env var name`);
-  if (RESERVED_ENV.test(name)) throw new ChannelRequestError(request.secretName, `"${name}" is reserved and cannot carry a credential`);
+  // The same reserved names as the standing env: a credential has no business changing how a process loads code.
+  if (isReservedEnvName(name)) throw new ChannelRequestError(request.secretName, `"${name}" is reserved and cannot carry a credential`);
   return name;
 }
 

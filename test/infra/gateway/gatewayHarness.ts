@@ -8,6 +8,7 @@ import type { SandboxHandle } from '../../../domain/ports/sandboxHost';
 import { createRedactor } from '../../../domain/redaction';
 import { type RunEvent, runDecider } from '../../../domain/run';
 import { runStreamId } from '../../../domain/streams';
+import { projectRun } from '../../../domain/services/runs';
 import { handleGatewayOperation } from '../../../functions/gateway.http';
 import { Gateway } from '../../../infra/gateway/gatewayService';
 import { TableGatewayBearers } from '../../../infra/gateway/tableGatewayBearers';
@@ -20,6 +21,8 @@ export interface SecretSpec {
   readonly name: string;
   readonly value: string;
   readonly allowedHosts: readonly string[];
+  /** The owner's uses; omitted, a new secret's default (git, npm, http for members). */
+  readonly uses?: Readonly<Record<string, unknown>>;
 }
 
 export interface LaunchedRun {
@@ -65,17 +68,18 @@ export async function createGatewayHarness() {
   }
 
   async function setSecret(workspaceId: string, s: SecretSpec): Promise<void> {
-    const set = await api.call('PUT', `/api/workspaces/${workspaceId}/secrets/${s.name}`, { token: owner, body: { value: s.value, allowedHosts: s.allowedHosts } });
+    const set = await api.call('PUT', `/api/workspaces/${workspaceId}/secrets/${s.name}`, { token: owner, body: { value: s.value, allowedHosts: s.allowedHosts, ...(s.uses ? { uses: s.uses } : {}) } });
     expect([200, 201]).toContain(set.status);
   }
 
   /** A requested run with a live sandbox and a bearer for its container, as the lifecycle's seed leaves it. */
-  async function launch(workspaceId: string, known: readonly SecretSpec[], files: Record<string, string> = {}): Promise<LaunchedRun> {
+  /** `requestedBy` is whose uses the gateway checks each operation against (the run's requester). */
+  async function launch(workspaceId: string, known: readonly SecretSpec[], files: Record<string, string> = {}, requestedBy = 'alice'): Promise<LaunchedRun> {
     const runId = randomUUID();
     const deadline = new Date(Date.now() + 10 * 60_000).toISOString();
     await handleCommand(api.deps, {
-      workspaceId, streamId: runStreamId(runId), decider: runDecider, actor: 'alice', correlationId: runId,
-      command: { type: 'RequestRun', runId, workspaceId, deadline, specRef: `spec:${runId}` },
+      workspaceId, streamId: runStreamId(runId), decider: runDecider, actor: requestedBy, correlationId: runId,
+      command: { type: 'RequestRun', runId, workspaceId, deadline, specRef: `spec:${runId}`, specDigest: 'unused' }, project: projectRun,
     });
     const managed = known.map((s) => ({ name: s.name, value: s.value }));
     const redactor = createRedactor(managed);

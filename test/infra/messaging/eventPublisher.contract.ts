@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../../../domain/events';
 import type { EventPublisher } from '../../../domain/ports/eventPublisher';
-import { InMemoryEventStore } from '../../../infra/memory/inMemoryEventStore';
+import { InMemoryEventStore } from '../../support/inMemoryEventStore';
 
 /** What the broker holds after publishing, read back as a consumer would: message id (if any) and body. */
 export interface Delivered {

@@ -1,7 +1,7 @@
 import { QueueClient } from '@azure/storage-queue';
 import type { ServiceBusMessage, ServiceBusMessageBatch } from '@azure/service-bus';
 import { describe, expect, it } from 'vitest';
-import { InMemoryEventStore } from '../../../infra/memory/inMemoryEventStore';
+import { InMemoryEventStore } from '../../support/inMemoryEventStore';
 import { ServiceBusPublisher, toServiceBusMessage, type EventSender } from '../../../infra/messaging/serviceBusPublisher';
 import { StorageQueuePublisher } from '../../../infra/messaging/storageQueuePublisher';
 import { decodeMessage } from '../../../infra/localhost/queueTrigger';

@@ -9,6 +9,8 @@ import { LaunchRefusedError } from '../../../infra/sandbox/launchErrors';
 import { TICKET_ENV, launchTickets } from '../../../infra/sandbox/launchTickets';
 import { DeliveryOutsideCredentialDirError, LocalProcessSandboxHost, SandboxGoneError } from '../../../infra/sandbox/localProcessSandboxHost';
 import { TemplatePathError } from '../../../infra/sandbox/sandboxFiles';
+import { ChannelRequestError, assertGitCommand } from '../../../infra/sandbox/channels';
+import { UntrustedProgramError, resolveTrustedProgram } from '../../../infra/sandbox/trustedPrograms';
 import { BLOCK_SIZE } from '../../../infra/sandbox/uidBlocks';
 import {
   aSecretValue,
@@ -66,8 +68,11 @@ describe('LocalProcessSandboxHost', () => {
       expect(agent.cwd).toBe(sandbox.workspace);
       for (const p of [agent, op]) {
         expect(p.env).not.toContain('DP_TEST_HOST_ONLY');
-        expect(p.env).toEqual(expect.arrayContaining(['HOME', 'LOG_LEVEL', 'PATH', 'TMPDIR', TICKET_ENV]));
+        expect(p.env).toEqual(expect.arrayContaining(['HOME', 'PATH', 'TMPDIR', TICKET_ENV]));
       }
+      // The RunSpec's standing env is the agent's; a credential process gets the fixed env only.
+      expect(agent.env).toContain('LOG_LEVEL');
+      expect(op.env).not.toContain('LOG_LEVEL');
       if (isRoot) {
         expect(agent.uid).not.toBe(0);
         expect(new Set([agent.uid, op.uid, op2.uid]).size).toBe(3);
@@ -76,6 +81,46 @@ describe('LocalProcessSandboxHost', () => {
       }
     } finally {
       delete process.env.DP_TEST_HOST_ONLY;
+      await host.teardown(sandbox);
+    }
+  });
+
+  it('refuses LD_PRELOAD, NODE_OPTIONS, PATH and GIT_* in the standing env at create, naming the key', async () => {
+    for (const key of ['LD_PRELOAD', 'NODE_OPTIONS', 'PATH', 'GIT_CONFIG_GLOBAL', 'npm_config_proxy']) {
+      const refused = await host.create(aSandbox({ env: { LOG_LEVEL: 'debug', [key]: '/tmp/x' } })).then(() => undefined, (e: unknown) => e);
+      expect(refused).toBeInstanceOf(LaunchRefusedError);
+      expect((refused as LaunchRefusedError).offendingKey).toBe(key);
+      expect((refused as LaunchRefusedError).reason).toBe('reserved-name');
+    }
+  });
+
+  it('a credential process gets a fixed env: standing vars, even ones that would steer node, never reach it', async () => {
+    const sandbox = await host.create(aSandbox({ env: { STANDING_MARKER: 'from-the-run-spec' } }));
+    try {
+      const script = 'console.log(JSON.stringify(process.env))';
+      const env = JSON.parse((await host.exec(sandbox, { argv: ['node', '-e', script], identity: 'credential' })).stdout) as Record<string, string>;
+      expect(env.STANDING_MARKER).toBeUndefined();
+      expect(Object.keys(env).filter((k) => !['PWD', 'OLDPWD', 'SHLVL', '_'].includes(k)).sort()).toEqual(['HOME', 'LANG', 'LC_ALL', 'PATH', 'TMPDIR', TICKET_ENV, 'TZ'].sort());
+      expect(env.PATH?.split(':').every((dir) => path.isAbsolute(dir) && !dir.startsWith(root))).toBe(true);
+      const agent = JSON.parse((await host.exec(sandbox, { argv: [node, '-e', script], identity: 'agent' })).stdout) as Record<string, string>;
+      expect(agent.STANDING_MARKER).toBe('from-the-run-spec');
+    } finally {
+      await host.teardown(sandbox);
+    }
+  });
+
+  it('a credential process runs a program from the trusted directories only: a template file named git is not git', async () => {
+    const sandbox = await host.create(aSandbox({ files: { git: '#!/bin/sh\necho PLANTED\n', 'bin/npm': '#!/bin/sh\necho PLANTED\n' } }));
+    try {
+      for (const program of ['./git', 'git/../git', 'bin/npm', path.join(sandbox.workspace, 'git'), '/tmp/git']) {
+        const refused = await host.exec(sandbox, { argv: [program, '--version'], identity: 'credential' }).then(() => undefined, (e: unknown) => e);
+        expect(refused, program).toBeInstanceOf(UntrustedProgramError);
+      }
+      expect((await host.exec(sandbox, { argv: ['git', '--version'], identity: 'credential' })).stdout).toMatch(/^git version/);
+      expect(() => assertGitCommand('GIT_TOKEN', ['./git', 'clone', 'https://example.com/r.git'])).toThrow(ChannelRequestError);
+      expect(() => assertGitCommand('GIT_TOKEN', [path.join(sandbox.workspace, 'git'), 'clone', 'https://example.com/r.git'])).toThrow(ChannelRequestError);
+      expect(() => assertGitCommand('GIT_TOKEN', [resolveTrustedProgram('git'), 'clone', 'https://example.com/r.git'])).not.toThrow();
+    } finally {
       await host.teardown(sandbox);
     }
   });

@@ -1,21 +1,21 @@
 import type { DomainEvent, RecordedEvent } from '../../domain/events';
 import { TransactionTooLargeError, VersionConflictError } from '../../domain/errors';
 import type {
-  AppendRequest, AppendResult, EventStore, HeadCheckpointer, LogPage, ProjectionRow, StreamRead, VerifyResult,
+  AppendRequest, AppendResult, CheckedProjection, EventStore, HeadCheckpointer, LogPage, ProjectionRow, StreamPosition, StreamRead, VerifyResult,
 } from '../../domain/ports/eventStore';
 import type { Hasher } from '../../domain/ports/hasher';
 import type { Ids } from '../../domain/ports/ids';
 import type { OutboxEntry, OutboxPendingIndex, OutboxStore } from '../../domain/ports/outbox';
-import { nodeHasher } from '../system/nodeHasher';
-import { randomUuidIds } from '../system/randomUuidIds';
-import type { ChainRow, HeadRow, IndexRow } from '../tables/chainVerifier';
-import { verifyChain } from '../tables/chainVerifier';
+import { nodeHasher } from '../../infra/system/nodeHasher';
+import { randomUuidIds } from '../../infra/system/randomUuidIds';
+import type { ChainRow, HeadRow, IndexRow } from '../../infra/tables/chainVerifier';
+import { verifyChain } from '../../infra/tables/chainVerifier';
 import {
   MAX_TRANSACTION_OPERATIONS, assertBodyFits, eventEntity, outboxEntity, projectionEntity, streamIndexEntity,
-} from '../tables/logEntities';
-import { GENESIS_HASH, parseRecord, sealRecords } from '../tables/logRecord';
-import type { Redact } from '../tables/logRecord';
-import { EmptyAppendError } from '../tables/storeErrors';
+} from '../../infra/tables/logEntities';
+import { GENESIS_HASH, parseRecord, sealRecords } from '../../infra/tables/logRecord';
+import type { Redact } from '../../infra/tables/logRecord';
+import { EmptyAppendError } from '../../infra/tables/storeErrors';
 
 export interface InMemoryEventStoreOptions {
   readonly ids?: Ids;
@@ -30,6 +30,8 @@ interface Partition {
   readonly streams: Map<string, IndexRow[]>;
   head: HeadRow | undefined;
   readonly projections: Map<string, string>;
+  /** The stream position each projection row was written at (memory cannot be edited from outside). */
+  readonly projectedFrom: Map<string, StreamPosition>;
   readonly outbox: { sequence: number; eventId: string; streamId: string; type: string }[];
   /** Appends of one workspace run one after another, as the head ETag makes them do in the table. */
   tail: Promise<unknown>;
@@ -85,8 +87,13 @@ export class InMemoryEventStore implements EventStore, OutboxStore {
     partition.streams.set(streamId, stream);
     partition.head = { sequence: last.sequence, hash: last.hash, signature };
     for (const write of projections) {
-      if (write.kind === 'upsert') partition.projections.set(write.key, JSON.stringify(write.value));
-      else partition.projections.delete(write.key);
+      if (write.kind === 'upsert') {
+        partition.projections.set(write.key, JSON.stringify(write.value));
+        partition.projectedFrom.set(write.key, write.derivedFrom ?? { streamId, version: expectedVersion + events.length });
+      } else {
+        partition.projections.delete(write.key);
+        partition.projectedFrom.delete(write.key);
+      }
     }
     return { records: sealed.map((s) => s.record), version: expectedVersion + events.length };
   }
@@ -117,6 +124,23 @@ export class InMemoryEventStore implements EventStore, OutboxStore {
       .filter(([key]) => key.startsWith(keyPrefix))
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([key, text]) => ({ key, value: JSON.parse(text) as Record<string, unknown> }));
+  }
+
+  async readCheckedProjection(workspaceId: string, key: string): Promise<CheckedProjection | undefined> {
+    const value = await this.readProjection(workspaceId, key);
+    return value === undefined ? undefined : this.checked(workspaceId, key, value);
+  }
+
+  async listCheckedProjections(workspaceId: string, keyPrefix: string): Promise<readonly CheckedProjection[]> {
+    return (await this.listProjections(workspaceId, keyPrefix)).map((row) => this.checked(workspaceId, row.key, row.value));
+  }
+
+  private checked(workspaceId: string, key: string, value: Readonly<Record<string, unknown>>): CheckedProjection {
+    const partition = this.partitions.get(workspaceId);
+    const from = partition?.projectedFrom.get(key);
+    if (!from) return { key, value, check: 'forged' };
+    const version = partition?.streams.get(from.streamId)?.length ?? 0;
+    return { key, value, derivedFrom: from, check: version > from.version ? 'stale' : 'verified' };
   }
 
   /** The outbox rows the table store writes as `o:` rows, for tests of code that dispatches them. */
@@ -152,7 +176,7 @@ export class InMemoryEventStore implements EventStore, OutboxStore {
   private partition(workspaceId: string): Partition {
     let partition = this.partitions.get(workspaceId);
     if (!partition) {
-      partition = { rows: [], streams: new Map(), head: undefined, projections: new Map(), outbox: [], tail: Promise.resolve() };
+      partition = { rows: [], streams: new Map(), head: undefined, projections: new Map(), projectedFrom: new Map(), outbox: [], tail: Promise.resolve() };
       this.partitions.set(workspaceId, partition);
     }
     return partition;
