@@ -1,4 +1,5 @@
 // The Functions app's entry point (package.json `main`): importing a feature file registers its triggers.
+import './startup';
 import './health.http';
 import './api.http';
 import './gateway.http';

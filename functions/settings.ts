@@ -91,5 +91,6 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
   const result = settingsSchema.safeParse(env);
   if (result.success) return result.data;
   const problems = result.error.issues.map((i) => `${i.path.join('.') || 'settings'}: ${i.message}`);
-  throw new SettingsError(`Invalid settings:\n  ${problems.join('\n  ')}`);
+  // One line, so a host can print it as the one line that stops the start.
+  throw new SettingsError(`Invalid setting ${problems.join('; ')}`);
 }

@@ -12,6 +12,7 @@ import type { ResolvedSecret } from '../../domain/ports/secretVault';
 import type { RunCommand } from '../../domain/run';
 import { type LeaseDelivery, decideLease } from '../../domain/secretPolicy';
 import { readSecret, requesterIn } from '../../domain/services/leaseDecisions';
+import { readSecretMetadata } from '../../domain/services/secrets';
 import type { ServiceDependencies } from '../../domain/services/dependencies';
 import { HttpProblem } from '../http/problem';
 import { TRUNCATION_MARKER, utf8Prefix } from '../redaction/truncate';
@@ -164,8 +165,12 @@ export class Gateway {
       if (isDomainError(error)) await refuse(`${error.code}: ${error.message}`.slice(0, 300), new HttpProblem(400, error.code, error.message));
       throw error;
     }
-    // From the secret's own stream, not its projection row: a row is only as trustworthy as whoever can write the table.
-    const metadata = await readSecret(this.d.deps.store, binding.workspaceId, operation.secret);
+    // Decided from the secret's own stream, not its projection row: a row is only as trustworthy as whoever can
+    // write the table. The row is still checked, so one edited in storage is reported (ProjectionMismatchDetected).
+    const [metadata] = await Promise.all([
+      readSecret(this.d.deps.store, binding.workspaceId, operation.secret),
+      readSecretMetadata(this.d.deps, binding.workspaceId, operation.secret),
+    ]);
     if (!metadata.exists)
       await refuse('secret not found', new HttpProblem(404, GATEWAY_ERROR.SECRET_NOT_FOUND, `The run's workspace has no secret named ${operation.secret}`));
     const run = (await readRunStream(this.d.deps.store, binding.workspaceId, binding.runId)).state;

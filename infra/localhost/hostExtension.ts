@@ -1,3 +1,5 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
 /**
  * The seam between the local Functions host (registration, HTTP, timers, queues) and extensions that run
  * other trigger types inside it, such as the Durable engine (orchestrationTrigger, activityTrigger,
@@ -54,6 +56,15 @@ export interface ExtensionContext {
   /** App settings (local.settings.json Values merged over the environment). */
   readonly settings: Readonly<Record<string, string | undefined>>;
   readonly log: HostLogger;
+  /** The host's HTTP port, where an extension's `httpPrefix` routes are served (as the real host does). */
+  readonly hostPort: number;
+}
+
+/** Host-level HTTP routes an extension serves on the host's own port, below a path prefix. */
+export interface ExtensionHttpRoutes {
+  /** A path prefix outside the app's route prefix, for example `/runtime/webhooks/durabletask`. */
+  readonly prefix: string;
+  handle(req: IncomingMessage, res: ServerResponse): void;
 }
 
 export interface HostExtension {
@@ -65,5 +76,7 @@ export interface HostExtension {
   start(context: ExtensionContext): Promise<void>;
   /** The value of an input binding of one of `inputBindingTypes`, for one invocation. */
   inputBindingValue(binding: RegisteredBinding): Promise<RpcTypedData>;
+  /** Routes answered on the host's port before the app's functions; they must answer 503 until started. */
+  readonly httpRoutes?: ExtensionHttpRoutes;
   stop(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FunctionRegistration } from './coreApi';
-import type { HostLogger } from './hostExtension';
+import type { ExtensionHttpRoutes, HostLogger } from './hostExtension';
 import { type RawInvocationResult, type Invoker, triggerBindingName } from './invoker';
 import { sendProblem } from './problems';
 import { type CompiledRoute, compileRoute, matchRoute, routePrecedence } from './routes';
@@ -42,6 +42,8 @@ export interface HttpTriggerOptions {
   readonly log: HostLogger;
   /** Host-level routes (outside the route prefix) answered before function routes, keyed by exact path. */
   readonly builtins?: ReadonlyMap<string, (req: IncomingMessage, res: ServerResponse) => void>;
+  /** Extension routes by path prefix (matched case-insensitively, as the real host routes). */
+  readonly extensionRoutes?: readonly ExtensionHttpRoutes[];
 }
 
 class BodyTooLarge extends Error {}
@@ -106,6 +108,9 @@ export function createHttpTriggerListener(options: HttpTriggerOptions): (req: In
     }
     const builtin = options.builtins?.get(url.pathname);
     if (builtin) return builtin(req, res);
+    const lowerPath = url.pathname.toLowerCase();
+    const extension = options.extensionRoutes?.find((r) => lowerPath === r.prefix.toLowerCase() || lowerPath.startsWith(`${r.prefix.toLowerCase()}/`));
+    if (extension) return extension.handle(req, res);
     const segments = splitPath(url.pathname);
     if (!segments) {
       sendProblem(res, { status: 400, title: 'Bad Request', detail: 'The path is not validly percent-encoded.', code: 'HOST.BAD_PATH' });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { CoreInvocationContext, CoreInvocationResponse, CoreLogLevel, CoreRegistry, FunctionRegistration } from './coreApi';
+import type { StorageOutputs } from './storageOutputs';
 import type { HostExtension, HostLogger, InvocationOutcome, RegisteredBinding, RpcTypedData } from './hostExtension';
 
 /** The raw result of one invocation: what the programming model returned, still in RpcTypedData form. */
@@ -22,6 +23,8 @@ export class Invoker {
     private readonly registry: CoreRegistry,
     private readonly extensions: readonly HostExtension[],
     private readonly log: HostLogger,
+    /** Writes blob, queue and table outputs after the function returns; without it they are dropped. */
+    private readonly storageOutputs?: StorageOutputs,
   ) {}
 
   registration(functionName: string): FunctionRegistration {
@@ -106,7 +109,9 @@ export class Invoker {
     const response: CoreInvocationResponse = await invocationModel.getResponse(args.context, post.result);
     const outputData = new Map<string, unknown>();
     for (const item of response.outputData ?? []) if (item.name) outputData.set(item.name, item.data);
-    return { returnValue: response.returnValue, outputData };
+    const result = { returnValue: response.returnValue, outputData };
+    await this.storageOutputs?.write(fn, result, triggerMetadata);
+    return result;
   }
 
   /** The extension-facing form: return value and outputs converted back to plain JS values. */

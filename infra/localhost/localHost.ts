@@ -10,6 +10,7 @@ import { Invoker, triggerBindingName } from './invoker';
 import { LocalHostConfigError } from './problems';
 import { QueuePoller, queueFunctions } from './queueTrigger';
 import { DEFAULT_MAX_BODY_BYTES } from './settings';
+import { STORAGE_OUTPUT_TYPES, StorageOutputs } from './storageOutputs';
 import { TimerScheduler, timerFunctions, type TimerFunction } from './timerTrigger';
 
 export interface LocalHostOptions {
@@ -28,6 +29,7 @@ export interface LocalHostOptions {
 }
 
 export interface LocalHost {
+  readonly appName: string;
   readonly url: string;
   readonly apiUrl: string;
   readonly functions: readonly RegisteredFunction[];
@@ -49,6 +51,29 @@ function toRegistered(fn: FunctionRegistration): RegisteredFunction {
   return { name: fn.name, bindings: fn.bindings, triggerBindingName: triggerName, triggerType: fn.bindings[triggerName]?.type ?? '' };
 }
 
+const oneLine = (error: unknown): string => (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, '; ');
+
+/**
+ * Bindings other than the trigger that nothing here serves: named at start, because a function whose
+ * output is dropped or whose input is empty otherwise fails silently. The HTTP response is served for
+ * HTTP triggers; extensions serve the input types they claim.
+ */
+function unservedBindings(fn: RegisteredFunction, extensions: readonly HostExtension[]): string[] {
+  const lines: string[] = [];
+  for (const [name, binding] of Object.entries(fn.bindings)) {
+    if (name === fn.triggerBindingName) continue;
+    const type = binding.type.toLowerCase();
+    if (binding.direction === 'out') {
+      if (type === 'http' && fn.triggerType.toLowerCase() === 'httptrigger') continue;
+      if (STORAGE_OUTPUT_TYPES.has(type)) continue;
+      lines.push(`${fn.name}: output binding "${name}" (${binding.type}) is not supported by the local host; what the function sets there is dropped.`);
+    } else if (!extensions.some((e) => e.inputBindingTypes.some((t) => t.toLowerCase() === type))) {
+      lines.push(`${fn.name}: input binding "${name}" (${binding.type}) is not supported by the local host; it is left empty.`);
+    }
+  }
+  return lines;
+}
+
 /**
  * Loads a v4 Node.js Functions app and serves it: HTTP triggers, timers, storage queues, and whatever
  * trigger types the given extensions claim. Returns once everything listens.
@@ -64,10 +89,16 @@ export async function createLocalHost(options: LocalHostOptions): Promise<LocalH
     else if (level === 'warning') log.warn(message);
   });
   const removeCoreModule = supplyCoreModule(registry.moduleExports());
-  loadEntryPoints(appEntryPoints(options.appDir));
+  const entryPoints = appEntryPoints(options.appDir);
+  try {
+    await loadEntryPoints(entryPoints);
+  } catch (error) {
+    removeCoreModule();
+    throw error;
+  }
 
   const all = [...registry.functions.values()];
-  const invoker = new Invoker(registry, extensions, log);
+  const invoker = new Invoker(registry, extensions, log, new StorageOutputs({ settings: options.settings, messageEncoding: hostJson.queues.messageEncoding }));
   const registered = all.map(toRegistered);
   const claimed = new Map<HostExtension, RegisteredFunction[]>(extensions.map((e) => [e, []]));
   for (const fn of registered) {
@@ -75,6 +106,7 @@ export async function createLocalHost(options: LocalHostOptions): Promise<LocalH
     const owner = extensions.find((e) => e.triggerTypes.some((t) => t.toLowerCase() === type));
     if (owner) claimed.get(owner)?.push(fn);
     else if (!BUILT_IN_TRIGGERS.has(type)) log.warn(`${fn.name}: trigger type ${fn.triggerType} is not supported by the local host; it will not run.`);
+    for (const line of unservedBindings(fn, extensions)) log.warn(line);
   }
 
   const routes = httpRoutes(all, hostJson.routePrefix);
@@ -90,6 +122,7 @@ export async function createLocalHost(options: LocalHostOptions): Promise<LocalH
       invoker,
       log,
       ...(options.builtins ? { builtins: options.builtins } : {}),
+      extensionRoutes: extensions.flatMap((e) => (e.httpRoutes ? [e.httpRoutes] : [])),
     }),
   );
   const host = options.httpHost ?? '127.0.0.1';
@@ -105,7 +138,14 @@ export async function createLocalHost(options: LocalHostOptions): Promise<LocalH
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host}:${port}`;
 
-  await registry.runHooks('appStart', { hookData: {}, appHookData: registry.appHookData, functionAppDirectory: options.appDir });
+  try {
+    await registry.runHooks('appStart', { hookData: {}, appHookData: registry.appHookData, functionAppDirectory: options.appDir });
+  } catch (error) {
+    // An appStart hook is where an app checks its configuration: its refusal ends the start, in one line.
+    server.close();
+    removeCoreModule();
+    throw new LocalHostConfigError(`${entryPoints.appName} refused to start: ${oneLine(error)}`);
+  }
 
   const started: HostExtension[] = [];
   const scheduler = new TimerScheduler(timers, invoker, log);
@@ -130,6 +170,7 @@ export async function createLocalHost(options: LocalHostOptions): Promise<LocalH
         storageConnectionString: options.storageConnectionString,
         settings: options.settings,
         log,
+        hostPort: port,
       };
       await extension.start(context);
       started.push(extension);
@@ -142,6 +183,7 @@ export async function createLocalHost(options: LocalHostOptions): Promise<LocalH
   }
 
   return {
+    appName: entryPoints.appName,
     url,
     apiUrl: hostJson.routePrefix === '' ? url : `${url}/${hostJson.routePrefix}`,
     functions: registered,

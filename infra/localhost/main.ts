@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import path from 'node:path';
@@ -65,6 +65,20 @@ function describe(host: LocalHost): string[] {
   return lines;
 }
 
+/** This project's app, or a built copy of it (same package name): the one that uses the dev issuer by default. */
+function isThisProject(appDir: string, root: string): boolean {
+  if (path.resolve(appDir) === path.resolve(root)) return true;
+  const name = (file: string): unknown => {
+    try {
+      return (JSON.parse(readFileSync(file, 'utf8')) as { name?: unknown }).name;
+    } catch {
+      return undefined;
+    }
+  };
+  const ours = name(path.join(root, 'package.json'));
+  return typeof ours === 'string' && name(path.join(appDir, 'package.json')) === ours;
+}
+
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
   const { values } = parseArgs({
     args: [...argv],
@@ -94,11 +108,14 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   const appSettings: Record<string, string> = {};
   for (const [k, v] of Object.entries(merged)) appSettings[k] = isDevelopmentStorage(v) ? storage : v;
 
+  const thisProject = isThisProject(appDir, root);
+  // Another app gets this project's dev issuer (its keys, routes and a token) only when it asks for it.
+  const usesDevIssuer = thisProject || appSettings.AUTH_MODE === 'dev';
   let host: LocalHost;
   let issuer: ReturnType<typeof devIssuerSettings> | undefined;
   try {
     try {
-      issuer = devIssuerSettings(appSettings);
+      if (usesDevIssuer) issuer = devIssuerSettings(appSettings);
     } catch (error) {
       if (!(error instanceof DevIssuerRefusedError)) throw error;
     }
@@ -118,13 +135,13 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     throw error;
   }
 
-  const out: string[] = ['', 'Disco Parrot local Functions host (a development host; Azure Functions runs this app in the cloud)'];
+  const out: string[] = ['', thisProject ? 'Disco Parrot local Functions host (a development host; Azure Functions runs this app in the cloud)' : `${host.appName} on the local Functions host (a development host, not Azure Functions)`];
   out.push(`Storage: ${azurite ? `embedded Azurite on 127.0.0.1:${azurite.ports.blob}-${azurite.ports.table} (data in ${azuriteDir.startsWith(root + path.sep) ? path.relative(root, azuriteDir) : azuriteDir})` : 'from AzureWebJobsStorage'}`);
   out.push(`API: ${host.apiUrl}`, '', 'Functions:', ...describe(host), '');
   if (issuer) {
     const token = await mintDevToken('dev-user', issuer);
     out.push('Dev token for dev-user (1 h; `npm run token -- <user>` for another user):', `  ${token}`, '');
-  } else out.push('Dev issuer: refused in the production configuration (DISCO_ENV=production).', '');
+  } else if (usesDevIssuer) out.push('Dev issuer: refused in the production configuration (DISCO_ENV=production).', '');
   out.push('Ready. Ctrl-C stops.');
   console.log(out.join('\n'));
 

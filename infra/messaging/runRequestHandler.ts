@@ -56,7 +56,7 @@ export async function handleRunRequestMessage(raw: unknown, options: RunRequestH
     throw error;
   }
   const parsed = options.schema.safeParse({ ...envelope, spec: rawSpec });
-  const signed = { workspaceId: claims.workspaceId, requestedBy: claims.requestedBy, requestId: claims.requestId };
+  const signed = identityOf({ workspaceId: claims.workspaceId, requestedBy: claims.requestedBy, requestId: claims.requestId });
   if (!parsed.success) {
     const issues = describeIssues(parsed.error);
     return reject('RUN_REQUEST.MALFORMED', `the message does not match the run request schema: ${issues.join('; ')}`, { ...signed, issues });

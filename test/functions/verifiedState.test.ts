@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../../domain/events';
 import type { RunEvent } from '../../domain/run';
 import { requestRun } from '../../domain/services/runs';
+import { recoverWorkspace, removeLiveRecordsAndSeal, requestWorkspaceDeletion, softDeleteWorkspaceVault } from '../../domain/services/workspaceLifecycle';
+import { TableWorkspaceRecords } from '../../infra/tables/tableWorkspaceRecords';
 import type { RunStores } from '../../domain/services/runPorts';
 import { projectionKeys, runStreamId } from '../../domain/streams';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
@@ -143,6 +145,23 @@ describe('membership and roles come from verified state', () => {
   });
 });
 
+describe('rows rebuilt by recovery are sealed like appended ones', () => {
+  it('after deletion and recovery every read verifies: nothing is reported', async () => {
+    const id = await h.workspace('Recovered', [{ name: 'R_TOKEN', value: aSecretValue('r'), allowedHosts: ['example.com'] }]);
+    const deps = { ...h.api.deps, records: new TableWorkspaceRecords(h.api.eventTable, h.api.store.projectionSeal), removeBlobs: async () => 0 };
+    const by = { actor: 'alice', correlationId: 'recover-test' };
+    await requestWorkspaceDeletion(deps, by, id, 7);
+    await softDeleteWorkspaceVault(deps, id, 'recover-test');
+    await removeLiveRecordsAndSeal(deps, id, 'recover-test');
+    await recoverWorkspace(deps, by, id);
+    expect((await h.api.call('GET', `/api/workspaces/${id}`, { token: owner })).status).toBe(200);
+    const listing = await h.api.call('GET', `/api/workspaces/${id}/secrets`, { token: owner });
+    expect(listing.json).toEqual([expect.objectContaining({ name: 'R_TOKEN', allowedHosts: ['example.com'] })]);
+    expect(await h.api.store.readCheckedProjection(id, projectionKeys.secret('R_TOKEN'))).toMatchObject({ check: 'verified' });
+    expect(await mismatches(id)).toEqual([]);
+  });
+});
+
 describe('a secret\'s allowedHosts come from verified state', () => {
   let run: LaunchedRun;
   beforeAll(async () => {
@@ -182,7 +201,7 @@ describe('the RunSpec comes from verified state', () => {
   beforeAll(async () => {
     specs = BlobServiceClient.fromConnectionString(azuriteConnectionString()).getContainerClient(uniqueName('specs'));
     const stores: RunStores = { specs: new BlobRunSpecStore(specs), transcripts: new BlobTranscriptStore(specs) };
-    await h.setSecret(ws, { name: 'MODEL_KEY', value: aSecretValue('sk'), allowedHosts: [] });
+    await h.setSecret(ws, { name: 'MODEL_KEY', value: aSecretValue('sk'), allowedHosts: [], uses: { model: 'members' } });
     runtime = {
       deps: h.api.deps, stores, host: h.host, bearers: h.bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(),
       gatewayUrl: 'http://127.0.0.1:9/api/gateway/operations', removeLeftovers: leftoverRemover({ sandboxRoot: rootDir, credentialRoot: rootDir }), live: new Map(),

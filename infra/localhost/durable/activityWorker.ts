@@ -1,5 +1,6 @@
 import type { ExtensionContext, HostLogger } from '../hostExtension';
-import { EventType, toJsonText, type HistoryEvent } from './historyEvents';
+import { HTTP_ACTIVITY, runDurableHttp } from './durableHttp';
+import { activityFailure, EventType, toJsonText, type HistoryEvent } from './historyEvents';
 import { Poller, Semaphore } from './concurrency';
 import { taskKey, type OrchestrationEngine } from './orchestrationEngine';
 import type { Received, WorkItem, WorkQueues } from './workQueues';
@@ -84,14 +85,11 @@ export class ActivityWorker {
   private async execute(item: WorkItem): Promise<HistoryEvent> {
     const at = () => new Date().toISOString();
     try {
-      const outcome = await this.deps.invoke(item.name, { json: item.input });
-      return { EventType: EventType.TaskCompleted, EventId: -1, Timestamp: at(), TaskScheduledId: item.taskId, Result: toJsonText(outcome.returnValue) };
+      const returned = item.name === HTTP_ACTIVITY ? await runDurableHttp(JSON.parse(item.input)) : (await this.deps.invoke(item.name, { json: item.input })).returnValue;
+      return { EventType: EventType.TaskCompleted, EventId: -1, Timestamp: at(), TaskScheduledId: item.taskId, Result: toJsonText(returned) };
     } catch (error) {
       const e = error instanceof Error ? error : new Error(String(error));
-      return {
-        EventType: EventType.TaskFailed, EventId: -1, Timestamp: at(), TaskScheduledId: item.taskId, Reason: e.message,
-        FailureDetails: { ErrorType: e.name || 'Error', ErrorMessage: e.message, ...(e.stack ? { StackTrace: e.stack } : {}) },
-      };
+      return { EventType: EventType.TaskFailed, EventId: -1, Timestamp: at(), TaskScheduledId: item.taskId, ...activityFailure(item.name, e) };
     }
   }
 }

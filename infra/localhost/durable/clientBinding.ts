@@ -1,8 +1,10 @@
 /**
  * The durableClient input binding value, in the shape the Durable extension hands to the Node worker and
- * durable-functions' getClient reads (OrchestrationClientInputData). The client library calls `rpcBaseUrl`
- * when it is present and never adds query parameters to it, so the per-start key is a path segment there;
- * the management URL templates carry it as `code`, as in Azure. Both reach only the loopback RPC server.
+ * durable-functions' getClient reads (OrchestrationClientInputData). Every URL points at the host's own
+ * port under `/runtime/webhooks/durabletask`, as `func start` serves them, so the URLs
+ * `createCheckStatusResponse` returns work as returned. The management URL templates carry the per-start key
+ * as `code`, as in Azure; the client library calls `rpcBaseUrl` when present and never adds query
+ * parameters to it, so there the key is a path segment (`.../durabletask/rpc/<key>/`).
  */
 export interface DurableClientBinding {
   taskHubName: string;
@@ -17,10 +19,10 @@ export interface DurableClientBinding {
 }
 
 export const WEBHOOK_PREFIX = '/runtime/webhooks/durabletask';
-export const RPC_PREFIX = '/durabletask';
+export const RPC_PREFIX = `${WEBHOOK_PREFIX}/rpc`;
 
 export function clientBinding(hub: string, port: number, key: string): DurableClientBinding {
-  const origin = `http://127.0.0.1:${port}`;
+  const origin = hostOrigin(port);
   const base = `${origin}${WEBHOOK_PREFIX}`;
   const code = `code=${encodeURIComponent(key)}`;
   const q = `taskHub=${hub}&connection=Storage&${code}`;
@@ -50,3 +52,6 @@ export function clientBinding(hub: string, port: number, key: string): DurableCl
     grpcHttpClientTimeout: '00:01:40',
   };
 }
+
+/** The origin the client URLs use: the host's port on loopback, the only names its Host check admits. */
+export const hostOrigin = (port: number): string => `http://127.0.0.1:${port}`;

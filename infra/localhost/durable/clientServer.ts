@@ -1,9 +1,8 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventType } from './historyEvents';
 import type { InstanceStore } from './instanceStore';
+import { schedulerId, type EntityRunner } from './entities';
 import type { DeliverResult, OrchestrationEngine } from './orchestrationEngine';
 import { filterFromQuery, matchesFilter, statusView } from './statusView';
 import { RPC_PREFIX, WEBHOOK_PREFIX } from './clientBinding';
@@ -13,8 +12,11 @@ const MAX_BODY_BYTES = 1024 * 1024 + 64 * 1024;
 export interface ClientServerDeps {
   readonly engine: OrchestrationEngine;
   readonly store: InstanceStore;
+  readonly entities: EntityRunner;
   /** Registered orchestrator names by lower-cased name (function names are case-insensitive). */
   readonly orchestrators: ReadonlyMap<string, string>;
+  /** The host's HTTP port, on which these routes are served. */
+  readonly port: number;
 }
 
 class HttpError extends Error {
@@ -26,31 +28,18 @@ class HttpError extends Error {
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
 
 /**
- * The Durable extension's HTTP API as durable-functions' DurableClient calls it (start, status, query,
- * raise event, terminate, suspend, resume, purge), on 127.0.0.1 only, behind a key generated at each start.
+ * The Durable extension's HTTP API as durable-functions' DurableClient and the management URLs call it
+ * (start, status, query, raise event, terminate, suspend, resume, purge), served on the host's port under
+ * `/runtime/webhooks/durabletask`, to loopback Host names only, behind a key generated at each start.
  */
 export class ClientServer {
   readonly key = randomBytes(32).toString('base64url');
   private readonly keyDigest = digest(this.key);
-  private server: Server | undefined;
-  port = 0;
 
   constructor(private readonly deps: ClientServerDeps) {}
 
-  async listen(): Promise<number> {
-    const server = createServer((req, res) => void this.handle(req, res));
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    this.server = server;
-    this.port = (server.address() as AddressInfo).port;
-    return this.port;
-  }
-
-  async close(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+  get port(): number {
+    return this.deps.port;
   }
 
   private keyMatches(candidate: string | null): boolean {
@@ -60,20 +49,21 @@ export class ClientServer {
   /** The route below the prefix, or undefined when the request does not carry the key. */
   private authorise(url: URL): string | undefined {
     const path = url.pathname;
-    if (path.startsWith(`${WEBHOOK_PREFIX}/`) && this.keyMatches(url.searchParams.get('code'))) return path.slice(WEBHOOK_PREFIX.length + 1);
-    if (path.startsWith(`${RPC_PREFIX}/`)) {
+    const below = (prefix: string): boolean => path.toLowerCase().startsWith(`${prefix.toLowerCase()}/`);
+    if (below(RPC_PREFIX)) {
       const rest = path.slice(RPC_PREFIX.length + 1);
       const slash = rest.indexOf('/');
-      if (slash > 0 && this.keyMatches(decodeURIComponent(rest.slice(0, slash)))) return rest.slice(slash + 1);
+      return slash > 0 && this.keyMatches(decodeURIComponent(rest.slice(0, slash))) ? rest.slice(slash + 1) : undefined;
     }
+    if (below(WEBHOOK_PREFIX) && this.keyMatches(url.searchParams.get('code'))) return path.slice(WEBHOOK_PREFIX.length + 1);
     return undefined;
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      // Only loopback names: a page in a browser cannot reach this server through DNS rebinding.
-      const host = req.headers.host ?? '';
-      if (host !== `127.0.0.1:${this.port}` && host !== `localhost:${this.port}`) throw new HttpError(403, 'Forbidden');
+      // Only loopback names: a page in a browser cannot reach these routes through DNS rebinding.
+      const host = (req.headers.host ?? '').toLowerCase();
+      if (!LOOPBACK_NAMES.some((name) => host === `${name}:${this.port}`)) throw new HttpError(403, 'Forbidden');
       const url = new URL(req.url ?? '/', `http://127.0.0.1:${this.port}`);
       const route = this.authorise(url);
       if (route === undefined) throw new HttpError(401, 'Unauthorized');
@@ -84,6 +74,22 @@ export class ClientServer {
       const status = error instanceof HttpError ? error.status : 500;
       send(res, status, { message: error instanceof HttpError ? error.message : 'The local Durable engine failed to handle the request.' });
     }
+  }
+
+  /** The extension's entity API: GET reads the state (404 when none), POST `?op=` signals an operation. */
+  private async entity(method: string, name: string, key: string, query: URLSearchParams, body: string): Promise<{ status: number; json: unknown }> {
+    const { entities } = this.deps;
+    const id = schedulerId(name, key);
+    if (method === 'GET') {
+      const state = await entities.readState(id);
+      if (state === undefined) throw new HttpError(404, `No entity '${id}' found.`);
+      return { status: 200, json: JSON.parse(state) as unknown };
+    }
+    if (method !== 'POST') throw new HttpError(405, 'Method not allowed');
+    if (!entities.hasEntity(name)) throw new HttpError(404, `No entity function named '${name}'.`);
+    const input = body === '' ? undefined : validJson(body);
+    entities.signal(id, { id: randomUUID(), name: query.get('op') || 'default', signal: true, input });
+    return { status: 202, json: {} };
   }
 
   private async route(method: string, parts: string[], query: URLSearchParams, body: string): Promise<{ status: number; json: unknown }> {
@@ -98,6 +104,7 @@ export class ClientServer {
       if (result === 'exists') throw new HttpError(409, `An instance with ID '${instanceId}' already exists.`);
       return { status: 202, json: { id: instanceId } }; // only the id: management URLs carry the key
     }
+    if (head === 'entities' && id && action !== undefined && parts.length === 3) return this.entity(method, id, action, query, body);
     if (head !== 'instances') throw new HttpError(404, 'Not found');
 
     if (!id) {
@@ -146,6 +153,13 @@ export class ClientServer {
     if (delivered === 'terminal') return { status: 410, json: { message: `Instance '${id}' has already finished.` } };
     return { status: 202, json: { id } };
   }
+}
+
+const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]'];
+
+/** Answers a request that reached the routes before the engine started or after it stopped. */
+export function sendUnavailable(res: ServerResponse): void {
+  send(res, 503, { message: 'The local Durable engine is not running.' });
 }
 
 const controlKey = (engine: OrchestrationEngine): string => `c-${engine.nextOrder()}-${randomBytes(4).toString('hex')}`;

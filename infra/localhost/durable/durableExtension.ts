@@ -1,8 +1,10 @@
 import { z } from 'zod';
+import { LocalHostConfigError } from '../problems';
 import type { ExtensionContext, HostExtension, RegisteredBinding, RpcTypedData } from '../hostExtension';
 import { ActivityWorker } from './activityWorker';
-import { clientBinding } from './clientBinding';
-import { ClientServer } from './clientServer';
+import { EntityRunner } from './entities';
+import { clientBinding, hostOrigin, WEBHOOK_PREFIX } from './clientBinding';
+import { ClientServer, sendUnavailable } from './clientServer';
 import { InstanceStore } from './instanceStore';
 import { OrchestrationEngine } from './orchestrationEngine';
 import { taskHubNames } from './taskHub';
@@ -29,6 +31,7 @@ interface Running {
   readonly worker: ActivityWorker;
   readonly timers: TimerPump;
   readonly server: ClientServer;
+  readonly entities: EntityRunner;
 }
 
 /**
@@ -40,14 +43,14 @@ export function createDurableExtension(options: DurableExtensionOptions = {}): H
   let running: Running | undefined;
   return {
     name: 'durable',
-    triggerTypes: ['orchestrationTrigger', 'activityTrigger'],
+    triggerTypes: ['orchestrationTrigger', 'activityTrigger', 'entityTrigger'],
     inputBindingTypes: ['durableClient', 'orchestrationClient'],
 
     async start(ctx: ExtensionContext): Promise<void> {
       const parsed = settingsSchema.safeParse(ctx.settings);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        throw new Error(`Setting ${String(issue?.path[0] ?? 'DURABLE_*')} ${issue?.message ?? 'is invalid'}.`);
+        throw new LocalHostConfigError(`Setting ${String(issue?.path[0] ?? 'DURABLE_*')} ${issue?.message ?? 'is invalid'}.`);
       }
       const settings = parsed.data;
       const names = taskHubNames(options.taskHub ?? settings.DURABLE_TASK_HUB);
@@ -59,29 +62,45 @@ export function createDurableExtension(options: DurableExtensionOptions = {}): H
         ctx.functions.filter((f) => f.triggerType.toLowerCase() === 'orchestrationtrigger').map((f) => [f.name.toLowerCase(), f.name] as const),
       );
       const invoke: ExtensionContext['invoke'] = (name, trigger, metadata) => ctx.invoke(name, trigger, metadata);
+      const entityFunctions = new Map(
+        ctx.functions.filter((f) => f.triggerType.toLowerCase() === 'entitytrigger').map((f) => [f.name.toLowerCase(), f.name] as const),
+      );
+      const entities = new EntityRunner(ctx.storageConnectionString, `${names.hub}Entities`, entityFunctions, invoke, ctx.log);
+      await entities.ensureTable();
       let worker: ActivityWorker | undefined;
       const engine = new OrchestrationEngine({
         store, queues, invoke, log: ctx.log,
         maxConcurrentEpisodes: options.maxConcurrentOrchestrations ?? settings.DURABLE_MAX_CONCURRENT_ORCHESTRATIONS ?? 8,
         onWorkItems: () => worker?.nudge(),
+        entities,
       });
       worker = new ActivityWorker({
         queues, engine, invoke, log: ctx.log,
         maxConcurrentActivities: options.maxConcurrentActivities ?? settings.DURABLE_MAX_CONCURRENT_ACTIVITIES ?? 16,
       });
       const timers = new TimerPump(queues, engine, ctx.log);
-      const server = new ClientServer({ engine, store, orchestrators });
-      const port = await server.listen();
+      const server = new ClientServer({ engine, store, entities, orchestrators, port: ctx.hostPort });
       const resumed = await engine.recover();
       worker.start();
       timers.start();
-      running = { hub: names.hub, engine, worker, timers, server };
-      ctx.log.info(`durable: task hub "${names.hub}", ${orchestrators.size} orchestrator(s), ${resumed} in-flight orchestration(s) resumed; client API on 127.0.0.1:${port} (key generated for this start)`);
+      running = { hub: names.hub, engine, worker, timers, server, entities };
+      ctx.log.info(`durable: task hub "${names.hub}", ${orchestrators.size} orchestrator(s), ${resumed} in-flight orchestration(s) resumed; management API on ${hostOrigin(ctx.hostPort)}${WEBHOOK_PREFIX} (key generated for this start)`);
     },
 
     async inputBindingValue(_binding: RegisteredBinding): Promise<RpcTypedData> {
       if (!running) throw new Error('The Durable extension has not started.');
       return { json: JSON.stringify(clientBinding(running.hub, running.server.port, running.server.key)) };
+    },
+
+    httpRoutes: {
+      prefix: WEBHOOK_PREFIX,
+      handle(req, res) {
+        if (running) void running.server.handle(req, res);
+        else {
+          req.resume();
+          sendUnavailable(res);
+        }
+      },
     },
 
     async stop(): Promise<void> {
@@ -90,7 +109,7 @@ export function createDurableExtension(options: DurableExtensionOptions = {}): H
       if (!r) return;
       await Promise.all([r.worker.stop(), r.timers.stop()]);
       await r.engine.idle();
-      await r.server.close();
+      await r.entities.idle();
     },
   };
 }

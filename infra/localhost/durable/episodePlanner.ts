@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EventType, toJsonText, type HistoryEvent } from './historyEvents';
 import { retryDelayMs, type OrchestratorAction, type RetryOptions } from './orchestratorActions';
 
@@ -135,6 +136,15 @@ export function planActions(counters: ReplayCounters, actions: readonly Orchestr
         return { scheduled, continueAsNew: { input: action.input } };
       case 'unsupported':
         return { scheduled, unsupported: action.actionType };
+      case 'entity': {
+        // Numbered like an activity (callEntity) or a fire-and-forget action (signalEntity); the executor
+        // re-keys a call's task by the request id it reads from this EventSent, and the response arrives
+        // as an EventRaised named by that id.
+        const id = counters.nextSequence++;
+        const request = { id: randomUUID(), op: action.operation, signal: action.signal, input: action.input === undefined ? undefined : JSON.stringify(action.input), parent: instanceId };
+        scheduled.push({ EventType: EventType.EventSent, EventId: id, Timestamp: at, Name: action.operation, InstanceId: action.schedulerId, Input: JSON.stringify(request) });
+        break;
+      }
       case 'timer': {
         const id = counters.nextSequence++;
         scheduled.push({ EventType: EventType.TimerCreated, EventId: id, Timestamp: at, FireAt: action.fireAt });
@@ -161,6 +171,16 @@ export interface OpenWork {
   readonly activities: HistoryEvent[];
   readonly timers: HistoryEvent[];
   readonly subOrchestrations: HistoryEvent[];
+  /** callEntity requests (EventSent, not signals) whose response is neither in history nor the inbox. */
+  readonly entityCalls: HistoryEvent[];
+}
+
+function entityRequest(e: HistoryEvent): { id?: unknown; signal?: unknown } {
+  try {
+    return JSON.parse(e.Input ?? '{}') as { id?: unknown; signal?: unknown };
+  } catch {
+    return {};
+  }
 }
 
 /** Work history scheduled whose completion neither history nor the inbox holds yet: what recovery re-dispatches. */
@@ -168,9 +188,15 @@ export function openWork(history: readonly HistoryEvent[], inbox: readonly Histo
   const all = [...history, ...inbox];
   const completedTasks = new Set(all.filter((e) => SUCCEEDED.has(e.EventType) || FAILED.has(e.EventType)).map((e) => e.TaskScheduledId));
   const firedTimers = new Set(all.filter((e) => e.EventType === EventType.TimerFired).map((e) => e.TimerId));
+  const raisedNames = new Set<unknown>(all.filter((e) => e.EventType === EventType.EventRaised).map((e) => e.Name));
   return {
     activities: history.filter((e) => e.EventType === EventType.TaskScheduled && !completedTasks.has(e.EventId)),
     timers: history.filter((e) => e.EventType === EventType.TimerCreated && !firedTimers.has(e.EventId)),
     subOrchestrations: history.filter((e) => e.EventType === EventType.SubOrchestrationInstanceCreated && !completedTasks.has(e.EventId)),
+    entityCalls: history.filter((e) => {
+      if (e.EventType !== EventType.EventSent) return false;
+      const request = entityRequest(e);
+      return request.signal !== true && !raisedNames.has(request.id);
+    }),
   };
 }

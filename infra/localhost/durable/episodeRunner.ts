@@ -91,11 +91,13 @@ export async function planEpisode(loaded: LoadedInstance, invoke: ExtensionConte
   let restartWith: string | undefined;
   if (failure === undefined && state) {
     const plan = planActions(record.counters, flattenActions(state.actions), now, record.instanceId);
-    if (plan.unsupported !== undefined) failure = `The local Durable engine does not support action type ${plan.unsupported} (entities and durable HTTP are not implemented).`;
+    if (plan.unsupported !== undefined) failure = `The local Durable engine does not support action type ${plan.unsupported} (durable entities are not implemented).`;
     else if (plan.continueAsNew) restartWith = toJsonText(plan.continueAsNew.input);
     else if (state.isDone) {
       status = 'Completed';
       record.output = toJsonText(state.output ?? null);
+      // Signals are fire-and-forget: an orchestration may signal an entity and return in the same episode.
+      scheduled.push(...plan.scheduled.filter((e) => e.EventType === EventType.EventSent));
     } else scheduled.push(...plan.scheduled);
   }
   if (failure !== undefined) {

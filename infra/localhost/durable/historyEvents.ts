@@ -18,6 +18,7 @@ export const EventType = {
   TimerFired: 11,
   OrchestratorStarted: 12,
   OrchestratorCompleted: 13,
+  EventSent: 14,
   EventRaised: 15,
   ContinueAsNew: 16,
   ExecutionSuspended: 19,
@@ -65,4 +66,41 @@ export function parseJsonText(text: string | undefined): unknown {
   } catch {
     return text;
   }
+}
+
+/** What a failure event carries, as the Durable extension writes it, so every durable-functions 3.x reads it. */
+export interface FailureFields {
+  readonly Reason: string;
+  readonly Details: string;
+  readonly FailureDetails?: HistoryEvent['FailureDetails'];
+}
+
+/**
+ * `Reason` is the extension's one-line summary and `Details` its serialised exception (the worker's
+ * RpcException as Newtonsoft.Json writes it); durable-functions before 3.5 reads only these two (as
+ * `new Error(`${Reason} \n ${Details}`)`) and fails the orchestration when either is missing. 3.5 and
+ * later prefer `FailureDetails` and throw a TaskFailedError from it.
+ */
+export function activityFailure(functionName: string, error: Error): FailureFields {
+  const type = error.name || 'Error';
+  return {
+    Reason: `Activity function '${functionName}' failed: ${error.message}`,
+    Details: serialisedException(`Result: Failure\nException: ${type}: ${error.message}${error.stack ? `\nStack: ${error.stack}` : ''}`, error.stack),
+    FailureDetails: { ErrorType: type, ErrorMessage: error.message, ...(error.stack ? { StackTrace: error.stack } : {}) },
+  };
+}
+
+/** A sub-orchestration's failure: the child's own failure reason, as the parent's task sees it. */
+export function subOrchestrationFailure(reason: string): FailureFields {
+  return { Reason: reason, Details: serialisedException(reason, undefined) };
+}
+
+function serialisedException(message: string, stack: string | undefined): string {
+  return JSON.stringify({
+    $type: 'Microsoft.Azure.WebJobs.Script.Workers.Rpc.RpcException, Microsoft.Azure.WebJobs.Script',
+    ClassName: 'Microsoft.Azure.WebJobs.Script.Workers.Rpc.RpcException',
+    Message: message,
+    InnerException: null,
+    StackTraceString: stack ?? null,
+  });
 }

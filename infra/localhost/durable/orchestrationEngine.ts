@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ExtensionContext, HostLogger } from '../hostExtension';
-import { EventType, parseJsonText, type HistoryEvent } from './historyEvents';
+import type { EntityRunner } from './entities';
+import { EventType, parseJsonText, subOrchestrationFailure, type HistoryEvent } from './historyEvents';
 import { openWork, type InboxItem } from './episodePlanner';
 import { newExecutionId, planEpisode, type LoadedInstance } from './episodeRunner';
 import { InstanceExistsError, isTerminal, type InstanceRecord, type InstanceStore } from './instanceStore';
@@ -16,6 +17,8 @@ export interface EngineDeps {
   readonly clock?: () => Date;
   /** Called after work items were enqueued, so the activity worker polls at once. */
   readonly onWorkItems?: () => void;
+  /** Runs entity operations that orchestrations call or signal; without it they are dropped. */
+  readonly entities?: EntityRunner;
 }
 
 export interface ParentLink {
@@ -135,7 +138,9 @@ export class OrchestrationEngine {
     const s = await this.load(instanceId);
     if (!s) return;
     const work = openWork(s.history.map((h) => h.event), [...s.pending.values()].map((p) => p.event));
-    await this.dispatch(s, [...work.activities, ...work.timers, ...work.subOrchestrations]);
+    // An entity call that was running when the host died runs again (at least once, like an activity);
+    // a signal is not re-sent, as it may have run.
+    await this.dispatch(s, [...work.activities, ...work.timers, ...work.subOrchestrations, ...work.entityCalls]);
     this.requestEpisode(instanceId);
   }
 
@@ -230,6 +235,8 @@ export class OrchestrationEngine {
         sends.push(this.deps.queues.workItems.send({ instanceId, executionId, taskId: e.EventId, name: e.Name ?? '', input: e.Input ?? 'null' }));
       } else if (e.EventType === EventType.TimerCreated && e.FireAt) {
         sends.push(this.deps.queues.control.send({ instanceId, executionId, timerId: e.EventId, fireAt: e.FireAt }, (Date.parse(e.FireAt) - now) / 1000));
+      } else if (e.EventType === EventType.EventSent && e.InstanceId && e.Input) {
+        this.sendToEntity(instanceId, executionId, e.EventId, e.InstanceId, e.Input);
       } else if (e.EventType === EventType.SubOrchestrationInstanceCreated && e.InstanceId) {
         // Detached: the child's start may need to notify this instance, whose actor is running us.
         const parent: ParentLink = { instanceId, executionId, taskId: e.EventId };
@@ -241,12 +248,29 @@ export class OrchestrationEngine {
     if (work > 0) this.deps.onWorkItems?.();
   }
 
+  /** Runs a callEntity/signalEntity request; a call's response comes back as an EventRaised named by its id. */
+  private sendToEntity(instanceId: string, executionId: string, taskId: number, entityId: string, requestText: string): void {
+    const entities = this.deps.entities;
+    const request = JSON.parse(requestText) as { id: string; op: string; signal: boolean; input?: string };
+    const operation = { id: request.id, name: request.op, signal: request.signal, input: request.input };
+    if (!entities) return;
+    if (request.signal) return entities.signal(entityId, operation);
+    void entities
+      .run(entityId, operation)
+      .catch((error: unknown) => ({ isError: true, result: JSON.stringify({ message: describe(error) }) }))
+      .then((outcome) => {
+        const response = { result: outcome.result ?? 'null', ...(outcome.isError ? { exceptionType: 'Error' } : {}) };
+        return this.deliver(instanceId, executionId, { EventType: EventType.EventRaised, EventId: -1, Timestamp: this.clock().toISOString(), Name: request.id, Input: JSON.stringify(response) }, `e-${executionId}-${taskId}`);
+      })
+      .catch((error: unknown) => this.deps.log.error(`durable: entity ${entityId} response to ${instanceId} failed: ${describe(error)}`));
+  }
+
   private async startChild(name: string, childId: string, input: string | undefined, parent: ParentLink): Promise<void> {
     const result = await this.start(name, childId, input, parent);
     if (result === 'exists') {
       await this.deliver(parent.instanceId, parent.executionId, {
         EventType: EventType.SubOrchestrationInstanceFailed, EventId: -1, Timestamp: this.clock().toISOString(), TaskScheduledId: parent.taskId,
-        Reason: `An orchestration with instance id '${childId}' is already running.`, Details: '',
+        ...subOrchestrationFailure(`An orchestration with instance id '${childId}' is already running.`),
       }, subKey(parent.executionId, parent.taskId));
       return;
     }
@@ -260,7 +284,7 @@ export class OrchestrationEngine {
     const event: HistoryEvent =
       child.status === 'Completed'
         ? { EventType: EventType.SubOrchestrationInstanceCompleted, EventId: -1, Timestamp: at, TaskScheduledId: child.parentTaskId, Result: child.output ?? 'null' }
-        : { EventType: EventType.SubOrchestrationInstanceFailed, EventId: -1, Timestamp: at, TaskScheduledId: child.parentTaskId, Reason: String(parseJsonText(child.output) ?? child.status), Details: '' };
+        : { EventType: EventType.SubOrchestrationInstanceFailed, EventId: -1, Timestamp: at, TaskScheduledId: child.parentTaskId, ...subOrchestrationFailure(String(parseJsonText(child.output) ?? child.status)) };
     await this.deliver(child.parentInstanceId, child.parentExecutionId, event, subKey(child.parentExecutionId, child.parentTaskId));
   }
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HTTP_ACTIVITY } from './durableHttp';
 
 /** ActionType numbers of durable-functions' actions (lib/src/actions/ActionType). */
 export const ActionType = {
@@ -37,6 +38,7 @@ export type OrchestratorAction =
   | { kind: 'timer'; fireAt: string; isCanceled: boolean }
   | { kind: 'waitForEvent'; name: string }
   | { kind: 'continueAsNew'; input: unknown }
+  | { kind: 'entity'; schedulerId: string; operation: string; input: unknown; signal: boolean }
   | { kind: 'unsupported'; actionType: number };
 
 const orchestratorStateSchema = z.object({
@@ -112,6 +114,12 @@ function toAction(raw: RawAction): OrchestratorAction {
       return { kind: 'timer', fireAt: new Date(str(raw.fireAt, 'fireAt')).toISOString(), isCanceled: raw.isCanceled === true };
     case ActionType.WaitForExternalEvent:
       return { kind: 'waitForEvent', name: str(raw.externalEventName, 'event name') };
+    case ActionType.CallHttp:
+      // The extension runs callHttp as its built-in HTTP activity; so does this engine (durableHttp.ts).
+      return { kind: 'activity', name: HTTP_ACTIVITY, input: raw.httpRequest };
+    case ActionType.CallEntity:
+    case ActionType.SignalEntity:
+      return { kind: 'entity', schedulerId: str(raw.instanceId, 'entity id'), operation: str(raw.operation, 'operation'), input: raw.input, signal: raw.actionType === ActionType.SignalEntity };
     case ActionType.ContinueAsNew:
       return { kind: 'continueAsNew', input: decodeProcessedInput(raw.input) };
     default:

@@ -15,7 +15,7 @@ describe('local host: HTTP triggers (child process, fixture app)', () => {
     keyDir = mkdtempSync(path.join(tmpdir(), 'dev-issuer-'));
     host = await startLocalHost({
       app: 'test/fixtures/apps/basic',
-      env: { AzureWebJobsStorage: azuriteConnectionString(), FIXTURE_QUEUE: uniqueName('httpq'), DEV_ISSUER_KEY_DIR: keyDir },
+      env: { AzureWebJobsStorage: azuriteConnectionString(), FIXTURE_QUEUE: uniqueName('httpq'), DEV_ISSUER_KEY_DIR: keyDir, AUTH_MODE: 'dev' },
       args: ['--no-extensions'],
     });
   });

@@ -15,7 +15,7 @@ describe('npm run token and the host-served dev issuer keys', () => {
     host = await startLocalHost({
       app: 'test/fixtures/apps/basic',
       args: ['--no-extensions'],
-      env: { AzureWebJobsStorage: azuriteConnectionString(), FIXTURE_QUEUE: uniqueName('tokq'), DEV_ISSUER_KEY_DIR: keyDir },
+      env: { AzureWebJobsStorage: azuriteConnectionString(), FIXTURE_QUEUE: uniqueName('tokq'), DEV_ISSUER_KEY_DIR: keyDir, AUTH_MODE: 'dev' },
     });
   });
   afterAll(async () => {
