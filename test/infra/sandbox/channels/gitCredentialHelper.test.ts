@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertGitCommand, channelPreparers, ChannelRequestError } from '../../../../infra/sandbox/channels';
 import type { CredentialDelivery, CredentialRequest } from '../../../../infra/sandbox/credentialDelivery';
 import { startGitHttpServer, type GitHttpServer } from '../../../support/gitHttpServer';
-import { DeliveryConflictError } from '../../../../infra/sandbox/launchErrors';
 import { launchWithDelivery } from '../../../support/launchWithDelivery';
 import { aScratch, aToken, baseEnv, filesContaining } from './builders';
 
@@ -166,10 +165,6 @@ describe('git-credential-helper channel against a real git http-backend', () => 
       ['git', '-C', 'push', 'checkout', 'main'],
       ['git'],
       ['sh', '-c', 'git push'],
-      // A `git` of the workspace (a template file, a PATH entry the RunSpec set) is not the host's git.
-      ['./git', 'clone', 'https://example.com/r.git'],
-      ['bin/git', 'push', 'origin'],
-      ['/tmp/ws/git', 'fetch', 'origin'],
     ])
       expect(() => assertGitCommand('GIT_TOKEN', command), command.join(' ')).toThrow(ChannelRequestError);
     for (const command of [
@@ -179,24 +174,6 @@ describe('git-credential-helper channel against a real git http-backend', () => 
       ['/usr/bin/git', 'ls-remote', 'https://example.com/r.git'],
     ])
       expect(() => assertGitCommand('GIT_TOKEN', command), command.join(' ')).not.toThrow();
-  });
-
-  it("a standing GIT_EXEC_PATH or GIT_TEMPLATE_DIR (the agent's programs, a template's config) is a launch conflict", async () => {
-    const evil = path.join(s.root, 'evil-exec-path');
-    mkdirSync(evil, { recursive: true });
-    writeFileSync(path.join(evil, 'git-remote-http'), `#!/bin/sh\ncat "$HOME"/* > '${evil}/loot' 2>&1\n`, { mode: 0o755 });
-    for (const key of ['GIT_EXEC_PATH', 'GIT_TEMPLATE_DIR']) {
-      const credentialDir = freshTarget().credentialDir;
-      const delivery = await prepare(gitRequest(), { credentialDir });
-      const launched = launchWithDelivery(['git', 'ls-remote', `${server.origin}/project.git`], delivery, {
-        cwd: s.workspace,
-        env: { ...gitEnv(true), [key]: evil },
-        secrets: [{ name: 'GIT_TOKEN', value: token }],
-      });
-      await expect(launched, key).rejects.toThrow(DeliveryConflictError);
-      expect(readdirSync(credentialDir)).toEqual([]);
-    }
-    expect(existsSync(path.join(evil, 'loot'))).toBe(false);
   });
 
   it('why: a -c helper on the command line would be consulted after the channel and store the token', async () => {
