@@ -18,7 +18,7 @@ import type {
 } from '../../domain/ports/sandboxHost';
 import type { CredentialDelivery, DeliveryTarget } from './credentialDelivery';
 import { guardedLauncher, type GuardedLauncher, type LaunchedProcess } from './guardedLauncher';
-import { enterPrefix, processesIn, startPidNamespace, type Identity, type PidNamespace } from './pidNamespace';
+import { enterPrefix, plainPrefix, processesIn, startPidNamespace, type Identity, type PidNamespace } from './pidNamespace';
 import { chownTree, insideRoot, writeTemplateFiles } from './sandboxFiles';
 import { claimUidBlock, type UidBlock } from './uidBlocks';
 
@@ -217,7 +217,7 @@ export class LocalProcessSandboxHost implements SandboxHost {
     const launched = await this.launcher
       .start({
         argv: command.argv,
-        ...(sandbox.ns && identity ? { prefix: enterPrefix(sandbox.ns, identity, cwd) } : {}),
+        prefix: sandbox.ns && identity ? enterPrefix(sandbox.ns, identity, cwd) : plainPrefix(cwd),
         standingEnv,
         guard: sandbox.guard,
         deliveries: prepare,

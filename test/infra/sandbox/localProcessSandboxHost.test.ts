@@ -1,4 +1,5 @@
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -223,6 +224,25 @@ describe('LocalProcessSandboxHost', () => {
       expect(launchTickets.wasIssued(ticket ?? '')).toBe(true);
     }
     expect(new Set(spy.calls.map((c) => c.env?.[TICKET_ENV])).size).toBe(spy.calls.length);
+  });
+
+  it.each(['auto', 'off'] as const)('a sandbox process holds only descriptors 0, 1 and 2 though its host holds more (isolation %s)', async (isolation) => {
+    const out = path.join(root, `fds-host-${isolation}.cjs`);
+    const { build } = await import('rolldown');
+    await build({ input: path.join(__dirname, 'inheritedFdsHost.ts'), platform: 'node', output: { file: out, format: 'cjs' }, logLevel: 'silent' });
+    const held = openSync(path.join(root, `held-${isolation}`), 'w');
+    try {
+      // Descriptor 17 of the child host is inherited without O_CLOEXEC, as a supervisor's or a shell's would be.
+      const stdio = ['ignore', 'pipe', 'pipe', ...Array<'ignore'>(14).fill('ignore'), held] as const;
+      const child = spawnSync(node, [out, isolation], { encoding: 'utf8', stdio: [...stdio], timeout: 30_000 });
+      const seen = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}') as { isolated: boolean; control: number[]; agent: number[]; credential: number[] };
+      expect(seen.isolated).toBe(isolation === 'auto' && isRoot);
+      expect(seen.control).toEqual(expect.arrayContaining([17])); // the control: a plain child inherits them
+      expect(seen.agent).toEqual([0, 1, 2]);
+      expect(seen.credential).toEqual([0, 1, 2]);
+    } finally {
+      closeSync(held);
+    }
   });
 });
 
