@@ -20,6 +20,7 @@ import type { CredentialDelivery, DeliveryTarget } from './credentialDelivery';
 import { guardedLauncher, type GuardedLauncher, type LaunchedProcess } from './guardedLauncher';
 import { enterPrefix, plainPrefix, processesIn, startPidNamespace, type Identity, type PidNamespace } from './pidNamespace';
 import { chownTree, insideRoot, writeTemplateFiles } from './sandboxFiles';
+import { sandboxBinds } from './sandboxRoot';
 import { claimUidBlock, type UidBlock } from './uidBlocks';
 
 /**
@@ -171,7 +172,13 @@ export class LocalProcessSandboxHost implements SandboxHost {
       }
       await chmod(workspace, 0o2770);
       await writeTemplateFiles(workspace, request.files, owner);
-      const ns = isolated ? await startPidNamespace({ launcher: this.launcher, env, guard: request.guard, redactor: request.redactor, cwd: root }) : undefined;
+      let ns: PidNamespace | undefined;
+      if (isolated) {
+        const rootDir = path.join(root, 'rootfs');
+        await mkdir(rootDir, { mode: 0o700 });
+        const binds = sandboxBinds({ workspace, home: path.join(root, 'home'), credentialDir });
+        ns = await startPidNamespace({ launcher: this.launcher, env, guard: request.guard, redactor: request.redactor, cwd: root, rootDir, binds });
+      }
       this.sandboxes.set(sandboxId, {
         handle, root, credentialDir, keptVolume: request.keptVolume !== undefined, redactor: request.redactor, guard: request.guard,
         env, ...(uids ? { uids } : {}), ...(ns ? { ns } : {}), running: new Set(), processCount: 0, tornDown: false,

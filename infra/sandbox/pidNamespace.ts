@@ -2,6 +2,7 @@ import { readFile, readdir, readlink } from 'node:fs/promises';
 import type { GuardPolicy } from '../../domain/launchGuard';
 import type { OutputRedactor } from '../../domain/ports/sandboxHost';
 import type { GuardedLauncher, LaunchedProcess } from './guardedLauncher';
+import { ROOT_SCRIPT } from './sandboxRoot';
 
 /**
  * Bash (dash cannot name a descriptor above 9): close every descriptor above 2 this shell inherited, so a
@@ -21,9 +22,13 @@ export function plainPrefix(cwd: string): string[] {
  * of the sandbox joins it with nsenter, so killing the init makes the kernel kill them all: nothing of the
  * sandbox can outlive teardown, whatever it forked or setsid'd. `setpriv --pdeathsig KILL` ties unshare to
  * this host process, and `--kill-child` ties the init to unshare, so a crashed host takes its sandboxes down.
- * /proc inside is remounted with hidepid=2: a sandbox process cannot even see processes of other uids.
+ * Before it says ready, the init builds the sandbox's own root and pivots into it (sandboxRoot.ts); its /proc
+ * is mounted with hidepid=2: a sandbox process cannot even see processes of other uids.
  */
-const INIT_SCRIPT = `${CLOSE_INHERITED_FDS}; mount -o remount,hidepid=2 /proc && echo dp-sandbox-ready && exec sleep infinity`;
+const INIT_SCRIPT = `${CLOSE_INHERITED_FDS}
+${ROOT_SCRIPT}
+echo dp-sandbox-ready
+exec sleep infinity`;
 
 export interface PidNamespace {
   /** The namespace's init as seen from the host. */
@@ -53,12 +58,16 @@ export async function startPidNamespace(options: {
   guard: GuardPolicy;
   redactor: OutputRedactor;
   cwd: string;
+  /** An empty directory the init mounts the sandbox's root on (invisible to the host: private propagation). */
+  rootDir: string;
+  /** `rw:<path>` / `ro:<path>`: host paths bound into the sandbox's root at the same path. */
+  binds: readonly string[];
 }): Promise<PidNamespace> {
   let ready!: () => void;
   const readyLine = new Promise<void>((resolve) => (ready = resolve));
   let seen = '';
   const holder = await options.launcher.start({
-    argv: ['setpriv', '--pdeathsig', 'KILL', '--', 'unshare', '--pid', '--fork', '--mount', '--mount-proc', '--kill-child', '--propagation', 'private', '--', '/bin/bash', '-c', INIT_SCRIPT],
+    argv: ['setpriv', '--pdeathsig', 'KILL', '--', 'unshare', '--pid', '--fork', '--mount', '--mount-proc', '--kill-child', '--propagation', 'private', '--', '/bin/bash', '-c', INIT_SCRIPT, 'dp-sandbox-init', options.rootDir, ...options.binds],
     standingEnv: options.env,
     guard: options.guard,
     cwd: options.cwd,
