@@ -22,10 +22,14 @@ export function plainPrefix(cwd: string): string[] {
  * of the sandbox joins it with nsenter, so killing the init makes the kernel kill them all: nothing of the
  * sandbox can outlive teardown, whatever it forked or setsid'd. `setpriv --pdeathsig KILL` ties unshare to
  * this host process, and `--kill-child` ties the init to unshare, so a crashed host takes its sandboxes down.
- * Before it says ready, the init builds the sandbox's own root and pivots into it (sandboxRoot.ts); its /proc
- * is mounted with hidepid=2: a sandbox process cannot even see processes of other uids.
+ * The namespace has its own network too, with only loopback up: what a sandbox reaches are the doors
+ * (egress/doors.ts) the host opens before any sandbox process starts. Before it says ready, the init builds
+ * the sandbox's own root and pivots into it (sandboxRoot.ts); its /proc is mounted with hidepid=2: a sandbox
+ * process cannot even see processes of other uids.
  */
 const INIT_SCRIPT = `${CLOSE_INHERITED_FDS}
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+ip link set lo up
 ${ROOT_SCRIPT}
 echo dp-sandbox-ready
 exec sleep infinity`;
@@ -42,7 +46,7 @@ export interface PidNamespace {
 
 export class NamespaceStartError extends Error {
   constructor(detail: string) {
-    super(`could not create the sandbox's pid and mount namespaces: ${detail}`);
+    super(`could not create the sandbox's pid, mount and network namespaces: ${detail}`);
     this.name = 'NamespaceStartError';
   }
 }
@@ -67,7 +71,7 @@ export async function startPidNamespace(options: {
   const readyLine = new Promise<void>((resolve) => (ready = resolve));
   let seen = '';
   const holder = await options.launcher.start({
-    argv: ['setpriv', '--pdeathsig', 'KILL', '--', 'unshare', '--pid', '--fork', '--mount', '--mount-proc', '--kill-child', '--propagation', 'private', '--', '/bin/bash', '-c', INIT_SCRIPT, 'dp-sandbox-init', options.rootDir, ...options.binds],
+    argv: ['setpriv', '--pdeathsig', 'KILL', '--', 'unshare', '--pid', '--fork', '--mount', '--net', '--mount-proc', '--kill-child', '--propagation', 'private', '--', '/bin/bash', '-c', INIT_SCRIPT, 'dp-sandbox-init', options.rootDir, ...options.binds],
     standingEnv: options.env,
     guard: options.guard,
     cwd: options.cwd,
@@ -127,7 +131,7 @@ export interface Identity {
 export function enterPrefix(ns: PidNamespace, identity: Identity, cwd: string): string[] {
   return [
     // No --wd: nsenter would fchdir to a directory of the host's mount namespace, which getcwd cannot name.
-    'nsenter', `--target=${ns.initPid}`, '--pid', '--mount', '--',
+    'nsenter', `--target=${ns.initPid}`, '--pid', '--mount', '--net', '--',
     'setpriv', `--reuid=${identity.uid}`, `--regid=${identity.gid}`, `--groups=${identity.groupGid}`,
     '--no-new-privs', '--inh-caps=-all', '--bounding-set=-all', '--',
     '/bin/bash', '-c', `${CLOSE_INHERITED_FDS}; umask 007 && cd -- "$1" && shift && exec "$@"`, 'sh', cwd,

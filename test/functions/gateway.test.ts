@@ -71,7 +71,8 @@ beforeAll(async () => {
     NPM: { name: 'NPM_TOKEN', value: tokens.npm, allowedHosts: [hostOf(registry.origin)] },
     API: { name: 'API_TOKEN', value: tokens.api, allowedHosts: [api.hostPort] },
   };
-  h = await createGatewayHarness();
+  const testServers = [git.origin, otherGit.origin, registry.origin, api.origin, elsewhere.origin].map((origin) => new URL(origin).host);
+  h = await createGatewayHarness({ testServers: () => testServers });
   ws = await h.workspace('Gateway', Object.values(secrets));
   run = await h.launch(ws, Object.values(secrets), { 'package.json': JSON.stringify({ name: 'app', version: '1.0.0', private: true }) });
 });

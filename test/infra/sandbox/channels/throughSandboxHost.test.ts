@@ -39,7 +39,9 @@ function credentials(request: CredentialRequest) {
 beforeAll(async () => {
   [server, registry] = await Promise.all([startGitHttpServer(gitToken), startNpmRegistry(npmToken)]);
   await server.createRepo('project', { 'README.md': 'hello\n' });
-  host = await LocalProcessSandboxHost.open({ warn: () => undefined });
+  // The servers are on the host's loopback: isolated, the sandbox reaches them only as declared test servers.
+  const testServers = [new URL(server.origin).host, new URL(registry.origin).host];
+  host = await LocalProcessSandboxHost.open({ warn: () => undefined, egress: { testServers: () => testServers } });
   sandbox = await host.create({
     runId: 'channels',
     files: { 'package.json': JSON.stringify({ name: 'app', version: '1.0.0', private: true }) },
