@@ -97,7 +97,7 @@ describe("a sandbox's network", () => {
     ];
     const plan = {
       tcp: [...loopbackTargets, ['169.254.169.254', 80], ['168.63.129.16', 80]],
-      unix: [unixPath, ...hostUnixSockets().slice(0, 30)],
+      unix: [unixPath, ...hostUnixSockets()],
       viaProxy: [...loopbackTargets.map(([h, p]) => (h.includes(':') ? `[${h}]:${p}` : `${h}:${p}`)), '169.254.169.254:80', '168.63.129.16:443', `[::ffff:127.0.0.1]:${listenerPort}`, `2130706433:${listenerPort}`, `localhost:${apiPort}`],
       api: `http://127.0.0.1:${apiPort}/api/workspaces`,
     };
