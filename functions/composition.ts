@@ -25,6 +25,7 @@ import { Gateway } from '../infra/gateway/gatewayService';
 import { TableGatewayBearers } from '../infra/gateway/tableGatewayBearers';
 import { InMemoryRunSandboxes } from '../infra/runs/inMemoryRunSandboxes';
 import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
+import { DEMO_GIT_PORTS } from '../infra/localhost/demoPorts';
 import { BlobServiceClient } from '@azure/storage-blob';
 import os from 'node:os';
 import { existsSync } from 'node:fs';
@@ -180,7 +181,14 @@ export function sandboxHostFor(settings: Settings): Promise<SandboxHost> {
     return Promise.reject(
       new SettingsError('DISCO_ENV=production refuses the local-process sandbox host; configure a container sandbox host (not built yet)'),
     );
-  return LocalProcessSandboxHost.open();
+  // Development without the setting: the demo's git servers (production refuses this host altogether).
+  const testServers = settings.SANDBOX_EGRESS_TEST_SERVERS?.split(',') ?? DEMO_GIT_PORTS.map((port) => `127.0.0.1:${port}`);
+  return LocalProcessSandboxHost.open({ gatewayUrl: gatewayUrlOf(settings), egress: { testServers: () => testServers } });
+}
+
+/** What a run's agent runtime gets as GATEWAY_URL (and where an isolated sandbox's gateway door leads). */
+function gatewayUrlOf(settings: Settings): string {
+  return settings.GATEWAY_URL ?? `http://127.0.0.1:${process.env.LOCAL_HOST_PORT ?? '7071'}/api/gateway/operations`;
 }
 
 export function getSandboxHost(): Promise<SandboxHost> {
@@ -283,7 +291,7 @@ export function getRunRuntime(): Promise<RunRuntime> {
       sandboxes: runSandboxes,
       bearers,
       aborts: new RunAborts(),
-      gatewayUrl: settings.GATEWAY_URL ?? `http://127.0.0.1:${process.env.LOCAL_HOST_PORT ?? '7071'}/api/gateway/operations`,
+      gatewayUrl: gatewayUrlOf(settings),
       removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }),
       live: new Map(),
     };

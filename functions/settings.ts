@@ -78,6 +78,14 @@ export const settingsSchema = z
     BACKUP_KEY_TABLE: tableName.default('backupkeys'),
     BACKUP_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('0 0 * * * *'),
     WITNESS_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('0 */5 * * * *'),
+    /**
+     * Tests only: loopback `host:port` servers (a git server, an npm registry) an isolated sandbox may reach
+     * through its doors and the egress proxy. A production configuration refuses it.
+     */
+    SANDBOX_EGRESS_TEST_SERVERS: z
+      .string()
+      .regex(/^((127\.0\.0\.1|localhost):\d{1,5})(,(127\.0\.0\.1|localhost):\d{1,5})*$/, 'must be a comma-separated list of 127.0.0.1:<port> or localhost:<port>')
+      .optional(),
     DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/).default('discoparrotlocal'),
   })
   .superRefine((s, ctx) => {
@@ -99,6 +107,8 @@ export const settingsSchema = z
       if (s.AUTH_MODE !== 'entra') ctx.addIssue({ code: 'custom', path: ['AUTH_MODE'], message: 'production refuses the dev issuer' });
       if (!s.PLATFORM_ISSUER.startsWith('https://'))
         ctx.addIssue({ code: 'custom', path: ['PLATFORM_ISSUER'], message: 'production tokens name an https issuer' });
+      if (s.SANDBOX_EGRESS_TEST_SERVERS)
+        ctx.addIssue({ code: 'custom', path: ['SANDBOX_EGRESS_TEST_SERVERS'], message: 'production refuses test servers on the egress path' });
       if (!s.VAULT_MASTER_KEY_ID)
         ctx.addIssue({ code: 'custom', path: ['VAULT_MASTER_KEY_ID'], message: 'production keeps the master key in Key Vault' });
     }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type ApiReply, callApi } from './apiCall';
+import { DEMO_GIT_PORTS } from './demoPorts';
 import { startDevGitServer } from './devGitServer';
 
 /**
@@ -74,8 +75,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
 
   const gitToken = `ghp_demo_${randomBytes(12).toString('hex')}`;
   const modelKey = `sk-demo-${randomBytes(12).toString('hex')}`;
-  const git = await startDevGitServer(gitToken);
-  const other = await startDevGitServer(gitToken);
+  const git = await startDevGitServer(gitToken, { port: DEMO_GIT_PORTS[0] });
+  const other = await startDevGitServer(gitToken, { port: DEMO_GIT_PORTS[1] }).catch(async (error: unknown) => {
+    await git.close();
+    throw error;
+  });
   try {
     await git.createRepo('demo', { 'README.md': '# Demo repository\n' });
     await other.createRepo('demo', { 'README.md': '# Somewhere the token must not go\n' });

@@ -66,6 +66,8 @@ function parseCgiHeaders(block: string): { status: number; headers: Record<strin
 export interface DevGitServerOptions {
   /** Called with each raw request URL before it is served (tests check it for a token in the URL). */
   readonly onRequest?: (rawUrl: string) => void;
+  /** A fixed port (the demo's, which a development backend lets its sandboxes reach); default: any free one. */
+  readonly port?: number;
 }
 
 /**
@@ -133,7 +135,10 @@ export async function startDevGitServer(token: string, options: DevGitServerOpti
       res.end();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', resolve);
+  });
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const git = (args: string[], cwd?: string) => run('git', args, { cwd, env: hermeticGitEnv(home) });
 

@@ -23,6 +23,8 @@ export interface DeliveryTarget {
   /** The uid/gid the receiving process runs as, when the host isolates; files are chowned to it. */
   readonly uid?: number;
   readonly gid?: number;
+  /** The egress proxy inside the sandbox's network namespace, when it has one: the only way out. */
+  readonly egressProxy?: string;
 }
 
 /** What the RunSpec or the gateway asks for: the secret, resolved at the moment of use, and its use. */

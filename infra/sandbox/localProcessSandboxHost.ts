@@ -19,8 +19,11 @@ import type {
 import type { CredentialDelivery, DeliveryTarget } from './credentialDelivery';
 import { guardedLauncher, type GuardedLauncher, type LaunchedProcess } from './guardedLauncher';
 import { LaunchRefusedError } from './launchErrors';
-import { enterPrefix, processesIn, startPidNamespace, type Identity, type PidNamespace } from './pidNamespace';
+import { enterPrefix, plainPrefix, processesIn, startPidNamespace, type Identity, type PidNamespace } from './pidNamespace';
 import { chownTree, insideRoot, writeTemplateFiles } from './sandboxFiles';
+import { sandboxBinds } from './sandboxRoot';
+import { EGRESS_PROXY_URL, openDoors, type Doors } from './egress/doors';
+import type { EgressCounts } from './egress/egressProxy';
 import { CREDENTIAL_PROCESS_ENV, resolveTrustedProgram } from './trustedPrograms';
 import { claimUidBlock, type UidBlock } from './uidBlocks';
 
@@ -39,6 +42,15 @@ export interface LocalProcessSandboxHostOptions {
   /** 'auto' isolates when root and able to; 'off' never does (the degraded mode, for hosts that cannot). */
   readonly isolation?: 'auto' | 'off';
   readonly launcher?: GuardedLauncher;
+  /** The gateway as this host reaches it; isolated sandboxes get a door to it at the same loopback URL. */
+  readonly gatewayUrl?: string;
+  /** The egress proxy's policy for isolated sandboxes (egress/egressProxy.ts). */
+  readonly egress?: {
+    readonly ports?: readonly number[];
+    readonly platformHosts?: readonly string[];
+    /** Tests only (a production configuration refuses the setting): loopback `host:port` servers sandboxes may reach. */
+    readonly testServers?: () => readonly string[];
+  };
   readonly warn?: (message: string) => void;
 }
 
@@ -70,8 +82,11 @@ interface Sandbox {
   readonly redactor: OutputRedactor;
   readonly guard: GuardPolicy;
   readonly env: Readonly<Record<string, string>>;
+  /** How a process finds the egress proxy (isolated only): a credential process gets this and nothing else of `env`. */
+  readonly proxyEnv: Readonly<Record<string, string>>;
   readonly uids?: UidBlock;
   readonly ns?: PidNamespace;
+  readonly doors?: Doors;
   readonly running: Set<LaunchedProcess>;
   processCount: number;
   tornDown: boolean;
@@ -84,6 +99,8 @@ export interface SandboxInspection {
   readonly nsId?: string;
   readonly groupGid?: number;
   readonly agentUid?: number;
+  /** Egress proxy decisions so far (isolated sandboxes only). */
+  readonly egress?: EgressCounts;
 }
 
 function inheritedEnv(): Record<string, string> {
@@ -134,7 +151,7 @@ export class LocalProcessSandboxHost implements SandboxHost {
 
   private constructor(
     readonly capabilities: SandboxCapabilities,
-    options: LocalProcessSandboxHostOptions,
+    private readonly options: LocalProcessSandboxHostOptions,
   ) {
     this.launcher = options.launcher ?? guardedLauncher;
     this.root = path.resolve(options.root ?? path.join(os.tmpdir(), 'dp-sandboxes'));
@@ -188,7 +205,14 @@ export class LocalProcessSandboxHost implements SandboxHost {
     const uids = isolated ? await claimUidBlock(path.join(this.credentialRoot, '.uid-blocks')) : undefined;
     const owner = uids ? { uid: uids.agentUid, gid: uids.groupGid } : undefined;
     const handle: SandboxHandle = { sandboxId, runId: request.runId, workspace, isolated };
-    const env = { ...inheritedEnv(), ...(request.env ?? {}) };
+    // Isolated, the proxy is the only way out; tools that honour these variables find it. Loopback inside the
+    // sandbox is its doors (GATEWAY_URL, declared test servers), reached directly.
+    const proxyEnv: Record<string, string> = isolated
+      ? { HTTPS_PROXY: EGRESS_PROXY_URL, HTTP_PROXY: EGRESS_PROXY_URL, https_proxy: EGRESS_PROXY_URL, http_proxy: EGRESS_PROXY_URL, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' }
+      : {};
+    const env = { ...inheritedEnv(), ...proxyEnv, ...(request.env ?? {}) };
+    let ns: PidNamespace | undefined;
+    let doors: Doors | undefined;
     try {
       await mkdir(root, { recursive: true, mode: 0o711 });
       // Who owns this sandbox: the sweep leaves it alone while this process lives.
@@ -202,13 +226,21 @@ export class LocalProcessSandboxHost implements SandboxHost {
       }
       await chmod(workspace, 0o2770);
       await writeTemplateFiles(workspace, request.files, owner);
-      const ns = isolated ? await startPidNamespace({ launcher: this.launcher, env, guard: request.guard, redactor: request.redactor, cwd: root }) : undefined;
+      if (isolated) {
+        const rootDir = path.join(root, 'rootfs');
+        await mkdir(rootDir, { mode: 0o700 });
+        const binds = sandboxBinds({ workspace, home: path.join(root, 'home'), credentialDir });
+        ns = await startPidNamespace({ launcher: this.launcher, env, guard: request.guard, redactor: request.redactor, cwd: root, rootDir, binds });
+        doors = await this.openDoors(ns, path.join(root, 'doors'), env, request);
+      }
       this.sandboxes.set(sandboxId, {
         handle, root, credentialDir, keptVolume: request.keptVolume !== undefined, redactor: request.redactor, guard: request.guard,
-        env, ...(uids ? { uids } : {}), ...(ns ? { ns } : {}), running: new Set(), processCount: 0, tornDown: false,
+        env, proxyEnv, ...(uids ? { uids } : {}), ...(ns ? { ns } : {}), ...(doors ? { doors } : {}), running: new Set(), processCount: 0, tornDown: false,
       });
       return handle;
     } catch (error) {
+      await doors?.close();
+      await ns?.close();
       await this.removeDisk(root, credentialDir, request.keptVolume !== undefined);
       await uids?.release();
       throw error;
@@ -242,8 +274,12 @@ export class LocalProcessSandboxHost implements SandboxHost {
     // standing env (PATH, LD_PRELOAD, NODE_OPTIONS, GIT_*) and the workspace's files never steer it.
     const credential = command.identity === 'credential';
     const argv = credential ? [resolveTrustedProgram(command.argv[0] ?? ''), ...command.argv.slice(1)] : command.argv;
-    const standingEnv = { ...(credential ? CREDENTIAL_PROCESS_ENV : sandbox.env), ...(command.env ?? {}), HOME: home, TMPDIR: home };
-    const target: DeliveryTarget = { credentialDir: processDir, ...(identity ? { uid: identity.uid, gid: identity.gid } : {}) };
+    const standingEnv = { ...(credential ? { ...CREDENTIAL_PROCESS_ENV, ...sandbox.proxyEnv } : sandbox.env), ...(command.env ?? {}), HOME: home, TMPDIR: home };
+    const target: DeliveryTarget = {
+      credentialDir: processDir,
+      ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
+      ...(sandbox.doors ? { egressProxy: EGRESS_PROXY_URL } : {}),
+    };
     const prepare = async (): Promise<readonly CredentialDelivery[]> => {
       await mkdir(processDir, { mode: 0o700 });
       if (identity) await chown(processDir, identity.uid, identity.gid);
@@ -258,7 +294,7 @@ export class LocalProcessSandboxHost implements SandboxHost {
     const launched = await this.launcher
       .start({
         argv,
-        ...(sandbox.ns && identity ? { prefix: enterPrefix(sandbox.ns, identity, cwd) } : {}),
+        prefix: sandbox.ns && identity ? enterPrefix(sandbox.ns, identity, cwd) : plainPrefix(cwd),
         standingEnv,
         guard: sandbox.guard,
         deliveries: prepare,
@@ -290,6 +326,7 @@ export class LocalProcessSandboxHost implements SandboxHost {
     if (!sandbox || sandbox.tornDown) return;
     sandbox.tornDown = true;
     if (sandbox.ns) await sandbox.ns.close();
+    await sandbox.doors?.close();
     await Promise.all([...sandbox.running].map((p) => p.stop()));
     if (sandbox.ns) {
       const left = await processesIn(sandbox.ns.nsId);
@@ -328,7 +365,28 @@ export class LocalProcessSandboxHost implements SandboxHost {
       credentialDir: sandbox.credentialDir,
       ...(sandbox.ns ? { nsId: sandbox.ns.nsId } : {}),
       ...(sandbox.uids ? { groupGid: sandbox.uids.groupGid, agentUid: sandbox.uids.agentUid } : {}),
+      ...(sandbox.doors ? { egress: sandbox.doors.egress.counts() } : {}),
     };
+  }
+
+  private openDoors(ns: PidNamespace, dir: string, env: Readonly<Record<string, string>>, request: SandboxRequest): Promise<Doors> {
+    const testServers = this.options.egress?.testServers ?? (() => []);
+    return openDoors({
+      launcher: this.launcher,
+      ns,
+      dir,
+      ...(this.options.gatewayUrl ? { gatewayUrl: this.options.gatewayUrl } : {}),
+      testServers: testServers(),
+      policy: {
+        ...(this.options.egress?.ports ? { ports: this.options.egress.ports } : {}),
+        ...(this.options.egress?.platformHosts ? { platformHosts: this.options.egress.platformHosts } : {}),
+        // Not the gateway: its door passes the gateway's route only, the proxy would pass its whole port.
+        exceptions: testServers,
+      },
+      env,
+      guard: request.guard,
+      redactor: request.redactor,
+    });
   }
 
   private live(handle: SandboxHandle): Sandbox {

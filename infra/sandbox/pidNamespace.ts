@@ -2,15 +2,37 @@ import { readFile, readdir, readlink } from 'node:fs/promises';
 import type { GuardPolicy } from '../../domain/launchGuard';
 import type { OutputRedactor } from '../../domain/ports/sandboxHost';
 import type { GuardedLauncher, LaunchedProcess } from './guardedLauncher';
+import { ROOT_SCRIPT } from './sandboxRoot';
+
+/**
+ * Bash (dash cannot name a descriptor above 9): close every descriptor above 2 this shell inherited, so a
+ * sandbox process holds none of the host's (a pipe, a socket or a file that whatever started the host left
+ * open without O_CLOEXEC). `[ -e ]` skips the one the glob itself opened.
+ */
+export const CLOSE_INHERITED_FDS =
+  'for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ] && [ -e "/proc/$$/fd/$fd" ]; then exec {fd}>&-; fi; done';
+
+/** The wrapper for a sandbox process that gets no namespace (isolation off): closes inherited descriptors. */
+export function plainPrefix(cwd: string): string[] {
+  return ['/bin/bash', '-c', `${CLOSE_INHERITED_FDS}; cd -- "$1" && shift && exec "$@"`, 'sh', cwd];
+}
 
 /**
  * One sandbox = one pid namespace and one private mount namespace, held open by a tiny init. Every process
  * of the sandbox joins it with nsenter, so killing the init makes the kernel kill them all: nothing of the
  * sandbox can outlive teardown, whatever it forked or setsid'd. `setpriv --pdeathsig KILL` ties unshare to
  * this host process, and `--kill-child` ties the init to unshare, so a crashed host takes its sandboxes down.
- * /proc inside is remounted with hidepid=2: a sandbox process cannot even see processes of other uids.
+ * The namespace has its own network too, with only loopback up: what a sandbox reaches are the doors
+ * (egress/doors.ts) the host opens before any sandbox process starts. Before it says ready, the init builds
+ * the sandbox's own root and pivots into it (sandboxRoot.ts); its /proc is mounted with hidepid=2: a sandbox
+ * process cannot even see processes of other uids.
  */
-const INIT_SCRIPT = 'mount -o remount,hidepid=2 /proc && echo dp-sandbox-ready && exec sleep infinity';
+const INIT_SCRIPT = `${CLOSE_INHERITED_FDS}
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+ip link set lo up
+${ROOT_SCRIPT}
+echo dp-sandbox-ready
+exec sleep infinity`;
 
 export interface PidNamespace {
   /** The namespace's init as seen from the host. */
@@ -24,7 +46,7 @@ export interface PidNamespace {
 
 export class NamespaceStartError extends Error {
   constructor(detail: string) {
-    super(`could not create the sandbox's pid and mount namespaces: ${detail}`);
+    super(`could not create the sandbox's pid, mount and network namespaces: ${detail}`);
     this.name = 'NamespaceStartError';
   }
 }
@@ -40,12 +62,16 @@ export async function startPidNamespace(options: {
   guard: GuardPolicy;
   redactor: OutputRedactor;
   cwd: string;
+  /** An empty directory the init mounts the sandbox's root on (invisible to the host: private propagation). */
+  rootDir: string;
+  /** `rw:<path>` / `ro:<path>`: host paths bound into the sandbox's root at the same path. */
+  binds: readonly string[];
 }): Promise<PidNamespace> {
   let ready!: () => void;
   const readyLine = new Promise<void>((resolve) => (ready = resolve));
   let seen = '';
   const holder = await options.launcher.start({
-    argv: ['setpriv', '--pdeathsig', 'KILL', '--', 'unshare', '--pid', '--fork', '--mount', '--mount-proc', '--kill-child', '--propagation', 'private', '--', '/bin/sh', '-c', INIT_SCRIPT],
+    argv: ['setpriv', '--pdeathsig', 'KILL', '--', 'unshare', '--pid', '--fork', '--mount', '--net', '--mount-proc', '--kill-child', '--propagation', 'private', '--', '/bin/bash', '-c', INIT_SCRIPT, 'dp-sandbox-init', options.rootDir, ...options.binds],
     standingEnv: options.env,
     guard: options.guard,
     cwd: options.cwd,
@@ -100,14 +126,14 @@ export interface Identity {
 /**
  * The wrapper that puts one command into the sandbox: join its pid and mount namespaces, drop to the given
  * uid with no capabilities (not even in the bounding set) and no_new_privs (so no setuid binary can give
- * any back), and a umask that shares files with the sandbox group only.
+ * any back), a umask that shares files with the sandbox group only, and no descriptor of the host's.
  */
 export function enterPrefix(ns: PidNamespace, identity: Identity, cwd: string): string[] {
   return [
     // No --wd: nsenter would fchdir to a directory of the host's mount namespace, which getcwd cannot name.
-    'nsenter', `--target=${ns.initPid}`, '--pid', '--mount', '--',
+    'nsenter', `--target=${ns.initPid}`, '--pid', '--mount', '--net', '--',
     'setpriv', `--reuid=${identity.uid}`, `--regid=${identity.gid}`, `--groups=${identity.groupGid}`,
     '--no-new-privs', '--inh-caps=-all', '--bounding-set=-all', '--',
-    '/bin/sh', '-c', 'umask 007 && cd -- "$1" && shift && exec "$@"', 'sh', cwd,
+    '/bin/bash', '-c', `${CLOSE_INHERITED_FDS}; umask 007 && cd -- "$1" && shift && exec "$@"`, 'sh', cwd,
   ];
 }

@@ -82,8 +82,6 @@ async function auditText(): Promise<{ text: string; records: { type: string; str
 }
 
 beforeAll(async () => {
-  host = await startBackend(env);
-  owner = apiClient(() => host.url, await tokenFor('alice', env));
   registry = await startNpmRegistry(VALUES.NPM_TOKEN);
   git = await startGitHttpServer(VALUES.GIT_TOKEN);
   await git.createRepo('project', { 'README.md': '# project\n' });
@@ -103,6 +101,10 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => gate.listen(0, '127.0.0.1', resolve));
   gateUrl = `http://127.0.0.1:${(gate.address() as AddressInfo).port}/gate`;
+  // Isolated sandboxes reach these loopback servers only as declared test servers (refused in production).
+  const testServers = [registry.origin, git.origin, gateUrl].map((url) => new URL(url).host);
+  host = await startBackend({ ...env, SANDBOX_EGRESS_TEST_SERVERS: testServers.join(',') });
+  owner = apiClient(() => host.url, await tokenFor('alice', env));
 
   const created = await owner('POST', '/api/workspaces', { name: 'e2e runs' });
   expect(created.status, host.stderr()).toBe(201);

@@ -61,6 +61,13 @@ describe('the production configuration', () => {
     expect(loadSettings({ AzureWebJobsStorage: 'UseDevelopmentStorage=true' }).VAULT_KIND).toBe('table');
   });
 
+  it('refuses loopback test servers on the sandboxes\' egress path; development takes only 127.0.0.1/localhost ports', () => {
+    expect(() => loadSettings({ ...production, SANDBOX_EGRESS_TEST_SERVERS: '127.0.0.1:4873' })).toThrow(/SANDBOX_EGRESS_TEST_SERVERS: production refuses/);
+    const dev = { AzureWebJobsStorage: 'UseDevelopmentStorage=true' };
+    expect(loadSettings({ ...dev, SANDBOX_EGRESS_TEST_SERVERS: '127.0.0.1:4873,localhost:9' }).SANDBOX_EGRESS_TEST_SERVERS).toBe('127.0.0.1:4873,localhost:9');
+    for (const bad of ['10.0.0.5:443', '169.254.169.254:80', '127.0.0.1', 'example.com:443']) expect(() => loadSettings({ ...dev, SANDBOX_EGRESS_TEST_SERVERS: bad }), bad).toThrow(/SANDBOX_EGRESS_TEST_SERVERS/);
+  });
+
   it('a development configuration opens the local host', async () => {
     const host = await sandboxHostFor(loadSettings({ AzureWebJobsStorage: 'UseDevelopmentStorage=true' }));
     expect(typeof host.capabilities.isolated).toBe('boolean');

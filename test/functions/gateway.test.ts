@@ -99,7 +99,8 @@ beforeAll(async () => {
     API: { name: 'API_TOKEN', value: tokens.api, allowedHosts: [api.hostPort] },
     SLOW: { name: 'SLOW_TOKEN', value: aSecretValue('slow'), allowedHosts: [hostOf(slow.origin)] },
   };
-  h = await createGatewayHarness();
+  const testServers = [git.origin, otherGit.origin, registry.origin, api.origin, elsewhere.origin].map((origin) => new URL(origin).host);
+  h = await createGatewayHarness({ testServers: () => testServers });
   ws = await h.workspace('Gateway', Object.values(secrets));
   run = await h.launch(ws, Object.values(secrets), { 'package.json': JSON.stringify({ name: 'app', version: '1.0.0', private: true }) });
 });

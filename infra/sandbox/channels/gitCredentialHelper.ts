@@ -42,7 +42,7 @@ printf 'username=%s\\npassword=%s\\n' ${shellQuote(USERNAME)} "$token"
  * hooks and fsmonitor (code that would run as this uid, able to read the token file) are switched off, and
  * only the credential's own transport may run (no `ext::` or `file://` remotes that execute commands).
  */
-function configEntries(protocol: string, origin: string, helper: string): ReadonlyArray<readonly [string, string]> {
+function configEntries(protocol: string, origin: string, helper: string, egressProxy: string): ReadonlyArray<readonly [string, string]> {
   return [
     ['credential.helper', ''],
     [`credential.${origin}.helper`, `!${shellQuote(helper)}`],
@@ -65,7 +65,8 @@ function configEntries(protocol: string, origin: string, helper: string): Readon
     ['submodule.recurse', 'false'],
     ['fetch.recurseSubmodules', 'false'],
     ['push.recurseSubmodules', 'no'],
-    ['http.proxy', ''],
+    // The platform's egress proxy when the sandbox has its own network (the only way out), else none at all.
+    ['http.proxy', egressProxy],
     ['http.curloptResolve', ''],
     ['http.sslVerify', 'true'],
     ['protocol.allow', 'never'],
@@ -95,7 +96,7 @@ export const prepareGitCredentialHelper: ChannelPreparer = async (request, targe
     await cleanup();
     throw error;
   }
-  const config = configEntries(protocol, origin, paths[1] ?? '');
+  const config = configEntries(protocol, origin, paths[1] ?? '', target.egressProxy ?? '');
   const env: Record<string, string> = {
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_CONFIG_GLOBAL: '/dev/null',

@@ -47,13 +47,14 @@ const AGENT_GIT_ENV = { GIT_AUTHOR_NAME: 'Agent', GIT_AUTHOR_EMAIL: 'agent@examp
  * routes), the bearer table on Azurite, a LocalProcessSandboxHost sandbox registered as the run lifecycle
  * would register it, and the route handler called with a real HttpRequest.
  */
-export async function createGatewayHarness() {
+export async function createGatewayHarness(options: { testServers?: () => readonly string[] } = {}) {
   const api = await createApiHarness();
   const owner = await api.issuer.token('alice');
   const bearerTable = TableClient.fromConnectionString(azuriteConnectionString(), uniqueName('gatewaybearers'), { allowInsecureConnection: true });
   await bearerTable.createTable();
   const bearers = new TableGatewayBearers(bearerTable);
-  const host = await LocalProcessSandboxHost.open({ warn: () => undefined });
+  // Isolated sandboxes reach the tests' loopback servers only as declared test servers.
+  const host = await LocalProcessSandboxHost.open({ warn: () => undefined, ...(options.testServers ? { egress: { testServers: options.testServers } } : {}) });
   const sandboxes = new InMemoryRunSandboxes();
   const gateway = new Gateway({ deps: api.deps, bearers, sandboxes, host, limits: { operationTimeoutMs: 60_000 } });
   const launched: SandboxHandle[] = [];

@@ -1,4 +1,5 @@
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -100,7 +101,9 @@ describe('LocalProcessSandboxHost', () => {
       const script = 'console.log(JSON.stringify(process.env))';
       const env = JSON.parse((await host.exec(sandbox, { argv: ['node', '-e', script], identity: 'credential' })).stdout) as Record<string, string>;
       expect(env.STANDING_MARKER).toBeUndefined();
-      expect(Object.keys(env).filter((k) => !['PWD', 'OLDPWD', 'SHLVL', '_'].includes(k)).sort()).toEqual(['HOME', 'LANG', 'LC_ALL', 'PATH', 'TMPDIR', TICKET_ENV, 'TZ'].sort());
+      // Isolated, the egress proxy's variables too: the proxy is the only way out of the sandbox's network.
+      const proxyVars = sandbox.isolated ? ['HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy', 'NO_PROXY', 'no_proxy'] : [];
+      expect(Object.keys(env).filter((k) => !['PWD', 'OLDPWD', 'SHLVL', '_'].includes(k)).sort()).toEqual(['HOME', 'LANG', 'LC_ALL', 'PATH', 'TMPDIR', TICKET_ENV, 'TZ', ...proxyVars].sort());
       expect(env.PATH?.split(':').every((dir) => path.isAbsolute(dir) && !dir.startsWith(root))).toBe(true);
       const agent = JSON.parse((await host.exec(sandbox, { argv: [node, '-e', script], identity: 'agent' })).stdout) as Record<string, string>;
       expect(agent.STANDING_MARKER).toBe('from-the-run-spec');
@@ -268,6 +271,25 @@ describe('LocalProcessSandboxHost', () => {
       expect(launchTickets.wasIssued(ticket ?? '')).toBe(true);
     }
     expect(new Set(spy.calls.map((c) => c.env?.[TICKET_ENV])).size).toBe(spy.calls.length);
+  });
+
+  it.each(['auto', 'off'] as const)('a sandbox process holds only descriptors 0, 1 and 2 though its host holds more (isolation %s)', async (isolation) => {
+    const out = path.join(root, `fds-host-${isolation}.cjs`);
+    const { build } = await import('rolldown');
+    await build({ input: path.join(__dirname, 'inheritedFdsHost.ts'), platform: 'node', output: { file: out, format: 'cjs' }, logLevel: 'silent' });
+    const held = openSync(path.join(root, `held-${isolation}`), 'w');
+    try {
+      // Descriptor 17 of the child host is inherited without O_CLOEXEC, as a supervisor's or a shell's would be.
+      const stdio = ['ignore', 'pipe', 'pipe', ...Array<'ignore'>(14).fill('ignore'), held] as const;
+      const child = spawnSync(node, [out, isolation], { encoding: 'utf8', stdio: [...stdio], timeout: 30_000 });
+      const seen = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}') as { isolated: boolean; control: number[]; agent: number[]; credential: number[] };
+      expect(seen.isolated).toBe(isolation === 'auto' && isRoot);
+      expect(seen.control).toEqual(expect.arrayContaining([17])); // the control: a plain child inherits them
+      expect(seen.agent).toEqual([0, 1, 2]);
+      expect(seen.credential).toEqual([0, 1, 2]);
+    } finally {
+      closeSync(held);
+    }
   });
 });
 

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedactor } from '../../../../domain/redaction';
 import type { GuardPolicy } from '../../../../domain/launchGuard';
 import type { ProcessCredentialTarget, SandboxHandle } from '../../../../domain/ports/sandboxHost';
+import { NPM_CREDENTIAL_FLAGS } from '../../../../domain/secretPolicy';
 import { assertGitCommand, planPackageInstall, preparerFor } from '../../../../infra/sandbox/channels';
 import type { CredentialDelivery, CredentialRequest } from '../../../../infra/sandbox/credentialDelivery';
 import { LocalProcessSandboxHost } from '../../../../infra/sandbox/localProcessSandboxHost';
@@ -44,7 +45,9 @@ function credentials(request: CredentialRequest) {
 beforeAll(async () => {
   [server, registry] = await Promise.all([startGitHttpServer(gitToken, { onRequest: () => onGitRequest() }), startNpmRegistry(npmToken)]);
   await server.createRepo('project', { 'README.md': 'hello\n' });
-  host = await LocalProcessSandboxHost.open({ warn: () => undefined });
+  // The servers are on the host's loopback: isolated, the sandbox reaches them only as declared test servers.
+  const testServers = [new URL(server.origin).host, new URL(registry.origin).host];
+  host = await LocalProcessSandboxHost.open({ warn: () => undefined, egress: { testServers: () => testServers } });
   sandbox = await host.create({
     runId: 'channels',
     files: { 'package.json': JSON.stringify({ name: 'app', version: '1.0.0', private: true }) },
@@ -90,13 +93,22 @@ describe('channels through the local process sandbox host (uid isolation when ro
     const npmRequest: CredentialRequest = { secretName: 'NPM_TOKEN', value: npmToken, use: 'npm', host: registry.origin };
     const [install, ...scripts] = planPackageInstall(['npm', 'install', registry.packageName, '--no-audit', '--no-fund'], npmRequest);
     const installed = await host.exec(sandbox, { argv: install?.command ?? [], identity: 'credential', credentials: credentials(npmRequest) });
-    expect(installed.exitCode).toBe(0);
+    expect(installed.exitCode, installed.stderr).toBe(0);
     expect(existsSync(path.join(sandbox.workspace, 'install-marker.json'))).toBe(false);
     for (const step of scripts) expect((await host.exec(sandbox, { argv: step.command, identity: 'agent' })).exitCode).toBe(0);
     const marker = JSON.parse(readFileSync(path.join(sandbox.workspace, 'install-marker.json'), 'utf8')) as { userconfigHasAuthToken: boolean };
     expect(marker.userconfigHasAuthToken).toBe(false);
     expect(registry.leaks).toEqual([]);
     expect(registry.requests.every((r) => r.authorized)).toBe(true);
+  });
+
+  it("isolated, npm with its credential flags still goes by the platform's egress proxy (HTTPS_PROXY), never around it", async () => {
+    const view = ['npm', 'view', 'left-pad', '--registry=https://registry.dp-test.invalid/', '--fetch-retries=0', ...NPM_CREDENTIAL_FLAGS];
+    const viewed = await host.exec(sandbox, { argv: view, identity: 'credential' });
+    expect(viewed.exitCode).not.toBe(0);
+    // `--no-https-proxy` outranks a planted .npmrc proxy and falls back to the env's HTTPS_PROXY: the proxy
+    // resolved the name itself (and found nothing), so npm did not go around it.
+    if (sandbox.isolated) expect(host.inspect(sandbox).egress?.refusals).toContainEqual({ host: 'registry.dp-test.invalid', port: 443, reason: 'does not resolve' });
   });
 
   it('every delivery was owned by its process uid (not the agent, not root when isolated), 0600/0700, and is gone', () => {
@@ -191,7 +203,11 @@ describe('a credentialed clone of an install step, while a daemon an earlier ste
     execFileSync('git', ['init', '--quiet', parent], { env: hermeticGitEnv(parent) });
     for (const [key, value] of [[`http.${server.origin}/.proxy`, trap.url], [`url.${trap.url}/.insteadOf`, `${server.origin}/`]] as const)
       execFileSync('git', ['config', key, value], { cwd: parent, env: hermeticGitEnv(parent) });
-    const other = await LocalProcessSandboxHost.open({ warn: () => undefined, root: path.join(parent, 'sandboxes'), credentialRoot: path.join(parent, 'credentials') });
+    // The trap is declared too, so that if git did read the planted config, the redirect could get through.
+    const reachable = [new URL(server.origin).host, new URL(trap.url).host];
+    const other = await LocalProcessSandboxHost.open({
+      warn: () => undefined, root: path.join(parent, 'sandboxes'), credentialRoot: path.join(parent, 'credentials'), egress: { testServers: () => reachable },
+    });
     const box = await other.create({ runId: 'ceiling', files: {}, redactor: createRedactor(managed), guard });
     try {
       const listed = await other.exec(box, {

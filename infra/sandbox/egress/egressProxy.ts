@@ -1,0 +1,161 @@
+import { lookup } from 'node:dns/promises';
+import http from 'node:http';
+import net from 'node:net';
+import { isNumericTrick, refusedAddressClass } from './addressPolicy';
+
+/**
+ * The one way out of an isolated sandbox to anything but the gateway: an HTTP proxy the platform runs on the
+ * host, reached from inside the sandbox's network namespace through its door (doors.ts). `CONNECT host:port`
+ * tunnels (TLS stays end to end) and absolute-URI requests are forwarded. For each, the proxy resolves the
+ * name itself, refuses it if any answer is loopback, private, link-local, metadata, IPv4-mapped or otherwise
+ * not public unicast, and connects to the address it checked (pinned: a second lookup cannot swap it).
+ * Numeric-host tricks, ports other than the declared ones (443 by default) and the platform's own hosts are
+ * refused by name. Every decision is counted; refusals are kept with their reason.
+ */
+
+export interface EgressPolicy {
+  /** Ports a destination may use (default: 443 only). */
+  readonly ports?: readonly number[];
+  /** Host names that are the platform's own (storage, Key Vault, Service Bus, the Function App): refused. */
+  readonly platformHosts?: readonly string[];
+  /**
+   * `host:port` destinations allowed whatever their address or port: the gateway itself, and (tests only,
+   * refused by a production configuration) loopback test servers. Read at every request.
+   */
+  readonly exceptions?: () => readonly string[];
+}
+
+export interface EgressRefusal {
+  readonly host: string;
+  readonly port: number;
+  readonly reason: string;
+}
+
+export interface EgressCounts {
+  readonly allowed: number;
+  readonly refused: number;
+  readonly refusals: readonly EgressRefusal[];
+}
+
+export type EgressDecision = { ok: true; address: string } | { ok: false; reason: string };
+
+type Resolver = (host: string) => Promise<readonly string[]>;
+const systemResolver: Resolver = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+
+function bare(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+/** Decides one destination; exported for the tests that walk every address class. */
+export async function decideEgress(hostIn: string, port: number, policy: EgressPolicy, resolve: Resolver = systemResolver): Promise<EgressDecision> {
+  const host = bare(hostIn).toLowerCase().replace(/\.$/, '');
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return { ok: false, reason: 'invalid port' };
+  const literal = net.isIP(host) === 6 ? `[${host}]` : host;
+  if ((policy.exceptions?.() ?? []).includes(`${literal}:${port}`)) return { ok: true, address: host };
+  if (host === '' || isNumericTrick(host)) return { ok: false, reason: 'numeric host trick' };
+  if (!(policy.ports ?? [443]).includes(port)) return { ok: false, reason: `port ${port} not allowed` };
+  if ((policy.platformHosts ?? []).some((h) => h.toLowerCase() === host || host.endsWith(`.${h.toLowerCase()}`))) return { ok: false, reason: 'platform host' };
+  let addresses: readonly string[];
+  try {
+    addresses = net.isIP(host) ? [host] : await resolve(host);
+  } catch {
+    return { ok: false, reason: 'does not resolve' };
+  }
+  if (addresses.length === 0) return { ok: false, reason: 'does not resolve' };
+  for (const address of addresses) {
+    const refused = refusedAddressClass(address);
+    if (refused) return { ok: false, reason: `${refused} address` };
+  }
+  return { ok: true, address: addresses[0] as string };
+}
+
+export interface EgressProxy {
+  counts(): EgressCounts;
+  close(): Promise<void>;
+}
+
+const MAX_KEPT_REFUSALS = 100;
+
+/** Starts a proxy listening on a unix socket (a path only root can reach). */
+export async function startEgressProxy(socketPath: string, policy: EgressPolicy, onRefused?: (refusal: EgressRefusal) => void): Promise<EgressProxy> {
+  let allowed = 0;
+  let refused = 0;
+  const refusals: EgressRefusal[] = [];
+  const sockets = new Set<net.Socket>();
+  const decide = async (host: string, port: number): Promise<EgressDecision> => {
+    const decision = await decideEgress(host, port, policy);
+    if (decision.ok) allowed++;
+    else {
+      refused++;
+      const refusal = { host: bare(host), port, reason: decision.reason };
+      if (refusals.length < MAX_KEPT_REFUSALS) refusals.push(refusal);
+      onRefused?.(refusal);
+    }
+    return decision;
+  };
+  const server = http.createServer((req, res) => {
+    let target: URL;
+    try {
+      target = new URL(req.url ?? '');
+      if (target.protocol !== 'http:') throw new Error('not http');
+    } catch {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('egress proxy: absolute http:// URLs or CONNECT only\n');
+      return;
+    }
+    const port = Number(target.port || 80);
+    void decide(target.hostname, port).then((decision) => {
+      if (!decision.ok) {
+        res.writeHead(403, { 'content-type': 'text/plain' }).end(`egress refused: ${decision.reason}\n`);
+        return;
+      }
+      const headers: http.OutgoingHttpHeaders = { ...req.headers, host: target.host };
+      delete headers['proxy-connection'];
+      delete headers['proxy-authorization'];
+      const upstream = http.request({ host: decision.address, port, method: req.method, path: `${target.pathname}${target.search}`, headers, setHost: false }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      upstream.on('error', () => (res.headersSent ? res.destroy() : res.writeHead(502).end()));
+      req.pipe(upstream);
+    });
+  });
+  server.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => client.destroy());
+    const match = /^(\[[0-9a-fA-F:.]+\]|[^:]+):(\d+)$/.exec(req.url ?? '');
+    if (!match) {
+      client.end('HTTP/1.1 400 Bad Request\r\n\r\n');
+      return;
+    }
+    const [, host = '', port = ''] = match;
+    void decide(host, Number(port)).then((decision) => {
+      if (!decision.ok) {
+        client.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\n\r\negress refused: ${decision.reason}\n`);
+        return;
+      }
+      const upstream = net.connect(Number(port), decision.address, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        if (head.length > 0) upstream.write(head);
+        upstream.pipe(client).pipe(upstream);
+      });
+      upstream.on('error', () => (client.writable ? client.end('HTTP/1.1 502 Bad Gateway\r\n\r\n') : client.destroy()));
+      client.on('close', () => upstream.destroy());
+    });
+  });
+  server.on('connection', (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => resolve());
+  });
+  return {
+    counts: () => ({ allowed, refused, refusals: [...refusals] }),
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
