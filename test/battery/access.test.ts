@@ -60,11 +60,6 @@ async function records(): Promise<{ type: string; streamId: string }[]> {
 
 beforeAll(async () => {
   backend = await startBatteryBackend();
-  await backend.startHost();
-  ({ ws, call } = await seedWorkspace(backend, 'alice', SECRETS, { OPENAI_API_KEY: { model: 'members' } }));
-  expect((await call('PUT', `/api/workspaces/${ws}/members/bob`, { role: 'member' })).status).toBe(200);
-  const other = await seedWorkspace(backend, 'carol', {});
-  expect(other.ws).not.toBe(ws);
   // The turn hands its gateway bearer to this server and waits to be released.
   capture = http.createServer((req, res) => {
     let text = '';
@@ -77,6 +72,12 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => capture.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(capture.address() as AddressInfo).port}`;
+  // The sandbox has its own network: the capture server is a declared test server, the only loopback it reaches.
+  await backend.startHost({ SANDBOX_EGRESS_TEST_SERVERS: new URL(origin).host });
+  ({ ws, call } = await seedWorkspace(backend, 'alice', SECRETS, { OPENAI_API_KEY: { model: 'members' } }));
+  expect((await call('PUT', `/api/workspaces/${ws}/members/bob`, { role: 'member' })).status).toBe(200);
+  const other = await seedWorkspace(backend, 'carol', {});
+  expect(other.ws).not.toBe(ws);
   const turn = `fetch('${origin}/bearer', { method: 'POST', body: process.env.GATEWAY_TOKEN }).then(() => fetch('${origin}/wait')).then((r) => r.text()).then(console.log);`;
   runId = await startRun(call, ws, { template: { files: { 'turn.js': turn } }, turns: [{ command: ['node', 'turn.js'] }], deadlineSeconds: 60 });
   const alt = path.join(backend.dir, 'rotated-issuer');

@@ -1,4 +1,4 @@
-// The Functions app on the Flex Consumption plan (Linux, Node 20) with a system-assigned managed identity.
+// The Functions app on the Flex Consumption plan (Linux, Node 22) with a system-assigned managed identity.
 // Every connection is identity-based; no setting holds a key, password or connection string with a secret.
 // The app settings are exactly what functions/settings.ts validates for DISCO_ENV=production (less the
 // local-only fallbacks), plus the identity-based connection settings the Functions host itself reads and
@@ -162,7 +162,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       }
       runtime: {
         name: 'node'
-        version: '20'
+        version: '22'
       }
     }
   }

@@ -74,7 +74,7 @@ describe('infra/deploy Bicep: security properties', () => {
     ['HTTP allowed on the app', 'modules/functionApp.bicep', 'httpsOnly: true', 'httpsOnly: false', 'site-https'],
     ['TLS 1.0 on the app', 'modules/functionApp.bicep', "      minTlsVersion: '1.2'", "      minTlsVersion: '1.0'", 'site-tls'],
     ['FTP enabled', 'modules/functionApp.bicep', "ftpsState: 'Disabled'", "ftpsState: 'AllAllowed'", 'site-ftp'],
-    ['another Node version', 'modules/functionApp.bicep', "version: '20'", "version: '18'", 'site-runtime'],
+    ['another Node version', 'modules/functionApp.bicep', "version: '22'", "version: '20'", 'site-runtime'],
     ['a keyed deployment container', 'modules/functionApp.bicep', "type: 'SystemAssignedIdentity'", "type: 'StorageAccountConnectionString'", 'site-deployment-identity'],
     ['basic auth to the SCM site', 'modules/functionApp.bicep', "name: 'scm'\n  properties: {\n    allow: false", "name: 'scm'\n  properties: {\n    allow: true", 'site-basic-auth'],
     ['a non-Flex plan', 'modules/functionApp.bicep', "name: 'FC1'", "name: 'Y1'", 'plan-flex'],

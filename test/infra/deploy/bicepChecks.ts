@@ -167,7 +167,7 @@ function siteFindings(file: BicepFile, site: Declaration, v: BicepValue | undefi
   expect(out, 'site-tls', w, at(v, 'properties.siteConfig.scmMinTlsVersion'), '1.2', 'scmMinTlsVersion');
   expect(out, 'site-ftp', w, at(v, 'properties.siteConfig.ftpsState'), 'Disabled', 'ftpsState');
   expect(out, 'site-runtime', w, at(v, 'properties.functionAppConfig.runtime.name'), 'node', 'runtime.name');
-  expect(out, 'site-runtime', w, at(v, 'properties.functionAppConfig.runtime.version'), '20', 'runtime.version');
+  expect(out, 'site-runtime', w, at(v, 'properties.functionAppConfig.runtime.version'), '22', 'runtime.version');
   const auth = scalar(at(v, 'properties.functionAppConfig.deployment.storage.authentication.type')) ?? 'unset';
   if (!/^(System|User)AssignedIdentity$/.test(auth))
     out.push({ rule: 'site-deployment-identity', where: w, message: `deployment storage authentication must be an identity, is ${auth}` });
