@@ -9,7 +9,8 @@ import { MAX_EGRESS_REFUSALS_RECORDED_PER_STEP, type RunEvent, runStatus } from 
 import { requestRun } from '../../domain/services/runs';
 import type { RunStores } from '../../domain/services/runPorts';
 import { readRunStream } from '../../domain/services/runStream';
-import { runStreamId } from '../../domain/streams';
+import { projectionKeys, runStreamId } from '../../domain/streams';
+import { projectionRowKey } from '../../infra/tables/rowKeys';
 import type { RunSpec } from '../../domain/runSpec';
 import { platformHostsOf } from '../../functions/composition';
 import { loadSettings } from '../../functions/settings';
@@ -129,6 +130,21 @@ describe("the workspace's egress allow-list", () => {
     expect(sets[0]).toMatchObject({ data: { allowedHosts: list }, meta: { actor: 'alice' } });
     expect(audit.records.some((r) => r.type === 'AccessDenied' && r.meta.actor === 'bob')).toBe(true);
     expect((await h.call('GET', `/api/workspaces/${ws}/audit/verify`, { token: tokens.owner })).json).toMatchObject({ ok: true });
+  });
+
+  it('comes from verified state: a summary row edited in storage to widen it changes no decision and is reported', async () => {
+    const row = await h.eventTable.getEntity<Record<string, unknown>>(ws, projectionRowKey(projectionKeys.workspace));
+    const summary = JSON.parse(String(row['value0'])) as { egress: { allowedHosts: string[] } };
+    summary.egress.allowedHosts.push('evil.example');
+    const { etag: _etag, timestamp: _ts, partitionKey, rowKey, ...columns } = row as typeof row & { timestamp?: string };
+    await h.eventTable.upsertEntity({ partitionKey: String(partitionKey), rowKey: String(rowKey), ...columns, value0: JSON.stringify(summary) }, 'Replace');
+
+    const refused = await h.call('POST', `/api/workspaces/${ws}/runs`, { token: tokens.member, body: aSpec({ egress: { turns: ['evil.example'] } }) });
+    expect(refused.status).toBe(422);
+    expect((refused.json as { code: string }).code).toBe('EGRESS.NOT_IN_WORKSPACE_LIST');
+    expect(((await h.call('GET', `/api/workspaces/${ws}/egress`, { token: tokens.member })).json as { allowedHosts: string[] }).allowedHosts).not.toContain('evil.example');
+    const log = await h.store.readLog(ws, { limit: 1000 });
+    expect(log.records.some((r) => r.type === 'ProjectionMismatchDetected' && (r.data as { projection: string }).projection === projectionKeys.workspace)).toBe(true);
   });
 
   it('a RunSpec that widens the list is 422 naming the host, before any run exists; narrowing is accepted', async () => {
