@@ -14,6 +14,12 @@ export type Channel =
   /** The gateway's http operation: the platform process puts the credential in one request's header; it never enters the sandbox. */
   | 'gateway-header';
 
+/**
+ * At most this many egress refusals of one step become `OperationRefused` events (distinct destinations first);
+ * the rest are counted in `EgressRecorded`. One append per step, whatever the agent tries.
+ */
+export const MAX_EGRESS_REFUSALS_RECORDED_PER_STEP = 20;
+
 export type RunOutcome = 'Completed' | 'Failed' | 'Cancelled';
 /** What the API shows. */
 export type RunStatus = 'Pending' | 'Running' | RunOutcome;
@@ -39,6 +45,8 @@ export type RunEvent =
   | DomainEvent<'OperationRequested', { operationId: string; kind: string; target: string }>
   | DomainEvent<'OperationRefused', { operationId: string; kind: string; target: string; reason: string }>
   | DomainEvent<'OperationCompleted', { operationId: string; exitCode: number }>
+  /** What the sandbox's egress proxy decided during one step (`refusalsNotRecorded`: refused beyond the events). */
+  | DomainEvent<'EgressRecorded', { phase: Phase; turn?: number; allowed: number; refused: number; refusalsNotRecorded: number }>
   | DomainEvent<'RunCancellationRequested', { reason: string }>
   | DomainEvent<'SandboxTornDown', { sandboxId: string }>
   | DomainEvent<'RunCompleted', Record<string, never>>
@@ -78,6 +86,8 @@ export interface RunState {
   readonly sandboxId?: string;
   readonly tornDown: boolean;
   readonly activeLeases: Readonly<Record<string, ActiveLease>>;
+  /** Egress connections through the platform's proxy over the whole run. */
+  readonly egress: { readonly allowed: number; readonly refused: number };
 }
 
 export type RunCommand =
@@ -95,6 +105,14 @@ export type RunCommand =
   | { type: 'RecordOperationRequested'; operationId: string; kind: string; target: string }
   | { type: 'RecordOperationRefused'; operationId: string; kind: string; target: string; reason: string }
   | { type: 'RecordOperationCompleted'; operationId: string; exitCode: number }
+  | {
+      type: 'RecordEgress';
+      phase: Phase;
+      turn?: number;
+      allowed: number;
+      refused: number;
+      refusals: readonly { readonly target: string; readonly reason: string }[];
+    }
   | { type: 'CancelRun'; reason: string }
   | { type: 'RecordSandboxTornDown'; sandboxId: string }
   | { type: 'FinishRun' };
@@ -111,6 +129,7 @@ export function initialRunState(): RunState {
     phases: [],
     tornDown: false,
     activeLeases: {},
+    egress: { allowed: 0, refused: 0 },
   };
 }
 
@@ -142,6 +161,8 @@ export function evolveRun(state: RunState, event: RunEvent & { meta?: { actor: s
       return { ...state, sandboxId: event.data.sandboxId };
     case 'SandboxLaunchRefused':
       return { ...state, failure: state.failure ?? `launch refused: ${event.data.offendingKey}` };
+    case 'EgressRecorded':
+      return { ...state, egress: { allowed: state.egress.allowed + event.data.allowed, refused: state.egress.refused + event.data.refused } };
     case 'IsolationDegraded':
     case 'OperationRequested':
     case 'OperationRefused':
@@ -318,6 +339,27 @@ export function decideRun(command: RunCommand, state: RunState): RunEvent[] {
     case 'RecordOperationCompleted':
       requireExisting(state);
       return [{ type: 'OperationCompleted', data: { operationId: command.operationId, exitCode: command.exitCode } }];
+    case 'RecordEgress': {
+      requireExisting(state);
+      if (command.allowed === 0 && command.refused === 0) return [];
+      const distinct = new Map<string, { target: string; reason: string }>();
+      for (const r of command.refusals) distinct.set(`${r.target}\n${r.reason}`, r);
+      const recorded = [...distinct.values()].slice(0, MAX_EGRESS_REFUSALS_RECORDED_PER_STEP);
+      const step = `${command.phase}${command.turn !== undefined ? `[${command.turn}]` : ''}`;
+      return [
+        {
+          type: 'EgressRecorded',
+          data: {
+            phase: command.phase,
+            ...(command.turn !== undefined ? { turn: command.turn } : {}),
+            allowed: command.allowed,
+            refused: command.refused,
+            refusalsNotRecorded: Math.max(0, command.refused - recorded.length),
+          },
+        },
+        ...recorded.map((r, i): RunEvent => ({ type: 'OperationRefused', data: { operationId: `egress:${step}:${i + 1}`, kind: 'egress', target: r.target, reason: r.reason } })),
+      ];
+    }
     case 'CancelRun':
       requireOpen(state);
       if (state.cancellation !== undefined) return [];
@@ -359,6 +401,7 @@ export function runStatus(state: RunState): Record<string, unknown> {
     ...(state.failure ? { failure: state.failure } : {}),
     ...(state.cancellation ? { cancellation: state.cancellation } : {}),
     tornDown: state.tornDown,
+    egress: { ...state.egress },
     activeLeases: Object.entries(state.activeLeases).map(([leaseId, lease]) => ({
       leaseId,
       secretName: lease.secretName,

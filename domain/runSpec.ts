@@ -1,3 +1,5 @@
+import type { RunEgress } from './egress';
+
 /**
  * What a run asks for (DESIGN.md §5). Secrets are referenced by name and use, never carried by value;
  * the platform picks the channel from the use (see secretPolicy.ts). Validation of untrusted JSON into this
@@ -47,6 +49,11 @@ export interface RunSpec {
   readonly mcp?: readonly McpServerSpec[];
   readonly turns: readonly TurnSpec[];
   readonly deadlineSeconds: number;
+  /**
+   * Where each phase's processes may connect, narrowing the workspace's egress allow-list (never widening it:
+   * a host the list does not cover is refused at the request). A phase left out gets the workspace list.
+   */
+  readonly egress?: RunEgress;
 }
 
 /** Every secret reference in a spec with where it was found, for policy checks and lease planning. */

@@ -1,3 +1,4 @@
+import { normalizeEgressHosts } from './egress';
 import { DomainError, assertNever } from './errors';
 import type { DomainEvent } from './events';
 
@@ -18,6 +19,8 @@ export type WorkspaceEvent =
   | DomainEvent<'WorkspaceRecovered', Record<string, never>>
   | DomainEvent<'VaultPurged', { vault: string }>
   | DomainEvent<'AccessDenied', { actor: string; action: string; reason: string }>
+  /** The owner's egress allow-list for the workspace's sandboxes (domain/egress.ts), replacing the previous one. */
+  | DomainEvent<'EgressAllowListSet', { allowedHosts: readonly string[] }>
   /**
    * A projection row read for a decision did not match the log (a forged MAC, or a row older than its stream);
    * the decision used the state folded from the log instead, and the row was rewritten from it.
@@ -38,6 +41,8 @@ export interface WorkspaceState {
   readonly vaultSoftDeleted: boolean;
   readonly purgeAfter?: string;
   readonly retentionDays?: number;
+  /** Where sandboxes may connect through the egress proxy; empty (nothing) until an owner sets it. */
+  readonly egressAllowedHosts: readonly string[];
 }
 
 export type WorkspaceCommand =
@@ -51,6 +56,7 @@ export type WorkspaceCommand =
   | { type: 'Recover'; actor: string; now: string }
   | { type: 'Purge'; now: string }
   | { type: 'RecordAccessDenied'; actor: string; action: string; reason: string }
+  | { type: 'SetEgressAllowList'; actor: string; allowedHosts: readonly string[] }
   | { type: 'RecordProjectionMismatch'; projection: string; found: ProjectionFault; streamId: string; streamVersion: number };
 
 /**
@@ -61,7 +67,7 @@ export function roleIn(members: Readonly<Record<string, Role>>, userId: string):
   return Object.prototype.hasOwnProperty.call(members, userId) ? members[userId] : undefined;
 }
 export function initialWorkspaceState(): WorkspaceState {
-  return { status: 'None', workspaceId: '', name: '', members: {}, vaultSoftDeleted: false };
+  return { status: 'None', workspaceId: '', name: '', members: {}, vaultSoftDeleted: false, egressAllowedHosts: [] };
 }
 
 export function evolveWorkspace(state: WorkspaceState, event: WorkspaceEvent): WorkspaceState {
@@ -94,6 +100,8 @@ export function evolveWorkspace(state: WorkspaceState, event: WorkspaceEvent): W
     }
     case 'VaultPurged':
       return { ...state, status: 'Purged' };
+    case 'EgressAllowListSet':
+      return { ...state, egressAllowedHosts: event.data.allowedHosts };
     case 'AccessDenied':
     case 'ProjectionMismatchDetected':
       return state;
@@ -197,6 +205,12 @@ export function decideWorkspace(command: WorkspaceCommand, state: WorkspaceState
           'conflict',
         );
       return [{ type: 'VaultPurged', data: { vault: state.vault ?? 'none' } }];
+    case 'SetEgressAllowList': {
+      requireOwner(state, command.actor);
+      const allowedHosts = normalizeEgressHosts(command.allowedHosts);
+      if (allowedHosts.join('\n') === state.egressAllowedHosts.join('\n')) return [];
+      return [{ type: 'EgressAllowListSet', data: { allowedHosts } }];
+    }
     case 'RecordAccessDenied':
       // A sealed log takes no more records; the denial is still answered, just not chained.
       if (state.status === 'Deleted' || state.status === 'Purged') return [];
@@ -228,6 +242,7 @@ export function workspaceSummary(state: WorkspaceState): Record<string, unknown>
     name: state.name,
     status: state.status,
     members: Object.entries(state.members).map(([userId, role]) => ({ userId, role })),
+    egress: { allowedHosts: [...state.egressAllowedHosts] },
     ...(state.purgeAfter ? { purgeAfter: state.purgeAfter } : {}),
   };
 }

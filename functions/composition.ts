@@ -183,7 +183,46 @@ export function sandboxHostFor(settings: Settings): Promise<SandboxHost> {
     );
   // Development without the setting: the demo's git servers (production refuses this host altogether).
   const testServers = settings.SANDBOX_EGRESS_TEST_SERVERS?.split(',') ?? DEMO_GIT_PORTS.map((port) => `127.0.0.1:${port}`);
-  return LocalProcessSandboxHost.open({ gatewayUrl: gatewayUrlOf(settings), egress: { testServers: () => testServers } });
+  return LocalProcessSandboxHost.open({ gatewayUrl: gatewayUrlOf(settings), egress: { testServers: () => testServers, platformHosts: platformHostsOf(settings) } });
+}
+
+const STORAGE_SERVICES = ['blob', 'queue', 'table', 'file', 'dfs', 'web'] as const;
+
+/**
+ * The platform's own host names, which the egress proxy refuses whatever a workspace's allow-list says: the
+ * storage account (every service endpoint), the master key's Key Vault and, with a vault per workspace, every
+ * Key Vault (their names are minted per workspace), the Service Bus namespace, the Function App and the gateway
+ * (reached only through its own door, which passes the gateway's route alone) and the platform issuer.
+ */
+export function platformHostsOf(settings: Settings, env: Readonly<Record<string, string | undefined>> = process.env): string[] {
+  const hosts = new Set<string>();
+  const hostOf = (url: string | undefined): void => {
+    if (!url) return;
+    try {
+      const host = new URL(url).hostname.toLowerCase();
+      if (host) hosts.add(host);
+    } catch {
+      // Not a URL: nothing to refuse by name.
+    }
+  };
+  const account = settings.AzureWebJobsStorage__accountName;
+  if (account) for (const service of STORAGE_SERVICES) hosts.add(`${account}.${service}.core.windows.net`);
+  if (settings.AzureWebJobsStorage) {
+    const parts = new Map(settings.AzureWebJobsStorage.split(';').map((part) => [part.slice(0, part.indexOf('=')).toLowerCase(), part.slice(part.indexOf('=') + 1)] as const));
+    const name = parts.get('accountname');
+    const suffix = parts.get('endpointsuffix') ?? 'core.windows.net';
+    if (name && !parts.has('usedevelopmentstorage')) for (const service of STORAGE_SERVICES) hosts.add(`${name.toLowerCase()}.${service}.${suffix.toLowerCase()}`);
+    for (const key of ['blobendpoint', 'queueendpoint', 'tableendpoint', 'fileendpoint']) hostOf(parts.get(key));
+  }
+  hostOf(settings.VAULT_MASTER_KEY_ID);
+  if (settings.VAULT_KIND === 'keyvault') hosts.add('vault.azure.net');
+  if (settings.ServiceBusConnection__fullyQualifiedNamespace) hosts.add(settings.ServiceBusConnection__fullyQualifiedNamespace.toLowerCase());
+  // Azure sets WEBSITE_HOSTNAME to the Function App's default host name.
+  if (env.WEBSITE_HOSTNAME) hosts.add(env.WEBSITE_HOSTNAME.toLowerCase());
+  hostOf(settings.GATEWAY_URL);
+  hostOf(settings.PLATFORM_ISSUER);
+  // Addresses are refused by the address policy already; the list is for names.
+  return [...hosts].filter((h) => !/^[\d.]+$/.test(h) && !h.includes(':') && !h.startsWith('[')).sort();
 }
 
 /** What a run's agent runtime gets as GATEWAY_URL (and where an isolated sandbox's gateway door leads). */

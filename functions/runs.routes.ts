@@ -9,7 +9,8 @@ import { RUN_ERROR, cancelRun, getRun, readTranscript, requestRun } from '../dom
 import { HttpProblem } from '../infra/http/problem';
 import { parseParams, readJsonBody } from '../infra/http/jsonBody';
 import { type ApiRoute, json } from './http/apiRoute';
-import { hostSchema, secretNameSchema, workspaceIdSchema } from './http/schemas';
+import { egressHostsSchema, hostSchema, secretNameSchema, workspaceIdSchema } from './http/schemas';
+import { EGRESS_ERROR } from '../domain/egress';
 import { RUN_LIFECYCLE, CANCEL_EVENT } from './runLifecycle.names';
 
 export const MAX_RUN_SPEC_BYTES = 1024 * 1024;
@@ -43,6 +44,7 @@ export const runSpecSchema = z.strictObject({
     .optional(),
   turns: z.array(z.strictObject({ command: argv, modelKey: secretNameSchema.optional() })).min(1).max(50),
   deadlineSeconds: z.number().int().min(DEADLINE_SECONDS.min).max(DEADLINE_SECONDS.max),
+  egress: z.strictObject({ install: egressHostsSchema.optional(), mcp: egressHostsSchema.optional(), turns: egressHostsSchema.optional() }).optional(),
 });
 
 const wsParams = z.object({ ws: workspaceIdSchema });
@@ -82,7 +84,7 @@ export interface RunRouteOptions {
 
 /** Problems the run routes answer with 422: the spec is well-formed but cannot run as asked. */
 function unprocessable(error: unknown): never {
-  if (error instanceof LeaseRefused || (isDomainError(error) && (error.code === RUN_ERROR.LAUNCH_REFUSED || error.code === RUN_ERROR.SECRET_NOT_FOUND)))
+  if (error instanceof LeaseRefused || (isDomainError(error) && (error.code === RUN_ERROR.LAUNCH_REFUSED || error.code === RUN_ERROR.SECRET_NOT_FOUND || error.code === EGRESS_ERROR.NOT_IN_WORKSPACE_LIST)))
     throw new HttpProblem(422, error.code, error.message);
   throw error;
 }

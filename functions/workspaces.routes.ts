@@ -1,8 +1,9 @@
 import { z } from 'zod';
+import { getEgressAllowList, setEgressAllowList } from '../domain/services/egress';
 import { createWorkspace, getWorkspace, removeMember, setMember } from '../domain/services/workspaces';
 import { parseParams, readJsonBody } from '../infra/http/jsonBody';
 import { type ApiRoute, json, noContent } from './http/apiRoute';
-import { BODY_LIMITS, createWorkspaceBody, setMemberBody, userIdSchema, workspaceIdSchema } from './http/schemas';
+import { BODY_LIMITS, createWorkspaceBody, setEgressBody, setMemberBody, userIdSchema, workspaceIdSchema } from './http/schemas';
 
 const wsParams = z.object({ ws: workspaceIdSchema });
 const memberParams = z.object({ ws: workspaceIdSchema, user: userIdSchema });
@@ -44,6 +45,25 @@ export const workspaceRoutes: readonly ApiRoute[] = [
       const { ws, user } = parseParams(memberParams, request.params);
       await removeMember(services.deps, caller, ws, user);
       return noContent();
+    },
+  },
+  {
+    name: 'getEgress',
+    method: 'GET',
+    route: 'workspaces/{ws}/egress',
+    handle: async ({ request, caller, services }) => {
+      const { ws } = parseParams(wsParams, request.params);
+      return json(200, await getEgressAllowList(services.deps, caller, ws));
+    },
+  },
+  {
+    name: 'setEgress',
+    method: 'PUT',
+    route: 'workspaces/{ws}/egress',
+    handle: async ({ request, caller, services }) => {
+      const { ws } = parseParams(wsParams, request.params);
+      const body = await readJsonBody(request, setEgressBody, BODY_LIMITS.egress);
+      return json(200, await setEgressAllowList(services.deps, caller, ws, body.allowedHosts));
     },
   },
 ];

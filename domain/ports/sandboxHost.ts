@@ -1,3 +1,4 @@
+import type { EgressAllowance, EgressTally } from '../egress';
 import type { GuardPolicy } from '../launchGuard';
 
 /**
@@ -53,6 +54,8 @@ export interface SandboxRequest {
   readonly env?: Readonly<Record<string, string>>;
   /** Opt-in: the workspace lives on a named volume that survives teardown (no credential is ever written there). */
   readonly keptVolume?: string;
+  /** Where the sandbox may connect until `setEgress` says otherwise; omitted: any public name (no allow-list). */
+  readonly egress?: EgressAllowance;
 }
 
 export interface SandboxHandle {
@@ -116,4 +119,11 @@ export interface SandboxHost {
   start(handle: SandboxHandle, command: CommandSpec): Promise<RunningCommand>;
   /** Stops every process of the sandbox and removes its disk (except a kept volume); idempotent. */
   teardown(handle: SandboxHandle): Promise<void>;
+  /**
+   * Where the sandbox's processes may connect from now on (the run's current phase). A host that cannot
+   * enforce it (no network isolation) ignores it; the run records `IsolationDegraded` already.
+   */
+  setEgress(handle: SandboxHandle, allowance: EgressAllowance): void;
+  /** The egress decisions since the previous call (undefined where the host has no egress proxy). */
+  drainEgress(handle: SandboxHandle): EgressTally | undefined;
 }

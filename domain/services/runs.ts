@@ -1,8 +1,10 @@
+import { EgressWideningRefused, firstWidening } from '../egress';
 import { DomainError } from '../errors';
 import { checkRunSpecEnv, describeRefusal } from '../launchGuard';
 import { type RunState, runStatus } from '../run';
 import { type RunSpec, secretReferencesOf } from '../runSpec';
 import { authorize } from './access';
+import { workspaceEgressList } from './egress';
 import type { ServiceDependencies } from './dependencies';
 import type { LeaseAsk } from '../secretPolicy';
 import { LeaseRefused, assertLeases } from './leaseDecisions';
@@ -88,6 +90,12 @@ export async function requestRun(
   } catch (error) {
     if (error instanceof LeaseRefused) await refuse(error.where, error.refusal.code);
     throw error;
+  }
+  // A run spec may narrow the owner's egress allow-list per phase, never widen it.
+  const widening = firstWidening(await workspaceEgressList(deps, workspaceId), spec.egress);
+  if (widening) {
+    await refuse(widening.where, `egress host ${widening.host} is not on the workspace's allow-list`);
+    throw new EgressWideningRefused(widening.where, widening.host);
   }
   const stored = await stores.specs.put(workspaceId, runId, spec);
   const deadline = new Date(deps.clock.now().getTime() + spec.deadlineSeconds * 1000).toISOString();

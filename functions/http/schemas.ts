@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_EGRESS_HOSTS, isEgressHost } from '../../domain/egress';
 import { MAX_SECRET_BYTES, SECRET_NAME_PATTERN } from '../../domain/secret';
 import { SECRET_USE_KINDS, type SecretUses } from '../../domain/secretPolicy';
 
@@ -31,10 +32,15 @@ export const setSecretBody = z.strictObject({
   uses: secretUsesSchema.optional(),
 });
 
+/** An egress allow-list entry: a host name, optionally `*.` before it and `:port` after it (domain/egress.ts). */
+export const egressHostSchema = z.string().min(1).max(260).refine(isEgressHost, 'must be a host name, optionally *.name, optionally :port');
+export const egressHostsSchema = z.array(egressHostSchema).max(MAX_EGRESS_HOSTS);
+export const setEgressBody = z.strictObject({ allowedHosts: egressHostsSchema });
+
 export const auditQuery = z.strictObject({
   after: z.coerce.number().int().min(0).optional(),
   limit: z.coerce.number().int().min(1).max(500).optional(),
 });
 
 /** Bodies bigger than these are refused with 413 before parsing. */
-export const BODY_LIMITS = { small: 4 * 1024, secret: MAX_SECRET_BYTES * 6 + 4 * 1024 } as const;
+export const BODY_LIMITS = { small: 4 * 1024, egress: 32 * 1024, secret: MAX_SECRET_BYTES * 6 + 4 * 1024 } as const;

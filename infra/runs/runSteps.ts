@@ -1,5 +1,7 @@
 import type { CommandResult } from '../../domain/ports/sandboxHost';
+import { type EgressPhase, type EgressTally, NOTHING_ALLOWED, allowanceFor } from '../../domain/egress';
 import { isDomainError } from '../../domain/errors';
+import { workspaceEgressList } from '../../domain/services/egress';
 import type { LiveSandbox } from '../../domain/ports/runSandboxes';
 import type { Phase, RunState } from '../../domain/run';
 import type { InstallStep, RunSpec, SecretReference } from '../../domain/runSpec';
@@ -38,6 +40,39 @@ async function specOf(ctx: RunContext, state: RunState): Promise<RunSpec> {
   return readRunSpec(ctx.runtime.stores, state);
 }
 
+/** The RunSpec's egress key for each phase whose processes may use the network. */
+const EGRESS_PHASE: Partial<Record<Phase, EgressPhase>> = { install: 'install', mcp: 'mcp', turn: 'turns' };
+
+/**
+ * Points the sandbox's egress proxy at this phase's allowance: the owner's list as the log has it now, narrowed
+ * by the spec for the phase. Read from verified state at every step, so a list shrunk mid-run applies at once.
+ */
+async function enterEgressPhase(ctx: RunContext, sandbox: LiveSandbox, spec: RunSpec, which: Phase): Promise<void> {
+  const phase = EGRESS_PHASE[which];
+  if (!phase) return;
+  const workspaceList = await workspaceEgressList(ctx.runtime.deps, ctx.workspaceId);
+  ctx.runtime.host.setEgress(sandbox.handle, allowanceFor(workspaceList, spec.egress, phase));
+}
+
+/**
+ * Records what the sandbox's egress proxy decided since the previous step: one append (counts as
+ * `EgressRecorded`, the first distinct refusals as `OperationRefused`), whatever the agent tried. Targets and
+ * reasons pass the redactor: a host name is the agent's choice and could carry what it holds.
+ */
+export async function recordEgress(ctx: RunContext, which: Phase, turn: number | undefined): Promise<void> {
+  const sandbox = ctx.runtime.sandboxes.get(ctx.runId);
+  if (!sandbox) return;
+  let tally: EgressTally | undefined;
+  try {
+    tally = ctx.runtime.host.drainEgress(sandbox.handle);
+  } catch {
+    return; // torn down already
+  }
+  if (!tally || (tally.allowed === 0 && tally.refused === 0)) return;
+  const refusals = await Promise.all(tally.refusals.map(async (r) => ({ target: await ctx.reason(`${r.host}:${r.port}`, 260), reason: await ctx.reason(r.reason, 100) })));
+  await ctx.record({ type: 'RecordEgress', phase: which, ...(turn !== undefined ? { turn } : {}), allowed: tally.allowed, refused: tally.refused, refusals });
+}
+
 /**
  * One phase: start it (a re-run after a crash finds it already running and fails it: its processes died with
  * the host), run the body, complete or fail it. Domain refusals (cancelled, torn down) end the step quietly.
@@ -52,9 +87,11 @@ async function phase(ctx: RunContext, which: Phase, turn: number | undefined, bo
     if (rerun) throw new StepFailure(ctx.runtime.sandboxes.get(ctx.runId) ? 'interrupted: the step was started twice' : SANDBOX_LOST);
     if (ctx.runtime.aborts.aborted(ctx.runId)) throw new StepFailure('cancelled');
     await body(state);
+    await recordEgress(ctx, which, turn);
     await ctx.record({ type: 'CompletePhase', phase: which });
     return { ok: true };
   } catch (error) {
+    await recordEgress(ctx, which, turn).catch(() => undefined);
     const reason = await ctx.reason(error instanceof Error ? error.message : 'step failed');
     try {
       await ctx.record({ type: 'FailPhase', phase: which, reason });
@@ -75,7 +112,8 @@ export async function seed(runtime: RunRuntime, workspaceId: string, runId: stri
     spec = await specOf(ctx, state);
     const material = await loadSecretMaterial(runtime.deps, workspaceId);
     const redactor = new RefreshableRedactor(material.values);
-    const handle = await runtime.host.create({ runId, files: spec.template.files, redactor, guard: material.guard, ...(spec.env ? { env: spec.env } : {}) });
+    // Nothing may leave the sandbox until a phase says where (no process runs before install anyway).
+    const handle = await runtime.host.create({ runId, files: spec.template.files, redactor, guard: material.guard, egress: NOTHING_ALLOWED, ...(spec.env ? { env: spec.env } : {}) });
     try {
       // Refused once teardown has begun (a cancel raced the seed): then this sandbox is nobody's, so it goes now.
       await ctx.record({
@@ -132,6 +170,7 @@ export async function install(runtime: RunRuntime, workspaceId: string, runId: s
   return phase(ctx, 'install', undefined, async (state) => {
     const { sandbox, live } = liveOf(ctx);
     const spec = await specOf(ctx, state);
+    await enterEgressPhase(ctx, sandbox, spec, 'install');
     for (const [index, step] of (spec.install ?? []).entries()) {
       for (const proc of installProcesses(step, index)) {
         const operation = `install[${index}]`;
@@ -158,6 +197,7 @@ export async function mcp(runtime: RunRuntime, workspaceId: string, runId: strin
   return phase(ctx, 'mcp', undefined, async (state) => {
     const { sandbox, live } = liveOf(ctx);
     const spec = await specOf(ctx, state);
+    await enterEgressPhase(ctx, sandbox, spec, 'mcp');
     for (const server of spec.mcp ?? []) {
       const operation = `mcp:${server.name}`;
       const started = await startLeased(ctx, live, sandbox, { operation, phase: 'mcp', holder: 'mcp-server', argv: server.command, identity: 'credential', secrets: server.secrets ?? [] }, (result) =>
@@ -175,6 +215,7 @@ export async function turn(runtime: RunRuntime, workspaceId: string, runId: stri
     const spec = await specOf(ctx, state);
     const turnSpec = spec.turns[n - 1];
     if (!turnSpec) throw new StepFailure(`turn ${n} is not in the spec`);
+    await enterEgressPhase(ctx, sandbox, spec, 'turn');
     const bearer = await runtime.bearers.mint({ workspaceId, runId, containerId: sandbox.handle.sandboxId, expiresAt: sandbox.deadline });
     live.redactor.add('GATEWAY_TOKEN', bearer);
     if (runtime.aborts.aborted(runId)) {

@@ -1,6 +1,7 @@
 import { isDomainError } from '../../domain/errors';
 import { isFinished } from '../../domain/run';
 import { releaseLeases } from './leasedProcess';
+import { recordEgress } from './runSteps';
 import { RunContext, type RunRuntime } from './runContext';
 
 /** Runs a command whose refusal means "already done" (teardown and finish are replayed after crashes). */
@@ -52,6 +53,8 @@ export async function teardown(runtime: RunRuntime, workspaceId: string, runId: 
     await server.done;
   }
   const sandbox = runtime.sandboxes.get(runId);
+  // What MCP servers did after the last step, before the proxy goes with the sandbox.
+  if (sandbox) await recordEgress(ctx, 'teardown', undefined).catch(() => undefined);
   if (sandbox) await runtime.host.teardown(sandbox.handle);
   else if (state.sandboxId) await runtime.removeLeftovers(state.sandboxId);
 

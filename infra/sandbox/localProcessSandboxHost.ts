@@ -4,6 +4,7 @@ import { chmod, chown, mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promi
 import { OWNER_FILE, removeOrphanedSandboxes } from './orphanedSandboxes';
 import os from 'node:os';
 import path from 'node:path';
+import type { EgressAllowance, EgressTally } from '../../domain/egress';
 import { DomainError } from '../../domain/errors';
 import { checkRunSpecEnv, type GuardPolicy } from '../../domain/launchGuard';
 import type {
@@ -23,7 +24,7 @@ import { enterPrefix, plainPrefix, processesIn, startPidNamespace, type Identity
 import { chownTree, insideRoot, writeTemplateFiles } from './sandboxFiles';
 import { sandboxBinds } from './sandboxRoot';
 import { EGRESS_PROXY_URL, openDoors, type Doors } from './egress/doors';
-import type { EgressCounts } from './egress/egressProxy';
+import type { EgressCounts, Resolver } from './egress/egressProxy';
 import { CREDENTIAL_PROCESS_ENV, resolveTrustedProgram } from './trustedPrograms';
 import { claimUidBlock, type UidBlock } from './uidBlocks';
 
@@ -50,6 +51,8 @@ export interface LocalProcessSandboxHostOptions {
     readonly platformHosts?: readonly string[];
     /** Tests only (a production configuration refuses the setting): loopback `host:port` servers sandboxes may reach. */
     readonly testServers?: () => readonly string[];
+    /** Tests only: the egress proxy resolves names with this instead of the system resolver. */
+    readonly resolve?: Resolver;
   };
   readonly warn?: (message: string) => void;
 }
@@ -87,6 +90,8 @@ interface Sandbox {
   readonly uids?: UidBlock;
   readonly ns?: PidNamespace;
   readonly doors?: Doors;
+  /** What the egress proxy lets through now; read by the proxy at every request. */
+  egress: EgressAllowance | undefined;
   readonly running: Set<LaunchedProcess>;
   processCount: number;
   tornDown: boolean;
@@ -213,6 +218,8 @@ export class LocalProcessSandboxHost implements SandboxHost {
     const env = { ...inheritedEnv(), ...proxyEnv, ...(request.env ?? {}) };
     let ns: PidNamespace | undefined;
     let doors: Doors | undefined;
+    // The proxy reads the allowance through this holder, so `setEgress` reaches the doors opened below.
+    const egress = { current: request.egress };
     try {
       await mkdir(root, { recursive: true, mode: 0o711 });
       // Who owns this sandbox: the sweep leaves it alone while this process lives.
@@ -231,11 +238,11 @@ export class LocalProcessSandboxHost implements SandboxHost {
         await mkdir(rootDir, { mode: 0o700 });
         const binds = sandboxBinds({ workspace, home: path.join(root, 'home'), credentialDir });
         ns = await startPidNamespace({ launcher: this.launcher, env, guard: request.guard, redactor: request.redactor, cwd: root, rootDir, binds });
-        doors = await this.openDoors(ns, path.join(root, 'doors'), env, request);
+        doors = await this.openDoors(ns, path.join(root, 'doors'), env, request, () => this.sandboxes.get(sandboxId)?.egress ?? egress.current);
       }
       this.sandboxes.set(sandboxId, {
         handle, root, credentialDir, keptVolume: request.keptVolume !== undefined, redactor: request.redactor, guard: request.guard,
-        env, proxyEnv, ...(uids ? { uids } : {}), ...(ns ? { ns } : {}), ...(doors ? { doors } : {}), running: new Set(), processCount: 0, tornDown: false,
+        env, proxyEnv, ...(uids ? { uids } : {}), ...(ns ? { ns } : {}), ...(doors ? { doors } : {}), egress: egress.current, running: new Set(), processCount: 0, tornDown: false,
       });
       return handle;
     } catch (error) {
@@ -369,7 +376,21 @@ export class LocalProcessSandboxHost implements SandboxHost {
     };
   }
 
-  private openDoors(ns: PidNamespace, dir: string, env: Readonly<Record<string, string>>, request: SandboxRequest): Promise<Doors> {
+  setEgress(handle: SandboxHandle, allowance: EgressAllowance): void {
+    this.live(handle).egress = allowance;
+  }
+
+  drainEgress(handle: SandboxHandle): EgressTally | undefined {
+    return this.live(handle).doors?.egress.drain();
+  }
+
+  private openDoors(
+    ns: PidNamespace,
+    dir: string,
+    env: Readonly<Record<string, string>>,
+    request: SandboxRequest,
+    allowance: () => EgressAllowance | undefined,
+  ): Promise<Doors> {
     const testServers = this.options.egress?.testServers ?? (() => []);
     return openDoors({
       launcher: this.launcher,
@@ -382,6 +403,8 @@ export class LocalProcessSandboxHost implements SandboxHost {
         ...(this.options.egress?.platformHosts ? { platformHosts: this.options.egress.platformHosts } : {}),
         // Not the gateway: its door passes the gateway's route only, the proxy would pass its whole port.
         exceptions: testServers,
+        allowance,
+        ...(this.options.egress?.resolve ? { resolve: this.options.egress.resolve } : {}),
       },
       env,
       guard: request.guard,

@@ -44,6 +44,8 @@ function everyRouteCall(workspaceId: string): Array<{ method: string; path: stri
     { method: 'DELETE', path: `/api/workspaces/${workspaceId}/secrets/TEMP_SECRET`, ownerOnly: true },
     { method: 'GET', path: `/api/workspaces/${workspaceId}/audit?limit=50`, ownerOnly: false },
     { method: 'GET', path: `/api/workspaces/${workspaceId}/audit/verify`, ownerOnly: false },
+    { method: 'PUT', path: `/api/workspaces/${workspaceId}/egress`, body: { allowedHosts: ['registry.npmjs.org'] }, ownerOnly: true },
+    { method: 'GET', path: `/api/workspaces/${workspaceId}/egress`, ownerOnly: false },
     // Recovering a live workspace is a conflict; deleting it is covered end to end in workspaceLifecycle tests.
     { method: 'POST', path: `/api/workspaces/${workspaceId}/recover`, ownerOnly: true, ownerStatus: 409 },
     { method: 'DELETE', path: `/api/workspaces/${workspaceId}?retentionDays=3`, ownerOnly: true, ownerStatus: 400 },

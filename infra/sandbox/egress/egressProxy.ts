@@ -1,6 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import http from 'node:http';
 import net from 'node:net';
+import { type EgressAllowance, egressAllows } from '../../../domain/egress';
 import { isNumericTrick, refusedAddressClass } from './addressPolicy';
 
 /**
@@ -10,7 +11,9 @@ import { isNumericTrick, refusedAddressClass } from './addressPolicy';
  * name itself, refuses it if any answer is loopback, private, link-local, metadata, IPv4-mapped or otherwise
  * not public unicast, and connects to the address it checked (pinned: a second lookup cannot swap it).
  * Numeric-host tricks, ports other than the declared ones (443 by default) and the platform's own hosts are
- * refused by name. Every decision is counted; refusals are kept with their reason.
+ * refused by name. A sandbox's allowance (the owner's allow-list, narrowed by the run's phase) is read at every
+ * request: a name it does not match is refused before it is resolved. Every decision is counted; refusals are
+ * kept with their reason.
  */
 
 export interface EgressPolicy {
@@ -23,6 +26,13 @@ export interface EgressPolicy {
    * refused by a production configuration) loopback test servers. Read at every request.
    */
   readonly exceptions?: () => readonly string[];
+  /**
+   * Which names the sandbox may reach now (domain/egress.ts), read at every request; undefined: any public
+   * name. An allow-list entry with a port declares that port for that name.
+   */
+  readonly allowance?: () => EgressAllowance | undefined;
+  /** Tests only: answers names from a table instead of the system resolver (never set by the composition). */
+  readonly resolve?: Resolver;
 }
 
 export interface EgressRefusal {
@@ -39,7 +49,7 @@ export interface EgressCounts {
 
 export type EgressDecision = { ok: true; address: string } | { ok: false; reason: string };
 
-type Resolver = (host: string) => Promise<readonly string[]>;
+export type Resolver = (host: string) => Promise<readonly string[]>;
 const systemResolver: Resolver = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
 function bare(host: string): string {
@@ -47,14 +57,18 @@ function bare(host: string): string {
 }
 
 /** Decides one destination; exported for the tests that walk every address class. */
-export async function decideEgress(hostIn: string, port: number, policy: EgressPolicy, resolve: Resolver = systemResolver): Promise<EgressDecision> {
+export async function decideEgress(hostIn: string, port: number, policy: EgressPolicy, resolve: Resolver = policy.resolve ?? systemResolver): Promise<EgressDecision> {
   const host = bare(hostIn).toLowerCase().replace(/\.$/, '');
   if (!Number.isInteger(port) || port < 1 || port > 65535) return { ok: false, reason: 'invalid port' };
-  const literal = net.isIP(host) === 6 ? `[${host}]` : host;
-  if ((policy.exceptions?.() ?? []).includes(`${literal}:${port}`)) return { ok: true, address: host };
+  const exceptions = policy.exceptions?.() ?? [];
+  const endpoint = (address: string): string => `${net.isIP(address) === 6 ? `[${address}]` : address}:${port}`;
+  if (exceptions.includes(endpoint(host))) return { ok: true, address: host };
   if (host === '' || isNumericTrick(host)) return { ok: false, reason: 'numeric host trick' };
-  if (!(policy.ports ?? [443]).includes(port)) return { ok: false, reason: `port ${port} not allowed` };
   if ((policy.platformHosts ?? []).some((h) => h.toLowerCase() === host || host.endsWith(`.${h.toLowerCase()}`))) return { ok: false, reason: 'platform host' };
+  const allowance = policy.allowance?.();
+  if (allowance && !egressAllows(allowance, host, port)) return { ok: false, reason: 'not on the egress allow-list' };
+  // An allow-list entry names its port; without a list, the declared ports (443) only.
+  if (!allowance && !(policy.ports ?? [443]).includes(port)) return { ok: false, reason: `port ${port} not allowed` };
   let addresses: readonly string[];
   try {
     addresses = net.isIP(host) ? [host] : await resolve(host);
@@ -64,13 +78,17 @@ export async function decideEgress(hostIn: string, port: number, policy: EgressP
   if (addresses.length === 0) return { ok: false, reason: 'does not resolve' };
   for (const address of addresses) {
     const refused = refusedAddressClass(address);
-    if (refused) return { ok: false, reason: `${refused} address` };
+    // Tests only: a name on the allow-list may lead to a declared loopback test server (production declares none).
+    if (refused && !(allowance && exceptions.includes(endpoint(address)))) return { ok: false, reason: `${refused} address` };
   }
   return { ok: true, address: addresses[0] as string };
 }
 
 export interface EgressProxy {
+  /** Every decision since the proxy started (refusals: the first ones kept). */
   counts(): EgressCounts;
+  /** The decisions since the previous drain, and starts a new period (what a run step records). */
+  drain(): EgressCounts;
   close(): Promise<void>;
 }
 
@@ -81,14 +99,19 @@ export async function startEgressProxy(socketPath: string, policy: EgressPolicy,
   let allowed = 0;
   let refused = 0;
   const refusals: EgressRefusal[] = [];
+  let period = { allowed: 0, refused: 0, refusals: [] as EgressRefusal[] };
   const sockets = new Set<net.Socket>();
   const decide = async (host: string, port: number): Promise<EgressDecision> => {
     const decision = await decideEgress(host, port, policy);
-    if (decision.ok) allowed++;
-    else {
+    if (decision.ok) {
+      allowed++;
+      period.allowed++;
+    } else {
       refused++;
+      period.refused++;
       const refusal = { host: bare(host), port, reason: decision.reason };
       if (refusals.length < MAX_KEPT_REFUSALS) refusals.push(refusal);
+      if (period.refusals.length < MAX_KEPT_REFUSALS) period.refusals.push(refusal);
       onRefused?.(refusal);
     }
     return decision;
@@ -153,6 +176,11 @@ export async function startEgressProxy(socketPath: string, policy: EgressPolicy,
   });
   return {
     counts: () => ({ allowed, refused, refusals: [...refusals] }),
+    drain: () => {
+      const drained = period;
+      period = { allowed: 0, refused: 0, refusals: [] };
+      return drained;
+    },
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -63,6 +63,25 @@ describe('the egress decision', () => {
     expect(await decideEgress('127.0.0.1', 4873, { exceptions: () => ['127.0.0.1:4873'] }, resolve)).toEqual({ ok: true, address: '127.0.0.1' });
     expect((await decideEgress('127.0.0.1', 4874, { exceptions: () => ['127.0.0.1:4873'] }, resolve)).ok).toBe(false);
   });
+
+  it("enforces the sandbox's allowance by name before resolving; the platform's hosts stay refused whatever the list says", async () => {
+    const allowance = { layers: [['public.example', 'internal.example', 'api.public.example:8443', 'dpstore.blob.core.windows.net']] };
+    const policy = { allowance: () => allowance, platformHosts: ['blob.core.windows.net'] };
+    expect(await decideEgress('public.example', 443, policy, resolve)).toEqual({ ok: true, address: '93.184.216.34' });
+    expect(await decideEgress('other.example', 443, policy, resolve)).toEqual({ ok: false, reason: 'not on the egress allow-list' });
+    expect(await decideEgress('93.184.216.34', 443, policy, resolve)).toEqual({ ok: false, reason: 'not on the egress allow-list' });
+    expect(await decideEgress('public.example', 8443, policy, resolve)).toEqual({ ok: false, reason: 'not on the egress allow-list' });
+    // A listed name still has to resolve to a public address, and a listed platform host is still refused.
+    expect(await decideEgress('internal.example', 443, policy, resolve)).toEqual({ ok: false, reason: 'private address' });
+    expect(await decideEgress('dpstore.blob.core.windows.net', 443, policy, resolve)).toEqual({ ok: false, reason: 'platform host' });
+    // The test allowance: a listed name may lead to a declared loopback test server, an unlisted one may not.
+    const withTestServer = { ...policy, exceptions: () => ['127.0.0.1:4873'] };
+    const loop = async (host: string) => (host.endsWith('.test') ? ['127.0.0.1'] : resolve(host));
+    const listed = { ...withTestServer, allowance: () => ({ layers: [['registry.test:4873']] }) };
+    expect(await decideEgress('registry.test', 4873, listed, loop)).toEqual({ ok: true, address: '127.0.0.1' });
+    expect(await decideEgress('other.test', 4873, listed, loop)).toEqual({ ok: false, reason: 'not on the egress allow-list' });
+    expect(await decideEgress('registry.test', 4873, { exceptions: withTestServer.exceptions }, loop)).toEqual({ ok: false, reason: 'port 4873 not allowed' });
+  });
 });
 
 describe('the egress proxy on its unix socket', () => {
