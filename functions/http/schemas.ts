@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MAX_SECRET_BYTES, SECRET_NAME_PATTERN } from '../../domain/secret';
 import { SECRET_USE_KINDS, type SecretUses } from '../../domain/secretPolicy';
+import { IDENTITY_AUDIENCE_PATTERN, IDENTITY_NAME_PATTERN, IDENTITY_SUBJECT_PATTERN } from '../../domain/workloadIdentity';
 
 /** Ids we mint are UUIDs; user ids come from tokens (Entra `oid` is a UUID; dev tokens use simple names). */
 export const workspaceIdSchema = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a workspace id');
@@ -29,6 +30,14 @@ export const setSecretBody = z.strictObject({
   value: z.string(),
   allowedHosts: z.array(hostSchema).max(32).optional(),
   uses: secretUsesSchema.optional(),
+});
+
+export const identityNameSchema = z.string().regex(IDENTITY_NAME_PATTERN, 'must match ^[a-z0-9][a-z0-9-]{0,62}$');
+/** `{subject, audience, uses: {identity: "members" | "owners" | [userIds]}}`: who may use it is always said. */
+export const defineIdentityBody = z.strictObject({
+  subject: z.string().regex(IDENTITY_SUBJECT_PATTERN, 'must be 1-200 visible ASCII characters without spaces'),
+  audience: z.string().regex(IDENTITY_AUDIENCE_PATTERN, 'must be 1-255 visible ASCII characters without spaces'),
+  uses: z.strictObject({ identity: useAudience }),
 });
 
 export const auditQuery = z.strictObject({
