@@ -39,6 +39,8 @@ export type RunEvent =
   | DomainEvent<'OperationRequested', { operationId: string; kind: string; target: string }>
   | DomainEvent<'OperationRefused', { operationId: string; kind: string; target: string; reason: string }>
   | DomainEvent<'OperationCompleted', { operationId: string; exitCode: number }>
+  /** The gateway handed the agent a workload identity token (docs/identity.md). Its claims, never the token. */
+  | DomainEvent<'IdentityTokenIssued', { identity: string; subject: string; audience: string; jti: string; kid: string; expiresAt: string }>
   | DomainEvent<'RunCancellationRequested', { reason: string }>
   | DomainEvent<'SandboxTornDown', { sandboxId: string }>
   | DomainEvent<'RunCompleted', Record<string, never>>
@@ -95,6 +97,7 @@ export type RunCommand =
   | { type: 'RecordOperationRequested'; operationId: string; kind: string; target: string }
   | { type: 'RecordOperationRefused'; operationId: string; kind: string; target: string; reason: string }
   | { type: 'RecordOperationCompleted'; operationId: string; exitCode: number }
+  | { type: 'RecordIdentityTokenIssued'; identity: string; subject: string; audience: string; jti: string; kid: string; expiresAt: string }
   | { type: 'CancelRun'; reason: string }
   | { type: 'RecordSandboxTornDown'; sandboxId: string }
   | { type: 'FinishRun' };
@@ -146,6 +149,7 @@ export function evolveRun(state: RunState, event: RunEvent & { meta?: { actor: s
     case 'OperationRequested':
     case 'OperationRefused':
     case 'OperationCompleted':
+    case 'IdentityTokenIssued':
       return state;
     case 'LeaseGranted': {
       const { leaseId, secretName, secretVersion, channel, expiresAt } = event.data;
@@ -318,6 +322,16 @@ export function decideRun(command: RunCommand, state: RunState): RunEvent[] {
     case 'RecordOperationCompleted':
       requireExisting(state);
       return [{ type: 'OperationCompleted', data: { operationId: command.operationId, exitCode: command.exitCode } }];
+    case 'RecordIdentityTokenIssued': {
+      // Like a lease: only while the run can still use it, and never beyond its deadline.
+      requireOpen(state);
+      if (teardownStarted(state)) throw new DomainError('RUN.ALREADY_TORN_DOWN', 'No identity tokens after teardown began', 'conflict');
+      if (state.cancellation !== undefined) throw new DomainError('RUN.CANCELLED', 'Run is being cancelled', 'conflict');
+      if (Date.parse(command.expiresAt) > Date.parse(state.deadline))
+        throw new DomainError('IDENTITY.BEYOND_DEADLINE', 'An identity token cannot outlive its run', 'invalid');
+      const { identity, subject, audience, jti, kid, expiresAt } = command;
+      return [{ type: 'IdentityTokenIssued', data: { identity, subject, audience, jti, kid, expiresAt } }];
+    }
     case 'CancelRun':
       requireOpen(state);
       if (state.cancellation !== undefined) return [];
