@@ -10,6 +10,7 @@ import { workloadIdentityKeysStreamId, PLATFORM_WORKSPACE_ID } from '../../domai
 import type { PublicRsaSigningJwk } from '../../domain/signingKeys';
 import { WORKLOAD_TOKEN_MAX_MS } from '../../domain/workloadIdentity';
 import { defaultSigningKeyPolicy } from '../../domain/signingKeys';
+import { identityIssuerOf, loadSettings } from '../../functions/settings';
 import { IDENTITY_JWKS_ROUTE, OPENID_CONFIGURATION_ROUTE, ensureSigningKeysAtStart, jwksResponse, openidConfigurationResponse } from '../../functions/signing';
 import { Gateway } from '../../infra/gateway/gatewayService';
 import { rs256Keys } from '../../infra/identity/keyAlgorithms';
@@ -201,6 +202,21 @@ describe('a run asks the gateway for a token', () => {
     const gone = await h.operate(orphan.bearer, { kind: 'identity-token', identity: 'everyone' }, {}, gateway);
     expect(gone.status).toBe(410);
     for (const run of [doomed, orphan]) expect((await h.runEvents(run)).filter((e) => e.type === 'IdentityTokenIssued')).toEqual([]);
+  });
+});
+
+describe('the issuer setting', () => {
+  it('defaults to PLATFORM_ISSUER under /api; production refuses an http IDENTITY_ISSUER', () => {
+    const base = { AzureWebJobsStorage: 'UseDevelopmentStorage=true' };
+    expect(identityIssuerOf(loadSettings(base))).toBe('http://127.0.0.1:7071/api');
+    expect(identityIssuerOf(loadSettings({ ...base, PLATFORM_ISSUER: 'https://platform.example/' }))).toBe('https://platform.example/api');
+    expect(() => loadSettings({ ...base, IDENTITY_ISSUER: 'https://platform.example/api/' })).toThrow(/IDENTITY_ISSUER/);
+    const production = {
+      DISCO_ENV: 'production', AzureWebJobsStorage__accountName: 'discoparrot', AUTH_MODE: 'entra', AUTH_ISSUER: 'https://login.example/',
+      AUTH_JWKS_URL: 'https://login.example/keys', VAULT_MASTER_KEY_ID: 'https://kv.example/keys/master', VAULT_SINGLE_TENANT: 'true', PLATFORM_ISSUER: 'https://platform.example',
+    };
+    expect(() => loadSettings({ ...production, IDENTITY_ISSUER: 'http://platform.example/api' })).toThrow(/IDENTITY_ISSUER/);
+    expect(identityIssuerOf(loadSettings({ ...production, IDENTITY_ISSUER: 'https://id.platform.example/api' }))).toBe('https://id.platform.example/api');
   });
 });
 
