@@ -192,6 +192,16 @@ describe('a run asks the gateway for a token', () => {
     await expect(verifyAsACloud(issued[0]!)).resolves.toBeDefined();
   });
 
+  it('refuses a malformed request (400), recorded as a refusal on the run', async () => {
+    for (const body of [{ kind: 'identity-token', identity: 'Not A Name' }, { kind: 'identity-token' }, { kind: 'identity-token', identity: 'everyone', audience: 'elsewhere' }]) {
+      const reply = await h.operate(alicesRun.bearer, body, {}, gateway);
+      expect(reply.status, JSON.stringify(body)).toBe(400);
+      expect(reply.text).not.toMatch(/eyJ/);
+    }
+    const refusals = (await h.runEvents(alicesRun)).filter((e) => e.type === 'OperationRefused' && e.data.kind === 'unparsed');
+    expect(refusals).toHaveLength(3);
+  });
+
   it('answers a foreign bearer 401, a torn-down run 401 and a run whose sandbox is gone 410, issuing nothing', async () => {
     expect((await h.operate('not-a-bearer', { kind: 'identity-token', identity: 'everyone' }, {}, gateway)).status).toBe(401);
     const doomed = await h.launch(ws, []);
