@@ -47,3 +47,13 @@ export const rs256Keys: SigningKeyAlgorithm<PublicRsaSigningJwk> = {
   },
   publish: (stored, kid) => ({ kty: 'RSA', n: String(stored.n), e: String(stored.e), kid, alg: 'RS256', use: 'sig' }),
 };
+
+/** An algorithm option that may be left out only for the Ed25519 ring (the default), so an RS256 ring always names its own. */
+export type AlgorithmOption<J extends PublicJwk> = [J] extends [PublicSigningJwk]
+  ? { readonly algorithm?: SigningKeyAlgorithm<J> }
+  : { readonly algorithm: SigningKeyAlgorithm<J> };
+
+/** The algorithm an `AlgorithmOption` names, Ed25519 when it names none (which its type allows for Ed25519 only). */
+export function algorithmOf<J extends PublicJwk>(option: AlgorithmOption<J> | { readonly algorithm?: SigningKeyAlgorithm<J> }): SigningKeyAlgorithm<J> {
+  return (option as { readonly algorithm?: SigningKeyAlgorithm<J> }).algorithm ?? (ed25519Keys as unknown as SigningKeyAlgorithm<J>);
+}

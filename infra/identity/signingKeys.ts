@@ -9,7 +9,7 @@ import {
   checkpointVerificationKeys, currentKey, decideRotation, defaultSigningKeyPolicy, tokenVerificationKeys,
   type PublicJwk, type PublicSigningJwk, type SigningKeyInfo, type SigningKeyPolicy,
 } from '../../domain/signingKeys';
-import { ed25519Keys, type SigningKeyAlgorithm } from './keyAlgorithms';
+import { type AlgorithmOption, type SigningKeyAlgorithm, algorithmOf } from './keyAlgorithms';
 
 export interface RotationOutcome {
   readonly rotated: boolean;
@@ -26,14 +26,13 @@ export interface RotationOutcome {
 /** Appends the rotations the platform log does not have yet; called after every rotation and skip. */
 export type RotationRecorder = (keys: readonly SigningKeyInfo<PublicJwk>[]) => Promise<void>;
 
-export interface SigningKeysOptions<J extends PublicJwk = PublicSigningJwk> {
+/** `algorithm`: Ed25519 when left out (the checkpoint ring); the workload identity ring passes `rs256Keys`. */
+export type SigningKeysOptions<J extends PublicJwk = PublicSigningJwk> = {
   readonly repository: SigningKeyRepository<J>;
   readonly clock: Clock;
   readonly policy?: SigningKeyPolicy;
   readonly recorder?: RotationRecorder;
-  /** Ed25519 unless said otherwise; the workload identity ring is RS256 (`rs256Keys`). */
-  readonly algorithm?: SigningKeyAlgorithm<J>;
-}
+} & AlgorithmOption<J>;
 
 interface Loaded<J extends PublicJwk> {
   readonly loadedAt: number;
@@ -61,8 +60,7 @@ export class SigningKeys<J extends PublicJwk = PublicSigningJwk> {
   private readonly publicKeys = new Map<string, Promise<KeyLike>>();
 
   constructor(options: SigningKeysOptions<J>) {
-    // The default is Ed25519 only when J is: callers of another kind pass their algorithm.
-    this.algorithm = options.algorithm ?? (ed25519Keys as unknown as SigningKeyAlgorithm<J>);
+    this.algorithm = algorithmOf<J>(options);
     this.repository = options.repository;
     this.clock = options.clock;
     this.policy = options.policy ?? defaultSigningKeyPolicy;

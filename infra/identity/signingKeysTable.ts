@@ -5,7 +5,7 @@ import type { NewSigningKey, SigningKeyRepository, SigningKeyRing } from '../../
 import type { KeyWrapper } from '../vault/keyWrapper';
 import { SEAL_ALGORITHM, openValue, sealValue } from '../vault/sealedValue';
 import { guarded, sanitized, statusOf } from '../vault/vaultErrors';
-import { ed25519Keys, type SigningKeyAlgorithm } from './keyAlgorithms';
+import { type SigningKeyAlgorithm, algorithmOf } from './keyAlgorithms';
 
 const RING_ROW = 'ring';
 const keyRow = (generation: number): string => `key:${String(generation).padStart(10, '0')}`;
@@ -73,7 +73,7 @@ export class TableSigningKeyRepository<J extends PublicJwk = PublicSigningJwk> i
     private readonly keyWrapper: KeyWrapper,
     ring: { readonly algorithm?: SigningKeyAlgorithm<J>; readonly place?: SigningKeyRingPlace } = {},
   ) {
-    this.algorithm = ring.algorithm ?? (ed25519Keys as unknown as SigningKeyAlgorithm<J>);
+    this.algorithm = algorithmOf<J>(ring);
     this.place = ring.place ?? CHECKPOINT_RING;
   }
 
