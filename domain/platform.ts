@@ -10,6 +10,9 @@ export const PLATFORM_WORKSPACE_ID = 'platform';
 /** The stream of signing-key rotations: version n is the rotation that made generation n current. */
 export const signingKeysStreamId = (): string => 'platform:signing-keys';
 
+/** The RS256 workload identity ring's rotations (docs/identity.md), recorded the same way. */
+export const workloadIdentityKeysStreamId = (): string => 'platform:workload-identity-keys';
+
 /**
  * A new platform signing key became current. Carries identifiers only, never key material: `kid` is the key's
  * RFC 7638 thumbprint, so the chained log pins which public key each generation was.

@@ -47,6 +47,8 @@ export type RunEvent =
   | DomainEvent<'OperationCompleted', { operationId: string; exitCode: number }>
   /** What the sandbox's egress proxy decided during one step (`refusalsNotRecorded`: refused beyond the events). */
   | DomainEvent<'EgressRecorded', { phase: Phase; turn?: number; allowed: number; refused: number; refusalsNotRecorded: number }>
+  /** The gateway handed the agent a workload identity token (docs/identity.md). Its claims, never the token. */
+  | DomainEvent<'IdentityTokenIssued', { identity: string; subject: string; audience: string; jti: string; kid: string; expiresAt: string }>
   | DomainEvent<'RunCancellationRequested', { reason: string }>
   | DomainEvent<'SandboxTornDown', { sandboxId: string }>
   | DomainEvent<'RunCompleted', Record<string, never>>
@@ -113,6 +115,7 @@ export type RunCommand =
       refused: number;
       refusals: readonly { readonly target: string; readonly reason: string }[];
     }
+  | { type: 'RecordIdentityTokenIssued'; identity: string; subject: string; audience: string; jti: string; kid: string; expiresAt: string }
   | { type: 'CancelRun'; reason: string }
   | { type: 'RecordSandboxTornDown'; sandboxId: string }
   | { type: 'FinishRun' };
@@ -167,6 +170,7 @@ export function evolveRun(state: RunState, event: RunEvent & { meta?: { actor: s
     case 'OperationRequested':
     case 'OperationRefused':
     case 'OperationCompleted':
+    case 'IdentityTokenIssued':
       return state;
     case 'LeaseGranted': {
       const { leaseId, secretName, secretVersion, channel, expiresAt } = event.data;
@@ -359,6 +363,16 @@ export function decideRun(command: RunCommand, state: RunState): RunEvent[] {
         },
         ...recorded.map((r, i): RunEvent => ({ type: 'OperationRefused', data: { operationId: `egress:${step}:${i + 1}`, kind: 'egress', target: r.target, reason: r.reason } })),
       ];
+    }
+    case 'RecordIdentityTokenIssued': {
+      // Like a lease: only while the run can still use it, and never beyond its deadline.
+      requireOpen(state);
+      if (teardownStarted(state)) throw new DomainError('RUN.ALREADY_TORN_DOWN', 'No identity tokens after teardown began', 'conflict');
+      if (state.cancellation !== undefined) throw new DomainError('RUN.CANCELLED', 'Run is being cancelled', 'conflict');
+      if (Date.parse(command.expiresAt) > Date.parse(state.deadline))
+        throw new DomainError('IDENTITY.BEYOND_DEADLINE', 'An identity token cannot outlive its run', 'invalid');
+      const { identity, subject, audience, jti, kid, expiresAt } = command;
+      return [{ type: 'IdentityTokenIssued', data: { identity, subject, audience, jti, kid, expiresAt } }];
     }
     case 'CancelRun':
       requireOpen(state);
