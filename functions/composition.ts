@@ -119,7 +119,7 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
     redactorFor: (workspaceId) => redactors?.redactorFor(workspaceId) ?? Promise.resolve(undefined),
   });
   let redactors: WorkspaceStoreRedactors | undefined;
-  signing.keys.setRecorder(platformLogRecorder(store, randomUuidIds, systemClock));
+  signing.keys.setRecorder(platformLogRecorder({ store, clock: systemClock, random: systemRandom }, randomUuidIds));
   const vault = forgettingOnWrite(workspaceVault(settings, vaultTable), (ws) => redactors?.forget(ws));
   const resolver = new CachingSecretResolver({
     vault,

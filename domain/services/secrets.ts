@@ -1,18 +1,13 @@
-import { handleCommand } from '../commandHandler';
 import { isDomainError } from '../errors';
-import type { ProjectionWrite } from '../ports/eventStore';
 import { type SecretMetadata, VAULT_ERROR, assertStorableSecret } from '../ports/secretVault';
-import { type SecretState, secretDecider, secretMetadata } from '../secret';
+import { type SecretCommand, secretMetadata } from '../secret';
 import { DEFAULT_SECRET_USES, type SecretUses } from '../secretPolicy';
-import { projectionKeys, secretStreamId } from '../streams';
+import { projectionKeys } from '../streams';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
+import { onSecret } from './secretStream';
 import { listVerifiedProjections, readVerifiedProjection } from './verifiedProjections';
 import { type Caller, onWorkspace } from './workspaceStream';
-
-export const projectSecret = (state: SecretState): readonly ProjectionWrite[] => [
-  { kind: 'upsert', key: projectionKeys.secret(state.name), value: secretMetadata(state) },
-];
 
 export interface SecretListing {
   readonly name: string;
@@ -51,14 +46,8 @@ export async function setSecret(
   assertStorableSecret(name, value, { version: 1, actor: caller.actor });
   const vaultBefore = await deps.vault.status(workspaceId);
   let created = false;
-  const result = await handleCommand(deps, {
-    workspaceId,
-    streamId: secretStreamId(workspaceId, name),
-    decider: secretDecider,
-    command: { type: 'SetSecret', name, ...(request.allowedHosts ? { allowedHosts: request.allowedHosts } : {}), ...(request.uses ? { uses: request.uses } : {}) },
-    actor: caller.actor,
-    correlationId: caller.correlationId,
-    project: projectSecret,
+  const command: SecretCommand = { type: 'SetSecret', name, ...(request.allowedHosts ? { allowedHosts: request.allowedHosts } : {}), ...(request.uses ? { uses: request.uses } : {}) };
+  const result = await onSecret(deps, workspaceId, command, caller, {
     beforeAppend: async (events, before) => {
       const event = events[0];
       if (event?.type !== 'SecretSet') return;
@@ -80,14 +69,7 @@ export async function deleteSecret(
 ): Promise<void> {
   const { workspaceId, name } = request;
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'secrets.delete', requires: 'owner', correlationId: caller.correlationId });
-  await handleCommand(deps, {
-    workspaceId,
-    streamId: secretStreamId(workspaceId, name),
-    decider: secretDecider,
-    command: { type: 'DeleteSecret', name },
-    actor: caller.actor,
-    correlationId: caller.correlationId,
-    project: projectSecret,
+  await onSecret(deps, workspaceId, { type: 'DeleteSecret', name }, caller, {
     beforeAppend: async () => {
       try {
         await deps.vault.delete(workspaceId, name);
