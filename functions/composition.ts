@@ -126,8 +126,7 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
     clock: systemClock,
     ttlMs: settings.RESOLVER_CACHE_SECONDS * 1000,
     currentVersion: async (workspaceId, name) => {
-      const row = await readSecretMetadata(deps, workspaceId, name);
-      return row ? Number(row.version) : undefined;
+      return (await readSecretMetadata(deps, workspaceId, name))?.version;
     },
   });
   redactors = new WorkspaceStoreRedactors({ vault, clock: systemClock }, { recheckMs: STORE_REDACTOR_RECHECK_MS });

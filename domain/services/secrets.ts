@@ -1,12 +1,11 @@
 import { isDomainError } from '../errors';
 import { type SecretMetadata, VAULT_ERROR, assertStorableSecret } from '../ports/secretVault';
-import { type SecretCommand, secretMetadata } from '../secret';
-import { DEFAULT_SECRET_USES, type SecretUses } from '../secretPolicy';
-import { projectionKeys } from '../streams';
+import { type SecretCommand, type SecretMetadataView, secretMetadata } from '../secret';
+import type { SecretUses } from '../secretPolicy';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
 import { onSecret } from './secretStream';
-import { listVerifiedProjections, readVerifiedProjection } from './verifiedProjections';
+import { listVerifiedSecretMetadata, readVerifiedSecretMetadata } from './verifiedProjections';
 import { type Caller, onWorkspace } from './workspaceStream';
 
 export interface SecretListing {
@@ -18,16 +17,9 @@ export interface SecretListing {
   readonly uses: SecretUses;
 }
 
-function listingOf(row: Readonly<Record<string, unknown>>): SecretListing {
-  return {
-    name: String(row.name),
-    version: Number(row.version),
-    updatedAt: typeof row.updatedAt === 'string' ? row.updatedAt : null,
-    updatedBy: typeof row.updatedBy === 'string' ? row.updatedBy : null,
-    allowedHosts: Array.isArray(row.allowedHosts) ? row.allowedHosts.map(String) : [],
-    // A row written before uses existed shows what its secret folds to.
-    uses: row.uses !== null && typeof row.uses === 'object' && !Array.isArray(row.uses) ? (row.uses as SecretUses) : DEFAULT_SECRET_USES,
-  };
+function listingOf(view: SecretMetadataView): SecretListing {
+  const { name, version, updatedAt, updatedBy, allowedHosts, uses } = view;
+  return { name, version, updatedAt, updatedBy, allowedHosts, uses };
 }
 
 /**
@@ -82,22 +74,22 @@ export async function deleteSecret(
   deps.resolver.invalidate(workspaceId, name);
 }
 
-/** A secret's metadata (existence, version, `allowedHosts`) as decisions read it: checked against the log. */
+/** A secret's metadata (version, `allowedHosts`, uses) as decisions read it: checked against the log; undefined when deleted or never set. */
 export async function readSecretMetadata(
   deps: Pick<ServiceDependencies, 'store' | 'clock' | 'random' | 'retry'>,
   workspaceId: string,
   name: string,
-): Promise<Readonly<Record<string, unknown>> | undefined> {
-  const row = await readVerifiedProjection(deps, workspaceId, projectionKeys.secret(name));
-  return row && row.exists === true ? row : undefined;
+): Promise<SecretMetadataView | undefined> {
+  const view = await readVerifiedSecretMetadata(deps, workspaceId, name);
+  return view?.exists === true ? view : undefined;
 }
 
 export async function listSecrets(deps: ServiceDependencies, caller: Caller, workspaceId: string): Promise<readonly SecretListing[]> {
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'secrets.list', requires: 'member', correlationId: caller.correlationId });
-  const rows = await listVerifiedProjections(deps, workspaceId, projectionKeys.secretPrefix);
-  return rows
-    .filter((row) => row.value.exists === true)
-    .map((row) => listingOf(row.value))
+  const views = await listVerifiedSecretMetadata(deps, workspaceId);
+  return views
+    .filter((view) => view.exists)
+    .map(listingOf)
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
