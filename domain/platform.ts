@@ -1,3 +1,4 @@
+import { assertNever } from './errors';
 import type { DomainEvent } from './events';
 
 /**
@@ -30,3 +31,45 @@ export type SigningKeyRotated = DomainEvent<
 >;
 
 export type PlatformEvent = SigningKeyRotated;
+
+export type PlatformCommand = {
+  readonly type: 'RecordSigningKeyRotation';
+  readonly kid: string;
+  readonly generation: number;
+  readonly previousKid?: string;
+  readonly activatedAt: string;
+};
+
+export interface PlatformState {
+  /** The last generation recorded; 0 before the first key. */
+  readonly recordedGeneration: number;
+}
+
+export const initialPlatformState = (): PlatformState => ({ recordedGeneration: 0 });
+
+export function evolvePlatform(state: PlatformState, event: PlatformEvent): PlatformState {
+  switch (event.type) {
+    case 'SigningKeyRotated':
+      return { recordedGeneration: event.data.generation };
+    default:
+      return assertNever(event.type, 'platform event');
+  }
+}
+
+/**
+ * Stream version n is generation n: a rotation already recorded (another instance won) records nothing, and
+ * neither does one whose predecessor is still missing (the next recording catches up in order).
+ */
+export function decidePlatform(command: PlatformCommand, state: PlatformState): SigningKeyRotated[] {
+  switch (command.type) {
+    case 'RecordSigningKeyRotation': {
+      if (command.generation !== state.recordedGeneration + 1) return [];
+      const { kid, generation, previousKid, activatedAt } = command;
+      return [{ type: 'SigningKeyRotated', data: { kid, generation, ...(previousKid !== undefined ? { previousKid } : {}), activatedAt } }];
+    }
+    default:
+      return assertNever(command.type, 'platform command');
+  }
+}
+
+export const platformDecider = { initialState: initialPlatformState, evolve: evolvePlatform, decide: decidePlatform };

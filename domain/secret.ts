@@ -100,8 +100,18 @@ export const secretDecider = {
   decide: decideSecret,
 };
 
-/** The secret metadata projection: one row per name, what listing shows. Never a value. */
-export function secretMetadata(state: SecretState): Record<string, unknown> {
+/** The secret metadata projection: one row per name, what listing and decisions read. Never a value. */
+export interface SecretMetadataView {
+  readonly name: string;
+  readonly version: number;
+  readonly exists: boolean;
+  readonly allowedHosts: readonly string[];
+  readonly uses: SecretUses;
+  readonly updatedAt: string | null;
+  readonly updatedBy: string | null;
+}
+
+export function secretMetadata(state: SecretState): SecretMetadataView {
   return {
     name: state.name,
     version: state.version,
@@ -110,5 +120,18 @@ export function secretMetadata(state: SecretState): Record<string, unknown> {
     uses: state.uses,
     updatedAt: state.updatedAt ?? null,
     updatedBy: state.updatedBy ?? null,
+  };
+}
+
+/** A stored metadata row as its view. A row written before uses existed shows what its secret folds to. */
+export function secretMetadataFromRow(row: Readonly<Record<string, unknown>>): SecretMetadataView {
+  return {
+    name: String(row.name),
+    version: Number(row.version),
+    exists: row.exists === true,
+    allowedHosts: Array.isArray(row.allowedHosts) ? row.allowedHosts.map(String) : [],
+    uses: row.uses !== null && typeof row.uses === 'object' && !Array.isArray(row.uses) ? (row.uses as SecretUses) : DEFAULT_SECRET_USES,
+    updatedAt: typeof row.updatedAt === 'string' ? row.updatedAt : null,
+    updatedBy: typeof row.updatedBy === 'string' ? row.updatedBy : null,
   };
 }

@@ -262,8 +262,17 @@ export const workspaceDecider = {
   decide: decideWorkspace,
 };
 
-/** The workspace summary projection: what `GET /workspaces/{ws}` shows. */
-export function workspaceSummary(state: WorkspaceState): Record<string, unknown> {
+/** The workspace summary projection: what `GET /workspaces/{ws}` shows and what access and egress decide on. */
+export interface WorkspaceSummaryView {
+  readonly id: string;
+  readonly name: string;
+  readonly status: WorkspaceStatus;
+  readonly members: readonly { readonly userId: string; readonly role: Role }[];
+  readonly egress: { readonly allowedHosts: readonly string[] };
+  readonly purgeAfter?: string;
+}
+
+export function workspaceSummary(state: WorkspaceState): WorkspaceSummaryView {
   return {
     id: state.workspaceId,
     name: state.name,
@@ -271,5 +280,25 @@ export function workspaceSummary(state: WorkspaceState): Record<string, unknown>
     members: Object.entries(state.members).map(([userId, role]) => ({ userId, role })),
     egress: { allowedHosts: [...state.egressAllowedHosts] },
     ...(state.purgeAfter ? { purgeAfter: state.purgeAfter } : {}),
+  };
+}
+
+const WORKSPACE_STATUSES: readonly WorkspaceStatus[] = ['None', 'Active', 'Deleting', 'Deleted', 'Purged'];
+
+/**
+ * A stored summary row as its view: members that are not a user id with a role are left out, an unknown status
+ * reads as `None` (no workspace), and a row written before the egress list existed holds none.
+ */
+export function workspaceSummaryFromRow(row: Readonly<Record<string, unknown>>): WorkspaceSummaryView {
+  const members = Array.isArray(row.members) ? (row.members as readonly { userId?: unknown; role?: unknown }[]) : [];
+  const egress = row.egress as { allowedHosts?: unknown } | undefined;
+  const hosts = egress?.allowedHosts;
+  return {
+    id: String(row.id),
+    name: String(row.name),
+    status: WORKSPACE_STATUSES.find((status) => status === row.status) ?? 'None',
+    members: members.flatMap((m) => (typeof m.userId === 'string' && (m.role === 'owner' || m.role === 'member') ? [{ userId: m.userId, role: m.role }] : [])),
+    egress: { allowedHosts: Array.isArray(hosts) ? hosts.filter((h): h is string => typeof h === 'string') : [] },
+    ...(typeof row.purgeAfter === 'string' ? { purgeAfter: row.purgeAfter } : {}),
   };
 }

@@ -124,16 +124,15 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
     redactorFor: (workspaceId) => redactors?.redactorFor(workspaceId) ?? Promise.resolve(undefined),
   });
   let redactors: WorkspaceStoreRedactors | undefined;
-  signing.keys.setRecorder(platformLogRecorder(store, randomUuidIds, systemClock));
-  signing.identityKeys.setRecorder(platformLogRecorder(store, randomUuidIds, systemClock, workloadIdentityKeysStreamId()));
+  signing.keys.setRecorder(platformLogRecorder({ store, clock: systemClock, random: systemRandom }, randomUuidIds));
+  signing.identityKeys.setRecorder(platformLogRecorder({ store, clock: systemClock, random: systemRandom }, randomUuidIds, workloadIdentityKeysStreamId()));
   const vault = forgettingOnWrite(workspaceVault(settings, vaultTable), (ws) => redactors?.forget(ws));
   const resolver = new CachingSecretResolver({
     vault,
     clock: systemClock,
     ttlMs: settings.RESOLVER_CACHE_SECONDS * 1000,
     currentVersion: async (workspaceId, name) => {
-      const row = await readSecretMetadata(deps, workspaceId, name);
-      return row ? Number(row.version) : undefined;
+      return (await readSecretMetadata(deps, workspaceId, name))?.version;
     },
   });
   redactors = new WorkspaceStoreRedactors({ vault, clock: systemClock }, { recheckMs: STORE_REDACTOR_RECHECK_MS });

@@ -1,7 +1,7 @@
 import { app, type InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 import { isDomainError } from '../domain/errors';
-import { isUnfinishedRun } from '../domain/run';
+import { isUnfinishedRun, runStatusFromRow } from '../domain/run';
 import { onRun } from '../domain/services/runStream';
 import { removeLiveRecordsAndSeal, softDeleteWorkspaceVault } from '../domain/services/workspaceLifecycle';
 import { projectionKeys } from '../domain/streams';
@@ -14,7 +14,10 @@ const ACTOR = 'system:deleteWorkspace';
 async function activeRunIds(workspaceId: string): Promise<string[]> {
   const { live } = await getWorkspaceLifecycle();
   const rows = await live.store.listProjections(workspaceId, projectionKeys.runPrefix);
-  return rows.filter((row) => isUnfinishedRun(row.value.status)).map((row) => String(row.value.runId));
+  return rows.flatMap((row) => {
+    const view = runStatusFromRow(row.value);
+    return view && isUnfinishedRun(view.status) ? [view.runId] : [];
+  });
 }
 
 /** Records the cancellation of every active run and signals its orchestration; finished runs are left alone. */

@@ -5,7 +5,8 @@ export type ProjectionWrite =
   | {
       readonly kind: 'upsert';
       readonly key: string;
-      readonly value: Readonly<Record<string, unknown>>;
+      /** A read model's view (`RunStatusView`, ...), stored as JSON; read back as a plain record. */
+      readonly value: object;
       /**
        * The stream and version the row is derived from, when it is not the append's own stream after the
        * append (a rebuild, or a repaired row recorded beside `ProjectionMismatchDetected`).

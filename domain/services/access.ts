@@ -1,8 +1,7 @@
 import { DomainError } from '../errors';
-import { projectionKeys } from '../streams';
-import { type Role, roleIn } from '../workspace';
+import { type Role, type WorkspaceSummaryView, roleIn } from '../workspace';
 import type { ServiceDependencies } from './dependencies';
-import { readVerifiedProjection } from './verifiedProjections';
+import { readVerifiedWorkspaceSummary } from './verifiedProjections';
 import { onWorkspace } from './workspaceStream';
 
 export interface WorkspaceAccess {
@@ -13,15 +12,7 @@ export interface WorkspaceAccess {
 
 const notFound = (): DomainError => new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
 
-function membersOf(summary: Readonly<Record<string, unknown>> | undefined): Record<string, Role> {
-  const members: Record<string, Role> = {};
-  const list = summary?.members;
-  if (!Array.isArray(list)) return members;
-  for (const entry of list as Array<{ userId?: unknown; role?: unknown }>) {
-    if (typeof entry.userId === 'string' && (entry.role === 'owner' || entry.role === 'member')) members[entry.userId] = entry.role;
-  }
-  return members;
-}
+const membersOf = (summary: WorkspaceSummaryView): Record<string, Role> => Object.fromEntries(summary.members.map((m) => [m.userId, m.role]));
 
 /**
  * The one access check every workspace route runs: one point read of the workspace summary, checked against
@@ -33,7 +24,7 @@ export async function authorize(
   deps: ServiceDependencies,
   request: { workspaceId: string; actor: string; action: string; requires: Role; correlationId: string },
 ): Promise<WorkspaceAccess> {
-  const summary = await readVerifiedProjection(deps, request.workspaceId, projectionKeys.workspace);
+  const summary = await readVerifiedWorkspaceSummary(deps, request.workspaceId);
   // A workspace being deleted (or sealed) answers 404 to everyone and records nothing: its log is closing.
   if (!summary || summary.status !== 'Active') throw notFound();
   const role = roleIn(membersOf(summary), request.actor);

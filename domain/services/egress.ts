@@ -1,7 +1,6 @@
-import { projectionKeys } from '../streams';
 import type { ServiceDependencies } from './dependencies';
 import { authorize } from './access';
-import { readVerifiedProjection } from './verifiedProjections';
+import { readVerifiedWorkspaceSummary } from './verifiedProjections';
 import { type Caller, onWorkspace } from './workspaceStream';
 
 /**
@@ -10,10 +9,8 @@ import { type Caller, onWorkspace } from './workspaceStream';
  * anyone else with storage access could have written. A summary written before the list existed holds none.
  */
 export async function workspaceEgressList(deps: ServiceDependencies, workspaceId: string): Promise<readonly string[]> {
-  const summary = await readVerifiedProjection(deps, workspaceId, projectionKeys.workspace);
-  const egress = summary?.egress as { allowedHosts?: unknown } | undefined;
-  const hosts = egress?.allowedHosts;
-  return Array.isArray(hosts) ? hosts.filter((h): h is string => typeof h === 'string') : [];
+  const summary = await readVerifiedWorkspaceSummary(deps, workspaceId);
+  return summary?.egress.allowedHosts ?? [];
 }
 
 /** `GET .../egress`: any member may see where the workspace's sandboxes may connect. */

@@ -1,10 +1,9 @@
-import { fold } from '../commandHandler';
 import { DomainError } from '../errors';
 import type { EventStore } from '../ports/eventStore';
-import { type SecretEvent, type SecretState, secretDecider } from '../secret';
+import type { SecretState } from '../secret';
 import { type LeaseAsk, type LeaseDecision, type LeaseRefusalCode, type LeaseRequester, type SecretUseKind, decideLease } from '../secretPolicy';
-import { secretStreamId } from '../streams';
 import { roleIn } from '../workspace';
+import { readSecret } from './secretStream';
 import { readWorkspace } from './workspaceStream';
 
 /**
@@ -24,10 +23,8 @@ export class LeaseRefused extends DomainError {
   }
 }
 
-export async function readSecret(store: EventStore, workspaceId: string, name: string): Promise<SecretState> {
-  const stream = await store.readStream<SecretEvent>(workspaceId, secretStreamId(workspaceId, name));
-  return fold(secretDecider, stream.events);
-}
+/** The gateway reads the secret it decides on from here, beside `requesterIn`. */
+export { readSecret };
 
 export async function requesterIn(store: EventStore, workspaceId: string, userId: string): Promise<LeaseRequester> {
   const workspace = await readWorkspace(store, workspaceId);

@@ -4,8 +4,8 @@ import type { EventStore, ProjectionWrite } from '../ports/eventStore';
 import { type RunEvent, runDecider } from '../run';
 import { type SecretEvent, secretDecider } from '../secret';
 import { type WorkspaceEvent, workspaceDecider } from '../workspace';
-import { projectRun } from './runs';
-import { projectSecret } from './secrets';
+import { projectRun } from './runStream';
+import { projectSecret } from './secretStream';
 import { projectWorkspace } from './workspaceStream';
 
 /** How each kind of stream becomes its projection rows; the same functions the command handlers use. */

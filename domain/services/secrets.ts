@@ -1,18 +1,12 @@
-import { handleCommand } from '../commandHandler';
 import { isDomainError } from '../errors';
-import type { ProjectionWrite } from '../ports/eventStore';
 import { type SecretMetadata, VAULT_ERROR, assertStorableSecret } from '../ports/secretVault';
-import { type SecretState, secretDecider, secretMetadata } from '../secret';
-import { DEFAULT_SECRET_USES, type SecretUses } from '../secretPolicy';
-import { projectionKeys, secretStreamId } from '../streams';
+import { type SecretCommand, type SecretMetadataView, secretMetadata } from '../secret';
+import type { SecretUses } from '../secretPolicy';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
-import { listVerifiedProjections, readVerifiedProjection } from './verifiedProjections';
+import { onSecret } from './secretStream';
+import { listVerifiedSecretMetadata, readVerifiedSecretMetadata } from './verifiedProjections';
 import { type Caller, onWorkspace } from './workspaceStream';
-
-export const projectSecret = (state: SecretState): readonly ProjectionWrite[] => [
-  { kind: 'upsert', key: projectionKeys.secret(state.name), value: secretMetadata(state) },
-];
 
 export interface SecretListing {
   readonly name: string;
@@ -23,16 +17,9 @@ export interface SecretListing {
   readonly uses: SecretUses;
 }
 
-function listingOf(row: Readonly<Record<string, unknown>>): SecretListing {
-  return {
-    name: String(row.name),
-    version: Number(row.version),
-    updatedAt: typeof row.updatedAt === 'string' ? row.updatedAt : null,
-    updatedBy: typeof row.updatedBy === 'string' ? row.updatedBy : null,
-    allowedHosts: Array.isArray(row.allowedHosts) ? row.allowedHosts.map(String) : [],
-    // A row written before uses existed shows what its secret folds to.
-    uses: row.uses !== null && typeof row.uses === 'object' && !Array.isArray(row.uses) ? (row.uses as SecretUses) : DEFAULT_SECRET_USES,
-  };
+function listingOf(view: SecretMetadataView): SecretListing {
+  const { name, version, updatedAt, updatedBy, allowedHosts, uses } = view;
+  return { name, version, updatedAt, updatedBy, allowedHosts, uses };
 }
 
 /**
@@ -51,14 +38,8 @@ export async function setSecret(
   assertStorableSecret(name, value, { version: 1, actor: caller.actor });
   const vaultBefore = await deps.vault.status(workspaceId);
   let created = false;
-  const result = await handleCommand(deps, {
-    workspaceId,
-    streamId: secretStreamId(workspaceId, name),
-    decider: secretDecider,
-    command: { type: 'SetSecret', name, ...(request.allowedHosts ? { allowedHosts: request.allowedHosts } : {}), ...(request.uses ? { uses: request.uses } : {}) },
-    actor: caller.actor,
-    correlationId: caller.correlationId,
-    project: projectSecret,
+  const command: SecretCommand = { type: 'SetSecret', name, ...(request.allowedHosts ? { allowedHosts: request.allowedHosts } : {}), ...(request.uses ? { uses: request.uses } : {}) };
+  const result = await onSecret(deps, workspaceId, command, caller, {
     beforeAppend: async (events, before) => {
       const event = events[0];
       if (event?.type !== 'SecretSet') return;
@@ -80,14 +61,7 @@ export async function deleteSecret(
 ): Promise<void> {
   const { workspaceId, name } = request;
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'secrets.delete', requires: 'owner', correlationId: caller.correlationId });
-  await handleCommand(deps, {
-    workspaceId,
-    streamId: secretStreamId(workspaceId, name),
-    decider: secretDecider,
-    command: { type: 'DeleteSecret', name },
-    actor: caller.actor,
-    correlationId: caller.correlationId,
-    project: projectSecret,
+  await onSecret(deps, workspaceId, { type: 'DeleteSecret', name }, caller, {
     beforeAppend: async () => {
       try {
         await deps.vault.delete(workspaceId, name);
@@ -100,22 +74,22 @@ export async function deleteSecret(
   deps.resolver.invalidate(workspaceId, name);
 }
 
-/** A secret's metadata (existence, version, `allowedHosts`) as decisions read it: checked against the log. */
+/** A secret's metadata (version, `allowedHosts`, uses) as decisions read it: checked against the log; undefined when deleted or never set. */
 export async function readSecretMetadata(
   deps: Pick<ServiceDependencies, 'store' | 'clock' | 'random' | 'retry'>,
   workspaceId: string,
   name: string,
-): Promise<Readonly<Record<string, unknown>> | undefined> {
-  const row = await readVerifiedProjection(deps, workspaceId, projectionKeys.secret(name));
-  return row && row.exists === true ? row : undefined;
+): Promise<SecretMetadataView | undefined> {
+  const view = await readVerifiedSecretMetadata(deps, workspaceId, name);
+  return view?.exists === true ? view : undefined;
 }
 
 export async function listSecrets(deps: ServiceDependencies, caller: Caller, workspaceId: string): Promise<readonly SecretListing[]> {
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'secrets.list', requires: 'member', correlationId: caller.correlationId });
-  const rows = await listVerifiedProjections(deps, workspaceId, projectionKeys.secretPrefix);
-  return rows
-    .filter((row) => row.value.exists === true)
-    .map((row) => listingOf(row.value))
+  const views = await listVerifiedSecretMetadata(deps, workspaceId);
+  return views
+    .filter((view) => view.exists)
+    .map(listingOf)
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 

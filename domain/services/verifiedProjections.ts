@@ -1,23 +1,51 @@
 import { type CommandContext, fold } from '../commandHandler';
 import type { DomainEvent } from '../events';
 import type { CheckedProjection, ProjectionWrite } from '../ports/eventStore';
-import { type SecretEvent, secretDecider, secretMetadata } from '../secret';
+import { type SecretEvent, type SecretMetadataView, secretDecider, secretMetadata, secretMetadataFromRow } from '../secret';
 import { projectionKeys, secretStreamId, workspaceStreamId } from '../streams';
-import { type WorkspaceEvent, workspaceDecider, workspaceSummary } from '../workspace';
+import { type WorkspaceEvent, type WorkspaceSummaryView, workspaceDecider, workspaceSummary, workspaceSummaryFromRow } from '../workspace';
 import { onWorkspace } from './workspaceStream';
 
 type Row = Readonly<Record<string, unknown>>;
 
-/** The projections decisions read, with how each is folded again from its stream when its row is doubted. */
-function sourceOf(workspaceId: string, key: string): { streamId: string; refold: (events: readonly DomainEvent[]) => Row } | undefined {
-  if (key === projectionKeys.workspace)
-    return { streamId: workspaceStreamId(workspaceId), refold: (events) => workspaceSummary(fold(workspaceDecider, events as readonly WorkspaceEvent[])) };
-  if (key.startsWith(projectionKeys.secretPrefix))
-    return {
-      streamId: secretStreamId(workspaceId, key.slice(projectionKeys.secretPrefix.length)),
-      refold: (events) => secretMetadata(fold(secretDecider, events as readonly SecretEvent[])),
-    };
-  return undefined;
+/** A projection decisions read: the stream it is folded from, how it is folded again, and how a stored row reads. */
+interface VerifiedSource<V> {
+  readonly streamId: string;
+  refold(events: readonly DomainEvent[]): V;
+  fromRow(row: Row): V;
+}
+
+const workspaceSource = (workspaceId: string): VerifiedSource<WorkspaceSummaryView> => ({
+  streamId: workspaceStreamId(workspaceId),
+  refold: (events) => workspaceSummary(fold(workspaceDecider, events as readonly WorkspaceEvent[])),
+  fromRow: workspaceSummaryFromRow,
+});
+
+const secretSource = (workspaceId: string, name: string): VerifiedSource<SecretMetadataView> => ({
+  streamId: secretStreamId(workspaceId, name),
+  refold: (events) => secretMetadata(fold(secretDecider, events as readonly SecretEvent[])),
+  fromRow: secretMetadataFromRow,
+});
+
+/** The workspace summary (membership, roles, status, egress list) as decisions read it: checked against the log. */
+export async function readVerifiedWorkspaceSummary(deps: CommandContext, workspaceId: string): Promise<WorkspaceSummaryView | undefined> {
+  const row = await deps.store.readCheckedProjection(workspaceId, projectionKeys.workspace);
+  return row ? settle(deps, workspaceId, row, workspaceSource(workspaceId)) : undefined;
+}
+
+/** A secret's metadata (existence, version, `allowedHosts`, uses) as decisions read it: checked against the log. */
+export async function readVerifiedSecretMetadata(deps: CommandContext, workspaceId: string, name: string): Promise<SecretMetadataView | undefined> {
+  const row = await deps.store.readCheckedProjection(workspaceId, projectionKeys.secret(name));
+  return row ? settle(deps, workspaceId, row, secretSource(workspaceId, name)) : undefined;
+}
+
+/** Every secret's metadata row, each settled like a single read; rows no stream backs are left out. */
+export async function listVerifiedSecretMetadata(deps: CommandContext, workspaceId: string): Promise<readonly SecretMetadataView[]> {
+  const rows = await deps.store.listCheckedProjections(workspaceId, projectionKeys.secretPrefix);
+  const settled = await Promise.all(
+    rows.map((row) => settle(deps, workspaceId, row, secretSource(workspaceId, row.key.slice(projectionKeys.secretPrefix.length)))),
+  );
+  return settled.filter((view): view is SecretMetadataView => view !== undefined);
 }
 
 const REPORTER = { actor: 'system:projectionCheck' } as const;
@@ -28,30 +56,16 @@ const REPORTER = { actor: 'system:projectionCheck' } as const;
  * set aside: the value is folded from the stream, `ProjectionMismatchDetected` is recorded on the workspace log
  * and the row is rewritten from the fold in the same append. A row no stream backs reads as absent.
  */
-export async function readVerifiedProjection(deps: CommandContext, workspaceId: string, key: string): Promise<Row | undefined> {
-  const row = await deps.store.readCheckedProjection(workspaceId, key);
-  return row ? settle(deps, workspaceId, row) : undefined;
-}
-
-/** Every row under the prefix, each settled like `readVerifiedProjection`; rows no stream backs are left out. */
-export async function listVerifiedProjections(deps: CommandContext, workspaceId: string, keyPrefix: string): Promise<readonly { key: string; value: Row }[]> {
-  const rows = await deps.store.listCheckedProjections(workspaceId, keyPrefix);
-  const settled = await Promise.all(rows.map(async (row) => ({ key: row.key, value: await settle(deps, workspaceId, row) })));
-  return settled.filter((r): r is { key: string; value: Row } => r.value !== undefined);
-}
-
-async function settle(deps: CommandContext, workspaceId: string, row: CheckedProjection): Promise<Row | undefined> {
-  const source = sourceOf(workspaceId, row.key);
-  if (!source) throw new Error(`Projection ${row.key} is not one decisions may read`);
+async function settle<V extends object>(deps: CommandContext, workspaceId: string, row: CheckedProjection, source: VerifiedSource<V>): Promise<V | undefined> {
   const ownStream = row.derivedFrom?.streamId === source.streamId;
-  if (row.check === 'verified' && ownStream) return row.value;
+  if (row.check === 'verified' && ownStream) return source.fromRow(row.value);
   const stream = await deps.store.readStream(workspaceId, source.streamId);
   const truth = stream.version === 0 ? undefined : source.refold(stream.events);
   if (row.check === 'stale' && ownStream) {
     // The stream moved without changing what the row shows, or an append landed between our two reads.
     if (truth !== undefined && sameJson(truth, row.value)) return truth;
     const again = await deps.store.readCheckedProjection(workspaceId, row.key);
-    if (again?.check === 'verified' && again.derivedFrom?.streamId === source.streamId) return again.value;
+    if (again?.check === 'verified' && again.derivedFrom?.streamId === source.streamId) return source.fromRow(again.value);
   }
   const found = row.check === 'stale' && ownStream ? 'stale' : 'forged';
   const repaired: ProjectionWrite =

@@ -1,9 +1,8 @@
 import { DomainError } from '../errors';
-import { projectionKeys } from '../streams';
-import type { Role } from '../workspace';
+import type { Role, WorkspaceSummaryView } from '../workspace';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
-import { readVerifiedProjection } from './verifiedProjections';
+import { readVerifiedWorkspaceSummary } from './verifiedProjections';
 import { type Caller, onWorkspace } from './workspaceStream';
 
 export { type Caller, projectWorkspace } from './workspaceStream';
@@ -18,9 +17,9 @@ export async function getWorkspace(
   deps: ServiceDependencies,
   caller: Caller,
   workspaceId: string,
-): Promise<Readonly<Record<string, unknown>>> {
+): Promise<Omit<WorkspaceSummaryView, 'status'>> {
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'workspace.read', requires: 'member', correlationId: caller.correlationId });
-  const summary = await readVerifiedProjection(deps, workspaceId, projectionKeys.workspace);
+  const summary = await readVerifiedWorkspaceSummary(deps, workspaceId);
   if (!summary) throw new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
   const { status: _internal, ...visible } = summary;
   return visible;

@@ -1,10 +1,11 @@
 import { importJWK, type JWK, type KeyLike } from 'jose';
-import { DomainError, VersionConflictError } from '../../domain/errors';
+import type { CommandContext } from '../../domain/commandHandler';
+import { DomainError } from '../../domain/errors';
 import type { Clock } from '../../domain/ports/clock';
-import type { EventStore } from '../../domain/ports/eventStore';
 import type { Ids } from '../../domain/ports/ids';
 import { SIGNING_ERROR, type SigningKeyRepository, type SigningKeyRing } from '../../domain/ports/signingKeys';
-import { PLATFORM_WORKSPACE_ID, signingKeysStreamId, type SigningKeyRotated } from '../../domain/platform';
+import { type PlatformCommand, signingKeysStreamId } from '../../domain/platform';
+import { onPlatform, readPlatform } from '../../domain/services/platformStream';
 import {
   checkpointVerificationKeys, currentKey, decideRotation, defaultSigningKeyPolicy, tokenVerificationKeys,
   type PublicJwk, type PublicSigningJwk, type SigningKeyInfo, type SigningKeyPolicy,
@@ -220,31 +221,25 @@ export class SigningKeys<J extends PublicJwk = PublicSigningJwk> {
 
 /**
  * The recorder that writes `SigningKeyRotated` into the platform's own log: stream version n is generation n,
- * so appending with expected version n-1 records each rotation exactly once even when instances race.
+ * so each rotation is recorded exactly once even when instances race.
  */
-export function platformLogRecorder(store: EventStore, ids: Ids, clock: Clock, streamId: string = signingKeysStreamId()): RotationRecorder {
+export function platformLogRecorder(deps: CommandContext, ids: Ids, streamId: string = signingKeysStreamId()): RotationRecorder {
   return async (keys) => {
-    const { version } = await store.readStream(PLATFORM_WORKSPACE_ID, streamId);
+    const { recordedGeneration } = await readPlatform(deps.store, streamId);
     const byGeneration = [...keys].sort((a, b) => a.generation - b.generation);
     for (const key of byGeneration) {
-      if (key.generation <= version) continue;
+      if (key.generation <= recordedGeneration) continue;
       const previous = byGeneration.find((k) => k.generation === key.generation - 1);
-      const event: SigningKeyRotated = {
-        type: 'SigningKeyRotated',
-        data: { kid: key.kid, generation: key.generation, ...(previous ? { previousKid: previous.kid } : {}), activatedAt: key.createdAt },
+      const command: PlatformCommand = {
+        type: 'RecordSigningKeyRotation',
+        kid: key.kid,
+        generation: key.generation,
+        ...(previous ? { previousKid: previous.kid } : {}),
+        activatedAt: key.createdAt,
       };
-      try {
-        await store.append({
-          workspaceId: PLATFORM_WORKSPACE_ID,
-          streamId,
-          expectedVersion: key.generation - 1,
-          events: [{ ...event, meta: { at: clock.now().toISOString(), actor: 'system:rotateSigningKeys', correlationId: ids.next() } }],
-        });
-      } catch (error) {
-        // Another instance recorded it (or the one before it is still missing and will be caught up next time).
-        if (error instanceof VersionConflictError) return;
-        throw error;
-      }
+      const { state } = await onPlatform(deps, command, { actor: 'system:rotateSigningKeys', correlationId: ids.next() }, streamId);
+      // The one before it is still missing: the next recording catches up in order.
+      if (state.recordedGeneration < key.generation) return;
     }
   };
 }

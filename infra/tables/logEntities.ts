@@ -85,7 +85,7 @@ export function headEntity(workspaceId: string, head: HeadRow): Entity {
 export function projectionEntity(
   workspaceId: string,
   key: string,
-  value: Readonly<Record<string, unknown>>,
+  value: object,
   sealing?: { readonly seal: ProjectionSeal; readonly from: StreamPosition },
 ): Entity {
   const text = JSON.stringify(value);

@@ -1,6 +1,6 @@
 import { type TableClient, odata } from '@azure/data-tables';
 import type { ActiveRun, ActiveRuns } from '../../domain/ports/activeRuns';
-import { isUnfinishedRun } from '../../domain/run';
+import { isUnfinishedRun, runStatusFromRow } from '../../domain/run';
 import { projectionKeys } from '../../domain/streams';
 import { projectionRange } from './rowKeys';
 import { fromParts } from './textParts';
@@ -16,15 +16,14 @@ export class TableActiveRuns implements ActiveRuns {
     const range = projectionRange(projectionKeys.runPrefix);
     const runs: ActiveRun[] = [];
     for await (const row of this.client.listEntities({ queryOptions: { filter: odata`RowKey ge ${range.from} and RowKey lt ${range.to}` } })) {
-      const value = JSON.parse(fromParts('value', row as Record<string, unknown>)) as Record<string, unknown>;
-      if (!isUnfinishedRun(value.status)) continue;
-      const leases = Array.isArray(value.activeLeases) ? (value.activeLeases as Array<Record<string, unknown>>) : [];
+      const view = runStatusFromRow(JSON.parse(fromParts('value', row as Record<string, unknown>)) as Record<string, unknown>);
+      if (!view || !isUnfinishedRun(view.status)) continue;
       runs.push({
         workspaceId: row.partitionKey ?? '',
-        runId: String(value.runId),
-        status: String(value.status),
-        deadline: String(value.deadline),
-        leaseExpiries: leases.map((l) => ({ leaseId: String(l.leaseId), expiresAt: String(l.expiresAt) })),
+        runId: view.runId,
+        status: view.status,
+        deadline: view.deadline,
+        leaseExpiries: view.activeLeases.map(({ leaseId, expiresAt }) => ({ leaseId, expiresAt })),
       });
     }
     return runs;

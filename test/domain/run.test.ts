@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { runDecider, type RunEvent, type Phase, runStatus } from '../../domain/run';
+import { runDecider, type RunEvent, type Phase, runStatus, runStatusFromRow } from '../../domain/run';
 import { specFor } from '../support/decider';
 
 const spec = specFor(runDecider);
@@ -106,7 +106,17 @@ describe('run decisions', () => {
     spec.given([...through('turn'), started('teardown'), completed('teardown'), { type: 'RunCompleted', data: {} }]).thenState((s) => {
       const view = runStatus(s);
       expect(view.status).toBe('Completed');
-      expect((view.phases as unknown[]).length).toBe(5);
+      expect(view.phases.length).toBe(5);
+    });
+  });
+  it('a stored status row reads back as the view it was written from; older rows count no egress; no status, no view', () => {
+    const granted: RunEvent = { type: 'LeaseGranted', data: { leaseId: 'l1', secretName: 'NPM_TOKEN', secretVersion: 3, operation: 'install#0', channel: 'package-manager-config', expiresAt: '2026-01-01T00:30:00.000Z' } };
+    spec.given([...through('seed'), started('install'), granted]).thenState((s) => {
+      const row = JSON.parse(JSON.stringify(runStatus(s))) as Record<string, unknown>;
+      expect(runStatusFromRow(row)).toEqual(runStatus(s));
+      const { egress: _absent, ...older } = row;
+      expect(runStatusFromRow(older)?.egress).toEqual({ allowed: 0, refused: 0 });
+      expect(runStatusFromRow({ ...row, status: 'Sleeping' })).toBeUndefined();
     });
   });
 });

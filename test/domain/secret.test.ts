@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { secretDecider, type SecretEvent, secretMetadata, evolveSecret, initialSecretState } from '../../domain/secret';
+import { secretDecider, type SecretEvent, secretMetadata, secretMetadataFromRow, evolveSecret, initialSecretState } from '../../domain/secret';
 import { DEFAULT_SECRET_USES } from '../../domain/secretPolicy';
 import { specFor } from '../support/decider';
 
@@ -34,6 +34,13 @@ describe('secret decisions', () => {
       name: 'NPM_TOKEN', version: 1, exists: true, allowedHosts: ['registry.npmjs.org'],
       uses, updatedAt: '2026-01-01T00:00:00.000Z', updatedBy: 'alice',
     });
+  });
+  it('a stored metadata row reads back as its view; a row from before uses existed shows the default uses', () => {
+    const view = secretMetadata(evolveSecret(initialSecretState(), { ...set1, meta: { at: '2026-01-01T00:00:00.000Z', actor: 'alice' } }));
+    const row = JSON.parse(JSON.stringify(view)) as Record<string, unknown>;
+    expect(secretMetadataFromRow(row)).toEqual(view);
+    const { uses: _absent, ...older } = row;
+    expect(secretMetadataFromRow({ ...older, updatedAt: null }).uses).toEqual(DEFAULT_SECRET_USES);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { workspaceDecider, type WorkspaceEvent, workspaceSummary } from '../../domain/workspace';
+import { workspaceDecider, type WorkspaceEvent, workspaceSummary, workspaceSummaryFromRow } from '../../domain/workspace';
 import { specFor } from '../support/decider';
 
 const spec = specFor(workspaceDecider);
@@ -69,6 +69,16 @@ describe('workspace decisions', () => {
     spec.given([created]).when({ type: 'Recover', actor: 'alice', now: '2026-01-05T00:00:00.000Z' }).thenThrows('WORKSPACE.NOT_DELETED');
     spec.given([created, deletionRequested, deleted, { type: 'WorkspaceRecovered', data: {} }])
       .thenState((s) => expect(workspaceSummary(s)).toMatchObject({ status: 'Active', members: [{ userId: 'alice', role: 'owner' }] }));
+  });
+  it('a stored summary row reads back as its view; older rows hold no egress list, odd members and statuses read as nothing', () => {
+    spec.given([created, bobMember]).thenState((s) => {
+      const row = JSON.parse(JSON.stringify(workspaceSummary(s))) as Record<string, unknown>;
+      expect(workspaceSummaryFromRow(row)).toEqual(workspaceSummary(s));
+      const { egress: _absent, ...older } = row;
+      expect(workspaceSummaryFromRow(older).egress).toEqual({ allowedHosts: [] });
+      const odd = workspaceSummaryFromRow({ ...row, status: 'Thriving', members: [{ userId: 'eve', role: 'admin' }, { role: 'owner' }, 'x'] });
+      expect(odd).toMatchObject({ status: 'None', members: [] });
+    });
   });
   it('purges only after retention (purge protection)', () => {
     spec.given([created, deletionRequested, deleted]).when({ type: 'Purge', now: '2026-01-07T23:59:59.000Z' }).thenThrows('VAULT.PURGE_PROTECTED');

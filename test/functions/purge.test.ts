@@ -5,16 +5,13 @@ import { TableClient, TableServiceClient } from '@azure/data-tables';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { describe, expect, it } from 'vitest';
-import { handleCommand } from '../../domain/commandHandler';
 import type { Clock } from '../../domain/ports/clock';
-import { runDecider } from '../../domain/run';
-import { projectRun } from '../../domain/services/runs';
+import { onRun } from '../../domain/services/runStream';
 import { setSecret } from '../../domain/services/secrets';
 import {
   purgeWorkspaceIfDue, removeLiveRecordsAndSeal, requestWorkspaceDeletion, softDeleteWorkspaceVault, type WorkspaceLifecycleDependencies,
 } from '../../domain/services/workspaceLifecycle';
 import { createWorkspace } from '../../domain/services/workspaces';
-import { runStreamId } from '../../domain/streams';
 import { backupWorkspace, restoreWorkspace } from '../../infra/backup/logBackup';
 import { TableGatewayBearers } from '../../infra/gateway/tableGatewayBearers';
 import { InstanceStore } from '../../infra/localhost/durable/instanceStore';
@@ -127,7 +124,7 @@ describe('purge removes everything of a workspace', () => {
     const stored = await specs.put(ws, runId, { template: { files: {} }, env: {}, install: [], mcp: [], turns: [] } as unknown as Parameters<BlobRunSpecStore['put']>[2]);
     const deadline = new Date(Date.now() + 60_000).toISOString();
     for (const command of [{ type: 'RequestRun', runId, workspaceId: ws, deadline, specRef: stored.ref, specDigest: stored.digest }, { type: 'StartPhase', phase: 'seed' }] as const)
-      await handleCommand(deps, { workspaceId: ws, streamId: runStreamId(runId), decider: runDecider, command, actor: 'alice', correlationId: 'c', project: projectRun });
+      await onRun(deps, ws, runId, command, { actor: 'alice', correlationId: 'c' });
     await new BlobTranscriptStore(blobContainerFor(location, 'transcripts')).append(ws, runId, 'redacted output\n');
     await new TableRunRequestLedger(TableClient.fromConnectionString(env.AzureWebJobsStorage, env.RUN_REQUEST_TABLE, { allowInsecureConnection: true }), systemClock)
       .claim(ws, 'request-1', { runId, requestedBy: 'alice' });

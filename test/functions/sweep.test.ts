@@ -1,8 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { handleCommand } from '../../domain/commandHandler';
 import type { Clock } from '../../domain/ports/clock';
-import { runDecider, type RunCommand } from '../../domain/run';
-import { projectRun } from '../../domain/services/runs';
+import type { RunCommand } from '../../domain/run';
+import { onRun } from '../../domain/services/runStream';
 import { type SweepDependencies, sweepExpired } from '../../domain/services/sweep';
 import { runStreamId } from '../../domain/streams';
 import { TableActiveRuns } from '../../infra/tables/tableActiveRuns';
@@ -31,7 +30,7 @@ function sweepDeps(clock: Clock): SweepDependencies {
 
 async function run(workspaceId: string, runId: string, commands: RunCommand[]): Promise<void> {
   for (const command of commands) {
-    await handleCommand(h.deps, { workspaceId, streamId: runStreamId(runId), decider: runDecider, command, actor: 'test', correlationId: 't', project: projectRun });
+    await onRun(h.deps, workspaceId, runId, command, { actor: 'test', correlationId: 't' });
   }
 }
 

@@ -52,8 +52,7 @@ export async function createApiHarness() {
     clock: systemClock,
     ttlMs: 30_000,
     currentVersion: async (workspaceId, name) => {
-      const row = await readSecretMetadata(deps, workspaceId, name);
-      return row ? Number(row.version) : undefined;
+      return (await readSecretMetadata(deps, workspaceId, name))?.version;
     },
   });
   const deps: ServiceDependencies = { store, vault, resolver, clock: systemClock, random: systemRandom, ids: randomUuidIds };

@@ -2,13 +2,12 @@ import { TableClient } from '@azure/data-tables';
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { randomUUID } from 'node:crypto';
 import { expect } from 'vitest';
-import { handleCommand } from '../../../domain/commandHandler';
 import type { RecordedEvent } from '../../../domain/events';
 import type { SandboxHandle } from '../../../domain/ports/sandboxHost';
 import { createRedactor } from '../../../domain/redaction';
-import { type RunEvent, runDecider } from '../../../domain/run';
+import type { RunEvent } from '../../../domain/run';
 import { runStreamId } from '../../../domain/streams';
-import { projectRun } from '../../../domain/services/runs';
+import { onRun } from '../../../domain/services/runStream';
 import { handleGatewayOperation } from '../../../functions/gateway.http';
 import { Gateway } from '../../../infra/gateway/gatewayService';
 import { TableGatewayBearers } from '../../../infra/gateway/tableGatewayBearers';
@@ -78,10 +77,7 @@ export async function createGatewayHarness(options: { testServers?: () => readon
   async function launch(workspaceId: string, known: readonly SecretSpec[], files: Record<string, string> = {}, requestedBy = 'alice'): Promise<LaunchedRun> {
     const runId = randomUUID();
     const deadline = new Date(Date.now() + 10 * 60_000).toISOString();
-    await handleCommand(api.deps, {
-      workspaceId, streamId: runStreamId(runId), decider: runDecider, actor: requestedBy, correlationId: runId,
-      command: { type: 'RequestRun', runId, workspaceId, deadline, specRef: `spec:${runId}`, specDigest: 'unused' }, project: projectRun,
-    });
+    await onRun(api.deps, workspaceId, runId, { type: 'RequestRun', runId, workspaceId, deadline, specRef: `spec:${runId}`, specDigest: 'unused' }, { actor: requestedBy, correlationId: runId });
     const managed = known.map((s) => ({ name: s.name, value: s.value }));
     const redactor = createRedactor(managed);
     const guard = { secretNames: managed.map((m) => m.name), managedValues: managed };

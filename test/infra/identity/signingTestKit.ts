@@ -9,6 +9,7 @@ import { SigningKeyCheckpointer } from '../../../infra/identity/headCheckpointer
 import { SigningKeys, platformLogRecorder } from '../../../infra/identity/signingKeys';
 import { TableSigningKeyRepository } from '../../../infra/identity/signingKeysTable';
 import { randomUuidIds } from '../../../infra/system/randomUuidIds';
+import { systemRandom } from '../../../infra/system/systemRandom';
 import { TableEventStore } from '../../../infra/tables/tableEventStore';
 import { LocalFileKeyWrapper } from '../../../infra/vault/localFileKeyWrapper';
 import { azuriteConnectionString, uniqueName } from '../../support/azurite';
@@ -45,7 +46,7 @@ export function aPlatform(options: { clock?: ManualClock; policy?: SigningKeyPol
   const keys = new SigningKeys({ repository, clock, policy });
   const checkpointer = new SigningKeyCheckpointer(keys);
   const store = new TableEventStore(tableClient(eventTable), { clock, checkpointer });
-  keys.setRecorder(platformLogRecorder(store, randomUuidIds, clock));
+  keys.setRecorder(platformLogRecorder({ store, clock, random: systemRandom }, randomUuidIds));
   return {
     clock, policy, keyTable, eventTable, masterKeyFile, repository, keys, checkpointer, store,
     another: () => aPlatform({ clock, policy, keyTable, eventTable, masterKeyFile }),
