@@ -91,6 +91,8 @@ var appSettings = {
   SIGNING_KEY_TABLE: signingKeyTable
   SIGNING_KEY_ROTATION_SCHEDULE: signingKeyRotationSchedule
   PLATFORM_ISSUER: platformIssuerUrl
+  // Workload identity tokens' issuer (docs/identity.md): the Functions route prefix under the platform's address.
+  IDENTITY_ISSUER: '${platformIssuerUrl}/api'
   SANDBOX_TOKEN_AUDIENCE: sandboxTokenAudience
   SANDBOX_TOKEN_MINUTES: string(sandboxTokenMinutes)
   // The sweep timer's schedule is the binding expression %SWEEP_SCHEDULE%: without this setting the host

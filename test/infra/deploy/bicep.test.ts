@@ -149,6 +149,7 @@ const DEPLOY_TIME_SAMPLES: Readonly<Record<string, string>> = {
   SIGNING_KEY_TABLE: 'signingkeys',
   SIGNING_KEY_ROTATION_SCHEDULE: '0 0 3 * * 0',
   PLATFORM_ISSUER: 'https://func-discoparrot-prod-abc.azurewebsites.net',
+  IDENTITY_ISSUER: 'https://func-discoparrot-prod-abc.azurewebsites.net/api',
   SANDBOX_TOKEN_AUDIENCE: 'disco-parrot-sandbox',
   SANDBOX_TOKEN_MINUTES: '15',
   SWEEP_SCHEDULE: '0 */1 * * * *',
