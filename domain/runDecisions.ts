@@ -1,6 +1,7 @@
 import { DomainError, assertNever } from './errors';
 import type { Channel, Phase, RunEvent } from './runEvents';
 import { type PhaseRecord, type RunState, evolveRun, initialRunState, isFinished } from './runState';
+import { LEASE_ERROR, RUN_ERROR } from './catalogue';
 
 /**
  * At most this many egress refusals of one step become `OperationRefused` events (distinct destinations first);
@@ -44,25 +45,25 @@ function teardownStarted(state: RunState): boolean {
 }
 
 function requireExisting(state: RunState): void {
-  if (!state.exists) throw new DomainError('RUN.NOT_FOUND', 'Run not found', 'not_found');
+  if (!state.exists) throw new DomainError(RUN_ERROR.NOT_FOUND, 'Run not found', 'not_found');
 }
 
 function requireOpen(state: RunState): void {
   requireExisting(state);
-  if (isFinished(state)) throw new DomainError('RUN.ALREADY_FINISHED', 'Run has already finished', 'conflict');
+  if (isFinished(state)) throw new DomainError(RUN_ERROR.ALREADY_FINISHED, 'Run has already finished', 'conflict');
 }
 
 /** Which phase may start next: seed → install → mcp → turn (1..n) → teardown; teardown after anything. */
 function assertMayStart(state: RunState, phase: Phase, turn: number | undefined): void {
   if (state.current)
-    throw new DomainError('RUN.PHASE_IN_PROGRESS', `Phase ${state.current.phase} is still running`, 'conflict');
+    throw new DomainError(RUN_ERROR.PHASE_IN_PROGRESS, `Phase ${state.current.phase} is still running`, 'conflict');
   if (phase === 'teardown') {
-    if (teardownStarted(state)) throw new DomainError('RUN.ALREADY_TORN_DOWN', 'Teardown has already started', 'conflict');
+    if (teardownStarted(state)) throw new DomainError(RUN_ERROR.ALREADY_TORN_DOWN, 'Teardown has already started', 'conflict');
     return;
   }
   if (state.failure !== undefined || state.cancellation !== undefined)
-    throw new DomainError('RUN.TEARDOWN_ONLY', 'After a failure or cancellation only teardown may start', 'conflict');
-  if (teardownStarted(state)) throw new DomainError('RUN.ALREADY_TORN_DOWN', 'Teardown has already started', 'conflict');
+    throw new DomainError(RUN_ERROR.TEARDOWN_ONLY, 'After a failure or cancellation only teardown may start', 'conflict');
+  if (teardownStarted(state)) throw new DomainError(RUN_ERROR.ALREADY_TORN_DOWN, 'Teardown has already started', 'conflict');
   const last = lastPhase(state);
   const expected: Record<Phase, ReadonlyArray<Phase | undefined>> = {
     seed: [undefined],
@@ -72,23 +73,23 @@ function assertMayStart(state: RunState, phase: Phase, turn: number | undefined)
     teardown: [],
   };
   if (!expected[phase].includes(last?.phase))
-    throw new DomainError('RUN.PHASE_OUT_OF_ORDER', `Phase ${phase} cannot follow ${last?.phase ?? 'nothing'}`, 'conflict');
+    throw new DomainError(RUN_ERROR.PHASE_OUT_OF_ORDER, `Phase ${phase} cannot follow ${last?.phase ?? 'nothing'}`, 'conflict');
   if (phase === 'turn') {
     const wanted = last?.phase === 'turn' ? (last.turn ?? 1) + 1 : 1;
     if (turn !== undefined && turn !== wanted)
-      throw new DomainError('RUN.PHASE_OUT_OF_ORDER', `Turn ${turn} cannot follow; expected turn ${wanted}`, 'conflict');
+      throw new DomainError(RUN_ERROR.PHASE_OUT_OF_ORDER, `Turn ${turn} cannot follow; expected turn ${wanted}`, 'conflict');
   }
 }
 
 function assertCurrent(state: RunState, phase: Phase): void {
   if (!state.current || state.current.phase !== phase)
-    throw new DomainError('RUN.PHASE_NOT_RUNNING', `Phase ${phase} is not running`, 'conflict');
+    throw new DomainError(RUN_ERROR.PHASE_NOT_RUNNING, `Phase ${phase} is not running`, 'conflict');
 }
 
 export function decideRun(command: RunCommand, state: RunState): RunEvent[] {
   switch (command.type) {
     case 'RequestRun':
-      if (state.exists) throw new DomainError('RUN.ALREADY_EXISTS', 'Run already exists', 'conflict');
+      if (state.exists) throw new DomainError(RUN_ERROR.ALREADY_EXISTS, 'Run already exists', 'conflict');
       return [
         {
           type: 'RunRequested',
@@ -119,7 +120,7 @@ export function decideRun(command: RunCommand, state: RunState): RunEvent[] {
       ];
     case 'RecordSandboxLaunched': {
       requireOpen(state);
-      if (teardownStarted(state)) throw new DomainError('RUN.ALREADY_TORN_DOWN', 'Teardown has already started', 'conflict');
+      if (teardownStarted(state)) throw new DomainError(RUN_ERROR.ALREADY_TORN_DOWN, 'Teardown has already started', 'conflict');
       const events: RunEvent[] = [{ type: 'SandboxLaunched', data: { sandboxId: command.sandboxId, isolated: command.isolated } }];
       if (!command.isolated)
         events.push({ type: 'IsolationDegraded', data: { reason: command.degradedReason ?? 'host cannot isolate' } });
@@ -129,15 +130,15 @@ export function decideRun(command: RunCommand, state: RunState): RunEvent[] {
       requireExisting(state);
       return [{ type: 'SandboxLaunchRefused', data: { offendingKey: command.offendingKey, reason: command.reason } }];
     case 'RefuseRunRequest':
-      if (state.exists) throw new DomainError('RUN.ALREADY_EXISTS', 'Run already exists', 'conflict');
+      if (state.exists) throw new DomainError(RUN_ERROR.ALREADY_EXISTS, 'Run already exists', 'conflict');
       return [{ type: 'SandboxLaunchRefused', data: { offendingKey: command.offendingKey, reason: command.reason } }];
     case 'GrantLease':
       requireOpen(state);
-      if (teardownStarted(state)) throw new DomainError('RUN.ALREADY_TORN_DOWN', 'No leases after teardown began', 'conflict');
-      if (state.cancellation !== undefined) throw new DomainError('RUN.CANCELLED', 'Run is being cancelled', 'conflict');
-      if (command.channel === 'refused') throw new DomainError('LEASE.REFUSED', 'This use has no channel', 'forbidden');
+      if (teardownStarted(state)) throw new DomainError(RUN_ERROR.ALREADY_TORN_DOWN, 'No leases after teardown began', 'conflict');
+      if (state.cancellation !== undefined) throw new DomainError(RUN_ERROR.CANCELLED, 'Run is being cancelled', 'conflict');
+      if (command.channel === 'refused') throw new DomainError(LEASE_ERROR.REFUSED, 'This use has no channel', 'forbidden');
       if (Date.parse(command.expiresAt) > Date.parse(state.deadline))
-        throw new DomainError('LEASE.BEYOND_DEADLINE', 'A lease cannot outlive its run', 'invalid');
+        throw new DomainError(LEASE_ERROR.BEYOND_DEADLINE, 'A lease cannot outlive its run', 'invalid');
       if (state.activeLeases[command.leaseId]) return [];
       return [
         {
@@ -202,7 +203,7 @@ export function decideRun(command: RunCommand, state: RunState): RunEvent[] {
     case 'CancelRun':
       requireOpen(state);
       if (state.cancellation !== undefined) return [];
-      if (teardownStarted(state)) throw new DomainError('RUN.ALREADY_TORN_DOWN', 'Teardown has already started', 'conflict');
+      if (teardownStarted(state)) throw new DomainError(RUN_ERROR.ALREADY_TORN_DOWN, 'Teardown has already started', 'conflict');
       return [{ type: 'RunCancellationRequested', data: { reason: command.reason } }];
     case 'RecordSandboxTornDown':
       requireExisting(state);
@@ -212,7 +213,7 @@ export function decideRun(command: RunCommand, state: RunState): RunEvent[] {
       requireOpen(state);
       const teardown = state.phases.find((p) => p.phase === 'teardown');
       if (!teardown || teardown.status === 'Running')
-        throw new DomainError('RUN.TEARDOWN_REQUIRED', 'A run finishes only after its teardown', 'conflict');
+        throw new DomainError(RUN_ERROR.TEARDOWN_REQUIRED, 'A run finishes only after its teardown', 'conflict');
       const expiries: RunEvent[] = Object.keys(state.activeLeases).map((leaseId) => ({ type: 'LeaseExpired', data: { leaseId } }));
       if (state.cancellation !== undefined) return [...expiries, { type: 'RunCancelled', data: { reason: state.cancellation } }];
       if (state.failure !== undefined) return [...expiries, { type: 'RunFailed', data: { reason: state.failure } }];

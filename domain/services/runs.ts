@@ -12,13 +12,9 @@ import type { RunOrchestrations, RunStores } from './runPorts';
 import { loadSecretMaterial, redactDeep } from './runSecrets';
 import { onRun, readRunStream } from './runStream';
 import type { Caller } from './workspaces';
+import { RUN_ERROR } from '../catalogue';
 
-export const RUN_ERROR = {
-  LAUNCH_REFUSED: 'RUN.LAUNCH_REFUSED',
-  SECRET_NOT_FOUND: 'RUN.SECRET_NOT_FOUND',
-  NOT_FOUND: 'RUN.NOT_FOUND',
-  SPEC_TAMPERED: 'RUN.SPEC_TAMPERED',
-} as const;
+export { RUN_ERROR };
 
 /** A refusal at the door: names the key (and the secret's name), never a value. */
 export class LaunchRefusedAtRequest extends DomainError {

@@ -1,0 +1,113 @@
+/**
+ * The one catalogue of the domain's stable error codes (what clients and tests match on; the HTTP edge maps a
+ * `DomainError`'s kind, never its code, to a status) and of constants more than one part shares.
+ * test/architecture/errorCatalogue.test.ts keeps code literals out of every other domain file.
+ */
+
+export const WORKSPACE_ERROR = {
+  ALREADY_EXISTS: 'WORKSPACE.ALREADY_EXISTS',
+  DELETED: 'WORKSPACE.DELETED',
+  LAST_OWNER: 'WORKSPACE.LAST_OWNER',
+  NOT_DELETED: 'WORKSPACE.NOT_DELETED',
+  NOT_DELETING: 'WORKSPACE.NOT_DELETING',
+  NOT_FOUND: 'WORKSPACE.NOT_FOUND',
+  OWNER_REQUIRED: 'WORKSPACE.OWNER_REQUIRED',
+  RETENTION_ENDED: 'WORKSPACE.RETENTION_ENDED',
+  RETENTION_OUT_OF_RANGE: 'WORKSPACE.RETENTION_OUT_OF_RANGE',
+} as const;
+
+export const MEMBER_ERROR = {
+  NOT_FOUND: 'MEMBER.NOT_FOUND',
+} as const;
+
+export const SECRET_ERROR = {
+  INVALID_NAME: 'SECRET.INVALID_NAME',
+  INVALID_USES: 'SECRET.INVALID_USES',
+  NOT_FOUND: 'SECRET.NOT_FOUND',
+  USE_EXCLUDES_CALLER: 'SECRET.USE_EXCLUDES_CALLER',
+  USE_NOT_ALLOWED: 'SECRET.USE_NOT_ALLOWED',
+  VALUE_TOO_LARGE: 'SECRET.VALUE_TOO_LARGE',
+  /** The one code for a value below MIN_SECRET_BYTES, whoever refuses it (the vault, the redactor). */
+  VALUE_TOO_SHORT: 'SECRET.VALUE_TOO_SHORT',
+} as const;
+
+export const VAULT_ERROR = {
+  DELETED: 'VAULT.DELETED',
+  /** A stored value failed its integrity check (tampered, or moved to another row, name, workspace or version). */
+  INTEGRITY: 'VAULT.INTEGRITY',
+  INVALID_RETENTION: 'VAULT.INVALID_RETENTION',
+  INVALID_VERSION: 'VAULT.INVALID_VERSION',
+  NOT_DELETED: 'VAULT.NOT_DELETED',
+  PURGE_PROTECTED: 'VAULT.PURGE_PROTECTED',
+  RETENTION_ENDED: 'VAULT.RETENTION_ENDED',
+  SECRET_NOT_FOUND: 'VAULT.SECRET_NOT_FOUND',
+  /** A write carried a lower version than the one stored (an older write arriving late); it was not applied. */
+  STALE_VERSION: 'VAULT.STALE_VERSION',
+  UNAVAILABLE: 'VAULT.UNAVAILABLE',
+} as const;
+
+export const RUN_ERROR = {
+  ALREADY_EXISTS: 'RUN.ALREADY_EXISTS',
+  ALREADY_FINISHED: 'RUN.ALREADY_FINISHED',
+  ALREADY_TORN_DOWN: 'RUN.ALREADY_TORN_DOWN',
+  CANCELLED: 'RUN.CANCELLED',
+  LAUNCH_REFUSED: 'RUN.LAUNCH_REFUSED',
+  NOT_FOUND: 'RUN.NOT_FOUND',
+  PHASE_IN_PROGRESS: 'RUN.PHASE_IN_PROGRESS',
+  PHASE_NOT_RUNNING: 'RUN.PHASE_NOT_RUNNING',
+  PHASE_OUT_OF_ORDER: 'RUN.PHASE_OUT_OF_ORDER',
+  SECRET_NOT_FOUND: 'RUN.SECRET_NOT_FOUND',
+  SPEC_TAMPERED: 'RUN.SPEC_TAMPERED',
+  TEARDOWN_ONLY: 'RUN.TEARDOWN_ONLY',
+  TEARDOWN_REQUIRED: 'RUN.TEARDOWN_REQUIRED',
+} as const;
+
+export const RUN_REQUEST_ERROR = {
+  ID_REUSED: 'RUN_REQUEST.ID_REUSED',
+  /** The request id was used already (a replayed message, a duplicate, a redelivery after the run started). */
+  REPLAYED: 'RUN_REQUEST.REPLAYED',
+} as const;
+
+export const LEASE_ERROR = {
+  BEYOND_DEADLINE: 'LEASE.BEYOND_DEADLINE',
+  HOLDER_NOT_ALLOWED: 'LEASE.HOLDER_NOT_ALLOWED',
+  NO_CHANNEL: 'LEASE.NO_CHANNEL',
+  REFUSED: 'LEASE.REFUSED',
+  SECRET_NOT_FOUND: 'LEASE.SECRET_NOT_FOUND',
+} as const;
+
+export const GATEWAY_ERROR = {
+  HOST_NOT_ALLOWED: 'GATEWAY.HOST_NOT_ALLOWED',
+  INVALID_OPERATION: 'GATEWAY.INVALID_OPERATION',
+  SECRET_NOT_FOUND: 'GATEWAY.SECRET_NOT_FOUND',
+} as const;
+
+export const EGRESS_ERROR = {
+  INVALID_HOST: 'EGRESS.INVALID_HOST',
+  NOT_IN_WORKSPACE_LIST: 'EGRESS.NOT_IN_WORKSPACE_LIST',
+  TOO_MANY_HOSTS: 'EGRESS.TOO_MANY_HOSTS',
+} as const;
+
+export const SIGNING_ERROR = {
+  KEYS_UNAVAILABLE: 'SIGNING.KEYS_UNAVAILABLE',
+  TOKEN_INVALID: 'SIGNING.TOKEN_INVALID',
+} as const;
+
+export const REDACTION_ERROR = {
+  INVALID_MIN_LENGTH: 'REDACTION.INVALID_MIN_LENGTH',
+} as const;
+
+export const STORE_ERROR = {
+  CONCURRENCY_EXHAUSTED: 'STORE.CONCURRENCY_EXHAUSTED',
+  TRANSACTION_TOO_LARGE: 'STORE.TRANSACTION_TOO_LARGE',
+  VERSION_CONFLICT: 'STORE.VERSION_CONFLICT',
+} as const;
+
+export const INTERNAL_ERROR = {
+  UNEXPECTED: 'INTERNAL.UNEXPECTED',
+} as const;
+
+/** How long a deleted workspace (and its vault) can be recovered before it is purged, in whole days. */
+export const MIN_RETENTION_DAYS = 7;
+export const MAX_RETENTION_DAYS = 90;
+export const DEFAULT_RETENTION_DAYS = 90;
