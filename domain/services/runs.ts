@@ -65,11 +65,12 @@ export async function requestRun(
   stores: RunStores,
   orchestrations: RunOrchestrations,
   caller: Caller,
-  request: { workspaceId: string; spec: RunSpec },
+  /** `runId`: the id a queued request claimed (so a redelivery finds the same run); a new one when absent. */
+  request: { workspaceId: string; spec: RunSpec; runId?: string },
 ): Promise<{ runId: string }> {
   const { workspaceId, spec } = request;
   const access = await authorize(deps, { workspaceId, actor: caller.actor, action: 'runs.request', requires: 'member', correlationId: caller.correlationId });
-  const runId = deps.ids.next();
+  const runId = request.runId ?? deps.ids.next();
   const refuse = (offendingKey: string, reason: string) =>
     onRun(deps, workspaceId, runId, { type: 'RefuseRunRequest', offendingKey, reason }, caller, { updateStatus: false });
   const material = await loadSecretMaterial(deps, workspaceId);
