@@ -11,7 +11,11 @@ export type DomainErrorKind =
   | 'conflict'
   | 'precondition'
   | 'too_large'
-  | 'unavailable';
+  | 'unavailable'
+  /** What the request needed is gone for good (a run's sandbox after teardown). */
+  | 'gone'
+  /** Something the platform called on the caller's behalf failed (a gateway operation's process). */
+  | 'upstream';
 
 export class DomainError extends Error {
   constructor(
