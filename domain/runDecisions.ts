@@ -1,7 +1,7 @@
 import { DomainError, assertNever } from './errors';
 import type { Channel, Phase, RunEvent } from './runEvents';
 import { type PhaseRecord, type RunState, evolveRun, initialRunState, isFinished } from './runState';
-import { LEASE_ERROR, RUN_ERROR } from './catalogue';
+import { IDENTITY_ERROR, LEASE_ERROR, RUN_ERROR } from './catalogue';
 
 /**
  * At most this many egress refusals of one step become `OperationRefused` events (distinct destinations first);
@@ -32,6 +32,7 @@ export type RunCommand =
       refused: number;
       refusals: readonly { readonly target: string; readonly reason: string }[];
     }
+  | { type: 'RecordIdentityTokenIssued'; identity: string; subject: string; audience: string; jti: string; kid: string; expiresAt: string }
   | { type: 'CancelRun'; reason: string }
   | { type: 'RecordSandboxTornDown'; sandboxId: string }
   | { type: 'FinishRun' };
@@ -199,6 +200,16 @@ export function decideRun(command: RunCommand, state: RunState): RunEvent[] {
         },
         ...recorded.map((r, i): RunEvent => ({ type: 'OperationRefused', data: { operationId: `egress:${step}:${i + 1}`, kind: 'egress', target: r.target, reason: r.reason } })),
       ];
+    }
+    case 'RecordIdentityTokenIssued': {
+      // Like a lease: only while the run can still use it, and never beyond its deadline.
+      requireOpen(state);
+      if (teardownStarted(state)) throw new DomainError(RUN_ERROR.ALREADY_TORN_DOWN, 'No identity tokens after teardown began', 'conflict');
+      if (state.cancellation !== undefined) throw new DomainError(RUN_ERROR.CANCELLED, 'Run is being cancelled', 'conflict');
+      if (Date.parse(command.expiresAt) > Date.parse(state.deadline))
+        throw new DomainError(IDENTITY_ERROR.BEYOND_DEADLINE, 'An identity token cannot outlive its run', 'invalid');
+      const { identity, subject, audience, jti, kid, expiresAt } = command;
+      return [{ type: 'IdentityTokenIssued', data: { identity, subject, audience, jti, kid, expiresAt } }];
     }
     case 'CancelRun':
       requireOpen(state);

@@ -37,6 +37,8 @@ export type RunEvent =
   | DomainEvent<'OperationCompleted', { operationId: string; exitCode: number }>
   /** What the sandbox's egress proxy decided during one step (`refusalsNotRecorded`: refused beyond the events). */
   | DomainEvent<'EgressRecorded', { phase: Phase; turn?: number; allowed: number; refused: number; refusalsNotRecorded: number }>
+  /** The gateway handed the agent a workload identity token (docs/identity.md). Its claims, never the token. */
+  | DomainEvent<'IdentityTokenIssued', { identity: string; subject: string; audience: string; jti: string; kid: string; expiresAt: string }>
   | DomainEvent<'RunCancellationRequested', { reason: string }>
   | DomainEvent<'SandboxTornDown', { sandboxId: string }>
   | DomainEvent<'RunCompleted', Record<string, never>>

@@ -91,6 +91,7 @@ export function evolveRun(state: RunState, event: RunEvent & { meta?: { actor: s
     case 'OperationRequested':
     case 'OperationRefused':
     case 'OperationCompleted':
+    case 'IdentityTokenIssued':
       return state;
     case 'LeaseGranted': {
       const { leaseId, secretName, secretVersion, channel, expiresAt } = event.data;

@@ -152,14 +152,15 @@ export function requiredUse(holder: LeaseHolder, delivery: string): SecretUseKin
   return byHolder[holder];
 }
 
-function admits(audience: UseAudience, requester: LeaseRequester): boolean {
+/** Whether a use's audience admits the requester with the role they hold now (secrets' uses and identities' alike). */
+export function useAdmits(audience: UseAudience, requester: LeaseRequester): boolean {
   if (requester.role === undefined) return false;
   if (audience === 'members') return true;
   if (audience === 'owners') return requester.role === 'owner';
   return audience.includes(requester.userId);
 }
 
-function describeAudience(audience: UseAudience): string {
+export function describeAudience(audience: UseAudience): string {
   if (audience === 'members') return 'members';
   if (audience === 'owners') return 'owners';
   return 'named members';
@@ -187,7 +188,7 @@ export function decideLease(ask: LeaseAsk, secret: SecretUsePolicy, requester: L
   const audience = allowedAudience(secret.uses, use);
   if (audience === undefined)
     return { ok: false, code: LEASE_REFUSAL.USE_NOT_ALLOWED, use, reason: `secret ${name} does not allow use "${use}"; an owner can allow it` };
-  if (!admits(audience, requester))
+  if (!useAdmits(audience, requester))
     return {
       ok: false,
       code: LEASE_REFUSAL.USE_EXCLUDES_CALLER,

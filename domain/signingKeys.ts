@@ -19,7 +19,23 @@ export interface PublicSigningJwk {
   readonly use: 'sig';
 }
 
-export interface SigningKeyInfo {
+/**
+ * The public half of an RS256 key, for workload identity tokens (docs/identity.md): cloud token exchanges such as
+ * Entra ID's federated credentials verify RS256, not EdDSA, so those tokens have a ring of their own.
+ */
+export interface PublicRsaSigningJwk {
+  readonly kty: 'RSA';
+  readonly n: string;
+  readonly e: string;
+  readonly kid: string;
+  readonly alg: 'RS256';
+  readonly use: 'sig';
+}
+
+/** Any published public key; a ring holds keys of one kind. */
+export type PublicJwk = PublicSigningJwk | PublicRsaSigningJwk;
+
+export interface SigningKeyInfo<J extends PublicJwk = PublicSigningJwk> {
   /** RFC 7638 thumbprint of the public key. */
   readonly kid: string;
   /** 1 for the first key, +1 per rotation. */
@@ -28,8 +44,11 @@ export interface SigningKeyInfo {
   readonly createdAt: string;
   /** ISO-8601: when a newer key replaced it; absent for the current key. */
   readonly retiredAt?: string;
-  readonly publicJwk: PublicSigningJwk;
+  readonly publicJwk: J;
 }
+
+/** What the ring decisions read of a key, whatever its algorithm. */
+type RingKey = SigningKeyInfo<PublicJwk>;
 
 export interface SigningKeyPolicy {
   /** A rotation is skipped while the current key is younger than this (two timers firing rotate once). */
@@ -52,26 +71,26 @@ export const defaultSigningKeyPolicy: SigningKeyPolicy = {
 };
 
 /** The key that signs now: the newest one not retired. */
-export function currentKey(keys: readonly SigningKeyInfo[]): SigningKeyInfo | undefined {
-  let current: SigningKeyInfo | undefined;
+export function currentKey<K extends RingKey>(keys: readonly K[]): K | undefined {
+  let current: K | undefined;
   for (const key of keys) if (key.retiredAt === undefined && (!current || key.generation > current.generation)) current = key;
   return current;
 }
 
-export type RotationDecision =
-  | { readonly kind: 'skip'; readonly reason: string; readonly current: SigningKeyInfo }
-  | { readonly kind: 'rotate'; readonly generation: number; readonly retire?: SigningKeyInfo };
+export type RotationDecision<K extends RingKey = SigningKeyInfo> =
+  | { readonly kind: 'skip'; readonly reason: string; readonly current: K }
+  | { readonly kind: 'rotate'; readonly generation: number; readonly retire?: K };
 
 /**
  * Whether `rotate(now)` makes a new key. The version guard of the store makes concurrent rotations yield one
  * winner; this makes a second, later firing of the same schedule (another instance, a retry) a no-op.
  */
-export function decideRotation(
-  keys: readonly SigningKeyInfo[],
+export function decideRotation<K extends RingKey>(
+  keys: readonly K[],
   now: Date,
   policy: SigningKeyPolicy,
   options: { readonly force?: boolean } = {},
-): RotationDecision {
+): RotationDecision<K> {
   const current = currentKey(keys);
   const generation = keys.reduce((max, key) => Math.max(max, key.generation), 0) + 1;
   if (!current) return { kind: 'rotate', generation };
@@ -86,13 +105,13 @@ export function decideRotation(
  * which may be a retired one for up to the cache TTL after retirement, and live at most the token lifetime.
  * Undefined for the current key (it verifies as long as it is current).
  */
-export function tokenVerificationDeadline(key: SigningKeyInfo, policy: SigningKeyPolicy): Date | undefined {
+export function tokenVerificationDeadline(key: RingKey, policy: SigningKeyPolicy): Date | undefined {
   if (key.retiredAt === undefined) return undefined;
   return new Date(Date.parse(key.retiredAt) + policy.cacheTtlMs + policy.maxTokenLifetimeMs + policy.clockSkewMs);
 }
 
 /** Keys that may verify a sandbox token at `now`: the current one and retired ones still inside their window. */
-export function tokenVerificationKeys(keys: readonly SigningKeyInfo[], now: Date, policy: SigningKeyPolicy): SigningKeyInfo[] {
+export function tokenVerificationKeys<K extends RingKey>(keys: readonly K[], now: Date, policy: SigningKeyPolicy): K[] {
   return keys
     .filter((key) => {
       const deadline = tokenVerificationDeadline(key, policy);
@@ -102,7 +121,7 @@ export function tokenVerificationKeys(keys: readonly SigningKeyInfo[], now: Date
 }
 
 /** Keys that verify a head checkpoint: every key ever used, because checkpoints are kept for good. */
-export function checkpointVerificationKeys(keys: readonly SigningKeyInfo[]): SigningKeyInfo[] {
+export function checkpointVerificationKeys<K extends RingKey>(keys: readonly K[]): K[] {
   return [...keys].sort((a, b) => b.generation - a.generation);
 }
 

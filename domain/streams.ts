@@ -24,6 +24,8 @@ export const projectionKeys = {
 export const PLATFORM_PARTITION = 'platform';
 /** The stream of signing-key rotations in the platform partition: version n made generation n current. */
 export const signingKeysStreamId = (): string => 'platform:signing-keys';
+/** The RS256 workload identity ring's rotations (docs/identity.md), recorded the same way. */
+export const workloadIdentityKeysStreamId = (): string => 'platform:workload-identity-keys';
 
 /** The stream a workspace-partition projection row is folded from, or undefined for rows of no stream. */
 export function projectionSource(workspaceId: string, key: string): string | undefined {

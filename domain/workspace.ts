@@ -1,7 +1,8 @@
 import { normalizeEgressHosts } from './egress';
 import { DomainError, assertNever } from './errors';
 import type { DomainEvent } from './events';
-import { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS, MEMBER_ERROR, MIN_RETENTION_DAYS, VAULT_ERROR, WORKSPACE_ERROR } from './catalogue';
+import { DEFAULT_RETENTION_DAYS, IDENTITY_ERROR, MAX_RETENTION_DAYS, MEMBER_ERROR, MIN_RETENTION_DAYS, VAULT_ERROR, WORKSPACE_ERROR } from './catalogue';
+import { type IdentityUses, type WorkloadIdentity, identityIn, sameDefinition } from './workloadIdentity';
 
 export type Role = 'owner' | 'member';
 
@@ -20,6 +21,9 @@ export type WorkspaceEvent =
   | DomainEvent<'AccessDenied', { actor: string; action: string; reason: string }>
   /** The owner's egress allow-list for the workspace's sandboxes (domain/egress.ts), replacing the previous one. */
   | DomainEvent<'EgressAllowListSet', { allowedHosts: readonly string[] }>
+  /** An owner defined or redefined a workload identity (docs/identity.md); runs ask for tokens of it. */
+  | DomainEvent<'IdentityDefined', { name: string; subject: string; audience: string; uses: IdentityUses }>
+  | DomainEvent<'IdentityDeleted', { name: string }>
   /**
    * A projection row read for a decision did not match the log (a forged MAC, or a row older than its stream);
    * the decision used the state folded from the log instead, and the row was rewritten from it.
@@ -42,6 +46,8 @@ export interface WorkspaceState {
   readonly retentionDays?: number;
   /** Where sandboxes may connect through the egress proxy; empty (nothing) until an owner sets it. */
   readonly egressAllowedHosts: readonly string[];
+  /** Workload identities by name; absent in states folded before identities existed. */
+  readonly identities?: Readonly<Record<string, WorkloadIdentity>>;
 }
 
 export type WorkspaceCommand =
@@ -56,6 +62,8 @@ export type WorkspaceCommand =
   | { type: 'Purge'; now: string }
   | { type: 'RecordAccessDenied'; actor: string; action: string; reason: string }
   | { type: 'SetEgressAllowList'; actor: string; allowedHosts: readonly string[] }
+  | { type: 'DefineIdentity'; actor: string; name: string; subject: string; audience: string; uses: IdentityUses }
+  | { type: 'DeleteIdentity'; actor: string; name: string }
   | { type: 'RecordProjectionMismatch'; projection: string; found: ProjectionFault; streamId: string; streamVersion: number };
 
 /**
@@ -69,7 +77,7 @@ export function initialWorkspaceState(): WorkspaceState {
   return { status: 'None', workspaceId: '', name: '', members: {}, vaultSoftDeleted: false, egressAllowedHosts: [] };
 }
 
-export function evolveWorkspace(state: WorkspaceState, event: WorkspaceEvent): WorkspaceState {
+export function evolveWorkspace(state: WorkspaceState, event: WorkspaceEvent & { meta?: { at: string; actor: string } }): WorkspaceState {
   switch (event.type) {
     case 'WorkspaceCreated':
       return {
@@ -101,6 +109,15 @@ export function evolveWorkspace(state: WorkspaceState, event: WorkspaceEvent): W
       return { ...state, status: 'Purged' };
     case 'EgressAllowListSet':
       return { ...state, egressAllowedHosts: event.data.allowedHosts };
+    case 'IdentityDefined': {
+      const { name, subject, audience, uses } = event.data;
+      const identity: WorkloadIdentity = { name, subject, audience, uses, updatedAt: event.meta?.at ?? '', updatedBy: event.meta?.actor ?? '' };
+      return { ...state, identities: { ...state.identities, [name]: identity } };
+    }
+    case 'IdentityDeleted': {
+      const { [event.data.name]: _deleted, ...rest } = state.identities ?? {};
+      return { ...state, identities: rest };
+    }
     case 'AccessDenied':
     case 'ProjectionMismatchDetected':
       return state;
@@ -214,6 +231,16 @@ export function decideWorkspace(command: WorkspaceCommand, state: WorkspaceState
       // A sealed log takes no more records; the denial is still answered, just not chained.
       if (state.status === 'Deleted' || state.status === 'Purged') return [];
       return [{ type: 'AccessDenied', data: { actor: command.actor, action: command.action, reason: command.reason } }];
+    case 'DefineIdentity': {
+      requireOwner(state, command.actor);
+      const { name, subject, audience, uses } = command;
+      if (sameDefinition(identityIn(state.identities ?? {}, name), { subject, audience, uses })) return [];
+      return [{ type: 'IdentityDefined', data: { name, subject, audience, uses } }];
+    }
+    case 'DeleteIdentity':
+      requireOwner(state, command.actor);
+      if (!identityIn(state.identities ?? {}, command.name)) throw new DomainError(IDENTITY_ERROR.NOT_FOUND, `No identity named ${command.name}`, 'not_found');
+      return [{ type: 'IdentityDeleted', data: { name: command.name } }];
     case 'RecordProjectionMismatch':
       // Nothing to chain it to: no log yet, or a sealed one (the reader still decided on the folded state).
       if (state.status === 'None' || state.status === 'Deleted' || state.status === 'Purged') return [];

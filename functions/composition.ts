@@ -40,14 +40,19 @@ import { loadProjectionSeal } from '../infra/identity/projectionMacKey';
 import type { ProjectionSeal } from '../infra/tables/projectionSeal';
 import { PlatformSandboxTokens } from '../infra/identity/sandboxIdentityTokens';
 import { SigningKeys, platformLogRecorder } from '../infra/identity/signingKeys';
-import { TableSigningKeyRepository } from '../infra/identity/signingKeysTable';
+import { TableSigningKeyRepository, WORKLOAD_IDENTITY_RING } from '../infra/identity/signingKeysTable';
+import { rs256Keys } from '../infra/identity/keyAlgorithms';
+import { RsaWorkloadIdentityTokens } from '../infra/identity/workloadIdentityTokens';
+import { workloadIdentityKeysStreamId } from '../domain/streams';
+import { WORKLOAD_TOKEN_MAX_MS } from '../domain/workloadIdentity';
+import type { PublicRsaSigningJwk } from '../domain/signingKeys';
 import { TableOutboxIndex } from '../infra/messaging/tableOutboxIndex';
 import { BlobLogArchive } from '../infra/backup/blobLogArchive';
 import type { LogBackupDependencies } from '../infra/backup/logBackup';
 import { TableBackupKeys } from '../infra/backup/tableBackupKeys';
 import { TableLogTransfer } from '../infra/tables/logTransfer';
 import { WorkspaceStoreRedactors, forgettingOnWrite } from '../infra/redaction/storeRedactors';
-import { type Settings, SettingsError, loadSettings } from './settings';
+import { type Settings, SettingsError, identityIssuerOf, loadSettings } from './settings';
 
 /** Table clients by connection string locally (Azurite), by managed identity in Azure. */
 export function appTableClient(settings: Settings, table: string): TableClient {
@@ -120,6 +125,7 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
   });
   let redactors: WorkspaceStoreRedactors | undefined;
   signing.keys.setRecorder(platformLogRecorder({ store, clock: systemClock, random: systemRandom }, randomUuidIds));
+  signing.identityKeys.setRecorder(platformLogRecorder({ store, clock: systemClock, random: systemRandom }, randomUuidIds, workloadIdentityKeysStreamId()));
   const vault = forgettingOnWrite(workspaceVault(settings, vaultTable), (ws) => redactors?.forget(ws));
   const resolver = new CachingSecretResolver({
     vault,
@@ -138,6 +144,9 @@ export interface SigningServices {
   readonly keys: SigningKeys;
   readonly checkpointer: SigningKeyCheckpointer;
   readonly tokens: PlatformSandboxTokens;
+  /** The RS256 ring for workload identity tokens (docs/identity.md): a key separate from the checkpoint key. */
+  readonly identityKeys: SigningKeys<PublicRsaSigningJwk>;
+  readonly identityTokens: RsaWorkloadIdentityTokens;
 }
 
 let signing: SigningServices | undefined;
@@ -152,7 +161,10 @@ export function getSigning(settings: Settings = loadSettings()): SigningServices
     const policy = { ...defaultSigningKeyPolicy, maxTokenLifetimeMs: settings.SANDBOX_TOKEN_MINUTES * 60_000 };
     const keys = new SigningKeys({ repository, clock: systemClock, policy });
     const tokens = new PlatformSandboxTokens(keys, systemClock, { issuer: settings.PLATFORM_ISSUER, audience: settings.SANDBOX_TOKEN_AUDIENCE });
-    signing = { keys, checkpointer: new SigningKeyCheckpointer(keys), tokens };
+    const identityRepository = new TableSigningKeyRepository(tableClient(settings, settings.SIGNING_KEY_TABLE), keyWrapper(settings), { algorithm: rs256Keys, place: WORKLOAD_IDENTITY_RING });
+    const identityKeys = new SigningKeys({ repository: identityRepository, clock: systemClock, algorithm: rs256Keys, policy: { ...defaultSigningKeyPolicy, maxTokenLifetimeMs: WORKLOAD_TOKEN_MAX_MS } });
+    const identityTokens = new RsaWorkloadIdentityTokens(identityKeys, systemClock, identityIssuerOf(settings));
+    signing = { keys, checkpointer: new SigningKeyCheckpointer(keys), tokens, identityKeys, identityTokens };
   }
   return signing;
 }
@@ -259,7 +271,10 @@ export function getGateway(): Promise<Gateway> {
   gateway ??= (async () => {
     const settings = loadSettings();
     const [{ deps }, bearers, host] = await Promise.all([getServices(), getGatewayBearers(settings), getSandboxHost()]);
-    return new Gateway({ deps, bearers, sandboxes: runSandboxes, host, limits: { operationTimeoutMs: settings.GATEWAY_OPERATION_TIMEOUT_SECONDS * 1000 } });
+    return new Gateway({
+      deps, bearers, sandboxes: runSandboxes, host, limits: { operationTimeoutMs: settings.GATEWAY_OPERATION_TIMEOUT_SECONDS * 1000 },
+      identityTokens: getSigning(settings).identityTokens,
+    });
   })().catch((error: unknown) => {
     gateway = undefined;
     throw error;

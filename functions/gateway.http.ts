@@ -1,7 +1,7 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { AuthenticationError } from '../domain/ports/callerAuthenticator';
 import type { Gateway } from '../infra/gateway/gatewayService';
-import { GATEWAY_BODY_LIMIT, gatewayOperationBody, toOperation } from '../infra/gateway/operationSchema';
+import { GATEWAY_BODY_LIMIT, gatewayRequestBody, toOperation } from '../infra/gateway/operationSchema';
 import { readJsonBody } from '../infra/http/jsonBody';
 import { HttpProblem, describeUnexpected, problemFromError, problemResponse } from '../infra/http/problem';
 import { getGateway } from './composition';
@@ -40,14 +40,19 @@ export async function handleGatewayOperation(gateway: Gateway, request: HttpRequ
       noteUnauthenticated(gateway, context, error.code);
       throw new HttpProblem(401, error.code, error.message, { 'www-authenticate': CHALLENGE });
     }
-    let parsed;
+    let body;
     try {
-      parsed = toOperation(await readJsonBody(request, gatewayOperationBody, GATEWAY_BODY_LIMIT));
+      body = await readJsonBody(request, gatewayRequestBody, GATEWAY_BODY_LIMIT);
     } catch (error) {
       if (error instanceof HttpProblem) await gateway.refuseRequest(binding, correlationId, error.code).catch(() => undefined);
       throw error;
     }
-    const { operation, remotePath } = parsed;
+    if (body.kind === 'identity-token') {
+      // The token is the agent's: it goes back in this response and nowhere else (no event, log or row holds it).
+      const issued = await gateway.identityToken(binding, body.identity, correlationId);
+      return { status: 200, jsonBody: issued, headers: { 'content-type': 'application/json', ...common } };
+    }
+    const { operation, remotePath } = toOperation(body);
     const result = await gateway.perform(binding, operation, remotePath, correlationId);
     return { status: 200, jsonBody: result, headers: { 'content-type': 'application/json', ...common } };
   } catch (error) {

@@ -49,6 +49,11 @@ export const settingsSchema = z
     PLATFORM_ISSUER: z.url().default('http://127.0.0.1:7071'),
     SANDBOX_TOKEN_AUDIENCE: z.string().min(1).default('disco-parrot-sandbox'),
     SANDBOX_TOKEN_MINUTES: z.coerce.number().int().min(1).max(60).default(15),
+    /**
+     * `iss` of workload identity tokens (docs/identity.md): the platform's public URL under `/api`, where
+     * `/.well-known/openid-configuration` is served. Default: PLATFORM_ISSUER + `/api`. Production requires https.
+     */
+    IDENTITY_ISSUER: z.url().regex(/^https?:\/\/[^?#]*[^/?#]$/, 'must be an http(s) URL without query, fragment or trailing slash').optional(),
     /** Messaging (docs/messaging.md). Azure: the Service Bus namespace, identity-based; unset locally (storage queues). */
     ServiceBusConnection__fullyQualifiedNamespace: z.string().regex(/^[A-Za-z0-9-]+\.servicebus\.windows\.net$/, 'must be <namespace>.servicebus.windows.net').optional(),
     /** Where the outbox publishes: the Service Bus topic in Azure, the storage queue of the same name locally. */
@@ -107,6 +112,8 @@ export const settingsSchema = z
       if (s.AUTH_MODE !== 'entra') ctx.addIssue({ code: 'custom', path: ['AUTH_MODE'], message: 'production refuses the dev issuer' });
       if (!s.PLATFORM_ISSUER.startsWith('https://'))
         ctx.addIssue({ code: 'custom', path: ['PLATFORM_ISSUER'], message: 'production tokens name an https issuer' });
+      if (s.IDENTITY_ISSUER !== undefined && !s.IDENTITY_ISSUER.startsWith('https://'))
+        ctx.addIssue({ code: 'custom', path: ['IDENTITY_ISSUER'], message: 'production identity tokens name an https issuer' });
       if (s.SANDBOX_EGRESS_TEST_SERVERS)
         ctx.addIssue({ code: 'custom', path: ['SANDBOX_EGRESS_TEST_SERVERS'], message: 'production refuses test servers on the egress path' });
       if (!s.VAULT_MASTER_KEY_ID)
@@ -115,6 +122,11 @@ export const settingsSchema = z
   });
 
 export type Settings = z.infer<typeof settingsSchema>;
+
+/** The workload identity issuer: IDENTITY_ISSUER, or PLATFORM_ISSUER under `/api` (where the app serves its routes). */
+export function identityIssuerOf(settings: Pick<Settings, 'IDENTITY_ISSUER' | 'PLATFORM_ISSUER'>): string {
+  return settings.IDENTITY_ISSUER ?? `${settings.PLATFORM_ISSUER.replace(/\/+$/, '')}/api`;
+}
 
 export class SettingsError extends Error {
   override readonly name = 'SettingsError';

@@ -1,15 +1,15 @@
-import type { SigningKeyInfo } from '../signingKeys';
+import type { PublicJwk, PublicSigningJwk, SigningKeyInfo } from '../signingKeys';
 import { SIGNING_ERROR } from '../catalogue';
 
 /** The persisted key ring: public metadata of every key ever used, and an opaque version for the rotation guard. */
-export interface SigningKeyRing {
-  readonly keys: readonly SigningKeyInfo[];
+export interface SigningKeyRing<J extends PublicJwk = PublicSigningJwk> {
+  readonly keys: readonly SigningKeyInfo<J>[];
   /** Opaque; absent when no key was ever stored. */
   readonly version?: string;
 }
 
-export interface NewSigningKey {
-  readonly info: SigningKeyInfo;
+export interface NewSigningKey<J extends PublicJwk = PublicSigningJwk> {
+  readonly info: SigningKeyInfo<J>;
   /** The private JWK as JSON. The adapter seals it at rest and never returns it except through `privateJwk`. */
   readonly privateJwk: string;
 }
@@ -19,15 +19,15 @@ export interface NewSigningKey {
  * private half; a rotation deletes the retired key's private half in the same atomic write that adds the new key,
  * and keeps its public half for good.
  */
-export interface SigningKeyRepository {
-  load(): Promise<SigningKeyRing>;
+export interface SigningKeyRepository<J extends PublicJwk = PublicSigningJwk> {
+  load(): Promise<SigningKeyRing<J>>;
   /** The private JWK (JSON) of `kid`, or undefined when it has none (retired, or unknown). */
   privateJwk(kid: string): Promise<string | undefined>;
   /**
    * Atomically adds `key` as the current key and retires `retire` (dropping its private half), only if the
    * ring is still at `expected.version`. Resolves false when another writer rotated first.
    */
-  rotate(expected: SigningKeyRing, key: NewSigningKey, retire?: { readonly kid: string; readonly at: string }): Promise<boolean>;
+  rotate(expected: SigningKeyRing<J>, key: NewSigningKey<J>, retire?: { readonly kid: string; readonly at: string }): Promise<boolean>;
 }
 
 export interface SandboxIdentity {

@@ -4,11 +4,19 @@ import { type PlatformCommand, type PlatformEvent, type PlatformState, platformD
 import { PLATFORM_PARTITION, signingKeysStreamId } from '../streams';
 import type { Caller } from './workspaceStream';
 
-/** Records one command on the platform's signing-key stream, in the platform's own partition (no projection). */
-export function onPlatform(deps: CommandContext, command: PlatformCommand, by: Caller): Promise<CommandResult<PlatformState, PlatformEvent>> {
+/**
+ * Records one command on one of the platform's key-ring streams (the checkpoint key's by default, the workload
+ * identity key's too), in the platform's own partition (no projection).
+ */
+export function onPlatform(
+  deps: CommandContext,
+  command: PlatformCommand,
+  by: Caller,
+  streamId: string = signingKeysStreamId(),
+): Promise<CommandResult<PlatformState, PlatformEvent>> {
   return handleCommand(deps, {
     workspaceId: PLATFORM_PARTITION,
-    streamId: signingKeysStreamId(),
+    streamId,
     decider: platformDecider,
     command,
     actor: by.actor,
@@ -16,8 +24,8 @@ export function onPlatform(deps: CommandContext, command: PlatformCommand, by: C
   });
 }
 
-/** The platform's state folded from its signing-key stream. */
-export async function readPlatform(store: EventStore): Promise<PlatformState> {
-  const stream = await store.readStream<PlatformEvent>(PLATFORM_PARTITION, signingKeysStreamId());
+/** The platform's state folded from one of its key-ring streams. */
+export async function readPlatform(store: EventStore, streamId: string = signingKeysStreamId()): Promise<PlatformState> {
+  const stream = await store.readStream<PlatformEvent>(PLATFORM_PARTITION, streamId);
   return fold(platformDecider, stream.events);
 }

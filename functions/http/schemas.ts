@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { MAX_EGRESS_HOSTS, isEgressHost } from '../../domain/egress';
 import { MAX_SECRET_BYTES, SECRET_NAME_PATTERN } from '../../domain/secret';
 import { SECRET_USE_KINDS, type SecretUses } from '../../domain/secretPolicy';
+import { IDENTITY_AUDIENCE_PATTERN, IDENTITY_NAME_PATTERN, IDENTITY_SUBJECT_PATTERN } from '../../domain/workloadIdentity';
 
 /** Ids we mint are UUIDs; user ids come from tokens (Entra `oid` is a UUID; dev tokens use simple names). */
 export const workspaceIdSchema = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a workspace id');
@@ -36,6 +37,13 @@ export const setSecretBody = z.strictObject({
 export const egressHostSchema = z.string().min(1).max(260).refine(isEgressHost, 'must be a host name, optionally *.name, optionally :port');
 export const egressHostsSchema = z.array(egressHostSchema).max(MAX_EGRESS_HOSTS);
 export const setEgressBody = z.strictObject({ allowedHosts: egressHostsSchema });
+export const identityNameSchema = z.string().regex(IDENTITY_NAME_PATTERN, 'must match ^[a-z0-9][a-z0-9-]{0,62}$');
+/** `{subject, audience, uses: {identity: "members" | "owners" | [userIds]}}`: who may use it is always said. */
+export const defineIdentityBody = z.strictObject({
+  subject: z.string().regex(IDENTITY_SUBJECT_PATTERN, 'must be 1-200 visible ASCII characters without spaces'),
+  audience: z.string().regex(IDENTITY_AUDIENCE_PATTERN, 'must be 1-255 visible ASCII characters without spaces'),
+  uses: z.strictObject({ identity: useAudience }),
+});
 
 export const auditQuery = z.strictObject({
   after: z.coerce.number().int().min(0).optional(),

@@ -19,6 +19,8 @@ import { assertGitCommand } from '../sandbox/channels';
 import type { CredentialRequest } from '../sandbox/credentialDelivery';
 import { runGit, runNpm } from './sandboxOperations';
 import { performHttpOperation, type RedactionStream } from './httpOperation';
+import { type IdentityTokenResponse, IDENTITY_TOKEN_KIND, issueIdentityToken } from './identityTokenOperation';
+import type { WorkloadIdentityTokens } from '../../domain/ports/workloadIdentityTokens';
 
 /**
  * The gateway (DESIGN.md §1 promise 8): the agent asks, the platform checks the destination against the
@@ -43,6 +45,8 @@ export interface GatewayDependencies {
   readonly host: SandboxHost;
   readonly limits?: Partial<GatewayLimits>;
   readonly fetch?: typeof fetch;
+  /** Signs workload identity tokens (docs/identity.md); without it, the gateway issues none. */
+  readonly identityTokens?: WorkloadIdentityTokens;
 }
 
 export interface GatewayResponse {
@@ -213,6 +217,16 @@ export class Gateway {
     }
     await record(release, completed(outcome.exitCode));
     return this.shape(operationId, outcome, redact.redact);
+  }
+
+  /** A workload identity token for the bearer's run (docs/identity.md): 404 for an identity not defined, 403 for one the requester may not use. */
+  async identityToken(binding: GatewayBinding, identity: string, correlationId: string): Promise<IdentityTokenResponse> {
+    const live = this.liveSandbox(binding);
+    if (!live) {
+      await onRun(this.d.deps, binding.workspaceId, binding.runId, { type: 'RecordOperationRefused', operationId: this.d.deps.ids.next(), kind: IDENTITY_TOKEN_KIND, target: `identity:${identity}`, reason: 'no live sandbox' }, { actor: ACTOR, correlationId }).catch(() => undefined);
+      throw new DomainError(GATEWAY_ERROR.SANDBOX_GONE, 'The run has no live sandbox on this instance (torn down, or another container); its bearer is no longer usable', 'gone');
+    }
+    return issueIdentityToken({ deps: this.d.deps, tokens: this.d.identityTokens }, binding, live, identity, correlationId);
   }
 
   /** A body that did not parse or validate, from an authenticated caller: recorded on its run as a refusal. */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_PORTS, type Destination, type GatewayOperation } from '../../domain/gateway';
 import { SECRET_NAME_PATTERN } from '../../domain/secret';
+import { IDENTITY_NAME_PATTERN } from '../../domain/workloadIdentity';
 
 /**
  * The body of `POST /api/gateway/operations`, validated. URLs are parsed here (the domain has no URL
@@ -103,6 +104,16 @@ const npmBody = z.strictObject({
 
 export const gatewayOperationBody = z.discriminatedUnion('kind', [gitBody, httpBody, npmBody]);
 export type GatewayOperationBody = z.infer<typeof gatewayOperationBody>;
+
+/** A workload identity token for the run (docs/identity.md): no secret, no destination, just the identity's name. */
+const identityTokenBody = z.strictObject({
+  kind: z.literal('identity-token'),
+  identity: z.string().regex(IDENTITY_NAME_PATTERN, 'must be an identity name'),
+});
+
+/** Everything the gateway route accepts: an operation that uses a secret, or an identity token. */
+export const gatewayRequestBody = z.discriminatedUnion('kind', [...gatewayOperationBody.options, identityTokenBody]);
+export type GatewayRequestBody = z.infer<typeof gatewayRequestBody>;
 
 /** The validated body as the domain's operation; the git remote's path comes along for `clone`'s default dir. */
 export function toOperation(body: GatewayOperationBody): { operation: GatewayOperation; remotePath: string } {

@@ -1,15 +1,17 @@
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK, type KeyLike } from 'jose';
+import { importJWK, type JWK, type KeyLike } from 'jose';
 import type { CommandContext } from '../../domain/commandHandler';
 import { DomainError } from '../../domain/errors';
 import type { Clock } from '../../domain/ports/clock';
 import type { Ids } from '../../domain/ports/ids';
 import { SIGNING_ERROR, type SigningKeyRepository, type SigningKeyRing } from '../../domain/ports/signingKeys';
 import type { PlatformCommand } from '../../domain/platform';
+import { signingKeysStreamId } from '../../domain/streams';
 import { onPlatform, readPlatform } from '../../domain/services/platformStream';
 import {
   checkpointVerificationKeys, currentKey, decideRotation, defaultSigningKeyPolicy, tokenVerificationKeys,
-  type PublicSigningJwk, type SigningKeyInfo, type SigningKeyPolicy,
+  type PublicJwk, type PublicSigningJwk, type SigningKeyInfo, type SigningKeyPolicy,
 } from '../../domain/signingKeys';
+import { type AlgorithmOption, type SigningKeyAlgorithm, algorithmOf } from './keyAlgorithms';
 
 export interface RotationOutcome {
   readonly rotated: boolean;
@@ -24,18 +26,19 @@ export interface RotationOutcome {
 }
 
 /** Appends the rotations the platform log does not have yet; called after every rotation and skip. */
-export type RotationRecorder = (keys: readonly SigningKeyInfo[]) => Promise<void>;
+export type RotationRecorder = (keys: readonly SigningKeyInfo<PublicJwk>[]) => Promise<void>;
 
-export interface SigningKeysOptions {
-  readonly repository: SigningKeyRepository;
+/** `algorithm`: Ed25519 when left out (the checkpoint ring); the workload identity ring passes `rs256Keys`. */
+export type SigningKeysOptions<J extends PublicJwk = PublicSigningJwk> = {
+  readonly repository: SigningKeyRepository<J>;
   readonly clock: Clock;
   readonly policy?: SigningKeyPolicy;
   readonly recorder?: RotationRecorder;
-}
+} & AlgorithmOption<J>;
 
-interface Loaded {
+interface Loaded<J extends PublicJwk> {
   readonly loadedAt: number;
-  readonly keys: readonly SigningKeyInfo[];
+  readonly keys: readonly SigningKeyInfo<J>[];
   readonly signer?: { readonly kid: string; readonly key: KeyLike };
 }
 
@@ -45,19 +48,21 @@ interface Loaded {
  * `rotate`, which makes a new key current through the repository's version guard. Private keys live only in
  * this object's memory and the sealed repository row; nothing here logs or returns them.
  */
-export class SigningKeys {
+export class SigningKeys<J extends PublicJwk = PublicSigningJwk> {
   readonly policy: SigningKeyPolicy;
-  private readonly repository: SigningKeyRepository;
+  readonly algorithm: SigningKeyAlgorithm<J>;
+  private readonly repository: SigningKeyRepository<J>;
   private readonly clock: Clock;
   private recorder: RotationRecorder | undefined;
-  private loaded: Loaded | undefined;
-  private loading: { readonly epoch: number; readonly promise: Promise<Loaded> } | undefined;
+  private loaded: Loaded<J> | undefined;
+  private loading: { readonly epoch: number; readonly promise: Promise<Loaded<J>> } | undefined;
   /** Bumped by every rotation this instance commits: a read begun before it can never be served after it. */
   private epoch = 0;
   private bootstrapping: Promise<RotationOutcome> | undefined;
   private readonly publicKeys = new Map<string, Promise<KeyLike>>();
 
-  constructor(options: SigningKeysOptions) {
+  constructor(options: SigningKeysOptions<J>) {
+    this.algorithm = algorithmOf<J>(options);
     this.repository = options.repository;
     this.clock = options.clock;
     this.policy = options.policy ?? defaultSigningKeyPolicy;
@@ -100,19 +105,19 @@ export class SigningKeys {
   }
 
   /** What `/.well-known/jwks.json` publishes: public halves only, rebuilt field by field; never an empty set. */
-  async jwks(now: Date = this.clock.now()): Promise<{ keys: PublicSigningJwk[] }> {
+  async jwks(now: Date = this.clock.now()): Promise<{ keys: J[] }> {
     let { keys } = await this.load();
     if (!currentKey(keys)) {
       await this.ensureCurrentKey();
       ({ keys } = await this.load(true));
     }
     return {
-      keys: tokenVerificationKeys(keys, now, this.policy).map(({ publicJwk: k }) => ({ kty: k.kty, crv: k.crv, x: k.x, kid: k.kid, alg: k.alg, use: k.use })),
+      keys: tokenVerificationKeys(keys, now, this.policy).map(({ publicJwk }) => this.algorithm.publish(publicJwk, publicJwk.kid)),
     };
   }
 
   /** Every key ever used (public metadata), newest first. */
-  async ring(): Promise<readonly SigningKeyInfo[]> {
+  async ring(): Promise<readonly SigningKeyInfo<J>[]> {
     return checkpointVerificationKeys((await this.load(true)).keys);
   }
 
@@ -123,7 +128,7 @@ export class SigningKeys {
    */
   async rotate(options: { readonly force?: boolean; readonly record?: boolean } = {}): Promise<RotationOutcome> {
     let force = options.force === true;
-    const record = (keys: readonly SigningKeyInfo[]): Promise<boolean> => (options.record === false ? Promise.resolve(true) : this.record(keys));
+    const record = (keys: readonly SigningKeyInfo<J>[]): Promise<boolean> => (options.record === false ? Promise.resolve(true) : this.record(keys));
     for (let attempt = 0; attempt < 5; attempt++) {
       const ring = await this.repository.load();
       const now = this.clock.now();
@@ -132,7 +137,7 @@ export class SigningKeys {
         const recorded = await record(ring.keys);
         return { rotated: false, kid: decision.current.kid, generation: decision.current.generation, reason: decision.reason, recorded };
       }
-      const fresh = await newKey(decision.generation, now);
+      const fresh = await this.newKey(decision.generation, now);
       const committed = await this.repository.rotate(
         ring,
         { info: fresh.info, privateJwk: fresh.privateJwk },
@@ -156,7 +161,12 @@ export class SigningKeys {
     throw new DomainError(SIGNING_ERROR.KEYS_UNAVAILABLE, 'The signing keys kept changing during rotation', 'conflict');
   }
 
-  private async record(keys: readonly SigningKeyInfo[]): Promise<boolean> {
+  private async newKey(generation: number, now: Date): Promise<{ info: SigningKeyInfo<J>; privateJwk: string }> {
+    const { publicJwk, privateJwk } = await this.algorithm.generate();
+    return { info: { kid: publicJwk.kid, generation, createdAt: now.toISOString(), publicJwk }, privateJwk };
+  }
+
+  private async record(keys: readonly SigningKeyInfo<J>[]): Promise<boolean> {
     if (!this.recorder) return true;
     try {
       await this.recorder(keys);
@@ -166,7 +176,7 @@ export class SigningKeys {
     }
   }
 
-  private async verificationKey(kid: string, usable: (keys: readonly SigningKeyInfo[]) => SigningKeyInfo[]): Promise<KeyLike | undefined> {
+  private async verificationKey(kid: string, usable: (keys: readonly SigningKeyInfo<J>[]) => SigningKeyInfo<J>[]): Promise<KeyLike | undefined> {
     let loaded = await this.load();
     // A kid this instance has not seen may be a rotation on another instance: look once more before refusing.
     if (!loaded.keys.some((k) => k.kid === kid)) loaded = await this.load(true);
@@ -174,13 +184,13 @@ export class SigningKeys {
     if (!key) return undefined;
     let imported = this.publicKeys.get(kid);
     if (!imported) {
-      imported = importJWK({ ...key.publicJwk }, 'EdDSA') as Promise<KeyLike>;
+      imported = importJWK({ ...key.publicJwk }, this.algorithm.alg) as Promise<KeyLike>;
       this.publicKeys.set(kid, imported);
     }
     return imported;
   }
 
-  private async load(fresh = false): Promise<Loaded> {
+  private async load(fresh = false): Promise<Loaded<J>> {
     const now = this.clock.now().getTime();
     if (!fresh && this.loaded && now - this.loaded.loadedAt < this.policy.cacheTtlMs) return this.loaded;
     if (this.loading?.epoch !== this.epoch) {
@@ -193,47 +203,30 @@ export class SigningKeys {
     return this.loading.promise;
   }
 
-  private async read(loadedAt: number, epoch: number): Promise<Loaded> {
-    const ring: SigningKeyRing = await this.repository.load();
+  private async read(loadedAt: number, epoch: number): Promise<Loaded<J>> {
+    const ring: SigningKeyRing<J> = await this.repository.load();
     const current = currentKey(ring.keys);
-    let signer: Loaded['signer'];
+    let signer: Loaded<J>['signer'];
     if (current) {
       const jwk = await this.repository.privateJwk(current.kid);
       if (jwk === undefined)
         throw new DomainError(SIGNING_ERROR.KEYS_UNAVAILABLE, `The current signing key ${current.kid} has no private half`, 'unavailable');
-      signer = { kid: current.kid, key: (await importJWK(JSON.parse(jwk) as JWK, 'EdDSA')) as KeyLike };
+      signer = { kid: current.kid, key: (await importJWK(JSON.parse(jwk) as JWK, this.algorithm.alg)) as KeyLike };
     }
-    const loaded: Loaded = { loadedAt, keys: ring.keys, ...(signer ? { signer } : {}) };
+    const loaded: Loaded<J> = { loadedAt, keys: ring.keys, ...(signer ? { signer } : {}) };
     // A read begun before a rotation this instance committed answers its own callers but is not cached.
     if (epoch === this.epoch) this.loaded = loaded;
     return loaded;
   }
 }
 
-async function newKey(generation: number, now: Date): Promise<{ info: SigningKeyInfo; privateJwk: string }> {
-  const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
-  const pub = await exportJWK(publicKey);
-  if (pub.kty !== 'OKP' || pub.crv !== 'Ed25519' || typeof pub.x !== 'string') throw new Error('Unexpected key shape from jose');
-  const kid = await calculateJwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x: pub.x }, 'sha256');
-  const priv = await exportJWK(privateKey);
-  return {
-    info: {
-      kid,
-      generation,
-      createdAt: now.toISOString(),
-      publicJwk: { kty: 'OKP', crv: 'Ed25519', x: pub.x, kid, alg: 'EdDSA', use: 'sig' },
-    },
-    privateJwk: JSON.stringify({ kty: 'OKP', crv: 'Ed25519', x: pub.x, d: priv.d, kid, alg: 'EdDSA' }),
-  };
-}
-
 /**
  * The recorder that writes `SigningKeyRotated` into the platform's own log: stream version n is generation n,
  * so each rotation is recorded exactly once even when instances race.
  */
-export function platformLogRecorder(deps: CommandContext, ids: Ids): RotationRecorder {
+export function platformLogRecorder(deps: CommandContext, ids: Ids, streamId: string = signingKeysStreamId()): RotationRecorder {
   return async (keys) => {
-    const { recordedGeneration } = await readPlatform(deps.store);
+    const { recordedGeneration } = await readPlatform(deps.store, streamId);
     const byGeneration = [...keys].sort((a, b) => a.generation - b.generation);
     for (const key of byGeneration) {
       if (key.generation <= recordedGeneration) continue;
@@ -245,7 +238,7 @@ export function platformLogRecorder(deps: CommandContext, ids: Ids): RotationRec
         ...(previous ? { previousKid: previous.kid } : {}),
         activatedAt: key.createdAt,
       };
-      const { state } = await onPlatform(deps, command, { actor: 'system:rotateSigningKeys', correlationId: ids.next() });
+      const { state } = await onPlatform(deps, command, { actor: 'system:rotateSigningKeys', correlationId: ids.next() }, streamId);
       // The one before it is still missing: the next recording catches up in order.
       if (state.recordedGeneration < key.generation) return;
     }

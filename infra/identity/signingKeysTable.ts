@@ -1,16 +1,26 @@
 import { randomBytes } from 'node:crypto';
 import { odata, type TableClient, type TableEntityResult, type TransactionAction } from '@azure/data-tables';
-import type { PublicSigningJwk, SigningKeyInfo } from '../../domain/signingKeys';
+import type { PublicJwk, PublicSigningJwk, SigningKeyInfo } from '../../domain/signingKeys';
 import type { NewSigningKey, SigningKeyRepository, SigningKeyRing } from '../../domain/ports/signingKeys';
 import type { KeyWrapper } from '../vault/keyWrapper';
 import { SEAL_ALGORITHM, openValue, sealValue } from '../vault/sealedValue';
 import { guarded, sanitized, statusOf } from '../vault/vaultErrors';
+import { type SigningKeyAlgorithm, algorithmOf } from './keyAlgorithms';
 
-const PARTITION = 'platform';
 const RING_ROW = 'ring';
 const keyRow = (generation: number): string => `key:${String(generation).padStart(10, '0')}`;
-/** Bound into each sealed private key as AAD, so a sealed key moved to another row or kid does not open. */
-const sealContext = (kid: string, generation: number) => ({ workspaceId: 'platform/signing-keys', name: kid, version: generation });
+
+/** Where a ring rests in the key table: its partition, and what its sealed private keys are bound to. */
+export interface SigningKeyRingPlace {
+  readonly partition: string;
+  /** Bound into each sealed private key as AAD (with kid and generation), so a key moved to another ring or row does not open. */
+  readonly sealScope: string;
+}
+
+/** The Ed25519 ring's place (the first ring; its rows predate the others). */
+export const CHECKPOINT_RING: SigningKeyRingPlace = { partition: 'platform', sealScope: 'platform/signing-keys' };
+/** The RS256 workload identity ring (docs/identity.md). */
+export const WORKLOAD_IDENTITY_RING: SigningKeyRingPlace = { partition: 'platform-workload-identity', sealScope: 'platform/workload-identity-keys' };
 
 interface RingRow {
   generation: number;
@@ -31,10 +41,9 @@ interface KeyRow {
   wrapAlgorithm?: string;
 }
 
-function toInfo(row: KeyRow): SigningKeyInfo {
-  const jwk = JSON.parse(row.publicJwk) as Partial<PublicSigningJwk>;
+function toInfo<J extends PublicJwk>(row: KeyRow, algorithm: SigningKeyAlgorithm<J>): SigningKeyInfo<J> {
   // Rebuilt field by field: whatever else a row holds never reaches a caller or the JWKS.
-  const publicJwk: PublicSigningJwk = { kty: 'OKP', crv: 'Ed25519', x: String(jwk.x), kid: row.kid, alg: 'EdDSA', use: 'sig' };
+  const publicJwk = algorithm.publish(JSON.parse(row.publicJwk) as Partial<J>, row.kid);
   return {
     kid: row.kid,
     generation: row.generation,
@@ -54,19 +63,33 @@ function toInfo(row: KeyRow): SigningKeyInfo {
  * window, but a retired private signing key must be gone at once; and a rotation must add the new key, strip
  * the old one and move the pointer in one atomic write, which the vault cannot express.
  */
-export class TableSigningKeyRepository implements SigningKeyRepository {
+export class TableSigningKeyRepository<J extends PublicJwk = PublicSigningJwk> implements SigningKeyRepository<J> {
   private ready: Promise<void> | undefined;
+  private readonly algorithm: SigningKeyAlgorithm<J>;
+  private readonly place: SigningKeyRingPlace;
 
-  constructor(private readonly table: TableClient, private readonly keyWrapper: KeyWrapper) {}
+  constructor(
+    private readonly table: TableClient,
+    private readonly keyWrapper: KeyWrapper,
+    ring: { readonly algorithm?: SigningKeyAlgorithm<J>; readonly place?: SigningKeyRingPlace } = {},
+  ) {
+    this.algorithm = algorithmOf<J>(ring);
+    this.place = ring.place ?? CHECKPOINT_RING;
+  }
 
-  async load(): Promise<SigningKeyRing> {
+  private sealContext(kid: string, generation: number) {
+    return { workspaceId: this.place.sealScope, name: kid, version: generation };
+  }
+
+  async load(): Promise<SigningKeyRing<J>> {
     await this.ensureTable();
     return guarded('load the signing keys', async () => {
-      const keys: SigningKeyInfo[] = [];
+      const keys: SigningKeyInfo<J>[] = [];
+      const partition = this.place.partition;
       let version: string | undefined;
-      for await (const row of this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter: odata`PartitionKey eq ${PARTITION}` } })) {
+      for await (const row of this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter: odata`PartitionKey eq ${partition}` } })) {
         if (row.rowKey === RING_ROW) version = row.etag;
-        else if (row.rowKey?.startsWith('key:')) keys.push(toInfo(row as unknown as KeyRow));
+        else if (row.rowKey?.startsWith('key:')) keys.push(toInfo(row as unknown as KeyRow, this.algorithm));
       }
       return version === undefined ? { keys } : { keys, version };
     });
@@ -76,18 +99,19 @@ export class TableSigningKeyRepository implements SigningKeyRepository {
     await this.ensureTable();
     const rows = await guarded('read a signing key', async () => {
       const out: TableEntityResult<KeyRow>[] = [];
-      for await (const row of this.table.listEntities<KeyRow>({ queryOptions: { filter: odata`PartitionKey eq ${PARTITION} and kid eq ${kid}` } }))
+      for await (const row of this.table.listEntities<KeyRow>({ queryOptions: { filter: odata`PartitionKey eq ${this.place.partition} and kid eq ${kid}` } }))
         out.push(row);
       return out;
     });
     const row = rows[0];
     if (!row?.sealed || !row.wrappedKey || !row.wrapKeyId || !row.wrapAlgorithm) return undefined;
     const dataKey = await this.keyWrapper.unwrap({ keyId: row.wrapKeyId, algorithm: row.wrapAlgorithm, wrapped: row.wrappedKey });
-    return openValue(dataKey, row.sealed, sealContext(row.kid, row.generation));
+    return openValue(dataKey, row.sealed, this.sealContext(row.kid, row.generation));
   }
 
-  async rotate(expected: SigningKeyRing, key: NewSigningKey, retire?: { kid: string; at: string }): Promise<boolean> {
+  async rotate(expected: SigningKeyRing<J>, key: NewSigningKey<J>, retire?: { kid: string; at: string }): Promise<boolean> {
     await this.ensureTable();
+    const partition = this.place.partition;
     const { info } = key;
     const dataKey = randomBytes(32);
     const wrapped = await this.keyWrapper.wrap(dataKey);
@@ -96,7 +120,7 @@ export class TableSigningKeyRepository implements SigningKeyRepository {
       generation: info.generation,
       createdAt: info.createdAt,
       publicJwk: JSON.stringify(info.publicJwk),
-      sealed: sealValue(dataKey, key.privateJwk, sealContext(info.kid, info.generation)),
+      sealed: sealValue(dataKey, key.privateJwk, this.sealContext(info.kid, info.generation)),
       sealAlgorithm: SEAL_ALGORITHM,
       wrappedKey: wrapped.wrapped,
       wrapKeyId: wrapped.keyId,
@@ -106,16 +130,16 @@ export class TableSigningKeyRepository implements SigningKeyRepository {
     const ring: RingRow = { generation: info.generation, currentKid: info.kid };
     const actions: TransactionAction[] = [
       expected.version === undefined
-        ? ['create', { partitionKey: PARTITION, rowKey: RING_ROW, ...ring }]
-        : ['update', { partitionKey: PARTITION, rowKey: RING_ROW, ...ring }, 'Replace', { etag: expected.version }],
-      ['create', { partitionKey: PARTITION, rowKey: keyRow(info.generation), ...row }],
+        ? ['create', { partitionKey: partition, rowKey: RING_ROW, ...ring }]
+        : ['update', { partitionKey: partition, rowKey: RING_ROW, ...ring }, 'Replace', { etag: expected.version }],
+      ['create', { partitionKey: partition, rowKey: keyRow(info.generation), ...row }],
     ];
     if (retire) {
       const old = expected.keys.find((k) => k.kid === retire.kid);
       if (!old) throw new RangeError(`Key ${retire.kid} is not in the ring it is retired from`);
       // Replace, not Merge: the sealed private half and its wrapped data key are dropped from the row.
       const stripped: KeyRow = { kid: old.kid, generation: old.generation, createdAt: old.createdAt, retiredAt: retire.at, publicJwk: JSON.stringify(old.publicJwk) };
-      actions.push(['update', { partitionKey: PARTITION, rowKey: keyRow(old.generation), ...stripped }, 'Replace']);
+      actions.push(['update', { partitionKey: partition, rowKey: keyRow(old.generation), ...stripped }, 'Replace']);
     }
     try {
       await this.table.submitTransaction(actions);

@@ -69,6 +69,12 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+/** Whether the raw request target has a `.` or `..` path segment, percent-encoded or not. */
+export function hasDotSegment(target: string): boolean {
+  const path = target.split(/[?#]/, 1)[0] ?? '';
+  return path.split(/[/\\]/).some((segment) => /^(\.|%2e){1,2}$/i.test(segment));
+}
+
 function splitPath(pathname: string): string[] | undefined {
   try {
     return pathname.split('/').filter((s) => s !== '').map((s) => decodeURIComponent(s));
@@ -103,6 +109,13 @@ export function createHttpTriggerListener(options: HttpTriggerOptions): (req: In
       url = new URL(req.url ?? '/', `http://${req.headers.host ?? '127.0.0.1'}`);
     } catch {
       sendProblem(res, { status: 400, title: 'Bad Request', detail: 'The request URL or Host header is malformed.', code: 'HOST.BAD_URL' });
+      req.resume();
+      return;
+    }
+    // `new URL` resolves `.` and `..` (and their %2e forms), so `DELETE .../secrets/..` would reach the route of
+    // the workspace itself. Azure's front end never forwards such a path; this host refuses it too.
+    if (hasDotSegment(req.url ?? '/')) {
+      sendProblem(res, { status: 400, title: 'Bad Request', detail: 'The path has a "." or ".." segment, which this host does not resolve.', code: 'HOST.BAD_PATH' });
       req.resume();
       return;
     }

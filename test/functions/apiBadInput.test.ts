@@ -32,6 +32,7 @@ const body = fc.oneof(
   fc.constant(undefined),
   fc.constantFrom('{', '{"value":', 'null', '[]', '"str"', '{"value":12345678}', '{"value":"short"}', '{"role":"admin"}', '{"name":""}',
     `{"value":"${'x'.repeat(30_000)}"}`, '{"value":"ok-value-123","extra":true}', '{"allowedHosts":["http://evil/"],"value":"ok-value-123"}',
+    '{"subject":"s","audience":"a","uses":{"identity":"everyone"}}', '{"subject":"has space","audience":"a","uses":{"identity":"members"}}',
     '\uFEFF{"value":"ok-value-123"}', '{"value":"\\ud800abcdefgh"}', '{"__proto__":{"x":1},"value":"ok-value-123"}'),
   fc.json({ maxDepth: 3 }),
   fc.string({ maxLength: 200 }),
@@ -41,7 +42,7 @@ const contentType = fc.constantFrom('application/json', 'text/plain', 'applicati
 const auth = fc.constantFrom('owner', 'none', 'garbage', 'Basic abc', 'Bearer a.b.c');
 
 const calls = fc.record({
-  kind: fc.constantFrom('createWs', 'getWs', 'setMember', 'removeMember', 'setSecret', 'listSecrets', 'deleteSecret', 'audit', 'verify'),
+  kind: fc.constantFrom('createWs', 'getWs', 'setMember', 'removeMember', 'setSecret', 'listSecrets', 'deleteSecret', 'defineIdentity', 'listIdentities', 'deleteIdentity', 'audit', 'verify'),
   ws: fc.oneof(fc.constant('WS'), segment),
   name: segment,
   query: fc.constantFrom('', '?after=-1', '?limit=0', '?limit=abc', '?after=1e99', '?limit=1&limit=2', '?x=1'),
@@ -58,6 +59,9 @@ const routes: Record<string, { method: string; path: (ws: string, name: string) 
   setSecret: { method: 'PUT', path: (w, n) => `/api/workspaces/${w}/secrets/${n}` },
   listSecrets: { method: 'GET', path: (w) => `/api/workspaces/${w}/secrets` },
   deleteSecret: { method: 'DELETE', path: (w, n) => `/api/workspaces/${w}/secrets/${n}` },
+  defineIdentity: { method: 'PUT', path: (w, n) => `/api/workspaces/${w}/identities/${n}` },
+  listIdentities: { method: 'GET', path: (w) => `/api/workspaces/${w}/identities` },
+  deleteIdentity: { method: 'DELETE', path: (w, n) => `/api/workspaces/${w}/identities/${n}` },
   audit: { method: 'GET', path: (w) => `/api/workspaces/${w}/audit` },
   verify: { method: 'GET', path: (w) => `/api/workspaces/${w}/audit/verify` },
 };

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,6 +75,26 @@ describe('local host: HTTP triggers (child process, fixture app)', () => {
       expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
       expect(await res.json()).toMatchObject({ status: 404, code: 'HOST.NOT_FOUND' });
     }
+  });
+
+  it("refuses '.' and '..' segments, plain or percent-encoded, instead of resolving them (DELETE .../secrets/.. is not DELETE of the workspace)", async () => {
+    // fetch would resolve them itself; a raw request sends the path as written, as any client may.
+    const raw = (target: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request(`${host.url}/`, { method: 'DELETE', path: target }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    for (const target of ['/api/echo/w/items/..', '/api/echo/w/items/%2e%2e', '/api/echo/w/items/%2E', '/api/./defaultRoute', '/api/echo/w/items/.%2e?x=1']) {
+      const reply = await raw(target);
+      expect(reply.status, target).toBe(400);
+      expect(JSON.parse(reply.body)).toMatchObject({ code: 'HOST.BAD_PATH' });
+    }
+    expect((await raw('/api/echo/w/items/a..b')).status).not.toBe(400);
   });
 
   it('answers a throwing handler with 500 problem+json that carries neither the message nor a stack trace', async () => {
