@@ -1,4 +1,5 @@
 import { DomainError } from './errors';
+import { EGRESS_ERROR } from './catalogue';
 
 /**
  * Where a sandbox may connect through the platform's egress proxy. The workspace's owner sets an allow-list
@@ -11,11 +12,7 @@ import { DomainError } from './errors';
 export const MAX_EGRESS_HOSTS = 100;
 export const DEFAULT_EGRESS_PORT = 443;
 
-export const EGRESS_ERROR = {
-  INVALID_HOST: 'EGRESS.INVALID_HOST',
-  NOT_IN_WORKSPACE_LIST: 'EGRESS.NOT_IN_WORKSPACE_LIST',
-  TOO_MANY_HOSTS: 'EGRESS.TOO_MANY_HOSTS',
-} as const;
+export { EGRESS_ERROR };
 
 /** The RunSpec's per-phase narrowing: each list, when given, replaces the workspace list for that phase. */
 export const EGRESS_PHASES = ['install', 'mcp', 'turns'] as const;

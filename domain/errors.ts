@@ -1,3 +1,5 @@
+import { INTERNAL_ERROR, STORE_ERROR } from './catalogue';
+
 /**
  * How the edge should treat a domain error. The HTTP layer maps kinds to statuses; the stable `code`
  * (for example `RUN.ALREADY_TORN_DOWN`) is what clients and tests match on.
@@ -9,7 +11,11 @@ export type DomainErrorKind =
   | 'conflict'
   | 'precondition'
   | 'too_large'
-  | 'unavailable';
+  | 'unavailable'
+  /** What the request needed is gone for good (a run's sandbox after teardown). */
+  | 'gone'
+  /** Something the platform called on the caller's behalf failed (a gateway operation's process). */
+  | 'upstream';
 
 export class DomainError extends Error {
   constructor(
@@ -32,7 +38,7 @@ export class VersionConflictError extends DomainError {
     readonly streamId: string,
     readonly expectedVersion: number,
   ) {
-    super('STORE.VERSION_CONFLICT', `Stream ${streamId} is no longer at version ${expectedVersion}`, 'conflict');
+    super(STORE_ERROR.VERSION_CONFLICT, `Stream ${streamId} is no longer at version ${expectedVersion}`, 'conflict');
     this.name = 'VersionConflictError';
   }
 }
@@ -43,7 +49,7 @@ export class ConcurrencyExhaustedError extends DomainError {
     readonly streamId: string,
     readonly attempts: number,
   ) {
-    super('STORE.CONCURRENCY_EXHAUSTED', `Gave up on ${streamId} after ${attempts} conflicting attempts`, 'conflict');
+    super(STORE_ERROR.CONCURRENCY_EXHAUSTED, `Gave up on ${streamId} after ${attempts} conflicting attempts`, 'conflict');
     this.name = 'ConcurrencyExhaustedError';
   }
 }
@@ -52,7 +58,7 @@ export class ConcurrencyExhaustedError extends DomainError {
 export class TransactionTooLargeError extends DomainError {
   constructor(readonly operations: number, readonly limit: number) {
     super(
-      'STORE.TRANSACTION_TOO_LARGE',
+      STORE_ERROR.TRANSACTION_TOO_LARGE,
       `An append needs ${operations} operations; one transaction allows at most ${limit}`,
       'too_large',
     );
@@ -61,5 +67,5 @@ export class TransactionTooLargeError extends DomainError {
 }
 
 export function assertNever(value: never, what = 'value'): never {
-  throw new DomainError('INTERNAL.UNEXPECTED', `Unexpected ${what}: ${JSON.stringify(value)}`, 'invalid');
+  throw new DomainError(INTERNAL_ERROR.UNEXPECTED, `Unexpected ${what}: ${JSON.stringify(value)}`, 'invalid');
 }

@@ -1,6 +1,7 @@
 import { DomainError } from './errors';
 import type { Channel } from './run';
 import { NPM_CREDENTIAL_FLAGS } from './secretPolicy';
+import { GATEWAY_ERROR } from './catalogue';
 
 /**
  * The gateway's pure decisions (DESIGN.md §1 promise 8): where an operation may send a credential, and
@@ -48,11 +49,7 @@ export type GatewayOperation =
 
 export const DEFAULT_PORTS: Readonly<Record<Destination['protocol'], number>> = { http: 80, https: 443 };
 
-export const GATEWAY_ERROR = {
-  HOST_NOT_ALLOWED: 'GATEWAY.HOST_NOT_ALLOWED',
-  SECRET_NOT_FOUND: 'GATEWAY.SECRET_NOT_FOUND',
-  INVALID_OPERATION: 'GATEWAY.INVALID_OPERATION',
-} as const;
+export { GATEWAY_ERROR };
 
 function invalid(message: string): DomainError {
   return new DomainError(GATEWAY_ERROR.INVALID_OPERATION, message, 'invalid');

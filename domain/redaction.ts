@@ -4,6 +4,7 @@ import { utf8Length } from './redaction/bytes';
 import { encodedForms } from './redaction/encodings';
 import { Scanner } from './redaction/scanner';
 import { MIN_SECRET_BYTES, SECRET_VALUE_TOO_SHORT } from './secret';
+import { REDACTION_ERROR } from './catalogue';
 
 export { encodedForms } from './redaction/encodings';
 
@@ -60,7 +61,7 @@ export function maskFor(name: string): string {
 export function createRedactor(secrets: readonly RedactableSecret[], options: RedactorOptions = {}): Redactor {
   const minLength = options.minLength ?? MIN_SECRET_BYTES;
   if (!Number.isInteger(minLength) || minLength < 1)
-    throw new DomainError('REDACTION.INVALID_MIN_LENGTH', 'The redactor minimum must be a positive whole number of bytes', 'invalid');
+    throw new DomainError(REDACTION_ERROR.INVALID_MIN_LENGTH, 'The redactor minimum must be a positive whole number of bytes', 'invalid');
   assertRedactable(secrets, minLength);
 
   const names = [...new Set(secrets.map((s) => s.name))].sort();

@@ -1,12 +1,13 @@
 import { DomainError, assertNever } from './errors';
 import type { DomainEvent } from './events';
 import { DEFAULT_SECRET_USES, SECRET_USE_KINDS, type SecretUses } from './secretPolicy';
+import { SECRET_ERROR } from './catalogue';
 
 /** Secret names as Key Vault can hold them once `_` becomes `-` (reversible: `-` is not allowed here). */
 export const SECRET_NAME_PATTERN = /^[A-Z_][A-Z0-9_]{0,126}$/;
 export const MIN_SECRET_BYTES = 8;
 /** The one code for a value below MIN_SECRET_BYTES, whoever refuses it (the vault, the redactor). */
-export const SECRET_VALUE_TOO_SHORT = 'SECRET.VALUE_TOO_SHORT';
+export const SECRET_VALUE_TOO_SHORT = SECRET_ERROR.VALUE_TOO_SHORT;
 /** Key Vault caps a value at 25 KB; we stop a little below. */
 export const MAX_SECRET_BYTES = 24 * 1024;
 
@@ -61,7 +62,7 @@ export function evolveSecret(
 export function assertValidSecretName(name: string): void {
   if (!SECRET_NAME_PATTERN.test(name))
     throw new DomainError(
-      'SECRET.INVALID_NAME',
+      SECRET_ERROR.INVALID_NAME,
       'Secret names are 1-127 characters of A-Z, 0-9 and _, not starting with a digit',
       'invalid',
     );
@@ -71,9 +72,9 @@ export function assertValidSecretName(name: string): void {
 export function assertValidUses(uses: SecretUses): void {
   for (const [use, audience] of Object.entries(uses)) {
     if (!(SECRET_USE_KINDS as readonly string[]).includes(use))
-      throw new DomainError('SECRET.INVALID_USES', `"${use}" is not a use (${SECRET_USE_KINDS.join(', ')})`, 'invalid');
+      throw new DomainError(SECRET_ERROR.INVALID_USES, `"${use}" is not a use (${SECRET_USE_KINDS.join(', ')})`, 'invalid');
     const valid = audience === 'members' || audience === 'owners' || (Array.isArray(audience) && audience.length > 0 && audience.every((u) => typeof u === 'string' && u.length > 0));
-    if (!valid) throw new DomainError('SECRET.INVALID_USES', `use "${use}" must be allowed to "members", "owners" or a non-empty list of user ids`, 'invalid');
+    if (!valid) throw new DomainError(SECRET_ERROR.INVALID_USES, `use "${use}" must be allowed to "members", "owners" or a non-empty list of user ids`, 'invalid');
   }
 }
 
@@ -87,7 +88,7 @@ export function decideSecret(command: SecretCommand, state: SecretState): Secret
       return [{ type: 'SecretSet', data: { name: command.name, version: state.version + 1, allowedHosts, uses } }];
     }
     case 'DeleteSecret':
-      if (!state.exists) throw new DomainError('SECRET.NOT_FOUND', `No secret named ${command.name}`, 'not_found');
+      if (!state.exists) throw new DomainError(SECRET_ERROR.NOT_FOUND, `No secret named ${command.name}`, 'not_found');
       return [{ type: 'SecretDeleted', data: { name: command.name, version: state.version } }];
     default:
       return assertNever(command, 'secret command');

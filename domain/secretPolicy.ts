@@ -1,5 +1,6 @@
 import type { Channel, Phase } from './run';
 import type { Role } from './workspace';
+import { LEASE_ERROR, SECRET_ERROR } from './catalogue';
 
 /**
  * The secret policy of DESIGN.md §1.3-4 as data: per context, who may hold a credential and how. The answer
@@ -125,11 +126,11 @@ export interface LeaseRequester {
 }
 
 export const LEASE_REFUSAL = {
-  HOLDER_NOT_ALLOWED: 'LEASE.HOLDER_NOT_ALLOWED',
-  NO_CHANNEL: 'LEASE.NO_CHANNEL',
-  SECRET_NOT_FOUND: 'LEASE.SECRET_NOT_FOUND',
-  USE_NOT_ALLOWED: 'SECRET.USE_NOT_ALLOWED',
-  USE_EXCLUDES_CALLER: 'SECRET.USE_EXCLUDES_CALLER',
+  HOLDER_NOT_ALLOWED: LEASE_ERROR.HOLDER_NOT_ALLOWED,
+  NO_CHANNEL: LEASE_ERROR.NO_CHANNEL,
+  SECRET_NOT_FOUND: LEASE_ERROR.SECRET_NOT_FOUND,
+  USE_NOT_ALLOWED: SECRET_ERROR.USE_NOT_ALLOWED,
+  USE_EXCLUDES_CALLER: SECRET_ERROR.USE_EXCLUDES_CALLER,
 } as const;
 export type LeaseRefusalCode = (typeof LEASE_REFUSAL)[keyof typeof LEASE_REFUSAL];
 

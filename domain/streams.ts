@@ -16,8 +16,16 @@ export const projectionKeys = {
   deletedWorkspace: (workspaceId: string): string => `deleted:${workspaceId}`,
 } as const;
 
-/** The platform's own partition: its signing-key log and the index of deleted workspaces awaiting purge. */
+/**
+ * The platform's own partition: its signing-key log and the index of deleted workspaces awaiting purge. Workspace
+ * ids are generated UUIDs, so this id can never be a workspace's; no member is ever added to it, so no API caller
+ * can read or verify it through the workspace routes.
+ */
 export const PLATFORM_PARTITION = 'platform';
+/** The stream of signing-key rotations in the platform partition: version n made generation n current. */
+export const signingKeysStreamId = (): string => 'platform:signing-keys';
+/** The RS256 workload identity ring's rotations (docs/identity.md), recorded the same way. */
+export const workloadIdentityKeysStreamId = (): string => 'platform:workload-identity-keys';
 
 /** The stream a workspace-partition projection row is folded from, or undefined for rows of no stream. */
 export function projectionSource(workspaceId: string, key: string): string | undefined {

@@ -1,4 +1,5 @@
 import { type LeaseRequester, type UseAudience, describeAudience, useAdmits } from './secretPolicy';
+import { IDENTITY_ERROR } from './catalogue';
 
 /**
  * Workspace identities (docs/identity.md): an owner names a subject and an audience, and who may use them; a run's
@@ -37,8 +38,8 @@ export function tokenSubject(workspaceId: string, subject: string): string {
 }
 
 export const IDENTITY_REFUSAL = {
-  NOT_FOUND: 'IDENTITY.NOT_FOUND',
-  USE_EXCLUDES_CALLER: 'IDENTITY.USE_EXCLUDES_CALLER',
+  NOT_FOUND: IDENTITY_ERROR.NOT_FOUND,
+  USE_EXCLUDES_CALLER: IDENTITY_ERROR.USE_EXCLUDES_CALLER,
 } as const;
 export type IdentityRefusalCode = (typeof IDENTITY_REFUSAL)[keyof typeof IDENTITY_REFUSAL];
 

@@ -1,13 +1,12 @@
 import { normalizeEgressHosts } from './egress';
 import { DomainError, assertNever } from './errors';
 import type { DomainEvent } from './events';
+import { DEFAULT_RETENTION_DAYS, IDENTITY_ERROR, MAX_RETENTION_DAYS, MEMBER_ERROR, MIN_RETENTION_DAYS, VAULT_ERROR, WORKSPACE_ERROR } from './catalogue';
 import { type IdentityUses, type WorkloadIdentity, identityIn, sameDefinition } from './workloadIdentity';
 
 export type Role = 'owner' | 'member';
 
-export const MIN_RETENTION_DAYS = 7;
-export const MAX_RETENTION_DAYS = 90;
-export const DEFAULT_RETENTION_DAYS = 90;
+export { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS };
 
 export type WorkspaceEvent =
   | DomainEvent<'WorkspaceCreated', { workspaceId: string; name: string; owner: string }>
@@ -132,16 +131,16 @@ export function roleOf(state: WorkspaceState, userId: string): Role | undefined 
 }
 
 function requireActive(state: WorkspaceState): void {
-  if (state.status === 'None') throw new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
+  if (state.status === 'None') throw new DomainError(WORKSPACE_ERROR.NOT_FOUND, 'Workspace not found', 'not_found');
   if (state.status !== 'Active')
-    throw new DomainError('WORKSPACE.DELETED', 'Workspace is deleted or being deleted', 'not_found');
+    throw new DomainError(WORKSPACE_ERROR.DELETED, 'Workspace is deleted or being deleted', 'not_found');
 }
 
 function requireOwner(state: WorkspaceState, actor: string): void {
   requireActive(state);
   const role = roleIn(state.members, actor);
-  if (role === undefined) throw new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
-  if (role !== 'owner') throw new DomainError('WORKSPACE.OWNER_REQUIRED', 'Only an owner may do this', 'forbidden');
+  if (role === undefined) throw new DomainError(WORKSPACE_ERROR.NOT_FOUND, 'Workspace not found', 'not_found');
+  if (role !== 'owner') throw new DomainError(WORKSPACE_ERROR.OWNER_REQUIRED, 'Only an owner may do this', 'forbidden');
 }
 
 function ownerCount(members: Readonly<Record<string, Role>>): number {
@@ -152,7 +151,7 @@ export function decideWorkspace(command: WorkspaceCommand, state: WorkspaceState
   switch (command.type) {
     case 'CreateWorkspace':
       if (state.status !== 'None')
-        throw new DomainError('WORKSPACE.ALREADY_EXISTS', 'Workspace already exists', 'conflict');
+        throw new DomainError(WORKSPACE_ERROR.ALREADY_EXISTS, 'Workspace already exists', 'conflict');
       return [
         {
           type: 'WorkspaceCreated',
@@ -163,15 +162,15 @@ export function decideWorkspace(command: WorkspaceCommand, state: WorkspaceState
       requireOwner(state, command.actor);
       if (roleIn(state.members, command.userId) === command.role) return [];
       if (roleIn(state.members, command.userId) === 'owner' && command.role !== 'owner' && ownerCount(state.members) === 1)
-        throw new DomainError('WORKSPACE.LAST_OWNER', 'A workspace keeps at least one owner', 'conflict');
+        throw new DomainError(WORKSPACE_ERROR.LAST_OWNER, 'A workspace keeps at least one owner', 'conflict');
       return [{ type: 'MemberAdded', data: { userId: command.userId, role: command.role } }];
     }
     case 'RemoveMember': {
       requireOwner(state, command.actor);
       const role = roleIn(state.members, command.userId);
-      if (role === undefined) throw new DomainError('MEMBER.NOT_FOUND', 'No such member', 'not_found');
+      if (role === undefined) throw new DomainError(MEMBER_ERROR.NOT_FOUND, 'No such member', 'not_found');
       if (role === 'owner' && ownerCount(state.members) === 1)
-        throw new DomainError('WORKSPACE.LAST_OWNER', 'A workspace keeps at least one owner', 'conflict');
+        throw new DomainError(WORKSPACE_ERROR.LAST_OWNER, 'A workspace keeps at least one owner', 'conflict');
       return [{ type: 'MemberRemoved', data: { userId: command.userId } }];
     }
     case 'RecordVaultProvisioned':
@@ -186,7 +185,7 @@ export function decideWorkspace(command: WorkspaceCommand, state: WorkspaceState
         command.retentionDays > MAX_RETENTION_DAYS
       )
         throw new DomainError(
-          'WORKSPACE.RETENTION_OUT_OF_RANGE',
+          WORKSPACE_ERROR.RETENTION_OUT_OF_RANGE,
           `Retention must be ${MIN_RETENTION_DAYS} to ${MAX_RETENTION_DAYS} days`,
           'invalid',
         );
@@ -195,29 +194,29 @@ export function decideWorkspace(command: WorkspaceCommand, state: WorkspaceState
     }
     case 'RecordVaultSoftDeleted':
       if (state.status !== 'Deleting')
-        throw new DomainError('WORKSPACE.NOT_DELETING', 'Workspace is not being deleted', 'precondition');
+        throw new DomainError(WORKSPACE_ERROR.NOT_DELETING, 'Workspace is not being deleted', 'precondition');
       if (state.vaultSoftDeleted) return [];
       return [{ type: 'VaultSoftDeleted', data: { vault: state.vault ?? 'none' } }];
     case 'CompleteDeletion':
       if (state.status === 'Deleted') return [];
       if (state.status !== 'Deleting')
-        throw new DomainError('WORKSPACE.NOT_DELETING', 'Workspace is not being deleted', 'precondition');
+        throw new DomainError(WORKSPACE_ERROR.NOT_DELETING, 'Workspace is not being deleted', 'precondition');
       return [{ type: 'WorkspaceDeleted', data: { sealedUntil: state.purgeAfter ?? '' } }];
     case 'Recover':
       if (state.status !== 'Deleted' && state.status !== 'Deleting')
-        throw new DomainError('WORKSPACE.NOT_DELETED', 'Only a deleted workspace can be recovered', 'conflict');
+        throw new DomainError(WORKSPACE_ERROR.NOT_DELETED, 'Only a deleted workspace can be recovered', 'conflict');
       if (roleIn(state.members, command.actor) !== 'owner')
-        throw new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
+        throw new DomainError(WORKSPACE_ERROR.NOT_FOUND, 'Workspace not found', 'not_found');
       if (state.purgeAfter !== undefined && Date.parse(command.now) >= Date.parse(state.purgeAfter))
-        throw new DomainError('WORKSPACE.RETENTION_ENDED', 'Retention has ended; the workspace is gone', 'conflict');
+        throw new DomainError(WORKSPACE_ERROR.RETENTION_ENDED, 'Retention has ended; the workspace is gone', 'conflict');
       return [{ type: 'WorkspaceRecovered', data: {} }];
     case 'Purge':
       if (state.status === 'Purged') return [];
       if (state.status !== 'Deleted')
-        throw new DomainError('WORKSPACE.NOT_DELETED', 'Only a deleted workspace can be purged', 'conflict');
+        throw new DomainError(WORKSPACE_ERROR.NOT_DELETED, 'Only a deleted workspace can be purged', 'conflict');
       if (state.purgeAfter === undefined || Date.parse(command.now) < Date.parse(state.purgeAfter))
         throw new DomainError(
-          'VAULT.PURGE_PROTECTED',
+          VAULT_ERROR.PURGE_PROTECTED,
           'Purge protection: retention has not ended',
           'conflict',
         );
@@ -240,7 +239,7 @@ export function decideWorkspace(command: WorkspaceCommand, state: WorkspaceState
     }
     case 'DeleteIdentity':
       requireOwner(state, command.actor);
-      if (!identityIn(state.identities ?? {}, command.name)) throw new DomainError('IDENTITY.NOT_FOUND', `No identity named ${command.name}`, 'not_found');
+      if (!identityIn(state.identities ?? {}, command.name)) throw new DomainError(IDENTITY_ERROR.NOT_FOUND, `No identity named ${command.name}`, 'not_found');
       return [{ type: 'IdentityDeleted', data: { name: command.name } }];
     case 'RecordProjectionMismatch':
       // Nothing to chain it to: no log yet, or a sealed one (the reader still decided on the folded state).

@@ -43,7 +43,7 @@ import { SigningKeys, platformLogRecorder } from '../infra/identity/signingKeys'
 import { TableSigningKeyRepository, WORKLOAD_IDENTITY_RING } from '../infra/identity/signingKeysTable';
 import { rs256Keys } from '../infra/identity/keyAlgorithms';
 import { RsaWorkloadIdentityTokens } from '../infra/identity/workloadIdentityTokens';
-import { workloadIdentityKeysStreamId } from '../domain/platform';
+import { workloadIdentityKeysStreamId } from '../domain/streams';
 import { WORKLOAD_TOKEN_MAX_MS } from '../domain/workloadIdentity';
 import type { PublicRsaSigningJwk } from '../domain/signingKeys';
 import { TableOutboxIndex } from '../infra/messaging/tableOutboxIndex';

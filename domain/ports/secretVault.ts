@@ -1,6 +1,7 @@
 import { DomainError } from '../errors';
 import { utf8Length } from '../redaction/bytes';
 import { MAX_SECRET_BYTES, MIN_SECRET_BYTES, SECRET_VALUE_TOO_SHORT, assertValidSecretName } from '../secret';
+import { MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, SECRET_ERROR, VAULT_ERROR } from '../catalogue';
 
 /**
  * The write-only vault of one workspace (DESIGN.md §1 promises 1, 2, 6, 10).
@@ -90,29 +91,11 @@ export type VaultStatus =
       readonly purgeAfter: string;
     };
 
-export const MIN_RETENTION_DAYS = 7;
-export const MAX_RETENTION_DAYS = 90;
-export const DEFAULT_RETENTION_DAYS = 90;
-
-/** Stable codes; the HTTP edge and tests match on these, never on messages. */
-export const VAULT_ERROR = {
-  SECRET_NOT_FOUND: 'VAULT.SECRET_NOT_FOUND',
-  DELETED: 'VAULT.DELETED',
-  NOT_DELETED: 'VAULT.NOT_DELETED',
-  PURGE_PROTECTED: 'VAULT.PURGE_PROTECTED',
-  RETENTION_ENDED: 'VAULT.RETENTION_ENDED',
-  INVALID_RETENTION: 'VAULT.INVALID_RETENTION',
-  INVALID_VERSION: 'VAULT.INVALID_VERSION',
-  /** A write carried a lower version than the one stored (an older write arriving late); it was not applied. */
-  STALE_VERSION: 'VAULT.STALE_VERSION',
-  /** A stored value failed its integrity check (tampered, or moved to another row, name, workspace or version). */
-  INTEGRITY: 'VAULT.INTEGRITY',
-  UNAVAILABLE: 'VAULT.UNAVAILABLE',
-} as const;
+export { VAULT_ERROR };
 
 export const SECRET_VALUE_ERROR = {
   TOO_SHORT: SECRET_VALUE_TOO_SHORT,
-  TOO_LARGE: 'SECRET.VALUE_TOO_LARGE',
+  TOO_LARGE: SECRET_ERROR.VALUE_TOO_LARGE,
 } as const;
 
 /** What every adapter checks before it stores anything; the messages name limits, never the value. */

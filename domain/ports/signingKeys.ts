@@ -1,4 +1,5 @@
 import type { PublicJwk, PublicSigningJwk, SigningKeyInfo } from '../signingKeys';
+import { SIGNING_ERROR } from '../catalogue';
 
 /** The persisted key ring: public metadata of every key ever used, and an opaque version for the rotation guard. */
 export interface SigningKeyRing<J extends PublicJwk = PublicSigningJwk> {
@@ -59,7 +60,4 @@ export interface SandboxIdentityTokens {
   verify(token: string): Promise<VerifiedSandboxToken>;
 }
 
-export const SIGNING_ERROR = {
-  TOKEN_INVALID: 'SIGNING.TOKEN_INVALID',
-  KEYS_UNAVAILABLE: 'SIGNING.KEYS_UNAVAILABLE',
-} as const;
+export { SIGNING_ERROR };

@@ -3,6 +3,7 @@ import { type Role, type WorkspaceSummaryView, roleIn } from '../workspace';
 import type { ServiceDependencies } from './dependencies';
 import { readVerifiedWorkspaceSummary } from './verifiedProjections';
 import { onWorkspace } from './workspaceStream';
+import { WORKSPACE_ERROR } from '../catalogue';
 
 export interface WorkspaceAccess {
   readonly workspaceId: string;
@@ -10,7 +11,7 @@ export interface WorkspaceAccess {
   readonly role: Role;
 }
 
-const notFound = (): DomainError => new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
+const notFound = (): DomainError => new DomainError(WORKSPACE_ERROR.NOT_FOUND, 'Workspace not found', 'not_found');
 
 const membersOf = (summary: WorkspaceSummaryView): Record<string, Role> => Object.fromEntries(summary.members.map((m) => [m.userId, m.role]));
 
@@ -34,7 +35,7 @@ export async function authorize(
   }
   if (request.requires === 'owner' && role !== 'owner') {
     await recordDenial(deps, request, 'owner required');
-    throw new DomainError('WORKSPACE.OWNER_REQUIRED', 'Only an owner of this workspace may do this', 'forbidden');
+    throw new DomainError(WORKSPACE_ERROR.OWNER_REQUIRED, 'Only an owner of this workspace may do this', 'forbidden');
   }
   return { workspaceId: request.workspaceId, actor: request.actor, role };
 }

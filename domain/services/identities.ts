@@ -3,6 +3,7 @@ import { type IdentityUses, type WorkloadIdentity, identityIn, tokenSubject } fr
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
 import { type Caller, onWorkspace, readWorkspace } from './workspaceStream';
+import { IDENTITY_ERROR } from '../catalogue';
 
 /** What the identity routes show: the definition, and the `sub` its tokens carry (what the cloud side registers). */
 export interface IdentityListing {
@@ -35,7 +36,7 @@ export async function defineIdentity(
     },
   });
   const identity = identityIn(result.state.identities ?? {}, name);
-  if (!identity) throw new DomainError('IDENTITY.NOT_FOUND', `No identity named ${name}`, 'not_found');
+  if (!identity) throw new DomainError(IDENTITY_ERROR.NOT_FOUND, `No identity named ${name}`, 'not_found');
   return { created, identity: listingOf(workspaceId, identity) };
 }
 

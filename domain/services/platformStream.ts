@@ -1,6 +1,7 @@
 import { type CommandContext, type CommandResult, fold, handleCommand } from '../commandHandler';
 import type { EventStore } from '../ports/eventStore';
-import { PLATFORM_WORKSPACE_ID, type PlatformCommand, type PlatformEvent, type PlatformState, platformDecider, signingKeysStreamId } from '../platform';
+import { type PlatformCommand, type PlatformEvent, type PlatformState, platformDecider } from '../platform';
+import { PLATFORM_PARTITION, signingKeysStreamId } from '../streams';
 import type { Caller } from './workspaceStream';
 
 /**
@@ -14,7 +15,7 @@ export function onPlatform(
   streamId: string = signingKeysStreamId(),
 ): Promise<CommandResult<PlatformState, PlatformEvent>> {
   return handleCommand(deps, {
-    workspaceId: PLATFORM_WORKSPACE_ID,
+    workspaceId: PLATFORM_PARTITION,
     streamId,
     decider: platformDecider,
     command,
@@ -25,6 +26,6 @@ export function onPlatform(
 
 /** The platform's state folded from one of its key-ring streams. */
 export async function readPlatform(store: EventStore, streamId: string = signingKeysStreamId()): Promise<PlatformState> {
-  const stream = await store.readStream<PlatformEvent>(PLATFORM_WORKSPACE_ID, streamId);
+  const stream = await store.readStream<PlatformEvent>(PLATFORM_PARTITION, streamId);
   return fold(platformDecider, stream.events);
 }

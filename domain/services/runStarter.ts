@@ -5,6 +5,7 @@ import { runStreamId } from '../streams';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
 import type { Caller } from './workspaces';
+import { RUN_ERROR, RUN_REQUEST_ERROR } from '../catalogue';
 
 /** A run request as a queue message carries it (validated at the edge by one schema for both triggers). */
 export interface RunRequestMessage {
@@ -32,16 +33,12 @@ export interface RunStarterPorts {
 
 export type RunStartOutcome = { readonly outcome: 'started'; readonly runId: string };
 
-export const RUN_REQUEST_ERROR = {
-  ID_REUSED: 'RUN_REQUEST.ID_REUSED',
-  /** The request id was used already (a replayed message, a duplicate, a redelivery after the run started). */
-  REPLAYED: 'RUN_REQUEST.REPLAYED',
-} as const;
+export { RUN_REQUEST_ERROR };
 
 const replayed = (runId: string): DomainError =>
   new DomainError(RUN_REQUEST_ERROR.REPLAYED, `replayed: this request id was used already (run ${runId}); a request id starts one run, once`, 'conflict');
 
-const RUN_ALREADY_EXISTS = 'RUN.ALREADY_EXISTS';
+const RUN_ALREADY_EXISTS = RUN_ERROR.ALREADY_EXISTS;
 
 async function runExists(deps: ServiceDependencies, workspaceId: string, runId: string): Promise<boolean> {
   return (await deps.store.readStream(workspaceId, runStreamId(runId))).version > 0;

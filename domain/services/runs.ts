@@ -12,13 +12,9 @@ import type { RunOrchestrations, RunStores } from './runPorts';
 import { loadSecretMaterial, redactDeep } from './runSecrets';
 import { onRun, readRunStream } from './runStream';
 import type { Caller } from './workspaces';
+import { RUN_ERROR } from '../catalogue';
 
-export const RUN_ERROR = {
-  LAUNCH_REFUSED: 'RUN.LAUNCH_REFUSED',
-  SECRET_NOT_FOUND: 'RUN.SECRET_NOT_FOUND',
-  NOT_FOUND: 'RUN.NOT_FOUND',
-  SPEC_TAMPERED: 'RUN.SPEC_TAMPERED',
-} as const;
+export { RUN_ERROR };
 
 /** A refusal at the door: names the key (and the secret's name), never a value. */
 export class LaunchRefusedAtRequest extends DomainError {
@@ -69,11 +65,12 @@ export async function requestRun(
   stores: RunStores,
   orchestrations: RunOrchestrations,
   caller: Caller,
-  request: { workspaceId: string; spec: RunSpec },
+  /** `runId`: the id a queued request claimed (so a redelivery finds the same run); a new one when absent. */
+  request: { workspaceId: string; spec: RunSpec; runId?: string },
 ): Promise<{ runId: string }> {
   const { workspaceId, spec } = request;
   const access = await authorize(deps, { workspaceId, actor: caller.actor, action: 'runs.request', requires: 'member', correlationId: caller.correlationId });
-  const runId = deps.ids.next();
+  const runId = request.runId ?? deps.ids.next();
   const refuse = (offendingKey: string, reason: string) =>
     onRun(deps, workspaceId, runId, { type: 'RefuseRunRequest', offendingKey, reason }, caller, { updateStatus: false });
   const material = await loadSecretMaterial(deps, workspaceId);

@@ -1,11 +1,12 @@
 import { DomainError } from '../errors';
 import type { WorkspaceRecords } from '../ports/workspaceRecords';
 import { PLATFORM_PARTITION, projectionKeys, runIdOfStream } from '../streams';
-import { DEFAULT_RETENTION_DAYS, roleIn } from '../workspace';
+import { roleIn } from '../workspace';
 import { authorize, recordDenial } from './access';
 import type { ServiceDependencies } from './dependencies';
 import { rebuildProjections } from './projections';
 import { type Caller, onWorkspace, readWorkspace } from './workspaceStream';
+import { DEFAULT_RETENTION_DAYS, WORKSPACE_ERROR } from '../catalogue';
 
 export interface WorkspaceLifecycleDependencies extends ServiceDependencies {
   readonly records: WorkspaceRecords;
@@ -68,7 +69,7 @@ export async function removeLiveRecordsAndSeal(
     await onWorkspace(deps, workspaceId, { type: 'CompleteDeletion' }, { actor: SYSTEM, correlationId });
   } catch (error) {
     // Recovered while the deletion was still running: the live records stay.
-    if (error instanceof DomainError && error.code === 'WORKSPACE.NOT_DELETING') return { projections: 0, blobs: 0 };
+    if (error instanceof DomainError && error.code === WORKSPACE_ERROR.NOT_DELETING) return { projections: 0, blobs: 0 };
     throw error;
   }
   // After the seal, so no concurrent command can write a projection or a transcript back.
@@ -96,9 +97,9 @@ export async function recoverWorkspace(
   if (state.status === 'Active' && role !== 'owner')
     await recordDenial(deps, { workspaceId, actor: caller.actor, action: 'workspace.recover', correlationId: caller.correlationId }, role === undefined ? 'not a member' : 'owner required');
   if (state.status === 'None' || state.status === 'Purged' || role === undefined)
-    throw new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
+    throw new DomainError(WORKSPACE_ERROR.NOT_FOUND, 'Workspace not found', 'not_found');
   if (role !== 'owner')
-    throw new DomainError('WORKSPACE.OWNER_REQUIRED', 'Only an owner of this workspace may do this', 'forbidden');
+    throw new DomainError(WORKSPACE_ERROR.OWNER_REQUIRED, 'Only an owner of this workspace may do this', 'forbidden');
   const vault = await deps.vault.status(workspaceId);
   const now = deps.clock.now().toISOString();
   await onWorkspace(deps, workspaceId, { type: 'Recover', actor: caller.actor, now }, caller, {

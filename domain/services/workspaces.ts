@@ -4,6 +4,7 @@ import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
 import { readVerifiedWorkspaceSummary } from './verifiedProjections';
 import { type Caller, onWorkspace } from './workspaceStream';
+import { WORKSPACE_ERROR } from '../catalogue';
 
 export { type Caller, projectWorkspace } from './workspaceStream';
 
@@ -20,7 +21,7 @@ export async function getWorkspace(
 ): Promise<Omit<WorkspaceSummaryView, 'status'>> {
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'workspace.read', requires: 'member', correlationId: caller.correlationId });
   const summary = await readVerifiedWorkspaceSummary(deps, workspaceId);
-  if (!summary) throw new DomainError('WORKSPACE.NOT_FOUND', 'Workspace not found', 'not_found');
+  if (!summary) throw new DomainError(WORKSPACE_ERROR.NOT_FOUND, 'Workspace not found', 'not_found');
   const { status: _internal, ...visible } = summary;
   return visible;
 }

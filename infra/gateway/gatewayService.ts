@@ -1,5 +1,5 @@
 import { onRun, readRunStream } from '../../domain/services/runStream';
-import { isDomainError } from '../../domain/errors';
+import { DomainError, isDomainError } from '../../domain/errors';
 import {
   GATEWAY_ERROR, channelOf, describeHost, hostAllowed, leaseExpiry, operationName, planGit, planNpm, type GatewayOperation, type GitPlan,
 } from '../../domain/gateway';
@@ -14,7 +14,6 @@ import { type LeaseDelivery, decideLease } from '../../domain/secretPolicy';
 import { readSecret, requesterIn } from '../../domain/services/leaseDecisions';
 import { readSecretMetadata } from '../../domain/services/secrets';
 import type { ServiceDependencies } from '../../domain/services/dependencies';
-import { HttpProblem } from '../http/problem';
 import { TRUNCATION_MARKER, utf8Prefix } from '../redaction/truncate';
 import { assertGitCommand } from '../sandbox/channels';
 import type { CredentialRequest } from '../sandbox/credentialDelivery';
@@ -151,7 +150,7 @@ export class Gateway {
     const operationId = this.d.deps.ids.next();
     const record = (...commands: RunCommand[]) =>
       onRun(this.d.deps, binding.workspaceId, binding.runId, commands, { actor: ACTOR, correlationId });
-    const refuse = async (reason: string, problem: HttpProblem): Promise<never> => {
+    const refuse = async (reason: string, problem: DomainError): Promise<never> => {
       await record({ type: 'RecordOperationRefused', operationId, kind: operation.kind, target: operation.target, reason });
       throw problem;
     };
@@ -159,14 +158,14 @@ export class Gateway {
     const live = this.liveSandbox(binding);
     if (!live) {
       await record({ type: 'RecordOperationRefused', operationId, kind: operation.kind, target: operation.target, reason: 'no live sandbox' }).catch(() => undefined);
-      throw new HttpProblem(410, 'GATEWAY.SANDBOX_GONE', 'The run has no live sandbox on this instance (torn down, or another container); its bearer is no longer usable');
+      throw new DomainError(GATEWAY_ERROR.SANDBOX_GONE, 'The run has no live sandbox on this instance (torn down, or another container); its bearer is no longer usable', 'gone');
     }
     let plan: GitPlan | undefined;
     try {
       plan = this.planOf(operation, remotePath);
     } catch (error) {
       // A request the policy refuses (a dir outside the workspace, a forcing refspec, an npm flag) is a denial.
-      if (isDomainError(error)) await refuse(`${error.code}: ${error.message}`.slice(0, 300), new HttpProblem(400, error.code, error.message));
+      if (isDomainError(error)) await refuse(`${error.code}: ${error.message}`.slice(0, 300), new DomainError(error.code, error.message, 'invalid'));
       throw error;
     }
     // Decided from the secret's own stream, not its projection row: a row is only as trustworthy as whoever can
@@ -176,15 +175,15 @@ export class Gateway {
       readSecretMetadata(this.d.deps, binding.workspaceId, operation.secret),
     ]);
     if (!metadata.exists)
-      await refuse('secret not found', new HttpProblem(404, GATEWAY_ERROR.SECRET_NOT_FOUND, `The run's workspace has no secret named ${operation.secret}`));
+      await refuse('secret not found', new DomainError(GATEWAY_ERROR.SECRET_NOT_FOUND, `The run's workspace has no secret named ${operation.secret}`, 'not_found'));
     const run = (await readRunStream(this.d.deps.store, binding.workspaceId, binding.runId)).state;
     const requester = await requesterIn(this.d.deps.store, binding.workspaceId, run.requestedBy ?? '');
     const lease = decideLease({ context: 'turn', holder: 'operation', delivery: deliveryOf(operation), secretName: operation.secret }, metadata, requester);
-    if (!lease.ok) await refuse(`${lease.code}: ${lease.reason}`.slice(0, 300), new HttpProblem(403, lease.code, lease.reason));
+    if (!lease.ok) await refuse(`${lease.code}: ${lease.reason}`.slice(0, 300), new DomainError(lease.code, lease.reason, 'forbidden'));
     if (!hostAllowed(metadata.allowedHosts, operation.destination))
       await refuse(
         `host ${describeHost(operation.destination)} not in allowedHosts of ${operation.secret}`,
-        new HttpProblem(403, GATEWAY_ERROR.HOST_NOT_ALLOWED, `${operation.secret} may not be sent to ${describeHost(operation.destination)}; it is not in the secret's allowedHosts`),
+        new DomainError(GATEWAY_ERROR.HOST_NOT_ALLOWED, `${operation.secret} may not be sent to ${describeHost(operation.destination)}; it is not in the secret's allowedHosts`, 'forbidden'),
       );
 
     const requested: RunCommand = { type: 'RecordOperationRequested', operationId, kind: operation.kind, target: operation.target };
@@ -213,8 +212,8 @@ export class Gateway {
       outcome = await this.run(live, operation, plan, secret, redact, timeoutMs, () => record(release));
     } catch (error) {
       await record(release, completed(-1)).catch(() => undefined);
-      if (isDomainError(error) || error instanceof HttpProblem) throw error;
-      throw new HttpProblem(502, 'GATEWAY.OPERATION_FAILED', redact.redact(`The operation failed: ${(error as Error).name}`));
+      if (isDomainError(error)) throw error;
+      throw new DomainError(GATEWAY_ERROR.OPERATION_FAILED, redact.redact(`The operation failed: ${(error as Error).name}`), 'upstream');
     }
     await record(release, completed(outcome.exitCode));
     return this.shape(operationId, outcome, redact.redact);
@@ -225,7 +224,7 @@ export class Gateway {
     const live = this.liveSandbox(binding);
     if (!live) {
       await onRun(this.d.deps, binding.workspaceId, binding.runId, { type: 'RecordOperationRefused', operationId: this.d.deps.ids.next(), kind: IDENTITY_TOKEN_KIND, target: `identity:${identity}`, reason: 'no live sandbox' }, { actor: ACTOR, correlationId }).catch(() => undefined);
-      throw new HttpProblem(410, 'GATEWAY.SANDBOX_GONE', 'The run has no live sandbox on this instance (torn down, or another container); its bearer is no longer usable');
+      throw new DomainError(GATEWAY_ERROR.SANDBOX_GONE, 'The run has no live sandbox on this instance (torn down, or another container); its bearer is no longer usable', 'gone');
     }
     return issueIdentityToken({ deps: this.d.deps, tokens: this.d.identityTokens }, binding, live, identity, correlationId);
   }

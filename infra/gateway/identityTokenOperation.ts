@@ -5,7 +5,8 @@ import { onRun, readRunStream } from '../../domain/services/runStream';
 import { readWorkspace } from '../../domain/services/workspaceStream';
 import { IDENTITY_REFUSAL, decideIdentityToken } from '../../domain/workloadIdentity';
 import { roleOf } from '../../domain/workspace';
-import { HttpProblem } from '../http/problem';
+import { IDENTITY_ERROR } from '../../domain/catalogue';
+import { DomainError } from '../../domain/errors';
 
 /** What the agent gets back: the token and what it says, so it needs not decode it. */
 export interface IdentityTokenResponse {
@@ -37,11 +38,11 @@ export async function issueIdentityToken(
 ): Promise<IdentityTokenResponse> {
   const by = { actor: ACTOR, correlationId };
   const target = `identity:${name}`;
-  const refuse = async (reason: string, problem: HttpProblem): Promise<never> => {
+  const refuse = async (reason: string, problem: DomainError): Promise<never> => {
     await onRun(d.deps, binding.workspaceId, binding.runId, { type: 'RecordOperationRefused', operationId: d.deps.ids.next(), kind: IDENTITY_TOKEN_KIND, target, reason }, by);
     throw problem;
   };
-  if (!d.tokens) throw new HttpProblem(503, 'IDENTITY.ISSUER_UNAVAILABLE', 'This platform issues no workload identity tokens');
+  if (!d.tokens) throw new DomainError(IDENTITY_ERROR.ISSUER_UNAVAILABLE, 'This platform issues no workload identity tokens', 'unavailable');
   const [workspace, run] = await Promise.all([readWorkspace(d.deps.store, binding.workspaceId), readRunStream(d.deps.store, binding.workspaceId, binding.runId)]);
   const requestedBy = run.state.requestedBy ?? '';
   const decision = decideIdentityToken(
@@ -50,7 +51,7 @@ export async function issueIdentityToken(
     { userId: requestedBy, role: roleOf(workspace, requestedBy) },
   );
   if (!decision.ok)
-    return refuse(`${decision.code}: ${decision.reason}`.slice(0, 300), new HttpProblem(decision.code === IDENTITY_REFUSAL.NOT_FOUND ? 404 : 403, decision.code, decision.reason));
+    return refuse(`${decision.code}: ${decision.reason}`.slice(0, 300), new DomainError(decision.code, decision.reason, decision.code === IDENTITY_REFUSAL.NOT_FOUND ? 'not_found' : 'forbidden'));
   const notAfter = new Date(Math.min(Date.parse(live.deadline), Date.parse(binding.expiresAt), Date.parse(run.state.deadline))).toISOString();
   const issued = await d.tokens.issue({
     workspaceId: binding.workspaceId, runId: binding.runId, identity: name, subject: decision.subject, audience: decision.identity.audience, notAfter,

@@ -18,6 +18,8 @@ const statusOfKind: Record<DomainErrorKind, number> = {
   precondition: 409,
   too_large: 413,
   unavailable: 503,
+  gone: 410,
+  upstream: 502,
 };
 
 const titles: Record<number, string> = {
@@ -27,10 +29,12 @@ const titles: Record<number, string> = {
   404: 'Not Found',
   405: 'Method Not Allowed',
   409: 'Conflict',
+  410: 'Gone',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   500: 'Internal Server Error',
+  502: 'Bad Gateway',
   503: 'Service Unavailable',
 };
 

@@ -4,7 +4,8 @@ import { DomainError } from '../../domain/errors';
 import type { Clock } from '../../domain/ports/clock';
 import type { Ids } from '../../domain/ports/ids';
 import { SIGNING_ERROR, type SigningKeyRepository, type SigningKeyRing } from '../../domain/ports/signingKeys';
-import { type PlatformCommand, signingKeysStreamId } from '../../domain/platform';
+import type { PlatformCommand } from '../../domain/platform';
+import { signingKeysStreamId } from '../../domain/streams';
 import { onPlatform, readPlatform } from '../../domain/services/platformStream';
 import {
   checkpointVerificationKeys, currentKey, decideRotation, defaultSigningKeyPolicy, tokenVerificationKeys,

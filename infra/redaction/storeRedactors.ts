@@ -1,6 +1,6 @@
 import { isDomainError } from '../../domain/errors';
 import type { Clock } from '../../domain/ports/clock';
-import { PLATFORM_WORKSPACE_ID } from '../../domain/platform';
+import { PLATFORM_PARTITION } from '../../domain/streams';
 import { ROTATION_WINDOW_MS } from '../../domain/services/runSecrets';
 import { createRedactor, type RedactableSecret } from '../../domain/redaction';
 import type { SecretVault } from '../../domain/ports/secretVault';
@@ -27,7 +27,7 @@ export class WorkspaceStoreRedactors {
   ) {}
 
   readonly redactorFor = async (workspaceId: string): Promise<Redact | undefined> => {
-    if (workspaceId === PLATFORM_WORKSPACE_ID) return undefined;
+    if (workspaceId === PLATFORM_PARTITION) return undefined;
     const now = this.deps.clock.now().getTime();
     const cached = this.cache.get(workspaceId);
     if (cached && now - cached.checkedAt < this.options.recheckMs) return cached.redact;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { TableClient } from '@azure/data-tables';
 import { decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { PLATFORM_WORKSPACE_ID, signingKeysStreamId } from '../../domain/platform';
+import { PLATFORM_PARTITION, signingKeysStreamId } from '../../domain/streams';
 import { composeServices, getSigning } from '../../functions/composition';
 import { loadSettings } from '../../functions/settings';
 import { azuriteConnectionString, uniqueName } from '../support/azurite';
@@ -32,9 +32,9 @@ describe('the composed app signs its event log', () => {
     expect(decodeProtectedHeader(String(head['signature']))).toMatchObject({ alg: 'EdDSA', kid });
     expect(await deps.store.verify('ws-composed')).toMatchObject({ ok: true, records: 1 });
     // The first key was recorded in the platform's own (signed) log.
-    const rotations = await deps.store.readStream(PLATFORM_WORKSPACE_ID, signingKeysStreamId());
+    const rotations = await deps.store.readStream(PLATFORM_PARTITION, signingKeysStreamId());
     expect(rotations.events.map((e) => e.data)).toEqual([expect.objectContaining({ kid, generation: 1 })]);
-    expect(await deps.store.verify(PLATFORM_WORKSPACE_ID)).toMatchObject({ ok: true });
+    expect(await deps.store.verify(PLATFORM_PARTITION)).toMatchObject({ ok: true });
 
     // A head re-pointed without the key fails verify.
     const signature = String(head['signature']);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { InvocationContext } from '@azure/functions';
 import { SignJWT, createRemoteJWKSet, decodeProtectedHeader, generateKeyPair, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { workloadIdentityKeysStreamId, PLATFORM_WORKSPACE_ID } from '../../domain/platform';
+import { PLATFORM_PARTITION, workloadIdentityKeysStreamId } from '../../domain/streams';
 import type { PublicRsaSigningJwk } from '../../domain/signingKeys';
 import { WORKLOAD_TOKEN_MAX_MS } from '../../domain/workloadIdentity';
 import { defaultSigningKeyPolicy } from '../../domain/signingKeys';
@@ -108,7 +108,7 @@ describe('the workload identity issuer', () => {
     expect(Object.keys(jwks.keys[0]!).sort()).toEqual(['alg', 'e', 'kid', 'kty', 'n', 'use']);
     expect(jwks.keys[0]).toMatchObject({ kty: 'RSA', alg: 'RS256', use: 'sig', kid: (await keys.ring())[0]!.kid });
     // The first key is recorded in the platform log like any rotation.
-    const recorded = await h.api.store.readStream(PLATFORM_WORKSPACE_ID, workloadIdentityKeysStreamId());
+    const recorded = await h.api.store.readStream(PLATFORM_PARTITION, workloadIdentityKeysStreamId());
     expect(recorded.events.map((e) => e.type)).toEqual(['SigningKeyRotated']);
   });
 });

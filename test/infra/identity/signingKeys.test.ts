@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PLATFORM_WORKSPACE_ID, signingKeysStreamId } from '../../../domain/platform';
+import { PLATFORM_PARTITION, signingKeysStreamId } from '../../../domain/streams';
 import { DAY, MINUTE, aPlatform, tableClient } from './signingTestKit';
 
 /** Every property value of every row of a table, as text, as someone with read access to storage sees it. */
@@ -23,12 +23,12 @@ describe('platform signing keys at rest', () => {
     for (const form of [jwk.d!, Buffer.from(jwk.d!, 'base64url').toString('hex'), Buffer.from(jwk.d!, 'base64url').toString('base64')])
       expect(stored).not.toContain(form);
 
-    const log = await p.store.readStream(PLATFORM_WORKSPACE_ID, signingKeysStreamId());
+    const log = await p.store.readStream(PLATFORM_PARTITION, signingKeysStreamId());
     expect(log.events.map((e) => ({ type: e.type, data: e.data }))).toEqual([{ type: 'SigningKeyRotated', data: { kid, generation: 1, activatedAt: p.clock.now().toISOString() } }]);
     const logText = await tableText(p.eventTable);
     expect(logText).not.toContain(jwk.d);
     expect(logText).not.toContain(jwk.x);
-    expect(await p.store.verify(PLATFORM_WORKSPACE_ID)).toMatchObject({ ok: true, records: 1 });
+    expect(await p.store.verify(PLATFORM_PARTITION)).toMatchObject({ ok: true, records: 1 });
   });
 
   it('a sealed private key does not open under another master key', async () => {
@@ -57,7 +57,7 @@ describe('platform signing keys at rest', () => {
     expect(ring.map((k) => [k.generation, k.kid, k.retiredAt !== undefined])).toEqual([[2, outcome.kid, false], [1, first.kid, true]]);
     expect(ring[1]!.publicJwk.x).toBe(firstX);
 
-    const events = (await p.store.readStream(PLATFORM_WORKSPACE_ID, signingKeysStreamId())).events;
+    const events = (await p.store.readStream(PLATFORM_PARTITION, signingKeysStreamId())).events;
     expect(events.map((e) => e.data)).toEqual([
       expect.objectContaining({ kid: first.kid, generation: 1 }),
       expect.objectContaining({ kid: outcome.kid, generation: 2, previousKid: first.kid }),
@@ -75,7 +75,7 @@ describe('platform signing keys at rest', () => {
     expect(outcomes.map((o) => o.kid)).toEqual([winner.kid, winner.kid, winner.kid]);
     expect((await a.keys.ring()).map((k) => k.generation)).toEqual([2, 1]);
     expect(winner.previousKid).toBe(first.kid);
-    const events = (await a.store.readStream(PLATFORM_WORKSPACE_ID, signingKeysStreamId())).events;
+    const events = (await a.store.readStream(PLATFORM_PARTITION, signingKeysStreamId())).events;
     expect(events.map((e) => (e.data as { generation: number }).generation)).toEqual([1, 2]);
   });
 
@@ -105,7 +105,7 @@ describe('platform signing keys at rest', () => {
     expect(outcome).toMatchObject({ rotated: true, recorded: false });
     const again = p.another();
     expect(await again.keys.rotate()).toMatchObject({ rotated: false, recorded: true });
-    const events = (await p.store.readStream(PLATFORM_WORKSPACE_ID, signingKeysStreamId())).events;
+    const events = (await p.store.readStream(PLATFORM_PARTITION, signingKeysStreamId())).events;
     expect(events.map((e) => e.data)).toEqual([
       expect.objectContaining({ kid: first.kid, generation: 1 }),
       expect.objectContaining({ kid: outcome.kid, generation: 2, previousKid: first.kid }),

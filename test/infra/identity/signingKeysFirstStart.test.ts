@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PLATFORM_WORKSPACE_ID, signingKeysStreamId } from '../../../domain/platform';
+import { PLATFORM_PARTITION, signingKeysStreamId } from '../../../domain/streams';
 import { ensureSigningKeysAtStart } from '../../../functions/signing';
 import { aPlatform } from './signingTestKit';
 
@@ -12,9 +12,9 @@ describe('signing keys at first start', () => {
     const p = aPlatform();
     const jwks = await p.keys.jwks();
     expect(jwks.keys).toHaveLength(1);
-    const rotations = await p.store.readStream(PLATFORM_WORKSPACE_ID, signingKeysStreamId());
+    const rotations = await p.store.readStream(PLATFORM_PARTITION, signingKeysStreamId());
     expect(rotations.events.map((e) => e.data)).toEqual([expect.objectContaining({ kid: jwks.keys[0]?.kid, generation: 1 })]);
-    expect(await p.store.verify(PLATFORM_WORKSPACE_ID)).toMatchObject({ ok: true, records: 1 });
+    expect(await p.store.verify(PLATFORM_PARTITION)).toMatchObject({ ok: true, records: 1 });
   });
 
   it('startup creates the key before any request, once, however many instances start together', async () => {
@@ -33,7 +33,7 @@ describe('signing keys at first start', () => {
       p.store.append({ workspaceId: 'ws-first', streamId: `run:${n}`, expectedVersion: 0, events: [{ type: 'RunRequested', data: { n }, meta: { at, actor: 'a', correlationId: 'c' } }] });
     await within(20_000, Promise.all([append(1), p.keys.jwks(), append(2), p.keys.ensureCurrentKey(), p.keys.rotate(), append(3)]));
     expect(await p.store.verify('ws-first')).toMatchObject({ ok: true, records: 3 });
-    expect(await p.store.verify(PLATFORM_WORKSPACE_ID)).toMatchObject({ ok: true });
+    expect(await p.store.verify(PLATFORM_PARTITION)).toMatchObject({ ok: true });
     expect((await p.keys.jwks()).keys.length).toBeGreaterThanOrEqual(1);
   });
 
