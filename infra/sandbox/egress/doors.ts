@@ -6,6 +6,7 @@ import type { GuardPolicy } from '../../../domain/launchGuard';
 import type { OutputRedactor } from '../../../domain/ports/sandboxHost';
 import type { GuardedLauncher, LaunchedProcess } from '../guardedLauncher';
 import type { PidNamespace } from '../pidNamespace';
+import { listenOnUnixSocket } from './unixSocketListener';
 import { startEgressProxy, type EgressPolicy, type EgressProxy, type EgressRefusal } from './egressProxy';
 
 /**
@@ -48,27 +49,15 @@ function splitHostPort(hostPort: string): { host: string; port: number } {
 }
 
 async function bridge(socketPath: string, host: string, port: number): Promise<net.Server> {
-  const sockets = new Set<net.Socket>();
   const server = net.createServer((inside) => {
     const outside = net.connect(port, host);
-    for (const s of [inside, outside]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-    }
     inside.pipe(outside).pipe(inside);
     inside.on('error', () => outside.destroy());
     outside.on('error', () => inside.destroy());
     inside.on('close', () => outside.destroy());
     outside.on('close', () => inside.destroy());
   });
-  server.on('close', () => sockets.forEach((s) => s.destroy()));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => resolve());
-  });
-  const close = server.close.bind(server);
-  server.close = (cb) => (sockets.forEach((s) => s.destroy()), close(cb));
-  return server;
+  return listenOnUnixSocket(server, socketPath);
 }
 
 /**
@@ -77,7 +66,6 @@ async function bridge(socketPath: string, host: string, port: number): Promise<n
  */
 async function gatewayBridge(socketPath: string, gatewayUrl: string): Promise<net.Server> {
   const gateway = new URL(gatewayUrl);
-  const sockets = new Set<net.Socket>();
   const server = http.createServer((req, res) => {
     const requested = new URL(req.url ?? '/', 'http://door.invalid');
     if (requested.pathname !== gateway.pathname) {
@@ -92,17 +80,7 @@ async function gatewayBridge(socketPath: string, gatewayUrl: string): Promise<ne
     upstream.on('error', () => (res.headersSent ? res.destroy() : res.writeHead(502).end()));
     req.pipe(upstream);
   });
-  server.on('connection', (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => resolve());
-  });
-  const close = server.close.bind(server);
-  server.close = (cb) => (sockets.forEach((s) => s.destroy()), close(cb));
-  return server;
+  return listenOnUnixSocket(server, socketPath);
 }
 
 export async function openDoors(options: {

@@ -3,6 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { type EgressAllowance, egressAllows } from '../../../domain/egress';
 import { isNumericTrick, refusedAddressClass } from './addressPolicy';
+import { listenOnUnixSocket } from './unixSocketListener';
 
 /**
  * The one way out of an isolated sandbox to anything but the gateway: an HTTP proxy the platform runs on the
@@ -100,7 +101,6 @@ export async function startEgressProxy(socketPath: string, policy: EgressPolicy,
   let refused = 0;
   const refusals: EgressRefusal[] = [];
   let period = { allowed: 0, refused: 0, refusals: [] as EgressRefusal[] };
-  const sockets = new Set<net.Socket>();
   const decide = async (host: string, port: number): Promise<EgressDecision> => {
     const decision = await decideEgress(host, port, policy);
     if (decision.ok) {
@@ -143,8 +143,6 @@ export async function startEgressProxy(socketPath: string, policy: EgressPolicy,
     });
   });
   server.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
-    sockets.add(client);
-    client.on('close', () => sockets.delete(client));
     client.on('error', () => client.destroy());
     const match = /^(\[[0-9a-fA-F:.]+\]|[^:]+):(\d+)$/.exec(req.url ?? '');
     if (!match) {
@@ -166,14 +164,7 @@ export async function startEgressProxy(socketPath: string, policy: EgressPolicy,
       client.on('close', () => upstream.destroy());
     });
   });
-  server.on('connection', (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => resolve());
-  });
+  await listenOnUnixSocket(server, socketPath);
   return {
     counts: () => ({ allowed, refused, refusals: [...refusals] }),
     drain: () => {
@@ -181,9 +172,6 @@ export async function startEgressProxy(socketPath: string, policy: EgressPolicy,
       period = { allowed: 0, refused: 0, refusals: [] };
       return drained;
     },
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
