@@ -18,6 +18,8 @@ describe('the composed app signs its event log', () => {
       EVENT_LOG_TABLE: uniqueName('composedlog'),
       VAULT_TABLE: uniqueName('composedvault'),
       SIGNING_KEY_TABLE: uniqueName('composedkeys'),
+      // Its own archive: witnessed heads are per partition, and 'platform' is a partition of every test's log.
+      BACKUP_CONTAINER: uniqueName('composedarchive'),
       VAULT_MASTER_KEY_FILE: path.join(tmp, 'master.key'),
     });
     const { deps } = await composeServices(settings);
