@@ -15,6 +15,7 @@ beforeAll(async () => {
   owner = await h.issuer.token('alice');
   ws = ((await h.call('POST', '/api/workspaces', { token: owner, body: { name: 'Fuzz' } })).json as { id: string }).id;
   expect((await h.call('PUT', `/api/workspaces/${ws}/secrets/CANARY`, { token: owner, body: { value: SECRET } })).status).toBe(201);
+  expect((await h.call('PUT', `/api/workspaces/${ws}/secrets/PROBE`, { token: owner, body: { value: 'probe-value-for-fuzzed-calls' } })).status).toBe(201);
 });
 
 async function meaningfulRecords(): Promise<number> {
@@ -23,7 +24,8 @@ async function meaningfulRecords(): Promise<number> {
 }
 
 const segment = fc.oneof(
-  fc.constantFrom('..', '../..', '%2e%2e', 'CANARY', 'lower', '1BAD', 'A'.repeat(200), '', ' ', 'ÿ', '😀', '%00', 'a\r\nX-Injected: 1', 'NPM-TOKEN'),
+  // PROBE is a real secret the fuzz may legitimately overwrite or delete; CANARY is never named, so it must survive.
+  fc.constantFrom('..', '../..', '%2e%2e', 'PROBE', 'lower', '1BAD', 'A'.repeat(200), '', ' ', 'ÿ', '😀', '%00', 'a\r\nX-Injected: 1', 'NPM-TOKEN'),
   fc.string({ maxLength: 40 }),
   fc.string({ unit: 'grapheme', maxLength: 20 }),
 );
@@ -90,6 +92,7 @@ describe('bad input over every route', () => {
         fuzzed++;
         expect(response.status).not.toBeGreaterThanOrEqual(500);
         expect(response.text).not.toContain(SECRET);
+        expect(response.text).not.toContain('probe-value-for-fuzzed-calls');
         expect(response.text).not.toMatch(/at .+\.(ts|js):\d+/);
         if (response.status >= 400) {
           expect(ALLOWED.has(response.status), `status ${response.status}`).toBe(true);
