@@ -145,6 +145,13 @@ export class ClientServer {
       delivered = await engine.deliver(id, undefined, { EventType: EventType.EventRaised, EventId: -1, Timestamp: at, Name: name, ...(input !== undefined ? { Input: input } : {}) });
     } else if (action === 'terminate') {
       delivered = await engine.deliver(id, undefined, { EventType: EventType.ExecutionTerminated, EventId: -1, Timestamp: at, Input: JSON.stringify(reason) }, controlKey(engine));
+    } else if (action === 'rewind') {
+      const rewound = await engine.rewind(id, reason);
+      if (rewound === 'notFound') throw new HttpError(404, `No instance with ID '${id}' found.`);
+      // Plain strings: durable-functions makes the body its Error's message.
+      if (rewound === 'notFailed') return { status: 412, json: 'The rewind operation is only supported on failed orchestration instances.' };
+      if (rewound === 'unsupported') return { status: 501, json: 'The local Durable engine does not rewind an instance with retried tasks.' };
+      return { status: 202, json: { id } };
     } else if (action === 'suspend' || action === 'resume') {
       const type = action === 'suspend' ? EventType.ExecutionSuspended : EventType.ExecutionResumed;
       delivered = await engine.deliver(id, undefined, { EventType: type, EventId: -1, Timestamp: at, Reason: reason }, controlKey(engine));

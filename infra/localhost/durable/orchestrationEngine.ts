@@ -120,6 +120,47 @@ export class OrchestrationEngine {
   }
 
   /**
+   * Rewinds a failed instance as the Durable extension does: its failed activities and sub-orchestrations
+   * (recursively rewound) run again, completed ones keep their results, and the instance replays on.
+   * The failures leave history (a task's schedule stays, so replay numbering is unchanged), which makes
+   * those tasks open work, dispatched like after a restart. Retried tasks are not rewound ('unsupported'):
+   * a retry's failures and timers are numbered by the replay and cannot be taken back one by one.
+   */
+  async rewind(instanceId: string, reason: string): Promise<'rewound' | 'notFound' | 'notFailed' | 'unsupported'> {
+    const children: string[] = [];
+    const result = await this.serial.run(instanceId, async () => {
+      const s = await this.load(instanceId);
+      if (!s) return 'notFound' as const;
+      if (s.record.status !== 'Failed') return 'notFailed' as const;
+      if (s.record.counters.retries.length > 0) return 'unsupported' as const;
+      const removed = (e: HistoryEvent): boolean =>
+        e.EventType === EventType.TaskFailed || e.EventType === EventType.SubOrchestrationInstanceFailed || e.EventType === EventType.ExecutionFailed;
+      const failedChildren = new Set(s.history.filter((h) => h.event.EventType === EventType.SubOrchestrationInstanceFailed).map((h) => h.event.TaskScheduledId));
+      for (const h of s.history)
+        if (h.event.EventType === EventType.SubOrchestrationInstanceCreated && failedChildren.has(h.event.EventId) && h.event.InstanceId) children.push(h.event.InstanceId);
+      const kept = s.history.filter((h) => !removed(h.event));
+      const dropped = new Set(s.history.filter((h) => removed(h.event)).flatMap((h) => (h.key ? [h.key] : [])));
+      const { store } = this.deps;
+      await store.appendHistory(instanceId, s.record.executionId, 0, kept);
+      const record: InstanceRecord = { ...s.record, status: 'Running', historyCount: kept.length, lastUpdatedTime: this.clock().toISOString() };
+      delete record.output;
+      await store.saveInstance(record);
+      s.record = record;
+      s.history = kept;
+      s.appliedKeys = new Set([...s.appliedKeys].filter((k) => !dropped.has(k)));
+      const work = openWork(kept.map((h) => h.event), [...s.pending.values()].map((p) => p.event));
+      await this.dispatch(s, [...work.activities, ...work.entityCalls]);
+      return 'rewound' as const;
+    });
+    if (result !== 'rewound') return result;
+    // Children first: each failed child replays on, and its completion reaches this instance as usual.
+    for (const child of children) await this.rewind(child, reason);
+    const at = this.clock().toISOString();
+    await this.deliver(instanceId, undefined, { EventType: EventType.GenericEvent, EventId: -1, Timestamp: at, Name: 'rewind', Input: JSON.stringify(reason) });
+    return 'rewound';
+  }
+
+  /**
    * After a restart: queues are rebuilt from tables (this host is the hub's only process, so whatever a
    * queue held came from a dead process and is derivable from committed history and inbox rows).
    */
