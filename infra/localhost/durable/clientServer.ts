@@ -92,6 +92,19 @@ export class ClientServer {
     return { status: 202, json: {} };
   }
 
+  /**
+   * The extension's restart (the binding's restartPostUri): the same orchestrator and input again, under a
+   * new instance id unless `restartWithNewInstanceId=false`, which needs the instance to have finished.
+   */
+  private async restart(id: string, newId: boolean): Promise<{ status: number; json: unknown }> {
+    const record = await this.deps.store.getInstance(id);
+    if (!record) throw new HttpError(404, `No instance with ID '${id}' found.`);
+    const instanceId = newId ? randomUUID().replace(/-/g, '') : id;
+    const result = await this.deps.engine.start(record.name, instanceId, record.input);
+    if (result === 'exists') throw new HttpError(409, `An instance with ID '${instanceId}' is still running.`);
+    return { status: 202, json: { id: instanceId } };
+  }
+
   private async route(method: string, parts: string[], query: URLSearchParams, body: string): Promise<{ status: number; json: unknown }> {
     const { engine, store } = this.deps;
     const [head, id, action, name] = parts;
@@ -145,6 +158,8 @@ export class ClientServer {
       delivered = await engine.deliver(id, undefined, { EventType: EventType.EventRaised, EventId: -1, Timestamp: at, Name: name, ...(input !== undefined ? { Input: input } : {}) });
     } else if (action === 'terminate') {
       delivered = await engine.deliver(id, undefined, { EventType: EventType.ExecutionTerminated, EventId: -1, Timestamp: at, Input: JSON.stringify(reason) }, controlKey(engine));
+    } else if (action === 'restart') {
+      return this.restart(id, query.get('restartWithNewInstanceId') !== 'false');
     } else if (action === 'rewind') {
       const rewound = await engine.rewind(id, reason);
       if (rewound === 'notFound') throw new HttpError(404, `No instance with ID '${id}' found.`);

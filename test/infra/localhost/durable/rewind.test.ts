@@ -55,4 +55,31 @@ describe.each([['durable-functions'], ['durable-functions-3-1']])('Durable rewin
     expect(await client.json()).toMatchObject({ message: expect.stringContaining('only supported on failed') });
     expect((await fetch(withReason((urls as WithRewind).rewindPostUri.replace(urls.id, 'nobody'), 'no'), { method: 'POST' })).status).toBe(404);
   });
+
+  it('restarts an instance (the binding\'s restartPostUri) under a new id, or its own once finished', async () => {
+    const { urls } = await startThrough(`${host.url}/api/walkthrough/chainWords`, ['re', 'start']);
+    expect(await waitAt(urls.statusQueryGetUri)).toMatchObject({ runtimeStatus: 'Completed', output: 'RE! START!' });
+    const restartUrl = (extra = ''): string => {
+      const url = new URL(urls.statusQueryGetUri);
+      url.pathname += '/restart';
+      return `${url.toString()}${extra}`;
+    };
+    expect((await fetch(withCode(restartUrl(), undefined), { method: 'POST' })).status).toBe(401);
+    const fresh = await fetch(restartUrl(), { method: 'POST' });
+    expect(fresh.status).toBe(202);
+    const { id } = (await fresh.json()) as { id: string };
+    expect(id).not.toBe(urls.id);
+    expect(await waitAt(urls.statusQueryGetUri.replace(urls.id, id))).toMatchObject({ runtimeStatus: 'Completed', input: ['re', 'start'], output: 'RE! START!' });
+
+    const same = await fetch(restartUrl('&restartWithNewInstanceId=false'), { method: 'POST' });
+    expect(await same.json()).toEqual({ id: urls.id });
+    expect(await waitAt(urls.statusQueryGetUri)).toMatchObject({ runtimeStatus: 'Completed', output: 'RE! START!' });
+
+    const running = await startThrough(`${host.url}/api/walkthrough/awaitApproval`, { seconds: 300 });
+    await waitAt(running.urls.statusQueryGetUri, ['Running']);
+    const url = new URL(running.urls.statusQueryGetUri);
+    url.pathname += '/restart';
+    expect((await fetch(`${url.toString()}&restartWithNewInstanceId=false`, { method: 'POST' })).status).toBe(409);
+    await fetch(withReason(running.urls.terminatePostUri, 'done'), { method: 'POST' });
+  });
 });
