@@ -158,6 +158,34 @@ describe('Durable entity critical sections across a SIGKILL', () => {
     expect(await entities.read(to)).toBe(4);
   });
 
+  it('completes, after a restart, a lock request that held one entity and waited for the next', async () => {
+    await host?.stop();
+    host = await startLocalHost({ app: APP, env });
+    const entitiesTable = TableClient.fromConnectionString(azuriteConnectionString(), `${taskHubNames(env.DURABLE_TASK_HUB).hub}Entities`, { allowInsecureConnection: true });
+    const lockOwner = async (key: string): Promise<unknown> => (await entitiesTable.getEntity<{ lockOwner?: string }>(`@counter@${key}`, 'entity').catch(() => undefined))?.lockOwner;
+    const [a, b, spare] = [uniqueName('ka'), uniqueName('kb'), uniqueName('kc')];
+    const holder = await start(host, { from: b, to: spare, amount: 1 }); // holds b
+    await vi.waitFor(async () => expect((await statusAt(holder.urls.statusQueryGetUri)).body?.customStatus).toBe('locked'), { timeout: 15_000 });
+    const waiter = await start(host, { from: a, to: b, amount: 2 }); // takes a, then waits for b
+    await vi.waitFor(async () => expect(await lockOwner(a)).toBe(waiter.urls.id), { timeout: 15_000 });
+    host.child.kill('SIGKILL');
+    await host.stop();
+
+    host = await startLocalHost({ app: APP, env });
+    const entities = counters(host);
+    await entities.signal(a, 'add', 100); // a is still the waiter's
+    await settle();
+    expect(await entities.read(a)).toBeNull();
+    expect(await lockOwner(a)).toBe(waiter.urls.id);
+    await fetch(await onThisHost(host, withEvent(holder.urls, 'proceed')), { method: 'POST', body: 'true' });
+    const waiterStatus = await onThisHost(host, waiter.urls.statusQueryGetUri);
+    await vi.waitFor(async () => expect((await statusAt(waiterStatus)).body?.customStatus).toBe('locked'), { timeout: 15_000 });
+    await fetch(await onThisHost(host, withEvent(waiter.urls, 'proceed')), { method: 'POST', body: 'true' });
+    expect(await waitAt(waiterStatus)).toMatchObject({ runtimeStatus: 'Completed', output: { balance: 0, owned: [a, b] } });
+    await vi.waitFor(async () => expect(await entities.read(a)).toBe(-2 + 100), { timeout: 10_000 });
+    expect(await entities.read(b)).toBe(-1 + 2);
+  });
+
   it('releases, at start, a lock whose holder no longer holds it (it ended before the entity heard)', async () => {
     // A crash between the holder's last commit and the entity's release leaves the row locked by an
     // instance that has finished (here: one that never existed): the restart must free it.
