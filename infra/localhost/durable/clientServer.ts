@@ -76,6 +76,27 @@ export class ClientServer {
     }
   }
 
+  /** The extension's entity query (`GET …/entities/<name>`): `fetchState`, `top`, `lastOperationTimeFrom`/`To`. */
+  private async listEntities(name: string, query: URLSearchParams): Promise<{ status: number; json: unknown }> {
+    const from = Date.parse(query.get('lastOperationTimeFrom') ?? '');
+    const to = Date.parse(query.get('lastOperationTimeTo') ?? '');
+    const top = Number(query.get('top') ?? '');
+    const fetchState = query.get('fetchState') === 'true';
+    const rows = (await this.deps.entities.list(name)).filter((r) => {
+      const at = Date.parse(r.lastOperationTime ?? '');
+      return (Number.isNaN(from) || at >= from) && (Number.isNaN(to) || at <= to);
+    });
+    const page = Number.isInteger(top) && top > 0 ? rows.slice(0, top) : rows;
+    return {
+      status: 200,
+      json: page.map((r) => ({
+        entityId: { name: name.toLowerCase(), key: r.key },
+        lastOperationTime: r.lastOperationTime,
+        ...(fetchState ? { state: JSON.parse(r.state) as unknown } : {}),
+      })),
+    };
+  }
+
   /** The extension's entity API: GET reads the state (404 when none), POST `?op=` signals an operation. */
   private async entity(method: string, name: string, key: string, query: URLSearchParams, body: string): Promise<{ status: number; json: unknown }> {
     const { entities } = this.deps;
@@ -118,6 +139,7 @@ export class ClientServer {
       return { status: 202, json: { id: instanceId } }; // only the id: management URLs carry the key
     }
     if (head === 'entities' && id && action !== undefined && parts.length === 3) return this.entity(method, id, action, query, body);
+    if (head === 'entities' && id && parts.length === 2 && method === 'GET') return this.listEntities(id, query);
     if (head !== 'instances') throw new HttpError(404, 'Not found');
 
     if (!id) {

@@ -1,4 +1,4 @@
-import { RestError, TableClient } from '@azure/data-tables';
+import { odata, RestError, TableClient } from '@azure/data-tables';
 import { z } from 'zod';
 import type { ExtensionContext, HostLogger } from '../hostExtension';
 
@@ -138,6 +138,18 @@ export class EntityRunner {
       released++;
     }
     return released;
+  }
+
+  /** Entities of one name that exist, as the extension's entity query lists them (`lastOperationTime` is the row's). */
+  async list(name: string): Promise<{ key: string; lastOperationTime: string | undefined; state: string }[]> {
+    const prefix = schedulerId(name, '');
+    const found: { key: string; lastOperationTime: string | undefined; state: string }[] = [];
+    const filter = odata`PartitionKey ge ${prefix} and PartitionKey lt ${`${prefix.slice(0, -1)}A`} and RowKey eq 'entity'`;
+    for await (const row of this.table.listEntities<EntityRow>({ queryOptions: { filter } })) {
+      if (row.exists !== true || !row.partitionKey?.startsWith(prefix)) continue;
+      found.push({ key: row.partitionKey.slice(prefix.length), lastOperationTime: row.timestamp, state: row.state ?? 'null' });
+    }
+    return found;
   }
 
   async readState(id: string): Promise<string | undefined> {
