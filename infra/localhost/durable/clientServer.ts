@@ -187,7 +187,7 @@ export class ClientServer {
       if (rewound === 'notFound') throw new HttpError(404, `No instance with ID '${id}' found.`);
       // Plain strings: durable-functions makes the body its Error's message.
       if (rewound === 'notFailed') return { status: 412, json: 'The rewind operation is only supported on failed orchestration instances.' };
-      if (rewound === 'unsupported') return { status: 501, json: 'The local Durable engine does not rewind an instance with retried tasks.' };
+      if (rewound === 'unsupported') return { status: 501, json: 'The local Durable engine does not rewind an instance with retried tasks or one that failed inside a critical section.' };
       return { status: 202, json: { id } };
     } else if (action === 'suspend' || action === 'resume') {
       const type = action === 'suspend' ? EventType.ExecutionSuspended : EventType.ExecutionResumed;

@@ -124,7 +124,8 @@ export class OrchestrationEngine {
    * (recursively rewound) run again, completed ones keep their results, and the instance replays on.
    * The failures leave history (a task's schedule stays, so replay numbering is unchanged), which makes
    * those tasks open work, dispatched like after a restart. Retried tasks are not rewound ('unsupported'):
-   * a retry's failures and timers are numbered by the replay and cannot be taken back one by one.
+   * a retry's failures and timers are numbered by the replay and cannot be taken back one by one; nor is an
+   * instance that failed inside a critical section, whose locks others may hold by now.
    */
   async rewind(instanceId: string, reason: string): Promise<'rewound' | 'notFound' | 'notFailed' | 'unsupported'> {
     const children: string[] = [];
@@ -132,7 +133,8 @@ export class OrchestrationEngine {
       const s = await this.load(instanceId);
       if (!s) return 'notFound' as const;
       if (s.record.status !== 'Failed') return 'notFailed' as const;
-      if (s.record.counters.retries.length > 0) return 'unsupported' as const;
+      // Retried tasks: see above. A section it failed in: its locks were released when it failed.
+      if (s.record.counters.retries.length > 0 || s.record.counters.lock) return 'unsupported' as const;
       const removed = (e: HistoryEvent): boolean =>
         e.EventType === EventType.TaskFailed || e.EventType === EventType.SubOrchestrationInstanceFailed || e.EventType === EventType.ExecutionFailed;
       const failedChildren = new Set(s.history.filter((h) => h.event.EventType === EventType.SubOrchestrationInstanceFailed).map((h) => h.event.TaskScheduledId));

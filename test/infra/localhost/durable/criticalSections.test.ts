@@ -111,6 +111,8 @@ describe('Durable entity critical sections', () => {
     const done = await waitAt(urls.statusQueryGetUri);
     expect(done.runtimeStatus).toBe('Failed');
     expect(String(done.output)).toContain('Cannot signal an entity from within a critical section');
+    // Its locks went when it failed: a rewind could not give them back, so it is refused.
+    expect((await fetch(withReason((urls as ManagementUrls & { rewindPostUri: string }).rewindPostUri, 'again'), { method: 'POST' })).status).toBe(501);
     const entities = counters(host);
     await entities.signal(key, 'add', 3);
     await vi.waitFor(async () => expect(await entities.read(key)).toBe(3), { timeout: 10_000 });

@@ -47,6 +47,13 @@ describe.each([['durable-functions'], ['durable-functions-3-1']])('Durable rewin
     });
   });
 
+  it('answers 501 for an instance with a retried task, and leaves it failed', async () => {
+    const { urls } = await startThrough(`${host.url}/api/walkthrough/rewindRetried`, uniqueName('rr'));
+    expect(await waitAt(urls.statusQueryGetUri)).toMatchObject({ runtimeStatus: 'Failed' });
+    expect((await fetch(withReason((urls as WithRewind).rewindPostUri, 'no'), { method: 'POST' })).status).toBe(501);
+    expect(await waitAt(urls.statusQueryGetUri)).toMatchObject({ runtimeStatus: 'Failed' });
+  });
+
   it('refuses to rewind an instance that has not failed (412) or does not exist (404)', async () => {
     const { urls } = await startThrough(`${host.url}/api/walkthrough/chainWords`, ['a']);
     await waitAt(urls.statusQueryGetUri, ['Completed']);
