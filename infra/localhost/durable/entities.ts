@@ -177,7 +177,9 @@ export class EntityRunner {
     const tracked = this.drain(id, slot).finally(() => {
       slot.pumping = false;
       this.inFlight.delete(tracked);
-      if (slot.queue.length === 0 && !slot.lock && this.slots.get(id) === slot) this.slots.delete(id);
+      // A request enqueued between the drain's last look and now found the slot pumping: pump again.
+      if (slot.queue.some((r) => eligible(slot.lock, r))) this.pump(id, slot);
+      else if (slot.queue.length === 0 && !slot.lock && this.slots.get(id) === slot) this.slots.delete(id);
     });
     this.inFlight.add(tracked);
   }
