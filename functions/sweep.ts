@@ -1,19 +1,14 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import * as df from 'durable-functions';
 import { sweepExpired } from '../domain/services/sweep';
-import { TableActiveRuns } from '../infra/tables/tableActiveRuns';
-import { tableClientFor } from '../infra/storage/storageClients';
-import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
 import { durableClientInstances } from '../infra/storage/workspaceLeftovers';
-import { getSandboxHost } from './composition';
+import { appComposition, getSandboxHost } from './composition';
 import { CANCEL_EVENT } from './runLifecycle.names';
-import { loadSettings } from './settings';
-import { getWorkspaceLifecycle, storageLocation } from './workspaceLifecycle.wiring';
+import { getWorkspaceLifecycle } from './workspaceLifecycle.wiring';
 
 export const SWEEP_EXPIRED = 'sweepExpired';
 
 export async function sweepExpiredTimer(_timer: Timer, context: InvocationContext): Promise<void> {
-  const settings = loadSettings();
   const { purge } = await getWorkspaceLifecycle();
   const client = df.getClient(context);
   // Production has no local sandbox host (it refuses one): leases, deadlines and purges are swept all the same.
@@ -21,11 +16,11 @@ export async function sweepExpiredTimer(_timer: Timer, context: InvocationContex
   const report = await sweepExpired(
     {
       ...purge(durableClientInstances(client)),
-      activeRuns: new TableActiveRuns(tableClientFor(storageLocation(settings), settings.EVENT_LOG_TABLE)),
+      activeRuns: appComposition().activeRuns(),
       cancelOrchestration: async (runId) => {
         await client.raiseEvent(runId, CANCEL_EVENT, { reason: 'deadline passed' }).catch(() => undefined);
       },
-      removeOrphanedSandboxes: async () => (host instanceof LocalProcessSandboxHost ? host.removeOrphans() : 0),
+      removeOrphanedSandboxes: async () => (await host?.removeOrphans?.()) ?? 0,
     },
     context.invocationId,
   );
