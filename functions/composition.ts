@@ -32,6 +32,7 @@ import { existsSync } from 'node:fs';
 import type { RunStores } from '../domain/services/runPorts';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../infra/runs/blobRunStores';
 import { leftoverRemover } from '../infra/runs/leftoverSandboxes';
+import { LiveLeases } from '../infra/runs/liveLeases';
 import { RunAborts } from '../infra/runs/runAborts';
 import type { RunRuntime } from '../infra/runs/runContext';
 import { defaultSigningKeyPolicy } from '../domain/signingKeys';
@@ -136,7 +137,9 @@ export async function composeServices(settings: Settings = loadSettings()): Prom
     },
   });
   redactors = new WorkspaceStoreRedactors({ vault, clock: systemClock }, { recheckMs: STORE_REDACTOR_RECHECK_MS });
-  const deps: ServiceDependencies = { store, vault, resolver, clock: systemClock, random: systemRandom, ids: randomUuidIds };
+  // A revocation tells this process's live leases at once; none exist until a run or the gateway holds one.
+  const revocations = { secretRevoked: (workspaceId: string, name: string) => liveLeases?.secretRevoked(workspaceId, name) };
+  const deps: ServiceDependencies = { store, vault, resolver, clock: systemClock, random: systemRandom, ids: randomUuidIds, revocations };
   return { deps, authenticator: await authenticator(settings), records: new TableWorkspaceRecords(eventTable, store.projectionSeal) };
 }
 
@@ -178,6 +181,15 @@ export function getServices(): Promise<ApiServices> {
     throw error;
   });
   return services;
+}
+
+let liveLeases: LiveLeases | undefined;
+
+/** The leases this process's sandboxes hold (runs and gateway): what a revocation stops (infra/runs/liveLeases.ts). */
+export async function getLiveLeases(): Promise<LiveLeases> {
+  const { deps } = await getServices();
+  liveLeases ??= new LiveLeases(deps);
+  return liveLeases;
 }
 
 /** The live sandboxes of this process: the run lifecycle fills it, the gateway reads it (one instance per process). */
@@ -270,9 +282,9 @@ let gateway: Promise<Gateway> | undefined;
 export function getGateway(): Promise<Gateway> {
   gateway ??= (async () => {
     const settings = loadSettings();
-    const [{ deps }, bearers, host] = await Promise.all([getServices(), getGatewayBearers(settings), getSandboxHost()]);
+    const [{ deps }, bearers, host, leases] = await Promise.all([getServices(), getGatewayBearers(settings), getSandboxHost(), getLiveLeases()]);
     return new Gateway({
-      deps, bearers, sandboxes: runSandboxes, host, limits: { operationTimeoutMs: settings.GATEWAY_OPERATION_TIMEOUT_SECONDS * 1000 },
+      deps, bearers, sandboxes: runSandboxes, host, leases, limits: { operationTimeoutMs: settings.GATEWAY_OPERATION_TIMEOUT_SECONDS * 1000 },
       identityTokens: getSigning(settings).identityTokens,
     });
   })().catch((error: unknown) => {
@@ -333,7 +345,7 @@ let runRuntime: Promise<RunRuntime> | undefined;
 export function getRunRuntime(): Promise<RunRuntime> {
   runRuntime ??= (async (): Promise<RunRuntime> => {
     const settings = loadSettings();
-    const [{ deps }, stores, host, bearers] = await Promise.all([getServices(), getRunStores(settings), getSandboxHost(), getGatewayBearers(settings)]);
+    const [{ deps }, stores, host, bearers, leases] = await Promise.all([getServices(), getRunStores(settings), getSandboxHost(), getGatewayBearers(settings), getLiveLeases()]);
     // The sandbox host's default roots (LocalProcessSandboxHost): where a dead instance's leftovers are.
     const sandboxRoot = path.join(os.tmpdir(), 'dp-sandboxes');
     const credentialRoot = existsSync('/dev/shm') ? '/dev/shm/dp-credentials' : path.join(os.tmpdir(), 'dp-credentials');
@@ -344,6 +356,7 @@ export function getRunRuntime(): Promise<RunRuntime> {
       sandboxes: runSandboxes,
       bearers,
       aborts: new RunAborts(),
+      leases,
       gatewayUrl: gatewayUrlOf(settings),
       removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }),
       live: new Map(),
