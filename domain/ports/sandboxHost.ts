@@ -44,6 +44,8 @@ export interface CancelSignal {
 
 export interface SandboxRequest {
   readonly runId: string;
+  /** The run's workspace, for hosts that label what they create (a container's `disco-parrot.workspace`). */
+  readonly workspaceId?: string;
   /** Template files, relative paths inside the workspace. */
   readonly files: Readonly<Record<string, string>>;
   /** The workspace's redactor: all output passes it before it is kept or returned. */

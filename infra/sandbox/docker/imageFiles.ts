@@ -106,11 +106,16 @@ process.stdin.on('end', () => {
 export const DOORS_JS = `'use strict';
 const net = require('net'), fs = require('fs'), path = require('path');
 const dir = ${JSON.stringify(DOORS_DIR)};
+// Read at every connection: a host that adopts the container after a restart serves the doors from new sockets.
+const socketFor = (port) => (JSON.parse(fs.readFileSync(path.join(dir, 'doors.json'), 'utf8')).find((d) => d.port === port) || {}).socket;
 const doors = JSON.parse(fs.readFileSync(path.join(dir, 'doors.json'), 'utf8'));
 let ready = 0;
 const done = () => fs.writeFileSync(path.join(dir, 'ready'), '');
-for (const { port, socket } of doors) {
+for (const { port } of doors) {
   net.createServer((c) => {
+    let socket;
+    try { socket = socketFor(port); } catch {}
+    if (!socket) return c.destroy();
     const u = net.connect(path.join(dir, socket));
     c.pipe(u).pipe(c);
     c.on('error', () => u.destroy()); u.on('error', () => c.destroy());

@@ -1,0 +1,438 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, chown, mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type Dockerode from 'dockerode';
+import type { EgressAllowance, EgressTally } from '../../../domain/egress';
+import { DomainError } from '../../../domain/errors';
+import { checkRunSpecEnv, type GuardPolicy } from '../../../domain/launchGuard';
+import type {
+  CommandResult,
+  CommandSpec,
+  OutputRedactor,
+  RunningCommand,
+  SandboxCapabilities,
+  SandboxHandle,
+  SandboxHost,
+  SandboxRequest,
+} from '../../../domain/ports/sandboxHost';
+import type { CredentialDelivery, DeliveryTarget } from '../credentialDelivery';
+import { EGRESS_PROXY_URL, openDoorSockets, type DoorSockets } from '../egress/doors';
+import type { Resolver } from '../egress/egressProxy';
+import { guardedLauncher, type GuardedLauncher, type LaunchedProcess } from '../guardedLauncher';
+import { LaunchRefusedError } from '../launchErrors';
+import { DeliveryOutsideCredentialDirError, HAND_OVER_SCRIPT, SandboxGoneError } from '../localProcessSandboxHost';
+import { insideRoot } from '../sandboxFiles';
+import { CREDENTIAL_PROCESS_ENV, resolveTrustedProgram } from '../trustedPrograms';
+import { containerSpec, DEFAULT_LIMITS, LABEL, type ContainerLimits } from './containerSpec';
+import { dockerEngine, dockerSocketPath, engineAnswers } from './dockerEngine';
+import { AGENT_HOME, AGENT_UID, DOOR_UID, FILE_WRITER, FIRST_CREDENTIAL_UID, LAST_CREDENTIAL_UID, RELAY_JS, RELAY_SHELL, SANDBOX_GID, WORKSPACE_DIR } from './imageFiles';
+import { imageExists, REQUIRED_IN_IMAGE, SANDBOX_IMAGE_REPOSITORY } from './sandboxImage';
+
+/**
+ * Sandboxes as containers on a Docker engine (DESIGN.md §1.7): one container per run, found again by its
+ * labels. Every process goes through the guarded launcher, which starts a host-side relay (RELAY_JS); the
+ * relay creates an exec whose command and env are fixed, and hands the real argv, env and stdin to the
+ * launcher inside the image over the exec's stdin, so no value is ever part of what the engine stores.
+ */
+
+export const DEFAULT_SANDBOX_IMAGE = `${SANDBOX_IMAGE_REPOSITORY}:latest`;
+const DEFAULT_SCOPE = 'default';
+const CONTAINER_PATH = '/usr/local/bin:/usr/bin:/bin';
+const DOORS_READY_TIMEOUT_MS = 15_000;
+const HAND_OVER_TIMEOUT_MS = 300_000;
+const SCOPE = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+
+export interface DockerSandboxHostOptions {
+  readonly docker?: Dockerode;
+  /** The engine's unix socket (default: DOCKER_HOST); the relays reach it there. */
+  readonly socketPath?: string;
+  /** SANDBOX_IMAGE, default disco-parrot-sandbox:latest (`npm run sandbox-image`). */
+  readonly image?: string;
+  /** The value of the `disco-parrot.scope` label: hosts (or test suites) with different scopes never see each other's containers. */
+  readonly scope?: string;
+  /** Door sockets and the relay script, root-only. Default <tmpdir>/dp-docker-sandboxes/<scope>. */
+  readonly root?: string;
+  /** Per-process credential directories, bind-mounted at the same path. Default /dev/shm/dp-docker-credentials/<scope>. */
+  readonly credentialRoot?: string;
+  readonly limits?: Partial<ContainerLimits>;
+  readonly launcher?: GuardedLauncher;
+  readonly gatewayUrl?: string;
+  readonly egress?: {
+    readonly ports?: readonly number[];
+    readonly platformHosts?: readonly string[];
+    readonly testServers?: () => readonly string[];
+    readonly resolve?: Resolver;
+  };
+}
+
+/** The engine is not there, or the image lacks something: one line, naming what is missing. */
+export class DockerHostUnavailableError extends DomainError {
+  constructor(detail: string) {
+    super('SANDBOX.DOCKER_UNAVAILABLE', `Docker sandbox host: ${detail}`, 'unavailable');
+    this.name = 'DockerHostUnavailableError';
+  }
+}
+
+interface Sandbox {
+  readonly handle: SandboxHandle;
+  readonly containerId: string;
+  readonly hostDir: string;
+  readonly credentialDir: string;
+  readonly redactor: OutputRedactor;
+  readonly guard: GuardPolicy;
+  readonly env: Readonly<Record<string, string>>;
+  readonly doors: DoorSockets;
+  egress: EgressAllowance | undefined;
+  readonly running: Set<LaunchedProcess>;
+  processCount: number;
+  nextCredentialUid: number;
+  tornDown: boolean;
+}
+
+/** What tests and the sweep may see of a sandbox container. */
+export interface DockerSandboxInspection {
+  readonly containerId: string;
+  readonly credentialDir: string;
+  readonly hostDir: string;
+}
+
+const PROXY_ENV = {
+  HTTPS_PROXY: EGRESS_PROXY_URL, HTTP_PROXY: EGRESS_PROXY_URL, https_proxy: EGRESS_PROXY_URL, http_proxy: EGRESS_PROXY_URL,
+  NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost',
+};
+
+function within(parent: string, child: string): boolean {
+  const resolved = path.resolve(child);
+  return resolved === parent || resolved.startsWith(parent + path.sep);
+}
+
+async function waitForFile(file: string, timeoutMs: number, alive: () => Promise<boolean>): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (let i = 0; Date.now() < until; i++) {
+    if (existsSync(file)) return;
+    if (i % 20 === 19 && !(await alive())) throw new DockerHostUnavailableError('the sandbox container exited before its doors were ready');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new DockerHostUnavailableError(`the sandbox container's doors were not ready within ${timeoutMs} ms`);
+}
+
+export class DockerSandboxHost implements SandboxHost {
+  readonly capabilities: SandboxCapabilities = { isolated: true };
+  private readonly sandboxes = new Map<string, Sandbox>();
+  private readonly launcher: GuardedLauncher;
+  private readonly limits: ContainerLimits;
+
+  private constructor(
+    private readonly docker: Dockerode,
+    private readonly socketPath: string,
+    readonly image: string,
+    readonly scope: string,
+    private readonly root: string,
+    private readonly credentialRoot: string,
+    private readonly relayScript: string,
+    private readonly options: DockerSandboxHostOptions,
+  ) {
+    this.launcher = options.launcher ?? guardedLauncher;
+    this.limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
+  }
+
+  /** Checks the engine and the image at start; refuses with one line naming what is missing. */
+  static async open(options: DockerSandboxHostOptions = {}): Promise<DockerSandboxHost> {
+    const scope = options.scope ?? DEFAULT_SCOPE;
+    if (!SCOPE.test(scope)) throw new DomainError('SANDBOX.DOCKER_SCOPE', 'invalid Docker sandbox scope', 'invalid');
+    const socketPath = options.socketPath ?? dockerSocketPath();
+    const docker = options.docker ?? dockerEngine(socketPath);
+    const image = options.image ?? DEFAULT_SANDBOX_IMAGE;
+    if (!(await engineAnswers(docker))) throw new DockerHostUnavailableError(`no engine answers at unix://${socketPath} (set DOCKER_HOST)`);
+    if (!(await imageExists(docker, image)))
+      throw new DockerHostUnavailableError(`image ${image} is missing (run \`npm run sandbox-image\`, or set SANDBOX_IMAGE to an image the engine has)`);
+    const missing = await DockerSandboxHost.missingInImage(docker, image);
+    if (missing.length > 0) throw new DockerHostUnavailableError(`image ${image} lacks ${missing.join(', ')}`);
+    const root = path.resolve(options.root ?? path.join(os.tmpdir(), 'dp-docker-sandboxes', scope));
+    const credentialRoot = path.resolve(options.credentialRoot ?? path.join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'dp-docker-credentials', scope));
+    await mkdir(root, { recursive: true, mode: 0o711 });
+    await chmod(root, 0o711);
+    await mkdir(credentialRoot, { recursive: true, mode: 0o711 });
+    await chmod(credentialRoot, 0o711);
+    const relayScript = path.join(root, 'relay.js');
+    await writeFile(relayScript, RELAY_JS, { mode: 0o600 });
+    return new DockerSandboxHost(docker, socketPath, image, scope, root, credentialRoot, relayScript, options);
+  }
+
+  /** Runs the image once (no network, nothing mounted) and lists the required files it lacks. */
+  private static async missingInImage(docker: Dockerode, image: string): Promise<string[]> {
+    const container = await docker.createContainer({
+      Image: image, Cmd: ['/bin/sh', '-c', 'for f; do [ -e "$f" ] || echo "$f"; done', 'check', ...REQUIRED_IN_IMAGE], User: '65534:65534',
+      HostConfig: { NetworkMode: 'none', CapDrop: ['ALL'], ReadonlyRootfs: true, LogConfig: { Type: 'json-file', Config: {} } },
+    });
+    try {
+      await container.start();
+      const { StatusCode } = (await container.wait()) as { StatusCode: number };
+      const logs = (await container.logs({ stdout: true, stderr: true })).toString('latin1');
+      const lines = logs.split('\n').map((l) => l.replace(/^[\s\S]{8}/, '').trim()).filter((l) => l.startsWith('/'));
+      return StatusCode === 0 ? lines : [`a working /bin/sh (exit ${StatusCode})`];
+    } catch (error) {
+      return [`a runnable /bin/sh (${(error as Error).message.slice(0, 120)})`];
+    } finally {
+      await container.remove({ force: true }).catch(() => undefined);
+    }
+  }
+
+  async create(request: SandboxRequest): Promise<SandboxHandle> {
+    const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
+    if (!requested.ok) throw new LaunchRefusedError(requested);
+    if (request.keptVolume !== undefined)
+      throw new DomainError('SANDBOX.KEPT_VOLUME_UNSUPPORTED', 'the Docker sandbox host does not keep workspace volumes yet', 'invalid');
+    const sandboxId = randomUUID();
+    const hostDir = path.join(this.root, sandboxId);
+    const credentialDir = path.join(this.credentialRoot, sandboxId);
+    const handle: SandboxHandle = { sandboxId, runId: request.runId, workspace: WORKSPACE_DIR, isolated: true };
+    const env = { PATH: CONTAINER_PATH, LANG: 'C.UTF-8', ...PROXY_ENV, ...(request.env ?? {}) };
+    const egress = { current: request.egress };
+    let doors: DoorSockets | undefined;
+    let containerId: string | undefined;
+    try {
+      await mkdir(hostDir, { mode: 0o711 });
+      await mkdir(credentialDir, { mode: 0o711 });
+      doors = await this.openDoors(hostDir, () => this.sandboxes.get(sandboxId)?.egress ?? egress.current);
+      const container = await this.docker.createContainer(
+        containerSpec({
+          image: this.image, scope: this.scope, sandboxId, runId: request.runId, ...(request.workspaceId !== undefined ? { workspaceId: request.workspaceId } : {}),
+          doorsDir: path.join(hostDir, 'doors'), credentialDir, limits: this.limits,
+        }),
+      );
+      containerId = container.id;
+      await container.start();
+      await waitForFile(path.join(hostDir, 'doors', 'ready'), DOORS_READY_TIMEOUT_MS, async () => (await container.inspect()).State.Running);
+      const sandbox: Sandbox = {
+        handle, containerId, hostDir, credentialDir, redactor: request.redactor, guard: request.guard, env, doors,
+        egress: egress.current, running: new Set(), processCount: 0, nextCredentialUid: FIRST_CREDENTIAL_UID, tornDown: false,
+      };
+      this.sandboxes.set(sandboxId, sandbox);
+      if (Object.keys(request.files).length > 0) await this.writeTemplateFiles(sandbox, request.files);
+      return handle;
+    } catch (error) {
+      this.sandboxes.delete(sandboxId);
+      await doors?.close();
+      if (containerId) await this.docker.getContainer(containerId).remove({ force: true, v: true }).catch(() => undefined);
+      await rm(credentialDir, { recursive: true, force: true });
+      await rm(hostDir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** The run's sandbox container, found by its label (any host instance of this scope may have made it). */
+  async find(runId: string): Promise<SandboxHandle | undefined> {
+    const [found] = await this.listContainers({ [LABEL.run]: runId });
+    const sandboxId = found?.Labels?.[LABEL.sandbox];
+    if (!found || !sandboxId) return undefined;
+    return this.sandboxes.get(sandboxId)?.handle ?? { sandboxId, runId, workspace: WORKSPACE_DIR, isolated: true };
+  }
+
+  /** Every sandbox container of this scope, by run id. */
+  async list(): Promise<ReadonlyArray<{ readonly runId: string; readonly sandboxId: string; readonly containerId: string; readonly workspaceId?: string }>> {
+    return (await this.listContainers({})).flatMap((c) => {
+      const runId = c.Labels?.[LABEL.run];
+      const sandboxId = c.Labels?.[LABEL.sandbox];
+      const workspaceId = c.Labels?.[LABEL.workspace];
+      return runId && sandboxId ? [{ runId, sandboxId, containerId: c.Id, ...(workspaceId ? { workspaceId } : {}) }] : [];
+    });
+  }
+
+  /**
+   * Removes the containers (and their host directories) of runs that are over, found by label; a sandbox
+   * of this instance is left to its own teardown. Returns how many were removed.
+   */
+  async removeOrphans(runIsOver: (runId: string) => Promise<boolean>): Promise<number> {
+    let removed = 0;
+    for (const sandbox of await this.list()) {
+      if (this.sandboxes.has(sandbox.sandboxId) || !(await runIsOver(sandbox.runId))) continue;
+      await this.removeContainer(sandbox.containerId);
+      await rm(path.join(this.credentialRoot, sandbox.sandboxId), { recursive: true, force: true });
+      await rm(path.join(this.root, sandbox.sandboxId), { recursive: true, force: true });
+      removed++;
+    }
+    return removed;
+  }
+
+  async exec(handle: SandboxHandle, command: CommandSpec): Promise<CommandResult> {
+    return (await this.start(handle, command)).exited;
+  }
+
+  async start(handle: SandboxHandle, command: CommandSpec): Promise<RunningCommand> {
+    const sandbox = this.live(handle);
+    if (command.handOver && command.cwd !== undefined)
+      throw new DomainError('SANDBOX.HAND_OVER_WITH_CWD', 'a command runs either in cwd or in a private directory it hands over, not both', 'invalid');
+    const into = command.handOver?.into;
+    if (into !== undefined && into !== '.') insideRoot(WORKSPACE_DIR, into);
+    const n = ++sandbox.processCount;
+    const credential = command.identity === 'credential';
+    const uid = credential ? this.credentialUid(sandbox) : AGENT_UID;
+    // The credential directory is the same path on the host and in the container: the channels write it here.
+    const processDir = path.join(sandbox.credentialDir, `p${n}`);
+    const privateDir = into !== undefined ? path.join(processDir, 'work') : undefined;
+    const cwd = privateDir ?? (command.cwd === undefined ? WORKSPACE_DIR : insideRoot(WORKSPACE_DIR, command.cwd));
+    const home = credential ? processDir : AGENT_HOME;
+    const argv = credential ? [resolveTrustedProgram(command.argv[0] ?? ''), ...command.argv.slice(1)] : command.argv;
+    const standingEnv = { ...(credential ? { ...CREDENTIAL_PROCESS_ENV, ...PROXY_ENV } : sandbox.env), ...(command.env ?? {}), HOME: home, TMPDIR: credential ? home : '/tmp' };
+    const target: DeliveryTarget = { credentialDir: processDir, uid, gid: uid, egressProxy: EGRESS_PROXY_URL };
+    const prepare = async (): Promise<readonly CredentialDelivery[]> => {
+      await mkdir(processDir, { mode: 0o700 });
+      await chown(processDir, uid, uid);
+      if (privateDir) {
+        await mkdir(privateDir, { mode: 0o700 });
+        await chown(privateDir, uid, SANDBOX_GID);
+        await chmod(privateDir, 0o2770);
+      }
+      const deliveries = command.credentials ? await command.credentials(target) : [];
+      if (deliveries.some((d) => d.paths.some((p) => !within(processDir, p)))) {
+        await Promise.all(deliveries.map((d) => d.cleanup().catch(() => undefined)));
+        throw new DeliveryOutsideCredentialDirError();
+      }
+      return deliveries;
+    };
+    const launched = await this.launcher
+      .start({
+        argv,
+        prefix: this.relayPrefix(sandbox, `${uid}:${SANDBOX_GID}`, cwd),
+        standingEnv,
+        guard: sandbox.guard,
+        deliveries: prepare,
+        cwd: sandbox.hostDir,
+        redactor: sandbox.redactor,
+        ...(command.timeoutMs !== undefined ? { timeoutMs: command.timeoutMs } : {}),
+        ...(command.maxOutputBytes !== undefined ? { maxOutputBytes: command.maxOutputBytes } : {}),
+        ...(command.signal ? { signal: command.signal } : {}),
+      })
+      .catch(async (error: unknown) => {
+        await rm(processDir, { recursive: true, force: true });
+        throw error;
+      });
+    sandbox.running.add(launched);
+    const exited = launched.exited.then(async (result) => {
+      sandbox.running.delete(launched);
+      try {
+        const succeeded = result.exitCode === 0 && !result.timedOut && !result.cancelled;
+        return privateDir && into !== undefined && succeeded ? await this.handOver(handle, sandbox, privateDir, into, n, result) : result;
+      } finally {
+        await rm(processDir, { recursive: true, force: true });
+      }
+    });
+    return { pid: launched.pid, exited, stop: async () => (await launched.stop(), exited) };
+  }
+
+  async teardown(handle: SandboxHandle): Promise<void> {
+    const sandbox = this.sandboxes.get(handle.sandboxId);
+    if (sandbox?.tornDown) return;
+    if (sandbox) sandbox.tornDown = true;
+    // Removing the container kills every process in it; the relays on this side then see their exec end.
+    if (sandbox) await this.removeContainer(sandbox.containerId);
+    // A sandbox another instance made (found by its run id): its container is known by label only.
+    else for (const c of await this.listContainers({ [LABEL.sandbox]: handle.sandboxId })) await this.removeContainer(c.Id);
+    if (sandbox) {
+      await Promise.all([...sandbox.running].map((p) => p.stop()));
+      await sandbox.doors.close();
+    }
+    await rm(path.join(this.credentialRoot, handle.sandboxId), { recursive: true, force: true });
+    await rm(path.join(this.root, handle.sandboxId), { recursive: true, force: true });
+    this.sandboxes.delete(handle.sandboxId);
+  }
+
+  setEgress(handle: SandboxHandle, allowance: EgressAllowance): void {
+    this.live(handle).egress = allowance;
+  }
+
+  drainEgress(handle: SandboxHandle): EgressTally | undefined {
+    return this.live(handle).doors.egress.drain();
+  }
+
+  inspect(handle: SandboxHandle): DockerSandboxInspection {
+    const sandbox = this.live(handle);
+    return { containerId: sandbox.containerId, credentialDir: sandbox.credentialDir, hostDir: sandbox.hostDir };
+  }
+
+  private async listContainers(labels: Record<string, string>): Promise<Dockerode.ContainerInfo[]> {
+    const label = Object.entries({ [LABEL.scope]: this.scope, ...labels }).map(([k, v]) => `${k}=${v}`);
+    return this.docker.listContainers({ all: true, filters: { label } });
+  }
+
+  private async removeContainer(containerId: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerId).remove({ force: true, v: true });
+    } catch (error) {
+      const status = (error as { statusCode?: number }).statusCode;
+      // 404: already gone; 409: removal already in progress (another teardown or the sweep).
+      if (status !== 404 && status !== 409) throw error;
+    }
+  }
+
+  /**
+   * The host's sockets behind the container's doors, in a directory the container mounts: `doors.json` maps each
+   * port to its socket, relative to the directory, so only the forwarder's uid (never the agent) can reach them.
+   */
+  private async openDoors(hostDir: string, allowance: () => EgressAllowance | undefined): Promise<DoorSockets> {
+    const doorsDir = path.join(hostDir, 'doors');
+    await mkdir(doorsDir, { mode: 0o700 });
+    await chown(doorsDir, DOOR_UID, DOOR_UID);
+    const testServers = this.options.egress?.testServers ?? (() => []);
+    const doors = await openDoorSockets({
+      dir: path.join(doorsDir, 'g1'),
+      ...(this.options.gatewayUrl ? { gatewayUrl: this.options.gatewayUrl } : {}),
+      testServers: testServers(),
+      policy: {
+        ...(this.options.egress?.ports ? { ports: this.options.egress.ports } : {}),
+        ...(this.options.egress?.platformHosts ? { platformHosts: this.options.egress.platformHosts } : {}),
+        exceptions: testServers,
+        allowance,
+        ...(this.options.egress?.resolve ? { resolve: this.options.egress.resolve } : {}),
+      },
+    });
+    await chown(path.join(doorsDir, 'g1'), DOOR_UID, DOOR_UID);
+    for (const door of doors.sockets) await chown(door.socketPath, DOOR_UID, DOOR_UID);
+    const map = doors.sockets.map((door) => ({ port: door.port, socket: path.relative(doorsDir, door.socketPath) }));
+    await writeFile(path.join(doorsDir, 'doors.json'), JSON.stringify(map), { mode: 0o644 });
+    return doors;
+  }
+
+  private relayPrefix(sandbox: Sandbox, user: string, cwd: string): string[] {
+    return ['/bin/sh', '-c', RELAY_SHELL, 'dp-relay', process.execPath, this.relayScript, this.socketPath, sandbox.containerId, user, cwd, '--'];
+  }
+
+  private credentialUid(sandbox: Sandbox): number {
+    if (sandbox.nextCredentialUid > LAST_CREDENTIAL_UID) throw new DomainError('SANDBOX.UIDS_EXHAUSTED', 'this sandbox has used every credential uid', 'conflict');
+    return sandbox.nextCredentialUid++;
+  }
+
+  /** Template files, written by the agent inside the container (the workspace is a tmpfs the host cannot see). */
+  private async writeTemplateFiles(sandbox: Sandbox, files: Readonly<Record<string, string>>): Promise<void> {
+    for (const relative of Object.keys(files)) insideRoot(WORKSPACE_DIR, relative);
+    const stdin = JSON.stringify({ files });
+    const result = await this.exec(sandbox.handle, {
+      argv: ['node', FILE_WRITER], identity: 'agent', timeoutMs: 60_000,
+      credentials: async () => [{ env: {}, argsAfterCommand: [], stdin, paths: [], cleanup: async () => undefined }],
+    });
+    if (result.exitCode !== 0) throw new DomainError('SANDBOX.TEMPLATE_FILES', `could not write the template files: ${result.stderr.trim().slice(0, 200)}`, 'invalid');
+  }
+
+  private async handOver(handle: SandboxHandle, sandbox: Sandbox, privateDir: string, into: string, n: number, result: CommandResult): Promise<CommandResult> {
+    const staging = path.join(sandbox.credentialDir, `handover-${n}`);
+    try {
+      await rename(privateDir, staging);
+      const moved = await this.exec(handle, { argv: ['sh', '-c', HAND_OVER_SCRIPT, 'hand-over', staging, into], identity: 'agent', timeoutMs: HAND_OVER_TIMEOUT_MS });
+      if (moved.exitCode === 0) return result;
+      return { ...result, exitCode: moved.exitCode ?? 1, stderr: `${result.stderr}${moved.stderr}` };
+    } catch (error) {
+      return { ...result, exitCode: 1, stderr: `${result.stderr}hand-over: ${(error as Error).name}\n` };
+    } finally {
+      await rmdir(staging).catch(() => undefined);
+    }
+  }
+
+  private live(handle: SandboxHandle): Sandbox {
+    const sandbox = this.sandboxes.get(handle.sandboxId);
+    if (!sandbox || sandbox.tornDown) throw new SandboxGoneError(handle.sandboxId);
+    return sandbox;
+  }
+}
