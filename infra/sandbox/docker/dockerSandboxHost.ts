@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -28,7 +28,7 @@ import { CREDENTIAL_PROCESS_ENV, resolveTrustedProgram } from '../trustedProgram
 import { containerSpec, DEFAULT_LIMITS, LABEL, type ContainerLimits } from './containerSpec';
 import { dockerEngine, dockerSocketPath, engineAnswers } from './dockerEngine';
 import { AGENT_HOME, AGENT_UID, DOOR_UID, FILE_WRITER, FIRST_CREDENTIAL_UID, LAST_CREDENTIAL_UID, RELAY_JS, RELAY_SHELL, SANDBOX_GID, WORKSPACE_DIR } from './imageFiles';
-import { imageExists, REQUIRED_IN_IMAGE, SANDBOX_IMAGE_REPOSITORY } from './sandboxImage';
+import { IMAGE_SCRIPTS_HASH, imageLabels, REQUIRED_IN_IMAGE, SANDBOX_IMAGE_REPOSITORY, SCRIPTS_LABEL } from './sandboxImage';
 
 /**
  * Sandboxes as containers on a Docker engine (DESIGN.md §1.7): one container per run, found again by its
@@ -146,12 +146,19 @@ export class DockerSandboxHost implements SandboxHost {
     const docker = options.docker ?? dockerEngine(socketPath);
     const image = options.image ?? DEFAULT_SANDBOX_IMAGE;
     if (!(await engineAnswers(docker))) throw new DockerHostUnavailableError(`no engine answers at unix://${socketPath} (set DOCKER_HOST)`);
-    if (!(await imageExists(docker, image)))
+    const labels = await imageLabels(docker, image);
+    if (labels === undefined)
       throw new DockerHostUnavailableError(`image ${image} is missing (run \`npm run sandbox-image\`, or set SANDBOX_IMAGE to an image the engine has)`);
+    const scripts = labels[SCRIPTS_LABEL];
+    if (scripts !== undefined && scripts !== IMAGE_SCRIPTS_HASH)
+      throw new DockerHostUnavailableError(`image ${image} has launcher scripts of another version (${scripts}, this host needs ${IMAGE_SCRIPTS_HASH}): run \`npm run sandbox-image\``);
     const missing = await DockerSandboxHost.missingInImage(docker, image);
     if (missing.length > 0) throw new DockerHostUnavailableError(`image ${image} lacks ${missing.join(', ')}`);
-    const root = path.resolve(options.root ?? path.join(os.tmpdir(), 'dp-docker-sandboxes', scope));
-    const credentialRoot = path.resolve(options.credentialRoot ?? path.join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'dp-docker-credentials', scope));
+    // Short: a unix socket's path must stay under 108 bytes (<root>/<16 hex>/doors/g1/gateway.sock).
+    const scopeDir = createHash('sha256').update(scope).digest('hex').slice(0, 8);
+    const root = path.resolve(options.root ?? path.join(os.tmpdir(), 'dp-docker', scopeDir));
+    if (root.length > 60) throw new DomainError('SANDBOX.DOCKER_ROOT', `the Docker sandbox root ${root} is too long for the door sockets' paths`, 'invalid');
+    const credentialRoot = path.resolve(options.credentialRoot ?? path.join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'dp-docker-credentials', scopeDir));
     await mkdir(root, { recursive: true, mode: 0o711 });
     await chmod(root, 0o711);
     await mkdir(credentialRoot, { recursive: true, mode: 0o711 });
@@ -186,7 +193,7 @@ export class DockerSandboxHost implements SandboxHost {
     if (request.keptVolume !== undefined)
       throw new DomainError('SANDBOX.KEPT_VOLUME_UNSUPPORTED', 'the Docker sandbox host does not keep workspace volumes yet', 'invalid');
     const sandboxId = randomUUID();
-    const hostDir = path.join(this.root, sandboxId);
+    const hostDir = this.hostDirOf(sandboxId);
     const credentialDir = path.join(this.credentialRoot, sandboxId);
     const handle: SandboxHandle = { sandboxId, runId: request.runId, workspace: WORKSPACE_DIR, isolated: true };
     const env = { PATH: CONTAINER_PATH, LANG: 'C.UTF-8', ...PROXY_ENV, ...(request.env ?? {}) };
@@ -251,7 +258,7 @@ export class DockerSandboxHost implements SandboxHost {
       if (this.sandboxes.has(sandbox.sandboxId) || !(await runIsOver(sandbox.runId))) continue;
       await this.removeContainer(sandbox.containerId);
       await rm(path.join(this.credentialRoot, sandbox.sandboxId), { recursive: true, force: true });
-      await rm(path.join(this.root, sandbox.sandboxId), { recursive: true, force: true });
+      await rm(this.hostDirOf(sandbox.sandboxId), { recursive: true, force: true });
       removed++;
     }
     return removed;
@@ -336,7 +343,7 @@ export class DockerSandboxHost implements SandboxHost {
       await sandbox.doors.close();
     }
     await rm(path.join(this.credentialRoot, handle.sandboxId), { recursive: true, force: true });
-    await rm(path.join(this.root, handle.sandboxId), { recursive: true, force: true });
+    await rm(this.hostDirOf(handle.sandboxId), { recursive: true, force: true });
     this.sandboxes.delete(handle.sandboxId);
   }
 
@@ -398,6 +405,10 @@ export class DockerSandboxHost implements SandboxHost {
 
   private relayPrefix(sandbox: Sandbox, user: string, cwd: string): string[] {
     return ['/bin/sh', '-c', RELAY_SHELL, 'dp-relay', process.execPath, this.relayScript, this.socketPath, sandbox.containerId, user, cwd, '--'];
+  }
+
+  private hostDirOf(sandboxId: string): string {
+    return path.join(this.root, sandboxId.replaceAll('-', '').slice(0, 16));
   }
 
   private credentialUid(sandbox: Sandbox): number {

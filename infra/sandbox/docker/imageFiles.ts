@@ -192,5 +192,10 @@ function api(method, path, body) {
 })().catch((e) => fail(e.message));
 `;
 
+/** Names the in-image scripts' version: an image built with other scripts is refused at host start. */
+export function imageScriptsHash(hash: (text: string) => string): string {
+  return hash([LAUNCH_JS, DOORS_JS, WRITE_FILES_JS].join('\0')).slice(0, 16);
+}
+
 /** The shell that starts the relay: the environment goes to fd 3 as NUL-separated entries, the relay starts with none. */
 export const RELAY_SHELL = '{ /usr/bin/env -0 | /usr/bin/env -i "$@" 3<&0 0<&4 4<&-; } 4<&0';

@@ -13,6 +13,7 @@ import {
   DOORS_SCRIPT,
   FILE_WRITER,
   FIRST_CREDENTIAL_UID,
+  imageScriptsHash,
   LAUNCH_JS,
   LAUNCHER,
   SANDBOX_GID,
@@ -29,6 +30,9 @@ import {
 
 export const SANDBOX_IMAGE_REPOSITORY = 'disco-parrot-sandbox';
 /** What the sandbox needs to be a sandbox: checked at host start. */
+/** The label naming the version of the in-image scripts (imageScriptsHash). */
+export const SCRIPTS_LABEL = 'disco-parrot.scripts';
+export const IMAGE_SCRIPTS_HASH = imageScriptsHash((text) => createHash('sha256').update(text).digest('hex'));
 export const REQUIRED_IN_IMAGE = ['/bin/sh', '/usr/bin/env', '/usr/bin/node', '/usr/bin/git', LAUNCHER, DOORS_SCRIPT, FILE_WRITER] as const;
 
 const PROGRAMS = [
@@ -176,7 +180,7 @@ export async function buildSandboxImage(docker: Dockerode, log: (line: string) =
     const progress = await docker.importImage(createReadStream(tar), {
       repo: SANDBOX_IMAGE_REPOSITORY,
       tag: hash,
-      changes: ['ENV PATH=/usr/local/bin:/usr/bin:/bin', `LABEL disco-parrot.sandbox-image=${hash}`],
+      changes: ['ENV PATH=/usr/local/bin:/usr/bin:/bin', `LABEL disco-parrot.sandbox-image=${hash}`, `LABEL ${SCRIPTS_LABEL}=${IMAGE_SCRIPTS_HASH}`],
     });
     await new Promise<void>((resolve, reject) => docker.modem.followProgress(progress, (error) => (error ? reject(error) : resolve())));
     // `latest` is what a host without SANDBOX_IMAGE uses; the hash tag says which build it is.
@@ -189,11 +193,15 @@ export async function buildSandboxImage(docker: Dockerode, log: (line: string) =
 }
 
 export async function imageExists(docker: Dockerode, image: string): Promise<boolean> {
+  return (await imageLabels(docker, image)) !== undefined;
+}
+
+/** The image's labels, or undefined when the engine does not have it. */
+export async function imageLabels(docker: Dockerode, image: string): Promise<Readonly<Record<string, string>> | undefined> {
   try {
-    await docker.getImage(image).inspect();
-    return true;
+    return (await docker.getImage(image).inspect()).Config.Labels ?? {};
   } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return false;
+    if ((error as { statusCode?: number }).statusCode === 404) return undefined;
     throw error;
   }
 }
