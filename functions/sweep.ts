@@ -3,6 +3,7 @@ import * as df from 'durable-functions';
 import { sweepExpired } from '../domain/services/sweep';
 import { TableActiveRuns } from '../infra/tables/tableActiveRuns';
 import { tableClientFor } from '../infra/storage/storageClients';
+import { DockerSandboxHost } from '../infra/sandbox/docker/dockerSandboxHost';
 import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
 import { durableClientInstances } from '../infra/storage/workspaceLeftovers';
 import { getSandboxHost } from './composition';
@@ -18,14 +19,22 @@ export async function sweepExpiredTimer(_timer: Timer, context: InvocationContex
   const client = df.getClient(context);
   // Production has no local sandbox host (it refuses one): leases, deadlines and purges are swept all the same.
   const host = await getSandboxHost().catch(() => undefined);
+  const activeRuns = new TableActiveRuns(tableClientFor(storageLocation(settings), settings.EVENT_LOG_TABLE));
+  let active: Promise<Set<string>> | undefined;
+  const runIsOver = async (runId: string): Promise<boolean> => !(await (active ??= activeRuns.list().then((runs) => new Set(runs.map((r) => r.runId))))).has(runId);
   const report = await sweepExpired(
     {
       ...purge(durableClientInstances(client)),
-      activeRuns: new TableActiveRuns(tableClientFor(storageLocation(settings), settings.EVENT_LOG_TABLE)),
+      activeRuns,
       cancelOrchestration: async (runId) => {
         await client.raiseEvent(runId, CANCEL_EVENT, { reason: 'deadline passed' }).catch(() => undefined);
       },
-      removeOrphanedSandboxes: async () => (host instanceof LocalProcessSandboxHost ? host.removeOrphans() : 0),
+      removeOrphanedSandboxes: async () => {
+        if (host instanceof LocalProcessSandboxHost) return host.removeOrphans();
+        // A container is an orphan once its run is no longer active (found by label, whoever started it).
+        if (host instanceof DockerSandboxHost) return host.removeOrphans(runIsOver);
+        return 0;
+      },
     },
     context.invocationId,
   );
