@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
@@ -238,6 +238,48 @@ export class DockerSandboxHost implements SandboxHost {
     return this.sandboxes.get(sandboxId)?.handle ?? { sandboxId, runId, workspace: WORKSPACE_DIR, isolated: true };
   }
 
+  /**
+   * Serves a sandbox another (dead or stopped) instance of this scope created, found by `find`: new door
+   * sockets behind the running forwarder, and process numbers and credential uids past any the container or its
+   * credential directory has seen, so none is reused. The run's redactor and guard come from the caller, as at
+   * `create`. The gateway's port must be the one the container was created with.
+   */
+  async adopt(handle: SandboxHandle, request: Pick<SandboxRequest, 'redactor' | 'guard' | 'env' | 'egress'>): Promise<SandboxHandle> {
+    const known = this.sandboxes.get(handle.sandboxId);
+    if (known && !known.tornDown) return known.handle;
+    const [container] = await this.listContainers({ [LABEL.sandbox]: handle.sandboxId });
+    if (!container || container.State !== 'running') throw new SandboxGoneError(handle.sandboxId);
+    const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
+    if (!requested.ok) throw new LaunchRefusedError(requested);
+    const hostDir = this.hostDirOf(handle.sandboxId);
+    const credentialDir = path.join(this.credentialRoot, handle.sandboxId);
+    // Past every generation the doors directory or its map has named (a closed instance removed its own sockets).
+    const doorsJson = await readFile(path.join(hostDir, 'doors', 'doors.json'), 'utf8').catch(() => '');
+    const named = [...(await readdir(path.join(hostDir, 'doors')).catch(() => [] as string[])), ...doorsJson.split('"')];
+    const generation = Math.max(1, ...named.map((d) => Number(/^g(\d+)/.exec(d)?.[1] ?? 0))) + 1;
+    const doors = await this.openDoors(hostDir, () => this.sandboxes.get(handle.sandboxId)?.egress ?? request.egress, generation);
+    const sandbox: Sandbox = {
+      handle, containerId: container.Id, hostDir, credentialDir, redactor: request.redactor, guard: request.guard,
+      env: { PATH: CONTAINER_PATH, LANG: 'C.UTF-8', ...PROXY_ENV, ...(request.env ?? {}) }, doors, egress: request.egress,
+      running: new Set(), processCount: generation * 100_000, nextCredentialUid: LAST_CREDENTIAL_UID + 1, tornDown: false,
+    };
+    this.sandboxes.set(handle.sandboxId, sandbox);
+    try {
+      sandbox.nextCredentialUid = (await this.highestUidIn(sandbox)) + 1;
+    } catch (error) {
+      this.sandboxes.delete(handle.sandboxId);
+      await doors.close();
+      throw error;
+    }
+    return handle;
+  }
+
+  /** Stops serving this instance's sandboxes and forgets them, leaving their containers running for another instance. */
+  async close(): Promise<void> {
+    for (const sandbox of this.sandboxes.values()) await sandbox.doors.close();
+    this.sandboxes.clear();
+  }
+
   /** Every sandbox container of this scope, by run id. */
   async list(): Promise<ReadonlyArray<{ readonly runId: string; readonly sandboxId: string; readonly containerId: string; readonly workspaceId?: string }>> {
     return (await this.listContainers({})).flatMap((c) => {
@@ -379,13 +421,16 @@ export class DockerSandboxHost implements SandboxHost {
    * The host's sockets behind the container's doors, in a directory the container mounts: `doors.json` maps each
    * port to its socket, relative to the directory, so only the forwarder's uid (never the agent) can reach them.
    */
-  private async openDoors(hostDir: string, allowance: () => EgressAllowance | undefined): Promise<DoorSockets> {
+  private async openDoors(hostDir: string, allowance: () => EgressAllowance | undefined, generation = 1): Promise<DoorSockets> {
     const doorsDir = path.join(hostDir, 'doors');
-    await mkdir(doorsDir, { mode: 0o700 });
-    await chown(doorsDir, DOOR_UID, DOOR_UID);
+    if (generation === 1) {
+      await mkdir(doorsDir, { mode: 0o700 });
+      await chown(doorsDir, DOOR_UID, DOOR_UID);
+    }
+    const dir = path.join(doorsDir, `g${generation}`);
     const testServers = this.options.egress?.testServers ?? (() => []);
     const doors = await openDoorSockets({
-      dir: path.join(doorsDir, 'g1'),
+      dir,
       ...(this.options.gatewayUrl ? { gatewayUrl: this.options.gatewayUrl } : {}),
       testServers: testServers(),
       policy: {
@@ -396,15 +441,26 @@ export class DockerSandboxHost implements SandboxHost {
         ...(this.options.egress?.resolve ? { resolve: this.options.egress.resolve } : {}),
       },
     });
-    await chown(path.join(doorsDir, 'g1'), DOOR_UID, DOOR_UID);
+    await chown(dir, DOOR_UID, DOOR_UID);
     for (const door of doors.sockets) await chown(door.socketPath, DOOR_UID, DOOR_UID);
     const map = doors.sockets.map((door) => ({ port: door.port, socket: path.relative(doorsDir, door.socketPath) }));
-    await writeFile(path.join(doorsDir, 'doors.json'), JSON.stringify(map), { mode: 0o644 });
+    // Replaced whole (the forwarder reads it at every connection): a new generation takes over at once.
+    await writeFile(path.join(doorsDir, 'doors.json.new'), JSON.stringify(map), { mode: 0o644 });
+    await rename(path.join(doorsDir, 'doors.json.new'), path.join(doorsDir, 'doors.json'));
     return doors;
   }
 
   private relayPrefix(sandbox: Sandbox, user: string, cwd: string): string[] {
     return ['/bin/sh', '-c', RELAY_SHELL, 'dp-relay', process.execPath, this.relayScript, this.socketPath, sandbox.containerId, user, cwd, '--'];
+  }
+
+  /** The highest credential uid a process of the container runs as or a credential directory belongs to. */
+  private async highestUidIn(sandbox: Sandbox): Promise<number> {
+    const uids = [FIRST_CREDENTIAL_UID - 1];
+    for (const entry of await readdir(sandbox.credentialDir).catch(() => [] as string[])) uids.push((await stat(path.join(sandbox.credentialDir, entry))).uid);
+    const seen = await this.exec(sandbox.handle, { argv: ['sh', '-c', 'cat /proc/[0-9]*/status 2>/dev/null'], identity: 'agent', timeoutMs: 30_000 });
+    for (const match of seen.stdout.matchAll(/^Uid:\s+(\d+)/gm)) uids.push(Number(match[1]));
+    return Math.max(...uids.filter((uid) => uid >= FIRST_CREDENTIAL_UID - 1 && uid <= LAST_CREDENTIAL_UID));
   }
 
   private hostDirOf(sandboxId: string): string {

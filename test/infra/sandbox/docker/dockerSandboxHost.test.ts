@@ -1,4 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { GuardPolicy } from '../../../../domain/launchGuard';
 import type { SandboxHandle } from '../../../../domain/ports/sandboxHost';
@@ -185,6 +187,35 @@ describeWithDocker('DockerSandboxHost', engine, ({ docker, socketPath }) => {
     expect(await other.removeOrphans(async (runId) => runId === 'run-found')).toBe(1);
     expect(await other.find('run-found')).toBeUndefined();
     await teardown(handle); // idempotent with the container already gone
+  });
+
+  it('is adopted by another instance after this one stops: the same container and workspace, doors served anew, no uid reused', async () => {
+    const gatewayPath = '/api/gateway/operations';
+    const gateway = http.createServer((req, res) => res.end(req.url === gatewayPath ? 'gateway-ok' : 'not-gateway'));
+    await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', r));
+    const gatewayUrl = `http://127.0.0.1:${(gateway.address() as net.AddressInfo).port}${gatewayPath}`;
+    const first = await DockerSandboxHost.open({ docker, socketPath, image, scope, gatewayUrl });
+    const second = await DockerSandboxHost.open({ docker, socketPath, image, scope, gatewayUrl });
+    const ask = `require('http').request(process.argv[1],{method:'POST'},(r)=>{let b='';r.on('data',(d)=>b+=d);r.on('end',()=>console.log(b))}).on('error',(e)=>console.log(e.code)).end()`;
+    try {
+      const handle = await first.create({ runId: 'run-adopted', files: {}, redactor, guard });
+      await first.exec(handle, { argv: ['sh', '-c', 'echo installed > state.txt'], identity: 'agent' });
+      const mcp = await first.start(handle, { argv: ['sleep', '120'], identity: 'credential' });
+      await first.close(); // the instance goes away between phases; its container keeps running
+      await expect(first.exec(handle, { argv: ['true'], identity: 'agent' })).rejects.toThrow(/torn down or unknown/);
+      const found = await second.find('run-adopted');
+      expect(found?.sandboxId).toBe(handle.sandboxId);
+      await second.adopt(found as SandboxHandle, { redactor, guard });
+      const turn = await second.exec(handle, { argv: ['sh', '-c', 'cat state.txt && node -e "$1" "$2"', 'turn', ask, gatewayUrl], identity: 'agent' });
+      expect(turn.stdout).toBe('installed\ngateway-ok\n');
+      const uids = await second.exec(handle, { argv: ['id', '-u'], identity: 'credential' });
+      expect(Number(uids.stdout.trim())).toBeGreaterThan(FIRST_CREDENTIAL_UID); // the first instance's MCP server still holds 60100
+      await teardown(handle);
+      await mcp.exited;
+      expect(await second.find('run-adopted')).toBeUndefined();
+    } finally {
+      await new Promise((r) => gateway.close(r));
+    }
   });
 
   it('tears down without leaving a container, a directory, a relay or a sandbox process, even with processes running', async () => {
