@@ -25,6 +25,7 @@ import { Gateway } from '../infra/gateway/gatewayService';
 import { TableGatewayBearers } from '../infra/gateway/tableGatewayBearers';
 import { InMemoryRunSandboxes } from '../infra/runs/inMemoryRunSandboxes';
 import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
+import { DockerSandboxHost } from '../infra/sandbox/docker/dockerSandboxHost';
 import { openDockerSandboxHost } from './dockerSandboxHost.wiring';
 import { DEMO_GIT_PORTS } from '../infra/localhost/demoPorts';
 import { BlobServiceClient } from '@azure/storage-blob';
@@ -347,7 +348,7 @@ export function getRunRuntime(): Promise<RunRuntime> {
       bearers,
       aborts: new RunAborts(),
       gatewayUrl: gatewayUrlOf(settings),
-      removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }),
+      removeLeftovers: host instanceof DockerSandboxHost ? (sandboxId) => host.removeLeftover(sandboxId) : leftoverRemover({ sandboxRoot, credentialRoot }),
       live: new Map(),
     };
   })().catch((error: unknown) => {

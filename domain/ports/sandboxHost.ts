@@ -129,3 +129,18 @@ export interface SandboxHost {
   /** The egress decisions since the previous call (undefined where the host has no egress proxy). */
   drainEgress(handle: SandboxHandle): EgressTally | undefined;
 }
+
+/**
+ * A host whose sandboxes outlive the instance that made them (a container): a run's sandbox is found again by
+ * its run id, and another instance adopts it with the run's redactor and guard, so a run survives a restart
+ * or a move between phases.
+ */
+export interface RecoverableSandboxHost extends SandboxHost {
+  find(runId: string): Promise<SandboxHandle | undefined>;
+  adopt(handle: SandboxHandle, request: Pick<SandboxRequest, 'redactor' | 'guard' | 'env' | 'egress'>): Promise<SandboxHandle>;
+}
+
+export function isRecoverable(host: SandboxHost): host is RecoverableSandboxHost {
+  const candidate = host as Partial<RecoverableSandboxHost>;
+  return typeof candidate.find === 'function' && typeof candidate.adopt === 'function';
+}

@@ -13,8 +13,8 @@ import type {
   OutputRedactor,
   RunningCommand,
   SandboxCapabilities,
+  RecoverableSandboxHost,
   SandboxHandle,
-  SandboxHost,
   SandboxRequest,
 } from '../../../domain/ports/sandboxHost';
 import type { CredentialDelivery, DeliveryTarget } from '../credentialDelivery';
@@ -118,7 +118,7 @@ async function waitForFile(file: string, timeoutMs: number, alive: () => Promise
   throw new DockerHostUnavailableError(`the sandbox container's doors were not ready within ${timeoutMs} ms`);
 }
 
-export class DockerSandboxHost implements SandboxHost {
+export class DockerSandboxHost implements RecoverableSandboxHost {
   readonly capabilities: SandboxCapabilities = { isolated: true };
   private readonly sandboxes = new Map<string, Sandbox>();
   private readonly launcher: GuardedLauncher;
@@ -278,6 +278,11 @@ export class DockerSandboxHost implements SandboxHost {
   async close(): Promise<void> {
     for (const sandbox of this.sandboxes.values()) await sandbox.doors.close();
     this.sandboxes.clear();
+  }
+
+  /** Removes a sandbox a dead instance left (its container, found by label, and its directories). */
+  async removeLeftover(sandboxId: string): Promise<void> {
+    await this.teardown({ sandboxId, runId: '', workspace: WORKSPACE_DIR, isolated: true });
   }
 
   /** Every sandbox container of this scope, by run id. */
