@@ -4,7 +4,7 @@ import { DockerSandboxHost } from '../../infra/sandbox/docker/dockerSandboxHost'
 import { LocalProcessSandboxHost } from '../../infra/sandbox/localProcessSandboxHost';
 import type { SandboxHost } from '../../domain/ports/sandboxHost';
 import { createRedactor } from '../../domain/redaction';
-import { containersOfScope, dockerForTests, sandboxImageForTests, testScope } from '../support/dockerEngine';
+import { dockerForTests, sandboxImageForTests, testScope, removeScope } from '../support/dockerEngine';
 import { FigureSink } from './support/figures';
 import { quantile } from './support/timing';
 
@@ -47,7 +47,7 @@ async function measure(name: string, host: SandboxHost): Promise<void> {
 }
 
 afterAll(async () => {
-  if (engine) for (const c of await containersOfScope(engine.docker, scope)) await engine.docker.getContainer(c.Id).remove({ force: true });
+  if (engine) await removeScope(engine.docker, scope);
 });
 
 it('local-process and docker: create, first process and teardown at 1, 4 and 16 at once', async () => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type Dockerode from 'dockerode';
 import { describe, it } from 'vitest';
 import { dockerEngine, dockerSocketPath } from '../../infra/sandbox/docker/dockerEngine';
-import { DEFAULT_SANDBOX_IMAGE } from '../../infra/sandbox/docker/dockerSandboxHost';
+import { DEFAULT_SANDBOX_IMAGE, defaultScopeDirs } from '../../infra/sandbox/docker/dockerSandboxHost';
 import { buildSandboxImage, IMAGE_SCRIPTS_HASH, imageLabels, SCRIPTS_LABEL } from '../../infra/sandbox/docker/sandboxImage';
 
 /**
@@ -87,4 +87,12 @@ export function testScope(file: string): string {
 /** Every container the engine has with this scope label (running or not). */
 export async function containersOfScope(docker: Dockerode, scope: string): Promise<Dockerode.ContainerInfo[]> {
   return docker.listContainers({ all: true, filters: { label: [`disco-parrot.scope=${scope}`] } });
+}
+
+/** What a suite leaves when it ends: none of its scope's containers, door or credential directories. */
+export async function removeScope(docker: Dockerode, scope: string): Promise<void> {
+  for (const c of await containersOfScope(docker, scope)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  const dirs = defaultScopeDirs(scope);
+  await rm(dirs.root, { recursive: true, force: true });
+  await rm(dirs.credentialRoot, { recursive: true, force: true });
 }

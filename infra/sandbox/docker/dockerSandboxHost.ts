@@ -118,6 +118,18 @@ async function waitForFile(file: string, timeoutMs: number, alive: () => Promise
   throw new DockerHostUnavailableError(`the sandbox container's doors were not ready within ${timeoutMs} ms`);
 }
 
+/**
+ * Where a scope's door sockets and credential directories live by default. Short: a unix socket's path must stay
+ * under 108 bytes (<root>/<16 hex>/doors/g1/gateway.sock), so the scope is hashed.
+ */
+export function defaultScopeDirs(scope: string): { readonly root: string; readonly credentialRoot: string } {
+  const scopeDir = createHash('sha256').update(scope).digest('hex').slice(0, 8);
+  return {
+    root: path.join(os.tmpdir(), 'dp-docker', scopeDir),
+    credentialRoot: path.join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'dp-docker-credentials', scopeDir),
+  };
+}
+
 export class DockerSandboxHost implements RecoverableSandboxHost {
   readonly capabilities: SandboxCapabilities = { isolated: true };
   private readonly sandboxes = new Map<string, Sandbox>();
@@ -154,11 +166,10 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
       throw new DockerHostUnavailableError(`image ${image} has launcher scripts of another version (${scripts}, this host needs ${IMAGE_SCRIPTS_HASH}): run \`npm run sandbox-image\``);
     const missing = await DockerSandboxHost.missingInImage(docker, image);
     if (missing.length > 0) throw new DockerHostUnavailableError(`image ${image} lacks ${missing.join(', ')}`);
-    // Short: a unix socket's path must stay under 108 bytes (<root>/<16 hex>/doors/g1/gateway.sock).
-    const scopeDir = createHash('sha256').update(scope).digest('hex').slice(0, 8);
-    const root = path.resolve(options.root ?? path.join(os.tmpdir(), 'dp-docker', scopeDir));
+    const defaults = defaultScopeDirs(scope);
+    const root = path.resolve(options.root ?? defaults.root);
     if (root.length > 60) throw new DomainError('SANDBOX.DOCKER_ROOT', `the Docker sandbox root ${root} is too long for the door sockets' paths`, 'invalid');
-    const credentialRoot = path.resolve(options.credentialRoot ?? path.join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'dp-docker-credentials', scopeDir));
+    const credentialRoot = path.resolve(options.credentialRoot ?? defaults.credentialRoot);
     await mkdir(root, { recursive: true, mode: 0o711 });
     await chmod(root, 0o711);
     await mkdir(credentialRoot, { recursive: true, mode: 0o711 });

@@ -10,7 +10,7 @@ import { prepareTempFile } from '../../../../infra/sandbox/channels/tempFile';
 import { DockerSandboxHost } from '../../../../infra/sandbox/docker/dockerSandboxHost';
 import { AGENT_UID, DOOR_UID, FIRST_CREDENTIAL_UID } from '../../../../infra/sandbox/docker/imageFiles';
 import { LaunchRefusedError } from '../../../../infra/sandbox/launchErrors';
-import { containersOfScope, describeWithDocker, dockerForTests, sandboxImageForTests, testScope } from '../../../support/dockerEngine';
+import { containersOfScope, describeWithDocker, dockerForTests, sandboxImageForTests, testScope, removeScope } from '../../../support/dockerEngine';
 import { aSecretValue, redactorFor } from '../sandboxTestKit';
 
 /**
@@ -61,7 +61,8 @@ describeWithDocker('DockerSandboxHost', engine, ({ docker, socketPath }) => {
     host = await DockerSandboxHost.open({ docker, socketPath, image, scope });
   });
   afterAll(async () => {
-    for (const c of await containersOfScope(docker, scope)) await docker.getContainer(c.Id).remove({ force: true });
+    await removeScope(docker, scope);
+    await removeScope(docker, `${scope}-other`);
     const ms = (list: number[] = []) => list.map((t) => Math.round(t)).join(', ');
     console.info(`docker sandbox timings (ms): create [${ms(timings.create)}], teardown [${ms(timings.teardown)}]`);
   });

@@ -10,7 +10,7 @@ import { prepareTempFile } from '../../../../infra/sandbox/channels/tempFile';
 import { DockerSandboxHost } from '../../../../infra/sandbox/docker/dockerSandboxHost';
 import { FIRST_CREDENTIAL_UID } from '../../../../infra/sandbox/docker/imageFiles';
 import { azuriteConnectionString } from '../../../support/azurite';
-import { containersOfScope, describeWithDocker, dockerForTests, sandboxImageForTests, testScope } from '../../../support/dockerEngine';
+import { describeWithDocker, dockerForTests, sandboxImageForTests, testScope, removeScope } from '../../../support/dockerEngine';
 import { aSecretValue, redactorFor } from '../sandboxTestKit';
 
 /**
@@ -80,7 +80,7 @@ describeWithDocker('a hostile agent in a Docker sandbox', engine, ({ docker, soc
   });
   afterAll(async () => {
     if (sandbox) await host.teardown(sandbox);
-    for (const c of await containersOfScope(docker, scope)) await docker.getContainer(c.Id).remove({ force: true });
+    await removeScope(docker, scope);
     await Promise.all([api, listener, abstract].map((s) => new Promise((r) => s?.close(r))));
   });
 

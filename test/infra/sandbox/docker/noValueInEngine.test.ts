@@ -8,7 +8,7 @@ import { prepareStdin } from '../../../../infra/sandbox/channels/stdin';
 import { prepareTempFile } from '../../../../infra/sandbox/channels/tempFile';
 import { DockerSandboxHost } from '../../../../infra/sandbox/docker/dockerSandboxHost';
 import { EXEC_CMD } from '../../../../infra/sandbox/docker/imageFiles';
-import { containersOfScope, describeWithDocker, dockerForTests, sandboxImageForTests, testScope } from '../../../support/dockerEngine';
+import { describeWithDocker, dockerForTests, sandboxImageForTests, testScope, removeScope } from '../../../support/dockerEngine';
 import { leakForms } from '../../../support/leakScan';
 import { aSecretValue, redactorFor } from '../sandboxTestKit';
 
@@ -110,7 +110,7 @@ describeWithDocker('no value where the engine keeps state', engine, ({ docker, s
     host = await DockerSandboxHost.open({ docker, socketPath, image: await sandboxImageForTests(docker), scope });
   });
   afterAll(async () => {
-    for (const c of await containersOfScope(docker, scope)) await docker.getContainer(c.Id).remove({ force: true });
+    await removeScope(docker, scope);
   });
 
   it('leases through env, file and stdin: the data root, the exec root, every inspect and every exec process hold none of them', async () => {

@@ -15,7 +15,7 @@ import { finish, teardown } from '../../../../infra/runs/runTeardown';
 import { DockerSandboxHost } from '../../../../infra/sandbox/docker/dockerSandboxHost';
 import { createApiHarness, type ApiHarness } from '../../../support/apiHarness';
 import { azuriteConnectionString, uniqueName } from '../../../support/azurite';
-import { containersOfScope, describeWithDocker, dockerForTests, sandboxImageForTests, testScope } from '../../../support/dockerEngine';
+import { containersOfScope, describeWithDocker, dockerForTests, sandboxImageForTests, testScope, removeScope } from '../../../support/dockerEngine';
 
 /**
  * A run's steps on the Docker host: every phase and its leases in one container, and a run whose host instance
@@ -73,7 +73,7 @@ describeWithDocker('run steps on the Docker host', engine, ({ docker, socketPath
       await h.call('PUT', `/api/workspaces/${ws}/secrets/${name}`, { token, body: { value, uses: uses[name as keyof typeof VALUES] } });
   });
   afterAll(async () => {
-    for (const c of await containersOfScope(docker, scope)) await docker.getContainer(c.Id).remove({ force: true });
+    await removeScope(docker, scope);
   });
 
   it('runs every phase in one container: leases granted and released, output redacted, nothing left', async () => {
