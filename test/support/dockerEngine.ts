@@ -6,7 +6,7 @@ import type Dockerode from 'dockerode';
 import { describe, it } from 'vitest';
 import { dockerEngine, dockerSocketPath } from '../../infra/sandbox/docker/dockerEngine';
 import { DEFAULT_SANDBOX_IMAGE, defaultScopeDirs } from '../../infra/sandbox/docker/dockerSandboxHost';
-import { buildSandboxImage, IMAGE_SCRIPTS_HASH, imageLabels, SCRIPTS_LABEL } from '../../infra/sandbox/docker/sandboxImage';
+import { buildSandboxImage, imageLabels, imageRecipeHash, RECIPE_LABEL } from '../../infra/sandbox/docker/sandboxImage';
 
 /**
  * The Docker engine the Docker suites run against: DOCKER_HOST (CI's `.ci/run` starts one and builds the image).
@@ -20,10 +20,10 @@ export interface DockerTestEngine {
 
 export const dockerRequired = process.env.DP_REQUIRE_DOCKER === '1';
 
-/** The image the suites use: SANDBOX_IMAGE, else the default one, built here when missing or made by other scripts. */
+/** The image the suites use: SANDBOX_IMAGE, else the default one, built here when missing or made from another recipe. */
 export async function sandboxImageForTests(docker: Dockerode): Promise<string> {
   if (process.env.SANDBOX_IMAGE) return process.env.SANDBOX_IMAGE;
-  const current = async (): Promise<boolean> => (await imageLabels(docker, DEFAULT_SANDBOX_IMAGE))?.[SCRIPTS_LABEL] === IMAGE_SCRIPTS_HASH;
+  const current = async (): Promise<boolean> => (await imageLabels(docker, DEFAULT_SANDBOX_IMAGE))?.[RECIPE_LABEL] === imageRecipeHash();
   if (await current()) return DEFAULT_SANDBOX_IMAGE;
   // Parallel test files build once: the others wait for the one holding the lock.
   const lock = path.join(os.tmpdir(), 'dp-sandbox-image.lock');

@@ -33,10 +33,12 @@ export const SANDBOX_IMAGE_REPOSITORY = 'disco-parrot-sandbox';
 /** The label naming the version of the in-image scripts (imageScriptsHash). */
 export const SCRIPTS_LABEL = 'disco-parrot.scripts';
 export const IMAGE_SCRIPTS_HASH = imageScriptsHash((text) => createHash('sha256').update(text).digest('hex'));
+/** Names the recipe (scripts, programs, directories): a test helper rebuilds an image made from another one. */
+export const RECIPE_LABEL = 'disco-parrot.recipe';
 export const REQUIRED_IN_IMAGE = ['/bin/sh', '/usr/bin/env', '/usr/bin/node', '/usr/bin/git', LAUNCHER, DOORS_SCRIPT, FILE_WRITER] as const;
 
 const PROGRAMS = [
-  'sh', 'dash', 'bash', 'env', 'git', 'cat', 'ls', 'mkdir', 'mv', 'rm', 'cp', 'id', 'sleep', 'head', 'tail', 'wc', 'chmod', 'touch', 'true', 'false',
+  'sh', 'dash', 'bash', 'env', 'git', 'npm', 'npx', 'cat', 'ls', 'mkdir', 'mv', 'rm', 'cp', 'id', 'sleep', 'head', 'tail', 'wc', 'chmod', 'touch', 'true', 'false',
   'pwd', 'stat', 'readlink', 'realpath', 'tr', 'cut', 'grep', 'sed', 'tee', 'sort', 'uniq', 'dirname', 'basename', 'ln', 'find', 'xargs',
   'timeout', 'kill', 'base64', 'sha256sum', 'mktemp', 'date', 'uname', 'whoami', 'rmdir', 'printf', 'echo', 'test', 'expr', 'seq', 'cmp', 'diff',
 ];
@@ -123,6 +125,11 @@ function etcFiles(): Record<string, string> {
   };
 }
 
+/** The recipe's hash: the in-image scripts and /etc files and the lists of what is copied from the machine. */
+export function imageRecipeHash(): string {
+  return createHash('sha256').update(JSON.stringify([IMAGE_SCRIPTS_HASH, PROGRAMS, DIRECTORIES, ETC_FILES, etcFiles()])).digest('hex').slice(0, 16);
+}
+
 export interface BuiltImage {
   readonly image: string;
   readonly imported: boolean;
@@ -139,6 +146,9 @@ export async function buildSandboxImage(docker: Dockerode, log: (line: string) =
     else if (REQUIRED_PROGRAMS.has(name)) throw new Error(`sandbox image: ${name} is not installed on this machine`);
   }
   list.add(node);
+  // npm is a package beside node (its bin entries are links into it): the whole package comes along.
+  const npm = findProgram('npm');
+  if (npm) list.add(path.dirname(path.dirname(realpathSync(npm))));
   for (const dir of DIRECTORIES) if (existsSync(dir)) list.add(dir);
   for (const file of ETC_FILES) if (existsSync(file)) list.add(file);
   for (const lib of sharedLibraries(list.elfFiles())) list.add(lib);
@@ -180,7 +190,7 @@ export async function buildSandboxImage(docker: Dockerode, log: (line: string) =
     const progress = await docker.importImage(createReadStream(tar), {
       repo: SANDBOX_IMAGE_REPOSITORY,
       tag: hash,
-      changes: ['ENV PATH=/usr/local/bin:/usr/bin:/bin', `LABEL disco-parrot.sandbox-image=${hash}`, `LABEL ${SCRIPTS_LABEL}=${IMAGE_SCRIPTS_HASH}`],
+      changes: ['ENV PATH=/usr/local/bin:/usr/bin:/bin', `LABEL disco-parrot.sandbox-image=${hash}`, `LABEL ${SCRIPTS_LABEL}=${IMAGE_SCRIPTS_HASH}`, `LABEL ${RECIPE_LABEL}=${imageRecipeHash()}`],
     });
     await new Promise<void>((resolve, reject) => docker.modem.followProgress(progress, (error) => (error ? reject(error) : resolve())));
     // `latest` is what a host without SANDBOX_IMAGE uses; the hash tag says which build it is.
