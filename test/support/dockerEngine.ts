@@ -95,4 +95,5 @@ export async function removeScope(docker: Dockerode, scope: string): Promise<voi
   const dirs = defaultScopeDirs(scope);
   await rm(dirs.root, { recursive: true, force: true });
   await rm(dirs.credentialRoot, { recursive: true, force: true });
+  await rm(dirs.workspaceRoot, { recursive: true, force: true });
 }

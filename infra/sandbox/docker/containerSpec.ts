@@ -1,5 +1,5 @@
 import type Dockerode from 'dockerode';
-import { AGENT_HOME, AGENT_UID, CONTAINER_CMD, DOOR_UID, DOORS_DIR, SANDBOX_GID, WORKSPACE_DIR } from './imageFiles';
+import { AGENT_HOME, AGENT_UID, CONTAINER_CMD, DOOR_UID, DOORS_DIR, SANDBOX_GID } from './imageFiles';
 
 /** Labels every sandbox container carries; `scope` separates hosts (or test suites) sharing one engine. */
 export const LABEL = {
@@ -13,10 +13,9 @@ export interface ContainerLimits {
   readonly memoryBytes: number;
   readonly nanoCpus: number;
   readonly pids: number;
-  readonly workspaceBytes: number;
 }
 
-export const DEFAULT_LIMITS: ContainerLimits = { memoryBytes: 1024 * 1024 * 1024, nanoCpus: 1_000_000_000, pids: 256, workspaceBytes: 1024 * 1024 * 1024 };
+export const DEFAULT_LIMITS: ContainerLimits = { memoryBytes: 1024 * 1024 * 1024, nanoCpus: 1_000_000_000, pids: 256 };
 
 export interface ContainerSpecInput {
   readonly image: string;
@@ -28,12 +27,15 @@ export interface ContainerSpecInput {
   readonly doorsDir: string;
   /** Host tmpfs directory for per-process credential material, mounted at the same path. */
   readonly credentialDir: string;
+  /** Host tmpfs directory of the workspace (2770, the agent's, the sandbox group's), mounted at the same path. */
+  readonly workspace: string;
   readonly limits: ContainerLimits;
 }
 
 /**
  * One sandbox container. Nothing here carries a value: no Env, a fixed command, labels with ids only. The
- * agent's workspace and home and every credential file live on tmpfs (never in the engine's data root);
+ * agent's workspace and home and every credential file live on tmpfs (never in the engine's data root; the
+ * workspace and credential directories are the host's, mounted at the same path);
  * the root is read-only, every capability is dropped, privileges cannot be regained, the default seccomp
  * profile applies, and the only network is loopback, where the doors forward to the host's unix sockets.
  */
@@ -62,11 +64,10 @@ export function containerSpec(input: ContainerSpecInput): Dockerode.ContainerCre
       Init: true,
       IpcMode: 'private',
       Tmpfs: {
-        [WORKSPACE_DIR]: `rw,nosuid,nodev,size=${input.limits.workspaceBytes},mode=2770,uid=${AGENT_UID},gid=${SANDBOX_GID}`,
         [AGENT_HOME]: `rw,nosuid,nodev,size=67108864,mode=0700,uid=${AGENT_UID},gid=${SANDBOX_GID}`,
         '/tmp': 'rw,nosuid,nodev,size=268435456,mode=1777',
       },
-      Binds: [`${input.doorsDir}:${DOORS_DIR}:rw`, `${input.credentialDir}:${input.credentialDir}:rw`],
+      Binds: [`${input.doorsDir}:${DOORS_DIR}:rw`, `${input.credentialDir}:${input.credentialDir}:rw`, `${input.workspace}:${input.workspace}:rw`],
       PidsLimit: input.limits.pids,
       Memory: input.limits.memoryBytes,
       MemorySwap: input.limits.memoryBytes,

@@ -23,11 +23,11 @@ import type { Resolver } from '../egress/egressProxy';
 import { guardedLauncher, type GuardedLauncher, type LaunchedProcess } from '../guardedLauncher';
 import { LaunchRefusedError } from '../launchErrors';
 import { DeliveryOutsideCredentialDirError, HAND_OVER_SCRIPT, SandboxGoneError } from '../localProcessSandboxHost';
-import { insideRoot } from '../sandboxFiles';
+import { insideRoot, writeTemplateFiles } from '../sandboxFiles';
 import { CREDENTIAL_PROCESS_ENV, resolveTrustedProgram } from '../trustedPrograms';
 import { containerSpec, DEFAULT_LIMITS, LABEL, type ContainerLimits } from './containerSpec';
 import { dockerEngine, dockerSocketPath, engineAnswers } from './dockerEngine';
-import { AGENT_HOME, AGENT_UID, DOOR_UID, FILE_WRITER, FIRST_CREDENTIAL_UID, LAST_CREDENTIAL_UID, RELAY_JS, RELAY_SHELL, SANDBOX_GID, WORKSPACE_DIR } from './imageFiles';
+import { AGENT_HOME, AGENT_UID, DOOR_UID, FIRST_CREDENTIAL_UID, LAST_CREDENTIAL_UID, RELAY_JS, RELAY_SHELL, SANDBOX_GID } from './imageFiles';
 import { IMAGE_SCRIPTS_HASH, imageLabels, REQUIRED_IN_IMAGE, SANDBOX_IMAGE_REPOSITORY, SCRIPTS_LABEL } from './sandboxImage';
 
 /**
@@ -56,6 +56,8 @@ export interface DockerSandboxHostOptions {
   readonly root?: string;
   /** Per-process credential directories, bind-mounted at the same path. Default /dev/shm/dp-docker-credentials/<scope>. */
   readonly credentialRoot?: string;
+  /** Workspaces, bind-mounted at the same path. Default /dev/shm/dp-docker-workspaces/<scope>. */
+  readonly workspaceRoot?: string;
   readonly limits?: Partial<ContainerLimits>;
   readonly launcher?: GuardedLauncher;
   readonly gatewayUrl?: string;
@@ -96,6 +98,7 @@ export interface DockerSandboxInspection {
   readonly containerId: string;
   readonly credentialDir: string;
   readonly hostDir: string;
+  readonly workspace: string;
 }
 
 const PROXY_ENV = {
@@ -122,11 +125,13 @@ async function waitForFile(file: string, timeoutMs: number, alive: () => Promise
  * Where a scope's door sockets and credential directories live by default. Short: a unix socket's path must stay
  * under 108 bytes (<root>/<16 hex>/doors/g1/gateway.sock), so the scope is hashed.
  */
-export function defaultScopeDirs(scope: string): { readonly root: string; readonly credentialRoot: string } {
+export function defaultScopeDirs(scope: string): { readonly root: string; readonly credentialRoot: string; readonly workspaceRoot: string } {
   const scopeDir = createHash('sha256').update(scope).digest('hex').slice(0, 8);
+  const shm = existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
   return {
     root: path.join(os.tmpdir(), 'dp-docker', scopeDir),
-    credentialRoot: path.join(existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'dp-docker-credentials', scopeDir),
+    credentialRoot: path.join(shm, 'dp-docker-credentials', scopeDir),
+    workspaceRoot: path.join(shm, 'dp-docker-workspaces', scopeDir),
   };
 }
 
@@ -143,6 +148,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     readonly scope: string,
     private readonly root: string,
     private readonly credentialRoot: string,
+    private readonly workspaceRoot: string,
     private readonly relayScript: string,
     private readonly options: DockerSandboxHostOptions,
   ) {
@@ -170,13 +176,16 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     const root = path.resolve(options.root ?? defaults.root);
     if (root.length > 60) throw new DomainError('SANDBOX.DOCKER_ROOT', `the Docker sandbox root ${root} is too long for the door sockets' paths`, 'invalid');
     const credentialRoot = path.resolve(options.credentialRoot ?? defaults.credentialRoot);
+    const workspaceRoot = path.resolve(options.workspaceRoot ?? defaults.workspaceRoot);
+    await mkdir(workspaceRoot, { recursive: true, mode: 0o711 });
+    await chmod(workspaceRoot, 0o711);
     await mkdir(root, { recursive: true, mode: 0o711 });
     await chmod(root, 0o711);
     await mkdir(credentialRoot, { recursive: true, mode: 0o711 });
     await chmod(credentialRoot, 0o711);
     const relayScript = path.join(root, 'relay.js');
     await writeFile(relayScript, RELAY_JS, { mode: 0o600 });
-    return new DockerSandboxHost(docker, socketPath, image, scope, root, credentialRoot, relayScript, options);
+    return new DockerSandboxHost(docker, socketPath, image, scope, root, credentialRoot, workspaceRoot, relayScript, options);
   }
 
   /** Runs the image once (no network, nothing mounted) and lists the required files it lacks. */
@@ -206,7 +215,8 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     const sandboxId = randomUUID();
     const hostDir = this.hostDirOf(sandboxId);
     const credentialDir = path.join(this.credentialRoot, sandboxId);
-    const handle: SandboxHandle = { sandboxId, runId: request.runId, workspace: WORKSPACE_DIR, isolated: true };
+    const workspace = this.workspaceOf(sandboxId);
+    const handle: SandboxHandle = { sandboxId, runId: request.runId, workspace, isolated: true };
     const env = { PATH: CONTAINER_PATH, LANG: 'C.UTF-8', ...PROXY_ENV, ...(request.env ?? {}) };
     const egress = { current: request.egress };
     let doors: DoorSockets | undefined;
@@ -214,11 +224,17 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     try {
       await mkdir(hostDir, { mode: 0o711 });
       await mkdir(credentialDir, { mode: 0o711 });
+      // On the host's tmpfs, at the same path inside: the host's checks (templates, the gateway's repository
+      // check, hand-over) see what the sandbox sees, exactly as for the local host.
+      await mkdir(workspace, { mode: 0o2770 });
+      await chown(workspace, AGENT_UID, SANDBOX_GID);
+      await chmod(workspace, 0o2770);
+      await writeTemplateFiles(workspace, request.files, { uid: AGENT_UID, gid: SANDBOX_GID });
       doors = await this.openDoors(hostDir, () => this.sandboxes.get(sandboxId)?.egress ?? egress.current);
       const container = await this.docker.createContainer(
         containerSpec({
           image: this.image, scope: this.scope, sandboxId, runId: request.runId, ...(request.workspaceId !== undefined ? { workspaceId: request.workspaceId } : {}),
-          doorsDir: path.join(hostDir, 'doors'), credentialDir, limits: this.limits,
+          doorsDir: path.join(hostDir, 'doors'), credentialDir, workspace, limits: this.limits,
         }),
       );
       containerId = container.id;
@@ -229,14 +245,12 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
         egress: egress.current, running: new Set(), processCount: 0, nextCredentialUid: FIRST_CREDENTIAL_UID, tornDown: false,
       };
       this.sandboxes.set(sandboxId, sandbox);
-      if (Object.keys(request.files).length > 0) await this.writeTemplateFiles(sandbox, request.files);
       return handle;
     } catch (error) {
       this.sandboxes.delete(sandboxId);
       await doors?.close();
       if (containerId) await this.docker.getContainer(containerId).remove({ force: true, v: true }).catch(() => undefined);
-      await rm(credentialDir, { recursive: true, force: true });
-      await rm(hostDir, { recursive: true, force: true });
+      await this.removeDirs(sandboxId);
       throw error;
     }
   }
@@ -246,7 +260,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     const [found] = await this.listContainers({ [LABEL.run]: runId });
     const sandboxId = found?.Labels?.[LABEL.sandbox];
     if (!found || !sandboxId) return undefined;
-    return this.sandboxes.get(sandboxId)?.handle ?? { sandboxId, runId, workspace: WORKSPACE_DIR, isolated: true };
+    return this.sandboxes.get(sandboxId)?.handle ?? { sandboxId, runId, workspace: this.workspaceOf(sandboxId), isolated: true };
   }
 
   /**
@@ -293,7 +307,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
 
   /** Removes a sandbox a dead instance left (its container, found by label, and its directories). */
   async removeLeftover(sandboxId: string): Promise<void> {
-    await this.teardown({ sandboxId, runId: '', workspace: WORKSPACE_DIR, isolated: true });
+    await this.teardown({ sandboxId, runId: '', workspace: this.workspaceOf(sandboxId), isolated: true });
   }
 
   /** Every sandbox container of this scope, by run id. */
@@ -315,8 +329,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     for (const sandbox of await this.list()) {
       if (this.sandboxes.has(sandbox.sandboxId) || !(await runIsOver(sandbox.runId))) continue;
       await this.removeContainer(sandbox.containerId);
-      await rm(path.join(this.credentialRoot, sandbox.sandboxId), { recursive: true, force: true });
-      await rm(this.hostDirOf(sandbox.sandboxId), { recursive: true, force: true });
+      await this.removeDirs(sandbox.sandboxId);
       removed++;
     }
     return removed;
@@ -331,14 +344,14 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     if (command.handOver && command.cwd !== undefined)
       throw new DomainError('SANDBOX.HAND_OVER_WITH_CWD', 'a command runs either in cwd or in a private directory it hands over, not both', 'invalid');
     const into = command.handOver?.into;
-    if (into !== undefined && into !== '.') insideRoot(WORKSPACE_DIR, into);
+    if (into !== undefined && into !== '.') insideRoot(handle.workspace, into);
     const n = ++sandbox.processCount;
     const credential = command.identity === 'credential';
     const uid = credential ? this.credentialUid(sandbox) : AGENT_UID;
     // The credential directory is the same path on the host and in the container: the channels write it here.
     const processDir = path.join(sandbox.credentialDir, `p${n}`);
     const privateDir = into !== undefined ? path.join(processDir, 'work') : undefined;
-    const cwd = privateDir ?? (command.cwd === undefined ? WORKSPACE_DIR : insideRoot(WORKSPACE_DIR, command.cwd));
+    const cwd = privateDir ?? (command.cwd === undefined ? handle.workspace : insideRoot(handle.workspace, command.cwd));
     const home = credential ? processDir : AGENT_HOME;
     const argv = credential ? [resolveTrustedProgram(command.argv[0] ?? ''), ...command.argv.slice(1)] : command.argv;
     const standingEnv = { ...(credential ? { ...CREDENTIAL_PROCESS_ENV, ...PROXY_ENV } : sandbox.env), ...(command.env ?? {}), HOME: home, TMPDIR: credential ? home : '/tmp' };
@@ -400,8 +413,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
       await Promise.all([...sandbox.running].map((p) => p.stop()));
       await sandbox.doors.close();
     }
-    await rm(path.join(this.credentialRoot, handle.sandboxId), { recursive: true, force: true });
-    await rm(this.hostDirOf(handle.sandboxId), { recursive: true, force: true });
+    await this.removeDirs(handle.sandboxId);
     this.sandboxes.delete(handle.sandboxId);
   }
 
@@ -415,7 +427,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
 
   inspect(handle: SandboxHandle): DockerSandboxInspection {
     const sandbox = this.live(handle);
-    return { containerId: sandbox.containerId, credentialDir: sandbox.credentialDir, hostDir: sandbox.hostDir };
+    return { containerId: sandbox.containerId, credentialDir: sandbox.credentialDir, hostDir: sandbox.hostDir, workspace: sandbox.handle.workspace };
   }
 
   private async listContainers(labels: Record<string, string>): Promise<Dockerode.ContainerInfo[]> {
@@ -479,6 +491,17 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     return Math.max(...uids.filter((uid) => uid >= FIRST_CREDENTIAL_UID - 1 && uid <= LAST_CREDENTIAL_UID));
   }
 
+  /** The sandbox's host directories: doors, credentials and the workspace (rm never follows a link the agent planted). */
+  private async removeDirs(sandboxId: string): Promise<void> {
+    await rm(path.join(this.credentialRoot, sandboxId), { recursive: true, force: true });
+    await rm(this.workspaceOf(sandboxId), { recursive: true, force: true });
+    await rm(this.hostDirOf(sandboxId), { recursive: true, force: true });
+  }
+
+  private workspaceOf(sandboxId: string): string {
+    return path.join(this.workspaceRoot, sandboxId);
+  }
+
   private hostDirOf(sandboxId: string): string {
     return path.join(this.root, sandboxId.replaceAll('-', '').slice(0, 16));
   }
@@ -486,17 +509,6 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
   private credentialUid(sandbox: Sandbox): number {
     if (sandbox.nextCredentialUid > LAST_CREDENTIAL_UID) throw new DomainError('SANDBOX.UIDS_EXHAUSTED', 'this sandbox has used every credential uid', 'conflict');
     return sandbox.nextCredentialUid++;
-  }
-
-  /** Template files, written by the agent inside the container (the workspace is a tmpfs the host cannot see). */
-  private async writeTemplateFiles(sandbox: Sandbox, files: Readonly<Record<string, string>>): Promise<void> {
-    for (const relative of Object.keys(files)) insideRoot(WORKSPACE_DIR, relative);
-    const stdin = JSON.stringify({ files });
-    const result = await this.exec(sandbox.handle, {
-      argv: ['node', FILE_WRITER], identity: 'agent', timeoutMs: 60_000,
-      credentials: async () => [{ env: {}, argsAfterCommand: [], stdin, paths: [], cleanup: async () => undefined }],
-    });
-    if (result.exitCode !== 0) throw new DomainError('SANDBOX.TEMPLATE_FILES', `could not write the template files: ${result.stderr.trim().slice(0, 200)}`, 'invalid');
   }
 
   private async handOver(handle: SandboxHandle, sandbox: Sandbox, privateDir: string, into: string, n: number, result: CommandResult): Promise<CommandResult> {

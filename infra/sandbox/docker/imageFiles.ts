@@ -15,11 +15,9 @@ export const FIRST_CREDENTIAL_UID = 60_100;
 export const LAST_CREDENTIAL_UID = 64_999;
 
 /** Paths inside the container. */
-export const WORKSPACE_DIR = '/workspace';
 export const AGENT_HOME = '/home/agent';
 export const DOORS_DIR = '/run/dp/doors';
 export const LAUNCHER = '/opt/dp/launch.js';
-export const FILE_WRITER = '/opt/dp/write-files.js';
 export const DOORS_SCRIPT = '/opt/dp/doors.js';
 
 /** The container's fixed command: the door forwarder. Value-free: its ports come from a file in the doors dir. */
@@ -66,36 +64,6 @@ function start(spec) {
   child.once('error', (error) => { if (child.pid !== undefined) return; exited = true; process.stderr.write('dp-launch: could not start ' + spec.argv[0] + ': ' + (error.code || 'error') + '\\n'); process.exit(127); });
   child.once('exit', (code, signal) => { exited = true; killGroup(); process.exit(code !== null ? code : 128 + (constants.signals[signal] || 9)); });
 }
-`;
-
-/**
- * Writes the template files into the workspace as the agent: stdin is JSON `{files: {relative: content}}`.
- * The workspace is a fresh tmpfs, yet every open refuses symlinks and existing entries all the same.
- */
-export const WRITE_FILES_JS = `'use strict';
-const fs = require('fs'), path = require('path');
-const root = process.cwd();
-let input = '';
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (c) => (input += c));
-process.stdin.on('end', () => {
-  const { files } = JSON.parse(input);
-  for (const [relative, content] of Object.entries(files)) {
-    const full = path.resolve(root, relative);
-    if (!full.startsWith(root + path.sep)) { console.error('escapes the workspace: ' + JSON.stringify(relative)); process.exit(2); }
-    let dir = root;
-    for (const part of path.relative(root, path.dirname(full)).split(path.sep).filter(Boolean)) {
-      dir = path.join(dir, part);
-      let stat; try { stat = fs.lstatSync(dir); } catch {}
-      if (stat && !stat.isDirectory()) { console.error('not a directory: ' + JSON.stringify(relative)); process.exit(2); }
-      if (!stat) { fs.mkdirSync(dir, { mode: 0o2770 }); fs.chmodSync(dir, 0o2770); }
-    }
-    const fd = fs.openSync(full, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o660);
-    fs.writeSync(fd, content);
-    fs.fchmodSync(fd, 0o660);
-    fs.closeSync(fd);
-  }
-});
 `;
 
 /**
@@ -194,7 +162,7 @@ function api(method, path, body) {
 
 /** Names the in-image scripts' version: an image built with other scripts is refused at host start. */
 export function imageScriptsHash(hash: (text: string) => string): string {
-  return hash([LAUNCH_JS, DOORS_JS, WRITE_FILES_JS].join('\0')).slice(0, 16);
+  return hash([LAUNCH_JS, DOORS_JS].join('\0')).slice(0, 16);
 }
 
 /** The shell that starts the relay: the environment goes to fd 3 as NUL-separated entries, the relay starts with none. */

@@ -11,13 +11,11 @@ import {
   DOOR_UID,
   DOORS_JS,
   DOORS_SCRIPT,
-  FILE_WRITER,
   FIRST_CREDENTIAL_UID,
   imageScriptsHash,
   LAUNCH_JS,
   LAUNCHER,
   SANDBOX_GID,
-  WRITE_FILES_JS,
 } from './imageFiles';
 
 /**
@@ -35,7 +33,7 @@ export const SCRIPTS_LABEL = 'disco-parrot.scripts';
 export const IMAGE_SCRIPTS_HASH = imageScriptsHash((text) => createHash('sha256').update(text).digest('hex'));
 /** Names the recipe (scripts, programs, directories): a test helper rebuilds an image made from another one. */
 export const RECIPE_LABEL = 'disco-parrot.recipe';
-export const REQUIRED_IN_IMAGE = ['/bin/sh', '/usr/bin/env', '/usr/bin/node', '/usr/bin/git', LAUNCHER, DOORS_SCRIPT, FILE_WRITER] as const;
+export const REQUIRED_IN_IMAGE = ['/bin/sh', '/usr/bin/env', '/usr/bin/node', '/usr/bin/git', LAUNCHER, DOORS_SCRIPT] as const;
 
 const PROGRAMS = [
   'sh', 'dash', 'bash', 'env', 'git', 'npm', 'npx', 'cat', 'ls', 'mkdir', 'mv', 'rm', 'cp', 'id', 'sleep', 'head', 'tail', 'wc', 'chmod', 'touch', 'true', 'false',
@@ -121,7 +119,6 @@ function etcFiles(): Record<string, string> {
     'etc/gitconfig': '',
     [LAUNCHER.slice(1)]: LAUNCH_JS,
     [DOORS_SCRIPT.slice(1)]: DOORS_JS,
-    [FILE_WRITER.slice(1)]: WRITE_FILES_JS,
   };
 }
 

@@ -92,7 +92,10 @@ describeWithDocker('DockerSandboxHost', engine, ({ docker, socketPath }) => {
       expect(hc.PidsLimit).toBeGreaterThan(0);
       expect(hc.Memory).toBeGreaterThan(0);
       expect(hc.NanoCpus).toBeGreaterThan(0);
-      expect(Object.keys(hc.Tmpfs ?? {}).sort()).toEqual(['/home/agent', '/tmp', '/workspace']);
+      expect(Object.keys(hc.Tmpfs ?? {}).sort()).toEqual(['/home/agent', '/tmp']);
+      const { workspace, credentialDir } = host.inspect(handle);
+      expect(workspace.startsWith('/dev/shm/')).toBe(true); // the host's tmpfs, mounted at the same path
+      expect(hc.Binds).toEqual([expect.stringMatching(/:\/run\/dp\/doors:rw$/), `${credentialDir}:${credentialDir}:rw`, `${workspace}:${workspace}:rw`]);
       const seen = await host.exec(handle, {
         argv: ['sh', '-c', 'id -u; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; cat src/hello.txt; echo; echo "$GREETING"; touch /usr/x 2>&1; ls /sys/class/net; pwd'],
         identity: 'agent',
@@ -105,7 +108,7 @@ describeWithDocker('DockerSandboxHost', engine, ({ docker, socketPath }) => {
       expect(seen.stdout).toMatch(/Seccomp:\s+2/); // the engine's default profile
       expect(seen.stdout).toContain('hello\nhi\n');
       expect(seen.stdout).toMatch(/Read-only file system/);
-      expect(seen.stdout).toMatch(/\nlo\n\/workspace\n$/); // loopback only
+      expect(seen.stdout.endsWith(`\nlo\n${workspace}\n`)).toBe(true); // loopback only
     } finally {
       await teardown(handle);
     }
@@ -181,7 +184,7 @@ describeWithDocker('DockerSandboxHost', engine, ({ docker, socketPath }) => {
     const handle = await create('run-found');
     const other = await DockerSandboxHost.open({ docker, socketPath, image, scope });
     const stranger = await DockerSandboxHost.open({ docker, socketPath, image, scope: `${scope}-other` });
-    expect(await other.find('run-found')).toEqual({ sandboxId: handle.sandboxId, runId: 'run-found', workspace: '/workspace', isolated: true });
+    expect(await other.find('run-found')).toEqual(handle);
     expect(await stranger.find('run-found')).toBeUndefined(); // another scope never sees it
     expect(await host.removeOrphans(async () => true)).toBe(0); // its own live sandbox is left to its teardown
     expect(await other.removeOrphans(async () => false)).toBe(0); // the run is not over
@@ -222,7 +225,7 @@ describeWithDocker('DockerSandboxHost', engine, ({ docker, socketPath }) => {
   it('tears down without leaving a container, a directory, a relay or a sandbox process, even with processes running', async () => {
     const volumesBefore = ((await docker.listVolumes()).Volumes ?? []).map((v) => v.Name);
     const handle = await create('run-teardown');
-    const { hostDir, credentialDir, containerId } = host.inspect(handle);
+    const { hostDir, credentialDir, containerId, workspace } = host.inspect(handle);
     const running = await host.start(handle, { argv: ['sh', '-c', 'sleep 300 & sleep 301'], identity: 'agent' });
     const holder = await host.start(handle, { argv: ['sleep', '302'], identity: 'credential' });
     await new Promise((r) => setTimeout(r, 500));
@@ -233,6 +236,7 @@ describeWithDocker('DockerSandboxHost', engine, ({ docker, socketPath }) => {
     expect((await containersOfScope(docker, scope)).filter((c) => c.Labels['disco-parrot.run'] === 'run-teardown')).toEqual([]);
     expect(existsSync(hostDir)).toBe(false);
     expect(existsSync(credentialDir)).toBe(false);
+    expect(existsSync(workspace)).toBe(false);
     expect(hostProcessesOf(hostDir.slice(0, hostDir.lastIndexOf('/')))).toEqual([]);
     expect(((await docker.listVolumes()).Volumes ?? []).map((v) => v.Name).filter((name) => !volumesBefore.includes(name))).toEqual([]);
     await host.teardown(handle); // idempotent
