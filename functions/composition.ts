@@ -26,6 +26,7 @@ import { Gateway } from '../infra/gateway/gatewayService';
 import { TableGatewayBearers } from '../infra/gateway/tableGatewayBearers';
 import { InMemoryRunSandboxes } from '../infra/runs/inMemoryRunSandboxes';
 import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
+import { openDockerSandboxHost } from './dockerSandboxHost.wiring';
 import { DEMO_GIT_PORTS } from '../infra/localhost/demoPorts';
 import { blobContainerFor, queueClientFor, tableClientFor, type StorageLocation } from '../infra/storage/storageClients';
 import type { CommandContext } from '../domain/commandHandler';
@@ -255,7 +256,7 @@ export function compose(settings: Settings): Composition {
         aborts: new RunAborts(),
         leases,
         gatewayUrl: gatewayUrlOf(settings),
-        removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }),
+        removeLeftovers: host.removeLeftover ? (sandboxId) => host.removeLeftover!(sandboxId) : leftoverRemover({ sandboxRoot, credentialRoot }),
         live: new Map(),
       };
     }),
@@ -299,9 +300,10 @@ export const logBackupDependencies = (): LogBackupDependencies => appComposition
 
 /** The production configuration refuses the local-process host: its isolation is a development stand-in. */
 export function sandboxHostFor(settings: Settings): Promise<SandboxHost> {
+  if (settings.SANDBOX_HOST === 'docker') return openDockerSandboxHost(settings, gatewayUrlOf(settings), platformHostsOf(settings));
   if (settings.DISCO_ENV === 'production')
     return Promise.reject(
-      new SettingsError('DISCO_ENV=production refuses the local-process sandbox host; configure a container sandbox host (not built yet)'),
+      new SettingsError('DISCO_ENV=production refuses the local-process sandbox host; set SANDBOX_HOST=docker'),
     );
   // Development without the setting: the demo's git servers (production refuses this host altogether).
   const testServers = settings.SANDBOX_EGRESS_TEST_SERVERS?.split(',') ?? DEMO_GIT_PORTS.map((port) => `127.0.0.1:${port}`);

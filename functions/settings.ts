@@ -104,6 +104,12 @@ export const settingsSchema = z
       .string()
       .regex(/^((127\.0\.0\.1|localhost):\d{1,5})(,(127\.0\.0\.1|localhost):\d{1,5})*$/, 'must be a comma-separated list of 127.0.0.1:<port> or localhost:<port>')
       .optional(),
+    /**
+     * Where sandboxes run, chosen explicitly: `local-process` (this machine's processes; development only) or
+     * `docker` (a container per run on the engine at DOCKER_HOST, image SANDBOX_IMAGE or `npm run sandbox-image`'s).
+     */
+    SANDBOX_HOST: z.enum(['local-process', 'docker']).default('local-process'),
+    SANDBOX_IMAGE: z.string().min(1).optional(),
     DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/).default('discoparrotlocal'),
   })
   .superRefine((s, ctx) => {

@@ -44,6 +44,8 @@ export interface CancelSignal {
 
 export interface SandboxRequest {
   readonly runId: string;
+  /** The run's workspace, for hosts that label what they create (a container's `disco-parrot.workspace`). */
+  readonly workspaceId?: string;
   /** Template files, relative paths inside the workspace. */
   readonly files: Readonly<Record<string, string>>;
   /** The workspace's redactor: all output passes it before it is kept or returned. */
@@ -130,5 +132,22 @@ export interface SandboxHost {
    * Removes what crashed host processes left behind (never a sandbox of a live process); returns how many. The
    * sweep calls it; a host whose sandboxes cannot outlive their process leaves it out.
    */
-  removeOrphans?(): Promise<number>;
+  removeOrphans?(runIsOver: (runId: string) => Promise<boolean>): Promise<number>;
+  /** Removes what a dead instance left of one sandbox (its disk, its container); a host without leftovers leaves it out. */
+  removeLeftover?(sandboxId: string): Promise<void>;
+}
+
+/**
+ * A host whose sandboxes outlive the instance that made them (a container): a run's sandbox is found again by
+ * its run id, and another instance adopts it with the run's redactor and guard, so a run survives a restart
+ * or a move between phases.
+ */
+export interface RecoverableSandboxHost extends SandboxHost {
+  find(runId: string): Promise<SandboxHandle | undefined>;
+  adopt(handle: SandboxHandle, request: Pick<SandboxRequest, 'redactor' | 'guard' | 'env' | 'egress'>): Promise<SandboxHandle>;
+}
+
+export function isRecoverable(host: SandboxHost): host is RecoverableSandboxHost {
+  const candidate = host as Partial<RecoverableSandboxHost>;
+  return typeof candidate.find === 'function' && typeof candidate.adopt === 'function';
 }

@@ -137,7 +137,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
 
   const out: string[] = ['', thisProject ? 'Disco Parrot local Functions host (a development host; Azure Functions runs this app in the cloud)' : `${host.appName} on the local Functions host (a development host, not Azure Functions)`];
   out.push(`Storage: ${azurite ? `embedded Azurite on 127.0.0.1:${azurite.ports.blob}-${azurite.ports.table} (data in ${azuriteDir.startsWith(root + path.sep) ? path.relative(root, azuriteDir) : azuriteDir})` : 'from AzureWebJobsStorage'}`);
-  out.push(`API: ${host.apiUrl}`, '', 'Functions:', ...describe(host), '');
+  out.push(`API: ${host.apiUrl}`, `Sandboxes: SANDBOX_HOST=${appSettings.SANDBOX_HOST ?? 'local-process'}${appSettings.SANDBOX_HOST === 'docker' ? ` (DOCKER_HOST=${process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'})` : ''}`, '', 'Functions:', ...describe(host), '');
   if (issuer) {
     const token = await mintDevToken('dev-user', issuer);
     out.push('Dev token for dev-user (1 h; `npm run token -- <user>` for another user):', `  ${token}`, '');

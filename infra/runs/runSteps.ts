@@ -9,6 +9,7 @@ import { loadSecretMaterial } from '../../domain/services/runSecrets';
 import { readRunSpec } from '../../domain/services/runs';
 import { assertGitCommand, assertPrivateGitCommand, planPackageInstall } from '../sandbox/channels';
 import { describeExit, execLeased, startLeased, transcriptChunk } from './leasedProcess';
+import { recoverSandbox } from './recoveredSandbox';
 import { RefreshableRedactor } from './refreshableRedactor';
 import { type LiveRun, RunContext, type RunRuntime } from './runContext';
 
@@ -25,7 +26,8 @@ class StepFailure extends Error {}
 
 const SANDBOX_LOST = 'sandbox lost: the host instance that ran it is gone (restarted or moved)';
 
-function liveOf(ctx: RunContext): { sandbox: LiveSandbox; live: LiveRun } {
+async function liveOf(ctx: RunContext, state: RunState): Promise<{ sandbox: LiveSandbox; live: LiveRun }> {
+  if (!ctx.runtime.sandboxes.get(ctx.runId)) await recoverSandbox(ctx, state, await specOf(ctx, state));
   const sandbox = ctx.runtime.sandboxes.get(ctx.runId);
   const live = ctx.runtime.live.get(ctx.runId);
   if (!sandbox || !live) throw new StepFailure(SANDBOX_LOST);
@@ -113,7 +115,7 @@ export async function seed(runtime: RunRuntime, workspaceId: string, runId: stri
     const material = await loadSecretMaterial(runtime.deps, workspaceId);
     const redactor = new RefreshableRedactor(material.values);
     // Nothing may leave the sandbox until a phase says where (no process runs before install anyway).
-    const handle = await runtime.host.create({ runId, files: spec.template.files, redactor, guard: material.guard, egress: NOTHING_ALLOWED, ...(spec.env ? { env: spec.env } : {}) });
+    const handle = await runtime.host.create({ runId, workspaceId, files: spec.template.files, redactor, guard: material.guard, egress: NOTHING_ALLOWED, ...(spec.env ? { env: spec.env } : {}) });
     try {
       // Refused once teardown has begun (a cancel raced the seed): then this sandbox is nobody's, so it goes now.
       await ctx.record({
@@ -168,7 +170,7 @@ function installProcesses(step: InstallStep, index: number): InstallProcess[] {
 export async function install(runtime: RunRuntime, workspaceId: string, runId: string): Promise<StepResult> {
   const ctx = new RunContext(runtime, workspaceId, runId);
   return phase(ctx, 'install', undefined, async (state) => {
-    const { sandbox, live } = liveOf(ctx);
+    const { sandbox, live } = await liveOf(ctx, state);
     const spec = await specOf(ctx, state);
     await enterEgressPhase(ctx, sandbox, spec, 'install');
     for (const [index, step] of (spec.install ?? []).entries()) {
@@ -195,7 +197,7 @@ export async function install(runtime: RunRuntime, workspaceId: string, runId: s
 export async function mcp(runtime: RunRuntime, workspaceId: string, runId: string): Promise<StepResult> {
   const ctx = new RunContext(runtime, workspaceId, runId);
   return phase(ctx, 'mcp', undefined, async (state) => {
-    const { sandbox, live } = liveOf(ctx);
+    const { sandbox, live } = await liveOf(ctx, state);
     const spec = await specOf(ctx, state);
     await enterEgressPhase(ctx, sandbox, spec, 'mcp');
     for (const server of spec.mcp ?? []) {
@@ -211,7 +213,7 @@ export async function mcp(runtime: RunRuntime, workspaceId: string, runId: strin
 export async function turn(runtime: RunRuntime, workspaceId: string, runId: string, n: number): Promise<StepResult> {
   const ctx = new RunContext(runtime, workspaceId, runId);
   return phase(ctx, 'turn', n, async (state) => {
-    const { sandbox, live } = liveOf(ctx);
+    const { sandbox, live } = await liveOf(ctx, state);
     const spec = await specOf(ctx, state);
     const turnSpec = spec.turns[n - 1];
     if (!turnSpec) throw new StepFailure(`turn ${n} is not in the spec`);

@@ -121,7 +121,7 @@ function inheritedEnv(): Record<string, string> {
  * Moves every entry of $1 into the workspace directory $2, as the agent; an entry that already exists there
  * is refused, never replaced or merged. The names are the process's own; the staging path is never printed.
  */
-const HAND_OVER_SCRIPT = `mkdir -p -- "$2" || exit 1
+export const HAND_OVER_SCRIPT = `mkdir -p -- "$2" || exit 1
 for entry in "$1"/* "$1"/.[!.]* "$1"/..?*; do
   [ -e "$entry" ] || [ -L "$entry" ] || continue
   name=\${entry##*/}

@@ -41,6 +41,10 @@ const CHILD_PROCESS = new Set(['child_process', 'node:child_process']);
  */
 export const childProcessAllowList: readonly string[] = [
   'infra/sandbox/guardedLauncher.ts',
+  // The source of the launcher inside the Docker sandbox image (it runs in the container, behind the guarded
+  // launcher's relay), and the image build, which runs ldd and tar on this machine's files, never a sandbox process.
+  'infra/sandbox/docker/imageFiles.ts',
+  'infra/sandbox/docker/sandboxImage.ts',
   'infra/localhost/',
   'scripts/',
   'test/support/',

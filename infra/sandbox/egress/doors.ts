@@ -83,35 +83,47 @@ async function gatewayBridge(socketPath: string, gatewayUrl: string): Promise<ne
   return listenOnUnixSocket(server, socketPath);
 }
 
-export async function openDoors(options: {
-  launcher: GuardedLauncher;
-  ns: PidNamespace;
-  /** A directory only root can enter, outside everything bound into the sandbox. */
-  dir: string;
+/** One door: a loopback port inside the sandbox and the host's unix socket behind it. */
+export interface DoorSocket {
+  readonly port: number;
+  readonly socketPath: string;
+}
+
+export interface DoorSockets {
+  readonly egress: EgressProxy;
+  readonly sockets: readonly DoorSocket[];
+  close(): Promise<void>;
+}
+
+export interface DoorSocketOptions {
+  /** A directory only root (or the forwarder's uid) can enter, outside everything bound into the sandbox. */
+  readonly dir: string;
   /** The gateway as the host reaches it (`http://127.0.0.1:7071/...`): the same port answers inside. */
-  gatewayUrl?: string;
+  readonly gatewayUrl?: string;
   /** Loopback `host:port` test servers that get a door of their own (tests only). */
-  testServers: readonly string[];
-  policy: EgressPolicy;
-  onRefused?: (refusal: EgressRefusal) => void;
-  env: Readonly<Record<string, string>>;
-  guard: GuardPolicy;
-  redactor: OutputRedactor;
-}): Promise<Doors> {
+  readonly testServers: readonly string[];
+  readonly policy: EgressPolicy;
+  readonly onRefused?: (refusal: EgressRefusal) => void;
+}
+
+/**
+ * The host's side of the doors, whatever runs the forwarder inside: the egress proxy, the gateway's door and
+ * the test servers' doors, each on a unix socket in `dir`. A sandbox host puts a forwarder on the sandbox's
+ * loopback in front of them (a process in its namespaces here, the container's main process for Docker).
+ */
+export async function openDoorSockets(options: DoorSocketOptions): Promise<DoorSockets> {
   await mkdir(options.dir, { mode: 0o700 });
   const servers: net.Server[] = [];
   let egress: EgressProxy | undefined;
-  let forwarder: LaunchedProcess | undefined;
   const close = async (): Promise<void> => {
-    await forwarder?.stop();
     await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
     await egress?.close();
     await rm(options.dir, { recursive: true, force: true });
   };
   try {
-    const pairs: string[] = [];
+    const sockets: DoorSocket[] = [];
     egress = await startEgressProxy(path.join(options.dir, 'egress.sock'), options.policy, options.onRefused);
-    pairs.push(`${EGRESS_PROXY_PORT}=${path.join(options.dir, 'egress.sock')}`);
+    sockets.push({ port: EGRESS_PROXY_PORT, socketPath: path.join(options.dir, 'egress.sock') });
     const seen = new Set<number>([EGRESS_PROXY_PORT]);
     if (options.gatewayUrl) {
       const gateway = new URL(options.gatewayUrl);
@@ -120,7 +132,7 @@ export async function openDoors(options: {
         seen.add(port);
         const socketPath = path.join(options.dir, 'gateway.sock');
         servers.push(await gatewayBridge(socketPath, options.gatewayUrl));
-        pairs.push(`${port}=${socketPath}`);
+        sockets.push({ port, socketPath });
       }
     }
     for (const [i, hostPort] of options.testServers.entries()) {
@@ -130,8 +142,30 @@ export async function openDoors(options: {
       seen.add(port);
       const socketPath = path.join(options.dir, `door-${i}.sock`);
       servers.push(await bridge(socketPath, host, port));
-      pairs.push(`${port}=${socketPath}`);
+      sockets.push({ port, socketPath });
     }
+    return { egress, sockets, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+export async function openDoors(options: DoorSocketOptions & {
+  launcher: GuardedLauncher;
+  ns: PidNamespace;
+  env: Readonly<Record<string, string>>;
+  guard: GuardPolicy;
+  redactor: OutputRedactor;
+}): Promise<Doors> {
+  const opened = await openDoorSockets(options);
+  let forwarder: LaunchedProcess | undefined;
+  const close = async (): Promise<void> => {
+    await forwarder?.stop();
+    await opened.close();
+  };
+  try {
+    const pairs = opened.sockets.map((door) => `${door.port}=${door.socketPath}`);
     let ready!: () => void;
     const readyLine = new Promise<void>((resolve) => (ready = resolve));
     let out = '';
@@ -150,7 +184,7 @@ export async function openDoors(options: {
     });
     const outcome = await Promise.race([readyLine.then(() => 'ready' as const), forwarder.exited]);
     if (outcome !== 'ready') throw new DoorsStartError(`exit ${outcome.exitCode ?? outcome.signal}: ${outcome.stderr.trim().slice(0, 300)}`);
-    return { egress, close };
+    return { egress: opened.egress, close };
   } catch (error) {
     await close();
     throw error;
