@@ -83,7 +83,7 @@ export interface Automaton {
 }
 
 /** Prefilter hits whose q-gram opens more candidates than this go straight to the automaton. */
-export const MAX_CANDIDATES = 8;
+export const MAX_CANDIDATES = 48;
 
 /** Flags in `word`: the state has a first child (state + 1) on the character in bits 0–15. */
 export const HAS_CHAIN = 1 << 16;
