@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { EgressAllowance, EgressTally } from '../../domain/egress';
 import { DomainError } from '../../domain/errors';
-import { checkRunSpecEnv, type GuardPolicy } from '../../domain/launchGuard';
+import { checkRunSpecEnv, checkValues, templateFileEntries, type GuardPolicy } from '../../domain/launchGuard';
 import type {
   CommandResult,
   CommandSpec,
@@ -206,6 +206,8 @@ export class LocalProcessSandboxHost implements SandboxHost {
     // Checked here too, not only at the door: a host may be driven by something other than `POST .../runs`.
     const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
     if (!requested.ok) throw new LaunchRefusedError(requested);
+    const templates = checkValues(templateFileEntries(request.files), request.guard);
+    if (!templates.ok) throw new LaunchRefusedError(templates);
     const isolated = this.capabilities.isolated;
     const uids = isolated ? await claimUidBlock(path.join(this.credentialRoot, '.uid-blocks')) : undefined;
     const owner = uids ? { uid: uids.agentUid, gid: uids.groupGid } : undefined;
