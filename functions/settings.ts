@@ -91,6 +91,10 @@ export const settingsSchema = z
       .string()
       .regex(/^((127\.0\.0\.1|localhost):\d{1,5})(,(127\.0\.0\.1|localhost):\d{1,5})*$/, 'must be a comma-separated list of 127.0.0.1:<port> or localhost:<port>')
       .optional(),
+    /** Per-sandbox limits of the local host (its cgroups, infra/sandbox/sandboxCgroup.ts). */
+    SANDBOX_PIDS_MAX: z.coerce.number().int().min(16).max(65_536).default(512),
+    SANDBOX_MEMORY_MB: z.coerce.number().int().min(64).max(262_144).default(2048),
+    SANDBOX_CPUS: z.coerce.number().min(0).max(256).default(2),
     DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/).default('discoparrotlocal'),
   })
   .superRefine((s, ctx) => {
