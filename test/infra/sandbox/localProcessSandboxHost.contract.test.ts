@@ -33,9 +33,9 @@ const localHost = (isolation: 'auto' | 'off'): SandboxHostFactory => async (setu
       return [path.dirname(credentialDir), credentialDir, path.dirname(sandboxRoot)];
     },
     traces: (handle: SandboxHandle) => {
-      const { root: sandboxRoot, credentialDir, nsId, groupGid } = host.inspect(handle);
+      const { root: sandboxRoot, credentialDir, nsId, groupGid, cgroupDirs } = host.inspect(handle);
       return {
-        paths: [sandboxRoot, credentialDir],
+        paths: [sandboxRoot, credentialDir, ...(cgroupDirs ?? [])],
         processes: () => [...(nsId ? pidsInNamespace(nsId) : []), ...(groupGid !== undefined ? pidsWithUidIn(groupGid, groupGid + BLOCK_SIZE) : [])].filter((p, i, all) => all.indexOf(p) === i),
       };
     },
