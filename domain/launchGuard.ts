@@ -127,6 +127,21 @@ export function checkValues(entries: Readonly<Record<string, string>>, policy: G
   return { ok: true };
 }
 
+/**
+ * The request-time check of what a RunSpec would pass as values (the launcher and the host check them again):
+ * its template files and every command's arguments, keyed by where they are (`install[0].command[2]`).
+ */
+export function checkRunSpecValues(spec: Pick<RunSpec, 'template' | 'install' | 'mcp' | 'turns'>, policy: GuardPolicy): GuardDecision {
+  const entries: Record<string, string> = templateFileEntries(spec.template.files);
+  const commands: [string, readonly string[]][] = [
+    ...(spec.install ?? []).map((step, i): [string, readonly string[]] => [`install[${i}].command`, step.command]),
+    ...(spec.mcp ?? []).map((server, i): [string, readonly string[]] => [`mcp[${i}].command`, server.command]),
+    ...spec.turns.map((turn, i): [string, readonly string[]] => [`turns[${i}].command`, turn.command]),
+  ];
+  for (const [where, argv] of commands) argv.forEach((arg, j) => (entries[`${where}[${j}]`] = arg));
+  return checkValues(entries, policy);
+}
+
 export const argvEntries = (argv: readonly string[]): Record<string, string> => Object.fromEntries(argv.map((arg, i) => [`argv[${i}]`, arg]));
 export const templateFileEntries = (files: Readonly<Record<string, string>>): Record<string, string> =>
   Object.fromEntries(Object.entries(files).map(([name, content]) => [`file ${name}`, content]));
@@ -152,6 +167,6 @@ export function describeRefusal(refusal: GuardRefusal): string {
     case 'reserved-name':
       return `standing env var ${refusal.offendingKey} is refused: the name is reserved (it changes how processes load code, find programs or reach the network, or the platform sets it)`;
     case 'value-matches-secret':
-      return `${/^(argv\[|file )/.test(refusal.offendingKey) ? '' : 'standing env var '}${refusal.offendingKey} is refused: its value equals, contains or encodes workspace secret ${refusal.secretName ?? 'a managed value'}`;
+      return `${/^(argv\[|file |install\[|mcp\[|turns\[)/.test(refusal.offendingKey) ? '' : 'standing env var '}${refusal.offendingKey} is refused: its value equals, contains or encodes workspace secret ${refusal.secretName ?? 'a managed value'}`;
   }
 }
