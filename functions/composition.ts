@@ -307,7 +307,11 @@ export function sandboxHostFor(settings: Settings): Promise<SandboxHost> {
     );
   // Development without the setting: the demo's git servers (production refuses this host altogether).
   const testServers = settings.SANDBOX_EGRESS_TEST_SERVERS?.split(',') ?? DEMO_GIT_PORTS.map((port) => `127.0.0.1:${port}`);
-  return LocalProcessSandboxHost.open({ gatewayUrl: gatewayUrlOf(settings), egress: { testServers: () => testServers, platformHosts: platformHostsOf(settings) } });
+  return LocalProcessSandboxHost.open({
+    gatewayUrl: gatewayUrlOf(settings),
+    egress: { testServers: () => testServers, platformHosts: platformHostsOf(settings) },
+    limits: { pidsMax: settings.SANDBOX_PIDS_MAX, memoryBytes: settings.SANDBOX_MEMORY_MB * 1024 ** 2, cpus: settings.SANDBOX_CPUS },
+  });
 }
 
 const STORAGE_SERVICES = ['blob', 'queue', 'table', 'file', 'dfs', 'web'] as const;

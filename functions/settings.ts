@@ -110,6 +110,10 @@ export const settingsSchema = z
      */
     SANDBOX_HOST: z.enum(['local-process', 'docker']).default('local-process'),
     SANDBOX_IMAGE: z.string().min(1).optional(),
+    /** Per-sandbox limits of the local host (its cgroups, infra/sandbox/sandboxCgroup.ts). */
+    SANDBOX_PIDS_MAX: z.coerce.number().int().min(16).max(65_536).default(512),
+    SANDBOX_MEMORY_MB: z.coerce.number().int().min(64).max(262_144).default(2048),
+    SANDBOX_CPUS: z.coerce.number().min(0).max(256).default(2),
     DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/).default('discoparrotlocal'),
   })
   .superRefine((s, ctx) => {

@@ -1,7 +1,7 @@
 import * as childProcess from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { checkStandingEnv, type GuardPolicy } from '../../domain/launchGuard';
+import { argvEntries, checkStandingEnv, checkValues, type GuardPolicy } from '../../domain/launchGuard';
 import type { CancelSignal, CommandResult, OutputRedactor } from '../../domain/ports/sandboxHost';
 import type { CredentialDelivery } from './credentialDelivery';
 import { DeliveryConflictError, LaunchCancelledError, LaunchFailedError, LaunchRefusedError } from './launchErrors';
@@ -134,7 +134,8 @@ export class GuardedLauncher {
 
   async start(request: LaunchRequest): Promise<LaunchedProcess> {
     const given = Array.isArray(request.deliveries) ? (request.deliveries as readonly CredentialDelivery[]) : [];
-    const decision = checkStandingEnv(request.standingEnv, request.guard);
+    const envDecision = checkStandingEnv(request.standingEnv, request.guard);
+    const decision = envDecision.ok ? checkValues(argvEntries(request.argv), request.guard) : envDecision;
     if (!decision.ok) {
       await cleanupAll(given);
       throw new LaunchRefusedError(decision);
