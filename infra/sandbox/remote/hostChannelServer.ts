@@ -47,11 +47,15 @@ export class HostConnection {
     readonly hostId: string,
     private readonly socket: WebSocket,
     private readonly onRefused: (refusal: { reason: HostMessageRefusal; messageType: string; runId?: string }) => void,
+    private readonly tap: (direction: 'to-host' | 'from-host', raw: string) => void = () => undefined,
   ) {
     this.sequence = new ChannelSequence({ hostId, workspaceId, session: randomUUID() });
     this.ready = new Promise((resolve) => (this.markReady = resolve));
-    socket.on('message', (data) => this.receive(String(data)));
-    socket.send(JSON.stringify(this.sequence.stamp({ op: 'session' })));
+    socket.on('message', (data) => {
+      this.tap('from-host', String(data));
+      this.receive(String(data));
+    });
+    this.send({ op: 'session' });
   }
 
   get live(): boolean {
@@ -68,8 +72,14 @@ export class HostConnection {
     if ('runId' in body) this.runs.add(body.runId);
     return new Promise<AgentBody>((resolve, reject) => {
       this.waiting.set(body.requestId, { resolve, reject });
-      this.socket.send(JSON.stringify(this.sequence.stamp(body)));
+      this.send(body);
     });
+  }
+
+  private send(body: PlatformBody): void {
+    const raw = JSON.stringify(this.sequence.stamp(body));
+    this.tap('to-host', raw);
+    this.socket.send(raw);
   }
 
   /** Resolves with the `exited` frame of an exec (registered before the exec is sent, so none is missed). */
@@ -131,11 +141,20 @@ export class HostChannelServer {
     private readonly server: Server,
     private readonly authority: HostChannelAuthority,
     private readonly log: (line: string) => void,
+    private readonly tap?: (direction: 'to-host' | 'from-host', raw: string) => void,
   ) {}
 
-  static async start(options: { tls: { key: string; cert: string }; authority: HostChannelAuthority; port?: number; host?: string; log?: (line: string) => void }): Promise<HostChannelServer> {
+  static async start(options: {
+    tls: { key: string; cert: string };
+    authority: HostChannelAuthority;
+    port?: number;
+    host?: string;
+    log?: (line: string) => void;
+    /** Sees every frame either way (tests capture the channel with it). */
+    tap?: (direction: 'to-host' | 'from-host', raw: string) => void;
+  }): Promise<HostChannelServer> {
     const server = createServer({ key: options.tls.key, cert: options.tls.cert });
-    const channel = new HostChannelServer(server, options.authority, options.log ?? (() => undefined));
+    const channel = new HostChannelServer(server, options.authority, options.log ?? (() => undefined), options.tap);
     const sockets = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
     server.on('request', (req, res) => void channel.serveEnrolment(req, res));
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => void channel.upgrade(sockets, req, socket, head));
@@ -210,7 +229,7 @@ export class HostChannelServer {
       const connection = new HostConnection(host.workspaceId, host.hostId, ws, (refusal) => {
         this.log(`host channel: refused a ${refusal.messageType} frame from host ${host.hostId} (${refusal.reason})`);
         void this.authority.recordRefused(host, refusal).catch(() => undefined);
-      });
+      }, this.tap);
       this.connections.set(host.hostId, connection);
       ws.on('close', () => {
         this.seen.set(host.hostId, connection.lastSeen);
