@@ -25,6 +25,7 @@ import { Gateway } from '../infra/gateway/gatewayService';
 import { TableGatewayBearers } from '../infra/gateway/tableGatewayBearers';
 import { InMemoryRunSandboxes } from '../infra/runs/inMemoryRunSandboxes';
 import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
+import { openRemoteSandboxHost } from './remoteHosts.composition';
 import { DEMO_GIT_PORTS } from '../infra/localhost/demoPorts';
 import { BlobServiceClient } from '@azure/storage-blob';
 import os from 'node:os';
@@ -188,6 +189,7 @@ let sandboxHost: Promise<SandboxHost> | undefined;
 /** This process's sandbox host, shared by the run lifecycle and the gateway (a run is pinned to it). */
 /** The production configuration refuses the local-process host: its isolation is a development stand-in. */
 export function sandboxHostFor(settings: Settings): Promise<SandboxHost> {
+  if (settings.SANDBOX_HOST === 'remote') return getServices().then(({ deps }) => openRemoteSandboxHost(settings, deps));
   if (settings.DISCO_ENV === 'production')
     return Promise.reject(
       new SettingsError('DISCO_ENV=production refuses the local-process sandbox host; configure a container sandbox host (not built yet)'),
