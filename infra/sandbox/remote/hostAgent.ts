@@ -65,9 +65,16 @@ export class HostAgent {
     await this.teardownAll();
   }
 
+  /** The saved credential, rotated at every start (so a copy taken from disk earlier is already dead), or a new one. */
   private async credential(): Promise<string> {
     const saved = await readFile(this.options.stateFile, 'utf8').then((text) => (JSON.parse(text) as { credential?: string }).credential).catch(() => undefined);
-    if (saved) return saved;
+    if (saved) {
+      const rotated = await fetchJson(`${this.options.platform}/api/hosts/rotate`, {}, this.options.ca, saved);
+      if (typeof rotated.credential !== 'string') throw new Error(`credential rotation refused (${String(rotated.code ?? 'unknown')})`);
+      await writeFile(this.options.stateFile, JSON.stringify({ credential: rotated.credential }), { mode: 0o600 });
+      this.log('host agent: host credential rotated');
+      return rotated.credential;
+    }
     if (!this.options.token) throw new Error('no host credential yet: pass --token <enrolment token>');
     const response = await fetchJson(`${this.options.platform}/api/hosts/enrol`, { token: this.options.token }, this.options.ca);
     if (typeof response.credential !== 'string') throw new Error(`enrolment refused (${String(response.code ?? response.status ?? 'unknown')})`);
@@ -255,10 +262,11 @@ async function materialise(delivery: WireDelivery, target: ProcessCredentialTarg
   };
 }
 
-async function fetchJson(url: string, body: unknown, ca: string | undefined): Promise<Record<string, unknown>> {
+async function fetchJson(url: string, body: unknown, ca: string | undefined, credential?: string): Promise<Record<string, unknown>> {
   const { request } = await import('node:https');
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...(credential ? { authorization: `Bearer ${credential}` } : {}) };
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, ...(ca ? { ca } : {}) }, (res) => {
+    const req = request(url, { method: 'POST', headers, ...(ca ? { ca } : {}) }, (res) => {
       let text = '';
       res.on('data', (chunk) => (text += String(chunk)));
       res.on('end', () => {

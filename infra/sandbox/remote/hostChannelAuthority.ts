@@ -1,5 +1,5 @@
 import type { ServiceDependencies } from '../../../domain/services/dependencies';
-import { authenticateHost, exchangeEnrolmentToken, recordHostMessageRefused } from '../../../domain/services/sandboxHosts';
+import { authenticateHost, exchangeEnrolmentToken, recordHostMessageRefused, rotateHostCredential } from '../../../domain/services/sandboxHosts';
 import type { HostChannelAuthority } from './hostChannelServer';
 import { randomHostCredentials } from './randomHostCredentials';
 
@@ -7,6 +7,7 @@ import { randomHostCredentials } from './randomHostCredentials';
 export function hostChannelAuthority(deps: ServiceDependencies): HostChannelAuthority {
   return {
     authenticate: (credential) => authenticateHost(deps, randomHostCredentials, credential),
+    rotate: (credential) => rotateHostCredential(deps, randomHostCredentials, credential),
     enrol: (token) => exchangeEnrolmentToken(deps, randomHostCredentials, token),
     recordRefused: (address, refusal) => recordHostMessageRefused(deps, address, refusal),
   };

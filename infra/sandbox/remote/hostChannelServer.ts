@@ -11,6 +11,8 @@ import { type AgentBody, type AgentFrame, CHANNEL_PATH, ChannelSequence, type Pl
 export interface HostChannelAuthority {
   /** The host a credential belongs to; throws when it is not a current credential. Records the connection. */
   authenticate(credential: string): Promise<{ workspaceId: string; hostId: string; name: string }>;
+  /** Replaces a current credential with a new one (the old one stops working); throws when it is not current. */
+  rotate(credential: string): Promise<string>;
   /** Exchanges a one-time enrolment token for a host credential (throws when the token is not valid). */
   enrol(token: string): Promise<{ workspaceId: string; hostId: string; credential: string }>;
   recordRefused(address: { workspaceId: string; hostId: string }, refusal: { reason: HostMessageRefusal; messageType: string; runId?: string }): Promise<void>;
@@ -194,6 +196,15 @@ export class HostChannelServer {
     const answer = (status: number, body: unknown): void => {
       res.writeHead(status, { 'content-type': status < 300 ? 'application/json' : 'application/problem+json' }).end(JSON.stringify(body));
     };
+    if (req.method === 'POST' && req.url === '/api/hosts/rotate') {
+      const header = req.headers.authorization ?? '';
+      try {
+        if (!header.startsWith('Bearer ')) throw new Error('no credential');
+        return answer(200, { credential: await this.authority.rotate(header.slice('Bearer '.length)) });
+      } catch (error) {
+        return answer(403, { status: 403, code: error instanceof DomainError ? error.code : 'HOST.CREDENTIAL_INVALID', title: 'Rotation refused' });
+      }
+    }
     if (req.method !== 'POST' || req.url !== '/api/hosts/enrol') return answer(404, { status: 404, code: 'HOST.NOT_FOUND', title: 'Not found' });
     let raw = '';
     for await (const chunk of req) {

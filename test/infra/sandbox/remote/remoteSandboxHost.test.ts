@@ -144,6 +144,17 @@ describe('RemoteSandboxHost through a real host agent over wss://', () => {
     await remote.teardown(handle);
   }, 60_000);
 
+  it('an agent that does not pin the platform\'s certificate refuses it (verification is never off) and spends nothing', async () => {
+    const enrolment = await enrol(ws, 'unpinned-box');
+    const child = spawn(process.execPath, [path.join(projectRoot, 'scripts', 'hostAgent.js'), '--platform', channel.url, '--token', enrolment.enrolmentToken, '--state', path.join(dir, 'unpinned.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stderr.on('data', (d) => (output += String(d)));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(1);
+    expect(output).toMatch(/self[- ]signed|certificate/i);
+    expect((await readSandboxHost(h.store, { workspaceId: ws, hostId: enrolment.hostId })).status).toBe('Offered');
+  }, 30_000);
+
   it('the guard runs on the platform: a managed value in the standing env never reaches the channel', async () => {
     const before = frames.length;
     await expect(remote.create(request(ws, 'run-guard', { env: { SNEAKY: `x${SECRET}x` } }))).rejects.toMatchObject({ code: 'SANDBOX.LAUNCH_REFUSED' });
@@ -178,8 +189,14 @@ describe('RemoteSandboxHost through a real host agent over wss://', () => {
     agent.kill('SIGKILL');
     await expect(sleeping).rejects.toMatchObject({ code: 'HOST.GONE', message: /disconnected/ });
     await remote.teardown(handle);
+    const before = (JSON.parse(readFileSync(state, 'utf8')) as { credential: string }).credential;
     startAgent({ state });
     await until(() => channel.liveHosts(ws).length === 1, 'the restarted agent');
+    // It rotated its credential as it started: the copy on disk before the restart is dead.
+    expect((JSON.parse(readFileSync(state, 'utf8')) as { credential: string }).credential).not.toBe(before);
+    await expect(hostChannelAuthority(h.deps).authenticate(before)).rejects.toMatchObject({ code: 'HOST.CREDENTIAL_INVALID' });
+    const rotations = (await h.store.readStream(ws, sandboxHostStreamId(ws, hostId))).events.filter((e) => e.type === 'HostCredentialRotated');
+    expect(rotations).toHaveLength(1);
     const again = await remote.create(request(ws, 'run-after-restart'));
     expect((await remote.exec(again, { argv: ['echo', 'back'], identity: 'agent' })).stdout.trim()).toBe('back');
     await remote.teardown(again);
@@ -230,7 +247,7 @@ describe('RemoteSandboxHost through a real host agent over wss://', () => {
     await expect(hostChannelAuthority(h.deps).authenticate(credential)).rejects.toMatchObject({ code: 'HOST.REVOKED' });
     expect((await readSandboxHost(h.store, { workspaceId: ws, hostId })).status).toBe('Revoked');
     const listed = await h.call('GET', `/api/workspaces/${ws}/hosts`, { token: alice });
-    expect(listed.json).toEqual([expect.objectContaining({ hostId, status: 'Revoked', revokedReason: 'host revoked by alice' })]);
+    expect((listed.json as { hostId: string }[]).find((x) => x.hostId === hostId)).toEqual(expect.objectContaining({ status: 'Revoked', revokedReason: 'host revoked by alice' }));
   }, 30_000);
 });
 
