@@ -14,6 +14,8 @@ import { HostChannelServer } from '../../../../infra/sandbox/remote/hostChannelS
 import { CHANNEL_PATH } from '../../../../infra/sandbox/remote/protocol';
 import { hostChannelControl } from '../../../../infra/sandbox/remote/randomHostCredentials';
 import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandboxHost';
+import { openRemoteSandboxHost } from '../../../../functions/remoteHosts.composition';
+import { loadSettings } from '../../../../functions/settings';
 import { createApiHarness, type ApiHarness } from '../../../support/apiHarness';
 
 const projectRoot = path.resolve(__dirname, '../../../..');
@@ -154,6 +156,11 @@ describe('RemoteSandboxHost through a real host agent over wss://', () => {
     expect(output).toMatch(/self[- ]signed|certificate/i);
     expect((await readSandboxHost(h.store, { workspaceId: ws, hostId: enrolment.hostId })).status).toBe('Offered');
   }, 30_000);
+
+  it('production with SANDBOX_HOST=remote refuses to open without the Web PubSub channel adapter, naming it', async () => {
+    const settings = { ...loadSettings({ AzureWebJobsStorage: 'UseDevelopmentStorage=true', SANDBOX_HOST: 'remote' }), DISCO_ENV: 'production' as const };
+    await expect(openRemoteSandboxHost(settings, h.deps)).rejects.toThrow(/Web PubSub channel adapter/);
+  });
 
   it('the guard runs on the platform: a managed value in the standing env never reaches the channel', async () => {
     const before = frames.length;
