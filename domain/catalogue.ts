@@ -124,3 +124,18 @@ export const INTERNAL_ERROR = {
 export const MIN_RETENTION_DAYS = 7;
 export const MAX_RETENTION_DAYS = 90;
 export const DEFAULT_RETENTION_DAYS = 90;
+
+/** Sandbox hosts a workspace enrols (docs/sandbox-hosts.md): enrolment, credentials, revocation, placement. */
+export const HOST_ERROR = {
+  ALREADY_ENROLLED: 'HOST.ALREADY_ENROLLED',
+  ENROLMENT_EXPIRED: 'HOST.ENROLMENT_EXPIRED',
+  ENROLMENT_INVALID: 'HOST.ENROLMENT_INVALID',
+  CREDENTIAL_INVALID: 'HOST.CREDENTIAL_INVALID',
+  INVALID_NAME: 'HOST.INVALID_NAME',
+  NOT_FOUND: 'HOST.NOT_FOUND',
+  NOT_ENROLLED: 'HOST.NOT_ENROLLED',
+  REVOKED: 'HOST.REVOKED',
+  NONE_LIVE: 'HOST.NONE_LIVE',
+} as const;
+/** How long an enrolment token may wait for its agent. */
+export const HOST_ENROLMENT_MINUTES = 15;

@@ -12,6 +12,8 @@ export const projectionKeys = {
   secret: (name: string): string => `secret:${name}`,
   runPrefix: 'run:',
   run: (runId: string): string => `run:${runId}`,
+  hostPrefix: 'host:',
+  host: (hostId: string): string => `host:${hostId}`,
   deletedWorkspacePrefix: 'deleted:',
   deletedWorkspace: (workspaceId: string): string => `deleted:${workspaceId}`,
 } as const;
@@ -32,5 +34,9 @@ export function projectionSource(workspaceId: string, key: string): string | und
   if (key === projectionKeys.workspace) return workspaceStreamId(workspaceId);
   if (key.startsWith(projectionKeys.secretPrefix)) return secretStreamId(workspaceId, key.slice(projectionKeys.secretPrefix.length));
   if (key.startsWith(projectionKeys.runPrefix)) return runStreamId(key.slice(projectionKeys.runPrefix.length));
+  if (key.startsWith(projectionKeys.hostPrefix)) return sandboxHostStreamId(workspaceId, key.slice(projectionKeys.hostPrefix.length));
   return undefined;
 }
+/** A sandbox host's stream (domain/sandboxHosts.ts) in its workspace's partition; managed hosts use PLATFORM_PARTITION. */
+export const sandboxHostStreamId = (workspaceId: string, hostId: string): string => `host:${workspaceId}:${hostId}`;
+export const sandboxHostStreamPrefix = (workspaceId: string): string => `host:${workspaceId}:`;

@@ -1,6 +1,7 @@
 import type { ApiRoute } from './http/apiRoute';
 import { auditRoutes } from './audit.routes';
 import { getRunStores } from './composition';
+import { hostRoutes } from './hosts.routes';
 import { identityRoutes } from './identities.routes';
 import { createRunRoutes, durableRunOrchestrations } from './runs.routes';
 import { secretRoutes } from './secrets.routes';
@@ -11,4 +12,4 @@ import { workspaceLifecycleRoutes } from './workspaceLifecycle.routes';
 export const runRoutes: readonly ApiRoute[] = createRunRoutes({ stores: () => getRunStores(), orchestrations: durableRunOrchestrations });
 
 /** Every route of the public API; registration and the route-by-route tests both read this list. */
-export const apiRoutes: readonly ApiRoute[] = [...workspaceRoutes, ...workspaceLifecycleRoutes, ...secretRoutes, ...identityRoutes, ...auditRoutes, ...runRoutes];
+export const apiRoutes: readonly ApiRoute[] = [...workspaceRoutes, ...workspaceLifecycleRoutes, ...secretRoutes, ...identityRoutes, ...hostRoutes, ...auditRoutes, ...runRoutes];

@@ -27,6 +27,7 @@ import { TableGatewayBearers } from '../infra/gateway/tableGatewayBearers';
 import { InMemoryRunSandboxes } from '../infra/runs/inMemoryRunSandboxes';
 import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
 import { openDockerSandboxHost } from './dockerSandboxHost.wiring';
+import { openRemoteSandboxHost } from './remoteHosts.composition';
 import { DEMO_GIT_PORTS } from '../infra/localhost/demoPorts';
 import { blobContainerFor, queueClientFor, tableClientFor, type StorageLocation } from '../infra/storage/storageClients';
 import type { CommandContext } from '../domain/commandHandler';
@@ -217,7 +218,7 @@ export function compose(settings: Settings): Composition {
       clock: systemClock,
     })),
     /** This process's sandbox host, shared by the run lifecycle and the gateway (a run is pinned to it). */
-    sandboxHost: once(() => sandboxHostFor(settings)),
+    sandboxHost: once(() => sandboxHostFor(settings, root.services)),
     /** The live sandboxes of this process: the run lifecycle fills it, the gateway reads it. */
     runSandboxes: once((): RunSandboxes => new InMemoryRunSandboxes()),
     /** Per-container gateway bearers (hashes only) in their own table; the run lifecycle mints, the gateway verifies. */
@@ -299,8 +300,9 @@ export const getRunRuntime = (): Promise<RunRuntime> => appComposition().runRunt
 export const logBackupDependencies = (): LogBackupDependencies => appComposition().logBackup();
 
 /** The production configuration refuses the local-process host: its isolation is a development stand-in. */
-export function sandboxHostFor(settings: Settings): Promise<SandboxHost> {
+export function sandboxHostFor(settings: Settings, services: () => Promise<ApiServices> = getServices): Promise<SandboxHost> {
   if (settings.SANDBOX_HOST === 'docker') return openDockerSandboxHost(settings, gatewayUrlOf(settings), platformHostsOf(settings));
+  if (settings.SANDBOX_HOST === 'remote') return services().then(({ deps }) => openRemoteSandboxHost(settings, deps));
   if (settings.DISCO_ENV === 'production')
     return Promise.reject(
       new SettingsError('DISCO_ENV=production refuses the local-process sandbox host; set SANDBOX_HOST=docker'),

@@ -96,6 +96,12 @@ export const settingsSchema = z
     BACKUP_KEY_TABLE: tableName.default('backupkeys'),
     BACKUP_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default(DEFAULT_SCHEDULES.BACKUP_SCHEDULE),
     WITNESS_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default(DEFAULT_SCHEDULES.WITNESS_SCHEDULE),
+    /** SANDBOX_HOST=remote locally: the TLS port the host channel listens on, and where its self-signed certificate is kept. */
+    HOST_CHANNEL_PORT: z.coerce.number().int().min(0).max(65535).default(7073),
+    HOST_CHANNEL_TLS_DIR: z.string().min(1).default('.azurite/host-channel'),
+    /** SANDBOX_HOST=remote in Azure: the Web PubSub endpoint (managed identity, no keys) and hub the host channel ends in. */
+    HOST_CHANNEL_PUBSUB_ENDPOINT: z.string().url().optional(),
+    HOST_CHANNEL_PUBSUB_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,127}$/).default('sandboxhosts'),
     /**
      * Tests only: loopback `host:port` servers (a git server, an npm registry) an isolated sandbox may reach
      * through its doors and the egress proxy. A production configuration refuses it.
@@ -106,9 +112,10 @@ export const settingsSchema = z
       .optional(),
     /**
      * Where sandboxes run, chosen explicitly: `local-process` (this machine's processes; development only) or
-     * `docker` (a container per run on the engine at DOCKER_HOST, image SANDBOX_IMAGE or `npm run sandbox-image`'s).
+     * `docker` (a container per run on the engine at DOCKER_HOST, image SANDBOX_IMAGE or `npm run sandbox-image`'s)
+     * or `remote` (enrolled host agents over their TLS channel, docs/sandbox-hosts.md).
      */
-    SANDBOX_HOST: z.enum(['local-process', 'docker']).default('local-process'),
+    SANDBOX_HOST: z.enum(['local-process', 'docker', 'remote']).default('local-process'),
     SANDBOX_IMAGE: z.string().min(1).optional(),
     /** Per-sandbox limits of the local host (its cgroups, infra/sandbox/sandboxCgroup.ts). */
     SANDBOX_PIDS_MAX: z.coerce.number().int().min(16).max(65_536).default(512),

@@ -3,6 +3,8 @@ import { appSettings } from './settings';
 
 // Every setting is checked once as the app starts, so a malformed one stops the start in one line naming it
 // (the local host prints it and exits) instead of the app answering 503 on every route later.
-app.hook.appStart(() => {
-  appSettings();
+app.hook.appStart(async () => {
+  const settings = appSettings();
+  // Host agents dial in before any run asks for a sandbox, so the remote host (and its channel) opens at start.
+  if (settings.SANDBOX_HOST === 'remote') await (await import('./composition.js')).getSandboxHost();
 });

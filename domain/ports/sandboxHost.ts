@@ -58,6 +58,14 @@ export interface SandboxRequest {
   readonly keptVolume?: string;
   /** Where the sandbox may connect until `setEgress` says otherwise; omitted: any public name (no allow-list). */
   readonly egress?: EgressAllowance;
+  /** Whose run it is and which pool it asks for (remote hosts place by it; a local host ignores it). */
+  readonly placement?: SandboxPlacement;
+}
+
+/** `workspace`: only the workspace's own enrolled hosts; `managed`: the platform's pool; omitted: own hosts first, then managed. */
+export interface SandboxPlacement {
+  readonly workspaceId: string;
+  readonly pool?: 'managed' | 'workspace';
 }
 
 export interface SandboxHandle {

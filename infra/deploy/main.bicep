@@ -155,6 +155,7 @@ var names = {
   platformVault: take('kv-dp-${environmentName}-${token}', 24)
   masterKey: 'vault-master'
   serviceBus: 'sb-discoparrot-${environmentName}-${token}'
+  webPubSub: 'wps-discoparrot-${environmentName}-${token}'
   logAnalytics: 'log-discoparrot-${environmentName}-${token}'
   appInsights: 'appi-discoparrot-${environmentName}-${token}'
 }
@@ -220,6 +221,16 @@ module serviceBus 'modules/serviceBus.bicep' = {
   }
 }
 
+module webPubSub 'modules/webPubSub.bicep' = {
+  name: 'webPubSub'
+  scope: platformGroup
+  params: {
+    location: location
+    tags: allTags
+    name: names.webPubSub
+  }
+}
+
 module app 'modules/functionApp.bicep' = {
   name: 'functionApp'
   scope: platformGroup
@@ -233,6 +244,7 @@ module app 'modules/functionApp.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     eventsTopicName: serviceBus.outputs.eventsTopicName
+    hostChannelEndpoint: webPubSub.outputs.endpoint
     masterKeyUri: platformVault.outputs.masterKeyUri
     authIssuer: authIssuer
     authJwksUrl: authJwksUrl
@@ -257,6 +269,15 @@ module app 'modules/functionApp.bicep' = {
     outboxMarkerGraceSeconds: outboxMarkerGraceSeconds
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+  }
+}
+
+module webPubSubAccess 'modules/webPubSubAccess.bicep' = {
+  name: 'webPubSubAccess'
+  scope: platformGroup
+  params: {
+    appPrincipalId: app.outputs.principalId
+    webPubSubName: webPubSub.outputs.name
   }
 }
 

@@ -117,7 +117,7 @@ export async function seed(runtime: RunRuntime, workspaceId: string, runId: stri
     const material = await loadSecretMaterial(runtime.deps, workspaceId);
     const redactor = new RefreshableRedactor(material.values);
     // Nothing may leave the sandbox until a phase says where (no process runs before install anyway).
-    const handle = await runtime.host.create({ runId, workspaceId, files: spec.template.files, redactor, guard: material.guard, egress: NOTHING_ALLOWED, ...(spec.env ? { env: spec.env } : {}) });
+    const handle = await runtime.host.create({ runId, workspaceId, files: spec.template.files, redactor, guard: material.guard, egress: NOTHING_ALLOWED, placement: { workspaceId }, ...(spec.env ? { env: spec.env } : {}) });
     try {
       // Refused once teardown has begun (a cancel raced the seed): then this sandbox is nobody's, so it goes now.
       await ctx.record({

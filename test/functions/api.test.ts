@@ -47,6 +47,9 @@ function everyRouteCall(workspaceId: string): Array<{ method: string; path: stri
     { method: 'PUT', path: `/api/workspaces/${workspaceId}/identities/deployer`, body: { subject: 'deploy:prod', audience: 'api://AzureADTokenExchange', uses: { identity: 'owners' } }, ownerOnly: true },
     { method: 'GET', path: `/api/workspaces/${workspaceId}/identities`, ownerOnly: false },
     { method: 'DELETE', path: `/api/workspaces/${workspaceId}/identities/deployer`, ownerOnly: true },
+    { method: 'POST', path: `/api/workspaces/${workspaceId}/hosts`, body: { name: 'build-box' }, ownerOnly: true },
+    { method: 'GET', path: `/api/workspaces/${workspaceId}/hosts`, ownerOnly: false },
+    { method: 'DELETE', path: `/api/workspaces/${workspaceId}/hosts/00000000-0000-4000-8000-00000000beef`, ownerOnly: true, ownerStatus: 404 },
     { method: 'GET', path: `/api/workspaces/${workspaceId}/audit?limit=50`, ownerOnly: false },
     { method: 'GET', path: `/api/workspaces/${workspaceId}/audit/verify`, ownerOnly: false },
     { method: 'PUT', path: `/api/workspaces/${workspaceId}/egress`, body: { allowedHosts: ['registry.npmjs.org'] }, ownerOnly: true },
@@ -59,7 +62,7 @@ function everyRouteCall(workspaceId: string): Array<{ method: string; path: stri
 
 describe('the workspace, member, secret and audit API', () => {
   it('covers every registered workspace route in the route-by-route calls', () => {
-    const called = new Set(everyRouteCall('x').map((c) => `${c.method} ${c.path.split('?')[0]!.replace('/x', '/{ws}').replace(/members\/carol$/, 'members/{user}').replace(/secrets\/TEMP_SECRET(\/revoke)?$/, 'secrets/{name}$1').replace(/identities\/deployer$/, 'identities/{name}').replace(/^(DELETE \/api\/workspaces)\/x$/, '$1/{ws}').replace(/\/x\/recover$/, '/{ws}/recover')}`));
+    const called = new Set(everyRouteCall('x').map((c) => `${c.method} ${c.path.split('?')[0]!.replace('/x', '/{ws}').replace(/members\/carol$/, 'members/{user}').replace(/secrets\/TEMP_SECRET(\/revoke)?$/, 'secrets/{name}$1').replace(/identities\/deployer$/, 'identities/{name}').replace(/hosts\/[0-9a-f-]+$/, 'hosts/{id}').replace(/^(DELETE \/api\/workspaces)\/x$/, '$1/{ws}').replace(/\/x\/recover$/, '/{ws}/recover')}`));
     // Run routes have their own route-by-route access test (runs.api.test.ts).
     const registered = apiRoutes.filter((r) => r.route.startsWith('workspaces/{ws}') && !runRoutes.includes(r)).map((r) => `${r.method} /api/${r.route}`);
     expect(registered.filter((r) => !called.has(r))).toEqual([]);

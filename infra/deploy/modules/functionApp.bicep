@@ -13,6 +13,7 @@ param deploymentContainerName string
 param appInsightsName string
 param serviceBusFullyQualifiedNamespace string
 param eventsTopicName string
+param hostChannelEndpoint string
 param masterKeyUri string
 param authIssuer string
 param authJwksUrl string
@@ -100,6 +101,10 @@ var appSettings = {
   SWEEP_SCHEDULE: sweepSchedule
   // Messaging (docs/messaging.md): the topic the outbox publishes to, its tables and timer.
   EVENTS_TOPIC: eventsTopicName
+  // Sandboxes run on enrolled host agents whose channels end in Web PubSub (docs/sandbox-hosts.md).
+  SANDBOX_HOST: 'remote'
+  HOST_CHANNEL_PUBSUB_ENDPOINT: hostChannelEndpoint
+  HOST_CHANNEL_PUBSUB_HUB: 'sandboxhosts'
   RUN_REQUEST_TABLE: runRequestTable
   OUTBOX_INDEX_TABLE: outboxIndexTable
   OUTBOX_SCHEDULE: outboxSchedule

@@ -123,6 +123,7 @@ describe('infra/deploy Bicep: roles', () => {
         'Azure Service Bus Data Sender @ Microsoft.ServiceBus/namespaces',
         'Azure Service Bus Data Receiver @ Microsoft.ServiceBus/namespaces',
         'Monitoring Metrics Publisher @ Microsoft.Insights/components',
+        'Web PubSub Service Owner @ Microsoft.SignalRService/webPubSub',
         'custom:vaultProvisionerRole @ resourceGroup',
         'custom:deletedVaultReaderRole @ subscription',
       ].sort(),
@@ -154,6 +155,7 @@ const DEPLOY_TIME_SAMPLES: Readonly<Record<string, string>> = {
   SANDBOX_TOKEN_MINUTES: '15',
   SWEEP_SCHEDULE: '0 */1 * * * *',
   EVENTS_TOPIC: 'events',
+  HOST_CHANNEL_PUBSUB_ENDPOINT: 'https://wps-discoparrot-prod-abc.webpubsub.azure.com',
   RUN_REQUEST_TABLE: 'runrequests',
   OUTBOX_INDEX_TABLE: 'outboxpending',
   OUTBOX_SCHEDULE: '*/5 * * * * *',
@@ -181,7 +183,7 @@ function productionEnv(t: Template): Record<string, string> {
 
 describe('infra/deploy Bicep: app settings against functions/settings.ts', () => {
   /** Settings the production app must not have: each is a local-only fallback. */
-  const LOCAL_ONLY = ['AzureWebJobsStorage', 'VAULT_MASTER_KEY_FILE', 'RUN_PRODUCER_KEY_DIR', 'SANDBOX_EGRESS_TEST_SERVERS', 'SANDBOX_PIDS_MAX', 'SANDBOX_MEMORY_MB', 'SANDBOX_CPUS'];
+  const LOCAL_ONLY = ['AzureWebJobsStorage', 'VAULT_MASTER_KEY_FILE', 'RUN_PRODUCER_KEY_DIR', 'SANDBOX_EGRESS_TEST_SERVERS', 'SANDBOX_PIDS_MAX', 'SANDBOX_MEMORY_MB', 'SANDBOX_CPUS', 'HOST_CHANNEL_PORT', 'HOST_CHANNEL_TLS_DIR'];
   /**
    * Set by the operator once a producer exists, not by the template: the producers' public keys are theirs to
    * register. Unset, every queued run request is refused (poisoned as from an untrusted producer).
@@ -224,6 +226,18 @@ describe('infra/deploy Bicep: app settings against functions/settings.ts', () =>
   it('would be refused by the app without the master key id', () => {
     const t = mutated('modules/functionApp.bicep', '  VAULT_MASTER_KEY_ID: masterKeyUri\n', '');
     expect(() => loadSettings(productionEnv(t))).toThrow(/VAULT_MASTER_KEY_ID/);
+  });
+});
+
+describe('infra/deploy: the host channel (Web PubSub)', () => {
+  it('has no access keys, and only the app holds a role on it', () => {
+    const pubsub = readFileSync(path.join(DEPLOY, 'modules', 'webPubSub.bicep'), 'utf8');
+    expect(pubsub).toContain('disableLocalAuth: true');
+    expect(pubsub).toContain('disableAadAuth: false');
+    expect(pubsub).not.toMatch(/listKeys|primaryKey|connectionString/i);
+    const access = readFileSync(path.join(DEPLOY, 'modules', 'webPubSubAccess.bicep'), 'utf8');
+    expect(access.match(/roleAssignments@/g)).toHaveLength(1);
+    expect(access).toContain('principalId: appPrincipalId');
   });
 });
 

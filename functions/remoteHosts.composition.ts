@@ -1,0 +1,27 @@
+import path from 'node:path';
+import type { SandboxHost } from '../domain/ports/sandboxHost';
+import type { ServiceDependencies } from '../domain/services/dependencies';
+import { selfSignedCertificate } from '../infra/localhost/selfSignedCertificate';
+import { hostChannelAuthority } from '../infra/sandbox/remote/hostChannelAuthority';
+import { HostChannelServer } from '../infra/sandbox/remote/hostChannelServer';
+import { hostChannelControl } from '../infra/sandbox/remote/randomHostCredentials';
+import { RemoteSandboxHost } from '../infra/sandbox/remote/remoteSandboxHost';
+import { type Settings, SettingsError } from './settings';
+
+/**
+ * SANDBOX_HOST=remote: sandboxes run on enrolled host agents. Locally this process serves the host channel itself
+ * (wss:// on HOST_CHANNEL_PORT, a self-signed certificate agents pin with --ca). In Azure the channel ends in Web
+ * PubSub (docs/sandbox-hosts.md); its adapter is not built yet, so production refuses rather than run without one.
+ */
+export async function openRemoteSandboxHost(settings: Settings, deps: ServiceDependencies): Promise<SandboxHost> {
+  if (settings.DISCO_ENV === 'production')
+    throw new SettingsError('SANDBOX_HOST=remote in production needs the Web PubSub channel adapter (not built yet; docs/sandbox-hosts.md)');
+  const tls = selfSignedCertificate(path.resolve(settings.HOST_CHANNEL_TLS_DIR));
+  const channel = await HostChannelServer.start({
+    tls, authority: hostChannelAuthority(deps), port: settings.HOST_CHANNEL_PORT,
+    log: (line) => console.log(line),
+  });
+  hostChannelControl.set(channel);
+  console.log(`Host channel: ${channel.url} (agents: npm run host-agent -- --platform ${channel.url} --ca ${tls.certFile} --token <enrolment token>)`);
+  return new RemoteSandboxHost(channel);
+}

@@ -1,0 +1,284 @@
+
+import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { WebSocket } from 'ws';
+import { DomainError } from '../../../domain/errors';
+import type { CommandResult, CommandSpec, OutputRedactor, ProcessCredentialDelivery, ProcessCredentialTarget, RunningCommand, SandboxHandle, SandboxHost } from '../../../domain/ports/sandboxHost';
+import { type RedactableSecret, createRedactor } from '../../../domain/redaction';
+import { CLOSE_REVOKED } from './hostChannelServer';
+import { CHANNEL_PATH, CREDENTIAL_DIR_PLACEHOLDER, ChannelSequence, type PlatformBody, type PlatformFrame, type WireCommand, type WireDelivery, platformFrame } from './protocol';
+
+export interface HostAgentOptions {
+  /** The platform's host endpoint, `https://…` only: the channel is `wss://` on the same origin. */
+  readonly platform: string;
+  /** The one-time enrolment token; needed only until the agent holds a credential. */
+  readonly token?: string;
+  /** The CA (or self-signed certificate) the platform's TLS certificate must chain to; verification is never off. */
+  readonly ca?: string;
+  /** Where the host credential is kept (mode 0600). */
+  readonly stateFile: string;
+  /** The host the agent owns and runs sandboxes on (local process or Docker). */
+  readonly inner: SandboxHost;
+  readonly log?: (line: string) => void;
+}
+
+interface AgentSandbox {
+  readonly handle: SandboxHandle;
+  readonly secrets: RedactableSecret[];
+}
+
+/**
+ * The host agent: enrols once, then dials out to the platform over TLS, authenticates with its host credential
+ * and serves the sandbox protocol with its inner host. It redacts each process's output of what it delivered
+ * to it (the platform redacts again with the workspace's redactor). Resolves when the platform revokes it.
+ */
+export class HostAgent {
+  private socket: WebSocket | undefined;
+  private stopped = false;
+  private readonly sandboxes = new Map<string, AgentSandbox>();
+  private readonly running = new Map<string, { runId: string; stop(): Promise<unknown> }>();
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly options: HostAgentOptions) {
+    if (!options.platform.startsWith('https://')) throw new Error('--platform must be an https:// URL: the channel runs over TLS only');
+    this.log = options.log ?? ((line) => console.log(line));
+  }
+
+  /** Runs until revoked (resolves 'revoked') or stopped. Reconnects after any other disconnect. */
+  async run(): Promise<'revoked' | 'stopped'> {
+    const credential = await this.credential();
+    while (!this.stopped) {
+      const outcome = await this.connectOnce(credential).catch((error: unknown) => {
+        this.log(`host agent: channel failed: ${(error as Error).message}`);
+        return 'retry' as const;
+      });
+      await this.teardownAll();
+      if (outcome === 'revoked') return 'revoked';
+      if (!this.stopped) await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    return 'stopped';
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.socket?.close(1001, 'agent stopping');
+    await this.teardownAll();
+  }
+
+  /** The saved credential, rotated at every start (so a copy taken from disk earlier is already dead), or a new one. */
+  private async credential(): Promise<string> {
+    const saved = await readFile(this.options.stateFile, 'utf8').then((text) => (JSON.parse(text) as { credential?: string }).credential).catch(() => undefined);
+    if (saved) {
+      const rotated = await fetchJson(`${this.options.platform}/api/hosts/rotate`, {}, this.options.ca, saved);
+      if (typeof rotated.credential !== 'string') throw new Error(`credential rotation refused (${String(rotated.code ?? 'unknown')})`);
+      await writeFile(this.options.stateFile, JSON.stringify({ credential: rotated.credential }), { mode: 0o600 });
+      this.log('host agent: host credential rotated');
+      return rotated.credential;
+    }
+    if (!this.options.token) throw new Error('no host credential yet: pass --token <enrolment token>');
+    const response = await fetchJson(`${this.options.platform}/api/hosts/enrol`, { token: this.options.token }, this.options.ca);
+    if (typeof response.credential !== 'string') throw new Error(`enrolment refused (${String(response.code ?? response.status ?? 'unknown')})`);
+    await mkdir(path.dirname(this.options.stateFile), { recursive: true, mode: 0o700 });
+    await writeFile(this.options.stateFile, JSON.stringify({ credential: response.credential }), { mode: 0o600 });
+    this.log(`host agent: enrolled as host ${String(response.hostId)} of workspace ${String(response.workspaceId)}`);
+    return response.credential;
+  }
+
+  private connectOnce(credential: string): Promise<'revoked' | 'retry'> {
+    const url = this.options.platform.replace(/^https:/, 'wss:') + CHANNEL_PATH;
+    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${credential}` }, ...(this.options.ca ? { ca: this.options.ca } : {}), maxPayload: 4 * 1024 * 1024 });
+    this.socket = socket;
+    let sequence: ChannelSequence | undefined;
+    const [workspaceId, hostId] = credential.slice('dph_'.length).split('.');
+    const send = (body: unknown): void => {
+      if (sequence && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(sequence.stamp(body)));
+    };
+    const heartbeat = setInterval(() => send({ kind: 'heartbeat' }), 5000);
+    return new Promise((resolve, reject) => {
+      socket.on('message', (data) => {
+        const raw = String(data);
+        if (!sequence) {
+          const first = platformFrame.safeParse(JSON.parse(raw));
+          if (!first.success || first.data.body.op !== 'session' || first.data.seq !== 1 || first.data.hostId !== hostId || first.data.workspaceId !== workspaceId) {
+            this.log('host agent: the platform opened with a frame that is not a session for this host; closing');
+            socket.close(1008, 'bad session');
+            return;
+          }
+          sequence = new ChannelSequence({ hostId, workspaceId, session: first.data.session });
+          sequence.admit(platformFrame, raw);
+          send({ kind: 'ready', capabilities: this.options.inner.capabilities });
+          this.log(`host agent: connected (host ${hostId})`);
+          return;
+        }
+        const admitted = sequence.admit<PlatformFrame>(platformFrame, raw);
+        if (!admitted.ok) {
+          this.log(`host agent: refused a ${admitted.messageType} frame (${admitted.reason})`);
+          return;
+        }
+        void this.serve(admitted.frame.body, send);
+      });
+      socket.on('unexpected-response', (_req, res) => reject(new Error(`the platform refused the channel (HTTP ${res.statusCode})`)));
+      socket.on('error', (error) => reject(error));
+      socket.on('close', (code) => {
+        clearInterval(heartbeat);
+        if (code === CLOSE_REVOKED) this.log('host agent: the platform revoked this host; stopping');
+        resolve(code === CLOSE_REVOKED ? 'revoked' : 'retry');
+      });
+    });
+  }
+
+  private async serve(body: PlatformBody, send: (body: unknown) => void): Promise<void> {
+    if (body.op === 'session') return;
+    const requestId = body.requestId;
+    const runId = 'runId' in body ? body.runId : undefined;
+    try {
+      switch (body.op) {
+        case 'create': {
+          const secrets: RedactableSecret[] = [];
+          const handle = await this.options.inner.create({
+            runId: body.runId, files: body.files, redactor: redactorOf(secrets), guard: { secretNames: [], managedValues: [] },
+            ...(body.env ? { env: body.env } : {}), ...(body.keptVolume ? { keptVolume: body.keptVolume } : {}), ...(body.egress ? { egress: body.egress } : {}),
+          });
+          this.sandboxes.set(body.sandboxId, { handle, secrets });
+          return send({ kind: 'created', requestId, runId: body.runId, sandboxId: body.sandboxId, workspace: handle.workspace, isolated: handle.isolated });
+        }
+        case 'exec': {
+          const sandbox = this.sandboxOf(body.sandboxId, body.runId);
+          const controller = new AbortController();
+          const spec = commandSpecOf(body.command, sandbox.secrets, controller.signal);
+          if (body.mode === 'start') {
+            const process = await this.options.inner.start(sandbox.handle, spec);
+            this.running.set(body.execId, { runId: body.runId, stop: () => process.stop() });
+            void this.reportExit(process, body.runId, body.execId, send);
+            return send({ kind: 'started', requestId, runId: body.runId, execId: body.execId, pid: process.pid });
+          }
+          this.running.set(body.execId, { runId: body.runId, stop: async () => controller.abort() });
+          const exited = this.options.inner.exec(sandbox.handle, spec);
+          send({ kind: 'started', requestId, runId: body.runId, execId: body.execId, pid: -1 });
+          return void this.reportExit({ pid: -1, exited, stop: () => exited }, body.runId, body.execId, send);
+        }
+        case 'stop': {
+          const process = this.running.get(body.execId);
+          if (process && process.runId !== body.runId) throw new DomainError('HOST.FOREIGN_RUN', 'that process belongs to another run', 'forbidden');
+          await process?.stop();
+          return send({ kind: 'done', requestId, runId: body.runId });
+        }
+        case 'teardown': {
+          const sandbox = this.sandboxes.get(body.sandboxId);
+          if (sandbox && sandbox.handle.runId !== body.runId) throw new DomainError('HOST.FOREIGN_RUN', 'that sandbox belongs to another run', 'forbidden');
+          this.sandboxes.delete(body.sandboxId);
+          if (sandbox) await this.options.inner.teardown(sandbox.handle);
+          return send({ kind: 'done', requestId, runId: body.runId });
+        }
+        case 'setEgress': {
+          this.options.inner.setEgress(this.sandboxOf(body.sandboxId, body.runId).handle, body.egress);
+          return send({ kind: 'done', requestId, runId: body.runId });
+        }
+        case 'list':
+          return send({ kind: 'listed', requestId, sandboxes: [...this.sandboxes].map(([sandboxId, s]) => ({ sandboxId, runId: s.handle.runId })) });
+        default: {
+          const _exhaustive: never = body;
+          return _exhaustive;
+        }
+      }
+    } catch (error) {
+      const code = error instanceof DomainError ? error.code : 'HOST.AGENT_ERROR';
+      send({ kind: 'failed', requestId, ...(runId ? { runId } : {}), code, message: (error as Error).message.slice(0, 2000) });
+    }
+  }
+
+  private sandboxOf(sandboxId: string, runId: string): AgentSandbox {
+    const sandbox = this.sandboxes.get(sandboxId);
+    if (!sandbox) throw new DomainError('SANDBOX.GONE', 'no such sandbox on this host', 'gone');
+    if (sandbox.handle.runId !== runId) throw new DomainError('HOST.FOREIGN_RUN', 'that sandbox belongs to another run', 'forbidden');
+    return sandbox;
+  }
+
+  private async reportExit(process: RunningCommand, runId: string, execId: string, send: (body: unknown) => void): Promise<void> {
+    let result: CommandResult;
+    try {
+      result = await process.exited;
+    } catch (error) {
+      result = { exitCode: null, signal: null, stdout: '', stderr: `host agent: ${(error as Error).message.slice(0, 500)}`, truncated: false, timedOut: false, cancelled: false };
+    }
+    this.running.delete(execId);
+    send({ kind: 'exited', runId, execId, result });
+  }
+
+  private async teardownAll(): Promise<void> {
+    const all = [...this.sandboxes.values()];
+    this.sandboxes.clear();
+    this.running.clear();
+    await Promise.all(all.map((s) => this.options.inner.teardown(s.handle).catch(() => undefined)));
+  }
+}
+
+/** A redactor over the values delivered in this sandbox so far (rebuilt when one is added). */
+function redactorOf(secrets: RedactableSecret[]): OutputRedactor {
+  let built = { count: -1, redactor: createRedactor([]) };
+  const current = (): ReturnType<typeof createRedactor> => {
+    if (built.count !== secrets.length) built = { count: secrets.length, redactor: createRedactor(secrets) };
+    return built.redactor;
+  };
+  return { redact: (text) => current().redact(text), stream: () => current().stream() };
+}
+
+function commandSpecOf(command: WireCommand, secrets: RedactableSecret[], signal: AbortSignal): CommandSpec {
+  for (const delivery of command.deliveries) secrets.push(...valuesOf(delivery));
+  return {
+    argv: command.argv, identity: command.identity, signal,
+    ...(command.env ? { env: command.env } : {}), ...(command.cwd ? { cwd: command.cwd } : {}), ...(command.handOver ? { handOver: command.handOver } : {}),
+    ...(command.timeoutMs ? { timeoutMs: command.timeoutMs } : {}), ...(command.maxOutputBytes ? { maxOutputBytes: command.maxOutputBytes } : {}),
+    ...(command.deliveries.length > 0 ? { credentials: (target: ProcessCredentialTarget) => Promise.all(command.deliveries.map((d) => materialise(d, target))) } : {}),
+  };
+}
+
+/** What a delivery carries that output must never show (values long enough to mask reliably). */
+function valuesOf(delivery: WireDelivery): RedactableSecret[] {
+  const texts = [...Object.values(delivery.env), ...(delivery.stdin ? [delivery.stdin] : []), ...delivery.files.map((f) => Buffer.from(f.base64, 'base64').toString('utf8'))];
+  return texts.filter((t) => Buffer.byteLength(t) >= 8 && !t.includes(CREDENTIAL_DIR_PLACEHOLDER)).map((value) => ({ name: 'DELIVERED', value }));
+}
+
+async function materialise(delivery: WireDelivery, target: ProcessCredentialTarget): Promise<ProcessCredentialDelivery> {
+  const swap = (text: string): string => text.split(CREDENTIAL_DIR_PLACEHOLDER).join(target.credentialDir);
+  const paths: string[] = [];
+  for (const file of delivery.files) {
+    const destination = path.join(target.credentialDir, file.path);
+    if (!destination.startsWith(target.credentialDir + path.sep)) throw new DomainError('HOST.BAD_DELIVERY', 'a delivery file escapes its directory', 'invalid');
+    await mkdir(path.dirname(destination), { recursive: true, mode: 0o700 });
+    await writeFile(destination, Buffer.from(file.base64, 'base64'), { mode: file.mode });
+    if (target.uid !== undefined) await chown(destination, target.uid, target.gid ?? target.uid);
+    paths.push(destination);
+  }
+  const { rm } = await import('node:fs/promises');
+  return {
+    env: Object.fromEntries(Object.entries(delivery.env).map(([k, v]) => [k, swap(v)])),
+    argsAfterCommand: delivery.argsAfterCommand.map(swap),
+    ...(delivery.stdin !== undefined ? { stdin: swap(delivery.stdin) } : {}),
+    paths,
+    cleanup: async () => {
+      await Promise.all(paths.map((p) => rm(p, { force: true })));
+    },
+  };
+}
+
+async function fetchJson(url: string, body: unknown, ca: string | undefined, credential?: string): Promise<Record<string, unknown>> {
+  const { request } = await import('node:https');
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...(credential ? { authorization: `Bearer ${credential}` } : {}) };
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers, ...(ca ? { ca } : {}) }, (res) => {
+      let text = '';
+      res.on('data', (chunk) => (text += String(chunk)));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(text) as Record<string, unknown>);
+        } catch {
+          reject(new Error(`the platform answered ${res.statusCode ?? 0} without JSON`));
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+

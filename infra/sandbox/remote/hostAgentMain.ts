@@ -1,0 +1,44 @@
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { SandboxHost } from '../../../domain/ports/sandboxHost';
+import { LocalProcessSandboxHost } from '../localProcessSandboxHost';
+import { HostAgent } from './hostAgent';
+
+/**
+ * `npm run host-agent -- --platform <https url> --token <enrolment token> [--ca <pem>] [--state <file>]
+ * [--inner local-process] [--isolation auto|off]`. The inner host is the one this machine runs sandboxes on;
+ * the Docker host plugs in here as another `--inner` choice.
+ */
+export async function main(argv: readonly string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      platform: { type: 'string' }, token: { type: 'string' }, ca: { type: 'string' }, state: { type: 'string' },
+      inner: { type: 'string', default: 'local-process' }, isolation: { type: 'string', default: 'auto' },
+    },
+  });
+  if (!values.platform) {
+    console.error('usage: npm run host-agent -- --platform <https url> --token <enrolment token> [--ca <pem>] [--state <file>]');
+    return 2;
+  }
+  const inners: Record<string, () => Promise<SandboxHost>> = {
+    'local-process': () => LocalProcessSandboxHost.open({ isolation: values.isolation === 'off' ? 'off' : 'auto' }),
+  };
+  const makeInner = inners[values.inner ?? 'local-process'];
+  if (!makeInner) {
+    console.error(`--inner must be one of ${Object.keys(inners).join(', ')}`);
+    return 2;
+  }
+  const agent = new HostAgent({
+    platform: values.platform.replace(/\/$/, ''),
+    ...(values.token ? { token: values.token } : {}),
+    ...(values.ca ? { ca: readFileSync(values.ca, 'utf8') } : {}),
+    stateFile: values.state ?? path.join(os.homedir(), '.disco-parrot', 'host-agent.json'),
+    inner: await makeInner(),
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void agent.stop());
+  const outcome = await agent.run();
+  return outcome === 'revoked' ? 3 : 0;
+}

@@ -1,0 +1,146 @@
+import { z } from 'zod';
+import type { HostMessageRefusal } from '../../../domain/sandboxHosts';
+
+/**
+ * The narrow sandbox protocol between the platform and a host agent (docs/sandbox-hosts.md): create, exec (with
+ * the deliveries of that one process), start, stop, teardown, set egress, list. There is no frame for a raw
+ * engine call. Every frame names its host, workspace and session, and carries the sender's next sequence number;
+ * a frame that is replayed, out of order, or for another host, workspace, session or run is refused and recorded.
+ */
+export const PROTOCOL_VERSION = 1;
+/** Where the channel's WebSocket is served (locally by the host channel server, in Azure by Web PubSub's client endpoint). */
+export const CHANNEL_PATH = '/api/hosts/channel';
+/** The one place a credential directory's path appears in a delivery: the agent puts its own in. */
+export const CREDENTIAL_DIR_PLACEHOLDER = '@@DP_CREDENTIAL_DIR@@';
+
+const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/);
+const stringMap = z.record(z.string().max(256), z.string().max(64 * 1024));
+
+const envelope = {
+  v: z.literal(PROTOCOL_VERSION),
+  hostId: id,
+  workspaceId: id,
+  session: id,
+  seq: z.number().int().min(1),
+};
+
+/** One credential for one process, as the channel carries it: only inside that process's exec or start. */
+export const wireDelivery = z.strictObject({
+  env: stringMap,
+  argsAfterCommand: z.array(z.string().max(4096)).max(64),
+  stdin: z.string().max(64 * 1024).optional(),
+  /** Files relative to the process's credential directory, base64. */
+  files: z.array(z.strictObject({ path: z.string().min(1).max(256).regex(/^(?!\/)(?!.*\.\.)[A-Za-z0-9_./-]+$/), base64: z.string().max(128 * 1024), mode: z.number().int().min(0).max(0o777) })).max(16),
+});
+export type WireDelivery = z.infer<typeof wireDelivery>;
+
+export const wireCommand = z.strictObject({
+  argv: z.array(z.string().max(64 * 1024)).min(1).max(1024),
+  identity: z.enum(['agent', 'credential']),
+  env: stringMap.optional(),
+  cwd: z.string().max(1024).optional(),
+  handOver: z.strictObject({ into: z.string().max(1024) }).optional(),
+  timeoutMs: z.number().int().positive().optional(),
+  maxOutputBytes: z.number().int().positive().optional(),
+  deliveries: z.array(wireDelivery).max(16),
+});
+export type WireCommand = z.infer<typeof wireCommand>;
+
+const egressAllowance = z.strictObject({ layers: z.array(z.array(z.string().max(260)).max(1000)).max(8) });
+
+export const platformBody = z.discriminatedUnion('op', [
+  /** The platform's first frame: the session every later frame of either side must name. */
+  z.strictObject({ op: z.literal('session') }),
+  z.strictObject({ op: z.literal('create'), requestId: id, runId: id, sandboxId: id, files: stringMap, env: stringMap.optional(), keptVolume: id.optional(), egress: egressAllowance.optional() }),
+  z.strictObject({ op: z.literal('exec'), requestId: id, runId: id, sandboxId: id, execId: id, mode: z.enum(['exec', 'start']), command: wireCommand }),
+  z.strictObject({ op: z.literal('stop'), requestId: id, runId: id, execId: id }),
+  z.strictObject({ op: z.literal('teardown'), requestId: id, runId: id, sandboxId: id }),
+  z.strictObject({ op: z.literal('setEgress'), requestId: id, runId: id, sandboxId: id, egress: egressAllowance }),
+  z.strictObject({ op: z.literal('list'), requestId: id }),
+]);
+export type PlatformBody = z.infer<typeof platformBody>;
+
+export const wireResult = z.strictObject({
+  exitCode: z.number().int().nullable(),
+  signal: z.string().max(32).nullable(),
+  stdout: z.string(),
+  stderr: z.string(),
+  truncated: z.boolean(),
+  timedOut: z.boolean(),
+  cancelled: z.boolean(),
+});
+
+export const agentBody = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('ready'), capabilities: z.strictObject({ isolated: z.boolean(), reason: z.string().max(1024).optional() }) }),
+  z.strictObject({ kind: z.literal('created'), requestId: id, runId: id, sandboxId: id, workspace: z.string().max(1024), isolated: z.boolean() }),
+  z.strictObject({ kind: z.literal('started'), requestId: id, runId: id, execId: id, pid: z.number().int() }),
+  /** An exec's or a started process's end; its output already redacted by the agent of what it delivered, and again by the platform. */
+  z.strictObject({ kind: z.literal('exited'), runId: id, execId: id, result: wireResult }),
+  z.strictObject({ kind: z.literal('done'), requestId: id, runId: id.optional() }),
+  z.strictObject({ kind: z.literal('listed'), requestId: id, sandboxes: z.array(z.strictObject({ sandboxId: id, runId: id })) }),
+  z.strictObject({ kind: z.literal('failed'), requestId: id, runId: id.optional(), code: z.string().max(128), message: z.string().max(2048) }),
+  z.strictObject({ kind: z.literal('heartbeat') }),
+]);
+export type AgentBody = z.infer<typeof agentBody>;
+
+export const platformFrame = z.strictObject({ ...envelope, body: platformBody });
+export const agentFrame = z.strictObject({ ...envelope, body: agentBody });
+export type PlatformFrame = z.infer<typeof platformFrame>;
+export type AgentFrame = z.infer<typeof agentFrame>;
+
+export interface ChannelBinding {
+  readonly hostId: string;
+  readonly workspaceId: string;
+  readonly session: string;
+}
+
+export type Received<F> = { readonly ok: true; readonly frame: F } | { readonly ok: false; readonly reason: HostMessageRefusal; readonly messageType: string; readonly runId?: string };
+
+/**
+ * One direction of a channel: stamps outgoing frames with the binding and the next sequence number, and admits
+ * an incoming frame only when it is well formed, names this binding and carries exactly the next number (so a
+ * replayed or reordered frame, even a byte-exact copy of a genuine one, is refused).
+ */
+export class ChannelSequence {
+  private sent = 0;
+  private received = 0;
+  constructor(readonly binding: ChannelBinding) {}
+
+  stamp<B>(body: B): { v: 1; hostId: string; workspaceId: string; session: string; seq: number; body: B } {
+    this.sent += 1;
+    return { v: PROTOCOL_VERSION, ...this.binding, seq: this.sent, body };
+  }
+
+  admit<F extends { seq: number; hostId: string; workspaceId: string; session: string }>(schema: z.ZodType<F>, raw: string): Received<F> {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      return { ok: false, reason: 'malformed', messageType: 'unparseable' };
+    }
+    const messageType = typeOf(parsed);
+    const runId = runIdOf(parsed);
+    const refuse = (reason: HostMessageRefusal): Received<F> => ({ ok: false, reason, messageType, ...(runId ? { runId } : {}) });
+    const result = schema.safeParse(parsed);
+    if (!result.success) return refuse('malformed');
+    const frame = result.data;
+    if (frame.hostId !== this.binding.hostId) return refuse('foreign-host');
+    if (frame.workspaceId !== this.binding.workspaceId) return refuse('foreign-workspace');
+    if (frame.session !== this.binding.session) return refuse('foreign-session');
+    if (frame.seq <= this.received) return refuse('replayed');
+    if (frame.seq !== this.received + 1) return refuse('out-of-order');
+    this.received = frame.seq;
+    return { ok: true, frame };
+  }
+}
+
+function typeOf(parsed: unknown): string {
+  const body = (parsed as { body?: { op?: unknown; kind?: unknown } } | null)?.body;
+  const name = typeof body?.op === 'string' ? body.op : typeof body?.kind === 'string' ? body.kind : 'unknown';
+  return name.slice(0, 32).replace(/[^A-Za-z0-9_-]/g, '?');
+}
+
+function runIdOf(parsed: unknown): string | undefined {
+  const runId = (parsed as { body?: { runId?: unknown } } | null)?.body?.runId;
+  return typeof runId === 'string' && /^[A-Za-z0-9_.:-]{1,128}$/.test(runId) ? runId : undefined;
+}

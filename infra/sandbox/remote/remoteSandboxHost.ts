@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { HOST_ERROR } from '../../../domain/catalogue';
+import type { EgressAllowance, EgressTally } from '../../../domain/egress';
+import { DomainError } from '../../../domain/errors';
+import { checkStandingEnv, type GuardPolicy } from '../../../domain/launchGuard';
+import type {
+  CommandResult, CommandSpec, OutputRedactor, ProcessCredentialDelivery, RunningCommand, SandboxCapabilities, SandboxHandle, SandboxHost, SandboxRequest,
+} from '../../../domain/ports/sandboxHost';
+import { PLATFORM_PARTITION } from '../../../domain/streams';
+import { LaunchRefusedError } from '../launchErrors';
+import type { HostChannelServer, HostConnection } from './hostChannelServer';
+import { CREDENTIAL_DIR_PLACEHOLDER, type WireCommand, type WireDelivery } from './protocol';
+
+interface RemoteSandbox {
+  readonly connection: HostConnection;
+  readonly redactor: OutputRedactor;
+  readonly guard: GuardPolicy;
+  readonly runId: string;
+}
+
+/**
+ * A `SandboxHost` whose sandboxes live on an enrolled host agent, reached over the host channel. The platform
+ * keeps the decisions: the launch guard runs here (the agent never sees the workspace's values), deliveries are
+ * prepared here and travel only inside their process's exec, and output is redacted here before it is kept.
+ */
+export class RemoteSandboxHost implements SandboxHost {
+  private readonly sandboxes = new Map<string, RemoteSandbox>();
+
+  constructor(private readonly channel: HostChannelServer) {}
+
+  get capabilities(): SandboxCapabilities {
+    return { isolated: false, reason: 'a remote host reports isolation per sandbox' };
+  }
+
+  async create(request: SandboxRequest): Promise<SandboxHandle> {
+    const connection = this.place(request);
+    const decision = checkStandingEnv(request.env ?? {}, request.guard);
+    if (!decision.ok) throw new LaunchRefusedError(decision);
+    const sandboxId = randomUUID();
+    const reply = await connection.request({
+      op: 'create', requestId: randomUUID(), runId: request.runId, sandboxId, files: { ...request.files },
+      ...(request.env ? { env: { ...request.env } } : {}), ...(request.keptVolume ? { keptVolume: request.keptVolume } : {}),
+      ...(request.egress ? { egress: { layers: request.egress.layers.map((l) => [...l]) } } : {}),
+    });
+    if (reply.kind !== 'created') throw new DomainError('HOST.PROTOCOL', `the host answered ${reply.kind} to create`, 'unavailable');
+    connection.sandboxes += 1;
+    this.sandboxes.set(sandboxId, { connection, redactor: request.redactor, guard: request.guard, runId: request.runId });
+    return { sandboxId, runId: request.runId, workspace: reply.workspace, isolated: reply.isolated };
+  }
+
+  async exec(handle: SandboxHandle, command: CommandSpec): Promise<CommandResult> {
+    const running = await this.launch(handle, command, 'exec');
+    return running.exited;
+  }
+
+  async start(handle: SandboxHandle, command: CommandSpec): Promise<RunningCommand> {
+    return this.launch(handle, command, 'start');
+  }
+
+  async teardown(handle: SandboxHandle): Promise<void> {
+    const sandbox = this.sandboxes.get(handle.sandboxId);
+    if (!sandbox) return;
+    this.sandboxes.delete(handle.sandboxId);
+    sandbox.connection.sandboxes -= 1;
+    // A host that is gone took its sandboxes with it (the agent removes what a dead process left when it restarts).
+    await sandbox.connection.request({ op: 'teardown', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId }).catch(() => undefined);
+  }
+
+  setEgress(handle: SandboxHandle, allowance: EgressAllowance): void {
+    const sandbox = this.sandboxes.get(handle.sandboxId);
+    void sandbox?.connection.request({ op: 'setEgress', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId, egress: { layers: allowance.layers.map((l) => [...l]) } }).catch(() => undefined);
+  }
+
+  drainEgress(): EgressTally | undefined {
+    return undefined;
+  }
+
+  /** A live host of the run's pool: never another workspace's own host. */
+  private place(request: SandboxRequest): HostConnection {
+    const workspaceId = request.placement?.workspaceId;
+    const pool = request.placement?.pool;
+    const own = workspaceId !== undefined && pool !== 'managed' ? this.channel.liveHosts(workspaceId) : [];
+    const managed = pool !== 'workspace' ? this.channel.liveHosts(PLATFORM_PARTITION) : [];
+    const candidates = own.length > 0 ? own : managed;
+    const chosen = candidates.sort((a, b) => a.sandboxes - b.sandboxes)[0];
+    if (!chosen) {
+      const where = pool === 'managed' ? 'the managed pool' : pool === 'workspace' ? "the workspace's own hosts" : "the workspace's own hosts or the managed pool";
+      throw new DomainError(HOST_ERROR.NONE_LIVE, `no live sandbox host in ${where}`, 'unavailable');
+    }
+    return chosen;
+  }
+
+  private async launch(handle: SandboxHandle, command: CommandSpec, mode: 'exec' | 'start'): Promise<RunningCommand> {
+    const sandbox = this.sandboxes.get(handle.sandboxId);
+    if (!sandbox) throw new DomainError('SANDBOX.GONE', 'the sandbox was torn down', 'gone');
+    const decision = checkStandingEnv(command.env ?? {}, sandbox.guard);
+    if (!decision.ok) throw new LaunchRefusedError(decision);
+    const wire: WireCommand = {
+      argv: [...command.argv], identity: command.identity, deliveries: await prepareDeliveries(command),
+      ...(command.env ? { env: { ...command.env } } : {}), ...(command.cwd ? { cwd: command.cwd } : {}),
+      ...(command.handOver ? { handOver: { into: command.handOver.into } } : {}),
+      ...(command.timeoutMs ? { timeoutMs: command.timeoutMs } : {}), ...(command.maxOutputBytes ? { maxOutputBytes: command.maxOutputBytes } : {}),
+    };
+    const execId = randomUUID();
+    const { connection, redactor } = sandbox;
+    const exited = connection.awaitExit(execId, handle.runId).then((body) => {
+      if (body.kind !== 'exited') throw new DomainError('HOST.PROTOCOL', 'expected an exit', 'unavailable');
+      return { ...body.result, stdout: redactor.redact(body.result.stdout), stderr: redactor.redact(body.result.stderr) };
+    });
+    exited.catch(() => undefined);
+    const stop = async (): Promise<CommandResult> => {
+      await connection.request({ op: 'stop', requestId: randomUUID(), runId: handle.runId, execId }).catch(() => undefined);
+      return exited;
+    };
+    const onAbort = (): void => void stop();
+    command.signal?.addEventListener('abort', onAbort, { once: true });
+    void exited.finally(() => command.signal?.removeEventListener('abort', onAbort)).catch(() => undefined);
+    const reply = await connection.request({ op: 'exec', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId, execId, mode, command: wire });
+    return { pid: reply.kind === 'started' ? reply.pid : -1, exited, stop };
+  }
+}
+
+/**
+ * Prepares the process's deliveries here, in a staging directory, and turns them into what the channel carries:
+ * env, args and stdin with the directory's path as a placeholder, and each file's content. The staging copy is
+ * removed at once; the agent writes the files into the process's own credential directory.
+ */
+async function prepareDeliveries(command: CommandSpec): Promise<WireDelivery[]> {
+  if (!command.credentials) return [];
+  const staging = await mkdtemp(path.join(os.tmpdir(), 'dp-remote-stage-'));
+  let deliveries: readonly ProcessCredentialDelivery[] = [];
+  try {
+    deliveries = await command.credentials({ credentialDir: staging });
+    const swap = (text: string): string => text.split(staging).join(CREDENTIAL_DIR_PLACEHOLDER);
+    const wire: WireDelivery[] = [];
+    for (const delivery of deliveries) {
+      const files: WireDelivery['files'][number][] = [];
+      for (const file of await filesUnder(staging, delivery.paths)) {
+        const info = await stat(file);
+        files.push({ path: path.relative(staging, file), base64: (await readFile(file)).toString('base64'), mode: info.mode & 0o777 });
+      }
+      wire.push({
+        env: Object.fromEntries(Object.entries(delivery.env).map(([k, v]) => [k, swap(v)])),
+        argsAfterCommand: delivery.argsAfterCommand.map(swap),
+        ...(delivery.stdin !== undefined ? { stdin: swap(delivery.stdin) } : {}),
+        files,
+      });
+    }
+    return wire;
+  } finally {
+    for (const delivery of deliveries) await delivery.cleanup().catch(() => undefined);
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+async function filesUnder(staging: string, paths: readonly string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const entry of paths) {
+    if (!path.resolve(entry).startsWith(staging + path.sep)) continue;
+    const info = await stat(entry).catch(() => undefined);
+    if (info?.isFile()) found.push(entry);
+    else if (info?.isDirectory()) found.push(...(await filesUnder(staging, (await readdir(entry)).map((name) => path.join(entry, name)))));
+  }
+  return found;
+}
