@@ -1,12 +1,12 @@
-import type { GatewayBinding } from '../../domain/ports/gatewayBearers';
-import type { WorkloadIdentityTokens } from '../../domain/ports/workloadIdentityTokens';
-import type { ServiceDependencies } from '../../domain/services/dependencies';
-import { onRun, readRunStream } from '../../domain/services/runStream';
-import { readWorkspace } from '../../domain/services/workspaceStream';
-import { IDENTITY_REFUSAL, decideIdentityToken } from '../../domain/workloadIdentity';
-import { roleOf } from '../../domain/workspace';
-import { IDENTITY_ERROR } from '../../domain/catalogue';
-import { DomainError } from '../../domain/errors';
+import type { GatewayBinding } from '../ports/gatewayBearers';
+import type { WorkloadIdentityTokens } from '../ports/workloadIdentityTokens';
+import type { ServiceDependencies } from './dependencies';
+import { onRun, readRunStream } from './runStream';
+import { readWorkspace } from './workspaceStream';
+import { IDENTITY_REFUSAL, decideIdentityToken } from '../workloadIdentity';
+import { roleOf } from '../workspace';
+import { IDENTITY_ERROR } from '../catalogue';
+import { DomainError } from '../errors';
 
 /** What the agent gets back: the token and what it says, so it needs not decode it. */
 export interface IdentityTokenResponse {

@@ -1,26 +1,22 @@
-import { onRun, readRunStream } from '../../domain/services/runStream';
-import { DomainError, isDomainError } from '../../domain/errors';
+import { onRun, readRunStream } from './runStream';
+import { DomainError, isDomainError } from '../errors';
 import {
-  GATEWAY_ERROR, channelOf, describeHost, hostAllowed, leaseExpiry, operationName, planGit, planNpm, type GatewayOperation, type GitPlan,
-} from '../../domain/gateway';
-import { createRedactor } from '../../domain/redaction';
-import { AuthenticationError } from '../../domain/ports/callerAuthenticator';
-import type { GatewayBearers, GatewayBinding } from '../../domain/ports/gatewayBearers';
-import type { LiveSandbox, RunSandboxes } from '../../domain/ports/runSandboxes';
-import type { CommandResult, SandboxHost } from '../../domain/ports/sandboxHost';
-import type { ResolvedSecret } from '../../domain/ports/secretVault';
-import type { RunCommand } from '../../domain/run';
-import { type LeaseDelivery, decideLease } from '../../domain/secretPolicy';
-import { readSecret, requesterIn } from '../../domain/services/leaseDecisions';
-import { readSecretMetadata } from '../../domain/services/secrets';
-import type { ServiceDependencies } from '../../domain/services/dependencies';
-import { TRUNCATION_MARKER, utf8Prefix } from '../redaction/truncate';
-import { assertGitCommand } from '../sandbox/channels';
-import type { CredentialRequest } from '../sandbox/credentialDelivery';
-import { runGit, runNpm } from './sandboxOperations';
-import { performHttpOperation, type RedactionStream } from './httpOperation';
-import { type IdentityTokenResponse, IDENTITY_TOKEN_KIND, issueIdentityToken } from './identityTokenOperation';
-import type { WorkloadIdentityTokens } from '../../domain/ports/workloadIdentityTokens';
+  GATEWAY_ERROR, channelOf, describeHost, hostAllowed, leaseExpiry, operationName, type GatewayOperation, type GitPlan,
+} from '../gateway';
+import { createRedactor } from '../redaction';
+import { AuthenticationError } from '../ports/callerAuthenticator';
+import type { GatewayBearers, GatewayBinding } from '../ports/gatewayBearers';
+import type { GatewayOperationRunner, GatewayOutcome, GatewayResponse } from '../ports/gatewayOperations';
+import type { LiveSandbox, RunSandboxes } from '../ports/runSandboxes';
+import type { OutputRedactor } from '../ports/sandboxHost';
+import type { ResolvedSecret } from '../ports/secretVault';
+import type { RunCommand } from '../run';
+import { type LeaseDelivery, decideLease } from '../secretPolicy';
+import { readSecret, requesterIn } from './leaseDecisions';
+import { readSecretMetadata } from './secrets';
+import type { ServiceDependencies } from './dependencies';
+import { type IdentityTokenResponse, IDENTITY_TOKEN_KIND, issueIdentityToken } from './gatewayIdentityToken';
+import type { WorkloadIdentityTokens } from '../ports/workloadIdentityTokens';
 
 /**
  * The gateway (DESIGN.md §1 promise 8): the agent asks, the platform checks the destination against the
@@ -29,52 +25,16 @@ import type { WorkloadIdentityTokens } from '../../domain/ports/workloadIdentity
  * output. The run comes from the bearer's binding only. Every step of an authenticated caller is an event.
  */
 
-export interface GatewayLimits {
-  readonly operationTimeoutMs: number;
-  /** Per stream (stdout, stderr, http body), after redaction. */
-  readonly maxOutputBytes: number;
-  readonly maxHttpResponseBytes: number;
-}
-
-export const DEFAULT_GATEWAY_LIMITS: GatewayLimits = { operationTimeoutMs: 120_000, maxOutputBytes: 64 * 1024, maxHttpResponseBytes: 1024 * 1024 };
-
 export interface GatewayDependencies {
   readonly deps: Pick<ServiceDependencies, 'store' | 'resolver' | 'clock' | 'random' | 'ids'>;
   readonly bearers: GatewayBearers;
   readonly sandboxes: RunSandboxes;
-  readonly host: SandboxHost;
-  readonly limits?: Partial<GatewayLimits>;
-  readonly fetch?: typeof fetch;
+  /** Plans, runs and shapes the operation itself (the sandbox's credential process, or an http request). */
+  readonly operations: GatewayOperationRunner;
+  /** How long one operation may run (never past the run's deadline or the bearer's expiry). */
+  readonly operationTimeoutMs: number;
   /** Signs workload identity tokens (docs/identity.md); without it, the gateway issues none. */
   readonly identityTokens?: WorkloadIdentityTokens;
-}
-
-export interface GatewayResponse {
-  readonly ok: boolean;
-  readonly operationId: string;
-  readonly exitCode?: number;
-  readonly status?: number;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly body?: string;
-  readonly headers?: Readonly<Record<string, string>>;
-  readonly truncated: boolean;
-}
-
-interface RawOutcome {
-  readonly exitCode: number;
-  readonly ok: boolean;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly truncated: boolean;
-  readonly status?: number;
-  readonly body?: string;
-  readonly headers?: Readonly<Record<string, string>>;
-}
-
-interface Redaction {
-  redact(text: string): string;
-  stream(): RedactionStream;
 }
 
 function deliveryOf(operation: GatewayOperation): LeaseDelivery {
@@ -91,44 +51,10 @@ function deliveryOf(operation: GatewayOperation): LeaseDelivery {
 const BEARER_HEADER = /^Bearer ([A-Za-z0-9_-]{1,512})$/;
 const ACTOR = 'system:gateway';
 
-function truncate(text: string, maxBytes: number): { text: string; truncated: boolean } {
-  const bytes = Buffer.from(text, 'utf8');
-  if (bytes.length <= maxBytes) return { text, truncated: false };
-  return { text: utf8Prefix(bytes, Math.max(0, maxBytes - Buffer.byteLength(TRUNCATION_MARKER))).toString('utf8') + TRUNCATION_MARKER, truncated: true };
-}
-
-/**
- * The sandbox host cut a stream at its limit after redacting it with the sandbox's redactor, which may not
- * know the value this operation just resolved (rotated after the sandbox started). The start of that value
- * could sit right before the cut, where no redactor can recognise it any more: drop as many bytes as its
- * longest encoded form could take (6 characters per byte, JSON's \uXXXX) before the gateway redacts again.
- */
-export function dropUnsafeTail(text: string, limit: number, value: string): string {
-  const bytes = Buffer.from(text, 'utf8');
-  if (bytes.length < limit) return text;
-  return utf8Prefix(bytes, Math.max(0, bytes.length - 6 * Buffer.byteLength(value, 'utf8'))).toString('utf8');
-}
-
-function outcomeOf(results: readonly CommandResult[], limit: number, value: string): RawOutcome {
-  const failed = results.find((r) => r.exitCode !== 0);
-  const exitCode = failed ? (failed.exitCode ?? -1) : 0;
-  const notes = results.flatMap((r) => [r.timedOut ? 'gateway: the command timed out\n' : '', r.cancelled ? 'gateway: the command was cancelled\n' : '']);
-  return {
-    exitCode,
-    ok: failed === undefined,
-    stdout: results.map((r) => (r.truncated ? dropUnsafeTail(r.stdout, limit, value) : r.stdout)).join(''),
-    stderr: results.map((r) => (r.truncated ? dropUnsafeTail(r.stderr, limit, value) : r.stderr)).join('') + notes.join(''),
-    truncated: results.some((r) => r.truncated),
-  };
-}
-
 export class Gateway {
-  private readonly limits: GatewayLimits;
   private unauthenticatedCount = 0;
 
-  constructor(private readonly d: GatewayDependencies) {
-    this.limits = { ...DEFAULT_GATEWAY_LIMITS, ...d.limits };
-  }
+  constructor(private readonly d: GatewayDependencies) {}
 
   /** Callers refused before any binding was known: counted, never recorded in any workspace's log (§3). */
   get unauthenticated(): number {
@@ -138,7 +64,7 @@ export class Gateway {
   async authenticate(authorization: string | null): Promise<GatewayBinding> {
     try {
       const match = BEARER_HEADER.exec(authorization ?? '');
-      if (!match?.[1]) throw new AuthenticationError('GATEWAY.MISSING_BEARER', 'Send the container gateway bearer (GATEWAY_TOKEN) as Authorization: Bearer');
+      if (!match?.[1]) throw new AuthenticationError(GATEWAY_ERROR.MISSING_BEARER, 'Send the container gateway bearer (GATEWAY_TOKEN) as Authorization: Bearer');
       return await this.d.bearers.verify(match[1], this.d.deps.clock.now());
     } catch (error) {
       if (error instanceof AuthenticationError) this.unauthenticatedCount++;
@@ -162,7 +88,7 @@ export class Gateway {
     }
     let plan: GitPlan | undefined;
     try {
-      plan = this.planOf(operation, remotePath);
+      plan = this.d.operations.plan(operation, remotePath);
     } catch (error) {
       // A request the policy refuses (a dir outside the workspace, a forcing refspec, an npm flag) is a denial.
       if (isDomainError(error)) await refuse(`${error.code}: ${error.message}`.slice(0, 300), new DomainError(error.code, error.message, 'invalid'));
@@ -199,7 +125,7 @@ export class Gateway {
     const redact = this.redactorFor(live, operation.secret, secret);
     const now = this.d.deps.clock.now();
     const deadline = Math.min(Date.parse(live.deadline), Date.parse(binding.expiresAt));
-    const timeoutMs = Math.max(1, Math.min(this.limits.operationTimeoutMs, deadline - now.getTime()));
+    const timeoutMs = Math.max(1, Math.min(this.d.operationTimeoutMs, deadline - now.getTime()));
     const leaseId = `${operationId}:lease`;
     await record(requested, {
       type: 'GrantLease', leaseId, secretName: operation.secret, secretVersion: secret.version, operation: `gateway:${operationName(operation)}`,
@@ -207,16 +133,16 @@ export class Gateway {
     });
     // Releasing is idempotent: an npm install releases after its credential process, the final batch again.
     const release: RunCommand = { type: 'ReleaseLease', leaseId };
-    let outcome: RawOutcome;
+    let outcome: GatewayOutcome;
     try {
-      outcome = await this.run(live, operation, plan, secret, redact, timeoutMs, () => record(release));
+      outcome = await this.d.operations.run({ live, operation, plan, secret, redact, timeoutMs, release: () => record(release) });
     } catch (error) {
       await record(release, completed(-1)).catch(() => undefined);
       if (isDomainError(error)) throw error;
       throw new DomainError(GATEWAY_ERROR.OPERATION_FAILED, redact.redact(`The operation failed: ${(error as Error).name}`), 'upstream');
     }
     await record(release, completed(outcome.exitCode));
-    return this.shape(operationId, outcome, redact.redact);
+    return this.d.operations.respond(operationId, outcome, redact.redact);
   }
 
   /** A workload identity token for the bearer's run (docs/identity.md): 404 for an identity not defined, 403 for one the requester may not use. */
@@ -240,23 +166,8 @@ export class Gateway {
     return live;
   }
 
-  /** The exact command, checked before anything is recorded as requested (a malformed request is a 400). */
-  private planOf(operation: GatewayOperation, remotePath: string): GitPlan | undefined {
-    switch (operation.kind) {
-      case 'git': {
-        const plan = planGit(operation, remotePath);
-        assertGitCommand(operation.secret, plan.argv);
-        return plan;
-      }
-      case 'npm-install':
-        return planNpm(operation);
-      case 'http':
-        return undefined;
-    }
-  }
-
   /** The sandbox's redactor, plus the value just resolved (it may be newer than what the sandbox's knows). */
-  private redactorFor(live: LiveSandbox, name: string, secret: ResolvedSecret): Redaction {
+  private redactorFor(live: LiveSandbox, name: string, secret: ResolvedSecret): OutputRedactor {
     const own = createRedactor([{ name, value: secret.value }]);
     return {
       redact: (text) => own.redact(live.redactor.redact(text)),
@@ -265,51 +176,6 @@ export class Gateway {
         const second = own.stream();
         return { push: (chunk) => second.push(first.push(chunk)), end: () => second.push(first.end()) + second.end() };
       },
-    };
-  }
-
-  private async run(
-    live: LiveSandbox,
-    operation: GatewayOperation,
-    plan: GitPlan | undefined,
-    secret: ResolvedSecret,
-    redact: Redaction,
-    timeoutMs: number,
-    release: () => Promise<unknown>,
-  ): Promise<RawOutcome> {
-    if (operation.kind === 'http') {
-      try {
-        const result = await performHttpOperation(operation, secret.value, { timeoutMs, maxResponseBytes: this.limits.maxHttpResponseBytes }, () => redact.stream(), this.d.fetch);
-        return { exitCode: 0, ok: result.status >= 200 && result.status < 300, stdout: '', stderr: '', status: result.status, body: result.body, headers: result.headers, truncated: result.truncated };
-      } catch (error) {
-        const cause = (error as { cause?: { code?: unknown } }).cause?.code;
-        return { exitCode: 1, ok: false, stdout: '', stderr: `gateway: the request failed: ${(error as Error).name}${typeof cause === 'string' ? ` (${cause})` : ''}\n`, truncated: false };
-      }
-    }
-
-    const use = operation.kind === 'git' ? 'git' : 'npm';
-    const request: CredentialRequest = { secretName: operation.secret, value: secret.value, use, host: `${operation.destination.protocol}://${describeHost(operation.destination)}` };
-    const sandboxRun = { host: this.d.host, live, request, timeoutMs, maxOutputBytes: this.limits.maxOutputBytes, release };
-    const steps = plan ?? { argv: [] };
-    const results = operation.kind === 'git' ? await runGit(sandboxRun, operation, steps) : await runNpm(sandboxRun, steps);
-    return outcomeOf(results, this.limits.maxOutputBytes, secret.value);
-  }
-
-  private shape(operationId: string, outcome: RawOutcome, redact: (text: string) => string): GatewayResponse {
-    const max = this.limits.maxOutputBytes;
-    const stdout = truncate(redact(outcome.stdout), max);
-    const stderr = truncate(redact(outcome.stderr), max);
-    const body = outcome.body !== undefined ? truncate(redact(outcome.body), this.limits.maxHttpResponseBytes) : undefined;
-    const headers = outcome.headers ? Object.fromEntries(Object.entries(outcome.headers).map(([k, v]) => [k, redact(v)])) : undefined;
-    return {
-      ok: outcome.ok,
-      operationId,
-      ...(outcome.status === undefined ? { exitCode: outcome.exitCode } : { status: outcome.status }),
-      stdout: stdout.text,
-      stderr: stderr.text,
-      ...(body ? { body: body.text } : {}),
-      ...(headers ? { headers } : {}),
-      truncated: outcome.truncated || stdout.truncated || stderr.truncated || (body?.truncated ?? false),
     };
   }
 }
