@@ -40,6 +40,7 @@ import { existsSync } from 'node:fs';
 import type { RunStores } from '../domain/services/runPorts';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../infra/runs/blobRunStores';
 import { leftoverRemover } from '../infra/runs/leftoverSandboxes';
+import { LiveLeases } from '../infra/runs/liveLeases';
 import { RunAborts } from '../infra/runs/runAborts';
 import type { RunRuntime } from '../infra/runs/runContext';
 import { defaultSigningKeyPolicy } from '../domain/signingKeys';
@@ -134,6 +135,8 @@ export interface SigningServices {
  */
 export function compose(settings: Settings): Composition {
   const platformLog = async (): Promise<CommandContext> => ({ store: (await root.services()).deps.store, clock: systemClock, random: systemRandom });
+  // What a revocation tells at once; undefined until a run or the gateway holds a lease in this process.
+  let liveLeases: LiveLeases | undefined;
   const root: Composition = {
     settings,
     /**
@@ -180,7 +183,9 @@ export function compose(settings: Settings): Composition {
         },
       });
       redactors = new WorkspaceStoreRedactors({ vault, clock: systemClock }, { recheckMs: STORE_REDACTOR_RECHECK_MS });
-      const deps: ServiceDependencies = { store, vault, resolver, clock: systemClock, random: systemRandom, ids: randomUuidIds };
+      // A revocation tells this process's live leases at once; none exist until a run or the gateway holds one.
+      const revocations = { secretRevoked: (workspaceId: string, name: string) => liveLeases?.secretRevoked(workspaceId, name) };
+      const deps: ServiceDependencies = { store, vault, resolver, clock: systemClock, random: systemRandom, ids: randomUuidIds, revocations };
       return { deps, authenticator: await authenticator(settings), records: new TableWorkspaceRecords(eventTable, store.projectionSeal) };
     }),
     /** The index the event store touches before each append and the outbox dispatcher reads. */
@@ -223,12 +228,14 @@ export function compose(settings: Settings): Composition {
     }),
     /** The gateway behind `POST /api/gateway/operations`, over the same store, resolver and sandboxes as the runs. */
     gateway: once(async () => {
-      const [{ deps }, bearers, host] = await Promise.all([root.services(), root.gatewayBearers(), root.sandboxHost()]);
+      const [{ deps }, bearers, host, leases] = await Promise.all([root.services(), root.gatewayBearers(), root.sandboxHost(), root.liveLeases()]);
       return sandboxGateway({
-        deps, bearers, sandboxes: root.runSandboxes(), host, limits: { operationTimeoutMs: settings.GATEWAY_OPERATION_TIMEOUT_SECONDS * 1000 },
+        deps, bearers, sandboxes: root.runSandboxes(), host, leases, limits: { operationTimeoutMs: settings.GATEWAY_OPERATION_TIMEOUT_SECONDS * 1000 },
         identityTokens: root.signing().identityTokens,
       });
     }),
+    /** The leases this process's sandboxes hold (runs and gateway): what a revocation stops (infra/runs/liveLeases.ts). */
+    liveLeases: once(async (): Promise<LiveLeases> => (liveLeases = new LiveLeases((await root.services()).deps))),
     /** Run specs (`runspecs`) and transcripts (`transcripts/{ws}/{runId}/{n}`) in Blob storage. */
     runStores: once((): RunStores => {
       const location = storageLocation(settings);
@@ -236,7 +243,7 @@ export function compose(settings: Settings): Composition {
     }),
     /** What the run lifecycle's activities use, sharing the sandbox host and registry with the gateway. */
     runRuntime: once(async (): Promise<RunRuntime> => {
-      const [{ deps }, host, bearers] = await Promise.all([root.services(), root.sandboxHost(), root.gatewayBearers()]);
+      const [{ deps }, host, bearers, leases] = await Promise.all([root.services(), root.sandboxHost(), root.gatewayBearers(), root.liveLeases()]);
       // The sandbox host's default roots (LocalProcessSandboxHost): where a dead instance's leftovers are.
       const sandboxRoot = path.join(os.tmpdir(), 'dp-sandboxes');
       const credentialRoot = existsSync('/dev/shm') ? '/dev/shm/dp-credentials' : path.join(os.tmpdir(), 'dp-credentials');
@@ -247,6 +254,7 @@ export function compose(settings: Settings): Composition {
         sandboxes: root.runSandboxes(),
         bearers,
         aborts: new RunAborts(),
+        leases,
         gatewayUrl: gatewayUrlOf(settings),
         removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }),
         live: new Map(),
@@ -271,6 +279,7 @@ export interface Composition {
   readonly logBackup: () => LogBackupDependencies;
   readonly sandboxHost: () => Promise<SandboxHost>;
   readonly runSandboxes: () => RunSandboxes;
+  readonly liveLeases: () => Promise<LiveLeases>;
   readonly gatewayBearers: () => Promise<TableGatewayBearers>;
   readonly gateway: () => Promise<Gateway>;
   readonly runStores: () => RunStores;

@@ -1,6 +1,6 @@
 import type { GatewayOperation, GitPlan } from '../gateway';
 import type { LiveSandbox } from './runSandboxes';
-import type { OutputRedactor } from './sandboxHost';
+import type { CancelSignal, OutputRedactor } from './sandboxHost';
 import type { ResolvedSecret } from './secretVault';
 
 /** What the agent gets back from one gateway operation: redacted, cut to the limits. */
@@ -39,6 +39,24 @@ export interface GatewayRun {
   readonly timeoutMs: number;
   /** Records the lease's release as soon as the credential process is done (npm runs scripts after it). */
   readonly release: () => Promise<unknown>;
+  /** Raised when the secret's version is revoked mid-operation: the process or request stops at once. */
+  readonly signal: CancelSignal;
+}
+
+/** One lease the gateway holds while its operation runs, so a revocation can end it (infra/runs/liveLeases.ts). */
+export interface GatewayLease {
+  readonly workspaceId: string;
+  readonly runId: string;
+  readonly leaseId: string;
+  readonly secretName: string;
+  readonly secretVersion: number;
+  /** Aborts the operation; called at most once. */
+  end(): void;
+}
+
+/** This instance's live leases: a revocation ends the held ones of its version. */
+export interface GatewayLeases {
+  hold(lease: GatewayLease): { readonly revoked: boolean; drop(): void };
 }
 
 /**

@@ -6,9 +6,9 @@ import {
 import { createRedactor } from '../redaction';
 import { AuthenticationError } from '../ports/callerAuthenticator';
 import type { GatewayBearers, GatewayBinding } from '../ports/gatewayBearers';
-import type { GatewayOperationRunner, GatewayOutcome, GatewayResponse } from '../ports/gatewayOperations';
+import type { GatewayLeases, GatewayOperationRunner, GatewayOutcome, GatewayResponse } from '../ports/gatewayOperations';
 import type { LiveSandbox, RunSandboxes } from '../ports/runSandboxes';
-import type { OutputRedactor } from '../ports/sandboxHost';
+import type { CancelSignal, OutputRedactor } from '../ports/sandboxHost';
 import type { ResolvedSecret } from '../ports/secretVault';
 import type { RunCommand } from '../run';
 import { type LeaseDelivery, decideLease } from '../secretPolicy';
@@ -17,6 +17,7 @@ import { readSecretMetadata } from './secrets';
 import type { ServiceDependencies } from './dependencies';
 import { type IdentityTokenResponse, IDENTITY_TOKEN_KIND, issueIdentityToken } from './gatewayIdentityToken';
 import type { WorkloadIdentityTokens } from '../ports/workloadIdentityTokens';
+import { resolveUnrevoked } from './secretRevocation';
 
 /**
  * The gateway (DESIGN.md §1 promise 8): the agent asks, the platform checks the destination against the
@@ -35,6 +36,8 @@ export interface GatewayDependencies {
   readonly operationTimeoutMs: number;
   /** Signs workload identity tokens (docs/identity.md); without it, the gateway issues none. */
   readonly identityTokens?: WorkloadIdentityTokens;
+  /** This instance's live leases: a revocation aborts an operation in flight (the run's own instance holds it). */
+  readonly leases?: GatewayLeases;
 }
 
 function deliveryOf(operation: GatewayOperation): LeaseDelivery {
@@ -116,9 +119,10 @@ export class Gateway {
     const completed = (exitCode: number): RunCommand => ({ type: 'RecordOperationCompleted', operationId, exitCode });
     let secret: ResolvedSecret;
     try {
-      secret = await this.d.deps.resolver.resolve(binding.workspaceId, operation.secret);
+      // Checked against the log after the resolve: a revoked version (a stale cache, an edited row) never goes out.
+      secret = await resolveUnrevoked(this.d.deps, binding.workspaceId, operation.secret);
     } catch (error) {
-      // Deleted between the check and the resolve, or the vault is unavailable: the operation did not run.
+      // Deleted or revoked between the check and the resolve, or the vault is unavailable: the operation did not run.
       await record(requested, completed(-1)).catch(() => undefined);
       throw error;
     }
@@ -133,16 +137,30 @@ export class Gateway {
     });
     // Releasing is idempotent: an npm install releases after its credential process, the final batch again.
     const release: RunCommand = { type: 'ReleaseLease', leaseId };
+    // A revocation from now on aborts the operation and withholds whatever it produced.
+    const revocation = cancelSource();
+    const held = this.d.leases?.hold({ workspaceId: binding.workspaceId, runId: binding.runId, leaseId, secretName: operation.secret, secretVersion: secret.version, end: () => revocation.cancel() });
     let outcome: GatewayOutcome;
     try {
-      outcome = await this.d.operations.run({ live, operation, plan, secret, redact, timeoutMs, release: () => record(release) });
+      outcome = await this.d.operations.run({ live, operation, plan, secret, redact, timeoutMs, release: () => record(release), signal: revocation.signal });
     } catch (error) {
       await record(release, completed(-1)).catch(() => undefined);
+      if (held?.revoked) throw this.revokedDuring(operation.secret, secret.version);
       if (isDomainError(error)) throw error;
       throw new DomainError(GATEWAY_ERROR.OPERATION_FAILED, redact.redact(`The operation failed: ${(error as Error).name}`), 'upstream');
+    } finally {
+      held?.drop();
+    }
+    if (held?.revoked) {
+      await record(release, completed(-1)).catch(() => undefined);
+      throw this.revokedDuring(operation.secret, secret.version);
     }
     await record(release, completed(outcome.exitCode));
     return this.d.operations.respond(operationId, outcome, redact.redact);
+  }
+
+  private revokedDuring(name: string, version: number): DomainError {
+    return new DomainError(GATEWAY_ERROR.SECRET_REVOKED, `Version ${version} of ${name} was revoked during the operation; it was stopped and its output withheld`, 'conflict');
   }
 
   /** A workload identity token for the bearer's run (docs/identity.md): 404 for an identity not defined, 403 for one the requester may not use. */
@@ -178,4 +196,24 @@ export class Gateway {
       },
     };
   }
+}
+
+/** A cancellation the domain can raise without DOM or Node types: the host's CancelSignal, and its trigger. */
+function cancelSource(): { readonly signal: CancelSignal; cancel(): void } {
+  const listeners = new Set<() => void>();
+  let aborted = false;
+  return {
+    signal: {
+      get aborted() {
+        return aborted;
+      },
+      addEventListener: (_type, listener) => void listeners.add(listener),
+      removeEventListener: (_type, listener) => void listeners.delete(listener),
+    },
+    cancel: () => {
+      if (aborted) return;
+      aborted = true;
+      for (const listener of [...listeners]) listener();
+    },
+  };
 }

@@ -1,6 +1,6 @@
 import { describeHost, planGit, planNpm, type GatewayOperation, type GitPlan } from '../../domain/gateway';
 import type { GatewayOperationRunner, GatewayOutcome, GatewayResponse, GatewayRun } from '../../domain/ports/gatewayOperations';
-import type { CommandResult, SandboxHost } from '../../domain/ports/sandboxHost';
+import type { CancelSignal, CommandResult, SandboxHost } from '../../domain/ports/sandboxHost';
 import { TRUNCATION_MARKER, utf8Prefix } from '../redaction/truncate';
 import { assertGitCommand } from '../sandbox/channels';
 import type { CredentialRequest } from '../sandbox/credentialDelivery';
@@ -47,6 +47,14 @@ function outcomeOf(results: readonly CommandResult[], limit: number, value: stri
   };
 }
 
+/** The domain's CancelSignal as the AbortSignal fetch and the host take. */
+function abortSignalOf(signal: CancelSignal): AbortSignal {
+  const controller = new AbortController();
+  if (signal.aborted) controller.abort();
+  else signal.addEventListener('abort', () => controller.abort(), { once: true });
+  return controller.signal;
+}
+
 /** git and npm in a credential process inside the run's sandbox, http from this process; output within limits. */
 export class SandboxGatewayOperations implements GatewayOperationRunner {
   constructor(
@@ -70,10 +78,11 @@ export class SandboxGatewayOperations implements GatewayOperationRunner {
     }
   }
 
-  async run({ live, operation, plan, secret, redact, timeoutMs, release }: GatewayRun): Promise<GatewayOutcome> {
+  async run({ live, operation, plan, secret, redact, timeoutMs, release, signal: revoked }: GatewayRun): Promise<GatewayOutcome> {
+    const signal = abortSignalOf(revoked);
     if (operation.kind === 'http') {
       try {
-        const result = await performHttpOperation(operation, secret.value, { timeoutMs, maxResponseBytes: this.limits.maxHttpResponseBytes }, () => redact.stream(), this.fetchImpl);
+        const result = await performHttpOperation(operation, secret.value, { timeoutMs, maxResponseBytes: this.limits.maxHttpResponseBytes, signal }, () => redact.stream(), this.fetchImpl);
         return { exitCode: 0, ok: result.status >= 200 && result.status < 300, stdout: '', stderr: '', status: result.status, body: result.body, headers: result.headers, truncated: result.truncated };
       } catch (error) {
         const cause = (error as { cause?: { code?: unknown } }).cause?.code;
@@ -83,7 +92,7 @@ export class SandboxGatewayOperations implements GatewayOperationRunner {
 
     const use = operation.kind === 'git' ? 'git' : 'npm';
     const request: CredentialRequest = { secretName: operation.secret, value: secret.value, use, host: `${operation.destination.protocol}://${describeHost(operation.destination)}` };
-    const sandboxRun = { host: this.host, live, request, timeoutMs, maxOutputBytes: this.limits.maxOutputBytes, release };
+    const sandboxRun = { host: this.host, live, request, timeoutMs, maxOutputBytes: this.limits.maxOutputBytes, release, signal };
     const steps = plan ?? { argv: [] };
     const results = operation.kind === 'git' ? await runGit(sandboxRun, operation, steps) : await runNpm(sandboxRun, steps);
     return outcomeOf(results, this.limits.maxOutputBytes, secret.value);

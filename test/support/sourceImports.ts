@@ -62,6 +62,7 @@ export const infraMayImportFromServices: readonly string[] = [
   'domain/services/runs.ts',
   'domain/services/leaseDecisions.ts',
   'domain/services/egress.ts',
+  'domain/services/secretRevocation.ts',
 ];
 
 function relative(file: string, root: string): string {
