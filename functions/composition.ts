@@ -27,7 +27,7 @@ import { sandboxGateway } from './gateway.wiring';
 import { TableGatewayBearers } from '../infra/gateway/tableGatewayBearers';
 import { InMemoryRunSandboxes } from '../infra/runs/inMemoryRunSandboxes';
 import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
-import { DEMO_GIT_PORTS } from '../infra/localhost/demoPorts';
+import { DEMO_GIT_PORTS } from '../localhost/demoPorts';
 import { blobContainerFor, queueClientFor, tableClientFor, type StorageLocation } from '../infra/storage/storageClients';
 import type { CommandContext } from '../domain/commandHandler';
 import type { EventPublisher } from '../domain/ports/eventPublisher';

@@ -41,7 +41,7 @@ const CHILD_PROCESS = new Set(['child_process', 'node:child_process']);
  */
 export const childProcessAllowList: readonly string[] = [
   'infra/sandbox/guardedLauncher.ts',
-  'infra/localhost/',
+  'localhost/',
   'scripts/',
   'test/support/',
 ];
@@ -93,7 +93,7 @@ export function checkFile(file: string, source: string, root = projectRoot): Vio
 }
 
 export function checkTree(root = projectRoot): Violation[] {
-  const files = ['domain', 'infra', 'functions', 'scripts'].flatMap((d) => {
+  const files = ['domain', 'infra', 'functions', 'localhost', 'scripts'].flatMap((d) => {
     try {
       return listSourceFiles(path.join(root, d));
     } catch {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { QueueClient } from '@azure/storage-queue';
-import { enqueueRunRequest, loadLocalRunProducer, localRunProducerKeyDir, signedRunRequestBody } from '../messaging/runRequestProducer';
+import { enqueueRunRequest, loadLocalRunProducer, localRunProducerKeyDir, signedRunRequestBody } from '../infra/messaging/runRequestProducer';
 import { azuriteConnectionString } from './azuriteProcess';
 import { hostSettings, isDevelopmentStorage } from './settings';
 

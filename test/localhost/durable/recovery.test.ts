@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TableClient } from '@azure/data-tables';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { azuriteConnectionString, uniqueName } from '../../../support/azurite';
-import { startLocalHost, type LocalHostProcess } from '../../../support/localHostProcess';
+import { azuriteConnectionString, uniqueName } from '../../support/azurite';
+import { startLocalHost, type LocalHostProcess } from '../../support/localHostProcess';
 import { SampleApp } from './sampleApp';
 
 const INSTANCES = 10;

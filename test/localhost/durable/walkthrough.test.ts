@@ -5,8 +5,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { azuriteConnectionString, uniqueName } from '../../../support/azurite';
-import { startLocalHost, type LocalHostProcess } from '../../../support/localHostProcess';
+import { azuriteConnectionString, uniqueName } from '../../support/azurite';
+import { startLocalHost, type LocalHostProcess } from '../../support/localHostProcess';
 import { rawRequest, startThrough, statusAt, waitAt, withCode, withEvent, withReason } from './managementUrls';
 
 /**

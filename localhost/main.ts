@@ -3,14 +3,14 @@ import { createServer } from 'node:net';
 import { once } from 'node:events';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DevIssuerRefusedError, devIssuerSettings, mintDevToken } from '../identity/devIssuer';
+import { DevIssuerRefusedError, devIssuerSettings, mintDevToken } from '../infra/identity/devIssuer';
 import { startAzurite, type AzuritePorts, type RunningAzurite } from './azuriteProcess';
 import { devIssuerRoutes } from './devIssuerRoutes';
 import type { HostExtension, HostLogger } from './hostExtension';
 import { consoleLogger, createLocalHost, type LocalHost } from './localHost';
 import { LocalHostConfigError } from './problems';
 import { hostSettings, isDevelopmentStorage, mergeSettings, readLocalSettings } from './settings';
-import { findProjectRoot } from '../system/projectRoot';
+import { findProjectRoot } from '../infra/system/projectRoot';
 
 async function ensurePortFree(port: number, what: string, setting: string): Promise<void> {
   const probe = createServer();

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { azuriteConnectionString, uniqueName } from '../../support/azurite';
-import { startLocalHost, type LocalHostProcess } from '../../support/localHostProcess';
+import { azuriteConnectionString, uniqueName } from '../support/azurite';
+import { startLocalHost, type LocalHostProcess } from '../support/localHostProcess';
 
 interface FixtureState {
   ticks: { isPastDue: boolean; scheduleStatus: { last: string; next: string; lastUpdated: string } }[];

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { compileRoute, matchRoute, routePrecedence } from '../../../infra/localhost/routes';
-import { parseSchedule } from '../../../infra/localhost/timerTrigger';
-import { parseTimeSpan } from '../../../infra/localhost/hostJson';
-import { decodeMessage, encodeMessage } from '../../../infra/localhost/queueTrigger';
+import { compileRoute, matchRoute, routePrecedence } from '../../localhost/routes';
+import { parseSchedule } from '../../localhost/timerTrigger';
+import { parseTimeSpan } from '../../localhost/hostJson';
+import { decodeMessage, encodeMessage } from '../../localhost/queueTrigger';
 
 const match = (template: string, path: string) => matchRoute(compileRoute(template), path.split('/').filter(Boolean));
 

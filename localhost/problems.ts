@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { problemOf } from '../http/problem';
+import { problemOf } from '../functions/http/problem';
 
 /** A configuration problem the host reports as one line and exits, instead of a stack trace. */
 export class LocalHostConfigError extends Error {

@@ -1,8 +1,8 @@
 import { BlobServiceClient } from '@azure/storage-blob';
 import { TableClient } from '@azure/data-tables';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { azuriteConnectionString, uniqueName } from '../../support/azurite';
-import { startLocalHost, type LocalHostProcess } from '../../support/localHostProcess';
+import { azuriteConnectionString, uniqueName } from '../support/azurite';
+import { startLocalHost, type LocalHostProcess } from '../support/localHostProcess';
 
 describe('storage input bindings read from Azurite (test/fixtures/apps/storage-inputs)', () => {
   let host: LocalHostProcess;

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { devIssuerJwks, type DevIssuerSettings } from '../identity/devIssuer';
+import { devIssuerJwks, type DevIssuerSettings } from '../infra/identity/devIssuer';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DomainError, type DomainErrorKind } from '../../../domain/errors';
-import { problemFromError } from '../../../infra/http/problem';
+import { problemFromError } from '../../../functions/http/problem';
 
 describe('the HTTP edge maps a domain error kind to a status', () => {
   it('each kind to its status, with the code and message as written', () => {

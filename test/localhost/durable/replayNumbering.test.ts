@@ -1,9 +1,9 @@
 import * as df from 'durable-functions';
 import { describe, expect, it } from 'vitest';
-import { EventType, type HistoryEvent } from '../../../../infra/localhost/durable/historyEvents';
-import { planEpisode, type LoadedInstance } from '../../../../infra/localhost/durable/episodeRunner';
-import type { ExtensionContext } from '../../../../infra/localhost/hostExtension';
-import { sanitizeTaskHubName, taskHubNames } from '../../../../infra/localhost/durable/taskHub';
+import { EventType, type HistoryEvent } from '../../../localhost/durable/historyEvents';
+import { planEpisode, type LoadedInstance } from '../../../localhost/durable/episodeRunner';
+import type { ExtensionContext } from '../../../localhost/hostExtension';
+import { sanitizeTaskHubName, taskHubNames } from '../../../localhost/durable/taskHub';
 
 // durable-functions' own orchestrator wrapper, the one df.app.orchestration registers (no package exports map).
 const { createOrchestrator } = require('durable-functions/lib/src/util/testingUtils') as {

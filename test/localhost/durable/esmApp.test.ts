@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { azuriteConnectionString, uniqueName } from '../../../support/azurite';
-import { startLocalHost, type LocalHostProcess } from '../../../support/localHostProcess';
+import { azuriteConnectionString, uniqueName } from '../../support/azurite';
+import { startLocalHost, type LocalHostProcess } from '../../support/localHostProcess';
 import { startThrough, waitAt } from './managementUrls';
 
 describe('an ES module app with top-level await (test/fixtures/apps/durable-esm)', () => {

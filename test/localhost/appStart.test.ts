@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { azuriteConnectionString, uniqueName } from '../../support/azurite';
-import { runLocalHostToExit, startLocalHost } from '../../support/localHostProcess';
+import { azuriteConnectionString, uniqueName } from '../support/azurite';
+import { runLocalHostToExit, startLocalHost } from '../support/localHostProcess';
 
 /** A start-up refusal is one line naming the problem, with no stack trace and no "Ready.". */
 function expectOneLine(result: { code: number | null; stdout: string; stderr: string }, ...fragments: string[]): void {

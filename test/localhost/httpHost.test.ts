@@ -3,8 +3,8 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { azuriteConnectionString, uniqueName } from '../../support/azurite';
-import { startLocalHost, type LocalHostProcess } from '../../support/localHostProcess';
+import { azuriteConnectionString, uniqueName } from '../support/azurite';
+import { startLocalHost, type LocalHostProcess } from '../support/localHostProcess';
 
 const DEFAULT_LIMIT = 1024 * 1024 + 64 * 1024;
 

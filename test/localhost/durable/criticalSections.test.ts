@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TableClient } from '@azure/data-tables';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { azuriteConnectionString, uniqueName } from '../../../support/azurite';
-import { startLocalHost, type LocalHostProcess } from '../../../support/localHostProcess';
-import { taskHubNames } from '../../../../infra/localhost/durable/taskHub';
+import { azuriteConnectionString, uniqueName } from '../../support/azurite';
+import { startLocalHost, type LocalHostProcess } from '../../support/localHostProcess';
+import { taskHubNames } from '../../../localhost/durable/taskHub';
 import { startThrough, statusAt, waitAt, withEvent, withReason, type ManagementUrls } from './managementUrls';
 
 const APP = 'test/fixtures/apps/durable-walkthrough';

@@ -2,8 +2,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { azuriteConnectionString, uniqueName } from '../../../support/azurite';
-import { startLocalHost, type LocalHostProcess } from '../../../support/localHostProcess';
+import { azuriteConnectionString, uniqueName } from '../../support/azurite';
+import { startLocalHost, type LocalHostProcess } from '../../support/localHostProcess';
 import { startThrough, waitAt } from './managementUrls';
 
 const started = (file: string): string[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);

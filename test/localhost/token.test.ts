@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { azuriteConnectionString, uniqueName } from '../../support/azurite';
-import { runScript, startLocalHost, type LocalHostProcess } from '../../support/localHostProcess';
+import { azuriteConnectionString, uniqueName } from '../support/azurite';
+import { runScript, startLocalHost, type LocalHostProcess } from '../support/localHostProcess';
 
 describe('npm run token and the host-served dev issuer keys', () => {
   let keyDir: string;

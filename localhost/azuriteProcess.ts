@@ -74,7 +74,7 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
     queue: options.ports?.queue ?? (await freeLoopbackPort()),
     table: options.ports?.table ?? (await freeLoopbackPort()),
   };
-  const root = options.projectRoot ?? path.resolve(__dirname, '..', '..', '..');
+  const root = options.projectRoot ?? path.resolve(__dirname, '..', '..');
   const entry = require.resolve('azurite/dist/src/azurite.js', { paths: [root, process.cwd()] });
   const args = [
     entry,

@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freeLoopbackPort } from '../../../infra/localhost/azuriteProcess';
-import type { ExtensionContext, HostExtension, RegisteredBinding, RpcTypedData } from '../../../infra/localhost/hostExtension';
-import { createLocalHost, type LocalHost } from '../../../infra/localhost/localHost';
-import { azuriteConnectionString } from '../../support/azurite';
+import { freeLoopbackPort } from '../../localhost/azuriteProcess';
+import type { ExtensionContext, HostExtension, RegisteredBinding, RpcTypedData } from '../../localhost/hostExtension';
+import { createLocalHost, type LocalHost } from '../../localhost/localHost';
+import { azuriteConnectionString } from '../support/azurite';
 
 /** A small extension standing in for Durable: claims a trigger type and an input binding type. */
 function widgetExtension(): HostExtension & { context?: ExtensionContext; stopped: boolean; bindingsAsked: RegisteredBinding[] } {
@@ -35,7 +35,7 @@ describe('host extension seam (in process)', () => {
 
   beforeAll(async () => {
     host = await createLocalHost({
-      appDir: path.resolve(__dirname, '../../fixtures/apps/extension'),
+      appDir: path.resolve(__dirname, '../fixtures/apps/extension'),
       extensions: [ext],
       settings: { AzureWebJobsStorage: azuriteConnectionString() },
       storageConnectionString: azuriteConnectionString(),

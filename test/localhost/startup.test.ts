@@ -4,9 +4,9 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freeLoopbackPort } from '../../../infra/localhost/azuriteProcess';
-import { azuriteConnectionString, uniqueName } from '../../support/azurite';
-import { runLocalHostToExit, startLocalHost } from '../../support/localHostProcess';
+import { freeLoopbackPort } from '../../localhost/azuriteProcess';
+import { azuriteConnectionString, uniqueName } from '../support/azurite';
+import { runLocalHostToExit, startLocalHost } from '../support/localHostProcess';
 
 const APP = 'test/fixtures/apps/basic';
 

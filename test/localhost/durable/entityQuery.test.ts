@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { azuriteConnectionString, uniqueName } from '../../../support/azurite';
-import { startLocalHost, type LocalHostProcess } from '../../../support/localHostProcess';
+import { azuriteConnectionString, uniqueName } from '../../support/azurite';
+import { startLocalHost, type LocalHostProcess } from '../../support/localHostProcess';
 import { startThrough, withCode } from './managementUrls';
 
 /** The extension's entity query (`GET …/runtime/webhooks/durabletask/entities/<name>`), behind the same key. */

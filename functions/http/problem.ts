@@ -1,5 +1,8 @@
 import type { HttpResponseInit } from '@azure/functions';
 import { type DomainErrorKind, isDomainError } from '../../domain/errors';
+import { describeUnexpected } from '../../infra/system/describeUnexpected';
+
+export { describeUnexpected };
 
 /** RFC 9457 problem details, our stable `code` added. Never a stack trace, never a secret value. */
 export interface Problem {
@@ -75,14 +78,4 @@ export function problemFromError(error: unknown): { response: HttpResponseInit; 
     response: problemResponse(500, 'INTERNAL.ERROR', 'The request failed on the server; it has been logged without its data.'),
     expected: false,
   };
-}
-
-/** A log line for an unexpected error: its class and code only, because its message may quote a request. */
-export function describeUnexpected(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    const status = (error as { statusCode?: unknown }).statusCode;
-    return `${error.name}${typeof code === 'string' ? ` code=${code}` : ''}${typeof status === 'number' ? ` status=${status}` : ''}`;
-  }
-  return typeof error;
 }

@@ -2,8 +2,8 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import { QueueClient } from '@azure/storage-queue';
 import { TableClient } from '@azure/data-tables';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { azuriteConnectionString, uniqueName } from '../../support/azurite';
-import { startLocalHost, type LocalHostProcess } from '../../support/localHostProcess';
+import { azuriteConnectionString, uniqueName } from '../support/azurite';
+import { startLocalHost, type LocalHostProcess } from '../support/localHostProcess';
 
 describe('storage output bindings write to Azurite (test/fixtures/apps/storage-outputs)', () => {
   let host: LocalHostProcess;
