@@ -88,6 +88,7 @@ export const LEASE_ERROR = {
 export const GATEWAY_ERROR = {
   HOST_NOT_ALLOWED: 'GATEWAY.HOST_NOT_ALLOWED',
   INVALID_OPERATION: 'GATEWAY.INVALID_OPERATION',
+  MISSING_BEARER: 'GATEWAY.MISSING_BEARER',
   OPERATION_FAILED: 'GATEWAY.OPERATION_FAILED',
   SANDBOX_GONE: 'GATEWAY.SANDBOX_GONE',
   /** The secret was revoked while the operation ran: it was stopped and its output withheld. */

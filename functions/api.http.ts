@@ -3,7 +3,7 @@ import { apiRoutes } from './apiRoutes';
 import { SettingsError } from './settings';
 import { getServices } from './composition';
 import { invokeApiRoute } from './http/apiRoute';
-import { describeUnexpected, problemResponse } from '../infra/http/problem';
+import { describeUnexpected, problemResponse } from './http/problem';
 
 for (const route of apiRoutes) {
   app.http(route.name, {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { readAudit, verifyAudit } from '../domain/services/audit';
-import { parseParams } from '../infra/http/jsonBody';
+import { parseParams } from './http/jsonBody';
 import { type ApiRoute, json } from './http/apiRoute';
 import { auditQuery, workspaceIdSchema } from './http/schemas';
 

@@ -1,6 +1,6 @@
 import { app, type InvocationContext } from '@azure/functions';
 import { backupChangedLogs, witnessChangedHeads } from '../infra/backup/logBackup';
-import { describeUnexpected } from '../infra/http/problem';
+import { describeUnexpected } from './http/problem';
 import { logBackupDependencies } from './composition';
 import { DEFAULT_SCHEDULES, registrationSettings } from './settings';
 

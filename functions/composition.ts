@@ -22,13 +22,14 @@ import { CachingSecretResolver } from '../infra/vault/secretResolver';
 import type { ApiServices } from './http/apiRoute';
 import type { RunSandboxes } from '../domain/ports/runSandboxes';
 import type { SandboxHost } from '../domain/ports/sandboxHost';
-import { Gateway } from '../infra/gateway/gatewayService';
+import type { Gateway } from '../domain/services/gateway';
+import { sandboxGateway } from './gateway.wiring';
 import { TableGatewayBearers } from '../infra/gateway/tableGatewayBearers';
 import { InMemoryRunSandboxes } from '../infra/runs/inMemoryRunSandboxes';
 import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
 import { openDockerSandboxHost } from './dockerSandboxHost.wiring';
 import { openRemoteSandboxHost } from './remoteHosts.composition';
-import { DEMO_GIT_PORTS } from '../infra/localhost/demoPorts';
+import { DEMO_GIT_PORTS } from '../localhost/demoPorts';
 import { blobContainerFor, queueClientFor, tableClientFor, type StorageLocation } from '../infra/storage/storageClients';
 import type { CommandContext } from '../domain/commandHandler';
 import type { EventPublisher } from '../domain/ports/eventPublisher';
@@ -230,7 +231,7 @@ export function compose(settings: Settings): Composition {
     /** The gateway behind `POST /api/gateway/operations`, over the same store, resolver and sandboxes as the runs. */
     gateway: once(async () => {
       const [{ deps }, bearers, host, leases] = await Promise.all([root.services(), root.gatewayBearers(), root.sandboxHost(), root.liveLeases()]);
-      return new Gateway({
+      return sandboxGateway({
         deps, bearers, sandboxes: root.runSandboxes(), host, leases, limits: { operationTimeoutMs: settings.GATEWAY_OPERATION_TIMEOUT_SECONDS * 1000 },
         identityTokens: root.signing().identityTokens,
       });

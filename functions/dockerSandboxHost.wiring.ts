@@ -1,4 +1,4 @@
-import { DEMO_GIT_PORTS } from '../infra/localhost/demoPorts';
+import { DEMO_GIT_PORTS } from '../localhost/demoPorts';
 import { DockerSandboxHost } from '../infra/sandbox/docker/dockerSandboxHost';
 import type { Settings } from './settings';
 

@@ -1,9 +1,9 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { AuthenticationError } from '../domain/ports/callerAuthenticator';
-import type { Gateway } from '../infra/gateway/gatewayService';
+import type { Gateway } from '../domain/services/gateway';
 import { GATEWAY_BODY_LIMIT, gatewayRequestBody, toOperation } from '../infra/gateway/operationSchema';
-import { readJsonBody } from '../infra/http/jsonBody';
-import { HttpProblem, describeUnexpected, problemFromError, problemResponse } from '../infra/http/problem';
+import { readJsonBody } from './http/jsonBody';
+import { HttpProblem, describeUnexpected, problemFromError, problemResponse } from './http/problem';
 import { getGateway } from './composition';
 import { SettingsError } from './settings';
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { listSandboxHosts, offerHostEnrolment, revokeHost } from '../domain/services/sandboxHosts';
-import { parseParams, readJsonBody } from '../infra/http/jsonBody';
+import { parseParams, readJsonBody } from './http/jsonBody';
 import { hostChannelControl, randomHostCredentials } from '../infra/sandbox/remote/randomHostCredentials';
 import { type ApiRoute, json, noContent } from './http/apiRoute';
 import { BODY_LIMITS, workspaceIdSchema } from './http/schemas';

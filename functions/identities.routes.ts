@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineIdentity, deleteIdentity, listIdentities } from '../domain/services/identities';
-import { parseParams, readJsonBody } from '../infra/http/jsonBody';
+import { parseParams, readJsonBody } from './http/jsonBody';
 import { type ApiRoute, json, noContent } from './http/apiRoute';
 import { BODY_LIMITS, defineIdentityBody, identityNameSchema, workspaceIdSchema } from './http/schemas';
 

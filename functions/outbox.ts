@@ -1,5 +1,5 @@
 import { app } from '@azure/functions';
-import { describeUnexpected } from '../infra/http/problem';
+import { describeUnexpected } from './http/problem';
 import type { OutboxDispatcher } from '../infra/messaging/outboxDispatcher';
 import { appComposition } from './composition';
 import { DEFAULT_SCHEDULES, registrationSettings } from './settings';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { SandboxHost } from '../domain/ports/sandboxHost';
 import type { ServiceDependencies } from '../domain/services/dependencies';
-import { selfSignedCertificate } from '../infra/localhost/selfSignedCertificate';
+import { selfSignedCertificate } from '../localhost/selfSignedCertificate';
 import { hostChannelAuthority } from '../infra/sandbox/remote/hostChannelAuthority';
 import { HostChannelServer } from '../infra/sandbox/remote/hostChannelServer';
 import { hostChannelControl } from '../infra/sandbox/remote/randomHostCredentials';

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { isDomainError } from '../domain/errors';
 import { restoreWorkspace } from '../infra/backup/logBackup';
-import { describeUnexpected } from '../infra/http/problem';
+import { describeUnexpected } from './http/problem';
 import { appTableClient, compose } from './composition';
 import { SettingsError, loadSettings } from './settings';
 

@@ -1,6 +1,6 @@
 import { app, type InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
-import { describeUnexpected } from '../infra/http/problem';
+import { describeUnexpected } from './http/problem';
 import { runApiRequester } from '../infra/messaging/runApiRequester';
 import { handleRunRequestMessage, type RunRequestHandlerOptions } from '../infra/messaging/runRequestHandler';
 import { runRequestMessageSchema } from '../infra/messaging/runRequestMessage';

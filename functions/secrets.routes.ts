@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { revokeSecret } from '../domain/services/secretRevocation';
 import { deleteSecret, listSecrets, setSecret } from '../domain/services/secrets';
-import { parseParams, readJsonBody } from '../infra/http/jsonBody';
+import { parseParams, readJsonBody } from './http/jsonBody';
 import { type ApiRoute, json, noContent } from './http/apiRoute';
 import { BODY_LIMITS, secretNameSchema, setSecretBody, workspaceIdSchema } from './http/schemas';
 

@@ -1,5 +1,5 @@
 import { app, type HttpResponseInit, type InvocationContext, type Timer } from '@azure/functions';
-import { describeUnexpected, problemResponse } from '../infra/http/problem';
+import { describeUnexpected, problemResponse } from './http/problem';
 import type { PublicJwk } from '../domain/signingKeys';
 import type { SigningKeys } from '../infra/identity/signingKeys';
 import { WORKLOAD_CLAIMS } from '../infra/identity/workloadIdentityTokens';

@@ -2,7 +2,7 @@ import * as df from 'durable-functions';
 import { z } from 'zod';
 import { requestWorkspaceDeletion, recoverWorkspace } from '../domain/services/workspaceLifecycle';
 import { DEFAULT_RETENTION_DAYS } from '../domain/workspace';
-import { parseParams } from '../infra/http/jsonBody';
+import { parseParams } from './http/jsonBody';
 import { type ApiRoute, json } from './http/apiRoute';
 import { workspaceIdSchema } from './http/schemas';
 import { DELETE_WORKSPACE, deletionInstanceId } from './workspaceLifecycle.names';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { getEgressAllowList, setEgressAllowList } from '../domain/services/egress';
 import { createWorkspace, getWorkspace, removeMember, setMember } from '../domain/services/workspaces';
-import { parseParams, readJsonBody } from '../infra/http/jsonBody';
+import { parseParams, readJsonBody } from './http/jsonBody';
 import { type ApiRoute, json, noContent } from './http/apiRoute';
 import { BODY_LIMITS, createWorkspaceBody, setEgressBody, setMemberBody, userIdSchema, workspaceIdSchema } from './http/schemas';
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 'use strict';
-// `npm run demo` (with `npm start` running in another shell): the guided tour in infra/localhost/demo.ts.
+// `npm run demo` (with `npm start` running in another shell): the guided tour in localhost/demo.ts.
 const path = require('node:path');
 const { ensureBuilt, root } = require('./ensureBuilt');
 
-const demoModule = path.join(root, 'dist', 'infra', 'localhost', 'demo.js');
+const demoModule = path.join(root, 'dist', 'localhost', 'demo.js');
 ensureBuilt(demoModule);
 const { runDemo } = require(demoModule);
 const { devIssuerSettings, mintDevToken } = require(path.join(root, 'dist', 'infra', 'identity', 'devIssuer.js'));
-const { readLocalSettings, mergeSettings } = require(path.join(root, 'dist', 'infra', 'localhost', 'settings.js'));
+const { readLocalSettings, mergeSettings } = require(path.join(root, 'dist', 'localhost', 'settings.js'));
 
 (async () => {
   const settings = mergeSettings(readLocalSettings(root).values, process.env);

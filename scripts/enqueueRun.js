@@ -7,10 +7,10 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { ensureBuilt, root } = require('./ensureBuilt');
 
-const cliModule = path.join(root, 'dist', 'infra', 'localhost', 'enqueueRun.js');
+const cliModule = path.join(root, 'dist', 'localhost', 'enqueueRun.js');
 ensureBuilt(cliModule);
 const { enqueueRunFromCli } = require(cliModule);
-const { readLocalSettings, mergeSettings } = require(path.join(root, 'dist', 'infra', 'localhost', 'settings.js'));
+const { readLocalSettings, mergeSettings } = require(path.join(root, 'dist', 'localhost', 'settings.js'));
 
 const settings = mergeSettings(readLocalSettings(root).values, process.env);
 enqueueRunFromCli(process.argv.slice(2), settings, () => fs.readFileSync(0, 'utf8')).then(

@@ -6,7 +6,7 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
 const root = path.join(__dirname, '..');
-const SOURCES = ['domain', 'infra', 'functions'];
+const SOURCES = ['domain', 'infra', 'functions', 'localhost'];
 const CONFIGS = ['tsconfig.json', 'tsconfig.base.json', 'domain/tsconfig.json', 'package.json'];
 
 function newestMtime(target) {

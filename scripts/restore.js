@@ -7,8 +7,8 @@ const { ensureBuilt, root } = require('./ensureBuilt');
 
 const commandModule = path.join(root, 'dist', 'functions', 'restoreCommand.js');
 ensureBuilt(commandModule);
-const { readLocalSettings, mergeSettings, hostSettings, isDevelopmentStorage } = require(path.join(root, 'dist', 'infra', 'localhost', 'settings.js'));
-const { azuriteConnectionString } = require(path.join(root, 'dist', 'infra', 'localhost', 'azuriteProcess.js'));
+const { readLocalSettings, mergeSettings, hostSettings, isDevelopmentStorage } = require(path.join(root, 'dist', 'localhost', 'settings.js'));
+const { azuriteConnectionString } = require(path.join(root, 'dist', 'localhost', 'azuriteProcess.js'));
 const { runRestore } = require(commandModule);
 
 const file = readLocalSettings(root);

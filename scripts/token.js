@@ -8,7 +8,7 @@ const { ensureBuilt, root } = require('./ensureBuilt');
 const issuerModule = path.join(root, 'dist', 'infra', 'identity', 'devIssuer.js');
 ensureBuilt(issuerModule);
 const { devIssuerSettings, mintDevToken } = require(issuerModule);
-const { readLocalSettings, mergeSettings } = require(path.join(root, 'dist', 'infra', 'localhost', 'settings.js'));
+const { readLocalSettings, mergeSettings } = require(path.join(root, 'dist', 'localhost', 'settings.js'));
 
 const user = process.argv[2];
 if (!user || process.argv.length > 3) {

@@ -3,7 +3,7 @@ import { AuthenticationError, type CallerAuthenticator } from '../../domain/port
 import type { ServiceDependencies } from '../../domain/services/dependencies';
 import type { WorkspaceRecords } from '../../domain/ports/workspaceRecords';
 import type { Caller } from '../../domain/services/workspaces';
-import { HttpProblem, describeUnexpected, problemFromError, problemResponse } from '../../infra/http/problem';
+import { HttpProblem, describeUnexpected, problemFromError, problemResponse } from './problem';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 

@@ -2,7 +2,7 @@ import type { RecordedEvent } from '../../domain/events';
 import type { EventPublisher } from '../../domain/ports/eventPublisher';
 import type { EventStore } from '../../domain/ports/eventStore';
 import type { OutboxPendingIndex, OutboxStore } from '../../domain/ports/outbox';
-import { describeUnexpected } from '../http/problem';
+import { describeUnexpected } from '../system/describeUnexpected';
 
 export interface OutboxDispatcherOptions {
   readonly store: EventStore & OutboxStore;

@@ -3,7 +3,7 @@ import type { ServiceDependencies } from '../../domain/services/dependencies';
 import type { RunStarterPorts } from '../../domain/services/runStarter';
 import { RUN_REQUEST_ERROR, startRunFromMessage } from '../../domain/services/runStarter';
 import { type RunRequestClaims, RUN_REQUEST_REFUSAL, RunRequestRefused, runIdForRequest, specDigest } from './runRequestToken';
-import { describeUnexpected } from '../http/problem';
+import { describeUnexpected } from '../system/describeUnexpected';
 import type { PoisonSink } from './poisonSink';
 import type { RunRequestSchema } from './runRequestMessage';
 import { describeIssues, fingerprint, messageText } from './runRequestMessage';

@@ -47,7 +47,7 @@ describe('.funcignore: a publish from a developer checkout', () => {
       'test/functions/api.test.ts',
       'test/bench/results/latest.json',
       'domain/secret.ts',
-      'infra/localhost/devGitServer.ts',
+      'localhost/devGitServer.ts',
       'functions/index.ts',
       'scripts/start.js',
       'docs/deploy.md',

@@ -4,8 +4,8 @@ import { TableClient } from '@azure/data-tables';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBatteryBackend, type BatteryBackend } from '../support/batteryBackend';
 import { BatteryTally } from '../support/batteryRuns';
-import { EventType } from '../../infra/localhost/durable/historyEvents';
-import { SampleApp } from '../infra/localhost/durable/sampleApp';
+import { EventType } from '../../localhost/durable/historyEvents';
+import { SampleApp } from '../localhost/durable/sampleApp';
 
 /**
  * The run lifecycle retries only its idempotent activities (interrupt, teardown, finish) and nothing in it can be

@@ -5,7 +5,7 @@ import { TableClient } from '@azure/data-tables';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAzurite, type RunningAzurite } from '../../infra/localhost/azuriteProcess';
+import { startAzurite, type RunningAzurite } from '../../localhost/azuriteProcess';
 import { allLeakForms, LeakScanner } from '../support/leakScan';
 import { projectRoot } from '../support/localHostProcess';
 

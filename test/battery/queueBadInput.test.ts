@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { QueueClient } from '@azure/storage-queue';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { encodeMessage } from '../../infra/localhost/queueTrigger';
+import { encodeMessage } from '../../localhost/queueTrigger';
 import { BODY_CANARY, type FuzzTarget, meaningfulRecords } from '../support/batteryFuzz';
 import { startFuzzTarget } from '../support/batteryFuzzSetup';
 import { BatteryTally } from '../support/batteryRuns';

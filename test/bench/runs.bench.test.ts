@@ -4,7 +4,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devIssuerSettings, mintDevToken } from '../../infra/identity/devIssuer';
-import { callApi } from '../../infra/localhost/apiCall';
+import { callApi } from '../../localhost/apiCall';
 import { azuriteConnectionString, uniqueName } from '../support/azurite';
 import { startLocalHost, type LocalHostProcess } from '../support/localHostProcess';
 import { FigureSink } from './support/figures';

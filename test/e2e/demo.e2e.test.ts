@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runDemo } from '../../infra/localhost/demo';
+import { runDemo } from '../../localhost/demo';
 import type { LocalHostProcess } from '../support/localHostProcess';
 import { backendEnv, startBackend, tokenFor } from './runHarness';
 

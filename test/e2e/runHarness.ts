@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TableClient } from '@azure/data-tables';
 import { mintDevToken, devIssuerSettings } from '../../infra/identity/devIssuer';
-import { type ApiReply, callApi } from '../../infra/localhost/apiCall';
+import { type ApiReply, callApi } from '../../localhost/apiCall';
 import { azuriteConnectionString, uniqueName } from '../support/azurite';
 import { startLocalHost, type LocalHostProcess } from '../support/localHostProcess';
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServiceDependencies } from '../../domain/services/dependencies';
 import { setSecret } from '../../domain/services/secrets';
-import { Gateway } from '../../infra/gateway/gatewayService';
+import { sandboxGateway } from '../../functions/gateway.wiring';
 import { LiveLeases } from '../../infra/runs/liveLeases';
 import { systemClock } from '../../infra/system/systemClock';
 import { CachingSecretResolver } from '../../infra/vault/secretResolver';
@@ -70,7 +70,7 @@ describe('the gateway under rotate vs revoke', () => {
     const secret = { name: 'GW_KEY', value: OLD, allowedHosts: [new URL(api.origin).host] };
     const ws = await h.workspace('Gateway revoke', [secret]);
     const run = await h.launch(ws, [secret]);
-    const gateway = new Gateway({ deps: h.api.deps, bearers: h.bearers, sandboxes: h.sandboxes, host: h.host, leases, limits: { operationTimeoutMs: 60_000 } });
+    const gateway = sandboxGateway({ deps: h.api.deps, bearers: h.bearers, sandboxes: h.sandboxes, host: h.host, leases, limits: { operationTimeoutMs: 60_000 } });
     const pending = h.operate(run.bearer, { kind: 'http', url: `${api.origin}/held`, secret: 'GW_KEY' }, {}, gateway);
     await api.arrived;
     expect(api.seen).toEqual([`Bearer ${OLD}`]);
@@ -111,7 +111,7 @@ describe('the gateway under rotate vs revoke', () => {
     expect((await stale.resolve(ws, 'GW_STALE')).value).toBe(value); // the cache alone would still send it
 
     const run = await h.launch(ws, [secret]);
-    const gateway = new Gateway({ deps: { ...h.api.deps, resolver: stale }, bearers: h.bearers, sandboxes: h.sandboxes, host: h.host, limits: { operationTimeoutMs: 60_000 } });
+    const gateway = sandboxGateway({ deps: { ...h.api.deps, resolver: stale }, bearers: h.bearers, sandboxes: h.sandboxes, host: h.host, limits: { operationTimeoutMs: 60_000 } });
     api.holdNext();
     api.release();
     const reply = await h.operate(run.bearer, { kind: 'http', url: `${api.origin}/stale`, secret: 'GW_STALE' }, {}, gateway);

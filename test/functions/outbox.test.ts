@@ -7,7 +7,7 @@ import { OutboxDispatcher } from '../../infra/messaging/outboxDispatcher';
 import type { PublishedEvent } from '../../infra/messaging/outboundMessage';
 import { StorageQueuePublisher } from '../../infra/messaging/storageQueuePublisher';
 import { TableOutboxIndex } from '../../infra/messaging/tableOutboxIndex';
-import { decodeMessage } from '../../infra/localhost/queueTrigger';
+import { decodeMessage } from '../../localhost/queueTrigger';
 import { systemClock } from '../../infra/system/systemClock';
 import { TableEventStore } from '../../infra/tables/tableEventStore';
 import { azuriteConnectionString, uniqueName } from '../support/azurite';

@@ -14,8 +14,8 @@ import {
 import { createWorkspace } from '../../domain/services/workspaces';
 import { backupWorkspace, restoreWorkspace } from '../../infra/backup/logBackup';
 import { TableGatewayBearers } from '../../infra/gateway/tableGatewayBearers';
-import { InstanceStore } from '../../infra/localhost/durable/instanceStore';
-import { taskHubNames } from '../../infra/localhost/durable/taskHub';
+import { InstanceStore } from '../../localhost/durable/instanceStore';
+import { taskHubNames } from '../../localhost/durable/taskHub';
 import { TableRunRequestLedger } from '../../infra/messaging/tableRunRequestLedger';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
 import { blobContainerFor } from '../../infra/storage/storageClients';

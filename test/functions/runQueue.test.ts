@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { RunOrchestrations, RunStores } from '../../domain/services/runPorts';
 import type { RunRequester } from '../../domain/services/runStarter';
 import { runStreamId } from '../../domain/streams';
-import { decodeMessage, encodeMessage } from '../../infra/localhost/queueTrigger';
+import { decodeMessage, encodeMessage } from '../../localhost/queueTrigger';
 import { runApiRequester } from '../../infra/messaging/runApiRequester';
 import { handleRunRequestMessage, type RunRequestHandlerOptions } from '../../infra/messaging/runRequestHandler';
 import { runRequestMessageSchema } from '../../infra/messaging/runRequestMessage';

@@ -2,7 +2,7 @@ import { InvocationContext } from '@azure/functions';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_ROTATION_SCHEDULE, JWKS_ROUTE, jwksResponse, rotateSigningKeysNow } from '../../functions/signing';
 import { loadSettings } from '../../functions/settings';
-import { compileRoute, matchRoute } from '../../infra/localhost/routes';
+import { compileRoute, matchRoute } from '../../localhost/routes';
 import { DAY, aPlatform } from '../infra/identity/signingTestKit';
 
 const PUBLIC_MEMBERS = ['alg', 'crv', 'kid', 'kty', 'use', 'x'];

@@ -13,7 +13,8 @@ import { WORKLOAD_TOKEN_MAX_MS } from '../../domain/workloadIdentity';
 import { defaultSigningKeyPolicy } from '../../domain/signingKeys';
 import { identityIssuerOf, loadSettings } from '../../functions/settings';
 import { IDENTITY_JWKS_ROUTE, OPENID_CONFIGURATION_ROUTE, ensureSigningKeysAtStart, jwksResponse, openidConfigurationResponse } from '../../functions/signing';
-import { Gateway } from '../../infra/gateway/gatewayService';
+import type { Gateway } from '../../domain/services/gateway';
+import { sandboxGateway } from '../../functions/gateway.wiring';
 import { rs256Keys } from '../../infra/identity/keyAlgorithms';
 import { SigningKeys, platformLogRecorder } from '../../infra/identity/signingKeys';
 import { TableSigningKeyRepository, WORKLOAD_IDENTITY_RING } from '../../infra/identity/signingKeysTable';
@@ -83,7 +84,7 @@ beforeAll(async () => {
   });
   await serveIssuer();
   tokens = new RsaWorkloadIdentityTokens(keys, systemClock, issuer);
-  gateway = new Gateway({ deps: h.api.deps, bearers: h.bearers, sandboxes: h.sandboxes, host: h.host, identityTokens: tokens });
+  gateway = sandboxGateway({ deps: h.api.deps, bearers: h.bearers, sandboxes: h.sandboxes, host: h.host, identityTokens: tokens });
   // What the app does at start (functions/signing.ts appStart), before any token exists.
   await ensureSigningKeysAtStart(keys, { info: (t) => startLogs.push(t), warn: (t) => startLogs.push(t) }, 'workload identity');
   ws = await h.workspace('Identities', []);

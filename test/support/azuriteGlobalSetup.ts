@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node';
-import { startAzurite } from '../../infra/localhost/azuriteProcess';
+import { startAzurite } from '../../localhost/azuriteProcess';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -1,9 +1,9 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startAzurite, type RunningAzurite } from '../../infra/localhost/azuriteProcess';
+import { startAzurite, type RunningAzurite } from '../../localhost/azuriteProcess';
 import { mintDevToken, devIssuerSettings } from '../../infra/identity/devIssuer';
-import { type ApiReply, callApi } from '../../infra/localhost/apiCall';
+import { type ApiReply, callApi } from '../../localhost/apiCall';
 import { LeakScanner, type LeakReport } from './leakScan';
 import { projectRoot, startLocalHost, type LocalHostProcess } from './localHostProcess';
 

@@ -1,7 +1,7 @@
-import { startDevGitServer, type DevGitServer } from '../../infra/localhost/devGitServer';
+import { startDevGitServer, type DevGitServer } from '../../localhost/devGitServer';
 import { processesHolding, urlCarries, type ProcessHolding } from './processLeaks';
 
-export { hermeticGitEnv, type GitRequest } from '../../infra/localhost/devGitServer';
+export { hermeticGitEnv, type GitRequest } from '../../localhost/devGitServer';
 
 export interface GitHttpServer extends DevGitServer {
   /** Whether any request carried the token in its URL (path or query). */
@@ -11,7 +11,7 @@ export interface GitHttpServer extends DevGitServer {
 }
 
 /**
- * The development git server (infra/localhost/devGitServer.ts), watched for the token leaking while it serves.
+ * The development git server (localhost/devGitServer.ts), watched for the token leaking while it serves.
  * `onRequest` runs before each request is served (synchronously: a test may hold the client there).
  */
 export async function startGitHttpServer(token: string, options: { onRequest?: (rawUrl: string) => void } = {}): Promise<GitHttpServer> {

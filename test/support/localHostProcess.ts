@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
-import { freeLoopbackPort } from '../../infra/localhost/azuriteProcess';
+import { freeLoopbackPort } from '../../localhost/azuriteProcess';
 
 export const projectRoot = path.resolve(__dirname, '..', '..');
 
@@ -21,12 +21,12 @@ export interface StartLocalHostOptions {
   /** Added to this process's environment; `undefined` removes a variable. */
   readonly env?: Record<string, string | undefined>;
   readonly args?: readonly string[];
-  /** `host` runs dist/infra/localhost/main.js directly, `npm-start` goes through scripts/start.js. */
+  /** `host` runs dist/localhost/main.js directly, `npm-start` goes through scripts/start.js. */
   readonly via?: 'host' | 'npm-start';
 }
 
 function command(options: StartLocalHostOptions, port: number): { args: string[]; env: NodeJS.ProcessEnv } {
-  const entry = options.via === 'npm-start' ? path.join(projectRoot, 'scripts', 'start.js') : path.join(projectRoot, 'dist', 'infra', 'localhost', 'main.js');
+  const entry = options.via === 'npm-start' ? path.join(projectRoot, 'scripts', 'start.js') : path.join(projectRoot, 'dist', 'localhost', 'main.js');
   const args = [entry, ...(options.app ? ['--app', options.app] : []), ...(options.args ?? [])];
   const env: NodeJS.ProcessEnv = { ...process.env, LOCAL_HOST_PORT: String(port) };
   for (const [k, v] of Object.entries(options.env ?? {})) {

@@ -45,9 +45,28 @@ export const childProcessAllowList: readonly string[] = [
   // launcher's relay), and the image build, which runs ldd and tar on this machine's files, never a sandbox process.
   'infra/sandbox/docker/imageFiles.ts',
   'infra/sandbox/docker/sandboxImage.ts',
-  'infra/localhost/',
+  'localhost/',
   'scripts/',
   'test/support/',
+];
+
+/**
+ * What `infra/` may import from `domain/services/`: each aggregate's bound handler and reader (`*Stream.ts`) and
+ * the shared dependency and port types. Use cases are called by `functions/`, never by an adapter; the modules
+ * below are the known exceptions (issue 13: the run steps and the queue's run starter are use cases still
+ * written in infra), listed so that no new one appears unnoticed.
+ */
+export const infraMayImportFromServices: readonly string[] = [
+  'domain/services/dependencies.ts',
+  'domain/services/runPorts.ts',
+  'domain/services/projections.ts',
+  // Known exceptions, to move into domain/services with ports for their process I/O:
+  'domain/services/runStarter.ts',
+  'domain/services/runSecrets.ts',
+  'domain/services/runs.ts',
+  'domain/services/leaseDecisions.ts',
+  'domain/services/egress.ts',
+  'domain/services/secretRevocation.ts',
 ];
 
 function relative(file: string, root: string): string {
@@ -67,14 +86,18 @@ export function checkFile(file: string, source: string, root = projectRoot): Vio
     }
     if (rel.startsWith('infra/') && isRelative && target.startsWith('functions/'))
       violations.push({ file: rel, specifier, rule: 'infra/ must not import functions/' });
+    if (rel.startsWith('infra/') && isRelative && target.startsWith('domain/services/') && !/Stream$/.test(target) && !infraMayImportFromServices.includes(`${target}.ts`))
+      violations.push({ file: rel, specifier, rule: 'infra/ must not import a use case (domain/services/); functions/ wires use cases to adapters' });
     if (CHILD_PROCESS.has(specifier) && !childProcessAllowList.some((allowed) => rel === allowed || (allowed.endsWith('/') && rel.startsWith(allowed))))
       violations.push({ file: rel, specifier, rule: 'only the guarded launcher may import node:child_process' });
   }
+  if (rel.startsWith('functions/') && rel !== 'functions/settings.ts' && /\bprocess\.env\b/.test(source))
+    violations.push({ file: rel, specifier: 'process.env', rule: 'functions/ reads the environment only in functions/settings.ts' });
   return violations;
 }
 
 export function checkTree(root = projectRoot): Violation[] {
-  const files = ['domain', 'infra', 'functions', 'scripts'].flatMap((d) => {
+  const files = ['domain', 'infra', 'functions', 'localhost', 'scripts'].flatMap((d) => {
     try {
       return listSourceFiles(path.join(root, d));
     } catch {
@@ -82,4 +105,68 @@ export function checkTree(root = projectRoot): Violation[] {
     }
   });
   return files.flatMap((file) => checkFile(file, readFileSync(file, 'utf8'), root));
+}
+
+/** The app's entry points: the Functions app (package.json `main`) and the modules `scripts/*.js` load from dist/. */
+export function entryPoints(root = projectRoot): string[] {
+  const entries = new Set(['functions/index.ts']);
+  for (const script of listSourceFiles(path.join(root, 'scripts'))) {
+    for (const match of readFileSync(script, 'utf8').matchAll(/path\.join\(root, 'dist', ((?:'[^']+'(?:, )?)+)\)/g)) {
+      const parts = [...(match[1] ?? '').matchAll(/'([^']+)'/g)].map((m) => m[1] ?? '');
+      entries.add(parts.join('/').replace(/\.js$/, '.ts'));
+    }
+  }
+  return [...entries];
+}
+
+function resolveSource(fromRel: string, specifier: string, root: string): string | undefined {
+  if (!specifier.startsWith('.')) return undefined;
+  const base = relative(path.resolve(root, path.dirname(fromRel), specifier), root).replace(/\.js$/, '');
+  for (const candidate of [`${base}.ts`, `${base}/index.ts`, base]) {
+    try {
+      if (statSync(path.join(root, candidate)).isFile()) return candidate;
+    } catch {
+      // not this one
+    }
+  }
+  return undefined;
+}
+
+/** Source files of the given folders that no entry point reaches through imports: dead code, or a test's only. */
+export function orphans(folders: readonly string[], root = projectRoot): string[] {
+  const reached = new Set<string>();
+  const pending = entryPoints(root);
+  while (pending.length > 0) {
+    const file = pending.pop() ?? '';
+    if (reached.has(file)) continue;
+    reached.add(file);
+    let source: string;
+    try {
+      source = readFileSync(path.join(root, file), 'utf8');
+    } catch {
+      continue;
+    }
+    for (const specifier of importsOf(source)) {
+      const target = resolveSource(file, specifier, root);
+      if (target && !reached.has(target)) pending.push(target);
+    }
+    // A module loaded by file name (the local host's Durable extension): path.join(__dirname, 'durable', 'x.js').
+    for (const match of source.matchAll(/path\.join\(__dirname, ((?:'[^']+'(?:, )?)+)\)/g)) {
+      const parts = [...(match[1] ?? '').matchAll(/'([^']+)'/g)].map((m) => m[1] ?? '');
+      if (parts.at(-1)?.endsWith('.js')) {
+        const target = resolveSource(file, `./${parts.join('/')}`, root);
+        if (target && !reached.has(target)) pending.push(target);
+      }
+    }
+  }
+  return folders
+    .flatMap((folder) => {
+      try {
+        return listSourceFiles(path.join(root, folder));
+      } catch {
+        return [];
+      }
+    })
+    .map((file) => relative(file, root))
+    .filter((file) => file.endsWith('.ts') && !reached.has(file));
 }

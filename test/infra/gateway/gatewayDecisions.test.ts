@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { assertGitRef, assertWorkspaceDir, hostAllowed, leaseExpiry, planGit, planNpm, type Destination, type GatewayOperation } from '../../../domain/gateway';
 import { assertGitCommand } from '../../../infra/sandbox/channels';
 import { gatewayOperationBody, toOperation } from '../../../infra/gateway/operationSchema';
-import { dropUnsafeTail } from '../../../infra/gateway/gatewayService';
+import { dropUnsafeTail } from '../../../infra/gateway/sandboxGatewayOperations';
 import { NPM_CREDENTIAL_FLAGS } from '../../../domain/secretPolicy';
 
 /** Parses a body as the route does. */

@@ -9,7 +9,9 @@ import type { RunEvent } from '../../../domain/run';
 import { runStreamId } from '../../../domain/streams';
 import { onRun } from '../../../domain/services/runStream';
 import { handleGatewayOperation } from '../../../functions/gateway.http';
-import { Gateway } from '../../../infra/gateway/gatewayService';
+import type { Gateway } from '../../../domain/services/gateway';
+import { sandboxGateway } from '../../../functions/gateway.wiring';
+import type { GatewayLimits } from '../../../infra/gateway/sandboxGatewayOperations';
 import { TableGatewayBearers } from '../../../infra/gateway/tableGatewayBearers';
 import { InMemoryRunSandboxes } from '../../../infra/runs/inMemoryRunSandboxes';
 import { LocalProcessSandboxHost } from '../../../infra/sandbox/localProcessSandboxHost';
@@ -55,7 +57,7 @@ export async function createGatewayHarness(options: { testServers?: () => readon
   // Isolated sandboxes reach the tests' loopback servers only as declared test servers.
   const host = await LocalProcessSandboxHost.open({ warn: () => undefined, ...(options.testServers ? { egress: { testServers: options.testServers } } : {}) });
   const sandboxes = new InMemoryRunSandboxes();
-  const gateway = new Gateway({ deps: api.deps, bearers, sandboxes, host, limits: { operationTimeoutMs: 60_000 } });
+  const gateway = sandboxGateway({ deps: api.deps, bearers, sandboxes, host, limits: { operationTimeoutMs: 60_000 } });
   const launched: SandboxHandle[] = [];
   const logs: string[] = [];
 
@@ -89,8 +91,8 @@ export async function createGatewayHarness(options: { testServers?: () => readon
   }
 
   /** The same parts behind a gateway with other limits. */
-  function gatewayWith(limits: ConstructorParameters<typeof Gateway>[0]['limits']): Gateway {
-    return new Gateway({ deps: api.deps, bearers, sandboxes, host, limits });
+  function gatewayWith(limits: Partial<GatewayLimits>): Gateway {
+    return sandboxGateway({ deps: api.deps, bearers, sandboxes, host, limits });
   }
 
   async function operate(bearer: string | undefined, body: unknown, headers: Record<string, string> = {}, via: Gateway = gateway): Promise<GatewayReply> {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { QueueClient } from '@azure/storage-queue';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ENQUEUE_RUN_USAGE, enqueueRunFromCli } from '../../../infra/localhost/enqueueRun';
+import { ENQUEUE_RUN_USAGE, enqueueRunFromCli } from '../../../localhost/enqueueRun';
 import { trustedRunProducers } from '../../../infra/messaging/runRequestProducer';
 import { runRequestVerifier, specDigest } from '../../../infra/messaging/runRequestToken';
 import { azuriteConnectionString, uniqueName } from '../../support/azurite';

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { InMemoryEventStore } from '../../support/inMemoryEventStore';
 import { ServiceBusPublisher, toServiceBusMessage, type EventSender } from '../../../infra/messaging/serviceBusPublisher';
 import { StorageQueuePublisher } from '../../../infra/messaging/storageQueuePublisher';
-import { decodeMessage } from '../../../infra/localhost/queueTrigger';
+import { decodeMessage } from '../../../localhost/queueTrigger';
 import { azuriteConnectionString, uniqueName } from '../../support/azurite';
 import { eventPublisherContract, type Delivered } from './eventPublisher.contract';
 

@@ -8,7 +8,7 @@ import { createRedactor } from '../../../../domain/redaction';
 import type { ProcessCredentialDelivery, SandboxRequest } from '../../../../domain/ports/sandboxHost';
 import { readSandboxHost } from '../../../../domain/services/sandboxHosts';
 import { sandboxHostStreamId } from '../../../../domain/streams';
-import { selfSignedCertificate } from '../../../../infra/localhost/selfSignedCertificate';
+import { selfSignedCertificate } from '../../../../localhost/selfSignedCertificate';
 import { hostChannelAuthority } from '../../../../infra/sandbox/remote/hostChannelAuthority';
 import { HostChannelServer } from '../../../../infra/sandbox/remote/hostChannelServer';
 import { CHANNEL_PATH } from '../../../../infra/sandbox/remote/protocol';
