@@ -224,6 +224,40 @@ describe('rotate vs revoke on a real sandbox host', () => {
     await teardown(runtime, ws, runId);
   });
 
+  it('DELETE revokes too: the MCP server holding the deleted value stops within the bound and stays stopped, LeaseRevoked is recorded', async () => {
+    const value = valueOf('del');
+    await setSecret('DEL_KEY', value);
+    // No notice for this runtime: the holder's own check of the log stops it, as on another instance.
+    const runtime = await aRuntime();
+    const runId = await aRun('DEL_KEY');
+    await seed(runtime, ws, runId);
+    await install(runtime, ws, runId);
+    expect(await mcp(runtime, ws, runId)).toEqual({ ok: true });
+    const server = runtime.live.get(runId)?.servers[0];
+    expect(holders(value).length).toBeGreaterThan(0);
+
+    const deleted = await h.call('DELETE', `/api/workspaces/${ws}/secrets/DEL_KEY`, { token: owner });
+    expect(deleted.status).toBe(204);
+    expect(await until(() => holders(value).length === 0)).toBeLessThan(BOUND_MS);
+    await server?.done;
+    expect(runtime.live.get(runId)?.servers[0]).toBe(server); // nothing to restart it with
+    expect(await stores.transcripts.read(ws, runId)).toMatch(/mcp:tracker: not restarted after a revocation: .*DEL_KEY/);
+
+    const events = await eventsOf(runId);
+    const grant = events.find((e) => e.type === 'LeaseGranted');
+    expect(events.filter((e) => e.type === 'LeaseRevoked')).toEqual([
+      expect.objectContaining({ data: { leaseId: grant?.type === 'LeaseGranted' ? grant.data.leaseId : '', runId, secretName: 'DEL_KEY', secretVersion: 1 } }),
+    ]);
+    expect((await h.store.readStream(ws, `secret:${ws}:DEL_KEY`)).events.map((e) => e.type)).toEqual(['SecretSet', 'SecretRevoked', 'SecretDeleted']);
+    await expect(h.deps.resolver.resolve(ws, 'DEL_KEY')).rejects.toMatchObject({ code: 'VAULT.SECRET_NOT_FOUND' });
+    expect((await h.call('DELETE', `/api/workspaces/${ws}/secrets/DEL_KEY`, { token: owner })).status).toBe(404);
+    // Set again: a new version the delete never revoked, handed out as usual.
+    const again = valueOf('del-again');
+    expect((await setSecret('DEL_KEY', again)).status).toBe(201);
+    expect((await resolveUnrevoked(h.deps, ws, 'DEL_KEY')).value).toBe(again);
+    await teardown(runtime, ws, runId);
+  });
+
   it('after a revoke no resolve or lease hands out the old value, even from a stale cache with the metadata row edited back', async () => {
     const oldValue = valueOf('stale-old');
     const newValue = valueOf('stale-new');
