@@ -41,6 +41,7 @@ export type SecretCommand =
    * value being replaced is compromised, so the write also revokes every earlier version.
    */
   | { type: 'SetSecret'; name: string; allowedHosts?: readonly string[]; uses?: SecretUses; revoke?: boolean }
+  /** The deleted value counts as compromised: its versions are revoked with it, so live leases of them end too. */
   | { type: 'DeleteSecret'; name: string }
   /** Revoke without a new value: the current value (if any) is deleted and every version so far revoked. */
   | { type: 'RevokeSecret'; name: string };
@@ -106,7 +107,8 @@ export function decideSecret(command: SecretCommand, state: SecretState): Secret
     }
     case 'DeleteSecret':
       if (!state.exists) throw new DomainError(SECRET_ERROR.NOT_FOUND, `No secret named ${command.name}`, 'not_found');
-      return [{ type: 'SecretDeleted', data: { name: command.name, version: state.version } }];
+      // Revoked before the delete, as RevokeSecret does: a reader between the two never sees a deleted value unrevoked.
+      return [...(hasUnrevoked(state) ? [revoked(state, command.name)] : []), { type: 'SecretDeleted', data: { name: command.name, version: state.version } }];
     case 'RevokeSecret':
       if (state.version === 0) throw new DomainError(SECRET_ERROR.NOT_FOUND, `No secret named ${command.name}`, 'not_found');
       // A version deleted earlier may still be held by a live process, so it can be revoked after its delete.

@@ -9,9 +9,11 @@ export type Role = 'owner' | 'member';
 export { DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS };
 
 export type WorkspaceEvent =
-  | DomainEvent<'WorkspaceCreated', { workspaceId: string; name: string; owner: string }>
+  /** `retentionDays`: the soft-delete retention the creator chose (absent: chosen at deletion, as before it existed). */
+  | DomainEvent<'WorkspaceCreated', { workspaceId: string; name: string; owner: string; retentionDays?: number }>
   | DomainEvent<'MemberAdded', { userId: string; role: Role }>
   | DomainEvent<'MemberRemoved', { userId: string }>
+  /** The workspace's vault by name (a random Key Vault name, or the Table vault's label); recorded once, never changed. */
   | DomainEvent<'VaultProvisioned', { vault: string }>
   | DomainEvent<'WorkspaceDeletionRequested', { retentionDays: number; purgeAfter: string }>
   | DomainEvent<'VaultSoftDeleted', { vault: string }>
@@ -44,6 +46,11 @@ export interface WorkspaceState {
   readonly vaultSoftDeleted: boolean;
   readonly purgeAfter?: string;
   readonly retentionDays?: number;
+  /**
+   * The retention fixed when the workspace was created: a Key Vault's soft-delete retention cannot change after
+   * the vault exists, so its vault is created with it and a deletion uses it. Absent for older workspaces.
+   */
+  readonly vaultRetentionDays?: number;
   /** Where sandboxes may connect through the egress proxy; empty (nothing) until an owner sets it. */
   readonly egressAllowedHosts: readonly string[];
   /** Workload identities by name; absent in states folded before identities existed. */
@@ -51,11 +58,12 @@ export interface WorkspaceState {
 }
 
 export type WorkspaceCommand =
-  | { type: 'CreateWorkspace'; workspaceId: string; name: string; owner: string }
+  | { type: 'CreateWorkspace'; workspaceId: string; name: string; owner: string; retentionDays?: number }
   | { type: 'SetMember'; actor: string; userId: string; role: Role }
   | { type: 'RemoveMember'; actor: string; userId: string }
   | { type: 'RecordVaultProvisioned'; vault: string }
-  | { type: 'RequestDeletion'; actor: string; retentionDays: number; now: string }
+  /** `retentionDays` absent: the workspace's own (fixed at creation), else the default. */
+  | { type: 'RequestDeletion'; actor: string; retentionDays?: number; now: string }
   | { type: 'RecordVaultSoftDeleted' }
   | { type: 'CompleteDeletion' }
   | { type: 'Recover'; actor: string; now: string }
@@ -86,6 +94,7 @@ export function evolveWorkspace(state: WorkspaceState, event: WorkspaceEvent & {
         workspaceId: event.data.workspaceId,
         name: event.data.name,
         members: { [event.data.owner]: 'owner' },
+        ...(event.data.retentionDays !== undefined ? { vaultRetentionDays: event.data.retentionDays } : {}),
       };
     case 'MemberAdded':
       return { ...state, members: { ...state.members, [event.data.userId]: event.data.role } };
@@ -143,6 +152,11 @@ function requireOwner(state: WorkspaceState, actor: string): void {
   if (role !== 'owner') throw new DomainError(WORKSPACE_ERROR.OWNER_REQUIRED, 'Only an owner may do this', 'forbidden');
 }
 
+function assertRetention(retentionDays: number): void {
+  if (!Number.isInteger(retentionDays) || retentionDays < MIN_RETENTION_DAYS || retentionDays > MAX_RETENTION_DAYS)
+    throw new DomainError(WORKSPACE_ERROR.RETENTION_OUT_OF_RANGE, `Retention must be ${MIN_RETENTION_DAYS} to ${MAX_RETENTION_DAYS} days`, 'invalid');
+}
+
 function ownerCount(members: Readonly<Record<string, Role>>): number {
   return Object.values(members).filter((r) => r === 'owner').length;
 }
@@ -152,10 +166,11 @@ export function decideWorkspace(command: WorkspaceCommand, state: WorkspaceState
     case 'CreateWorkspace':
       if (state.status !== 'None')
         throw new DomainError(WORKSPACE_ERROR.ALREADY_EXISTS, 'Workspace already exists', 'conflict');
+      if (command.retentionDays !== undefined) assertRetention(command.retentionDays);
       return [
         {
           type: 'WorkspaceCreated',
-          data: { workspaceId: command.workspaceId, name: command.name, owner: command.owner },
+          data: { workspaceId: command.workspaceId, name: command.name, owner: command.owner, ...(command.retentionDays !== undefined ? { retentionDays: command.retentionDays } : {}) },
         },
       ];
     case 'SetMember': {
@@ -175,22 +190,19 @@ export function decideWorkspace(command: WorkspaceCommand, state: WorkspaceState
     }
     case 'RecordVaultProvisioned':
       requireActive(state);
-      if (state.vault === command.vault) return [];
+      // The first name recorded is the vault's for good: a racing instance's proposal loses to it.
+      if (state.vault !== undefined) return [];
       return [{ type: 'VaultProvisioned', data: { vault: command.vault } }];
     case 'RequestDeletion': {
       requireOwner(state, command.actor);
-      if (
-        !Number.isInteger(command.retentionDays) ||
-        command.retentionDays < MIN_RETENTION_DAYS ||
-        command.retentionDays > MAX_RETENTION_DAYS
-      )
-        throw new DomainError(
-          WORKSPACE_ERROR.RETENTION_OUT_OF_RANGE,
-          `Retention must be ${MIN_RETENTION_DAYS} to ${MAX_RETENTION_DAYS} days`,
-          'invalid',
-        );
-      const purgeAfter = new Date(Date.parse(command.now) + command.retentionDays * 86_400_000).toISOString();
-      return [{ type: 'WorkspaceDeletionRequested', data: { retentionDays: command.retentionDays, purgeAfter } }];
+      const fixed = state.vaultRetentionDays;
+      const retentionDays = command.retentionDays ?? fixed ?? DEFAULT_RETENTION_DAYS;
+      assertRetention(retentionDays);
+      // The vault was created with the workspace's retention; a deletion promising another would not be kept.
+      if (fixed !== undefined && retentionDays !== fixed)
+        throw new DomainError(WORKSPACE_ERROR.RETENTION_OUT_OF_RANGE, `This workspace's retention was fixed at ${fixed} days when it was created`, 'invalid');
+      const purgeAfter = new Date(Date.parse(command.now) + retentionDays * 86_400_000).toISOString();
+      return [{ type: 'WorkspaceDeletionRequested', data: { retentionDays, purgeAfter } }];
     }
     case 'RecordVaultSoftDeleted':
       if (state.status !== 'Deleting')

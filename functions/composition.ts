@@ -19,6 +19,8 @@ import { KeyVaultKeyWrapper } from '../infra/vault/keyVaultKeyWrapper';
 import type { KeyWrapper } from '../infra/vault/keyWrapper';
 import { LocalFileKeyWrapper } from '../infra/vault/localFileKeyWrapper';
 import { CachingSecretResolver } from '../infra/vault/secretResolver';
+import type { VaultDirectory } from '../domain/ports/vaultDirectory';
+import { logVaultDirectory } from '../domain/services/vaultDirectory';
 import type { ApiServices } from './http/apiRoute';
 import type { RunSandboxes } from '../domain/ports/runSandboxes';
 import type { SandboxHost } from '../domain/ports/sandboxHost';
@@ -90,15 +92,15 @@ function keyWrapper(settings: Settings): KeyWrapper {
 }
 
 /** The per-workspace Key Vault adapter's options: ARM and the vaults by the app's managed identity. */
-export function keyVaultOptions(settings: Settings): KeyVaultSecretVaultOptions {
+export function keyVaultOptions(settings: Settings, directory: VaultDirectory): KeyVaultSecretVaultOptions {
   const { WORKSPACE_VAULTS_SUBSCRIPTION_ID: subscriptionId, WORKSPACE_VAULTS_RESOURCE_GROUP: resourceGroup, WORKSPACE_VAULTS_LOCATION: location, AZURE_TENANT_ID: tenantId } = settings;
   if (!subscriptionId || !resourceGroup || !location || !tenantId) throw new SettingsError('VAULT_KIND=keyvault needs the WORKSPACE_VAULTS_* settings and AZURE_TENANT_ID');
-  return { credential: new DefaultAzureCredential(), subscriptionId, resourceGroup, location, tenantId, clock: systemClock };
+  return { credential: new DefaultAzureCredential(), subscriptionId, resourceGroup, location, tenantId, clock: systemClock, directory };
 }
 
 /** `VAULT_KIND`: a Key Vault per workspace (production), or the encrypted Table vault (locally, or a single tenant). */
-export function workspaceVault(settings: Settings, vaultTable: TableClient): SecretVault {
-  if (settings.VAULT_KIND === 'keyvault') return new KeyVaultSecretVault(keyVaultOptions(settings));
+export function workspaceVault(settings: Settings, vaultTable: TableClient, directory: VaultDirectory): SecretVault {
+  if (settings.VAULT_KIND === 'keyvault') return new KeyVaultSecretVault(keyVaultOptions(settings, directory));
   return new EncryptedTableVault({ table: vaultTable, keyWrapper: keyWrapper(settings), clock: systemClock });
 }
 
@@ -175,7 +177,9 @@ export function compose(settings: Settings): Composition {
         redactorFor: (workspaceId) => redactors?.redactorFor(workspaceId) ?? Promise.resolve(undefined),
       });
       let redactors: WorkspaceStoreRedactors | undefined;
-      const vault = forgettingOnWrite(workspaceVault(settings, vaultTable), (ws) => redactors?.forget(ws));
+      // A Key Vault's name and retention come from the workspace's log (VaultProvisioned, WorkspaceCreated).
+      const directory = logVaultDirectory({ store, clock: systemClock, random: systemRandom });
+      const vault = forgettingOnWrite(workspaceVault(settings, vaultTable, directory), (ws) => redactors?.forget(ws));
       const resolver = new CachingSecretResolver({
         vault,
         clock: systemClock,

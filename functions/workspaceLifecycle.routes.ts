@@ -1,7 +1,6 @@
 import * as df from 'durable-functions';
 import { z } from 'zod';
 import { requestWorkspaceDeletion, recoverWorkspace } from '../domain/services/workspaceLifecycle';
-import { DEFAULT_RETENTION_DAYS } from '../domain/workspace';
 import { parseParams } from './http/jsonBody';
 import { type ApiRoute, json } from './http/apiRoute';
 import { workspaceIdSchema } from './http/schemas';
@@ -20,7 +19,7 @@ export const workspaceLifecycleRoutes: readonly ApiRoute[] = [
     handle: async ({ request, caller, services, context }) => {
       const { ws } = parseParams(wsParams, request.params);
       const { retentionDays } = parseParams(deleteQuery, Object.fromEntries(request.query.entries()));
-      const result = await requestWorkspaceDeletion(services.deps, caller, ws, retentionDays ?? DEFAULT_RETENTION_DAYS);
+      const result = await requestWorkspaceDeletion(services.deps, caller, ws, retentionDays);
       // Only one request can move the workspace to Deleting (a second one sees 404), so one orchestration runs.
       await df.getClient(context).startNew(DELETE_WORKSPACE, { instanceId: deletionInstanceId(ws, services.deps.ids.next()), input: { workspaceId: ws } });
       return json(202, result);

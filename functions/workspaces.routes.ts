@@ -15,7 +15,7 @@ export const workspaceRoutes: readonly ApiRoute[] = [
     route: 'workspaces',
     handle: async ({ request, caller, services }) => {
       const body = await readJsonBody(request, createWorkspaceBody, BODY_LIMITS.small);
-      return json(201, await createWorkspace(services.deps, caller, body.name));
+      return json(201, await createWorkspace(services.deps, caller, body.name, body.retentionDays));
     },
   },
   {

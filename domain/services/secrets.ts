@@ -59,14 +59,18 @@ export async function setSecret(
   return { created, secret: listingOf(secretMetadata(result.state)), ...(leasesRevoked !== undefined ? { leasesRevoked } : {}) };
 }
 
+/**
+ * Delete means the value is compromised, as a revoke does (README "Rotate vs revoke"): the delete also revokes
+ * every version so far, and every live lease of one ends. Returns how many leases it ended.
+ */
 export async function deleteSecret(
   deps: ServiceDependencies,
   caller: Caller,
   request: { workspaceId: string; name: string },
-): Promise<void> {
+): Promise<{ leasesRevoked: number }> {
   const { workspaceId, name } = request;
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'secrets.delete', requires: 'owner', correlationId: caller.correlationId });
-  await onSecret(deps, workspaceId, { type: 'DeleteSecret', name }, caller, {
+  const result = await onSecret(deps, workspaceId, { type: 'DeleteSecret', name }, caller, {
     beforeAppend: async () => {
       try {
         await deps.vault.delete(workspaceId, name);
@@ -77,6 +81,9 @@ export async function deleteSecret(
     },
   });
   deps.resolver.invalidate(workspaceId, name);
+  // A version revoked earlier still has its live leases ended: a host that missed that revoke stops them now.
+  const revokedThrough = revokedThroughOf(result.records) ?? result.state.revokedThrough;
+  return { leasesRevoked: revokedThrough > 0 ? await endRevokedLeases(deps, workspaceId, name, revokedThrough, caller) : 0 };
 }
 
 /** A secret's metadata (version, `allowedHosts`, uses) as decisions read it: checked against the log; undefined when deleted or never set. */

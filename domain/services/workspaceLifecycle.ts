@@ -41,11 +41,11 @@ export async function requestWorkspaceDeletion(
   deps: ServiceDependencies,
   caller: Caller,
   workspaceId: string,
-  retentionDays: number = DEFAULT_RETENTION_DAYS,
+  retentionDays?: number,
 ): Promise<{ id: string; purgeAfter: string }> {
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'workspace.delete', requires: 'owner', correlationId: caller.correlationId });
   const now = deps.clock.now().toISOString();
-  const result = await onWorkspace(deps, workspaceId, { type: 'RequestDeletion', actor: caller.actor, retentionDays, now }, caller);
+  const result = await onWorkspace(deps, workspaceId, { type: 'RequestDeletion', actor: caller.actor, ...(retentionDays !== undefined ? { retentionDays } : {}), now }, caller);
   return { id: workspaceId, purgeAfter: result.state.purgeAfter ?? '' };
 }
 

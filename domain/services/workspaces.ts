@@ -8,10 +8,11 @@ import { WORKSPACE_ERROR } from '../catalogue';
 
 export { type Caller, projectWorkspace } from './workspaceStream';
 
-export async function createWorkspace(deps: ServiceDependencies, caller: Caller, name: string): Promise<{ id: string; name: string }> {
+/** `retentionDays` (7-90): the soft-delete retention of the workspace and its vault, fixed now (absent: chosen at deletion). */
+export async function createWorkspace(deps: ServiceDependencies, caller: Caller, name: string, retentionDays?: number): Promise<{ id: string; name: string; retentionDays?: number }> {
   const workspaceId = deps.ids.next();
-  await onWorkspace(deps, workspaceId, { type: 'CreateWorkspace', workspaceId, name, owner: caller.actor }, caller);
-  return { id: workspaceId, name };
+  await onWorkspace(deps, workspaceId, { type: 'CreateWorkspace', workspaceId, name, owner: caller.actor, ...(retentionDays !== undefined ? { retentionDays } : {}) }, caller);
+  return { id: workspaceId, name, ...(retentionDays !== undefined ? { retentionDays } : {}) };
 }
 
 export async function getWorkspace(

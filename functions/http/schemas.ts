@@ -3,6 +3,7 @@ import { MAX_EGRESS_HOSTS, isEgressHost } from '../../domain/egress';
 import { MAX_SECRET_BYTES, SECRET_NAME_PATTERN } from '../../domain/secret';
 import { SECRET_USE_KINDS, type SecretUses } from '../../domain/secretPolicy';
 import { IDENTITY_AUDIENCE_PATTERN, IDENTITY_NAME_PATTERN, IDENTITY_SUBJECT_PATTERN } from '../../domain/workloadIdentity';
+import { MAX_RETENTION_DAYS, MIN_RETENTION_DAYS } from '../../domain/catalogue';
 
 /** Ids we mint are UUIDs; user ids come from tokens (Entra `oid` is a UUID; dev tokens use simple names). */
 export const workspaceIdSchema = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a workspace id');
@@ -16,7 +17,8 @@ export const hostSchema = z
   .max(253)
   .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)(:\d{1,5})?$/, 'must be a host name, optionally with :port');
 
-export const createWorkspaceBody = z.strictObject({ name: z.string().trim().min(1).max(100) });
+/** `retentionDays`: the workspace's (and its vault's) soft-delete retention, fixed at creation. */
+export const createWorkspaceBody = z.strictObject({ name: z.string().trim().min(1).max(100), retentionDays: z.number().int().min(MIN_RETENTION_DAYS).max(MAX_RETENTION_DAYS).optional() });
 export const setMemberBody = z.strictObject({ role: z.enum(['owner', 'member']) });
 const useKind = z.enum(SECRET_USE_KINDS);
 const useAudience = z.union([z.enum(['members', 'owners']), z.array(userIdSchema).min(1).max(100)]);

@@ -1,18 +1,17 @@
-import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { DomainError } from '../../domain/errors';
 
 /**
  * Key Vault names are 3-24 characters (letters, digits, single hyphens, starting with a letter) and globally
- * unique across Azure, so a workspace's vault name is derived, never chosen: `{prefix}-{hash}` where hash is
- * the leading hex of SHA-256(workspace id), as many characters as fit in 24. With the default prefix `dp` that
- * is 21 hex characters (84 bits): collisions between workspaces are negligible, and the deployment's own
- * prefix keeps two deployments (or a stranger's vault) from colliding on the same name.
+ * unique across Azure. A workspace's vault name is random, `{prefix}-{hex}` filling 24 characters (84 random
+ * bits with the default prefix `dp`), and recorded in `VaultProvisioned` on the workspace's log before the
+ * vault is created: nothing about the workspace id can be read from it, and nobody can pre-register the name
+ * a workspace's vault will get (a derived name could be squatted by a stranger's vault).
  */
-export function vaultNameFor(workspaceId: string, prefix = 'dp'): string {
+export function randomVaultName(prefix = 'dp'): string {
   if (!/^[a-z][a-z0-9]{0,9}$/.test(prefix))
     throw new DomainError('VAULT.INVALID_PREFIX', 'A vault name prefix is 1-10 lower-case letters or digits, starting with a letter', 'invalid');
-  const hash = createHash('sha256').update(workspaceId, 'utf8').digest('hex');
-  return `${prefix}-${hash}`.slice(0, 24);
+  return `${prefix}-${randomBytes(12).toString('hex')}`.slice(0, 24);
 }
 
 /** `_` → `-`: reversible because our names never contain `-` (DESIGN.md §5). */

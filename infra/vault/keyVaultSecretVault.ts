@@ -18,7 +18,8 @@ import {
   type VaultStatus,
 } from '../../domain/ports/secretVault';
 import { assertValidSecretName } from '../../domain/secret';
-import { fromTags, secretNameOf, toKeyVaultName, toTags, vaultNameFor } from './keyVaultNaming';
+import type { VaultDirectory } from '../../domain/ports/vaultDirectory';
+import { fromTags, randomVaultName, secretNameOf, toKeyVaultName, toTags } from './keyVaultNaming';
 import { guarded, sanitized, statusOf } from './vaultErrors';
 
 /** A 404 about the secret, as opposed to one about the vault (deleted meanwhile) or the route. */
@@ -35,9 +36,14 @@ export interface KeyVaultSecretVaultOptions {
   readonly resourceGroup: string;
   readonly location: string;
   readonly clock: Clock;
-  /** Lower-case letters and digits, 1-10 characters; see `vaultNameFor`. */
+  /** Each workspace's vault name and retention as its log records them (domain/services/vaultDirectory.ts). */
+  readonly directory: VaultDirectory;
+  /** Lower-case letters and digits, 1-10 characters; see `randomVaultName`. */
   readonly namePrefix?: string;
-  /** Fixed at provisioning: Key Vault does not change a vault's retention afterwards. */
+  /**
+   * For a workspace that chose none at creation. Fixed at provisioning: Key Vault does not change a vault's
+   * retention afterwards, so a workspace's own (WorkspaceCreated) wins.
+   */
   readonly retentionDays?: number;
   readonly armEndpoint?: string;
   /** Extra pipeline policies for all three SDK clients (tests route them to the fake). */
@@ -73,9 +79,9 @@ export class KeyVaultSecretVault implements SecretVault {
     });
   }
 
-  /** The deterministic vault name of a workspace (exposed for operations and tests). */
-  vaultName(workspaceId: string): string {
-    return vaultNameFor(workspaceId, this.options.namePrefix);
+  /** The workspace's vault name as its log records it; undefined before the first `set` (exposed for operations and tests). */
+  async vaultName(workspaceId: string): Promise<string | undefined> {
+    return (await this.options.directory.read(workspaceId)).vault;
   }
 
   async set(workspaceId: string, name: string, value: string, options: SecretWriteOptions): Promise<SecretMetadata> {
@@ -176,7 +182,8 @@ export class KeyVaultSecretVault implements SecretVault {
   }
 
   async status(workspaceId: string): Promise<VaultStatus> {
-    const name = this.vaultName(workspaceId);
+    const name = await this.vaultName(workspaceId);
+    if (name === undefined) return { state: 'absent' };
     const vault = await this.armGet('read the vault', () => this.arm.vaults.get(this.options.resourceGroup, name));
     if (vault) return { state: 'active' };
     const deleted = await this.armGet('read the deleted vault', () => this.arm.vaults.getDeleted(name, this.options.location));
@@ -192,7 +199,8 @@ export class KeyVaultSecretVault implements SecretVault {
     assertRetentionDays(options.retentionDays);
     const status = await this.status(workspaceId);
     if (status.state !== 'active') return status;
-    await guarded('soft-delete the vault', () => this.arm.vaults.delete(this.options.resourceGroup, this.vaultName(workspaceId)));
+    const name = await this.recordedName(workspaceId);
+    await guarded('soft-delete the vault', () => this.arm.vaults.delete(this.options.resourceGroup, name));
     this.forget(workspaceId);
     return this.status(workspaceId);
   }
@@ -203,8 +211,9 @@ export class KeyVaultSecretVault implements SecretVault {
       throw new DomainError(VAULT_ERROR.NOT_DELETED, `The vault of workspace ${workspaceId} is not deleted`, 'precondition');
     if (this.options.clock.now().toISOString() >= status.purgeAfter)
       throw new DomainError(VAULT_ERROR.RETENTION_ENDED, `The retention of workspace ${workspaceId}'s vault has ended`, 'precondition');
+    const name = await this.recordedName(workspaceId);
     await guarded('recover the vault', () =>
-      this.arm.vaults.beginCreateOrUpdateAndWait(this.options.resourceGroup, this.vaultName(workspaceId), {
+      this.arm.vaults.beginCreateOrUpdateAndWait(this.options.resourceGroup, name, {
         location: this.options.location,
         properties: { tenantId: this.options.tenantId, sku: { family: 'A', name: 'standard' }, createMode: 'recover' },
       }),
@@ -222,7 +231,8 @@ export class KeyVaultSecretVault implements SecretVault {
         `The vault of workspace ${workspaceId} is purge-protected until ${status.purgeAfter}`,
         'precondition',
       );
-    await guarded('purge the vault', () => this.arm.vaults.beginPurgeDeletedAndWait(this.vaultName(workspaceId), this.options.location));
+    const name = await this.recordedName(workspaceId);
+    await guarded('purge the vault', () => this.arm.vaults.beginPurgeDeletedAndWait(name, this.options.location));
     this.forget(workspaceId);
   }
 
@@ -237,7 +247,10 @@ export class KeyVaultSecretVault implements SecretVault {
   private async client(workspaceId: string, provision: boolean): Promise<SecretClient | undefined> {
     let uri = this.vaultUris.get(workspaceId);
     if (!uri) {
-      const name = this.vaultName(workspaceId);
+      const recorded = await this.vaultName(workspaceId);
+      if (recorded === undefined && !provision) return undefined;
+      // Recorded before it exists: two instances provisioning at once agree on the first name the log took.
+      const name = recorded ?? (await this.options.directory.claim(workspaceId, randomVaultName(this.options.namePrefix)));
       const vault = await this.armGet('read the vault', () => this.arm.vaults.get(this.options.resourceGroup, name));
       uri = vault?.properties.vaultUri;
       if (!vault) {
@@ -256,7 +269,16 @@ export class KeyVaultSecretVault implements SecretVault {
     return client;
   }
 
-  private provision(workspaceId: string, name: string) {
+  /** A soft-delete, recover or purge found the vault by status, so its name is recorded. */
+  private async recordedName(workspaceId: string): Promise<string> {
+    const name = await this.vaultName(workspaceId);
+    if (name === undefined) throw new DomainError(VAULT_ERROR.NOT_DELETED, `Workspace ${workspaceId} has no vault`, 'precondition');
+    return name;
+  }
+
+  private async provision(workspaceId: string, name: string) {
+    const retentionDays = (await this.options.directory.read(workspaceId)).retentionDays ?? this.retentionDays;
+    assertRetentionDays(retentionDays);
     return guarded('provision the vault', () =>
       this.arm.vaults.beginCreateOrUpdateAndWait(this.options.resourceGroup, name, {
         location: this.options.location,
@@ -265,7 +287,7 @@ export class KeyVaultSecretVault implements SecretVault {
           tenantId: this.options.tenantId,
           sku: { family: 'A', name: 'standard' },
           enableSoftDelete: true,
-          softDeleteRetentionInDays: this.retentionDays,
+          softDeleteRetentionInDays: retentionDays,
           enablePurgeProtection: true,
           enableRbacAuthorization: true,
           accessPolicies: [],

@@ -15,7 +15,7 @@ describe('secret decisions', () => {
   });
   it('deletes, and versions never go back after re-creation', () => {
     const deleted: SecretEvent = { type: 'SecretDeleted', data: { name: 'NPM_TOKEN', version: 1 } };
-    spec.given([set1]).when({ type: 'DeleteSecret', name: 'NPM_TOKEN' }).then([deleted]);
+    spec.given([set1]).when({ type: 'DeleteSecret', name: 'NPM_TOKEN' }).then([{ type: 'SecretRevoked', data: { name: 'NPM_TOKEN', revokedThrough: 1 } }, deleted]);
     spec.given([set1, deleted]).when({ type: 'SetSecret', name: 'NPM_TOKEN' })
       .then([{ type: 'SecretSet', data: { name: 'NPM_TOKEN', version: 2, allowedHosts: [], uses } }]);
   });

@@ -26,6 +26,13 @@ describe('rotate vs revoke: the secret decisions', () => {
     secrets.given([]).when({ type: 'RevokeSecret', name: 'API_KEY' }).thenThrows('SECRET.NOT_FOUND');
   });
 
+  it('a delete revokes what it deletes (revoked first); a version revoked already is only deleted; nothing to delete is not found', () => {
+    secrets.given([setV(1), setV(2)]).when({ type: 'DeleteSecret', name: 'API_KEY' }).then([revokedThrough(2), deletedV(2)]);
+    secrets.given([setV(1), revokedThrough(1), setV(2)]).when({ type: 'DeleteSecret', name: 'API_KEY' }).then([revokedThrough(2), deletedV(2)]);
+    secrets.given([setV(1), revokedThrough(1), deletedV(1), setV(2), revokedThrough(2)]).when({ type: 'DeleteSecret', name: 'API_KEY' }).then([deletedV(2)]);
+    secrets.given([setV(1), deletedV(1)]).when({ type: 'DeleteSecret', name: 'API_KEY' }).thenThrows('SECRET.NOT_FOUND');
+  });
+
   it('the revoked versions fold from the log and never shrink; the check names version and secret, never a value', () => {
     const state = [setV(1), revokedThrough(1), setV(2), setV(3), revokedThrough(1)].reduce(evolveSecret, initialSecretState());
     expect(state.revokedThrough).toBe(1);

@@ -43,6 +43,23 @@ describe('workspace decisions', () => {
   it('records the vault once', () => {
     spec.given([created]).when({ type: 'RecordVaultProvisioned', vault: 'kv1' }).then([{ type: 'VaultProvisioned', data: { vault: 'kv1' } }]);
     spec.given([created, { type: 'VaultProvisioned', data: { vault: 'kv1' } }]).when({ type: 'RecordVaultProvisioned', vault: 'kv1' }).then([]);
+    // A racing instance's proposal loses to the name already recorded: a vault's name never changes.
+    spec.given([created, { type: 'VaultProvisioned', data: { vault: 'kv1' } }]).when({ type: 'RecordVaultProvisioned', vault: 'kv2' }).then([]);
+    spec.given([created, { type: 'VaultProvisioned', data: { vault: 'kv1' } }]).thenState((s) => expect(s.vault).toBe('kv1'));
+  });
+  it('the retention (7-90 days) is chosen at creation, and a deletion uses it', () => {
+    const withRetention: WorkspaceEvent = { type: 'WorkspaceCreated', data: { workspaceId: 'ws1', name: 'Acme', owner: 'alice', retentionDays: 14 } };
+    spec.given([]).when({ type: 'CreateWorkspace', workspaceId: 'ws1', name: 'Acme', owner: 'alice', retentionDays: 14 }).then([withRetention]);
+    for (const days of [6, 91, 7.5]) spec.given([]).when({ type: 'CreateWorkspace', workspaceId: 'ws1', name: 'Acme', owner: 'alice', retentionDays: days }).thenThrows('WORKSPACE.RETENTION_OUT_OF_RANGE');
+    spec.given([withRetention]).thenState((s) => expect(s.vaultRetentionDays).toBe(14));
+    const now = '2026-01-01T00:00:00.000Z';
+    const after14: WorkspaceEvent = { type: 'WorkspaceDeletionRequested', data: { retentionDays: 14, purgeAfter: '2026-01-15T00:00:00.000Z' } };
+    spec.given([withRetention]).when({ type: 'RequestDeletion', actor: 'alice', now }).then([after14]);
+    spec.given([withRetention]).when({ type: 'RequestDeletion', actor: 'alice', retentionDays: 14, now }).then([after14]);
+    // The vault was created with 14 days: a deletion promising 7 would not be kept by Key Vault.
+    spec.given([withRetention]).when({ type: 'RequestDeletion', actor: 'alice', retentionDays: 7, now }).thenThrows('WORKSPACE.RETENTION_OUT_OF_RANGE');
+    // A workspace that chose none: the deletion's own, else the default (90).
+    spec.given([created]).when({ type: 'RequestDeletion', actor: 'alice', now }).then([{ type: 'WorkspaceDeletionRequested', data: { retentionDays: 90, purgeAfter: '2026-04-01T00:00:00.000Z' } }]);
   });
   it('deletion: owner only, retention within 7-90 days, purge after computed from now', () => {
     spec.given([created]).when({ type: 'RequestDeletion', actor: 'alice', retentionDays: 7, now: '2026-01-01T00:00:00.000Z' }).then([deletionRequested]);

@@ -5,6 +5,7 @@ import { keyVaultOptions, sandboxHostFor, workspaceVault } from '../../functions
 import { EncryptedTableVault } from '../../infra/vault/encryptedTableVault';
 import { KeyVaultSecretVault } from '../../infra/vault/keyVaultSecretVault';
 import { loadSettings } from '../../functions/settings';
+import type { VaultDirectory } from '../../domain/ports/vaultDirectory';
 
 const production = {
   DISCO_ENV: 'production',
@@ -23,6 +24,8 @@ const production = {
 
 // Never called: the adapters are only constructed.
 const vaultTable = new TableClient('https://discoparrotprod.table.core.windows.net', 'vault', new DefaultAzureCredential());
+/** Never read here: building the adapter touches neither the log nor Azure. */
+const directory: VaultDirectory = { read: async () => ({}), claim: async (_ws, proposed) => proposed };
 
 describe('the production configuration', () => {
   it('refuses the local-process sandbox host, by name', async () => {
@@ -38,9 +41,10 @@ describe('the production configuration', () => {
 
   it('builds the per-workspace Key Vault adapter, reached with DefaultAzureCredential', () => {
     const settings = loadSettings(production);
-    const vault = workspaceVault(settings, vaultTable);
+    const vault = workspaceVault(settings, vaultTable, directory);
     expect(vault).toBeInstanceOf(KeyVaultSecretVault);
-    expect(keyVaultOptions(settings)).toMatchObject({
+    expect(keyVaultOptions(settings, directory)).toMatchObject({
+      directory,
       credential: expect.any(DefaultAzureCredential),
       subscriptionId: production.WORKSPACE_VAULTS_SUBSCRIPTION_ID,
       resourceGroup: production.WORKSPACE_VAULTS_RESOURCE_GROUP,
@@ -52,7 +56,7 @@ describe('the production configuration', () => {
   it('refuses the shared Table vault unless a single-tenant install says so, and keyvault without its settings', () => {
     expect(() => loadSettings({ ...production, VAULT_KIND: 'table' })).toThrow(/VAULT_KIND: production keeps each workspace in its own Key Vault/);
     const singleTenant = loadSettings({ ...production, VAULT_KIND: 'table', VAULT_SINGLE_TENANT: 'true' });
-    expect(workspaceVault(singleTenant, vaultTable)).toBeInstanceOf(EncryptedTableVault);
+    expect(workspaceVault(singleTenant, vaultTable, directory)).toBeInstanceOf(EncryptedTableVault);
     const { WORKSPACE_VAULTS_RESOURCE_GROUP: _rg, AZURE_TENANT_ID: _tenant, ...missing } = production;
     expect(() => loadSettings(missing)).toThrow(/WORKSPACE_VAULTS_RESOURCE_GROUP: VAULT_KIND=keyvault needs it[\s\S]*AZURE_TENANT_ID/);
   });

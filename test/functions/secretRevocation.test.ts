@@ -101,7 +101,9 @@ async function seed(runtime: RunRuntime, workspaceId: string, runId: string): Re
   return seedStep(runtime, workspaceId, runId);
 }
 
-const holders = (value: string): number[] => [...new Set(processesHolding(value).map((p) => p.pid))];
+const holders = (value: string): number[] => [...new Set(processesHolding(value).map((p) => p.pid))].sort((a, b) => a - b);
+/** Whether the MCP server itself (`node mcp.js`, past its launch wrappers) holds `value`. */
+const serverHolds = (value: string): boolean => processesHolding(value).some((p) => /(^|\/)node$/.test(p.program));
 
 beforeAll(async () => {
   h = await createApiHarness();
@@ -134,6 +136,9 @@ describe('rotate vs revoke on a real sandbox host', () => {
     expect(await install(runtime, ws, runId)).toEqual({ ok: true });
     expect(await mcp(runtime, ws, runId)).toEqual({ ok: true });
     expect(holders(oldValue).length).toBeGreaterThan(0);
+    // The launch chain (nsenter forks, then setpriv and bash exec into node) is still settling when mcp()
+    // returns: under load the first look sees only nsenter. Compare against the settled chain, node included.
+    await until(() => serverHolds(oldValue), 10_000);
     const holding = holders(oldValue);
 
     const rotated = await setSecret('ROT_KEY', newValue);
@@ -141,6 +146,8 @@ describe('rotate vs revoke on a real sandbox host', () => {
     expect(rotated.json).not.toHaveProperty('leasesRevoked');
     await new Promise((resolve) => setTimeout(resolve, 5 * CHECK_MS));
     expect(holders(oldValue)).toEqual(holding); // still running, still with what it started with
+    expect(serverHolds(oldValue)).toBe(true);
+    expect(holders(newValue)).toEqual([]);
     expect(runtime.leases.size).toBe(1);
 
     expect(await turn(runtime, ws, runId, 1)).toEqual({ ok: true });
@@ -221,6 +228,40 @@ describe('rotate vs revoke on a real sandbox host', () => {
     expect((await eventsOf(runId)).filter((e) => e.type === 'LeaseRevoked')).toHaveLength(1);
     await expect(h.deps.resolver.resolve(ws, 'CMD_KEY')).rejects.toMatchObject({ code: 'VAULT.SECRET_NOT_FOUND' });
     expect((await h.call('GET', `/api/workspaces/${ws}/secrets`, { token: owner })).json).not.toContainEqual(expect.objectContaining({ name: 'CMD_KEY' }));
+    await teardown(runtime, ws, runId);
+  });
+
+  it('DELETE revokes too: the MCP server holding the deleted value stops within the bound and stays stopped, LeaseRevoked is recorded', async () => {
+    const value = valueOf('del');
+    await setSecret('DEL_KEY', value);
+    // No notice for this runtime: the holder's own check of the log stops it, as on another instance.
+    const runtime = await aRuntime();
+    const runId = await aRun('DEL_KEY');
+    await seed(runtime, ws, runId);
+    await install(runtime, ws, runId);
+    expect(await mcp(runtime, ws, runId)).toEqual({ ok: true });
+    const server = runtime.live.get(runId)?.servers[0];
+    expect(holders(value).length).toBeGreaterThan(0);
+
+    const deleted = await h.call('DELETE', `/api/workspaces/${ws}/secrets/DEL_KEY`, { token: owner });
+    expect(deleted.status).toBe(204);
+    expect(await until(() => holders(value).length === 0)).toBeLessThan(BOUND_MS);
+    await server?.done;
+    expect(runtime.live.get(runId)?.servers[0]).toBe(server); // nothing to restart it with
+    expect(await stores.transcripts.read(ws, runId)).toMatch(/mcp:tracker: not restarted after a revocation: .*DEL_KEY/);
+
+    const events = await eventsOf(runId);
+    const grant = events.find((e) => e.type === 'LeaseGranted');
+    expect(events.filter((e) => e.type === 'LeaseRevoked')).toEqual([
+      expect.objectContaining({ data: { leaseId: grant?.type === 'LeaseGranted' ? grant.data.leaseId : '', runId, secretName: 'DEL_KEY', secretVersion: 1 } }),
+    ]);
+    expect((await h.store.readStream(ws, `secret:${ws}:DEL_KEY`)).events.map((e) => e.type)).toEqual(['SecretSet', 'SecretRevoked', 'SecretDeleted']);
+    await expect(h.deps.resolver.resolve(ws, 'DEL_KEY')).rejects.toMatchObject({ code: 'VAULT.SECRET_NOT_FOUND' });
+    expect((await h.call('DELETE', `/api/workspaces/${ws}/secrets/DEL_KEY`, { token: owner })).status).toBe(404);
+    // Set again: a new version the delete never revoked, handed out as usual.
+    const again = valueOf('del-again');
+    expect((await setSecret('DEL_KEY', again)).status).toBe(201);
+    expect((await resolveUnrevoked(h.deps, ws, 'DEL_KEY')).value).toBe(again);
     await teardown(runtime, ws, runId);
   });
 

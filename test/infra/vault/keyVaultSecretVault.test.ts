@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { logVaultDirectory } from '../../../domain/services/vaultDirectory';
+import { onWorkspace, readWorkspace } from '../../../domain/services/workspaceStream';
+import type { VaultDirectory } from '../../../domain/ports/vaultDirectory';
+import { systemRandom } from '../../../infra/system/systemRandom';
 import { KeyVaultSecretVault } from '../../../infra/vault/keyVaultSecretVault';
+import { InMemoryEventStore } from '../../support/inMemoryEventStore';
+import { workspaceStreamId } from '../../../domain/streams';
 import { aSecretValue, expectNoTrace, expectRefused, secretVaultContract } from '../../contracts/secretVault.contract';
 import { FakeKeyVault } from '../../support/fakeKeyVault';
 import { FakeTokenCredential } from '../../support/fakeKeyVaultTls';
@@ -10,6 +16,21 @@ const clock = new ManualClock();
 let fake: FakeKeyVault;
 let credential: FakeTokenCredential;
 let vault: KeyVaultSecretVault;
+const store = new InMemoryEventStore();
+const log = { store, clock, random: systemRandom };
+const fromLog = logVaultDirectory(log);
+/** A workspace the contract names on the fly is created in the log first, with the default retention. */
+async function created(ws: string, retentionDays?: number): Promise<void> {
+  if ((await readWorkspace(store, ws)).status !== 'None') return;
+  await onWorkspace(log, ws, { type: 'CreateWorkspace', workspaceId: ws, name: ws, owner: 'alice', ...(retentionDays ? { retentionDays } : {}) }, { actor: 'alice', correlationId: 't' });
+}
+const directory: VaultDirectory = { read: (ws) => fromLog.read(ws), claim: async (ws, proposed) => (await created(ws), fromLog.claim(ws, proposed)) };
+/** The vault name a workspace's first `set` will use, recorded ahead of it (so a test can arrange the fake for it). */
+async function recordedAhead(v: KeyVaultSecretVault, ws: string): Promise<string> {
+  await created(ws);
+  await fromLog.claim(ws, `dp-${randomUUID().replace(/-/g, '').slice(0, 21)}`);
+  return String(await v.vaultName(ws));
+}
 
 function aKeyVaultVault(extra: Partial<ConstructorParameters<typeof KeyVaultSecretVault>[0]> = {}): KeyVaultSecretVault {
   return new KeyVaultSecretVault({
@@ -20,6 +41,7 @@ function aKeyVaultVault(extra: Partial<ConstructorParameters<typeof KeyVaultSecr
     resourceGroup: 'rg-workspace-vaults',
     location: 'westeurope',
     clock,
+    directory,
     armEndpoint: fake.armEndpoint,
     additionalPolicies: [{ policy: fake.policy, position: 'perCall' }],
   });
@@ -39,13 +61,19 @@ secretVaultContract('KeyVaultSecretVault', () => ({ vault, clock, newWorkspace: 
 const by = { actor: 'user:alice' };
 
 describe('KeyVaultSecretVault against the fake Key Vault', () => {
-  it('provisions one vault per workspace on the first set: soft delete, purge protection, RBAC, a derived name', async () => {
+  it('provisions one vault per workspace on the first set: soft delete, purge protection, RBAC, a random name recorded in VaultProvisioned', async () => {
     const ws = `ws-${randomUUID()}`;
-    expect(fake.vaults.has(vault.vaultName(ws))).toBe(false);
+    await created(ws);
+    expect(await vault.vaultName(ws)).toBeUndefined();
+    expect(await vault.status(ws)).toEqual({ state: 'absent' });
     await vault.set(ws, 'FIRST', aSecretValue(), { version: 1, ...by });
-    const name = vault.vaultName(ws);
+    const name = String(await vault.vaultName(ws));
     expect(name).toMatch(/^dp-[0-9a-f]{21}$/);
-    expect(aKeyVaultVault().vaultName(ws)).toBe(name);
+    // Read back from the log: another instance finds the same vault; the name says nothing of the workspace id.
+    const recorded = (await store.readStream(ws, workspaceStreamId(ws))).events.filter((e) => e.type === 'VaultProvisioned');
+    expect(recorded).toEqual([expect.objectContaining({ data: { vault: name } })]);
+    expect(await aKeyVaultVault().vaultName(ws)).toBe(name);
+    expect(name).not.toContain(ws.slice(3, 11));
     expect(fake.vaults.get(name)).toMatchObject({
       resourceGroup: 'rg-workspace-vaults',
       state: 'active',
@@ -55,10 +83,31 @@ describe('KeyVaultSecretVault against the fake Key Vault', () => {
     expect(fake.requests.filter((r) => r.startsWith(`PUT management.azure.test`) && r.endsWith(`/vaults/${name}`))).toHaveLength(1);
   });
 
+  it('creates the vault with the retention the workspace chose when it was created; another workspace gets the default', async () => {
+    const chosen = `ws-${randomUUID()}`;
+    await created(chosen, 14);
+    await vault.set(chosen, 'K', aSecretValue(), { version: 1, ...by });
+    expect(fake.vaults.get(String(await vault.vaultName(chosen)))?.properties).toMatchObject({ softDeleteRetentionInDays: 14 });
+    const other = `ws-${randomUUID()}`;
+    await vault.set(other, 'K', aSecretValue(), { version: 1, ...by });
+    expect(fake.vaults.get(String(await vault.vaultName(other)))?.properties).toMatchObject({ softDeleteRetentionInDays: 90 });
+  });
+
+  it('two instances provisioning one workspace at once agree on the first name the log took: one vault', async () => {
+    const ws = `ws-${randomUUID()}`;
+    await created(ws);
+    await Promise.all([vault.set(ws, 'A', aSecretValue(), { version: 1, ...by }), aKeyVaultVault().set(ws, 'B', aSecretValue(), { version: 1, ...by })]);
+    const name = String(await vault.vaultName(ws));
+    expect((await store.readStream(ws, workspaceStreamId(ws))).events.filter((e) => e.type === 'VaultProvisioned')).toHaveLength(1);
+    expect([...fake.vaults.values()].filter((v) => v.tags.workspaceId === ws)).toHaveLength(1);
+    expect((await vault.list(ws)).map((s) => s.name)).toEqual(['A', 'B']);
+    expect(name).toMatch(/^dp-/);
+  });
+
   it('stores names with _ as - and the domain version in tags; authenticates through the bearer challenge', async () => {
     const ws = `ws-${randomUUID()}`;
     await vault.set(ws, 'MY_API_KEY', aSecretValue(), { version: 7, ...by });
-    const stored = fake.vaults.get(vault.vaultName(ws))?.secrets.get('my-api-key');
+    const stored = fake.vaults.get(String(await vault.vaultName(ws)))?.secrets.get('my-api-key');
     expect(stored?.name).toBe('MY-API-KEY');
     expect(stored?.versions[0]?.tags).toMatchObject({ version: '7', updatedBy: 'user:alice' });
     expect(credential.requestedScopes).toContain('https://vault.azure.test/.default');
@@ -71,7 +120,7 @@ describe('KeyVaultSecretVault against the fake Key Vault', () => {
     await vault.delete(ws, 'REUSED');
     const before = fake.requests.length;
     await vault.set(ws, 'REUSED', second, { version: 2, ...by });
-    const host = `${vault.vaultName(ws)}.vault.azure.test`;
+    const host = `${String(await vault.vaultName(ws))}.vault.azure.test`;
     const after = fake.requests.slice(before).filter((r) => r.includes(host) && !r.startsWith('GET'));
     expect(after).toEqual([`PUT ${host} /secrets/REUSED`, `POST ${host} /deletedsecrets/REUSED/recover`, `PUT ${host} /secrets/REUSED`]);
     expect(await vault.resolve(ws, 'REUSED')).toEqual({ value: second, version: 2 });
@@ -89,21 +138,23 @@ describe('KeyVaultSecretVault against the fake Key Vault', () => {
 
   it('a 403 from a vault whose role assignment is still propagating is retried with backoff; one that persists is refused', async () => {
     const ws = `ws-${randomUUID()}`;
-    fake.forbidden.set(vault.vaultName(ws), 3);
+    const name = await recordedAhead(vault, ws);
+    fake.forbidden.set(name, 3);
     const value = aSecretValue();
     const before = clock.now().getTime();
     await vault.set(ws, 'FRESH_VAULT', value, { version: 1, ...by });
     expect(clock.now().getTime() - before).toBe(2_000 + 4_000 + 8_000);
-    expect(fake.forbidden.get(vault.vaultName(ws))).toBe(0);
+    expect(fake.forbidden.get(name)).toBe(0);
     expect(await vault.resolve(ws, 'FRESH_VAULT')).toEqual({ value, version: 1 });
 
     const stubborn = aKeyVaultVault({ forbiddenRetry: { attempts: 2, firstDelayMs: 10, maxDelayMs: 10 } });
     const other = `ws-${randomUUID()}`;
-    fake.forbidden.set(stubborn.vaultName(other), 100);
+    const otherName = await recordedAhead(stubborn, other);
+    fake.forbidden.set(otherName, 100);
     const refused = await stubborn.set(other, 'NEVER', aSecretValue(), { version: 1, ...by }).catch((error: unknown) => error);
     expect(refused).toMatchObject({ code: 'VAULT.UNAVAILABLE', message: expect.stringContaining('status 403') });
-    expect(fake.forbidden.get(stubborn.vaultName(other))).toBe(100 - 3);
-    fake.forbidden.delete(stubborn.vaultName(other));
+    expect(fake.forbidden.get(otherName)).toBe(100 - 3);
+    fake.forbidden.delete(otherName);
   });
 
   it('a vault soft-deleted by another instance answers VAULT.DELETED here, not a network error', async () => {
@@ -121,10 +172,10 @@ describe('KeyVaultSecretVault against the fake Key Vault', () => {
     await vault.set(ws, 'P', aSecretValue(), { version: 1, ...by });
     await vault.softDelete(ws, { retentionDays: 90, now: clock.now() });
     const early = new Date(clock.now().getTime() + 100 * 86400_000); // our own check passes; the service's must not
-    const service = fake.vaults.get(vault.vaultName(ws));
+    const service = fake.vaults.get(String(await vault.vaultName(ws)));
     expect(service?.state).toBe('deleted');
     await expectRefused(() => vault.purge(ws, early), 'VAULT.UNAVAILABLE');
-    expect(fake.vaults.get(vault.vaultName(ws))?.state).toBe('deleted');
+    expect(fake.vaults.get(String(await vault.vaultName(ws)))?.state).toBe('deleted');
   });
 });
 
