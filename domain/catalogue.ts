@@ -27,6 +27,8 @@ export const SECRET_ERROR = {
   USE_EXCLUDES_CALLER: 'SECRET.USE_EXCLUDES_CALLER',
   USE_NOT_ALLOWED: 'SECRET.USE_NOT_ALLOWED',
   VALUE_TOO_LARGE: 'SECRET.VALUE_TOO_LARGE',
+  /** A resolved value whose version the secret's log revoked (a stale cache, an edited row): never handed out. */
+  VERSION_REVOKED: 'SECRET.VERSION_REVOKED',
   /** The one code for a value below MIN_SECRET_BYTES, whoever refuses it (the vault, the redactor). */
   VALUE_TOO_SHORT: 'SECRET.VALUE_TOO_SHORT',
 } as const;
@@ -88,6 +90,8 @@ export const GATEWAY_ERROR = {
   INVALID_OPERATION: 'GATEWAY.INVALID_OPERATION',
   OPERATION_FAILED: 'GATEWAY.OPERATION_FAILED',
   SANDBOX_GONE: 'GATEWAY.SANDBOX_GONE',
+  /** The secret was revoked while the operation ran: it was stopped and its output withheld. */
+  SECRET_REVOKED: 'GATEWAY.SECRET_REVOKED',
   SECRET_NOT_FOUND: 'GATEWAY.SECRET_NOT_FOUND',
 } as const;
 

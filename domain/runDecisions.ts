@@ -21,6 +21,8 @@ export type RunCommand =
   | { type: 'GrantLease'; leaseId: string; secretName: string; secretVersion: number; operation: string; channel: Channel; expiresAt: string }
   | { type: 'ReleaseLease'; leaseId: string }
   | { type: 'ExpireLeases'; now: string; all?: boolean }
+  /** Ends every live lease of `secretName` at or below `revokedThrough` (the secret's log says so); idempotent. */
+  | { type: 'RevokeLeases'; secretName: string; revokedThrough: number }
   | { type: 'RecordOperationRequested'; operationId: string; kind: string; target: string }
   | { type: 'RecordOperationRefused'; operationId: string; kind: string; target: string; reason: string }
   | { type: 'RecordOperationCompleted'; operationId: string; exitCode: number }
@@ -166,6 +168,14 @@ export function decideRun(command: RunCommand, state: RunState): RunEvent[] {
         .filter(([, lease]) => command.all === true || Date.parse(lease.expiresAt) <= now)
         .map(([leaseId]) => ({ type: 'LeaseExpired' as const, data: { leaseId } }));
     }
+    case 'RevokeLeases':
+      requireExisting(state);
+      return Object.entries(state.activeLeases)
+        .filter(([, lease]) => lease.secretName === command.secretName && lease.secretVersion <= command.revokedThrough)
+        .map(([leaseId, lease]) => ({
+          type: 'LeaseRevoked' as const,
+          data: { leaseId, runId: state.runId, secretName: lease.secretName, secretVersion: lease.secretVersion },
+        }));
     case 'RecordOperationRequested':
       requireOpen(state);
       return [{ type: 'OperationRequested', data: { operationId: command.operationId, kind: command.kind, target: command.target } }];

@@ -32,6 +32,8 @@ export type RunEvent =
     >
   | DomainEvent<'LeaseReleased', { leaseId: string }>
   | DomainEvent<'LeaseExpired', { leaseId: string }>
+  /** The owner revoked the secret version this lease holds: the holding process is stopped (never the value). */
+  | DomainEvent<'LeaseRevoked', { leaseId: string; runId: string; secretName: string; secretVersion: number }>
   | DomainEvent<'OperationRequested', { operationId: string; kind: string; target: string }>
   | DomainEvent<'OperationRefused', { operationId: string; kind: string; target: string; reason: string }>
   | DomainEvent<'OperationCompleted', { operationId: string; exitCode: number }>

@@ -98,7 +98,8 @@ export function evolveRun(state: RunState, event: RunEvent & { meta?: { actor: s
       return { ...state, activeLeases: { ...state.activeLeases, [leaseId]: { secretName, secretVersion, channel, expiresAt } } };
     }
     case 'LeaseReleased':
-    case 'LeaseExpired': {
+    case 'LeaseExpired':
+    case 'LeaseRevoked': {
       const { [event.data.leaseId]: _gone, ...rest } = state.activeLeases;
       return { ...state, activeLeases: rest };
     }

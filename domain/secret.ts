@@ -14,7 +14,12 @@ export const MAX_SECRET_BYTES = 24 * 1024;
 export type SecretEvent =
   /** `uses` is absent from events recorded before uses existed; they fold to DEFAULT_SECRET_USES. */
   | DomainEvent<'SecretSet', { name: string; version: number; allowedHosts: readonly string[]; uses?: SecretUses }>
-  | DomainEvent<'SecretDeleted', { name: string; version: number }>;
+  | DomainEvent<'SecretDeleted', { name: string; version: number }>
+  /**
+   * The owner declared every version up to `revokedThrough` compromised: no lease, resolve or gateway operation
+   * may hand one out again, and live leases of them end at once (LeaseRevoked on each run). Never a value.
+   */
+  | DomainEvent<'SecretRevoked', { name: string; revokedThrough: number }>;
 
 export interface SecretState {
   readonly exists: boolean;
@@ -26,15 +31,22 @@ export interface SecretState {
   readonly uses: SecretUses;
   readonly updatedAt?: string;
   readonly updatedBy?: string;
+  /** Every version at or below this one is revoked (0: none). Folded from the log only, never from a row. */
+  readonly revokedThrough: number;
 }
 
 export type SecretCommand =
-  /** Owners only (the use case authorises): the uses are part of the same write as the value. */
-  | { type: 'SetSecret'; name: string; allowedHosts?: readonly string[]; uses?: SecretUses }
-  | { type: 'DeleteSecret'; name: string };
+  /**
+   * Owners only (the use case authorises): the uses are part of the same write as the value. `revoke`: the
+   * value being replaced is compromised, so the write also revokes every earlier version.
+   */
+  | { type: 'SetSecret'; name: string; allowedHosts?: readonly string[]; uses?: SecretUses; revoke?: boolean }
+  | { type: 'DeleteSecret'; name: string }
+  /** Revoke without a new value: the current value (if any) is deleted and every version so far revoked. */
+  | { type: 'RevokeSecret'; name: string };
 
 export function initialSecretState(): SecretState {
-  return { exists: false, name: '', version: 0, allowedHosts: [], uses: DEFAULT_SECRET_USES };
+  return { exists: false, name: '', version: 0, allowedHosts: [], uses: DEFAULT_SECRET_USES, revokedThrough: 0 };
 }
 
 /** `updatedAt`/`updatedBy` come from the envelope's meta, so `evolve` takes the recorded event when it has one. */
@@ -51,9 +63,12 @@ export function evolveSecret(
         allowedHosts: event.data.allowedHosts,
         uses: event.data.uses ?? DEFAULT_SECRET_USES,
         ...(event.meta ? { updatedAt: event.meta.at, updatedBy: event.meta.actor } : {}),
+        revokedThrough: state.revokedThrough,
       };
     case 'SecretDeleted':
       return { ...state, exists: false, version: event.data.version };
+    case 'SecretRevoked':
+      return { ...state, name: event.data.name, revokedThrough: Math.max(state.revokedThrough, event.data.revokedThrough) };
     default:
       return assertNever(event, 'secret event');
   }
@@ -85,14 +100,35 @@ export function decideSecret(command: SecretCommand, state: SecretState): Secret
       const allowedHosts = command.allowedHosts ?? (state.exists ? state.allowedHosts : []);
       if (command.uses) assertValidUses(command.uses);
       const uses = command.uses ?? (state.exists ? state.uses : DEFAULT_SECRET_USES);
-      return [{ type: 'SecretSet', data: { name: command.name, version: state.version + 1, allowedHosts, uses } }];
+      const set: SecretEvent = { type: 'SecretSet', data: { name: command.name, version: state.version + 1, allowedHosts, uses } };
+      // Revoked before the new version exists in the log: a reader between the two can never see the new one unrevoked old.
+      return command.revoke === true && hasUnrevoked(state) ? [revoked(state, command.name), set] : [set];
     }
     case 'DeleteSecret':
       if (!state.exists) throw new DomainError(SECRET_ERROR.NOT_FOUND, `No secret named ${command.name}`, 'not_found');
       return [{ type: 'SecretDeleted', data: { name: command.name, version: state.version } }];
+    case 'RevokeSecret':
+      if (state.version === 0) throw new DomainError(SECRET_ERROR.NOT_FOUND, `No secret named ${command.name}`, 'not_found');
+      // A version deleted earlier may still be held by a live process, so it can be revoked after its delete.
+      if (!hasUnrevoked(state)) return [];
+      return [revoked(state, command.name), ...(state.exists ? [{ type: 'SecretDeleted' as const, data: { name: command.name, version: state.version } }] : [])];
     default:
       return assertNever(command, 'secret command');
   }
+}
+
+const hasUnrevoked = (state: SecretState): boolean => state.version > state.revokedThrough;
+const revoked = (state: SecretState, name: string): SecretEvent => ({ type: 'SecretRevoked', data: { name, revokedThrough: state.version } });
+
+/** Whether `version` of this secret was revoked: what every lease, resolve and gateway operation checks last. */
+export function isRevokedVersion(state: SecretState, version: number): boolean {
+  return version <= state.revokedThrough;
+}
+
+/** Refuses a resolved value whose version the log says is revoked; names the secret and version, never the value. */
+export function assertNotRevoked(state: SecretState, name: string, version: number): void {
+  if (isRevokedVersion(state, version))
+    throw new DomainError(SECRET_ERROR.VERSION_REVOKED, `Version ${version} of ${name} was revoked; it is never handed out again`, 'conflict');
 }
 
 export const secretDecider = {

@@ -2,13 +2,14 @@ import { app, type InvocationContext } from '@azure/functions';
 import { backupChangedLogs, witnessChangedHeads } from '../infra/backup/logBackup';
 import { describeUnexpected } from '../infra/http/problem';
 import { logBackupDependencies } from './composition';
+import { DEFAULT_SCHEDULES, registrationSettings } from './settings';
 
 export const BACKUP_LOGS = 'backupLogs';
 export const WITNESS_HEADS = 'witnessHeads';
 /** Hourly, on the hour; `BACKUP_SCHEDULE` (six-field NCRONTAB) overrides it. */
-export const DEFAULT_BACKUP_SCHEDULE = '0 0 * * * *';
+export const DEFAULT_BACKUP_SCHEDULE = DEFAULT_SCHEDULES.BACKUP_SCHEDULE;
 /** Every five minutes; `WITNESS_SCHEDULE` overrides it. */
-export const DEFAULT_WITNESS_SCHEDULE = '0 */5 * * * *';
+export const DEFAULT_WITNESS_SCHEDULE = DEFAULT_SCHEDULES.WITNESS_SCHEDULE;
 
 /** Heads this process has witnessed, so a quiet workspace costs no blob listing on the next run. */
 const witnessed = new Map<string, number>();
@@ -33,5 +34,6 @@ export async function witnessHeadsTimer(_timer: unknown, context: InvocationCont
   }
 }
 
-app.timer(BACKUP_LOGS, { schedule: process.env.BACKUP_SCHEDULE || DEFAULT_BACKUP_SCHEDULE, handler: backupLogsTimer });
-app.timer(WITNESS_HEADS, { schedule: process.env.WITNESS_SCHEDULE || DEFAULT_WITNESS_SCHEDULE, handler: witnessHeadsTimer });
+const { schedule } = registrationSettings();
+app.timer(BACKUP_LOGS, { schedule: schedule('BACKUP_SCHEDULE'), handler: backupLogsTimer });
+app.timer(WITNESS_HEADS, { schedule: schedule('WITNESS_SCHEDULE'), handler: witnessHeadsTimer });

@@ -11,6 +11,7 @@ import { systemClock } from '../infra/system/systemClock';
 import { systemRandom } from '../infra/system/systemRandom';
 import { TableEventStore } from '../infra/tables/tableEventStore';
 import { TableWorkspaceRecords } from '../infra/tables/tableWorkspaceRecords';
+import { TableActiveRuns } from '../infra/tables/tableActiveRuns';
 import { EncryptedTableVault } from '../infra/vault/encryptedTableVault';
 import { KeyVaultSecretVault, type KeyVaultSecretVaultOptions } from '../infra/vault/keyVaultSecretVault';
 import type { SecretVault } from '../domain/ports/secretVault';
@@ -28,12 +29,19 @@ import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHos
 import { DockerSandboxHost } from '../infra/sandbox/docker/dockerSandboxHost';
 import { openDockerSandboxHost } from './dockerSandboxHost.wiring';
 import { DEMO_GIT_PORTS } from '../infra/localhost/demoPorts';
-import { BlobServiceClient } from '@azure/storage-blob';
+import { blobContainerFor, queueClientFor, tableClientFor, type StorageLocation } from '../infra/storage/storageClients';
+import type { CommandContext } from '../domain/commandHandler';
+import type { EventPublisher } from '../domain/ports/eventPublisher';
+import { isOutboxStore } from '../domain/ports/outbox';
+import { OutboxDispatcher } from '../infra/messaging/outboxDispatcher';
+import { ServiceBusPublisher } from '../infra/messaging/serviceBusPublisher';
+import { StorageQueuePublisher } from '../infra/messaging/storageQueuePublisher';
 import os from 'node:os';
 import { existsSync } from 'node:fs';
 import type { RunStores } from '../domain/services/runPorts';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../infra/runs/blobRunStores';
 import { leftoverRemover } from '../infra/runs/leftoverSandboxes';
+import { LiveLeases } from '../infra/runs/liveLeases';
 import { RunAborts } from '../infra/runs/runAborts';
 import type { RunRuntime } from '../infra/runs/runContext';
 import { defaultSigningKeyPolicy } from '../domain/signingKeys';
@@ -54,7 +62,17 @@ import type { LogBackupDependencies } from '../infra/backup/logBackup';
 import { TableBackupKeys } from '../infra/backup/tableBackupKeys';
 import { TableLogTransfer } from '../infra/tables/logTransfer';
 import { WorkspaceStoreRedactors, forgettingOnWrite } from '../infra/redaction/storeRedactors';
-import { type Settings, SettingsError, identityIssuerOf, loadSettings } from './settings';
+import { once } from './once';
+import { type Settings, SettingsError, appSettings, identityIssuerOf, platformEnvironment, type PlatformEnvironment } from './settings';
+
+/** How the app reaches its storage account: a connection string locally (Azurite), managed identity in Azure. */
+export function storageLocation(settings: Settings): StorageLocation {
+  return {
+    ...(settings.AzureWebJobsStorage ? { connectionString: settings.AzureWebJobsStorage } : {}),
+    ...(settings.AzureWebJobsStorage__accountName ? { accountName: settings.AzureWebJobsStorage__accountName } : {}),
+    allowInsecure: settings.DISCO_ENV !== 'production',
+  };
+}
 
 /** Table clients by connection string locally (Azurite), by managed identity in Azure. */
 export function appTableClient(settings: Settings, table: string): TableClient {
@@ -62,9 +80,7 @@ export function appTableClient(settings: Settings, table: string): TableClient {
 }
 
 function tableClient(settings: Settings, table: string): TableClient {
-  if (settings.AzureWebJobsStorage)
-    return TableClient.fromConnectionString(settings.AzureWebJobsStorage, table, { allowInsecureConnection: settings.DISCO_ENV !== 'production' });
-  return new TableClient(`https://${settings.AzureWebJobsStorage__accountName}.table.core.windows.net`, table, new DefaultAzureCredential());
+  return tableClientFor(storageLocation(settings), table);
 }
 
 function keyWrapper(settings: Settings): KeyWrapper {
@@ -103,45 +119,6 @@ async function ensureTable(client: TableClient): Promise<void> {
 /** How stale the store's view of a workspace's secret list may be (a value set on another instance). */
 export const STORE_REDACTOR_RECHECK_MS = 1000;
 
-/** Builds every adapter once per process from validated settings. */
-/** The platform's projection MAC, so rows written outside the app (a restore) verify like the app's own. */
-export function projectionSealFor(settings: Settings): Promise<ProjectionSeal> {
-  return loadProjectionSeal(tableClient(settings, settings.SIGNING_KEY_TABLE), keyWrapper(settings));
-}
-
-export async function composeServices(settings: Settings = loadSettings()): Promise<ApiServices> {
-  const eventTable = tableClient(settings, settings.EVENT_LOG_TABLE);
-  const vaultTable = tableClient(settings, settings.VAULT_TABLE);
-  await Promise.all([ensureTable(eventTable), ensureTable(vaultTable)]);
-  const signing = getSigning(settings);
-  // Every append signs its head with the platform key; verify checks every checkpoint (docs/signing.md).
-  // Marks the workspace as having outbox rows before each append, so the dispatcher finds it (docs/messaging.md).
-  const outboxIndex = new TableOutboxIndex(tableClient(settings, settings.OUTBOX_INDEX_TABLE), systemClock, { graceMs: settings.OUTBOX_MARKER_GRACE_SECONDS * 1000 });
-  // Projection rows carry a MAC under the platform's key, so decisions can tell them from rows edited in storage.
-  const projectionSeal = await projectionSealFor(settings);
-  // verify compares the table's head with the latest head witnessed in the immutable archive (docs/backup.md).
-  const store = new TableEventStore(eventTable, {
-    clock: systemClock, random: systemRandom, ids: randomUuidIds, checkpointer: signing.checkpointer, outboxIndex, projectionSeal, witness: getArchive(settings),
-    // Second line of defence: each record is redacted with its workspace's values (bound below, once the vault exists).
-    redactorFor: (workspaceId) => redactors?.redactorFor(workspaceId) ?? Promise.resolve(undefined),
-  });
-  let redactors: WorkspaceStoreRedactors | undefined;
-  signing.keys.setRecorder(platformLogRecorder({ store, clock: systemClock, random: systemRandom }, randomUuidIds));
-  signing.identityKeys.setRecorder(platformLogRecorder({ store, clock: systemClock, random: systemRandom }, randomUuidIds, workloadIdentityKeysStreamId()));
-  const vault = forgettingOnWrite(workspaceVault(settings, vaultTable), (ws) => redactors?.forget(ws));
-  const resolver = new CachingSecretResolver({
-    vault,
-    clock: systemClock,
-    ttlMs: settings.RESOLVER_CACHE_SECONDS * 1000,
-    currentVersion: async (workspaceId, name) => {
-      return (await readSecretMetadata(deps, workspaceId, name))?.version;
-    },
-  });
-  redactors = new WorkspaceStoreRedactors({ vault, clock: systemClock }, { recheckMs: STORE_REDACTOR_RECHECK_MS });
-  const deps: ServiceDependencies = { store, vault, resolver, clock: systemClock, random: systemRandom, ids: randomUuidIds };
-  return { deps, authenticator: await authenticator(settings), records: new TableWorkspaceRecords(eventTable, store.projectionSeal) };
-}
-
 export interface SigningServices {
   readonly keys: SigningKeys;
   readonly checkpointer: SigningKeyCheckpointer;
@@ -151,46 +128,180 @@ export interface SigningServices {
   readonly identityTokens: RsaWorkloadIdentityTokens;
 }
 
-let signing: SigningServices | undefined;
-
 /**
- * The platform signing keys, one ring per process, shared by the event store's checkpointer, the JWKS route,
- * the rotation timer and sandbox tokens. Private keys rest sealed under the vault master key (Key Vault in Azure).
+ * The composition root: every adapter of one app, built from one validated `Settings`, each on first use and
+ * then kept. The event store signs its heads with the platform keys, and the keys record their rotations in
+ * the platform log through that store: the recorders reach the store through a lazy getter, so neither
+ * waits for the other to exist.
  */
-export function getSigning(settings: Settings = loadSettings()): SigningServices {
-  if (!signing) {
-    const repository = new TableSigningKeyRepository(tableClient(settings, settings.SIGNING_KEY_TABLE), keyWrapper(settings));
-    const policy = { ...defaultSigningKeyPolicy, maxTokenLifetimeMs: settings.SANDBOX_TOKEN_MINUTES * 60_000 };
-    const keys = new SigningKeys({ repository, clock: systemClock, policy });
-    const tokens = new PlatformSandboxTokens(keys, systemClock, { issuer: settings.PLATFORM_ISSUER, audience: settings.SANDBOX_TOKEN_AUDIENCE });
-    const identityRepository = new TableSigningKeyRepository(tableClient(settings, settings.SIGNING_KEY_TABLE), keyWrapper(settings), { algorithm: rs256Keys, place: WORKLOAD_IDENTITY_RING });
-    const identityKeys = new SigningKeys({ repository: identityRepository, clock: systemClock, algorithm: rs256Keys, policy: { ...defaultSigningKeyPolicy, maxTokenLifetimeMs: WORKLOAD_TOKEN_MAX_MS } });
-    const identityTokens = new RsaWorkloadIdentityTokens(identityKeys, systemClock, identityIssuerOf(settings));
-    signing = { keys, checkpointer: new SigningKeyCheckpointer(keys), tokens, identityKeys, identityTokens };
-  }
-  return signing;
+export function compose(settings: Settings): Composition {
+  const platformLog = async (): Promise<CommandContext> => ({ store: (await root.services()).deps.store, clock: systemClock, random: systemRandom });
+  // What a revocation tells at once; undefined until a run or the gateway holds a lease in this process.
+  let liveLeases: LiveLeases | undefined;
+  const root: Composition = {
+    settings,
+    /**
+     * The platform signing keys, one ring per process, shared by the event store's checkpointer, the JWKS route,
+     * the rotation timer and sandbox tokens. Private keys rest sealed under the vault master key (Key Vault in Azure).
+     */
+    signing: once((): SigningServices => {
+      const repository = new TableSigningKeyRepository(tableClient(settings, settings.SIGNING_KEY_TABLE), keyWrapper(settings));
+      const policy = { ...defaultSigningKeyPolicy, maxTokenLifetimeMs: settings.SANDBOX_TOKEN_MINUTES * 60_000 };
+      const keys = new SigningKeys({ repository, clock: systemClock, policy, recorder: platformLogRecorder(platformLog, randomUuidIds) });
+      const tokens = new PlatformSandboxTokens(keys, systemClock, { issuer: settings.PLATFORM_ISSUER, audience: settings.SANDBOX_TOKEN_AUDIENCE });
+      const identityRepository = new TableSigningKeyRepository(tableClient(settings, settings.SIGNING_KEY_TABLE), keyWrapper(settings), { algorithm: rs256Keys, place: WORKLOAD_IDENTITY_RING });
+      const identityKeys = new SigningKeys({
+        repository: identityRepository, clock: systemClock, algorithm: rs256Keys, policy: { ...defaultSigningKeyPolicy, maxTokenLifetimeMs: WORKLOAD_TOKEN_MAX_MS },
+        recorder: platformLogRecorder(platformLog, randomUuidIds, workloadIdentityKeysStreamId()),
+      });
+      const identityTokens = new RsaWorkloadIdentityTokens(identityKeys, systemClock, identityIssuerOf(settings));
+      return { keys, checkpointer: new SigningKeyCheckpointer(keys), tokens, identityKeys, identityTokens };
+    }),
+    /** The platform's projection MAC, so rows written outside the app (a restore) verify like the app's own. */
+    projectionSeal: once((): Promise<ProjectionSeal> => loadProjectionSeal(tableClient(settings, settings.SIGNING_KEY_TABLE), keyWrapper(settings))),
+    services: once(async (): Promise<ApiServices> => {
+      const eventTable = tableClient(settings, settings.EVENT_LOG_TABLE);
+      const vaultTable = tableClient(settings, settings.VAULT_TABLE);
+      await Promise.all([ensureTable(eventTable), ensureTable(vaultTable)]);
+      // Every append signs its head with the platform key; verify checks every checkpoint (docs/signing.md).
+      // Marks the workspace as having outbox rows before each append, so the dispatcher finds it (docs/messaging.md).
+      // Projection rows carry a MAC under the platform's key, so decisions can tell them from rows edited in storage.
+      // verify compares the table's head with the latest head witnessed in the immutable archive (docs/backup.md).
+      const store = new TableEventStore(eventTable, {
+        clock: systemClock, random: systemRandom, ids: randomUuidIds, checkpointer: root.signing().checkpointer, outboxIndex: root.outboxIndex(),
+        projectionSeal: await root.projectionSeal(), witness: root.archive(),
+        // Second line of defence: each record is redacted with its workspace's values (bound below, once the vault exists).
+        redactorFor: (workspaceId) => redactors?.redactorFor(workspaceId) ?? Promise.resolve(undefined),
+      });
+      let redactors: WorkspaceStoreRedactors | undefined;
+      const vault = forgettingOnWrite(workspaceVault(settings, vaultTable), (ws) => redactors?.forget(ws));
+      const resolver = new CachingSecretResolver({
+        vault,
+        clock: systemClock,
+        ttlMs: settings.RESOLVER_CACHE_SECONDS * 1000,
+        currentVersion: async (workspaceId, name) => {
+          return (await readSecretMetadata(deps, workspaceId, name))?.version;
+        },
+      });
+      redactors = new WorkspaceStoreRedactors({ vault, clock: systemClock }, { recheckMs: STORE_REDACTOR_RECHECK_MS });
+      // A revocation tells this process's live leases at once; none exist until a run or the gateway holds one.
+      const revocations = { secretRevoked: (workspaceId: string, name: string) => liveLeases?.secretRevoked(workspaceId, name) };
+      const deps: ServiceDependencies = { store, vault, resolver, clock: systemClock, random: systemRandom, ids: randomUuidIds, revocations };
+      return { deps, authenticator: await authenticator(settings), records: new TableWorkspaceRecords(eventTable, store.projectionSeal) };
+    }),
+    /** The index the event store touches before each append and the outbox dispatcher reads. */
+    outboxIndex: once(() => new TableOutboxIndex(tableClient(settings, settings.OUTBOX_INDEX_TABLE), systemClock, { graceMs: settings.OUTBOX_MARKER_GRACE_SECONDS * 1000 })),
+    /** Service Bus topic `events` when its namespace is configured (Azure), else the storage queue `events`. */
+    publisher: once((): EventPublisher => {
+      const namespace = settings.ServiceBusConnection__fullyQualifiedNamespace;
+      if (namespace) return ServiceBusPublisher.fromNamespace(namespace, settings.EVENTS_TOPIC).publisher;
+      return new StorageQueuePublisher(queueClientFor(storageLocation(settings), settings.EVENTS_TOPIC));
+    }),
+    /** The outbox dispatcher: its timer runs it, and the run starter nudges it after an append. */
+    outboxDispatcher: once(async () => {
+      const { deps } = await root.services();
+      if (!isOutboxStore(deps.store)) throw new Error('The event store does not expose its outbox');
+      return new OutboxDispatcher({ store: deps.store, index: root.outboxIndex(), publisher: root.publisher(), log: { warn: (t) => console.warn(t) } });
+    }),
+    /** The sweep's cross-workspace index of runs that have not finished. */
+    activeRuns: once(() => new TableActiveRuns(tableClient(settings, settings.EVENT_LOG_TABLE))),
+    /** The immutable archive of log backups and witnessed heads (`BACKUP_CONTAINER`; docs/backup.md). */
+    archive: once(() => new BlobLogArchive(blobContainerFor(storageLocation(settings), settings.BACKUP_CONTAINER))),
+    /** Per-workspace backup keys, wrapped by the vault master key; purge destroys a workspace's. */
+    backupKeys: once(() => new TableBackupKeys(tableClient(settings, settings.BACKUP_KEY_TABLE), keyWrapper(settings))),
+    /** What the backup and witness timers and `npm run restore` use. */
+    logBackup: once((): LogBackupDependencies => ({
+      source: new TableLogTransfer(tableClient(settings, settings.EVENT_LOG_TABLE)),
+      archive: root.archive(),
+      keys: root.backupKeys(),
+      publicKeys: async () => (await root.signing().keys.ring()).map((k) => k.publicJwk),
+      clock: systemClock,
+    })),
+    /** This process's sandbox host, shared by the run lifecycle and the gateway (a run is pinned to it). */
+    sandboxHost: once(() => sandboxHostFor(settings, runIsOverIn(root.activeRuns()))),
+    /** The live sandboxes of this process: the run lifecycle fills it, the gateway reads it. */
+    runSandboxes: once((): RunSandboxes => new InMemoryRunSandboxes()),
+    /** Per-container gateway bearers (hashes only) in their own table; the run lifecycle mints, the gateway verifies. */
+    gatewayBearers: once(async () => {
+      const table = tableClient(settings, settings.GATEWAY_BEARER_TABLE);
+      await ensureTable(table);
+      return new TableGatewayBearers(table);
+    }),
+    /** The gateway behind `POST /api/gateway/operations`, over the same store, resolver and sandboxes as the runs. */
+    gateway: once(async () => {
+      const [{ deps }, bearers, host, leases] = await Promise.all([root.services(), root.gatewayBearers(), root.sandboxHost(), root.liveLeases()]);
+      return new Gateway({
+        deps, bearers, sandboxes: root.runSandboxes(), host, leases, limits: { operationTimeoutMs: settings.GATEWAY_OPERATION_TIMEOUT_SECONDS * 1000 },
+        identityTokens: root.signing().identityTokens,
+      });
+    }),
+    /** The leases this process's sandboxes hold (runs and gateway): what a revocation stops (infra/runs/liveLeases.ts). */
+    liveLeases: once(async (): Promise<LiveLeases> => (liveLeases = new LiveLeases((await root.services()).deps))),
+    /** Run specs (`runspecs`) and transcripts (`transcripts/{ws}/{runId}/{n}`) in Blob storage. */
+    runStores: once((): RunStores => {
+      const location = storageLocation(settings);
+      return { specs: new BlobRunSpecStore(blobContainerFor(location, 'runspecs')), transcripts: new BlobTranscriptStore(blobContainerFor(location, 'transcripts')) };
+    }),
+    /** What the run lifecycle's activities use, sharing the sandbox host and registry with the gateway. */
+    runRuntime: once(async (): Promise<RunRuntime> => {
+      const [{ deps }, host, bearers, leases] = await Promise.all([root.services(), root.sandboxHost(), root.gatewayBearers(), root.liveLeases()]);
+      // The sandbox host's default roots (LocalProcessSandboxHost): where a dead instance's leftovers are.
+      const sandboxRoot = path.join(os.tmpdir(), 'dp-sandboxes');
+      const credentialRoot = existsSync('/dev/shm') ? '/dev/shm/dp-credentials' : path.join(os.tmpdir(), 'dp-credentials');
+      return {
+        deps,
+        stores: root.runStores(),
+        host,
+        sandboxes: root.runSandboxes(),
+        bearers,
+        aborts: new RunAborts(),
+        leases,
+        gatewayUrl: gatewayUrlOf(settings),
+        removeLeftovers: host instanceof DockerSandboxHost ? (sandboxId) => host.removeLeftover(sandboxId) : leftoverRemover({ sandboxRoot, credentialRoot }),
+        live: new Map(),
+      };
+    }),
+  };
+  return root;
 }
 
-let services: Promise<ApiServices> | undefined;
+/** What `compose` builds; each member builds its adapter on first call and answers the same one after. */
+export interface Composition {
+  readonly settings: Settings;
+  readonly signing: () => SigningServices;
+  readonly projectionSeal: () => Promise<ProjectionSeal>;
+  readonly services: () => Promise<ApiServices>;
+  readonly outboxIndex: () => TableOutboxIndex;
+  readonly publisher: () => EventPublisher;
+  readonly outboxDispatcher: () => Promise<OutboxDispatcher>;
+  readonly activeRuns: () => TableActiveRuns;
+  readonly archive: () => BlobLogArchive;
+  readonly backupKeys: () => TableBackupKeys;
+  readonly logBackup: () => LogBackupDependencies;
+  readonly sandboxHost: () => Promise<SandboxHost>;
+  readonly runSandboxes: () => RunSandboxes;
+  readonly liveLeases: () => Promise<LiveLeases>;
+  readonly gatewayBearers: () => Promise<TableGatewayBearers>;
+  readonly gateway: () => Promise<Gateway>;
+  readonly runStores: () => RunStores;
+  readonly runRuntime: () => Promise<RunRuntime>;
+}
+
+/** This process's composition: settings validated once, each adapter built once (a failed build is retried on next use). */
+export const appComposition = once(() => compose(appSettings()));
 
 /** The process's services, built on first use (so a bad setting fails the first request, loudly, by name). */
-export function getServices(): Promise<ApiServices> {
-  services ??= composeServices().catch((error: unknown) => {
-    services = undefined;
-    throw error;
-  });
-  return services;
-}
+export const getServices = (): Promise<ApiServices> => appComposition().services();
+export const getSigning = (): SigningServices => appComposition().signing();
+export const getSandboxHost = (): Promise<SandboxHost> => appComposition().sandboxHost();
+export const getGateway = (): Promise<Gateway> => appComposition().gateway();
+export const getRunStores = async (): Promise<RunStores> => appComposition().runStores();
+export const getRunRuntime = (): Promise<RunRuntime> => appComposition().runRuntime();
+export const logBackupDependencies = (): LogBackupDependencies => appComposition().logBackup();
 
-/** The live sandboxes of this process: the run lifecycle fills it, the gateway reads it (one instance per process). */
-export const runSandboxes: RunSandboxes = new InMemoryRunSandboxes();
-
-let sandboxHost: Promise<SandboxHost> | undefined;
-
-/** This process's sandbox host, shared by the run lifecycle and the gateway (a run is pinned to it). */
 /** The production configuration refuses the local-process host: its isolation is a development stand-in. */
-export function sandboxHostFor(settings: Settings): Promise<SandboxHost> {
-  if (settings.SANDBOX_HOST === 'docker') return openDockerSandboxHost(settings, gatewayUrlOf(settings), platformHostsOf(settings));
+export function sandboxHostFor(settings: Settings, runIsOver?: (runId: string) => Promise<boolean>): Promise<SandboxHost> {
+  if (settings.SANDBOX_HOST === 'docker') return openDockerSandboxHost(settings, gatewayUrlOf(settings), platformHostsOf(settings), runIsOver);
   if (settings.DISCO_ENV === 'production')
     return Promise.reject(
       new SettingsError('DISCO_ENV=production refuses the local-process sandbox host; set SANDBOX_HOST=docker'),
@@ -198,6 +309,15 @@ export function sandboxHostFor(settings: Settings): Promise<SandboxHost> {
   // Development without the setting: the demo's git servers (production refuses this host altogether).
   const testServers = settings.SANDBOX_EGRESS_TEST_SERVERS?.split(',') ?? DEMO_GIT_PORTS.map((port) => `127.0.0.1:${port}`);
   return LocalProcessSandboxHost.open({ gatewayUrl: gatewayUrlOf(settings), egress: { testServers: () => testServers, platformHosts: platformHostsOf(settings) } });
+}
+
+/** Whether a run is over for the sweep of sandbox containers: not in the index of active runs (read once per sweep). */
+function runIsOverIn(activeRuns: TableActiveRuns): (runId: string) => Promise<boolean> {
+  let active: { at: number; ids: Promise<Set<string>> } | undefined;
+  return async (runId) => {
+    if (!active || Date.now() - active.at > 30_000) active = { at: Date.now(), ids: activeRuns.list().then((runs) => new Set(runs.map((r) => r.runId))) };
+    return !(await active.ids).has(runId);
+  };
 }
 
 const STORAGE_SERVICES = ['blob', 'queue', 'table', 'file', 'dfs', 'web'] as const;
@@ -208,7 +328,7 @@ const STORAGE_SERVICES = ['blob', 'queue', 'table', 'file', 'dfs', 'web'] as con
  * Key Vault (their names are minted per workspace), the Service Bus namespace, the Function App and the gateway
  * (reached only through its own door, which passes the gateway's route alone) and the platform issuer.
  */
-export function platformHostsOf(settings: Settings, env: Readonly<Record<string, string | undefined>> = process.env): string[] {
+export function platformHostsOf(settings: Settings, env: PlatformEnvironment = platformEnvironment()): string[] {
   const hosts = new Set<string>();
   const hostOf = (url: string | undefined): void => {
     if (!url) return;
@@ -241,119 +361,6 @@ export function platformHostsOf(settings: Settings, env: Readonly<Record<string,
 
 /** What a run's agent runtime gets as GATEWAY_URL (and where an isolated sandbox's gateway door leads). */
 function gatewayUrlOf(settings: Settings): string {
-  return settings.GATEWAY_URL ?? `http://127.0.0.1:${process.env.LOCAL_HOST_PORT ?? '7071'}/api/gateway/operations`;
+  return settings.GATEWAY_URL ?? `http://127.0.0.1:${platformEnvironment().LOCAL_HOST_PORT ?? '7071'}/api/gateway/operations`;
 }
 
-export function getSandboxHost(): Promise<SandboxHost> {
-  sandboxHost ??= sandboxHostFor(loadSettings()).catch((error: unknown) => {
-    sandboxHost = undefined;
-    throw error;
-  });
-  return sandboxHost;
-}
-
-let gatewayBearers: Promise<TableGatewayBearers> | undefined;
-
-/** Per-container gateway bearers (hashes only) in their own table; the run lifecycle mints, the gateway verifies. */
-export function getGatewayBearers(settings: Settings = loadSettings()): Promise<TableGatewayBearers> {
-  gatewayBearers ??= (async () => {
-    const table = tableClient(settings, settings.GATEWAY_BEARER_TABLE);
-    await ensureTable(table);
-    return new TableGatewayBearers(table);
-  })().catch((error: unknown) => {
-    gatewayBearers = undefined;
-    throw error;
-  });
-  return gatewayBearers;
-}
-
-let gateway: Promise<Gateway> | undefined;
-
-/** The gateway behind `POST /api/gateway/operations`, over the same store, resolver and sandboxes as the runs. */
-export function getGateway(): Promise<Gateway> {
-  gateway ??= (async () => {
-    const settings = loadSettings();
-    const [{ deps }, bearers, host] = await Promise.all([getServices(), getGatewayBearers(settings), getSandboxHost()]);
-    return new Gateway({
-      deps, bearers, sandboxes: runSandboxes, host, limits: { operationTimeoutMs: settings.GATEWAY_OPERATION_TIMEOUT_SECONDS * 1000 },
-      identityTokens: getSigning(settings).identityTokens,
-    });
-  })().catch((error: unknown) => {
-    gateway = undefined;
-    throw error;
-  });
-  return gateway;
-}
-
-/** Blob containers by connection string locally (Azurite), by managed identity in Azure. */
-function blobService(settings: Settings): BlobServiceClient {
-  if (settings.AzureWebJobsStorage) return BlobServiceClient.fromConnectionString(settings.AzureWebJobsStorage);
-  return new BlobServiceClient(`https://${settings.AzureWebJobsStorage__accountName}.blob.core.windows.net`, new DefaultAzureCredential());
-}
-
-const archives = new Map<string, BlobLogArchive>();
-
-/** The immutable archive of log backups and witnessed heads (`BACKUP_CONTAINER`; docs/backup.md), one per container. */
-export function getArchive(settings: Settings = loadSettings()): BlobLogArchive {
-  let archive = archives.get(settings.BACKUP_CONTAINER);
-  if (!archive) {
-    archive = new BlobLogArchive(blobService(settings).getContainerClient(settings.BACKUP_CONTAINER));
-    archives.set(settings.BACKUP_CONTAINER, archive);
-  }
-  return archive;
-}
-
-/** Per-workspace backup keys, wrapped by the vault master key; purge destroys a workspace's. */
-export function backupKeys(settings: Settings = loadSettings()): TableBackupKeys {
-  return new TableBackupKeys(tableClient(settings, settings.BACKUP_KEY_TABLE), keyWrapper(settings));
-}
-
-/** What the backup and witness timers and `npm run restore` use. */
-export function logBackupDependencies(settings: Settings = loadSettings()): LogBackupDependencies {
-  return {
-    source: new TableLogTransfer(tableClient(settings, settings.EVENT_LOG_TABLE)),
-    archive: getArchive(settings),
-    keys: backupKeys(settings),
-    publicKeys: async () => (await getSigning(settings).keys.ring()).map((k) => k.publicJwk),
-    clock: systemClock,
-  };
-}
-
-let runStores: RunStores | undefined;
-
-/** Run specs (`runspecs`) and transcripts (`transcripts/{ws}/{runId}/{n}`) in Blob storage. */
-export async function getRunStores(settings: Settings = loadSettings()): Promise<RunStores> {
-  runStores ??= (() => {
-    const blobs = blobService(settings);
-    return { specs: new BlobRunSpecStore(blobs.getContainerClient('runspecs')), transcripts: new BlobTranscriptStore(blobs.getContainerClient('transcripts')) };
-  })();
-  return runStores;
-}
-
-let runRuntime: Promise<RunRuntime> | undefined;
-
-/** What the run lifecycle's activities use: one per process, sharing the sandbox host and registry with the gateway. */
-export function getRunRuntime(): Promise<RunRuntime> {
-  runRuntime ??= (async (): Promise<RunRuntime> => {
-    const settings = loadSettings();
-    const [{ deps }, stores, host, bearers] = await Promise.all([getServices(), getRunStores(settings), getSandboxHost(), getGatewayBearers(settings)]);
-    // The sandbox host's default roots (LocalProcessSandboxHost): where a dead instance's leftovers are.
-    const sandboxRoot = path.join(os.tmpdir(), 'dp-sandboxes');
-    const credentialRoot = existsSync('/dev/shm') ? '/dev/shm/dp-credentials' : path.join(os.tmpdir(), 'dp-credentials');
-    return {
-      deps,
-      stores,
-      host,
-      sandboxes: runSandboxes,
-      bearers,
-      aborts: new RunAborts(),
-      gatewayUrl: gatewayUrlOf(settings),
-      removeLeftovers: host instanceof DockerSandboxHost ? (sandboxId) => host.removeLeftover(sandboxId) : leftoverRemover({ sandboxRoot, credentialRoot }),
-      live: new Map(),
-    };
-  })().catch((error: unknown) => {
-    runRuntime = undefined;
-    throw error;
-  });
-  return runRuntime;
-}

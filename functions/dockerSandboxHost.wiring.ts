@@ -1,4 +1,5 @@
 import { DEMO_GIT_PORTS } from '../infra/localhost/demoPorts';
+import { dockerSocketPath } from '../infra/sandbox/docker/dockerEngine';
 import { DockerSandboxHost } from '../infra/sandbox/docker/dockerSandboxHost';
 import type { Settings } from './settings';
 
@@ -6,15 +7,23 @@ import type { Settings } from './settings';
  * SANDBOX_HOST=docker: a container per run on the engine at DOCKER_HOST. Production may use it (the container
  * is the isolation boundary); the engine and the image are checked at start, and the choice is said in one line.
  */
-export async function openDockerSandboxHost(settings: Settings, gatewayUrl: string, platformHosts: readonly string[]): Promise<DockerSandboxHost> {
+export async function openDockerSandboxHost(
+  settings: Settings,
+  gatewayUrl: string,
+  platformHosts: readonly string[],
+  runIsOver?: (runId: string) => Promise<boolean>,
+): Promise<DockerSandboxHost> {
   const production = settings.DISCO_ENV === 'production';
   // Development without the setting: the demo's git servers get doors (production declares none; settings refuse them).
   const testServers = settings.SANDBOX_EGRESS_TEST_SERVERS?.split(',') ?? (production ? [] : DEMO_GIT_PORTS.map((port) => `127.0.0.1:${port}`));
+  const socketPath = dockerSocketPath({ DOCKER_HOST: settings.DOCKER_HOST });
   const host = await DockerSandboxHost.open({
+    socketPath,
     ...(settings.SANDBOX_IMAGE ? { image: settings.SANDBOX_IMAGE } : {}),
+    ...(runIsOver ? { runIsOver } : {}),
     gatewayUrl,
     egress: { testServers: () => testServers, platformHosts },
   });
-  console.info(`Sandbox host: docker (image ${host.image}, engine ${process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'}, scope ${host.scope})`);
+  console.info(`Sandbox host: docker (image ${host.image}, engine unix://${socketPath}, scope ${host.scope})`);
   return host;
 }

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { isDomainError } from '../domain/errors';
 import { restoreWorkspace } from '../infra/backup/logBackup';
 import { describeUnexpected } from '../infra/http/problem';
-import { backupKeys, getArchive, getSigning, appTableClient, projectionSealFor } from './composition';
+import { appTableClient, compose } from './composition';
 import { SettingsError, loadSettings } from './settings';
 
 export const RESTORE_USAGE =
@@ -31,12 +31,13 @@ export async function runRestore(argv: readonly string[], env: Readonly<Record<s
   }
   try {
     const settings = loadSettings(env);
+    const platform = compose(settings);
     const table = appTableClient(settings, values.table ?? settings.EVENT_LOG_TABLE);
     const result = await restoreWorkspace(
-      { archive: getArchive(settings), keys: backupKeys(settings) },
+      { archive: platform.archive(), keys: platform.backupKeys() },
       // --backup-keys-only: the platform's key ring is lost too; the keys the backup carries are authenticated by
       // its encryption under the workspace's backup key, so they alone still decide.
-      { table, projectionSeal: await projectionSealFor(settings), ...(values['backup-keys-only'] ? {} : { platformCheckpointer: getSigning(settings).checkpointer }) },
+      { table, projectionSeal: await platform.projectionSeal(), ...(values['backup-keys-only'] ? {} : { platformCheckpointer: platform.signing().checkpointer }) },
       { workspaceId: values.workspace, from: values.from },
     );
     out(`restored ${result.records} records of ${values.workspace} from ${result.name} into ${table.tableName}; chain and signatures verify; ${result.projections} projections rebuilt`);

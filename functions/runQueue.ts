@@ -8,11 +8,12 @@ import { StorageQueuePoisonSink } from '../infra/messaging/poisonSink';
 import { TableRunRequestLedger } from '../infra/messaging/tableRunRequestLedger';
 import { queueClientFor, tableClientFor } from '../infra/storage/storageClients';
 import { systemClock } from '../infra/system/systemClock';
-import { getRunStores, getServices } from './composition';
+import { appComposition, getServices, storageLocation } from './composition';
+import { once } from './once';
 import { workspaceIdSchema } from './http/schemas';
-import { getOutboxDispatcher, storageLocation } from './outbox';
+import { getOutboxDispatcher } from './outbox';
 import { durableRunOrchestrations, runSpecSchema } from './runs.routes';
-import { type Settings, loadSettings } from './settings';
+import { registrationSettings } from './settings';
 import { localRunProducerKeyDir, trustedRunProducers } from '../infra/messaging/runRequestProducer';
 import { type RunRequestClaims, runRequestVerifier } from '../infra/messaging/runRequestToken';
 
@@ -23,36 +24,35 @@ export const RUN_SERVICE_BUS_FUNCTION = 'runQueueServiceBus';
 
 const schema = runRequestMessageSchema({ spec: runSpecSchema, workspaceId: workspaceIdSchema });
 
-let verifier: Promise<(token: string) => Promise<RunRequestClaims>> | undefined;
-
 /** The registered producers' keys, read once per process from settings (never from storage a sandbox could write). */
-function producerVerifier(settings: Settings): Promise<(token: string) => Promise<RunRequestClaims>> {
-  verifier ??= trustedRunProducers({
+const producerVerifier = once((): Promise<(token: string) => Promise<RunRequestClaims>> => {
+  const { settings } = appComposition();
+  return trustedRunProducers({
     ...(settings.RUN_PRODUCER_KEYS ? { configured: settings.RUN_PRODUCER_KEYS } : {}),
     production: settings.DISCO_ENV === 'production',
     localKeyDir: localRunProducerKeyDir({ RUN_PRODUCER_KEY_DIR: settings.RUN_PRODUCER_KEY_DIR }),
-  })
-    .then((keys) => runRequestVerifier(keys))
-    .catch((error: unknown) => {
-      verifier = undefined;
-      throw error;
-    });
-  return verifier;
-}
+  }).then((keys) => runRequestVerifier(keys));
+});
 
-async function handlerOptions(context: InvocationContext): Promise<RunRequestHandlerOptions> {
-  const settings = loadSettings();
-  const [{ deps }, stores, verify] = await Promise.all([getServices(), getRunStores(settings), producerVerifier(settings)]);
+/** The queue's ledger and poison sink, one per process. */
+const queueAdapters = once(() => {
+  const { settings } = appComposition();
   const location = storageLocation(settings);
   return {
+    ledger: new TableRunRequestLedger(tableClientFor(location, settings.RUN_REQUEST_TABLE), systemClock),
+    poison: new StorageQueuePoisonSink(queueClientFor(location, RUNS_POISON_QUEUE)),
+  };
+});
+
+async function handlerOptions(context: InvocationContext): Promise<RunRequestHandlerOptions> {
+  const [{ deps }, verify] = await Promise.all([getServices(), producerVerifier()]);
+  const { ledger, poison } = queueAdapters();
+  return {
     deps,
-    ports: {
-      ledger: new TableRunRequestLedger(tableClientFor(location, settings.RUN_REQUEST_TABLE), systemClock),
-      requester: runApiRequester(deps, stores, durableRunOrchestrations(context)),
-    },
+    ports: { ledger, requester: runApiRequester(deps, appComposition().runStores(), durableRunOrchestrations(context)) },
     schema,
     verify,
-    poison: new StorageQueuePoisonSink(queueClientFor(location, RUNS_POISON_QUEUE)),
+    poison,
     log: { info: (t) => context.log(t), warn: (t) => context.warn(t) },
   };
 }
@@ -77,7 +77,7 @@ const durableClient = df.input.durableClient();
 
 // The local host implements storage queues but not Service Bus: the Service Bus trigger is registered only
 // where its identity-based connection is configured (Azure), and then the storage-queue starter is not.
-if (process.env.ServiceBusConnection__fullyQualifiedNamespace) {
+if (registrationSettings().serviceBus) {
   app.serviceBusQueue(RUN_SERVICE_BUS_FUNCTION, { queueName: RUNS_QUEUE, connection: 'ServiceBusConnection', extraInputs: [durableClient], handler: runQueueHandler });
 } else {
   app.storageQueue(RUN_QUEUE_FUNCTION, { queueName: RUNS_QUEUE, connection: 'AzureWebJobsStorage', extraInputs: [durableClient], handler: runQueueHandler });

@@ -1,5 +1,18 @@
 import { z } from 'zod';
 import { producerKeysSchema } from '../infra/messaging/runRequestProducer';
+import { once } from './once';
+
+/** Six-field NCRONTAB (UTC) defaults of the timers whose schedule is read when the app registers them. */
+export const DEFAULT_SCHEDULES = {
+  /** Sundays at 03:00. */
+  SIGNING_KEY_ROTATION_SCHEDULE: '0 0 3 * * 0',
+  /** Every five seconds. */
+  OUTBOX_SCHEDULE: '*/5 * * * * *',
+  /** Hourly, on the hour. */
+  BACKUP_SCHEDULE: '0 0 * * * *',
+  /** Every five minutes. */
+  WITNESS_SCHEDULE: '0 */5 * * * *',
+} as const;
 
 const tableName = z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,62}$/, 'must be a Table storage name (letters and digits, 3-63)');
 
@@ -43,7 +56,7 @@ export const settingsSchema = z
     GATEWAY_URL: z.url().optional(),
     /** Platform signing keys (docs/signing.md): their table, the rotation timer's NCRONTAB, sandbox token claims. */
     SIGNING_KEY_TABLE: tableName.default('signingkeys'),
-    SIGNING_KEY_ROTATION_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('0 0 3 * * 0'),
+    SIGNING_KEY_ROTATION_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default(DEFAULT_SCHEDULES.SIGNING_KEY_ROTATION_SCHEDULE),
     /** How often `sweepExpired` runs: leases, deadlines, orphaned sandboxes, purges after retention. */
     SWEEP_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('0 */1 * * * *'),
     PLATFORM_ISSUER: z.url().default('http://127.0.0.1:7071'),
@@ -76,13 +89,13 @@ export const settingsSchema = z
     /** The local producer's key folder (default `.azurite/run-producer`); unused in production. */
     RUN_PRODUCER_KEY_DIR: z.string().min(1).optional(),
     OUTBOX_INDEX_TABLE: tableName.default('outboxpending'),
-    OUTBOX_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('*/5 * * * * *'),
+    OUTBOX_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default(DEFAULT_SCHEDULES.OUTBOX_SCHEDULE),
     OUTBOX_MARKER_GRACE_SECONDS: z.coerce.number().int().min(60).max(86_400).default(600),
     /** Backups and witnessed heads (docs/backup.md): the immutable archive container, the backup-key table, two timers. */
     BACKUP_CONTAINER: z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'must be a blob container name').default('auditarchive'),
     BACKUP_KEY_TABLE: tableName.default('backupkeys'),
-    BACKUP_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('0 0 * * * *'),
-    WITNESS_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default('0 */5 * * * *'),
+    BACKUP_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default(DEFAULT_SCHEDULES.BACKUP_SCHEDULE),
+    WITNESS_SCHEDULE: z.string().regex(/^\S+( \S+){5}$/, 'must be a six-field NCRONTAB expression').default(DEFAULT_SCHEDULES.WITNESS_SCHEDULE),
     /**
      * Tests only: loopback `host:port` servers (a git server, an npm registry) an isolated sandbox may reach
      * through its doors and the egress proxy. A production configuration refuses it.
@@ -97,6 +110,8 @@ export const settingsSchema = z
      */
     SANDBOX_HOST: z.enum(['local-process', 'docker']).default('local-process'),
     SANDBOX_IMAGE: z.string().min(1).optional(),
+    /** The Docker engine of SANDBOX_HOST=docker: a unix socket (default unix:///var/run/docker.sock). */
+    DOCKER_HOST: z.string().regex(/^unix:\/\/\/.+/, 'must be unix:///<socket path>').optional(),
     DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/).default('discoparrotlocal'),
   })
   .superRefine((s, ctx) => {
@@ -132,6 +147,38 @@ export type Settings = z.infer<typeof settingsSchema>;
 /** The workload identity issuer: IDENTITY_ISSUER, or PLATFORM_ISSUER under `/api` (where the app serves its routes). */
 export function identityIssuerOf(settings: Pick<Settings, 'IDENTITY_ISSUER' | 'PLATFORM_ISSUER'>): string {
   return settings.IDENTITY_ISSUER ?? `${settings.PLATFORM_ISSUER.replace(/\/+$/, '')}/api`;
+}
+
+/** The app's settings, validated once per process (the composition root builds everything from them). */
+export const appSettings = once(() => loadSettings());
+
+type ScheduleSetting = keyof typeof DEFAULT_SCHEDULES;
+
+/**
+ * What trigger registration needs, read as the app's modules load, before `appStart` validates the rest (so a
+ * malformed value is named there, in one line, rather than failing the module load): each timer's schedule as
+ * set or its default, and whether Service Bus carries the `runs` queue.
+ */
+export function registrationSettings(env: Readonly<Record<string, string | undefined>> = process.env): {
+  readonly schedule: (name: ScheduleSetting) => string;
+  readonly serviceBus: boolean;
+} {
+  return {
+    schedule: (name) => env[name] || DEFAULT_SCHEDULES[name],
+    serviceBus: Boolean(env.ServiceBusConnection__fullyQualifiedNamespace),
+  };
+}
+
+/** What the Functions platform or the local host sets about the running app (not app settings of ours). */
+export interface PlatformEnvironment {
+  /** Azure: the Function App's default host name. */
+  readonly WEBSITE_HOSTNAME?: string | undefined;
+  /** The local host: the port it serves on. */
+  readonly LOCAL_HOST_PORT?: string | undefined;
+}
+
+export function platformEnvironment(env: Readonly<Record<string, string | undefined>> = process.env): PlatformEnvironment {
+  return { WEBSITE_HOSTNAME: env.WEBSITE_HOSTNAME, LOCAL_HOST_PORT: env.LOCAL_HOST_PORT };
 }
 
 export class SettingsError extends Error {

@@ -4,9 +4,10 @@ import type { PublicJwk } from '../domain/signingKeys';
 import type { SigningKeys } from '../infra/identity/signingKeys';
 import { WORKLOAD_CLAIMS } from '../infra/identity/workloadIdentityTokens';
 import { getServices, getSigning } from './composition';
+import { DEFAULT_SCHEDULES, registrationSettings } from './settings';
 
 /** Six-field NCRONTAB, UTC: Sundays at 03:00. Override with the app setting `SIGNING_KEY_ROTATION_SCHEDULE`. */
-export const DEFAULT_ROTATION_SCHEDULE = '0 0 3 * * 0';
+export const DEFAULT_ROTATION_SCHEDULE = DEFAULT_SCHEDULES.SIGNING_KEY_ROTATION_SCHEDULE;
 export const ROTATE_SIGNING_KEYS = 'rotateSigningKeys';
 export const JWKS_FUNCTION = 'jwks';
 /**
@@ -87,7 +88,7 @@ export async function ensureSigningKeysAtStart(
 app.hook.appStart(async () => {
   const log = { warn: (t: string) => console.warn(t), info: (t: string) => console.log(t) };
   try {
-    // The services wire the recorder that writes SigningKeyRotated into the platform log.
+    // The first key is recorded in the platform log: without the services there is no log to record it in.
     await getServices();
   } catch (error) {
     log.warn(`signing: the services could not start (${describeUnexpected(error)})`);
@@ -142,10 +143,8 @@ app.http(IDENTITY_JWKS_FUNCTION, {
 
 app.timer(ROTATE_SIGNING_KEYS, {
   // Read at registration (the worker has app settings in its environment); validated with the rest at start.
-  schedule: process.env.SIGNING_KEY_ROTATION_SCHEDULE || DEFAULT_ROTATION_SCHEDULE,
+  schedule: registrationSettings().schedule('SIGNING_KEY_ROTATION_SCHEDULE'),
   handler: async (_timer: Timer, context) => {
-    // The services wire the recorder that writes SigningKeyRotated into the platform log.
-    await getServices();
     await rotateSigningKeysNow(getSigning().keys, context);
     await rotateSigningKeysNow(getSigning().identityKeys, context);
   },

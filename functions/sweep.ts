@@ -1,40 +1,26 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import * as df from 'durable-functions';
 import { sweepExpired } from '../domain/services/sweep';
-import { TableActiveRuns } from '../infra/tables/tableActiveRuns';
-import { tableClientFor } from '../infra/storage/storageClients';
-import { DockerSandboxHost } from '../infra/sandbox/docker/dockerSandboxHost';
-import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
 import { durableClientInstances } from '../infra/storage/workspaceLeftovers';
-import { getSandboxHost } from './composition';
+import { appComposition, getSandboxHost } from './composition';
 import { CANCEL_EVENT } from './runLifecycle.names';
-import { loadSettings } from './settings';
-import { getWorkspaceLifecycle, storageLocation } from './workspaceLifecycle.wiring';
+import { getWorkspaceLifecycle } from './workspaceLifecycle.wiring';
 
 export const SWEEP_EXPIRED = 'sweepExpired';
 
 export async function sweepExpiredTimer(_timer: Timer, context: InvocationContext): Promise<void> {
-  const settings = loadSettings();
   const { purge } = await getWorkspaceLifecycle();
   const client = df.getClient(context);
   // Production has no local sandbox host (it refuses one): leases, deadlines and purges are swept all the same.
   const host = await getSandboxHost().catch(() => undefined);
-  const activeRuns = new TableActiveRuns(tableClientFor(storageLocation(settings), settings.EVENT_LOG_TABLE));
-  let active: Promise<Set<string>> | undefined;
-  const runIsOver = async (runId: string): Promise<boolean> => !(await (active ??= activeRuns.list().then((runs) => new Set(runs.map((r) => r.runId))))).has(runId);
   const report = await sweepExpired(
     {
       ...purge(durableClientInstances(client)),
-      activeRuns,
+      activeRuns: appComposition().activeRuns(),
       cancelOrchestration: async (runId) => {
         await client.raiseEvent(runId, CANCEL_EVENT, { reason: 'deadline passed' }).catch(() => undefined);
       },
-      removeOrphanedSandboxes: async () => {
-        if (host instanceof LocalProcessSandboxHost) return host.removeOrphans();
-        // A container is an orphan once its run is no longer active (found by label, whoever started it).
-        if (host instanceof DockerSandboxHost) return host.removeOrphans(runIsOver);
-        return 0;
-      },
+      removeOrphanedSandboxes: async () => (await host?.removeOrphans?.()) ?? 0,
     },
     context.invocationId,
   );

@@ -1,21 +1,13 @@
 import type { WorkspaceLifecycleDependencies } from '../domain/services/workspaceLifecycle';
 import { deleteBlobsUnder, blobContainerFor, tableClientFor, type StorageLocation } from '../infra/storage/storageClients';
 import { WorkspaceLeftovers, type DurableInstances } from '../infra/storage/workspaceLeftovers';
-import { backupKeys, getServices } from './composition';
-import { type Settings, loadSettings } from './settings';
+import { type Composition, appComposition, storageLocation } from './composition';
+import { once } from './once';
 
 /** Containers whose blobs are live records of a workspace (`{container}/{ws}/...`). */
 export const WORKSPACE_BLOB_CONTAINERS = ['transcripts'] as const;
 /** Kept with the sealed log until purge: what the log's RunRequested events refer to. */
 export const SEALED_BLOB_CONTAINERS = ['runspecs'] as const;
-
-export function storageLocation(settings: Settings): StorageLocation {
-  return {
-    ...(settings.AzureWebJobsStorage ? { connectionString: settings.AzureWebJobsStorage } : {}),
-    ...(settings.AzureWebJobsStorage__accountName ? { accountName: settings.AzureWebJobsStorage__accountName } : {}),
-    allowInsecure: settings.DISCO_ENV !== 'production',
-  };
-}
 
 /** Purge needs the Durable client of the trigger that runs it (the sweep timer's). */
 export type PurgeDependencies = (durable: DurableInstances) => WorkspaceLifecycleDependencies;
@@ -29,10 +21,9 @@ export function blobRemover(location: StorageLocation, containers: readonly stri
   };
 }
 
-let lifecycle: Promise<{ live: WorkspaceLifecycleDependencies; purge: PurgeDependencies }> | undefined;
-
 /** The tables and key store purge reaches beyond the workspace's partition. */
-export function workspaceLeftovers(settings: Settings, durable: DurableInstances): WorkspaceLeftovers {
+export function workspaceLeftovers(composition: Composition, durable: DurableInstances): WorkspaceLeftovers {
+  const { settings } = composition;
   const location = storageLocation(settings);
   return new WorkspaceLeftovers({
     tables: {
@@ -40,21 +31,21 @@ export function workspaceLeftovers(settings: Settings, durable: DurableInstances
       outboxIndex: tableClientFor(location, settings.OUTBOX_INDEX_TABLE),
       gatewayBearers: tableClientFor(location, settings.GATEWAY_BEARER_TABLE),
     },
-    backupKeys: backupKeys(settings),
+    backupKeys: composition.backupKeys(),
     durable,
   });
 }
 
 const deletionDoesNotPurge = (): Promise<void> => Promise.reject(new Error('Deletion keeps what purge removes'));
 
-async function build(settings: Settings) {
-  const { deps, records } = await getServices();
-  const location = storageLocation(settings);
+async function build(composition: Composition) {
+  const { deps, records } = await composition.services();
+  const location = storageLocation(composition.settings);
   const removeFrom = (containers: readonly string[]) => blobRemover(location, containers);
   return {
     live: { ...deps, records, removeBlobs: removeFrom(WORKSPACE_BLOB_CONTAINERS), purgeOutside: deletionDoesNotPurge },
     purge: (durable: DurableInstances): WorkspaceLifecycleDependencies => {
-      const leftovers = workspaceLeftovers(settings, durable);
+      const leftovers = workspaceLeftovers(composition, durable);
       return {
         ...deps, records, removeBlobs: removeFrom([...WORKSPACE_BLOB_CONTAINERS, ...SEALED_BLOB_CONTAINERS]),
         purgeOutside: (workspaceId, runIds) => leftovers.purge(workspaceId, runIds),
@@ -64,10 +55,4 @@ async function build(settings: Settings) {
 }
 
 /** Deletion uses `live` (transcripts go, specs stay with the sealed log); purge after retention uses `purge`. */
-export function getWorkspaceLifecycle(): Promise<{ live: WorkspaceLifecycleDependencies; purge: PurgeDependencies }> {
-  lifecycle ??= build(loadSettings()).catch((error: unknown) => {
-    lifecycle = undefined;
-    throw error;
-  });
-  return lifecycle;
-}
+export const getWorkspaceLifecycle = once((): Promise<{ live: WorkspaceLifecycleDependencies; purge: PurgeDependencies }> => build(appComposition()));

@@ -128,6 +128,11 @@ export interface SandboxHost {
   setEgress(handle: SandboxHandle, allowance: EgressAllowance): void;
   /** The egress decisions since the previous call (undefined where the host has no egress proxy). */
   drainEgress(handle: SandboxHandle): EgressTally | undefined;
+  /**
+   * Removes what crashed host processes left behind (never a sandbox of a live process); returns how many. The
+   * sweep calls it; a host whose sandboxes cannot outlive their process leaves it out.
+   */
+  removeOrphans?(): Promise<number>;
 }
 
 /**

@@ -4,6 +4,7 @@ import { type SecretCommand, type SecretMetadataView, secretMetadata } from '../
 import type { SecretUses } from '../secretPolicy';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
+import { endRevokedLeases, revokedThroughOf } from './secretRevocation';
 import { onSecret } from './secretStream';
 import { listVerifiedSecretMetadata, readVerifiedSecretMetadata } from './verifiedProjections';
 import { type Caller, onWorkspace } from './workspaceStream';
@@ -27,31 +28,35 @@ function listingOf(view: SecretMetadataView): SecretListing {
  * version; a concurrent writer makes the append conflict and the loop writes again with the next version.
  * Owners only: a member uses secrets through runs, never manages them, and so never changes what a secret may be
  * used for (`uses`, set with the value; omitted, a rotation keeps the previous uses).
+ * `revoke`: the value being replaced is compromised; every earlier version is revoked and its live leases end
+ * now (secretRevocation.ts). Without it, work in flight finishes with the version it started with.
  */
 export async function setSecret(
   deps: ServiceDependencies,
   caller: Caller,
-  request: { workspaceId: string; name: string; value: string; allowedHosts?: readonly string[]; uses?: SecretUses },
-): Promise<{ created: boolean; secret: SecretListing }> {
+  request: { workspaceId: string; name: string; value: string; allowedHosts?: readonly string[]; uses?: SecretUses; revoke?: boolean },
+): Promise<{ created: boolean; secret: SecretListing; leasesRevoked?: number }> {
   const { workspaceId, name, value } = request;
   await authorize(deps, { workspaceId, actor: caller.actor, action: 'secrets.set', requires: 'owner', correlationId: caller.correlationId });
   assertStorableSecret(name, value, { version: 1, actor: caller.actor });
   const vaultBefore = await deps.vault.status(workspaceId);
   let created = false;
-  const command: SecretCommand = { type: 'SetSecret', name, ...(request.allowedHosts ? { allowedHosts: request.allowedHosts } : {}), ...(request.uses ? { uses: request.uses } : {}) };
+  const command: SecretCommand = { type: 'SetSecret', name, ...(request.allowedHosts ? { allowedHosts: request.allowedHosts } : {}), ...(request.uses ? { uses: request.uses } : {}), ...(request.revoke === true ? { revoke: true } : {}) };
   const result = await onSecret(deps, workspaceId, command, caller, {
     beforeAppend: async (events, before) => {
-      const event = events[0];
+      const event = events.find((e) => e.type === 'SecretSet');
       if (event?.type !== 'SecretSet') return;
       created = !before.exists;
       await deps.vault.set(workspaceId, name, value, { version: event.data.version, allowedHosts: event.data.allowedHosts, actor: caller.actor });
     },
   });
   deps.resolver.invalidate(workspaceId, name);
+  const revokedThrough = revokedThroughOf(result.records);
+  const leasesRevoked = revokedThrough === undefined ? undefined : await endRevokedLeases(deps, workspaceId, name, revokedThrough, caller);
   if (vaultBefore.state === 'absent') {
     await onWorkspace(deps, workspaceId, { type: 'RecordVaultProvisioned', vault: `vault:${workspaceId}` }, caller);
   }
-  return { created, secret: listingOf(secretMetadata(result.state)) };
+  return { created, secret: listingOf(secretMetadata(result.state)), ...(leasesRevoked !== undefined ? { leasesRevoked } : {}) };
 }
 
 export async function deleteSecret(

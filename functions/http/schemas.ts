@@ -31,6 +31,8 @@ export const setSecretBody = z.strictObject({
   value: z.string(),
   allowedHosts: z.array(hostSchema).max(32).optional(),
   uses: secretUsesSchema.optional(),
+  /** The value being replaced is compromised: revoke every earlier version and end its live leases now. */
+  revoke: z.boolean().optional(),
 });
 
 /** An egress allow-list entry: a host name, optionally `*.` before it and `:port` after it (domain/egress.ts). */

@@ -21,6 +21,8 @@ import { runGit, runNpm } from './sandboxOperations';
 import { performHttpOperation, type RedactionStream } from './httpOperation';
 import { type IdentityTokenResponse, IDENTITY_TOKEN_KIND, issueIdentityToken } from './identityTokenOperation';
 import type { WorkloadIdentityTokens } from '../../domain/ports/workloadIdentityTokens';
+import { resolveUnrevoked } from '../../domain/services/secretRevocation';
+import type { LiveLeases } from '../runs/liveLeases';
 
 /**
  * The gateway (DESIGN.md §1 promise 8): the agent asks, the platform checks the destination against the
@@ -47,6 +49,8 @@ export interface GatewayDependencies {
   readonly fetch?: typeof fetch;
   /** Signs workload identity tokens (docs/identity.md); without it, the gateway issues none. */
   readonly identityTokens?: WorkloadIdentityTokens;
+  /** This instance's live leases: a revocation aborts an operation in flight (the run's own instance holds it). */
+  readonly leases?: LiveLeases;
 }
 
 export interface GatewayResponse {
@@ -190,9 +194,10 @@ export class Gateway {
     const completed = (exitCode: number): RunCommand => ({ type: 'RecordOperationCompleted', operationId, exitCode });
     let secret: ResolvedSecret;
     try {
-      secret = await this.d.deps.resolver.resolve(binding.workspaceId, operation.secret);
+      // Checked against the log after the resolve: a revoked version (a stale cache, an edited row) never goes out.
+      secret = await resolveUnrevoked(this.d.deps, binding.workspaceId, operation.secret);
     } catch (error) {
-      // Deleted between the check and the resolve, or the vault is unavailable: the operation did not run.
+      // Deleted or revoked between the check and the resolve, or the vault is unavailable: the operation did not run.
       await record(requested, completed(-1)).catch(() => undefined);
       throw error;
     }
@@ -207,16 +212,30 @@ export class Gateway {
     });
     // Releasing is idempotent: an npm install releases after its credential process, the final batch again.
     const release: RunCommand = { type: 'ReleaseLease', leaseId };
+    // A revocation from now on aborts the operation and withholds whatever it produced.
+    const revocation = new AbortController();
+    const held = this.d.leases?.hold({ workspaceId: binding.workspaceId, runId: binding.runId, leaseId, secretName: operation.secret, secretVersion: secret.version, end: () => revocation.abort() });
     let outcome: RawOutcome;
     try {
-      outcome = await this.run(live, operation, plan, secret, redact, timeoutMs, () => record(release));
+      outcome = await this.run(live, operation, plan, secret, redact, timeoutMs, () => record(release), revocation.signal);
     } catch (error) {
       await record(release, completed(-1)).catch(() => undefined);
+      if (held?.revoked) throw this.revokedDuring(operation.secret, secret.version);
       if (isDomainError(error)) throw error;
       throw new DomainError(GATEWAY_ERROR.OPERATION_FAILED, redact.redact(`The operation failed: ${(error as Error).name}`), 'upstream');
+    } finally {
+      held?.drop();
+    }
+    if (held?.revoked) {
+      await record(release, completed(-1)).catch(() => undefined);
+      throw this.revokedDuring(operation.secret, secret.version);
     }
     await record(release, completed(outcome.exitCode));
     return this.shape(operationId, outcome, redact.redact);
+  }
+
+  private revokedDuring(name: string, version: number): DomainError {
+    return new DomainError(GATEWAY_ERROR.SECRET_REVOKED, `Version ${version} of ${name} was revoked during the operation; it was stopped and its output withheld`, 'conflict');
   }
 
   /** A workload identity token for the bearer's run (docs/identity.md): 404 for an identity not defined, 403 for one the requester may not use. */
@@ -276,10 +295,11 @@ export class Gateway {
     redact: Redaction,
     timeoutMs: number,
     release: () => Promise<unknown>,
+    signal: AbortSignal,
   ): Promise<RawOutcome> {
     if (operation.kind === 'http') {
       try {
-        const result = await performHttpOperation(operation, secret.value, { timeoutMs, maxResponseBytes: this.limits.maxHttpResponseBytes }, () => redact.stream(), this.d.fetch);
+        const result = await performHttpOperation(operation, secret.value, { timeoutMs, maxResponseBytes: this.limits.maxHttpResponseBytes, signal }, () => redact.stream(), this.d.fetch);
         return { exitCode: 0, ok: result.status >= 200 && result.status < 300, stdout: '', stderr: '', status: result.status, body: result.body, headers: result.headers, truncated: result.truncated };
       } catch (error) {
         const cause = (error as { cause?: { code?: unknown } }).cause?.code;
@@ -289,7 +309,7 @@ export class Gateway {
 
     const use = operation.kind === 'git' ? 'git' : 'npm';
     const request: CredentialRequest = { secretName: operation.secret, value: secret.value, use, host: `${operation.destination.protocol}://${describeHost(operation.destination)}` };
-    const sandboxRun = { host: this.d.host, live, request, timeoutMs, maxOutputBytes: this.limits.maxOutputBytes, release };
+    const sandboxRun = { host: this.d.host, live, request, timeoutMs, maxOutputBytes: this.limits.maxOutputBytes, release, signal };
     const steps = plan ?? { argv: [] };
     const results = operation.kind === 'git' ? await runGit(sandboxRun, operation, steps) : await runNpm(sandboxRun, steps);
     return outcomeOf(results, this.limits.maxOutputBytes, secret.value);

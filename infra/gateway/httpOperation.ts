@@ -11,6 +11,8 @@ export interface HttpOperationLimits {
   readonly timeoutMs: number;
   /** Bytes of the response body read before the rest is dropped. */
   readonly maxResponseBytes: number;
+  /** Aborted when the secret is revoked mid-request. */
+  readonly signal?: AbortSignal;
 }
 
 export interface HttpOperationResult {
@@ -68,7 +70,7 @@ export async function performHttpOperation(
     method: op.method,
     headers,
     redirect: 'manual',
-    signal: AbortSignal.timeout(limits.timeoutMs),
+    signal: limits.signal ? AbortSignal.any([AbortSignal.timeout(limits.timeoutMs), limits.signal]) : AbortSignal.timeout(limits.timeoutMs),
     ...(op.body !== undefined ? { body: op.body } : {}),
   });
   const { text, truncated } = await readRedacted(response, limits.maxResponseBytes, redaction());

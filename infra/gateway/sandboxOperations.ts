@@ -21,6 +21,8 @@ export interface SandboxRun {
   readonly maxOutputBytes: number;
   /** Ends the lease as soon as the credential process has exited. */
   readonly release: () => Promise<unknown>;
+  /** Aborted when the secret is revoked mid-operation: the credential process is stopped at once. */
+  readonly signal?: AbortSignal;
 }
 
 const OBJECT_ID = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
@@ -72,7 +74,7 @@ async function credentialStep(run: SandboxRun, argv: readonly string[], workdir:
     const delivery = await preparerFor(run.request)(run.request, target);
     return [isolate ? await isolate(delivery, target) : delivery];
   };
-  return run.host.exec(run.live.handle, { argv, identity: 'credential', credentials, timeoutMs: run.timeoutMs, maxOutputBytes: run.maxOutputBytes, ...workdir });
+  return run.host.exec(run.live.handle, { argv, identity: 'credential', credentials, timeoutMs: run.timeoutMs, maxOutputBytes: run.maxOutputBytes, ...workdir, ...(run.signal ? { signal: run.signal } : {}) });
 }
 
 const inCwd = (cwd: string | undefined): Workdir => (cwd !== undefined ? { cwd } : {});

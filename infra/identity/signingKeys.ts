@@ -53,7 +53,7 @@ export class SigningKeys<J extends PublicJwk = PublicSigningJwk> {
   readonly algorithm: SigningKeyAlgorithm<J>;
   private readonly repository: SigningKeyRepository<J>;
   private readonly clock: Clock;
-  private recorder: RotationRecorder | undefined;
+  private readonly recorder: RotationRecorder | undefined;
   private loaded: Loaded<J> | undefined;
   private loading: { readonly epoch: number; readonly promise: Promise<Loaded<J>> } | undefined;
   /** Bumped by every rotation this instance commits: a read begun before it can never be served after it. */
@@ -67,11 +67,6 @@ export class SigningKeys<J extends PublicJwk = PublicSigningJwk> {
     this.clock = options.clock;
     this.policy = options.policy ?? defaultSigningKeyPolicy;
     this.recorder = options.recorder;
-  }
-
-  /** Set after construction because the recorder's event store signs with these very keys. */
-  setRecorder(recorder: RotationRecorder): void {
-    this.recorder = recorder;
   }
 
   /** The current key; the first call on an empty ring creates (and records) the first key. */
@@ -222,10 +217,12 @@ export class SigningKeys<J extends PublicJwk = PublicSigningJwk> {
 
 /**
  * The recorder that writes `SigningKeyRotated` into the platform's own log: stream version n is generation n,
- * so each rotation is recorded exactly once even when instances race.
+ * so each rotation is recorded exactly once even when instances race. The log is reached through a getter: its
+ * event store signs with the very keys that record into it, so it is built after them.
  */
-export function platformLogRecorder(deps: CommandContext, ids: Ids, streamId: string = signingKeysStreamId()): RotationRecorder {
+export function platformLogRecorder(platformLog: () => CommandContext | Promise<CommandContext>, ids: Ids, streamId: string = signingKeysStreamId()): RotationRecorder {
   return async (keys) => {
+    const deps = await platformLog();
     const { recordedGeneration } = await readPlatform(deps.store, streamId);
     const byGeneration = [...keys].sort((a, b) => a.generation - b.generation);
     for (const key of byGeneration) {

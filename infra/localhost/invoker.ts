@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CoreInvocationContext, CoreInvocationResponse, CoreLogLevel, CoreRegistry, FunctionRegistration } from './coreApi';
 import type { StorageOutputs } from './storageOutputs';
+import { STORAGE_INPUT_TYPES, type StorageInputs } from './storageInputs';
 import type { HostExtension, HostLogger, InvocationOutcome, RegisteredBinding, RpcTypedData } from './hostExtension';
 
 /** The raw result of one invocation: what the programming model returned, still in RpcTypedData form. */
@@ -25,6 +26,8 @@ export class Invoker {
     private readonly log: HostLogger,
     /** Writes blob, queue and table outputs after the function returns; without it they are dropped. */
     private readonly storageOutputs?: StorageOutputs,
+    /** Reads blob and table inputs before the function runs; without them they are left empty. */
+    private readonly storageInputs?: StorageInputs,
   ) {}
 
   registration(functionName: string): FunctionRegistration {
@@ -43,7 +46,10 @@ export class Invoker {
       if (name === triggerName || binding.direction !== 'in') continue;
       const extension = this.extensions.find((e) => e.inputBindingTypes.some((t) => t.toLowerCase() === binding.type.toLowerCase()));
       if (extension) inputData.push({ name, data: await extension.inputBindingValue(binding) });
-      else this.log.warn(`${fn.name}: input binding "${name}" of type ${binding.type} is not supported by the local host; it is left empty.`);
+      else if (this.storageInputs && STORAGE_INPUT_TYPES.has(binding.type.toLowerCase())) {
+        const data = await this.storageInputs.read(fn.name, name, binding, triggerMetadata);
+        if (data !== undefined) inputData.push({ name, data });
+      } else this.log.warn(`${fn.name}: input binding "${name}" of type ${binding.type} is not supported by the local host; it is left empty.`);
     }
 
     const invocationId = randomUUID();

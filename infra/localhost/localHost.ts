@@ -11,6 +11,7 @@ import { LocalHostConfigError } from './problems';
 import { QueuePoller, queueFunctions } from './queueTrigger';
 import { DEFAULT_MAX_BODY_BYTES } from './settings';
 import { STORAGE_OUTPUT_TYPES, StorageOutputs } from './storageOutputs';
+import { STORAGE_INPUT_TYPES, StorageInputs } from './storageInputs';
 import { TimerScheduler, timerFunctions, type TimerFunction } from './timerTrigger';
 
 export interface LocalHostOptions {
@@ -67,7 +68,7 @@ function unservedBindings(fn: RegisteredFunction, extensions: readonly HostExten
       if (type === 'http' && fn.triggerType.toLowerCase() === 'httptrigger') continue;
       if (STORAGE_OUTPUT_TYPES.has(type)) continue;
       lines.push(`${fn.name}: output binding "${name}" (${binding.type}) is not supported by the local host; what the function sets there is dropped.`);
-    } else if (!extensions.some((e) => e.inputBindingTypes.some((t) => t.toLowerCase() === type))) {
+    } else if (!STORAGE_INPUT_TYPES.has(type) && !extensions.some((e) => e.inputBindingTypes.some((t) => t.toLowerCase() === type))) {
       lines.push(`${fn.name}: input binding "${name}" (${binding.type}) is not supported by the local host; it is left empty.`);
     }
   }
@@ -98,7 +99,7 @@ export async function createLocalHost(options: LocalHostOptions): Promise<LocalH
   }
 
   const all = [...registry.functions.values()];
-  const invoker = new Invoker(registry, extensions, log, new StorageOutputs({ settings: options.settings, messageEncoding: hostJson.queues.messageEncoding }));
+  const invoker = new Invoker(registry, extensions, log, new StorageOutputs({ settings: options.settings, messageEncoding: hostJson.queues.messageEncoding }), new StorageInputs({ settings: options.settings }));
   const registered = all.map(toRegistered);
   const claimed = new Map<HostExtension, RegisteredFunction[]>(extensions.map((e) => [e, []]));
   for (const fn of registered) {

@@ -4,13 +4,16 @@ import type { SecretReference } from '../../domain/runSpec';
 import type { LeaseHolder } from '../../domain/secretPolicy';
 import type { Phase } from '../../domain/run';
 import { assertLeases, requesterIn } from '../../domain/services/leaseDecisions';
+import { resolveUnrevoked } from '../../domain/services/secretRevocation';
 import type { CredentialRequest } from '../sandbox/credentialDelivery';
 import { preparerFor } from '../sandbox/channels';
+import { type HeldLiveLease, revokedReason } from './liveLeases';
 import type { LiveRun, RunContext } from './runContext';
 
 /** A lease the run has granted and recorded, with the request its channel delivers. */
 interface HeldLease {
   readonly leaseId: string;
+  readonly secretVersion: number;
   readonly request: CredentialRequest;
 }
 
@@ -47,7 +50,8 @@ async function grantLeases(ctx: RunContext, live: LiveRun, sandbox: LiveSandbox,
   const held: HeldLease[] = [];
   try {
     for (const [i, ref] of secrets.entries()) {
-      const resolved = await ctx.runtime.deps.resolver.resolve(ctx.workspaceId, ref.ref);
+      // Checked against the log after the resolve: a revoked version is never delivered, whatever a cache holds.
+      const resolved = await resolveUnrevoked(ctx.runtime.deps, ctx.workspaceId, ref.ref);
       live.redactor.add(ref.ref, resolved.value);
       const leaseId = ctx.runtime.deps.ids.next();
       await ctx.record({
@@ -61,6 +65,7 @@ async function grantLeases(ctx: RunContext, live: LiveRun, sandbox: LiveSandbox,
       });
       held.push({
         leaseId,
+        secretVersion: resolved.version,
         request: {
           secretName: ref.ref,
           value: resolved.value,
@@ -90,21 +95,45 @@ function deliveriesFor(held: readonly HeldLease[], extraEnv: Readonly<Record<str
   };
 }
 
-/** Runs one process to its exit under its leases; the leases are released whatever happened. */
+/** Tells this instance's live leases who holds each one and how to end it (a revocation calls `end`). */
+function holdLive(ctx: RunContext, held: readonly HeldLease[], end: () => Promise<unknown> | void): HeldLiveLease[] {
+  return held.map((lease) =>
+    ctx.runtime.leases.hold({ workspaceId: ctx.workspaceId, runId: ctx.runId, leaseId: lease.leaseId, secretName: lease.request.secretName, secretVersion: lease.secretVersion, end }),
+  );
+}
+
+/** A process stopped because the owner revoked a secret it held: its phase fails with this reason. */
+export class LeaseRevokedFailure extends Error {}
+
+/**
+ * Runs one process to its exit under its leases; the leases are released whatever happened. A revocation of
+ * one of its secrets stops it at once and fails the step with that reason (after its transcript is kept).
+ */
 export async function execLeased(ctx: RunContext, live: LiveRun, sandbox: LiveSandbox, spec: LeasedProcessSpec): Promise<CommandResult> {
   const held = await grantLeases(ctx, live, sandbox, spec);
+  const revocation = new AbortController();
+  const lives = holdLive(ctx, held, () => revocation.abort());
+  const signal = spec.signal ? AbortSignal.any([spec.signal, revocation.signal]) : revocation.signal;
+  let result: CommandResult;
   try {
-    return await ctx.runtime.host.exec(sandbox.handle, {
+    result = await ctx.runtime.host.exec(sandbox.handle, {
       argv: spec.argv,
       identity: spec.identity,
       credentials: deliveriesFor(held, spec.extraEnv),
       ...(spec.handOver ? { handOver: spec.handOver } : {}),
       ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
-      ...(spec.signal ? { signal: spec.signal } : {}),
+      signal,
     });
   } finally {
+    for (const l of lives) l.drop();
     await releaseLeases(ctx, held);
   }
+  const revoked = lives.find((l) => l.revoked);
+  if (revoked) {
+    await ctx.transcript(transcriptChunk(spec.operation, spec.argv, result));
+    throw new LeaseRevokedFailure(revokedReason(spec.operation, revoked));
+  }
+  return result;
 }
 
 /** Starts a long-lived process (an MCP server) holding its leases for its lifetime; `done` settles after release. */
@@ -123,8 +152,11 @@ export async function startLeased(
     await releaseLeases(ctx, held);
     throw error;
   }
+  // A revocation stops the server; its exit then releases what is left and keeps its transcript as usual.
+  const lives = holdLive(ctx, held, () => process.stop());
   const done = process.exited
     .then(async (result) => {
+      for (const l of lives) l.drop();
       await releaseLeases(ctx, held);
       await onExit(result);
     })

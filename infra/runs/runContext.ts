@@ -6,6 +6,7 @@ import type { ServiceDependencies } from '../../domain/services/dependencies';
 import type { RunStores } from '../../domain/services/runPorts';
 import { onRun, readRunStream } from '../../domain/services/runStream';
 import { loadSecretMaterial } from '../../domain/services/runSecrets';
+import type { LiveLeases } from './liveLeases';
 import type { RefreshableRedactor } from './refreshableRedactor';
 import type { RunAborts } from './runAborts';
 
@@ -17,6 +18,8 @@ export interface RunRuntime {
   readonly sandboxes: RunSandboxes;
   readonly bearers: GatewayBearers;
   readonly aborts: RunAborts;
+  /** The leases this instance's processes hold: what a revocation stops (shared with the gateway). */
+  readonly leases: LiveLeases;
   /** What the agent runtime gets as GATEWAY_URL. */
   readonly gatewayUrl: string;
   /** Removes the disk of a sandbox this process never knew (its host instance died). */

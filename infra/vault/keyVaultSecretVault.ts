@@ -42,7 +42,15 @@ export interface KeyVaultSecretVaultOptions {
   readonly armEndpoint?: string;
   /** Extra pipeline policies for all three SDK clients (tests route them to the fake). */
   readonly additionalPolicies?: AdditionalPolicyConfig[];
+  /**
+   * Retries of a data-plane 403: the app's role on the vaults' resource group (one assignment, from the Bicep)
+   * reaches a vault created a moment ago only after RBAC propagation, which Azure documents as up to minutes.
+   */
+  readonly forbiddenRetry?: { readonly attempts: number; readonly firstDelayMs: number; readonly maxDelayMs: number };
 }
+
+/** About 2.5 minutes in all (2, 4, 8, 16, 30, 30, 30, 30 s) before a 403 is taken to be a real refusal. */
+export const DEFAULT_FORBIDDEN_RETRY = { attempts: 8, firstDelayMs: 2_000, maxDelayMs: 30_000 } as const;
 
 /**
  * A Key Vault per workspace (DESIGN.md §1.1, §6), provisioned on the first `set` through ARM with soft delete,
@@ -272,13 +280,26 @@ export class KeyVaultSecretVault implements SecretVault {
    */
   private async data<T>(workspaceId: string, operation: string, call: () => Promise<T>): Promise<T> {
     try {
-      return await call();
+      return await this.throughPropagation(call);
     } catch (error) {
       const safe = sanitized(error, operation);
       if (safe.code !== VAULT_ERROR.UNAVAILABLE) throw safe;
       this.forget(workspaceId);
       if ((await this.status(workspaceId)).state === 'deleted') throw vaultDeletedError(workspaceId);
       throw safe;
+    }
+  }
+
+  /** Retries a call Key Vault answers 403 (role assignment still propagating), with a doubling, capped delay. */
+  private async throughPropagation<T>(call: () => Promise<T>): Promise<T> {
+    const retry = this.options.forbiddenRetry ?? DEFAULT_FORBIDDEN_RETRY;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await call();
+      } catch (error) {
+        if (statusOf(error) !== 403 || attempt >= retry.attempts) throw error;
+        await this.options.clock.sleep(Math.min(retry.maxDelayMs, retry.firstDelayMs * 2 ** attempt));
+      }
     }
   }
 

@@ -42,6 +42,8 @@ function everyRouteCall(workspaceId: string): Array<{ method: string; path: stri
     { method: 'PUT', path: `/api/workspaces/${workspaceId}/secrets/TEMP_SECRET`, body: { value: 'temporary-value-123' }, ownerOnly: true },
     { method: 'GET', path: `/api/workspaces/${workspaceId}/secrets`, ownerOnly: false },
     { method: 'DELETE', path: `/api/workspaces/${workspaceId}/secrets/TEMP_SECRET`, ownerOnly: true },
+    // After the delete: a deleted version can still be revoked (a live process may hold it); again, it is a no-op.
+    { method: 'POST', path: `/api/workspaces/${workspaceId}/secrets/TEMP_SECRET/revoke`, ownerOnly: true },
     { method: 'PUT', path: `/api/workspaces/${workspaceId}/identities/deployer`, body: { subject: 'deploy:prod', audience: 'api://AzureADTokenExchange', uses: { identity: 'owners' } }, ownerOnly: true },
     { method: 'GET', path: `/api/workspaces/${workspaceId}/identities`, ownerOnly: false },
     { method: 'DELETE', path: `/api/workspaces/${workspaceId}/identities/deployer`, ownerOnly: true },
@@ -57,7 +59,7 @@ function everyRouteCall(workspaceId: string): Array<{ method: string; path: stri
 
 describe('the workspace, member, secret and audit API', () => {
   it('covers every registered workspace route in the route-by-route calls', () => {
-    const called = new Set(everyRouteCall('x').map((c) => `${c.method} ${c.path.split('?')[0]!.replace('/x', '/{ws}').replace(/members\/carol$/, 'members/{user}').replace(/secrets\/TEMP_SECRET$/, 'secrets/{name}').replace(/identities\/deployer$/, 'identities/{name}').replace(/^(DELETE \/api\/workspaces)\/x$/, '$1/{ws}').replace(/\/x\/recover$/, '/{ws}/recover')}`));
+    const called = new Set(everyRouteCall('x').map((c) => `${c.method} ${c.path.split('?')[0]!.replace('/x', '/{ws}').replace(/members\/carol$/, 'members/{user}').replace(/secrets\/TEMP_SECRET(\/revoke)?$/, 'secrets/{name}$1').replace(/identities\/deployer$/, 'identities/{name}').replace(/^(DELETE \/api\/workspaces)\/x$/, '$1/{ws}').replace(/\/x\/recover$/, '/{ws}/recover')}`));
     // Run routes have their own route-by-route access test (runs.api.test.ts).
     const registered = apiRoutes.filter((r) => r.route.startsWith('workspaces/{ws}') && !runRoutes.includes(r)).map((r) => `${r.method} /api/${r.route}`);
     expect(registered.filter((r) => !called.has(r))).toEqual([]);

@@ -5,7 +5,7 @@ import { TableClient } from '@azure/data-tables';
 import { describe, expect, it } from 'vitest';
 import { createWorkspace, setMember } from '../../domain/services/workspaces';
 import { backupChangedLogs, witnessChangedHeads } from '../../infra/backup/logBackup';
-import { composeServices, logBackupDependencies } from '../../functions/composition';
+import { compose } from '../../functions/composition';
 import { runRestore } from '../../functions/restoreCommand';
 import { loadSettings } from '../../functions/settings';
 import { azuriteConnectionString, uniqueName } from '../support/azurite';
@@ -24,12 +24,13 @@ describe('backups as the app composes them, and `npm run restore`', () => {
       VAULT_MASTER_KEY_FILE: path.join(tmp, 'master.key'),
     };
     const settings = loadSettings(env);
-    const { deps } = await composeServices(settings);
+    const platform = compose(settings);
+    const { deps } = await platform.services();
     const caller = { actor: 'alice', correlationId: 'c' };
     const { id: ws } = await createWorkspace(deps, caller, 'Acme');
     await setMember(deps, caller, ws, 'bob', 'member');
 
-    const report = await backupChangedLogs(logBackupDependencies(settings));
+    const report = await backupChangedLogs(platform.logBackup());
     // The workspace and the platform's own log (its SigningKeyRotated records).
     expect(report).toMatchObject({ backedUp: 2 });
     expect(await deps.store.verify(ws)).toMatchObject({ ok: true, records: 2 });
@@ -43,7 +44,7 @@ describe('backups as the app composes them, and `npm run restore`', () => {
 
     // An older backup than the latest witnessed head: restored, and the loss is said.
     await setMember(deps, caller, ws, 'carol', 'member');
-    await witnessChangedHeads(logBackupDependencies(settings));
+    await witnessChangedHeads(platform.logBackup());
     const behind = uniqueName('behindlog');
     expect(await runRestore(['--workspace', ws, '--from', 'latest', '--table', behind], env, (l) => lines.push(l))).toBe(0);
     expect(lines.at(-1)).toBe('warning: the archive witnessed the log at 3; records 3..3 are lost, and verify names the gap');

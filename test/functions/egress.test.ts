@@ -18,6 +18,7 @@ import { TableGatewayBearers } from '../../infra/gateway/tableGatewayBearers';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
 import { InMemoryRunSandboxes } from '../../infra/runs/inMemoryRunSandboxes';
 import { leftoverRemover } from '../../infra/runs/leftoverSandboxes';
+import { LiveLeases } from '../../infra/runs/liveLeases';
 import { RunAborts } from '../../infra/runs/runAborts';
 import type { RunRuntime } from '../../infra/runs/runContext';
 import { install, mcp, seed, turn } from '../../infra/runs/runSteps';
@@ -66,7 +67,7 @@ async function aRuntime(): Promise<RunRuntime & { host: LocalProcessSandboxHost 
     egress: { testServers: () => [`127.0.0.1:${port}`], resolve },
   });
   return {
-    deps: h.deps, stores, host, bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(),
+    deps: h.deps, stores, host, bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(), leases: new LiveLeases(h.deps),
     gatewayUrl: 'http://127.0.0.1:9/api/gateway/operations', removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }), live: new Map(),
   };
 }

@@ -22,9 +22,9 @@ import { blobContainerFor } from '../../infra/storage/storageClients';
 import { type DurableInstances, durableClientInstances } from '../../infra/storage/workspaceLeftovers';
 import { systemClock } from '../../infra/system/systemClock';
 import { TableWorkspaceRecords } from '../../infra/tables/tableWorkspaceRecords';
-import { backupKeys, composeServices, getArchive, logBackupDependencies } from '../../functions/composition';
+import { compose, storageLocation } from '../../functions/composition';
 import { loadSettings } from '../../functions/settings';
-import { SEALED_BLOB_CONTAINERS, WORKSPACE_BLOB_CONTAINERS, blobRemover, storageLocation, workspaceLeftovers } from '../../functions/workspaceLifecycle.wiring';
+import { SEALED_BLOB_CONTAINERS, WORKSPACE_BLOB_CONTAINERS, blobRemover, workspaceLeftovers } from '../../functions/workspaceLifecycle.wiring';
 import { azuriteConnectionString, uniqueName } from '../support/azurite';
 
 const gone = (error: unknown): boolean => (error as { statusCode?: number }).statusCode === 404;
@@ -110,7 +110,8 @@ describe('purge removes everything of a workspace', () => {
     };
     const settings = loadSettings(env);
     const location = storageLocation(settings);
-    const { deps } = await composeServices(settings);
+    const platform = compose(settings);
+    const { deps } = await platform.services();
     const caller = { actor: 'alice', correlationId: 'c' };
 
     // A workspace with everything a workspace leaves behind: log, projections, outbox rows and marker, a secret,
@@ -144,7 +145,7 @@ describe('purge removes everything of a workspace', () => {
       });
       await hub.appendHistory(instanceId, 'x1', 0, [{ event: { EventType: 0, EventId: -1, Timestamp: at, Input: JSON.stringify(input) } }]);
     }
-    const backup = await backupWorkspace(logBackupDependencies(settings), ws);
+    const backup = await backupWorkspace(platform.logBackup(), ws);
 
     // Deletion, then purge once retention has ended.
     await requestWorkspaceDeletion(deps, caller, ws, 7);
@@ -160,7 +161,7 @@ describe('purge removes everything of a workspace', () => {
     const purgeDeps: WorkspaceLifecycleDependencies = {
       ...deps, clock: later, records,
       removeBlobs: blobRemover(location, [...WORKSPACE_BLOB_CONTAINERS, ...SEALED_BLOB_CONTAINERS]),
-      purgeOutside: (id, runIds) => workspaceLeftovers(settings, durable).purge(id, runIds),
+      purgeOutside: (id, runIds) => workspaceLeftovers(platform, durable).purge(id, runIds),
     };
     expect(await purgeWorkspaceIfDue(purgeDeps, ws)).toBe(true);
 
@@ -173,8 +174,8 @@ describe('purge removes everything of a workspace', () => {
     const kept = new Set(hits.map((h) => h.slice(h.indexOf(archive) + archive.length).replace(/[0-9]{10}-[0-9]{10}/, 'N')));
     expect([...kept].sort()).toEqual([`${ws}/backups/N.bak`, `${ws}/backups/N.bak (content)`, `${ws}/heads/N.json`, `${ws}/heads/N.json (content)`]);
     // The backup key went with the purge: the old backup no longer opens.
-    expect(await backupKeys(settings).existing(ws)).toBeUndefined();
-    await expect(restoreWorkspace({ archive: getArchive(settings), keys: backupKeys(settings) }, { table: TableClient.fromConnectionString(env.AzureWebJobsStorage, uniqueName('nope'), { allowInsecureConnection: true }) }, { workspaceId: ws, from: backup?.name ?? '' }))
+    expect(await platform.backupKeys().existing(ws)).toBeUndefined();
+    await expect(restoreWorkspace({ archive: platform.archive(), keys: platform.backupKeys() }, { table: TableClient.fromConnectionString(env.AzureWebJobsStorage, uniqueName('nope'), { allowInsecureConnection: true }) }, { workspaceId: ws, from: backup?.name ?? '' }))
       .rejects.toMatchObject({ message: expect.stringContaining('no backup key') });
   });
 });

@@ -13,6 +13,7 @@ import { TableGatewayBearers } from '../../infra/gateway/tableGatewayBearers';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
 import { InMemoryRunSandboxes } from '../../infra/runs/inMemoryRunSandboxes';
 import { leftoverRemover } from '../../infra/runs/leftoverSandboxes';
+import { LiveLeases } from '../../infra/runs/liveLeases';
 import { RunAborts } from '../../infra/runs/runAborts';
 import type { RunRuntime } from '../../infra/runs/runContext';
 import { install, mcp, seed, turn } from '../../infra/runs/runSteps';
@@ -37,7 +38,7 @@ async function aRuntime(isolation: 'auto' | 'off' = 'auto'): Promise<RunRuntime 
   dirs.push(sandboxRoot, credentialRoot);
   const host = await LocalProcessSandboxHost.open({ root: sandboxRoot, credentialRoot, isolation, warn: () => undefined });
   return {
-    deps: h.deps, stores, host, bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(),
+    deps: h.deps, stores, host, bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(), leases: new LiveLeases(h.deps),
     gatewayUrl: 'http://127.0.0.1:9/api/gateway/operations', removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }),
     live: new Map(), roots: { sandboxRoot, credentialRoot },
   };

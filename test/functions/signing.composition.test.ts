@@ -5,7 +5,7 @@ import { TableClient } from '@azure/data-tables';
 import { decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { PLATFORM_PARTITION, signingKeysStreamId } from '../../domain/streams';
-import { composeServices, getSigning } from '../../functions/composition';
+import { compose } from '../../functions/composition';
 import { loadSettings } from '../../functions/settings';
 import { azuriteConnectionString, uniqueName } from '../support/azurite';
 
@@ -22,13 +22,14 @@ describe('the composed app signs its event log', () => {
       BACKUP_CONTAINER: uniqueName('composedarchive'),
       VAULT_MASTER_KEY_FILE: path.join(tmp, 'master.key'),
     });
-    const { deps } = await composeServices(settings);
+    const platform = compose(settings);
+    const { deps } = await platform.services();
     const at = new Date().toISOString();
     await deps.store.append({
       workspaceId: 'ws-composed', streamId: 'workspace:ws-composed', expectedVersion: 0,
       events: [{ type: 'WorkspaceCreated', data: { name: 'Acme' }, meta: { at, actor: 'alice', correlationId: 'c1' } }],
     });
-    const { kid } = await getSigning(settings).keys.signingKey();
+    const { kid } = await platform.signing().keys.signingKey();
     const table = TableClient.fromConnectionString(azuriteConnectionString(), settings.EVENT_LOG_TABLE, { allowInsecureConnection: true });
     const head = await table.getEntity<Record<string, unknown>>('ws-composed', 'head');
     expect(decodeProtectedHeader(String(head['signature']))).toMatchObject({ alg: 'EdDSA', kid });

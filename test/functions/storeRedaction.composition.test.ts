@@ -5,7 +5,7 @@ import { TableClient } from '@azure/data-tables';
 import { describe, expect, it } from 'vitest';
 import { createWorkspace } from '../../domain/services/workspaces';
 import { setSecret } from '../../domain/services/secrets';
-import { composeServices } from '../../functions/composition';
+import { compose } from '../../functions/composition';
 import { loadSettings } from '../../functions/settings';
 import { azuriteConnectionString, uniqueName } from '../support/azurite';
 
@@ -28,7 +28,7 @@ describe('the composed event store redacts what it stores (second line of defenc
       BACKUP_CONTAINER: uniqueName('redactedarchive'),
       VAULT_MASTER_KEY_FILE: path.join(tmp, 'master.key'),
     });
-    const { deps } = await composeServices(settings);
+    const { deps } = await compose(settings).services();
     const owner = { actor: 'alice', correlationId: 'c' };
     const { id: ws } = await createWorkspace(deps, owner, 'Acme');
     const first = 'npm_first_value_0123456789';

@@ -16,6 +16,7 @@ import { projectionKeys, runStreamId } from '../../domain/streams';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
 import { InMemoryRunSandboxes } from '../../infra/runs/inMemoryRunSandboxes';
 import { leftoverRemover } from '../../infra/runs/leftoverSandboxes';
+import { LiveLeases } from '../../infra/runs/liveLeases';
 import { RunAborts } from '../../infra/runs/runAborts';
 import type { RunRuntime } from '../../infra/runs/runContext';
 import { install, mcp, seed, turn } from '../../infra/runs/runSteps';
@@ -203,7 +204,7 @@ describe('the RunSpec comes from verified state', () => {
     const stores: RunStores = { specs: new BlobRunSpecStore(specs), transcripts: new BlobTranscriptStore(specs) };
     await h.setSecret(ws, { name: 'MODEL_KEY', value: aSecretValue('sk'), allowedHosts: [], uses: { model: 'members' } });
     runtime = {
-      deps: h.api.deps, stores, host: h.host, bearers: h.bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(),
+      deps: h.api.deps, stores, host: h.host, bearers: h.bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(), leases: new LiveLeases(h.api.deps),
       gatewayUrl: 'http://127.0.0.1:9/api/gateway/operations', removeLeftovers: leftoverRemover({ sandboxRoot: rootDir, credentialRoot: rootDir }), live: new Map(),
     };
   });

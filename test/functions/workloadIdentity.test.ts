@@ -77,8 +77,10 @@ beforeAll(async () => {
   const table = TableClient.fromConnectionString(azuriteConnectionString(), uniqueName('identitykeys'), { allowInsecureConnection: true });
   const masterKey = path.join(mkdtempSync(path.join(tmpdir(), 'dp-identity-')), 'master.key');
   const repository = new TableSigningKeyRepository(table, LocalFileKeyWrapper.open(masterKey), { algorithm: rs256Keys, place: WORKLOAD_IDENTITY_RING });
-  keys = new SigningKeys({ repository, clock: systemClock, algorithm: rs256Keys, policy: { ...defaultSigningKeyPolicy, maxTokenLifetimeMs: WORKLOAD_TOKEN_MAX_MS } });
-  keys.setRecorder(platformLogRecorder({ store: h.api.store, clock: systemClock, random: systemRandom }, randomUuidIds, workloadIdentityKeysStreamId()));
+  keys = new SigningKeys({
+    repository, clock: systemClock, algorithm: rs256Keys, policy: { ...defaultSigningKeyPolicy, maxTokenLifetimeMs: WORKLOAD_TOKEN_MAX_MS },
+    recorder: platformLogRecorder(() => ({ store: h.api.store, clock: systemClock, random: systemRandom }), randomUuidIds, workloadIdentityKeysStreamId()),
+  });
   await serveIssuer();
   tokens = new RsaWorkloadIdentityTokens(keys, systemClock, issuer);
   gateway = new Gateway({ deps: h.api.deps, bearers: h.bearers, sandboxes: h.sandboxes, host: h.host, identityTokens: tokens });

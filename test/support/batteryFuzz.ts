@@ -27,6 +27,7 @@ export const ROUTES: readonly { method: string; path: string }[] = [
   { method: 'PUT', path: '/api/workspaces/{ws}/secrets/{name}' },
   { method: 'GET', path: '/api/workspaces/{ws}/secrets' },
   { method: 'DELETE', path: '/api/workspaces/{ws}/secrets/{name}' },
+  { method: 'POST', path: '/api/workspaces/{ws}/secrets/{name}/revoke' },
   { method: 'POST', path: '/api/workspaces/{ws}/runs' },
   { method: 'GET', path: '/api/workspaces/{ws}/runs/{run}' },
   { method: 'GET', path: '/api/workspaces/{ws}/runs/{run}/transcript' },

@@ -37,6 +37,8 @@ export class FakeKeyVault {
   readonly vaults = new Map<string, FakeVault>();
   /** Every request the fake answered, as `METHOD host path`: tests assert the SDK took the path they expect. */
   readonly requests: string[] = [];
+  /** Data-plane requests to answer 403 per vault name, as Key Vault does while a role assignment propagates. */
+  readonly forbidden = new Map<string, number>();
   readonly agent: Agent;
   readonly policy: PipelinePolicy;
   private port = 0;
@@ -119,6 +121,11 @@ export class FakeKeyVault {
         body: { error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' } },
         challenge: `Bearer authorization="https://login.microsoftonline.${FAKE_DOMAIN}/${this.options.tenantId ?? 'tenant'}", resource="${VAULT_RESOURCE}"`,
       };
+    const forbidden = this.forbidden.get(vault.name) ?? 0;
+    if (forbidden > 0) {
+      this.forbidden.set(vault.name, forbidden - 1);
+      return { status: 403, body: { error: { code: 'Forbidden', message: 'Caller is not authorized to perform action on resource.', innererror: { code: 'ForbiddenByRbac' } } } };
+    }
     const nowSeconds = Math.floor(this.options.now().getTime() / 1000);
     return handleSecretRoute(
       {

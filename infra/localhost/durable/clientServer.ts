@@ -76,6 +76,27 @@ export class ClientServer {
     }
   }
 
+  /** The extension's entity query (`GET …/entities/<name>`): `fetchState`, `top`, `lastOperationTimeFrom`/`To`. */
+  private async listEntities(name: string, query: URLSearchParams): Promise<{ status: number; json: unknown }> {
+    const from = Date.parse(query.get('lastOperationTimeFrom') ?? '');
+    const to = Date.parse(query.get('lastOperationTimeTo') ?? '');
+    const top = Number(query.get('top') ?? '');
+    const fetchState = query.get('fetchState') === 'true';
+    const rows = (await this.deps.entities.list(name)).filter((r) => {
+      const at = Date.parse(r.lastOperationTime ?? '');
+      return (Number.isNaN(from) || at >= from) && (Number.isNaN(to) || at <= to);
+    });
+    const page = Number.isInteger(top) && top > 0 ? rows.slice(0, top) : rows;
+    return {
+      status: 200,
+      json: page.map((r) => ({
+        entityId: { name: name.toLowerCase(), key: r.key },
+        lastOperationTime: r.lastOperationTime,
+        ...(fetchState ? { state: JSON.parse(r.state) as unknown } : {}),
+      })),
+    };
+  }
+
   /** The extension's entity API: GET reads the state (404 when none), POST `?op=` signals an operation. */
   private async entity(method: string, name: string, key: string, query: URLSearchParams, body: string): Promise<{ status: number; json: unknown }> {
     const { entities } = this.deps;
@@ -92,6 +113,19 @@ export class ClientServer {
     return { status: 202, json: {} };
   }
 
+  /**
+   * The extension's restart (the binding's restartPostUri): the same orchestrator and input again, under a
+   * new instance id unless `restartWithNewInstanceId=false`, which needs the instance to have finished.
+   */
+  private async restart(id: string, newId: boolean): Promise<{ status: number; json: unknown }> {
+    const record = await this.deps.store.getInstance(id);
+    if (!record) throw new HttpError(404, `No instance with ID '${id}' found.`);
+    const instanceId = newId ? randomUUID().replace(/-/g, '') : id;
+    const result = await this.deps.engine.start(record.name, instanceId, record.input);
+    if (result === 'exists') throw new HttpError(409, `An instance with ID '${instanceId}' is still running.`);
+    return { status: 202, json: { id: instanceId } };
+  }
+
   private async route(method: string, parts: string[], query: URLSearchParams, body: string): Promise<{ status: number; json: unknown }> {
     const { engine, store } = this.deps;
     const [head, id, action, name] = parts;
@@ -105,6 +139,7 @@ export class ClientServer {
       return { status: 202, json: { id: instanceId } }; // only the id: management URLs carry the key
     }
     if (head === 'entities' && id && action !== undefined && parts.length === 3) return this.entity(method, id, action, query, body);
+    if (head === 'entities' && id && parts.length === 2 && method === 'GET') return this.listEntities(id, query);
     if (head !== 'instances') throw new HttpError(404, 'Not found');
 
     if (!id) {
@@ -145,6 +180,15 @@ export class ClientServer {
       delivered = await engine.deliver(id, undefined, { EventType: EventType.EventRaised, EventId: -1, Timestamp: at, Name: name, ...(input !== undefined ? { Input: input } : {}) });
     } else if (action === 'terminate') {
       delivered = await engine.deliver(id, undefined, { EventType: EventType.ExecutionTerminated, EventId: -1, Timestamp: at, Input: JSON.stringify(reason) }, controlKey(engine));
+    } else if (action === 'restart') {
+      return this.restart(id, query.get('restartWithNewInstanceId') !== 'false');
+    } else if (action === 'rewind') {
+      const rewound = await engine.rewind(id, reason);
+      if (rewound === 'notFound') throw new HttpError(404, `No instance with ID '${id}' found.`);
+      // Plain strings: durable-functions makes the body its Error's message.
+      if (rewound === 'notFailed') return { status: 412, json: 'The rewind operation is only supported on failed orchestration instances.' };
+      if (rewound === 'unsupported') return { status: 501, json: 'The local Durable engine does not rewind an instance with retried tasks or one that failed inside a critical section.' };
+      return { status: 202, json: { id } };
     } else if (action === 'suspend' || action === 'resume') {
       const type = action === 'suspend' ? EventType.ExecutionSuspended : EventType.ExecutionResumed;
       delivered = await engine.deliver(id, undefined, { EventType: type, EventId: -1, Timestamp: at, Reason: reason }, controlKey(engine));

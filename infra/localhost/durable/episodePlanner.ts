@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
 import { EventType, toJsonText, type HistoryEvent } from './historyEvents';
 import { retryDelayMs, type OrchestratorAction, type RetryOptions } from './orchestratorActions';
 
@@ -29,6 +30,13 @@ export interface ReplayCounters {
   /** How many flattened actions earlier episodes returned; the rest of the cumulative list is new. */
   actionCount: number;
   retries: RetryGroup[];
+  /** The critical section the orchestration is in (or acquiring): what its release action releases. */
+  lock?: SectionLock;
+}
+
+export interface SectionLock {
+  readonly requestId: string;
+  readonly schedulerIds: string[];
 }
 
 export interface InboxItem {
@@ -118,6 +126,7 @@ export function selectBatch(counters: ReplayCounters, pending: readonly InboxIte
 
 export interface ActionPlan {
   readonly scheduled: HistoryEvent[];
+  readonly failure?: string;
   readonly continueAsNew?: { input: unknown };
   readonly unsupported?: number;
 }
@@ -143,6 +152,26 @@ export function planActions(counters: ReplayCounters, actions: readonly Orchestr
         const id = counters.nextSequence++;
         const request = { id: randomUUID(), op: action.operation, signal: action.signal, input: action.input === undefined ? undefined : JSON.stringify(action.input), parent: instanceId };
         scheduled.push({ EventType: EventType.EventSent, EventId: id, Timestamp: at, Name: action.operation, InstanceId: action.schedulerId, Input: JSON.stringify(request) });
+        break;
+      }
+      case 'lock': {
+        // Numbered like a call: the executor re-keys the LockTask by the request id, and the grant arrives as
+        // an EventRaised named by it. The request goes to the first entity; the engine locks them in order.
+        const id = counters.nextSequence++;
+        counters.lock = { requestId: action.requestId, schedulerIds: action.schedulerIds };
+        const request: EntityMessage = { id: action.requestId, lockset: action.schedulerIds, parent: instanceId };
+        scheduled.push({ EventType: EventType.EventSent, EventId: id, Timestamp: at, Name: 'op', InstanceId: action.schedulerIds[0], Input: JSON.stringify(request) });
+        break;
+      }
+      case 'release': {
+        // The executor advances its counter by the lock set's size: one release message per entity.
+        const lock = counters.lock;
+        if (!lock) return { scheduled, failure: 'released a lock it does not hold' };
+        counters.lock = undefined;
+        for (const entity of lock.schedulerIds) {
+          const request: EntityMessage = { id: lock.requestId, release: true, parent: instanceId };
+          scheduled.push({ EventType: EventType.EventSent, EventId: counters.nextSequence++, Timestamp: at, Name: 'release', InstanceId: entity, Input: JSON.stringify(request) });
+        }
         break;
       }
       case 'timer': {
@@ -171,17 +200,44 @@ export interface OpenWork {
   readonly activities: HistoryEvent[];
   readonly timers: HistoryEvent[];
   readonly subOrchestrations: HistoryEvent[];
-  /** callEntity requests (EventSent, not signals) whose response is neither in history nor the inbox. */
+  /** callEntity and lock requests (EventSent, not signals or releases) whose response is neither in history nor the inbox. */
   readonly entityCalls: HistoryEvent[];
 }
 
-function entityRequest(e: HistoryEvent): { id?: unknown; signal?: unknown } {
+/** What an EventSent to an entity carries: an operation (call or signal), a lock request or a release. */
+export interface EntityMessage {
+  readonly id: string;
+  readonly parent?: string;
+  readonly op?: string;
+  readonly signal?: boolean;
+  readonly input?: string;
+  /** A lock request: the scheduler ids to lock, in order. */
+  readonly lockset?: string[];
+  readonly release?: boolean;
+}
+
+const entityMessageSchema = z.object({
+  id: z.string(),
+  parent: z.string().optional(),
+  op: z.string().optional(),
+  signal: z.boolean().optional(),
+  input: z.string().optional(),
+  lockset: z.array(z.string()).optional(),
+  release: z.boolean().optional(),
+}).loose();
+
+export function parseEntityMessage(e: HistoryEvent): EntityMessage | undefined {
   try {
-    return JSON.parse(e.Input ?? '{}') as { id?: unknown; signal?: unknown };
+    const parsed = entityMessageSchema.safeParse(JSON.parse(e.Input ?? ''));
+    return parsed.success ? parsed.data : undefined;
   } catch {
-    return {};
+    return undefined;
   }
 }
+
+/** A call or a lock request: the orchestration waits for a response EventRaised named by its id. */
+export const awaitsResponse = (message: EntityMessage | undefined): message is EntityMessage =>
+  message !== undefined && message.release !== true && message.signal !== true;
 
 /** Work history scheduled whose completion neither history nor the inbox holds yet: what recovery re-dispatches. */
 export function openWork(history: readonly HistoryEvent[], inbox: readonly HistoryEvent[]): OpenWork {
@@ -195,8 +251,8 @@ export function openWork(history: readonly HistoryEvent[], inbox: readonly Histo
     subOrchestrations: history.filter((e) => e.EventType === EventType.SubOrchestrationInstanceCreated && !completedTasks.has(e.EventId)),
     entityCalls: history.filter((e) => {
       if (e.EventType !== EventType.EventSent) return false;
-      const request = entityRequest(e);
-      return request.signal !== true && !raisedNames.has(request.id);
+      const request = parseEntityMessage(e);
+      return awaitsResponse(request) && !raisedNames.has(request.id);
     }),
   };
 }

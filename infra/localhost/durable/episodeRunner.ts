@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ExtensionContext } from '../hostExtension';
 import { EventType, parseJsonText, toJsonText, type HistoryEvent, type StoredEvent } from './historyEvents';
-import { isControl, planActions, selectBatch, type InboxItem, type ReplayCounters } from './episodePlanner';
+import { isControl, parseEntityMessage, planActions, selectBatch, type InboxItem, type ReplayCounters } from './episodePlanner';
 import { flattenActions, parseOrchestratorFailure, parseOrchestratorState, type OrchestratorState } from './orchestratorActions';
 import type { InstanceRecord, RuntimeStatus } from './instanceStore';
 
@@ -23,8 +23,14 @@ export interface EpisodePlan {
 }
 
 const NO_EVENT = -1;
-/** Replay schema V2: plain timers (no long-timer splitting) and cumulative actions in one array. */
-const UPPER_SCHEMA_VERSION = 1;
+/**
+ * Replay schema V4 (cumulative actions in one array; V4 is what `context.df.lock` requires). V3 and later
+ * split timers beyond `maximumShortTimerDuration` into a chain the engine would have to number; the timer
+ * pump already re-sends a far timer past the queue's 7-day maximum, so every timer is declared short.
+ * V3's callHttp polling in the SDK never sees a 202: the engine's HTTP activity polls (durableHttp.ts).
+ */
+const UPPER_SCHEMA_VERSION = 3;
+const MAXIMUM_SHORT_TIMER = '3650000.00:00:00';
 
 const cloneCounters = (c: ReplayCounters): ReplayCounters => JSON.parse(JSON.stringify(c)) as ReplayCounters;
 
@@ -91,13 +97,15 @@ export async function planEpisode(loaded: LoadedInstance, invoke: ExtensionConte
   let restartWith: string | undefined;
   if (failure === undefined && state) {
     const plan = planActions(record.counters, flattenActions(state.actions), now, record.instanceId);
-    if (plan.unsupported !== undefined) failure = `The local Durable engine does not support action type ${plan.unsupported} (durable entities are not implemented).`;
+    if (plan.unsupported !== undefined) failure = `The local Durable engine does not support action type ${plan.unsupported}.`;
+    else if (plan.failure !== undefined) failure = plan.failure;
     else if (plan.continueAsNew) restartWith = toJsonText(plan.continueAsNew.input);
     else if (state.isDone) {
       status = 'Completed';
       record.output = toJsonText(state.output ?? null);
       // Signals are fire-and-forget: an orchestration may signal an entity and return in the same episode.
-      scheduled.push(...plan.scheduled.filter((e) => e.EventType === EventType.EventSent));
+      // A lock request nobody waits for is not sent; a section left open is released by the engine.
+      scheduled.push(...plan.scheduled.filter((e) => e.EventType === EventType.EventSent && parseEntityMessage(e)?.lockset === undefined));
     } else scheduled.push(...plan.scheduled);
   }
   if (failure !== undefined) {
@@ -133,7 +141,7 @@ function bindingPayload(record: InstanceRecord, history: HistoryEvent[], isRepla
     parentInstanceId: record.parentInstanceId ?? '',
     upperSchemaVersion: UPPER_SCHEMA_VERSION,
     upperSchemaVersionNew: UPPER_SCHEMA_VERSION,
-    maximumShortTimerDuration: '6.00:00:00',
+    maximumShortTimerDuration: MAXIMUM_SHORT_TIMER,
     longRunningTimerIntervalDuration: '3.00:00:00',
     defaultHttpAsyncRequestSleepTimeMillseconds: 30_000,
   };

@@ -21,6 +21,8 @@ export const EventType = {
   EventSent: 14,
   EventRaised: 15,
   ContinueAsNew: 16,
+  /** Carries nothing durable-functions reads; the engine's rewind records one to start the replay. */
+  GenericEvent: 17,
   ExecutionSuspended: 19,
   ExecutionResumed: 20,
 } as const;

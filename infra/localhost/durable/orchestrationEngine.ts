@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { ExtensionContext, HostLogger } from '../hostExtension';
 import type { EntityRunner } from './entities';
 import { EventType, parseJsonText, subOrchestrationFailure, type HistoryEvent } from './historyEvents';
-import { openWork, type InboxItem } from './episodePlanner';
+import { openWork, parseEntityMessage, type InboxItem, type SectionLock } from './episodePlanner';
 import { newExecutionId, planEpisode, type LoadedInstance } from './episodeRunner';
 import { InstanceExistsError, isTerminal, type InstanceRecord, type InstanceStore } from './instanceStore';
 import { KeyedSerializer, Semaphore } from './concurrency';
@@ -120,11 +120,58 @@ export class OrchestrationEngine {
   }
 
   /**
+   * Rewinds a failed instance as the Durable extension does: its failed activities and sub-orchestrations
+   * (recursively rewound) run again, completed ones keep their results, and the instance replays on.
+   * The failures leave history (a task's schedule stays, so replay numbering is unchanged), which makes
+   * those tasks open work, dispatched like after a restart. Retried tasks are not rewound ('unsupported'):
+   * a retry's failures and timers are numbered by the replay and cannot be taken back one by one; nor is an
+   * instance that failed inside a critical section, whose locks others may hold by now.
+   */
+  async rewind(instanceId: string, reason: string): Promise<'rewound' | 'notFound' | 'notFailed' | 'unsupported'> {
+    const children: string[] = [];
+    const result = await this.serial.run(instanceId, async () => {
+      const s = await this.load(instanceId);
+      if (!s) return 'notFound' as const;
+      if (s.record.status !== 'Failed') return 'notFailed' as const;
+      // Retried tasks: see above. A section it failed in: its locks were released when it failed.
+      if (s.record.counters.retries.length > 0 || s.record.counters.lock) return 'unsupported' as const;
+      const removed = (e: HistoryEvent): boolean =>
+        e.EventType === EventType.TaskFailed || e.EventType === EventType.SubOrchestrationInstanceFailed || e.EventType === EventType.ExecutionFailed;
+      const failedChildren = new Set(s.history.filter((h) => h.event.EventType === EventType.SubOrchestrationInstanceFailed).map((h) => h.event.TaskScheduledId));
+      for (const h of s.history)
+        if (h.event.EventType === EventType.SubOrchestrationInstanceCreated && failedChildren.has(h.event.EventId) && h.event.InstanceId) children.push(h.event.InstanceId);
+      const kept = s.history.filter((h) => !removed(h.event));
+      const dropped = new Set(s.history.filter((h) => removed(h.event)).flatMap((h) => (h.key ? [h.key] : [])));
+      const { store } = this.deps;
+      await store.appendHistory(instanceId, s.record.executionId, 0, kept);
+      const record: InstanceRecord = { ...s.record, status: 'Running', historyCount: kept.length, lastUpdatedTime: this.clock().toISOString() };
+      delete record.output;
+      await store.saveInstance(record);
+      s.record = record;
+      s.history = kept;
+      s.appliedKeys = new Set([...s.appliedKeys].filter((k) => !dropped.has(k)));
+      const work = openWork(kept.map((h) => h.event), [...s.pending.values()].map((p) => p.event));
+      await this.dispatch(s, [...work.activities, ...work.entityCalls]);
+      return 'rewound' as const;
+    });
+    if (result !== 'rewound') return result;
+    // Children first: each failed child replays on, and its completion reaches this instance as usual.
+    for (const child of children) await this.rewind(child, reason);
+    const at = this.clock().toISOString();
+    await this.deliver(instanceId, undefined, { EventType: EventType.GenericEvent, EventId: -1, Timestamp: at, Name: 'rewind', Input: JSON.stringify(reason) });
+    return 'rewound';
+  }
+
+  /**
    * After a restart: queues are rebuilt from tables (this host is the hub's only process, so whatever a
    * queue held came from a dead process and is derivable from committed history and inbox rows).
    */
   async recover(): Promise<number> {
     await Promise.all([this.deps.queues.workItems.clear(), this.deps.queues.control.clear()]);
+    await this.deps.entities?.reconcileLocks(async (holder) => {
+      const owner = await this.deps.store.getInstance(holder.owner);
+      return owner !== undefined && !isTerminal(owner.status) && owner.counters.lock?.requestId === holder.requestId;
+    });
     const running = (await this.deps.store.listInstances()).filter((r) => !isTerminal(r.status));
     await Promise.all(running.map((r) => this.serial.run(r.instanceId, () => this.redispatch(r.instanceId))));
     return running.length;
@@ -200,6 +247,7 @@ export class OrchestrationEngine {
     // Commit: history rows first (idempotent upserts beyond the committed count), then the instance row.
     await store.appendHistory(instanceId, s.record.executionId, s.record.historyCount, plan.events);
     const record = plan.record;
+    const sectionLock = record.counters.lock;
     record.historyCount = s.record.historyCount + plan.events.length;
     if (plan.restartWith !== undefined) {
       Object.assign(record, { executionId: newExecutionId(), status: 'Pending', historyCount: 0, input: plan.restartWith, counters: { nextSequence: 0, actionCount: 0, retries: [] } });
@@ -217,6 +265,7 @@ export class OrchestrationEngine {
     }
     // Act on what was committed.
     if (!restarted) await this.dispatch(s, plan.events.map((e) => e.event));
+    if (isTerminal(record.status) || restarted) this.releaseLeftSection(instanceId, sectionLock);
     if (isTerminal(record.status)) {
       this.loaded.delete(instanceId);
       // Detached: awaiting the parent's actor while holding an episode slot could deadlock the slots.
@@ -236,7 +285,7 @@ export class OrchestrationEngine {
       } else if (e.EventType === EventType.TimerCreated && e.FireAt) {
         sends.push(this.deps.queues.control.send({ instanceId, executionId, timerId: e.EventId, fireAt: e.FireAt }, (Date.parse(e.FireAt) - now) / 1000));
       } else if (e.EventType === EventType.EventSent && e.InstanceId && e.Input) {
-        this.sendToEntity(instanceId, executionId, e.EventId, e.InstanceId, e.Input);
+        this.sendToEntity(instanceId, executionId, e.EventId, e.InstanceId, e);
       } else if (e.EventType === EventType.SubOrchestrationInstanceCreated && e.InstanceId) {
         // Detached: the child's start may need to notify this instance, whose actor is running us.
         const parent: ParentLink = { instanceId, executionId, taskId: e.EventId };
@@ -248,21 +297,44 @@ export class OrchestrationEngine {
     if (work > 0) this.deps.onWorkItems?.();
   }
 
-  /** Runs a callEntity/signalEntity request; a call's response comes back as an EventRaised named by its id. */
-  private sendToEntity(instanceId: string, executionId: string, taskId: number, entityId: string, requestText: string): void {
+  /**
+   * Runs a callEntity/signalEntity request, a lock request or a release. A call's response and a lock's
+   * grant come back as an EventRaised named by the request id, keyed by the task so a re-sent request
+   * (after a restart) is recorded once.
+   */
+  private sendToEntity(instanceId: string, executionId: string, taskId: number, entityId: string, event: HistoryEvent): void {
     const entities = this.deps.entities;
-    const request = JSON.parse(requestText) as { id: string; op: string; signal: boolean; input?: string };
-    const operation = { id: request.id, name: request.op, signal: request.signal, input: request.input };
-    if (!entities) return;
-    if (request.signal) return entities.signal(entityId, operation);
+    const request = parseEntityMessage(event);
+    if (!entities || !request) return;
+    const respond = (input: string): Promise<DeliverResult> =>
+      this.deliver(instanceId, executionId, { EventType: EventType.EventRaised, EventId: -1, Timestamp: this.clock().toISOString(), Name: request.id, Input: input }, `e-${executionId}-${taskId}`);
+    const holder = { owner: instanceId, requestId: request.id };
+    if (request.release) {
+      void entities.release(holder, [entityId]).catch((error: unknown) => this.deps.log.error(`durable: releasing ${entityId} for ${instanceId} failed: ${describe(error)}`));
+      return;
+    }
+    if (request.lockset) {
+      void entities
+        .acquire(holder, request.lockset)
+        .then(() => respond(JSON.stringify({ result: JSON.stringify('Lock Acquisition Completed') })))
+        .catch((error: unknown) => this.deps.log.error(`durable: locking entities for ${instanceId} failed: ${describe(error)}`));
+      return;
+    }
+    const operation = { id: request.id, name: request.op ?? '', signal: request.signal === true, input: request.input };
+    if (operation.signal) return entities.signal(entityId, operation, instanceId);
     void entities
-      .run(entityId, operation)
+      .run(entityId, operation, instanceId)
       .catch((error: unknown) => ({ isError: true, result: JSON.stringify({ message: describe(error) }) }))
-      .then((outcome) => {
-        const response = { result: outcome.result ?? 'null', ...(outcome.isError ? { exceptionType: 'Error' } : {}) };
-        return this.deliver(instanceId, executionId, { EventType: EventType.EventRaised, EventId: -1, Timestamp: this.clock().toISOString(), Name: request.id, Input: JSON.stringify(response) }, `e-${executionId}-${taskId}`);
-      })
+      .then((outcome) => respond(JSON.stringify({ result: outcome.result ?? 'null', ...(outcome.isError ? { exceptionType: 'Error' } : {}) })))
       .catch((error: unknown) => this.deps.log.error(`durable: entity ${entityId} response to ${instanceId} failed: ${describe(error)}`));
+  }
+
+  /** An orchestration that finished or restarted inside a critical section leaves it: its locks are released. */
+  private releaseLeftSection(instanceId: string, lock: SectionLock | undefined): void {
+    if (!lock || !this.deps.entities) return;
+    void this.deps.entities
+      .release({ owner: instanceId, requestId: lock.requestId }, lock.schedulerIds)
+      .catch((error: unknown) => this.deps.log.error(`durable: releasing the locks of ${instanceId} failed: ${describe(error)}`));
   }
 
   private async startChild(name: string, childId: string, input: string | undefined, parent: ParentLink): Promise<void> {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { HTTP_ACTIVITY } from './durableHttp';
+import { schedulerId } from './entities';
 
 /** ActionType numbers of durable-functions' actions (lib/src/actions/ActionType). */
 export const ActionType = {
@@ -28,6 +29,8 @@ const retryOptionsSchema = z.object({
 }).loose();
 export type RetryOptions = z.infer<typeof retryOptionsSchema>;
 
+const lockSetSchema = z.array(z.object({ name: z.string().min(1), key: z.string() }).loose()).min(1);
+
 const actionSchema = z.object({ actionType: z.number().int() }).loose();
 type RawAction = z.infer<typeof actionSchema>;
 
@@ -39,6 +42,10 @@ export type OrchestratorAction =
   | { kind: 'waitForEvent'; name: string }
   | { kind: 'continueAsNew'; input: unknown }
   | { kind: 'entity'; schedulerId: string; operation: string; input: unknown; signal: boolean }
+  /** `context.df.lock`: the entities' scheduler ids as the SDK sorted and de-duplicated them. */
+  | { kind: 'lock'; requestId: string; schedulerIds: string[] }
+  /** The lock's release: no lock set of its own, it releases the section's entities. */
+  | { kind: 'release' }
   | { kind: 'unsupported'; actionType: number };
 
 const orchestratorStateSchema = z.object({
@@ -122,6 +129,12 @@ function toAction(raw: RawAction): OrchestratorAction {
       return { kind: 'entity', schedulerId: str(raw.instanceId, 'entity id'), operation: str(raw.operation, 'operation'), input: raw.input, signal: raw.actionType === ActionType.SignalEntity };
     case ActionType.ContinueAsNew:
       return { kind: 'continueAsNew', input: decodeProcessedInput(raw.input) };
+    case ActionType.LockEntities: {
+      const lockSet = lockSetSchema.parse(raw.lockSet);
+      return { kind: 'lock', requestId: str(raw.lockRequestId, 'lock request id'), schedulerIds: lockSet.map((e) => schedulerId(e.name, e.key)) };
+    }
+    case ActionType.ReleaseEntities:
+      return { kind: 'release' };
     default:
       return { kind: 'unsupported', actionType: raw.actionType };
   }

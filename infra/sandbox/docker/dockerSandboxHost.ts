@@ -59,6 +59,8 @@ export interface DockerSandboxHostOptions {
   /** Workspaces, bind-mounted at the same path. Default /dev/shm/dp-docker-workspaces/<scope>. */
   readonly workspaceRoot?: string;
   readonly limits?: Partial<ContainerLimits>;
+  /** For the sweep's `removeOrphans()`: whether a run is over (not active); without it the sweep removes nothing. */
+  readonly runIsOver?: (runId: string) => Promise<boolean>;
   readonly launcher?: GuardedLauncher;
   readonly gatewayUrl?: string;
   readonly egress?: {
@@ -324,7 +326,8 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
    * Removes the containers (and their host directories) of runs that are over, found by label; a sandbox
    * of this instance is left to its own teardown. Returns how many were removed.
    */
-  async removeOrphans(runIsOver: (runId: string) => Promise<boolean>): Promise<number> {
+  async removeOrphans(runIsOver: ((runId: string) => Promise<boolean>) | undefined = this.options.runIsOver): Promise<number> {
+    if (!runIsOver) return 0;
     let removed = 0;
     for (const sandbox of await this.list()) {
       if (this.sandboxes.has(sandbox.sandboxId) || !(await runIsOver(sandbox.runId))) continue;

@@ -186,7 +186,12 @@ describe('infra/deploy Bicep: app settings against functions/settings.ts', () =>
    * Set by the operator once a producer exists, not by the template: the producers' public keys are theirs to
    * register. Unset, every queued run request is refused (poisoned as from an untrusted producer).
    */
-  const OPERATOR_SET = ['RUN_PRODUCER_KEYS'];
+  const OPERATOR_SET = [
+    'RUN_PRODUCER_KEYS',
+    // Where a Docker engine runs beside the backend (a Function App has none): set there by the operator; unset,
+    // production refuses to run sandboxes (docs/sandbox-hosts.md).
+    'SANDBOX_HOST', 'SANDBOX_IMAGE', 'DOCKER_HOST',
+  ];
 
   it('sets every setting the app validates, except the local-only ones and those the operator registers', () => {
     const env = productionEnv(real());

@@ -95,11 +95,15 @@ describe('platform signing keys at rest', () => {
   });
 
   it('catches up a rotation whose event could not be recorded at the time', async () => {
-    const p = aPlatform();
-    const first = await p.keys.signingKey();
-    p.keys.setRecorder(async () => {
-      throw new Error('log unavailable');
+    let logAvailable = true;
+    const p = aPlatform({
+      recorder: (record) => async (keys) => {
+        if (!logAvailable) throw new Error('log unavailable');
+        await record(keys);
+      },
     });
+    const first = await p.keys.signingKey();
+    logAvailable = false;
     p.clock.advance(7 * DAY);
     const outcome = await p.keys.rotate();
     expect(outcome).toMatchObject({ rotated: true, recorded: false });

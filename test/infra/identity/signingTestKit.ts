@@ -6,7 +6,7 @@ import type { Clock } from '../../../domain/ports/clock';
 import type { SigningKeyPolicy } from '../../../domain/signingKeys';
 import { defaultSigningKeyPolicy } from '../../../domain/signingKeys';
 import { SigningKeyCheckpointer } from '../../../infra/identity/headCheckpointer';
-import { SigningKeys, platformLogRecorder } from '../../../infra/identity/signingKeys';
+import { type RotationRecorder, SigningKeys, platformLogRecorder } from '../../../infra/identity/signingKeys';
 import { TableSigningKeyRepository } from '../../../infra/identity/signingKeysTable';
 import { randomUuidIds } from '../../../infra/system/randomUuidIds';
 import { systemRandom } from '../../../infra/system/systemRandom';
@@ -36,17 +36,21 @@ export const tableClient = (name: string): TableClient => TableClient.fromConnec
  * ring, the checkpointer and an event store that signs with it and records rotations in the platform log.
  * `another()` is a second instance of the same platform (its own caches, same storage).
  */
-export function aPlatform(options: { clock?: ManualClock; policy?: SigningKeyPolicy; keyTable?: string; eventTable?: string; masterKeyFile?: string } = {}) {
+export function aPlatform(options: {
+  clock?: ManualClock; policy?: SigningKeyPolicy; keyTable?: string; eventTable?: string; masterKeyFile?: string;
+  /** Wraps the platform-log recorder (a test makes the log unavailable); `another()` gets the plain one. */
+  recorder?: (record: RotationRecorder) => RotationRecorder;
+} = {}) {
   const clock = options.clock ?? new ManualClock();
   const policy = options.policy ?? defaultSigningKeyPolicy;
   const keyTable = options.keyTable ?? uniqueName('signingkeys');
   const eventTable = options.eventTable ?? uniqueName('signedlog');
   const masterKeyFile = options.masterKeyFile ?? path.join(mkdtempSync(path.join(tmpdir(), 'dp-signing-')), 'master.key');
   const repository = new TableSigningKeyRepository(tableClient(keyTable), LocalFileKeyWrapper.open(masterKeyFile));
-  const keys = new SigningKeys({ repository, clock, policy });
+  const record = platformLogRecorder(() => ({ store, clock, random: systemRandom }), randomUuidIds);
+  const keys = new SigningKeys({ repository, clock, policy, recorder: options.recorder ? options.recorder(record) : record });
   const checkpointer = new SigningKeyCheckpointer(keys);
   const store = new TableEventStore(tableClient(eventTable), { clock, checkpointer });
-  keys.setRecorder(platformLogRecorder({ store, clock, random: systemRandom }, randomUuidIds));
   return {
     clock, policy, keyTable, eventTable, masterKeyFile, repository, keys, checkpointer, store,
     another: () => aPlatform({ clock, policy, keyTable, eventTable, masterKeyFile }),

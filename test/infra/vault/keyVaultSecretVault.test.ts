@@ -11,8 +11,9 @@ let fake: FakeKeyVault;
 let credential: FakeTokenCredential;
 let vault: KeyVaultSecretVault;
 
-function aKeyVaultVault(): KeyVaultSecretVault {
+function aKeyVaultVault(extra: Partial<ConstructorParameters<typeof KeyVaultSecretVault>[0]> = {}): KeyVaultSecretVault {
   return new KeyVaultSecretVault({
+    ...extra,
     credential,
     subscriptionId: '00000000-0000-0000-0000-000000000001',
     tenantId: '00000000-0000-0000-0000-0000000000aa',
@@ -84,6 +85,25 @@ describe('KeyVaultSecretVault against the fake Key Vault', () => {
     const listed = await vault.list(ws);
     expect(listed.map((s) => s.name)).toEqual(names);
     expect(listed[0]?.allowedHosts).toEqual(hosts);
+  });
+
+  it('a 403 from a vault whose role assignment is still propagating is retried with backoff; one that persists is refused', async () => {
+    const ws = `ws-${randomUUID()}`;
+    fake.forbidden.set(vault.vaultName(ws), 3);
+    const value = aSecretValue();
+    const before = clock.now().getTime();
+    await vault.set(ws, 'FRESH_VAULT', value, { version: 1, ...by });
+    expect(clock.now().getTime() - before).toBe(2_000 + 4_000 + 8_000);
+    expect(fake.forbidden.get(vault.vaultName(ws))).toBe(0);
+    expect(await vault.resolve(ws, 'FRESH_VAULT')).toEqual({ value, version: 1 });
+
+    const stubborn = aKeyVaultVault({ forbiddenRetry: { attempts: 2, firstDelayMs: 10, maxDelayMs: 10 } });
+    const other = `ws-${randomUUID()}`;
+    fake.forbidden.set(stubborn.vaultName(other), 100);
+    const refused = await stubborn.set(other, 'NEVER', aSecretValue(), { version: 1, ...by }).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'VAULT.UNAVAILABLE', message: expect.stringContaining('status 403') });
+    expect(fake.forbidden.get(stubborn.vaultName(other))).toBe(100 - 3);
+    fake.forbidden.delete(stubborn.vaultName(other));
   });
 
   it('a vault soft-deleted by another instance answers VAULT.DELETED here, not a network error', async () => {

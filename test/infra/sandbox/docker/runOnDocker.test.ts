@@ -8,6 +8,7 @@ import { runStreamId } from '../../../../domain/streams';
 import { TableGatewayBearers } from '../../../../infra/gateway/tableGatewayBearers';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../../../../infra/runs/blobRunStores';
 import { InMemoryRunSandboxes } from '../../../../infra/runs/inMemoryRunSandboxes';
+import { LiveLeases } from '../../../../infra/runs/liveLeases';
 import { RunAborts } from '../../../../infra/runs/runAborts';
 import type { RunRuntime } from '../../../../infra/runs/runContext';
 import { install, mcp, seed, turn } from '../../../../infra/runs/runSteps';
@@ -37,7 +38,7 @@ describeWithDocker('run steps on the Docker host', engine, ({ docker, socketPath
   async function aRuntime(): Promise<RunRuntime & { host: DockerSandboxHost }> {
     const host = await DockerSandboxHost.open({ docker, socketPath, image, scope });
     return {
-      deps: h.deps, stores, host, bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(),
+      deps: h.deps, stores, host, bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(), leases: new LiveLeases(h.deps),
       gatewayUrl: 'http://127.0.0.1:9/api/gateway/operations', removeLeftovers: (id) => host.removeLeftover(id), live: new Map(),
     };
   }
