@@ -165,6 +165,8 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     const socketPath = options.socketPath ?? dockerSocketPath();
     const docker = options.docker ?? dockerEngine(socketPath);
     const image = options.image ?? DEFAULT_SANDBOX_IMAGE;
+    // The container's uids own their workspace and credential directories on this side: chown needs root.
+    if (process.getuid?.() !== 0) throw new DockerHostUnavailableError('the backend must run as root to give the sandbox uids their directories');
     if (!(await engineAnswers(docker))) throw new DockerHostUnavailableError(`no engine answers at unix://${socketPath} (set DOCKER_HOST)`);
     const labels = await imageLabels(docker, image);
     if (labels === undefined)
