@@ -109,14 +109,42 @@ export function checkStandingEnv(env: Readonly<Record<string, string>>, policy: 
     if (secretName !== undefined) return { ok: false, offendingKey: key, reason: 'name-is-secret', secretName };
     if (wellKnown.has(key.toUpperCase())) return { ok: false, offendingKey: key, reason: 'well-known-provider-key' };
   }
+  return checkValues(env, policy);
+}
+
+/**
+ * The value half of the guard, for what has no env name: a command's arguments (keyed `argv[i]`) and a
+ * sandbox's template files (keyed `file <path>`). Arguments are readable by every process that can list
+ * the command, and template files by the agent, so a managed value may not travel in either.
+ */
+export function checkValues(entries: Readonly<Record<string, string>>, policy: GuardPolicy): GuardDecision {
   const redactors = redactorsFor(policy.managedValues);
-  for (const [key, value] of Object.entries(env)) {
+  for (const [key, value] of Object.entries(entries)) {
     const hit = redactors.findIndex((redactor) => redactor?.matches(value) === true);
     const managed = policy.managedValues[hit];
     if (managed) return { ok: false, offendingKey: key, reason: 'value-matches-secret', secretName: managed.name };
   }
   return { ok: true };
 }
+
+/**
+ * The request-time check of what a RunSpec would pass as values (the launcher and the host check them again):
+ * its template files and every command's arguments, keyed by where they are (`install[0].command[2]`).
+ */
+export function checkRunSpecValues(spec: Pick<RunSpec, 'template' | 'install' | 'mcp' | 'turns'>, policy: GuardPolicy): GuardDecision {
+  const entries: Record<string, string> = templateFileEntries(spec.template.files);
+  const commands: [string, readonly string[]][] = [
+    ...(spec.install ?? []).map((step, i): [string, readonly string[]] => [`install[${i}].command`, step.command]),
+    ...(spec.mcp ?? []).map((server, i): [string, readonly string[]] => [`mcp[${i}].command`, server.command]),
+    ...spec.turns.map((turn, i): [string, readonly string[]] => [`turns[${i}].command`, turn.command]),
+  ];
+  for (const [where, argv] of commands) argv.forEach((arg, j) => (entries[`${where}[${j}]`] = arg));
+  return checkValues(entries, policy);
+}
+
+export const argvEntries = (argv: readonly string[]): Record<string, string> => Object.fromEntries(argv.map((arg, i) => [`argv[${i}]`, arg]));
+export const templateFileEntries = (files: Readonly<Record<string, string>>): Record<string, string> =>
+  Object.fromEntries(Object.entries(files).map(([name, content]) => [`file ${name}`, content]));
 
 /**
  * The check `POST .../runs` makes before any orchestration exists, and the host again when it creates the
@@ -139,6 +167,6 @@ export function describeRefusal(refusal: GuardRefusal): string {
     case 'reserved-name':
       return `standing env var ${refusal.offendingKey} is refused: the name is reserved (it changes how processes load code, find programs or reach the network, or the platform sets it)`;
     case 'value-matches-secret':
-      return `standing env var ${refusal.offendingKey} is refused: its value equals, contains or encodes workspace secret ${refusal.secretName ?? 'a managed value'}`;
+      return `${/^(argv\[|file |install\[|mcp\[|turns\[)/.test(refusal.offendingKey) ? '' : 'standing env var '}${refusal.offendingKey} is refused: its value equals, contains or encodes workspace secret ${refusal.secretName ?? 'a managed value'}`;
   }
 }

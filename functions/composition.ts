@@ -26,7 +26,6 @@ import { Gateway } from '../infra/gateway/gatewayService';
 import { TableGatewayBearers } from '../infra/gateway/tableGatewayBearers';
 import { InMemoryRunSandboxes } from '../infra/runs/inMemoryRunSandboxes';
 import { LocalProcessSandboxHost } from '../infra/sandbox/localProcessSandboxHost';
-import { DockerSandboxHost } from '../infra/sandbox/docker/dockerSandboxHost';
 import { openDockerSandboxHost } from './dockerSandboxHost.wiring';
 import { DEMO_GIT_PORTS } from '../infra/localhost/demoPorts';
 import { blobContainerFor, queueClientFor, tableClientFor, type StorageLocation } from '../infra/storage/storageClients';
@@ -218,7 +217,7 @@ export function compose(settings: Settings): Composition {
       clock: systemClock,
     })),
     /** This process's sandbox host, shared by the run lifecycle and the gateway (a run is pinned to it). */
-    sandboxHost: once(() => sandboxHostFor(settings, runIsOverIn(root.activeRuns()))),
+    sandboxHost: once(() => sandboxHostFor(settings)),
     /** The live sandboxes of this process: the run lifecycle fills it, the gateway reads it. */
     runSandboxes: once((): RunSandboxes => new InMemoryRunSandboxes()),
     /** Per-container gateway bearers (hashes only) in their own table; the run lifecycle mints, the gateway verifies. */
@@ -257,7 +256,7 @@ export function compose(settings: Settings): Composition {
         aborts: new RunAborts(),
         leases,
         gatewayUrl: gatewayUrlOf(settings),
-        removeLeftovers: host instanceof DockerSandboxHost ? (sandboxId) => host.removeLeftover(sandboxId) : leftoverRemover({ sandboxRoot, credentialRoot }),
+        removeLeftovers: host.removeLeftover ? (sandboxId) => host.removeLeftover!(sandboxId) : leftoverRemover({ sandboxRoot, credentialRoot }),
         live: new Map(),
       };
     }),
@@ -300,24 +299,19 @@ export const getRunRuntime = (): Promise<RunRuntime> => appComposition().runRunt
 export const logBackupDependencies = (): LogBackupDependencies => appComposition().logBackup();
 
 /** The production configuration refuses the local-process host: its isolation is a development stand-in. */
-export function sandboxHostFor(settings: Settings, runIsOver?: (runId: string) => Promise<boolean>): Promise<SandboxHost> {
-  if (settings.SANDBOX_HOST === 'docker') return openDockerSandboxHost(settings, gatewayUrlOf(settings), platformHostsOf(settings), runIsOver);
+export function sandboxHostFor(settings: Settings): Promise<SandboxHost> {
+  if (settings.SANDBOX_HOST === 'docker') return openDockerSandboxHost(settings, gatewayUrlOf(settings), platformHostsOf(settings));
   if (settings.DISCO_ENV === 'production')
     return Promise.reject(
       new SettingsError('DISCO_ENV=production refuses the local-process sandbox host; set SANDBOX_HOST=docker'),
     );
   // Development without the setting: the demo's git servers (production refuses this host altogether).
   const testServers = settings.SANDBOX_EGRESS_TEST_SERVERS?.split(',') ?? DEMO_GIT_PORTS.map((port) => `127.0.0.1:${port}`);
-  return LocalProcessSandboxHost.open({ gatewayUrl: gatewayUrlOf(settings), egress: { testServers: () => testServers, platformHosts: platformHostsOf(settings) } });
-}
-
-/** Whether a run is over for the sweep of sandbox containers: not in the index of active runs (read once per sweep). */
-function runIsOverIn(activeRuns: TableActiveRuns): (runId: string) => Promise<boolean> {
-  let active: { at: number; ids: Promise<Set<string>> } | undefined;
-  return async (runId) => {
-    if (!active || Date.now() - active.at > 30_000) active = { at: Date.now(), ids: activeRuns.list().then((runs) => new Set(runs.map((r) => r.runId))) };
-    return !(await active.ids).has(runId);
-  };
+  return LocalProcessSandboxHost.open({
+    gatewayUrl: gatewayUrlOf(settings),
+    egress: { testServers: () => testServers, platformHosts: platformHostsOf(settings) },
+    limits: { pidsMax: settings.SANDBOX_PIDS_MAX, memoryBytes: settings.SANDBOX_MEMORY_MB * 1024 ** 2, cpus: settings.SANDBOX_CPUS },
+  });
 }
 
 const STORAGE_SERVICES = ['blob', 'queue', 'table', 'file', 'dfs', 'web'] as const;

@@ -7,12 +7,7 @@ import type { Settings } from './settings';
  * SANDBOX_HOST=docker: a container per run on the engine at DOCKER_HOST. Production may use it (the container
  * is the isolation boundary); the engine and the image are checked at start, and the choice is said in one line.
  */
-export async function openDockerSandboxHost(
-  settings: Settings,
-  gatewayUrl: string,
-  platformHosts: readonly string[],
-  runIsOver?: (runId: string) => Promise<boolean>,
-): Promise<DockerSandboxHost> {
+export async function openDockerSandboxHost(settings: Settings, gatewayUrl: string, platformHosts: readonly string[]): Promise<DockerSandboxHost> {
   const production = settings.DISCO_ENV === 'production';
   // Development without the setting: the demo's git servers get doors (production declares none; settings refuse them).
   const testServers = settings.SANDBOX_EGRESS_TEST_SERVERS?.split(',') ?? (production ? [] : DEMO_GIT_PORTS.map((port) => `127.0.0.1:${port}`));
@@ -20,7 +15,8 @@ export async function openDockerSandboxHost(
   const host = await DockerSandboxHost.open({
     socketPath,
     ...(settings.SANDBOX_IMAGE ? { image: settings.SANDBOX_IMAGE } : {}),
-    ...(runIsOver ? { runIsOver } : {}),
+    // The same per-sandbox limits as the local host's cgroups, as the container's.
+    limits: { pids: settings.SANDBOX_PIDS_MAX, memoryBytes: settings.SANDBOX_MEMORY_MB * 1024 * 1024, nanoCpus: Math.round(settings.SANDBOX_CPUS * 1e9) },
     gatewayUrl,
     egress: { testServers: () => testServers, platformHosts },
   });

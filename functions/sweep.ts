@@ -13,14 +13,18 @@ export async function sweepExpiredTimer(_timer: Timer, context: InvocationContex
   const client = df.getClient(context);
   // Production has no local sandbox host (it refuses one): leases, deadlines and purges are swept all the same.
   const host = await getSandboxHost().catch(() => undefined);
+  const activeRuns = appComposition().activeRuns();
+  // A sandbox is an orphan once its run is no longer active (a container is found by label, whoever started it).
+  let active: Promise<Set<string>> | undefined;
+  const runIsOver = async (runId: string): Promise<boolean> => !(await (active ??= activeRuns.list().then((runs) => new Set(runs.map((r) => r.runId))))).has(runId);
   const report = await sweepExpired(
     {
       ...purge(durableClientInstances(client)),
-      activeRuns: appComposition().activeRuns(),
+      activeRuns,
       cancelOrchestration: async (runId) => {
         await client.raiseEvent(runId, CANCEL_EVENT, { reason: 'deadline passed' }).catch(() => undefined);
       },
-      removeOrphanedSandboxes: async () => (await host?.removeOrphans?.()) ?? 0,
+      removeOrphanedSandboxes: async () => (await host?.removeOrphans?.(runIsOver)) ?? 0,
     },
     context.invocationId,
   );

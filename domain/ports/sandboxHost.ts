@@ -132,7 +132,9 @@ export interface SandboxHost {
    * Removes what crashed host processes left behind (never a sandbox of a live process); returns how many. The
    * sweep calls it; a host whose sandboxes cannot outlive their process leaves it out.
    */
-  removeOrphans?(): Promise<number>;
+  removeOrphans?(runIsOver: (runId: string) => Promise<boolean>): Promise<number>;
+  /** Removes what a dead instance left of one sandbox (its disk, its container); a host without leftovers leaves it out. */
+  removeLeftover?(sandboxId: string): Promise<void>;
 }
 
 /**

@@ -1,4 +1,6 @@
-import { type Automaton, HASH_BASE, HASH_MIX, step } from './automaton';
+import { type Automaton, MAX_CANDIDATES, BRANCH, CHAIN_MASK, HASH_BASE, HASH_MIX, HAS_CHAIN, NEAR_FAIL, OUTPUT, SHALLOW, branchStep, outputAt, step } from './automaton';
+
+const NO_CANDIDATE = Number.MAX_SAFE_INTEGER;
 
 /** Code units of a new chunk scanned together with held-back text before switching to the chunk itself. */
 const BRIDGE = 256;
@@ -20,6 +22,8 @@ export class Scanner {
   /** -1 in hash mode, else the automaton state after feeding everything before `pos`. */
   private state = -1;
   private sessionStart = 0;
+  /** The session does not hand back before this position: the end of the q-gram that started it. */
+  private sessionUntil = 0;
   // Regions not yet written, sorted and disjoint, from index `first`.
   private regionStart: number[] = [];
   private regionEnd: number[] = [];
@@ -76,7 +80,7 @@ export class Scanner {
     let cleared = this.pos - this.base;
 
     if (this.state >= 0) {
-      cleared = this.runAutomaton(text, this.state, cleared, this.sessionStart - this.base, final);
+      cleared = this.runAutomaton(text, this.state, cleared, this.sessionStart - this.base, this.sessionUntil - this.base, final);
       if (cleared < 0) return;
     }
     let j = cleared + reach;
@@ -85,8 +89,15 @@ export class Scanner {
       for (let i = 1; i < gram; i++) h = (Math.imul(h, HASH_BASE) + text.charCodeAt(j + i)) | 0;
       const idx = Math.imul(h, HASH_MIX) >>> filterShift;
       if ((filterBits[idx >>> 5]! >>> (idx & 31)) & 1) {
-        const start = Math.max(cleared, j - reach);
-        cleared = this.runAutomaton(text, 0, start, start, final);
+        const candidate = this.firstCandidate(text, j, h, cleared, final);
+        if (candidate === NO_CANDIDATE) {
+          cleared = j + 1;
+          j += stride;
+          continue;
+        }
+        const start = Math.max(cleared, candidate);
+        // Hand back no earlier than past the q-gram that hit: handing back before it would only hit again.
+        cleared = this.runAutomaton(text, 0, start, start, j + gram, final);
         if (cleared < 0) return;
         j = cleared + reach;
       } else {
@@ -97,10 +108,41 @@ export class Scanner {
     // The text ended before these starts were sampled: run the automaton over the short tail itself. Left
     // mid-session, what it holds is exactly the longest suffix that is a proper prefix of a pattern.
     while (cleared < n) {
-      cleared = this.runAutomaton(text, 0, cleared, cleared, final);
+      cleared = this.runAutomaton(text, 0, cleared, cleared, cleared, final);
       if (cleared < 0) return;
     }
     this.pos = this.base + n;
+  }
+
+  /**
+   * The earliest start in [cleared, j] at which a pattern whose window holds the q-gram at j (hash `h`)
+   * could occur, checking each pattern's last and middle code units where they would be; NO_CANDIDATE when
+   * none can. A candidate the text's end cuts off counts unless the text is final.
+   */
+  private firstCandidate(text: string, j: number, h: number, cleared: number, final: boolean): number {
+    const { gramKey, gramStart, gramCount, gramMask, entryShape, entryChars } = this.automaton;
+    let slot = (Math.imul(h, HASH_MIX) >>> 0) & gramMask;
+    while (gramStart[slot]! >= 0 && gramKey[slot] !== h) slot = (slot + 1) & gramMask;
+    const from = gramStart[slot]!;
+    // A filter hit with no entry is a filter false positive: no pattern's window holds this q-gram.
+    if (from < 0) return NO_CANDIDATE;
+    const count = gramCount[slot]!;
+    if (count > MAX_CANDIDATES) return j - (this.automaton.window - this.automaton.gram);
+    const n = text.length;
+    let best = NO_CANDIDATE;
+    for (let e = from; e < from + count; e++) {
+      const shape = entryShape[e]!;
+      const s = j - (shape & 31);
+      if (s < cleared || s >= best) continue;
+      const length = shape >>> 5;
+      if (s + length > n) {
+        if (!final) best = s;
+        continue;
+      }
+      const chars = entryChars[e]!;
+      if (text.charCodeAt(s + length - 1) === (chars & 0xffff) && text.charCodeAt(s + (length >> 1)) === chars >>> 16) best = s;
+    }
+    return best;
   }
 
   /**
@@ -108,22 +150,42 @@ export class Scanner {
    * see anything starting later) or the text runs out. Returns where hash scanning resumes, or -1 when the
    * text ran out mid-session (the state is kept for the next chunk).
    */
-  private runAutomaton(text: string, state: number, from: number, sessionStart: number, final: boolean): number {
+  private runAutomaton(text: string, state: number, from: number, sessionStart: number, until: number, final: boolean): number {
     const a = this.automaton;
-    const { depth, outLength, outSecret } = a;
-    const K = a.window;
+    const { word, depth, pair, classOf, classes } = a;
     const n = text.length;
     const base = this.base;
     let p = from;
+    let w = word[state]!;
     while (p < n) {
-      state = step(a, state, text.charCodeAt(p));
+      const c = text.charCodeAt(p);
       p++;
-      const len = outLength[state]!;
-      if (len > 0) this.addMatch(base + p - len, base + p, len, outSecret[state]!);
-      const d = depth[state]!;
-      if (d < K && p - d > sessionStart) {
-        this.state = -1;
-        return p - d;
+      // Following a chain is the common step; anything else (branches, failure links) is step()'s.
+      if ((w & CHAIN_MASK) === (c | HAS_CHAIN)) state++;
+      else {
+        let t = (w & BRANCH) !== 0 ? branchStep(a, a.branch[state]!, c) : 0;
+        if (t === 0) {
+          // A mismatch whose failure link is shallow lands where the last two characters say (p - 2 holds the
+          // state's own last character); anything else walks the failure chain.
+          const prev = p >= 2 ? text.charCodeAt(p - 2) : 0x10000;
+          t = (w & NEAR_FAIL) !== 0 && (c | prev) < 128 ? pair[classOf[prev]! * classes + classOf[c]!]! : step(a, state, c);
+        }
+        state = t;
+      }
+      w = word[state]!;
+      if ((w & (OUTPUT | SHALLOW)) !== 0) {
+        if ((w & OUTPUT) !== 0) {
+          const o = outputAt(a, state);
+          const len = a.outLength[o]!;
+          this.addMatch(base + p - len, base + p, len, a.outSecret[o]!);
+        }
+        if ((w & SHALLOW) !== 0) {
+          const d = depth[state]!;
+          if (p - d > sessionStart && p >= until) {
+            this.state = -1;
+            return p - d;
+          }
+        }
       }
     }
     if (final) {
@@ -134,6 +196,7 @@ export class Scanner {
     this.state = state;
     this.pos = base + n;
     this.sessionStart = base + sessionStart;
+    this.sessionUntil = base + until;
     return -1;
   }
 
@@ -205,7 +268,7 @@ export class Scanner {
 
   private reset(): void {
     this.buffer = '';
-    this.base = this.emitted = this.pos = this.first = this.sessionStart = 0;
+    this.base = this.emitted = this.pos = this.first = this.sessionStart = this.sessionUntil = 0;
     this.state = -1;
     this.regionStart = [];
     this.regionEnd = [];

@@ -1,6 +1,6 @@
 import { EgressWideningRefused, firstWidening } from '../egress';
 import { DomainError } from '../errors';
-import { checkRunSpecEnv, describeRefusal } from '../launchGuard';
+import { checkRunSpecEnv, checkRunSpecValues, describeRefusal } from '../launchGuard';
 import { type RunState, runStatus } from '../run';
 import { type RunSpec, secretReferencesOf } from '../runSpec';
 import { authorize } from './access';
@@ -74,7 +74,8 @@ export async function requestRun(
   const refuse = (offendingKey: string, reason: string) =>
     onRun(deps, workspaceId, runId, { type: 'RefuseRunRequest', offendingKey, reason }, caller, { updateStatus: false });
   const material = await loadSecretMaterial(deps, workspaceId);
-  const decision = checkRunSpecEnv(spec, material.guard);
+  const envDecision = checkRunSpecEnv(spec, material.guard);
+  const decision = envDecision.ok ? checkRunSpecValues(spec, material.guard) : envDecision;
   if (!decision.ok) {
     await refuse(decision.offendingKey, decision.reason);
     throw new LaunchRefusedAtRequest(runId, decision.offendingKey, describeRefusal(decision));

@@ -29,7 +29,6 @@ export function revokedThroughOf(events: readonly { readonly type: string; reado
  */
 export async function endRevokedLeases(deps: ServiceDependencies, workspaceId: string, name: string, revokedThrough: number, by: Caller): Promise<number> {
   let revoked = 0;
-  deps.revocations?.secretRevoked(workspaceId, name);
   for (const row of await deps.store.listProjections(workspaceId, projectionKeys.runPrefix)) {
     const run = runStatusFromRow(row.value);
     if (!run || !isUnfinishedRun(run.status) || !run.activeLeases.some((l) => l.secretName === name)) continue;
@@ -41,6 +40,8 @@ export async function endRevokedLeases(deps: ServiceDependencies, workspaceId: s
       if (!isDomainError(error)) throw error;
     }
   }
+  // After the records, so the count is what this request ended; the holders stop a few milliseconds later.
+  deps.revocations?.secretRevoked(workspaceId, name);
   return revoked;
 }
 

@@ -136,13 +136,16 @@ export async function execLeased(ctx: RunContext, live: LiveRun, sandbox: LiveSa
   return result;
 }
 
-/** Starts a long-lived process (an MCP server) holding its leases for its lifetime; `done` settles after release. */
+/**
+ * Starts a long-lived process (an MCP server) holding its leases for its lifetime; `done` settles after release.
+ * `onExit` learns whether a revocation stopped it (then the caller may start it again with the current value).
+ */
 export async function startLeased(
   ctx: RunContext,
   live: LiveRun,
   sandbox: LiveSandbox,
   spec: LeasedProcessSpec,
-  onExit: (result: CommandResult) => Promise<void>,
+  onExit: (result: CommandResult, revoked: boolean) => Promise<void>,
 ): Promise<{ process: RunningCommand; done: Promise<void> }> {
   const held = await grantLeases(ctx, live, sandbox, spec);
   let process: RunningCommand;
@@ -158,7 +161,7 @@ export async function startLeased(
     .then(async (result) => {
       for (const l of lives) l.drop();
       await releaseLeases(ctx, held);
-      await onExit(result);
+      await onExit(result, lives.some((l) => l.revoked));
     })
     // Teardown releases whatever is still held; a failed write here must not crash the host.
     .catch(() => undefined);

@@ -13,6 +13,8 @@ import { recoverSandbox } from './recoveredSandbox';
 import { RefreshableRedactor } from './refreshableRedactor';
 import { type LiveRun, RunContext, type RunRuntime } from './runContext';
 
+type McpServer = NonNullable<RunSpec['mcp']>[number];
+
 /** What an activity returns: names, numbers and redacted reasons only, never a value or an output. */
 export type StepResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 export interface SeedResult {
@@ -200,14 +202,28 @@ export async function mcp(runtime: RunRuntime, workspaceId: string, runId: strin
     const { sandbox, live } = await liveOf(ctx, state);
     const spec = await specOf(ctx, state);
     await enterEgressPhase(ctx, sandbox, spec, 'mcp');
-    for (const server of spec.mcp ?? []) {
-      const operation = `mcp:${server.name}`;
-      const started = await startLeased(ctx, live, sandbox, { operation, phase: 'mcp', holder: 'mcp-server', argv: server.command, identity: 'credential', secrets: server.secrets ?? [] }, (result) =>
-        ctx.transcript(transcriptChunk(operation, server.command, result)),
-      );
-      live.servers.push({ name: server.name, ...started });
-    }
+    for (const server of spec.mcp ?? []) await startServer(ctx, live, sandbox, server);
   });
+}
+
+/**
+ * Starts one MCP server under its leases. A revocation of a secret it holds stops it; it is then started again
+ * with the current version (a new lease), unless the run is ending or the secret has no value left, in which case
+ * it stays stopped and its transcript says why.
+ */
+async function startServer(ctx: RunContext, live: LiveRun, sandbox: LiveSandbox, server: McpServer): Promise<void> {
+  const operation = `mcp:${server.name}`;
+  const started = await startLeased(ctx, live, sandbox, { operation, phase: 'mcp', holder: 'mcp-server', argv: server.command, identity: 'credential', secrets: server.secrets ?? [] }, async (result, revoked) => {
+    await ctx.transcript(transcriptChunk(operation, server.command, result));
+    if (!revoked || ctx.runtime.aborts.aborted(ctx.runId) || ctx.runtime.sandboxes.get(ctx.runId) !== sandbox) return;
+    await startServer(ctx, live, sandbox, server).catch(async (error: unknown) => {
+      await ctx.transcript(`--- ${operation}: not restarted after a revocation: ${await ctx.reason(error instanceof Error ? error.message : 'failed')} ---\n`);
+    });
+  });
+  const entry = { name: server.name, ...started };
+  const index = live.servers.findIndex((s) => s.name === server.name);
+  if (index === -1) live.servers.push(entry);
+  else live.servers[index] = entry;
 }
 
 export async function turn(runtime: RunRuntime, workspaceId: string, runId: string, n: number): Promise<StepResult> {

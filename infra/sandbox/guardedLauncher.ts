@@ -1,7 +1,7 @@
 import * as childProcess from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { checkStandingEnv, type GuardPolicy } from '../../domain/launchGuard';
+import { argvEntries, checkStandingEnv, checkValues, type GuardPolicy } from '../../domain/launchGuard';
 import type { CancelSignal, CommandResult, OutputRedactor } from '../../domain/ports/sandboxHost';
 import type { CredentialDelivery } from './credentialDelivery';
 import { DeliveryConflictError, LaunchCancelledError, LaunchFailedError, LaunchRefusedError } from './launchErrors';
@@ -18,6 +18,8 @@ import { OutputCollector } from './outputCollector';
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
 /** How long to wait for pipes to drain after the main process exited (a setsid'd leftover may hold them). */
 const DRAIN_GRACE_MS = 2000;
+/** How long a group leader gets to reap its killed children before it is killed too. */
+const LEADER_GRACE_MS = 100;
 
 export interface LaunchRequest {
   /** The command; delivery arguments are inserted right after argv[0]. */
@@ -48,22 +50,15 @@ export interface LaunchedProcess {
   stop(): Promise<CommandResult>;
 }
 
-/**
- * Whether a process of the group still runs. Zombies do not count: inside a pid namespace they wait for the
- * namespace's init to reap them, which may be never, yet they hold nothing and run nothing.
- */
-function groupRunning(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-  } catch {
-    return false;
-  }
+/** pid, state and process group of every process, from /proc/<pid>/stat. */
+function processTable(): Array<{ pid: number; state: string; pgid: number }> {
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
-    return true;
+    return [];
   }
+  const table: Array<{ pid: number; state: string; pgid: number }> = [];
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     let stat: string;
@@ -74,9 +69,22 @@ function groupRunning(pgid: number): boolean {
     }
     // pid (comm) state ppid pgrp ...: comm may contain spaces and parentheses, so parse after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true;
+    table.push({ pid: Number(entry), state: fields[0] ?? '', pgid: Number(fields[2]) });
   }
-  return false;
+  return table;
+}
+
+/**
+ * Whether a process of the group still runs. Zombies do not count: inside a pid namespace they wait for the
+ * namespace's init to reap them, which may be never, yet they hold nothing and run nothing.
+ */
+function groupRunning(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return false;
+  }
+  return processTable().some((p) => p.pgid === pgid && p.state !== 'Z');
 }
 
 /** Waits (bounded) until no process of the group is left running, so a result means the group is really gone. */
@@ -126,7 +134,8 @@ export class GuardedLauncher {
 
   async start(request: LaunchRequest): Promise<LaunchedProcess> {
     const given = Array.isArray(request.deliveries) ? (request.deliveries as readonly CredentialDelivery[]) : [];
-    const decision = checkStandingEnv(request.standingEnv, request.guard);
+    const envDecision = checkStandingEnv(request.standingEnv, request.guard);
+    const decision = envDecision.ok ? checkValues(argvEntries(request.argv), request.guard) : envDecision;
     if (!decision.ok) {
       await cleanupAll(given);
       throw new LaunchRefusedError(decision);
@@ -165,13 +174,37 @@ export class GuardedLauncher {
     let timedOut = false;
     let cancelled = false;
 
-    const killGroup = (): void => {
+    let leaderExited = false;
+    const killWholeGroup = (): void => {
       if (child.pid === undefined) return;
       try {
         process.kill(-child.pid, 'SIGKILL');
       } catch {
         // ESRCH: the group is already gone.
       }
+    };
+    // The leader last when it is nsenter: it stays outside the pid namespace, and a child it did not reap is
+    // handed to the host's pid 1. Until that pid 1 reaps it (seconds, in a container), the namespace cannot
+    // end, so the sandbox's teardown waited on it. Killed first, the children are reaped by nsenter, which
+    // then exits on its own with their signal; it is killed anyway after a short grace. Other leaders go with
+    // their group at once (a shell leader would otherwise exit with a status instead of the signal).
+    const leaderReaps = request.prefix?.[0] === 'nsenter';
+    const killGroup = (): void => {
+      if (child.pid === undefined) return;
+      const leader = child.pid;
+      if (leaderExited || !leaderReaps) return killWholeGroup();
+      let others = 0;
+      for (const p of processTable())
+        if (p.pgid === leader && p.pid !== leader && p.state !== 'Z') {
+          others++;
+          try {
+            process.kill(p.pid, 'SIGKILL');
+          } catch {
+            // gone meanwhile
+          }
+        }
+      if (others === 0) return killWholeGroup();
+      setTimeout(killWholeGroup, LEADER_GRACE_MS).unref();
     };
     const onAbort = (): void => {
       cancelled = true;
@@ -213,6 +246,7 @@ export class GuardedLauncher {
         });
       });
       child.once('exit', (code, signal) => {
+        leaderExited = true;
         if (request.reapGroupOnExit !== false) killGroup();
         let grace: NodeJS.Timeout | undefined;
         const late = new Promise<void>((resolve) => (grace = setTimeout(resolve, DRAIN_GRACE_MS)));

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { EgressAllowance, EgressTally } from '../../domain/egress';
 import { DomainError } from '../../domain/errors';
-import { checkRunSpecEnv, type GuardPolicy } from '../../domain/launchGuard';
+import { checkRunSpecEnv, checkValues, templateFileEntries, type GuardPolicy } from '../../domain/launchGuard';
 import type {
   CommandResult,
   CommandSpec,
@@ -23,6 +23,7 @@ import { LaunchRefusedError } from './launchErrors';
 import { enterPrefix, plainPrefix, processesIn, startPidNamespace, type Identity, type PidNamespace } from './pidNamespace';
 import { chownTree, insideRoot, writeTemplateFiles } from './sandboxFiles';
 import { sandboxBinds } from './sandboxRoot';
+import { DEFAULT_SANDBOX_LIMITS, detectCgroupSupport, SandboxCgroup, type CgroupSupport, type SandboxLimits } from './sandboxCgroup';
 import { EGRESS_PROXY_URL, openDoors, type Doors } from './egress/doors';
 import type { EgressCounts, Resolver } from './egress/egressProxy';
 import { CREDENTIAL_PROCESS_ENV, resolveTrustedProgram } from './trustedPrograms';
@@ -54,6 +55,8 @@ export interface LocalProcessSandboxHostOptions {
     /** Tests only: the egress proxy resolves names with this instead of the system resolver. */
     readonly resolve?: Resolver;
   };
+  /** Per-sandbox pids, memory and CPU limits (sandboxCgroup.ts); default DEFAULT_SANDBOX_LIMITS. */
+  readonly limits?: SandboxLimits;
   readonly warn?: (message: string) => void;
 }
 
@@ -90,6 +93,7 @@ interface Sandbox {
   readonly uids?: UidBlock;
   readonly ns?: PidNamespace;
   readonly doors?: Doors;
+  readonly cgroup?: SandboxCgroup;
   /** What the egress proxy lets through now; read by the proxy at every request. */
   egress: EgressAllowance | undefined;
   readonly running: Set<LaunchedProcess>;
@@ -104,6 +108,8 @@ export interface SandboxInspection {
   readonly nsId?: string;
   readonly groupGid?: number;
   readonly agentUid?: number;
+  /** The sandbox's cgroup directories, one per hierarchy (isolated with cgroups only). */
+  readonly cgroupDirs?: readonly string[];
   /** Egress proxy decisions so far (isolated sandboxes only). */
   readonly egress?: EgressCounts;
 }
@@ -157,6 +163,9 @@ export class LocalProcessSandboxHost implements SandboxHost {
   private constructor(
     readonly capabilities: SandboxCapabilities,
     private readonly options: LocalProcessSandboxHostOptions,
+    private readonly cgroups?: Extract<CgroupSupport, { available: true }>,
+    /** Namespaces and uids; without cgroup limits the host still uses them, but reports isolated=false. */
+    private readonly namespaces = capabilities.isolated,
   ) {
     this.launcher = options.launcher ?? guardedLauncher;
     this.root = path.resolve(options.root ?? path.join(os.tmpdir(), 'dp-sandboxes'));
@@ -173,7 +182,8 @@ export class LocalProcessSandboxHost implements SandboxHost {
     else if (!['unshare', 'nsenter', 'setpriv'].every((tool) => ['/usr/bin', '/bin', '/usr/sbin', '/sbin'].some((d) => existsSync(path.join(d, tool)))))
       capabilities = { isolated: false, reason: 'util-linux unshare, nsenter and setpriv are not installed' };
     else capabilities = { isolated: true };
-    const host = new LocalProcessSandboxHost(capabilities, options);
+    const cgroups = capabilities.isolated ? await detectCgroupSupport() : undefined;
+    const host = new LocalProcessSandboxHost(capabilities, options, cgroups?.available ? cgroups : undefined);
     // Sandbox uids must traverse the root (never list it): a caller-made mkdtemp dir would be 0700.
     await mkdir(path.join(host.root, 'sandboxes'), { recursive: true, mode: 0o711 });
     await mkdir(path.join(host.root, 'volumes'), { recursive: true, mode: 0o711 });
@@ -189,6 +199,10 @@ export class LocalProcessSandboxHost implements SandboxHost {
         const reason = `cannot create namespaces here (${(error as Error).message.slice(0, 200)})`;
         warn(`LocalProcessSandboxHost: sandboxes are NOT isolated: ${reason}`);
         return new LocalProcessSandboxHost({ isolated: false, reason }, options);
+      }
+      if (cgroups && !cgroups.available) {
+        warn(`LocalProcessSandboxHost: sandboxes are NOT isolated: ${cgroups.reason}`);
+        return new LocalProcessSandboxHost({ isolated: false, reason: cgroups.reason }, options, undefined, true);
       }
     } else warn(`LocalProcessSandboxHost: sandboxes are NOT isolated: ${capabilities.reason}`);
     return host;
@@ -206,10 +220,12 @@ export class LocalProcessSandboxHost implements SandboxHost {
     // Checked here too, not only at the door: a host may be driven by something other than `POST .../runs`.
     const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
     if (!requested.ok) throw new LaunchRefusedError(requested);
-    const isolated = this.capabilities.isolated;
+    const templates = checkValues(templateFileEntries(request.files), request.guard);
+    if (!templates.ok) throw new LaunchRefusedError(templates);
+    const isolated = this.namespaces;
     const uids = isolated ? await claimUidBlock(path.join(this.credentialRoot, '.uid-blocks')) : undefined;
     const owner = uids ? { uid: uids.agentUid, gid: uids.groupGid } : undefined;
-    const handle: SandboxHandle = { sandboxId, runId: request.runId, workspace, isolated };
+    const handle: SandboxHandle = { sandboxId, runId: request.runId, workspace, isolated: this.capabilities.isolated };
     // Isolated, the proxy is the only way out; tools that honour these variables find it. Loopback inside the
     // sandbox is its doors (GATEWAY_URL, declared test servers), reached directly.
     const proxyEnv: Record<string, string> = isolated
@@ -218,6 +234,7 @@ export class LocalProcessSandboxHost implements SandboxHost {
     const env = { ...inheritedEnv(), ...proxyEnv, ...(request.env ?? {}) };
     let ns: PidNamespace | undefined;
     let doors: Doors | undefined;
+    let cgroup: SandboxCgroup | undefined;
     // The proxy reads the allowance through this holder, so `setEgress` reaches the doors opened below.
     const egress = { current: request.egress };
     try {
@@ -233,6 +250,7 @@ export class LocalProcessSandboxHost implements SandboxHost {
       }
       await chmod(workspace, 0o2770);
       await writeTemplateFiles(workspace, request.files, owner);
+      if (this.cgroups) cgroup = await SandboxCgroup.create(this.cgroups, sandboxId, this.options.limits ?? DEFAULT_SANDBOX_LIMITS);
       if (isolated) {
         const rootDir = path.join(root, 'rootfs');
         await mkdir(rootDir, { mode: 0o700 });
@@ -242,12 +260,13 @@ export class LocalProcessSandboxHost implements SandboxHost {
       }
       this.sandboxes.set(sandboxId, {
         handle, root, credentialDir, keptVolume: request.keptVolume !== undefined, redactor: request.redactor, guard: request.guard,
-        env, proxyEnv, ...(uids ? { uids } : {}), ...(ns ? { ns } : {}), ...(doors ? { doors } : {}), egress: egress.current, running: new Set(), processCount: 0, tornDown: false,
+        env, proxyEnv, ...(uids ? { uids } : {}), ...(ns ? { ns } : {}), ...(doors ? { doors } : {}), ...(cgroup ? { cgroup } : {}), egress: egress.current, running: new Set(), processCount: 0, tornDown: false,
       });
       return handle;
     } catch (error) {
       await doors?.close();
       await ns?.close();
+      await cgroup?.remove();
       await this.removeDisk(root, credentialDir, request.keptVolume !== undefined);
       await uids?.release();
       throw error;
@@ -301,7 +320,7 @@ export class LocalProcessSandboxHost implements SandboxHost {
     const launched = await this.launcher
       .start({
         argv,
-        prefix: sandbox.ns && identity ? enterPrefix(sandbox.ns, identity, cwd) : plainPrefix(cwd),
+        prefix: sandbox.ns && identity ? [...(sandbox.cgroup?.joinPrefix() ?? []), ...enterPrefix(sandbox.ns, identity, cwd)] : plainPrefix(cwd),
         standingEnv,
         guard: sandbox.guard,
         deliveries: prepare,
@@ -316,8 +335,9 @@ export class LocalProcessSandboxHost implements SandboxHost {
         throw error;
       });
     sandbox.running.add(launched);
-    const exited = launched.exited.then(async (result) => {
+    const exited = launched.exited.then(async (exit) => {
       sandbox.running.delete(launched);
+      const result = sandbox.cgroup ? await sandbox.cgroup.explain(exit) : exit;
       try {
         const succeeded = result.exitCode === 0 && !result.timedOut && !result.cancelled;
         return privateDir && into !== undefined && succeeded ? await this.handOver(handle, sandbox, privateDir, into, n, result) : result;
@@ -335,6 +355,8 @@ export class LocalProcessSandboxHost implements SandboxHost {
     if (sandbox.ns) await sandbox.ns.close();
     await sandbox.doors?.close();
     await Promise.all([...sandbox.running].map((p) => p.stop()));
+    // Whatever is still in the sandbox's cgroups (nothing, once the namespace is gone) is killed here.
+    await sandbox.cgroup?.remove();
     if (sandbox.ns) {
       const left = await processesIn(sandbox.ns.nsId);
       if (left.length > 0) throw new Error(`sandbox ${handle.sandboxId}: ${left.length} processes survived teardown`);
@@ -372,6 +394,7 @@ export class LocalProcessSandboxHost implements SandboxHost {
       credentialDir: sandbox.credentialDir,
       ...(sandbox.ns ? { nsId: sandbox.ns.nsId } : {}),
       ...(sandbox.uids ? { groupGid: sandbox.uids.groupGid, agentUid: sandbox.uids.agentUid } : {}),
+      ...(sandbox.cgroup ? { cgroupDirs: sandbox.cgroup.dirs } : {}),
       ...(sandbox.doors ? { egress: sandbox.doors.egress.counts() } : {}),
     };
   }

@@ -26,13 +26,18 @@ export function plainPrefix(cwd: string): string[] {
  * (egress/doors.ts) the host opens before any sandbox process starts. Before it says ready, the init builds
  * the sandbox's own root and pivots into it (sandboxRoot.ts); its /proc is mounted with hidepid=2: a sandbox
  * process cannot even see processes of other uids.
+ *
+ * The init stays a shell, not \`exec sleep\`: a process whose parent dies (a stopped MCP server's nsenter is
+ * killed with its group) is reparented to the init, and bash reaps every child on SIGCHLD, job or not. A
+ * sleep never reaps: the zombie stayed until the init was killed, was then handed to the host's pid 1, and
+ * the dying init waited for that pid 1 to reap it (1.1–2 s here) before unshare, and so teardown, returned.
  */
 const INIT_SCRIPT = `${CLOSE_INHERITED_FDS}
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 ip link set lo up
 ${ROOT_SCRIPT}
 echo dp-sandbox-ready
-exec sleep infinity`;
+while :; do sleep 86400 & wait $!; done`;
 
 export interface PidNamespace {
   /** The namespace's init as seen from the host. */

@@ -20,6 +20,8 @@ const ROUTES = (ws: string, run: string): { method: string; path: string; body?:
   { method: 'PUT', path: `/api/workspaces/${ws}/secrets/CANARY`, body: { value: 'overwritten-by-attacker-1' }, owner: true },
   { method: 'GET', path: `/api/workspaces/${ws}/secrets` },
   { method: 'DELETE', path: `/api/workspaces/${ws}/secrets/CANARY`, owner: true },
+  { method: 'PUT', path: `/api/workspaces/${ws}/secrets/CANARY`, body: { value: 'revoked-by-attacker-1', revoke: true }, owner: true },
+  { method: 'POST', path: `/api/workspaces/${ws}/secrets/CANARY/revoke`, owner: true },
   { method: 'PUT', path: `/api/workspaces/${ws}/identities/deployer`, body: { subject: 'attacker', audience: 'api://AzureADTokenExchange', uses: { identity: 'members' } }, owner: true },
   { method: 'GET', path: `/api/workspaces/${ws}/identities` },
   { method: 'DELETE', path: `/api/workspaces/${ws}/identities/deployer`, owner: true },

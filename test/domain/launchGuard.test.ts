@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   WELL_KNOWN_KEY_NAMES,
   checkRunSpecEnv,
+  checkRunSpecValues,
   isReservedEnvName,
   checkStandingEnv,
   describeRefusal,
@@ -122,6 +123,23 @@ describe('launch guard', () => {
     expect(checkRunSpecEnv(aRunSpec(), policy)).toEqual({ ok: true });
     expect(checkRunSpecEnv(aRunSpec({ env: { LOG_LEVEL: 'debug', OPENAI_API_KEY: 'sk-x' } }), policy)).toMatchObject({ ok: false, offendingKey: 'OPENAI_API_KEY' });
     expect(checkRunSpecEnv(aRunSpec({ env: { CFG: `token=${TOKEN}` } }), policy)).toMatchObject({ ok: false, offendingKey: 'CFG', reason: 'value-matches-secret' });
+  });
+
+  it('checks a RunSpec template files and every command argument for values, naming where', () => {
+    expect(checkRunSpecValues(aRunSpec({ install: [{ command: ['npm', 'ci'] }], mcp: [{ name: 'm', command: ['node', 'm.js'] }] }), policy)).toEqual({ ok: true });
+    const cases: [Partial<RunSpec>, string][] = [
+      [{ template: { files: { 'agent.js': 'ok', 'conf/app.json': `{"k":"${TOKEN}"}` } } }, 'file conf/app.json'],
+      [{ install: [{ command: ['npm', 'ci'] }, { command: ['sh', '-c', `curl -H "Authorization: Bearer ${TOKEN}" x`] }] }, 'install[1].command[2]'],
+      [{ mcp: [{ name: 'm', command: ['node', 'm.js', `--key=${Buffer.from(TOKEN).toString('base64')}`] }] }, 'mcp[0].command[2]'],
+      [{ turns: [{ command: ['node', 'agent.js', TOKEN] }] }, 'turns[0].command[2]'],
+    ];
+    for (const [overrides, key] of cases) {
+      const decision = checkRunSpecValues(aRunSpec(overrides), policy);
+      expect(decision).toMatchObject({ ok: false, offendingKey: key, reason: 'value-matches-secret', secretName: 'DEPLOY_TOKEN' });
+      const text = describeRefusal(decision as GuardRefusal);
+      expect(text).toMatch(new RegExp(`^${key.replace(/[[\]]/g, '\\$&')} is refused`));
+      expect(text).not.toContain(TOKEN);
+    }
   });
 
   it('treats previous values within the rotation window like current ones', () => {

@@ -145,6 +145,22 @@ describe('run routes: what a RunSpec may be', () => {
     expect(reply.status).toBe(413);
   });
 
+  it('refuses a managed value in a command argument or a template file with 422 naming where, and starts nothing', async () => {
+    const value = Object.values(VALUES)[0] ?? '';
+    const before = started.length;
+    for (const [spec, where] of [
+      [aRunSpec({ turns: [{ command: ['node', 'agent.js', `--key=${value}`] }] }), 'turns[0].command[2]'],
+      [aRunSpec({ template: { files: { 'agent.js': 'console.log(1)', 'key.txt': value } } }), 'file key.txt'],
+    ] as const) {
+      const reply = await call('POST', `/api/workspaces/${ws}/runs`, tokens.owner, spec);
+      expect(reply.status, reply.text).toBe(422);
+      expect(reply.json).toMatchObject({ code: 'RUN.LAUNCH_REFUSED' });
+      expect(String(reply.json?.detail)).toContain(where);
+      expect(scanTexts([{ where: 'reply', text: reply.text }], VALUES)).toEqual([]);
+    }
+    expect(started.length).toBe(before);
+  });
+
   it('refuses any standing env carrying a managed value in any position, naming the key and never the value', async () => {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...Object.values(VALUES)), fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 }), async (value, before, after) => {

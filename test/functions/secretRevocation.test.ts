@@ -152,7 +152,7 @@ describe('rotate vs revoke on a real sandbox host', () => {
     expect(holders(oldValue)).toEqual([]);
   });
 
-  it('PUT with revoke stops the MCP server holding the old value within the bound, records LeaseRevoked, and the turn gets the new value', async () => {
+  it('PUT with revoke stops the MCP server holding the old value within the bound, records LeaseRevoked, restarts it with the new one; the turn gets the new value', async () => {
     const oldValue = valueOf('rev-old');
     const newValue = valueOf('rev-new');
     await setSecret('REV_KEY', oldValue);
@@ -171,12 +171,17 @@ describe('rotate vs revoke on a real sandbox host', () => {
     const stoppedIn = await until(() => holders(oldValue).length === 0);
     expect(stoppedIn).toBeLessThan(BOUND_MS);
     await server?.done;
+    // Restarted with the new version under a new lease.
+    await until(() => holders(newValue).length > 0);
+    expect(runtime.live.get(runId)?.servers).toHaveLength(1);
+    expect(runtime.live.get(runId)?.servers[0]).not.toBe(server);
 
     const events = await eventsOf(runId);
     const grant = events.find((e) => e.type === 'LeaseGranted');
     const revocations = events.filter((e) => e.type === 'LeaseRevoked');
     expect(revocations).toEqual([expect.objectContaining({ data: { leaseId: grant?.type === 'LeaseGranted' ? grant.data.leaseId : '', runId, secretName: 'REV_KEY', secretVersion: 1 } })]);
     expect(events.some((e) => e.type === 'LeaseReleased')).toBe(false); // revoked, not released
+    expect(events.flatMap((e) => (e.type === 'LeaseGranted' ? [`${e.data.operation}@${e.data.secretVersion}`] : []))).toEqual(['mcp:tracker@1', 'mcp:tracker@2']);
     const secretLog = (await h.store.readStream(ws, `secret:${ws}:REV_KEY`)).events.map((e) => e.type);
     expect(secretLog).toEqual(['SecretSet', 'SecretRevoked', 'SecretSet']);
 
@@ -187,6 +192,14 @@ describe('rotate vs revoke on a real sandbox host', () => {
     // Gone from the vault: nothing resolves it; the redactor still masks it.
     expect((await h.deps.resolver.resolve(ws, 'REV_KEY')).value).toBe(newValue);
     expect((await loadSecretMaterial(h.deps, ws)).redactor.redact(`leaked ${oldValue}!`)).not.toContain(oldValue);
+
+    // Revoked again with no value left: the restarted server stops and stays stopped, and says why.
+    const restarted = runtime.live.get(runId)?.servers[0];
+    expect((await h.call('POST', `/api/workspaces/${ws}/secrets/REV_KEY/revoke`, { token: owner })).json).toEqual({ name: 'REV_KEY', revokedThrough: 2, leasesRevoked: 1 });
+    await until(() => holders(newValue).length === 0);
+    await restarted?.done;
+    expect(runtime.live.get(runId)?.servers[0]).toBe(restarted);
+    expect(await stores.transcripts.read(ws, runId)).toMatch(/mcp:tracker: not restarted after a revocation: .*REV_KEY/);
     await teardown(runtime, ws, runId);
   });
 

@@ -104,7 +104,9 @@ export function requestOf(c: FuzzCase, t: FuzzTarget): { method: string; target:
   let q = c.route.path === '/api/workspaces/{ws}/audit' || c.route.method === 'DELETE' ? c.query : '';
   // A valid DELETE of the workspace would be a real deletion, not bad input: keep its retention invalid.
   if (c.route.method === 'DELETE' && c.route.path === '/api/workspaces/{ws}' && !/retentionDays=(abc|1$|100000)/.test(q)) q = '?retentionDays=abc';
-  const name = c.route.method === 'DELETE' && (c.name === 'CANARY' || c.name === 'bob') ? 'not-there' : c.name;
+  // A revoke removes the value as a delete does: neither may touch what the battery checks survives.
+  const destructive = c.route.method === 'DELETE' || c.route.path.endsWith('/revoke');
+  const name = destructive && (c.name === 'CANARY' || c.name === 'bob') ? 'not-there' : c.name;
   const target = c.route.path.replace('{ws}', c.ws === 'WS' ? t.ws : c.ws).replace('{name}', name).replace('{run}', c.run === 'RUN' ? t.runId : c.run) + q;
   const headers: Record<string, string> = {};
   const a = authHeader(c, t);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type Dockerode from 'dockerode';
 import type { EgressAllowance, EgressTally } from '../../../domain/egress';
 import { DomainError } from '../../../domain/errors';
-import { checkRunSpecEnv, type GuardPolicy } from '../../../domain/launchGuard';
+import { checkRunSpecEnv, checkValues, templateFileEntries, type GuardPolicy } from '../../../domain/launchGuard';
 import type {
   CommandResult,
   CommandSpec,
@@ -59,8 +59,6 @@ export interface DockerSandboxHostOptions {
   /** Workspaces, bind-mounted at the same path. Default /dev/shm/dp-docker-workspaces/<scope>. */
   readonly workspaceRoot?: string;
   readonly limits?: Partial<ContainerLimits>;
-  /** For the sweep's `removeOrphans()`: whether a run is over (not active); without it the sweep removes nothing. */
-  readonly runIsOver?: (runId: string) => Promise<boolean>;
   readonly launcher?: GuardedLauncher;
   readonly gatewayUrl?: string;
   readonly egress?: {
@@ -214,6 +212,8 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
   async create(request: SandboxRequest): Promise<SandboxHandle> {
     const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
     if (!requested.ok) throw new LaunchRefusedError(requested);
+    const templates = checkValues(templateFileEntries(request.files), request.guard);
+    if (!templates.ok) throw new LaunchRefusedError(templates);
     if (request.keptVolume !== undefined)
       throw new DomainError('SANDBOX.KEPT_VOLUME_UNSUPPORTED', 'the Docker sandbox host does not keep workspace volumes yet', 'invalid');
     const sandboxId = randomUUID();
@@ -328,8 +328,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
    * Removes the containers (and their host directories) of runs that are over, found by label; a sandbox
    * of this instance is left to its own teardown. Returns how many were removed.
    */
-  async removeOrphans(runIsOver: ((runId: string) => Promise<boolean>) | undefined = this.options.runIsOver): Promise<number> {
-    if (!runIsOver) return 0;
+  async removeOrphans(runIsOver: (runId: string) => Promise<boolean>): Promise<number> {
     let removed = 0;
     for (const sandbox of await this.list()) {
       if (this.sandboxes.has(sandbox.sandboxId) || !(await runIsOver(sandbox.runId))) continue;

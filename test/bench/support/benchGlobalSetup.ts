@@ -6,7 +6,7 @@ import { markdownTable } from './markdown';
 import { formatTable, machine } from './table';
 
 /** Order of the sections in the table and in latest.json. */
-const PART_ORDER = ['redaction', 'eventAppend', 'leases', 'runs'];
+const PART_ORDER = ['redaction', 'redactionWorstCase', 'eventAppend', 'leases', 'runs', 'teardown'];
 
 /**
  * Clears what an earlier run left; after every bench file has run, merges their figures into one table on

@@ -104,3 +104,45 @@ export function makeLogText(bytes: number, secrets: readonly BenchSecret[], leak
   }
   return { text: lines.join('\n'), leaks };
 }
+
+/** Lines of `width` random base64 characters (a dumped blob), about `bytes` long. */
+export function makeRandomBase64Text(bytes: number, seed = 43, width = 76): string {
+  const g = new Gen(prng(seed));
+  const lines: string[] = [];
+  for (let length = 0; length < bytes; length += width + 1) lines.push(g.str(B64, width));
+  return lines.join('\n');
+}
+
+/**
+ * Text an agent could print to slow a redactor down: tokens that follow one of the secrets' own encoded
+ * forms for most of its length (from half of it to all but one character), then go wrong: one character the
+ * form does not have there, and a random tail to the form's length. No token is any form, so nothing masks.
+ */
+export function makeNearMissText(bytes: number, secrets: readonly BenchSecret[], seed = 44): string {
+  const g = new Gen(prng(seed));
+  const formsBySecret = secrets.map((s) => encodedForms(s.value, 8));
+  const lines: string[] = [];
+  let length = 0;
+  while (length < bytes) {
+    const tokens: string[] = [];
+    while (tokens.length < 4) {
+      const forms = g.pick(formsBySecret);
+      const form = g.pick(forms);
+      const keep = Math.floor(form.length / 2) + g.int(Math.ceil(form.length / 2));
+      let wrong = g.pick([...B64]);
+      while (wrong === form[keep]) wrong = g.pick([...B64]);
+      const token = form.slice(0, keep) + wrong + g.str(B64, form.length - keep - 1);
+      // One form can hold another (base64 inside its padded spelling, a core inside the whole): skip those.
+      if (!forms.some((f) => token.includes(f))) tokens.push(token);
+    }
+    const line = `token=${tokens[0]} key=${tokens[1]} ${tokens[2]} "${tokens[3]}"`;
+    lines.push(line);
+    length += Buffer.byteLength(line) + 1;
+  }
+  return lines.join('\n');
+}
+
+/** Log text in which every line leaks a secret (raw or encoded): the cost of masking itself. */
+export function makeMatchDenseText(bytes: number, secrets: readonly BenchSecret[], seed = 45): LogText {
+  return makeLogText(bytes, secrets, 1, seed);
+}

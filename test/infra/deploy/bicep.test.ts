@@ -181,7 +181,7 @@ function productionEnv(t: Template): Record<string, string> {
 
 describe('infra/deploy Bicep: app settings against functions/settings.ts', () => {
   /** Settings the production app must not have: each is a local-only fallback. */
-  const LOCAL_ONLY = ['AzureWebJobsStorage', 'VAULT_MASTER_KEY_FILE', 'RUN_PRODUCER_KEY_DIR', 'SANDBOX_EGRESS_TEST_SERVERS'];
+  const LOCAL_ONLY = ['AzureWebJobsStorage', 'VAULT_MASTER_KEY_FILE', 'RUN_PRODUCER_KEY_DIR', 'SANDBOX_EGRESS_TEST_SERVERS', 'SANDBOX_PIDS_MAX', 'SANDBOX_MEMORY_MB', 'SANDBOX_CPUS'];
   /**
    * Set by the operator once a producer exists, not by the template: the producers' public keys are theirs to
    * register. Unset, every queued run request is refused (poisoned as from an untrusted producer).

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -28,6 +28,13 @@ beforeEach(() => {
   tickets = new TicketRegistry();
   launcher = new GuardedLauncher(tickets);
 });
+
+/** A script that holds a managed value runs from a file: in argv the guard would refuse it (and every process could read it). */
+function scriptFile(name: string, source: string): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, source);
+  return file;
+}
 
 function aLaunch(overrides: Partial<LaunchRequest> = {}): LaunchRequest {
   return { argv: [node, '-e', 'process.stdout.write("hi")'], standingEnv: { PATH: process.env.PATH ?? '/usr/bin' }, guard, cwd: dir, redactor, ...overrides };
@@ -63,6 +70,19 @@ describe('the guard at launch', () => {
       expect(spy.calls).toEqual([]);
     });
   }
+
+  it('refuses a managed value in argv, raw or encoded, naming the argument, and spawns nothing', async () => {
+    for (const arg of [TOKEN, `--auth=${Buffer.from(TOKEN).toString('base64')}`]) {
+      const error = await launcher.start(aLaunch({ argv: [node, '-e', '1', arg] })).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LaunchRefusedError);
+      expect((error as LaunchRefusedError).offendingKey).toBe('argv[3]');
+      expect((error as LaunchRefusedError).secretName).toBe('DEPLOY_TOKEN');
+      expect((error as Error).message).toMatch(/^argv\[3\] is refused/);
+      expect(redactor.matches(`${(error as Error).message} ${String((error as Error).stack)}`)).toBe(false);
+    }
+    expect(tickets.issuedCount).toBe(0);
+    expect(spy.calls).toEqual([]);
+  });
 
   it('cleans up deliveries it was handed when it refuses', async () => {
     const delivery = envDelivery('TRACKER_KEY', TRACKER);
@@ -102,8 +122,8 @@ describe('deliveries', () => {
       paths: [],
       cleanup: async () => void (cleaned = true),
     };
-    const script = 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.stringify({k:process.env.TRACKER_KEY===process.argv[1],argv:process.execArgv,s})))';
-    const result = await launcher.run(aLaunch({ argv: [node, '-e', script, TRACKER], deliveries: [delivery] }));
+    const script = scriptFile('deliveries.js', `let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.stringify({k:process.env.TRACKER_KEY===${JSON.stringify(TRACKER)},argv:process.execArgv,s})))`);
+    const result = await launcher.run(aLaunch({ argv: [node, script], deliveries: [delivery] }));
     expect(JSON.parse(result.stdout)).toEqual({ k: true, argv: expect.arrayContaining(['--no-warnings']), s: 'from-stdin' });
     expect(cleaned).toBe(true);
     const next = await launcher.run(aLaunch({ argv: [node, '-e', 'process.stdout.write(String(process.env.TRACKER_KEY))'] }));
@@ -115,14 +135,14 @@ describe('output', () => {
   it('is redacted, even across chunk boundaries, before it is returned', async () => {
     const half = Math.floor(TOKEN.length / 2);
     const script = `process.stdout.write(${JSON.stringify(TOKEN.slice(0, half))});setTimeout(()=>{process.stdout.write(${JSON.stringify(TOKEN.slice(half))});console.error(${JSON.stringify(TRACKER)})},50)`;
-    const result = await launcher.run(aLaunch({ argv: [node, '-e', script] }));
+    const result = await launcher.run(aLaunch({ argv: [node, scriptFile('chunks.js', script)] }));
     expect(result.stdout).toBe('[REDACTED:DEPLOY_TOKEN]');
     expect(result.stderr).toBe('[REDACTED:TRACKER_KEY]\n');
   });
 
   it('is truncated only after redaction, so a cut never exposes part of a value', async () => {
     const script = `process.stdout.write("x".repeat(10)+${JSON.stringify(TOKEN)}+"y".repeat(1000))`;
-    const result = await launcher.run(aLaunch({ argv: [node, '-e', script], maxOutputBytes: 18 }));
+    const result = await launcher.run(aLaunch({ argv: [node, scriptFile('truncated.js', script)], maxOutputBytes: 18 }));
     expect(result.truncated).toBe(true);
     expect(result.stdout).toBe(`${'x'.repeat(10)}[REDACTE`);
     expect(result.stdout).not.toContain(TOKEN.slice(0, 4));

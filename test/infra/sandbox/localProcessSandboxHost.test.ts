@@ -1,28 +1,21 @@
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GuardPolicy } from '../../../domain/launchGuard';
 import type { SandboxHandle, SandboxRequest } from '../../../domain/ports/sandboxHost';
-import { LaunchRefusedError } from '../../../infra/sandbox/launchErrors';
 import { TICKET_ENV, launchTickets } from '../../../infra/sandbox/launchTickets';
-import { DeliveryOutsideCredentialDirError, LocalProcessSandboxHost, SandboxGoneError } from '../../../infra/sandbox/localProcessSandboxHost';
+import { DeliveryOutsideCredentialDirError, LocalProcessSandboxHost } from '../../../infra/sandbox/localProcessSandboxHost';
 import { TemplatePathError } from '../../../infra/sandbox/sandboxFiles';
 import { ChannelRequestError, assertGitCommand } from '../../../infra/sandbox/channels';
 import { UntrustedProgramError, resolveTrustedProgram } from '../../../infra/sandbox/trustedPrograms';
-import { BLOCK_SIZE } from '../../../infra/sandbox/uidBlocks';
 import {
   aSecretValue,
   envDelivery,
-  isAlive,
-  npmConfigDelivery,
-  pidsInNamespace,
-  pidsWithUidIn,
   redactorFor,
   tempFileDelivery,
-  waitForFile,
 } from './sandboxTestKit';
 import { spySpawns } from './spawnSpy';
 
@@ -44,12 +37,6 @@ afterAll(() => rm(root, { recursive: true, force: true }));
 
 function aSandbox(overrides: Partial<SandboxRequest> = {}): SandboxRequest {
   return { runId: 'run-1', files: { 'agent.js': 'console.log("agent")' }, redactor, guard, ...overrides };
-}
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile())
-    .map((e) => path.join(e.parentPath, e.name));
 }
 
 describe('LocalProcessSandboxHost', () => {
@@ -83,15 +70,6 @@ describe('LocalProcessSandboxHost', () => {
     } finally {
       delete process.env.DP_TEST_HOST_ONLY;
       await host.teardown(sandbox);
-    }
-  });
-
-  it('refuses LD_PRELOAD, NODE_OPTIONS, PATH and GIT_* in the standing env at create, naming the key', async () => {
-    for (const key of ['LD_PRELOAD', 'NODE_OPTIONS', 'PATH', 'GIT_CONFIG_GLOBAL', 'npm_config_proxy']) {
-      const refused = await host.create(aSandbox({ env: { LOG_LEVEL: 'debug', [key]: '/tmp/x' } })).then(() => undefined, (e: unknown) => e);
-      expect(refused).toBeInstanceOf(LaunchRefusedError);
-      expect((refused as LaunchRefusedError).offendingKey).toBe(key);
-      expect((refused as LaunchRefusedError).reason).toBe('reserved-name');
     }
   });
 
@@ -146,21 +124,6 @@ describe('LocalProcessSandboxHost', () => {
     }
   });
 
-  it('refuses a guarded standing env at every launch, for the sandbox and for one command, naming the key', async () => {
-    await expect(host.create(aSandbox({ env: { NPM_TOKEN: 'x' } }))).rejects.toMatchObject({ offendingKey: 'NPM_TOKEN' });
-    const sandbox = await host.create(aSandbox());
-    try {
-      const before = launchTickets.issuedCount;
-      const error = await host.exec(sandbox, { argv: [node, '-e', '1'], identity: 'agent', env: { CFG: `token=${secrets.NPM_TOKEN}` } }).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(LaunchRefusedError);
-      expect((error as LaunchRefusedError).offendingKey).toBe('CFG');
-      expect((error as Error).message).not.toContain(secrets.NPM_TOKEN);
-      expect(launchTickets.issuedCount).toBe(before);
-    } finally {
-      await host.teardown(sandbox);
-    }
-  });
-
   it('refuses a delivery that writes outside its process credential directory, and cleans it up', async () => {
     const sandbox = await host.create(aSandbox());
     try {
@@ -185,68 +148,6 @@ describe('LocalProcessSandboxHost', () => {
   it('refuses template paths that escape the workspace', async () => {
     for (const file of ['../escape.js', '/etc/evil', 'a/../../escape.js'])
       await expect(host.create(aSandbox({ files: { [file]: 'x' } }))).rejects.toBeInstanceOf(TemplatePathError);
-  });
-
-  it('teardown leaves no process of the sandbox alive, not even a setsid daemon, and no directory', async () => {
-    const sandbox = await host.create(aSandbox());
-    const inspection = host.inspect(sandbox);
-    const server = await host.start(sandbox, {
-      argv: [node, '-e', 'require("fs").writeFileSync("server.ready","1");setInterval(()=>{},1000)'],
-      identity: 'credential',
-      credentials: async () => [envDelivery('TRACKER', 'tracker-credential-value')],
-    });
-    await waitForFile(path.join(sandbox.workspace, 'server.ready'));
-    // The agent plants a daemon that leaves the process group and the session.
-    await host.exec(sandbox, { argv: ['/bin/sh', '-c', 'setsid sh -c "echo \\$\\$ > daemon.tmp && mv daemon.tmp daemon.pid; exec sleep 600" > /dev/null 2>&1 & while [ ! -s daemon.pid ]; do sleep 0.05; done'], identity: 'agent' });
-    await waitForFile(path.join(sandbox.workspace, 'daemon.pid'));
-    // It outlived its command (the launcher reaps only the command's process group).
-    const daemonNsPid = Number(readFileSync(path.join(sandbox.workspace, 'daemon.pid'), 'utf8'));
-    expect(daemonNsPid).toBeGreaterThan(1);
-    const pids = isRoot ? pidsInNamespace(inspection.nsId ?? '') : [server.pid];
-    expect(pids.length).toBeGreaterThanOrEqual(isRoot ? 3 : 1);
-
-    await host.teardown(sandbox);
-    for (const pid of pids) expect(isAlive(pid), `pid ${pid}`).toBe(false);
-    if (isRoot) {
-      expect(pidsInNamespace(inspection.nsId ?? '')).toEqual([]);
-      const group = inspection.groupGid ?? 0;
-      expect(pidsWithUidIn(group, group + BLOCK_SIZE)).toEqual([]);
-    }
-    expect(existsSync(inspection.root)).toBe(false);
-    expect(existsSync(inspection.credentialDir)).toBe(false);
-    expect((await server.exited).exitCode).not.toBe(0);
-    await expect(host.exec(sandbox, { argv: [node, '-e', '1'], identity: 'agent' })).rejects.toBeInstanceOf(SandboxGoneError);
-    await host.teardown(sandbox);
-  });
-
-  it('keeps an opt-in volume across teardown, and never writes a credential into it', async () => {
-    const volume = `vol-${Date.now()}`;
-    const first = await host.create(aSandbox({ keptVolume: volume }));
-    await host.exec(first, {
-      argv: [node, '-e', 'require("fs").writeFileSync("kept.txt", require("fs").readFileSync(process.env.KEY_FILE).length + " bytes seen")'],
-      identity: 'credential',
-      credentials: async (target) => [await tempFileDelivery(target, 'KEY_FILE', secrets.DEPLOY_KEY), await npmConfigDelivery(target, secrets.NPM_TOKEN)],
-    });
-    await host.exec(first, { argv: [node, 'agent.js'], identity: 'agent', credentials: async () => [envDelivery('OPENAI_API_KEY', secrets.MODEL_KEY)] });
-    const volumeDir = first.workspace;
-    await host.teardown(first);
-
-    expect(existsSync(volumeDir)).toBe(true);
-    expect(readFileSync(path.join(volumeDir, 'kept.txt'), 'utf8')).toBe(`${secrets.DEPLOY_KEY.length} bytes seen`);
-    const everything = filesUnder(volumeDir).map((f) => readFileSync(f, 'latin1')).join('\n');
-    expect(redactor.matches(everything)).toBe(false);
-
-    // The next sandbox on the same volume sees the kept file, under its own identities.
-    const second = await host.create(aSandbox({ keptVolume: volume }));
-    try {
-      expect(second.workspace).toBe(volumeDir);
-      const read = await host.exec(second, { argv: [node, '-e', 'process.stdout.write(require("fs").readFileSync("kept.txt","utf8"))'], identity: 'agent' });
-      expect(read.stdout).toBe(`${secrets.DEPLOY_KEY.length} bytes seen`);
-      if (isRoot) expect(statSync(path.join(volumeDir, 'kept.txt')).uid).toBe(host.inspect(second).agentUid);
-    } finally {
-      await host.teardown(second);
-      await rm(volumeDir, { recursive: true, force: true });
-    }
   });
 
   it('every process of a sandbox lifecycle is spawned with a ticket the launcher issued', async () => {
