@@ -1,4 +1,5 @@
 import { DEMO_GIT_PORTS } from '../localhost/demoPorts';
+import { dockerSocketPath } from '../infra/sandbox/docker/dockerEngine';
 import { DockerSandboxHost } from '../infra/sandbox/docker/dockerSandboxHost';
 import type { Settings } from './settings';
 
@@ -10,11 +11,15 @@ export async function openDockerSandboxHost(settings: Settings, gatewayUrl: stri
   const production = settings.DISCO_ENV === 'production';
   // Development without the setting: the demo's git servers get doors (production declares none; settings refuse them).
   const testServers = settings.SANDBOX_EGRESS_TEST_SERVERS?.split(',') ?? (production ? [] : DEMO_GIT_PORTS.map((port) => `127.0.0.1:${port}`));
+  const socketPath = dockerSocketPath({ DOCKER_HOST: settings.DOCKER_HOST });
   const host = await DockerSandboxHost.open({
+    socketPath,
     ...(settings.SANDBOX_IMAGE ? { image: settings.SANDBOX_IMAGE } : {}),
+    // The same per-sandbox limits as the local host's cgroups, as the container's.
+    limits: { pids: settings.SANDBOX_PIDS_MAX, memoryBytes: settings.SANDBOX_MEMORY_MB * 1024 * 1024, nanoCpus: Math.round(settings.SANDBOX_CPUS * 1e9) },
     gatewayUrl,
     egress: { testServers: () => testServers, platformHosts },
   });
-  console.info(`Sandbox host: docker (image ${host.image}, engine ${process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'}, scope ${host.scope})`);
+  console.info(`Sandbox host: docker (image ${host.image}, engine unix://${socketPath}, scope ${host.scope})`);
   return host;
 }

@@ -117,6 +117,8 @@ export const settingsSchema = z
      */
     SANDBOX_HOST: z.enum(['local-process', 'docker', 'remote']).default('local-process'),
     SANDBOX_IMAGE: z.string().min(1).optional(),
+    /** The Docker engine of SANDBOX_HOST=docker: a unix socket (default unix:///var/run/docker.sock). */
+    DOCKER_HOST: z.string().regex(/^unix:\/\/\/.+/, 'must be unix:///<socket path>').optional(),
     /** Per-sandbox limits of the local host (its cgroups, infra/sandbox/sandboxCgroup.ts). */
     SANDBOX_PIDS_MAX: z.coerce.number().int().min(16).max(65_536).default(512),
     SANDBOX_MEMORY_MB: z.coerce.number().int().min(64).max(262_144).default(2048),

@@ -50,6 +50,7 @@ export async function sandboxImageForTests(docker: Dockerode): Promise<string> {
  * hook runs): a short child process pings the socket.
  */
 export function dockerForTests(): DockerTestEngine | undefined {
+  if (process.getuid?.() !== 0) return undefined; // the host chowns directories for the sandbox uids
   let socketPath: string;
   try {
     socketPath = dockerSocketPath();
@@ -61,8 +62,11 @@ export function dockerForTests(): DockerTestEngine | undefined {
   return answered ? { docker: dockerEngine(socketPath), socketPath } : undefined;
 }
 
+const whyNoEngine = (): string =>
+  process.getuid?.() !== 0 ? 'the tests do not run as root (the Docker host needs root)' : `no Docker engine answers at ${process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'}`;
+
 const NOT_TESTED = (name: string): string =>
-  `\n${'!'.repeat(100)}\n!!! THE DOCKER SANDBOX HOST WAS NOT TESTED (${name}): no Docker engine answers at ${process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'}.\n` +
+  `\n${'!'.repeat(100)}\n!!! THE DOCKER SANDBOX HOST WAS NOT TESTED (${name}): ${whyNoEngine()}.\n` +
   `!!! Start one and set DOCKER_HOST (see README "Sandbox hosts"); CI sets DP_REQUIRE_DOCKER=1, which makes this a failure.\n${'!'.repeat(100)}\n`;
 
 /** `describe` for a suite that needs the engine: the real tests when one answers, else one loud (or, in CI, failing) test. */
@@ -73,7 +77,7 @@ export function describeWithDocker(name: string, engine: DockerTestEngine | unde
   }
   describe(name, () => {
     it('needs a Docker engine', () => {
-      if (dockerRequired) throw new Error(`DP_REQUIRE_DOCKER=1 but no Docker engine answers at ${process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'}`);
+      if (dockerRequired) throw new Error(`DP_REQUIRE_DOCKER=1 but ${whyNoEngine()}`);
       console.warn(NOT_TESTED(name));
     });
   });

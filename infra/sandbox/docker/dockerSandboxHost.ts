@@ -6,7 +6,7 @@ import path from 'node:path';
 import type Dockerode from 'dockerode';
 import type { EgressAllowance, EgressTally } from '../../../domain/egress';
 import { DomainError } from '../../../domain/errors';
-import { checkRunSpecEnv, type GuardPolicy } from '../../../domain/launchGuard';
+import { checkRunSpecEnv, checkValues, templateFileEntries, type GuardPolicy } from '../../../domain/launchGuard';
 import type {
   CommandResult,
   CommandSpec,
@@ -163,6 +163,8 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     const socketPath = options.socketPath ?? dockerSocketPath();
     const docker = options.docker ?? dockerEngine(socketPath);
     const image = options.image ?? DEFAULT_SANDBOX_IMAGE;
+    // The container's uids own their workspace and credential directories on this side: chown needs root.
+    if (process.getuid?.() !== 0) throw new DockerHostUnavailableError('the backend must run as root to give the sandbox uids their directories');
     if (!(await engineAnswers(docker))) throw new DockerHostUnavailableError(`no engine answers at unix://${socketPath} (set DOCKER_HOST)`);
     const labels = await imageLabels(docker, image);
     if (labels === undefined)
@@ -210,6 +212,8 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
   async create(request: SandboxRequest): Promise<SandboxHandle> {
     const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
     if (!requested.ok) throw new LaunchRefusedError(requested);
+    const templates = checkValues(templateFileEntries(request.files), request.guard);
+    if (!templates.ok) throw new LaunchRefusedError(templates);
     if (request.keptVolume !== undefined)
       throw new DomainError('SANDBOX.KEPT_VOLUME_UNSUPPORTED', 'the Docker sandbox host does not keep workspace volumes yet', 'invalid');
     const sandboxId = randomUUID();

@@ -182,13 +182,18 @@ function productionEnv(t: Template): Record<string, string> {
 }
 
 describe('infra/deploy Bicep: app settings against functions/settings.ts', () => {
-  /** Settings the production app must not have: local-only fallbacks, and SANDBOX_IMAGE, which in Azure belongs to the host agents' machines (the app's host is remote). */
-  const LOCAL_ONLY = ['AzureWebJobsStorage', 'VAULT_MASTER_KEY_FILE', 'RUN_PRODUCER_KEY_DIR', 'SANDBOX_EGRESS_TEST_SERVERS', 'SANDBOX_PIDS_MAX', 'SANDBOX_MEMORY_MB', 'SANDBOX_CPUS', 'HOST_CHANNEL_PORT', 'HOST_CHANNEL_TLS_DIR', 'SANDBOX_IMAGE'];
+  /** Settings the production app must not have: each is a local-only fallback. */
+  const LOCAL_ONLY = ['AzureWebJobsStorage', 'VAULT_MASTER_KEY_FILE', 'RUN_PRODUCER_KEY_DIR', 'SANDBOX_EGRESS_TEST_SERVERS', 'SANDBOX_PIDS_MAX', 'SANDBOX_MEMORY_MB', 'SANDBOX_CPUS', 'HOST_CHANNEL_PORT', 'HOST_CHANNEL_TLS_DIR'];
   /**
    * Set by the operator once a producer exists, not by the template: the producers' public keys are theirs to
    * register. Unset, every queued run request is refused (poisoned as from an untrusted producer).
    */
-  const OPERATOR_SET = ['RUN_PRODUCER_KEYS'];
+  const OPERATOR_SET = [
+    'RUN_PRODUCER_KEYS',
+    // Where a Docker engine runs beside the backend (a Function App has none; the Bicep chooses the remote host):
+    // set there by the operator (docs/sandbox-hosts.md).
+    'SANDBOX_IMAGE', 'DOCKER_HOST',
+  ];
 
   it('sets every setting the app validates, except the local-only ones and those the operator registers', () => {
     const env = productionEnv(real());

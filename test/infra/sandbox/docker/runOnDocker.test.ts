@@ -1,4 +1,3 @@
-import { LiveLeases } from '../../../../infra/runs/liveLeases';
 import { TableClient } from '@azure/data-tables';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -9,6 +8,7 @@ import { runStreamId } from '../../../../domain/streams';
 import { TableGatewayBearers } from '../../../../infra/gateway/tableGatewayBearers';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../../../../infra/runs/blobRunStores';
 import { InMemoryRunSandboxes } from '../../../../infra/runs/inMemoryRunSandboxes';
+import { LiveLeases } from '../../../../infra/runs/liveLeases';
 import { RunAborts } from '../../../../infra/runs/runAborts';
 import type { RunRuntime } from '../../../../infra/runs/runContext';
 import { install, mcp, seed, turn } from '../../../../infra/runs/runSteps';

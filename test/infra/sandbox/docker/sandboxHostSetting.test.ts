@@ -24,23 +24,24 @@ const production = {
 it('SANDBOX_HOST takes local-process or docker only, and production names the setting when it refuses the local host', async () => {
   expect(loadSettings({ AzureWebJobsStorage: 'UseDevelopmentStorage=true' }).SANDBOX_HOST).toBe('local-process');
   expect(() => loadSettings({ AzureWebJobsStorage: 'UseDevelopmentStorage=true', SANDBOX_HOST: 'kubernetes' })).toThrow(/SANDBOX_HOST/);
+  expect(() => loadSettings({ AzureWebJobsStorage: 'UseDevelopmentStorage=true', DOCKER_HOST: 'tcp://10.0.0.5:2375' })).toThrow(/DOCKER_HOST: must be unix:\/\/\/<socket path>/);
   await expect(sandboxHostFor(loadSettings(production))).rejects.toThrow(/refuses the local-process sandbox host; set SANDBOX_HOST=docker/);
 });
 
-describeWithDocker('SANDBOX_HOST=docker', engine, ({ docker }) => {
+describeWithDocker('SANDBOX_HOST=docker', engine, ({ docker, socketPath }) => {
   let image = '';
   beforeAll(async () => {
     image = await sandboxImageForTests(docker);
   });
 
   it('opens the Docker host, in production too', async () => {
-    const host = await sandboxHostFor(loadSettings({ ...production, SANDBOX_HOST: 'docker', SANDBOX_IMAGE: image }));
+    const host = await sandboxHostFor(loadSettings({ ...production, SANDBOX_HOST: 'docker', SANDBOX_IMAGE: image, DOCKER_HOST: `unix://${socketPath}` }));
     expect(host).toBeInstanceOf(DockerSandboxHost);
     expect(host.capabilities.isolated).toBe(true);
   });
 
   it('says in one line that SANDBOX_IMAGE names an image the engine does not have', async () => {
-    await expect(sandboxHostFor(loadSettings({ ...production, SANDBOX_HOST: 'docker', SANDBOX_IMAGE: 'registry.example/sandbox:missing' }))).rejects.toThrow(
+    await expect(sandboxHostFor(loadSettings({ ...production, SANDBOX_HOST: 'docker', SANDBOX_IMAGE: 'registry.example/sandbox:missing', DOCKER_HOST: `unix://${socketPath}` }))).rejects.toThrow(
       /^Docker sandbox host: image registry\.example\/sandbox:missing is missing \(run `npm run sandbox-image`, or set SANDBOX_IMAGE to an image the engine has\)$/,
     );
   });
