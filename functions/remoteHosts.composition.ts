@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { SandboxHost } from '../domain/ports/sandboxHost';
 import type { ServiceDependencies } from '../domain/services/dependencies';
 import { selfSignedCertificate } from '../localhost/selfSignedCertificate';
-import { hostChannelAuthority } from '../infra/sandbox/remote/hostChannelAuthority';
+import { hostChannelAuthority } from './hostChannelAuthority';
 import { HostChannelServer } from '../infra/sandbox/remote/hostChannelServer';
 import { hostChannelControl } from '../infra/sandbox/remote/randomHostCredentials';
 import { RemoteSandboxHost } from '../infra/sandbox/remote/remoteSandboxHost';

@@ -9,7 +9,7 @@ import type { ProcessCredentialDelivery, SandboxRequest } from '../../../../doma
 import { readSandboxHost } from '../../../../domain/services/sandboxHosts';
 import { sandboxHostStreamId } from '../../../../domain/streams';
 import { selfSignedCertificate } from '../../../../localhost/selfSignedCertificate';
-import { hostChannelAuthority } from '../../../../infra/sandbox/remote/hostChannelAuthority';
+import { hostChannelAuthority } from '../../../../functions/hostChannelAuthority';
 import { HostChannelServer } from '../../../../infra/sandbox/remote/hostChannelServer';
 import { CHANNEL_PATH } from '../../../../infra/sandbox/remote/protocol';
 import { hostChannelControl } from '../../../../infra/sandbox/remote/randomHostCredentials';

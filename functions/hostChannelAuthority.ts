@@ -1,7 +1,7 @@
-import type { ServiceDependencies } from '../../../domain/services/dependencies';
-import { authenticateHost, exchangeEnrolmentToken, recordHostMessageRefused, rotateHostCredential } from '../../../domain/services/sandboxHosts';
-import type { HostChannelAuthority } from './hostChannelServer';
-import { randomHostCredentials } from './randomHostCredentials';
+import type { ServiceDependencies } from '../domain/services/dependencies';
+import { authenticateHost, exchangeEnrolmentToken, recordHostMessageRefused, rotateHostCredential } from '../domain/services/sandboxHosts';
+import type { HostChannelAuthority } from '../infra/sandbox/remote/hostChannelServer';
+import { randomHostCredentials } from '../infra/sandbox/remote/randomHostCredentials';
 
 /** The channel's authority over the use cases: enrolment, authentication and refusals, all on the host's stream. */
 export function hostChannelAuthority(deps: ServiceDependencies): HostChannelAuthority {
