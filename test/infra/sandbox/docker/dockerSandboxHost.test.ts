@@ -25,13 +25,18 @@ const guard: GuardPolicy = { secretNames: ['API_KEY'], managedValues: [{ name: '
 const redactor = redactorFor([{ name: 'API_KEY', value: SECRET }]);
 
 /** Host processes whose command line mentions this scope (the relays) or that run as a sandbox uid. */
-function hostProcessesOf(hostRoot: string): string[] {
+/**
+ * The processes of one sandbox, seen from the host: those inside its container (their cgroup names the container)
+ * and the host-side ones whose command line names its directory (relays, doors). Other suites' sandboxes run
+ * beside this one under the same uids, so neither the uid nor the shared parent directory may decide.
+ */
+function hostProcessesOf(sandbox: { hostDir: string; containerId: string }): string[] {
   const found: string[] = [];
   for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      const uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-      if (cmdline.includes(hostRoot) || uid === AGENT_UID || (uid >= FIRST_CREDENTIAL_UID && uid < FIRST_CREDENTIAL_UID + 5000)) found.push(`${pid} ${cmdline.replaceAll('\0', ' ')}`);
+      const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+      if (cmdline.includes(sandbox.hostDir) || cgroup.includes(sandbox.containerId)) found.push(`${pid} ${cmdline.replaceAll('\0', ' ')}`);
     } catch {
       // gone meanwhile
     }
@@ -229,7 +234,7 @@ describeWithDocker('DockerSandboxHost', engine, ({ docker, socketPath }) => {
     const running = await host.start(handle, { argv: ['sh', '-c', 'sleep 300 & sleep 301'], identity: 'agent' });
     const holder = await host.start(handle, { argv: ['sleep', '302'], identity: 'credential' });
     await new Promise((r) => setTimeout(r, 500));
-    expect(hostProcessesOf(hostDir.slice(0, hostDir.lastIndexOf('/'))).length).toBeGreaterThan(0); // the probe sees them while they run
+    expect(hostProcessesOf({ hostDir, containerId }).length).toBeGreaterThan(0); // the probe sees them while they run
     await teardown(handle);
     await Promise.all([running.exited, holder.exited]);
     await expect(docker.getContainer(containerId).inspect()).rejects.toMatchObject({ statusCode: 404 });
@@ -237,7 +242,7 @@ describeWithDocker('DockerSandboxHost', engine, ({ docker, socketPath }) => {
     expect(existsSync(hostDir)).toBe(false);
     expect(existsSync(credentialDir)).toBe(false);
     expect(existsSync(workspace)).toBe(false);
-    expect(hostProcessesOf(hostDir.slice(0, hostDir.lastIndexOf('/')))).toEqual([]);
+    expect(hostProcessesOf({ hostDir, containerId })).toEqual([]);
     expect(((await docker.listVolumes()).Volumes ?? []).map((v) => v.Name).filter((name) => !volumesBefore.includes(name))).toEqual([]);
     await host.teardown(handle); // idempotent
   });
