@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type * as RedactionModule from '../../domain/redaction';
 import type { Redactor } from '../../domain/redaction';
 import type * as TransformModule from '../../infra/redaction/redactingTransform';
+import { chunksOf } from './support/chunks';
 import { fromDist } from './support/dist';
 import { FigureSink } from './support/figures';
 import { makeLogText, makeSecrets, type LogText } from './support/logText';
@@ -41,15 +42,6 @@ function naiveRedact(text: string, masks: readonly NaiveMask[]): string {
   return out;
 }
 
-/** The text cut into chunks of 64 KiB of UTF-8, as a pipe would deliver them, decoded to strings. */
-function chunksOf(text: string): string[] {
-  const bytes = Buffer.from(text, 'utf8');
-  const decoder = new TextDecoder('utf-8');
-  const chunks: string[] = [];
-  for (let i = 0; i < bytes.length; i += CHUNK_BYTES) chunks.push(decoder.decode(bytes.subarray(i, i + CHUNK_BYTES), { stream: true }));
-  chunks.push(decoder.decode());
-  return chunks;
-}
 
 function streamRedact(redactor: Redactor, chunks: readonly string[]): string[] {
   const stream = redactor.stream();
@@ -133,7 +125,7 @@ describe('redactor throughput', () => {
       const redactor = build.result;
       const log = makeLogText(TEXT_BYTES, secrets);
       const size = mb(log.text);
-      const chunks = chunksOf(log.text);
+      const chunks = chunksOf(log.text, CHUNK_BYTES);
 
       const batch = bestOf(RUNS, () => redactor.redact(log.text));
       expectLeaksMasked(log, batch.result);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type * as RedactionModule from '../../domain/redaction';
 import type { Redactor } from '../../domain/redaction';
+import { chunksOf } from './support/chunks';
 import { fromDist } from './support/dist';
 import { FigureSink, type Target } from './support/figures';
 import { makeLogText, makeMatchDenseText, makeNearMissText, makeRandomBase64Text, makeSecrets } from './support/logText';
@@ -21,14 +22,6 @@ const { createRedactor } = fromDist<typeof RedactionModule>('domain/redaction.js
 const sink = new FigureSink('redactionWorstCase');
 const mb = (s: string): number => Buffer.byteLength(s) / 1e6;
 
-function chunksOf(text: string): string[] {
-  const bytes = Buffer.from(text, 'utf8');
-  const decoder = new TextDecoder('utf-8');
-  const chunks: string[] = [];
-  for (let i = 0; i < bytes.length; i += CHUNK_BYTES) chunks.push(decoder.decode(bytes.subarray(i, i + CHUNK_BYTES), { stream: true }));
-  chunks.push(decoder.decode());
-  return chunks;
-}
 
 function streamRedact(redactor: Redactor, chunks: readonly string[]): string {
   const stream = redactor.stream();
@@ -96,7 +89,7 @@ describe('redactor worst case', () => {
       let ordinaryMBps = 0;
       const worst: Array<{ name: string; value: number }> = [];
       for (const { name, text, check } of corpora) {
-        const chunks = chunksOf(text);
+        const chunks = chunksOf(text, CHUNK_BYTES);
         const batch = bestOf(RUNS, () => redactor.redact(text));
         check(batch.result);
         const streamed = bestOf(RUNS, () => streamRedact(redactor, chunks));
