@@ -45,7 +45,8 @@ export interface SecretVault {
   recover(workspaceId: string): Promise<void>;
   /**
    * Removes a soft-deleted vault for good. Refused with `VAULT.PURGE_PROTECTED` before its retention ends and
-   * with `VAULT.NOT_DELETED` if it is not soft-deleted.
+   * with `VAULT.NOT_DELETED` if it is active. Purging a vault that is gone (another purge took it, even one
+   * still under way) does nothing: two sweeps may meet on one workspace.
    */
   purge(workspaceId: string, now: Date): Promise<void>;
 }

@@ -127,12 +127,8 @@ export async function purgeWorkspaceIfDue(deps: WorkspaceLifecycleDependencies, 
   const state = await readWorkspace(deps.store, workspaceId);
   if (state.status !== 'Deleted' || !state.purgeAfter || deps.clock.now().getTime() < Date.parse(state.purgeAfter)) return false;
   const vault = await deps.vault.status(workspaceId);
-  if (vault.state === 'deleted') {
-    await deps.vault.purge(workspaceId, deps.clock.now()).catch(async (error: unknown) => {
-      // Another sweep purged it a moment ago: gone is what we wanted.
-      if ((await deps.vault.status(workspaceId)).state !== 'absent') throw error;
-    });
-  }
+  // Another sweep may be purging it too: the vault's purge is idempotent for that.
+  if (vault.state === 'deleted') await deps.vault.purge(workspaceId, deps.clock.now());
   // Outside first, the partition last: until the log is gone a failed purge is retried and finds the runs again.
   await deps.purgeOutside(workspaceId, await runIdsIn(deps.store, workspaceId));
   await deps.removeBlobs(workspaceId);

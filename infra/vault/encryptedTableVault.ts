@@ -216,7 +216,8 @@ export class EncryptedTableVault implements SecretVault {
 
   async purge(workspaceId: string, now: Date): Promise<void> {
     const vault = await this.readRow<VaultRow>(workspaceId, VAULT_ROW);
-    if (vault?.state !== 'deleted')
+    if (vault === undefined) return;
+    if (vault.state !== 'deleted')
       throw new DomainError(VAULT_ERROR.NOT_DELETED, `The vault of workspace ${workspaceId} is not deleted`, 'precondition');
     if (now.toISOString() < (vault.purgeAfter ?? ''))
       throw new DomainError(
@@ -224,15 +225,20 @@ export class EncryptedTableVault implements SecretVault {
         `The vault of workspace ${workspaceId} is purge-protected until ${vault.purgeAfter}`,
         'precondition',
       );
-    const rows = (await this.query<object>(workspaceId, '', '\uffff')).filter((row) => row.rowKey !== VAULT_ROW);
-    for (let i = 0; i < rows.length; i += 99) {
-      const batch: TransactionAction[] = rows
-        .slice(i, i + 99)
-        .map((row): TransactionAction => ['delete', { partitionKey: workspaceId, rowKey: row.rowKey ?? '' }]);
-      await guarded('purge the vault', () => this.table.submitTransaction(batch));
+    // Two purges may run at once (two sweeps): a batch that meets a row the other already deleted fails whole
+    // with 404, so read what is left and go on until nothing is; gone is what both wanted.
+    for (;;) {
+      const rows = (await this.query<object>(workspaceId, '', '\uffff')).filter((row) => row.rowKey !== VAULT_ROW);
+      if (rows.length === 0) break;
+      for (let i = 0; i < rows.length; i += 99) {
+        const batch: TransactionAction[] = rows
+          .slice(i, i + 99)
+          .map((row): TransactionAction => ['delete', { partitionKey: workspaceId, rowKey: row.rowKey ?? '' }]);
+        await guarded('purge the vault', () => ignoringNotFound(this.table.submitTransaction(batch)));
+      }
     }
     // The vault row goes last, so a purge interrupted half way is still a deleted vault that purge can finish.
-    await guarded('purge the vault', () => this.table.deleteEntity(workspaceId, VAULT_ROW));
+    await guarded('purge the vault', () => ignoringNotFound(this.table.deleteEntity(workspaceId, VAULT_ROW)));
     this.dataKeys.delete(workspaceId);
   }
 
@@ -328,5 +334,14 @@ export class EncryptedTableVault implements SecretVault {
       for await (const row of this.table.listEntities<T>({ queryOptions: { filter } })) out.push(row);
       return out;
     });
+  }
+}
+
+/** A delete that found its row gone already (another purge took it) did what it was for. */
+async function ignoringNotFound(call: Promise<unknown>): Promise<void> {
+  try {
+    await call;
+  } catch (error) {
+    if (statusOf(error) !== 404) throw error;
   }
 }

@@ -223,6 +223,7 @@ export class KeyVaultSecretVault implements SecretVault {
 
   async purge(workspaceId: string, now: Date): Promise<void> {
     const status = await this.status(workspaceId);
+    if (status.state === 'absent') return;
     if (status.state !== 'deleted')
       throw new DomainError(VAULT_ERROR.NOT_DELETED, `The vault of workspace ${workspaceId} is not deleted`, 'precondition');
     if (now.toISOString() < status.purgeAfter)
@@ -232,7 +233,14 @@ export class KeyVaultSecretVault implements SecretVault {
         'precondition',
       );
     const name = await this.recordedName(workspaceId);
-    await guarded('purge the vault', () => this.arm.vaults.beginPurgeDeletedAndWait(name, this.options.location));
+    await guarded('purge the vault', async () => {
+      try {
+        await this.arm.vaults.beginPurgeDeletedAndWait(name, this.options.location);
+      } catch (error) {
+        // Another purge took it between our status read and this call.
+        if (statusOf(error) !== 404) throw error;
+      }
+    });
     this.forget(workspaceId);
   }
 

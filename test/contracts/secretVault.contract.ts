@@ -186,6 +186,18 @@ export function secretVaultContract(adapter: string, harness: () => SecretVaultH
       await expectRefused(() => vault.recover(ws), 'VAULT.NOT_DELETED');
     });
 
+    it('two purges at once (two sweeps) both finish and leave nothing', async () => {
+      const { vault, clock, newWorkspace } = harness();
+      const ws = newWorkspace();
+      for (let i = 0; i < 12; i++) await vault.set(ws, `S${i}`, aSecretValue(), { version: 1, ...by });
+      await vault.softDelete(ws, { retentionDays: 90, now: clock.now() });
+      clock.advance(91 * DAY_MS);
+      await Promise.all([vault.purge(ws, clock.now()), vault.purge(ws, clock.now())]);
+      expect(await vault.status(ws)).toEqual({ state: 'absent' });
+      expect(await vault.list(ws)).toEqual([]);
+      await vault.purge(ws, clock.now());
+    });
+
     it('soft delete of a vault that was never provisioned is a no-op', async () => {
       const { vault, clock, newWorkspace } = harness();
       const ws = newWorkspace();
