@@ -133,8 +133,11 @@ describeWithDocker('no value where the engine keeps state', engine, ({ docker, s
       credentials: async (target) => [await prepareProcessEnv({ secretName: 'MODEL_KEY', value: values.MODEL_KEY, use: 'env', as: 'MODEL_KEY' }, target)],
     });
     try {
-      await new Promise((r) => setTimeout(r, 500));
-      const texts = await engineState(docker, socketPath, [containerId]);
+      // Both execs must be live when scanned; under load they take a moment to start.
+      const liveExecs = (scanned: Texts) => scanned.filter((t) => t.where.startsWith('exec ') && t.where.endsWith('environ')).length;
+      let texts = await engineState(docker, socketPath, [containerId]);
+      for (const end = Date.now() + 20_000; liveExecs(texts) < 2 && Date.now() < end; texts = await engineState(docker, socketPath, [containerId]))
+        await new Promise((r) => setTimeout(r, 250));
       expect(texts.filter((t) => t.where.startsWith('exec ') && t.where.endsWith('environ')).length).toBeGreaterThanOrEqual(2); // the live execs were scanned
       expect(texts.filter((t) => t.where.includes('/containers/')).length).toBeGreaterThan(0); // and the container's files in the data root
       expect(hits(texts, values)).toEqual([]);
@@ -157,8 +160,11 @@ describeWithDocker('no value where the engine keeps state', engine, ({ docker, s
       // The launcher waits on its stdin, which stays open while the attach stream does.
       const stream = await wrong.start({ hijack: true, stdin: true });
       try {
-        await new Promise((r) => setTimeout(r, 500));
-        const found = hits(await engineState(docker, socketPath, [containerId]), canaries);
+        const bothFound = (seen: string[]) =>
+          seen.some((hit) => hit.startsWith('IN_ENV in exec ') && hit.endsWith('/environ')) && seen.some((hit) => hit.startsWith('IN_CMD in inspect exec '));
+        let found = hits(await engineState(docker, socketPath, [containerId]), canaries);
+        for (const end = Date.now() + 20_000; !bothFound(found) && Date.now() < end; found = hits(await engineState(docker, socketPath, [containerId]), canaries))
+          await new Promise((r) => setTimeout(r, 250));
         expect(found.some((hit) => hit.startsWith('IN_ENV in exec ') && hit.endsWith('/environ'))).toBe(true);
         expect(found.some((hit) => hit.startsWith('IN_CMD in inspect exec '))).toBe(true);
       } finally {
