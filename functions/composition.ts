@@ -45,8 +45,9 @@ import type { RunStores } from '../domain/services/runPorts';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../infra/runs/blobRunStores';
 import { leftoverRemover } from '../infra/runs/leftoverSandboxes';
 import { LiveLeases } from '../infra/runs/liveLeases';
-import { RunAborts } from '../infra/runs/runAborts';
-import type { RunRuntime } from '../infra/runs/runContext';
+import { RunAborts } from '../domain/services/runAborts';
+import { SandboxRunProcesses } from '../infra/runs/sandboxRunProcesses';
+import type { RunRuntime } from '../domain/services/runContext';
 import { defaultSigningKeyPolicy } from '../domain/signingKeys';
 import { SigningKeyCheckpointer } from '../infra/identity/headCheckpointer';
 import { loadProjectionSeal } from '../infra/identity/projectionMacKey';
@@ -257,6 +258,7 @@ export function compose(settings: Settings): Composition {
         deps,
         stores: root.runStores(),
         host,
+        processes: new SandboxRunProcesses(host),
         sandboxes: root.runSandboxes(),
         bearers,
         aborts: new RunAborts(),

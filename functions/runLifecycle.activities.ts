@@ -1,8 +1,8 @@
 import * as df from 'durable-functions';
 import { z } from 'zod';
-import type { RunRuntime } from '../infra/runs/runContext';
-import { install, mcp, seed, turn } from '../infra/runs/runSteps';
-import { finish, interrupt, teardown } from '../infra/runs/runTeardown';
+import type { RunRuntime } from '../domain/services/runContext';
+import { install, mcp, seed, turn } from '../domain/services/runSteps';
+import { finish, interrupt, teardown } from '../domain/services/runTeardown';
 import { getRunRuntime } from './composition';
 import { RUN_ACTIVITY } from './runLifecycle.names';
 

@@ -2,6 +2,7 @@ import type { GatewayOperation, GitPlan } from '../gateway';
 import type { LiveSandbox } from './runSandboxes';
 import type { CancelSignal, OutputRedactor } from './sandboxHost';
 import type { ResolvedSecret } from './secretVault';
+import type { LiveLeaseRegistry } from './liveLeases';
 
 /** What the agent gets back from one gateway operation: redacted, cut to the limits. */
 export interface GatewayResponse {
@@ -43,21 +44,8 @@ export interface GatewayRun {
   readonly signal: CancelSignal;
 }
 
-/** One lease the gateway holds while its operation runs, so a revocation can end it (infra/runs/liveLeases.ts). */
-export interface GatewayLease {
-  readonly workspaceId: string;
-  readonly runId: string;
-  readonly leaseId: string;
-  readonly secretName: string;
-  readonly secretVersion: number;
-  /** Aborts the operation; called at most once. */
-  end(): void;
-}
-
-/** This instance's live leases: a revocation ends the held ones of its version. */
-export interface GatewayLeases {
-  hold(lease: GatewayLease): { readonly revoked: boolean; drop(): void };
-}
+/** The gateway's leases are this instance's live leases: a revocation aborts an operation in flight. */
+export type GatewayLeases = LiveLeaseRegistry;
 
 /**
  * The gateway's hands (infra/gateway): the exact command an operation becomes, running it with the credential

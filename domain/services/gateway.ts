@@ -8,7 +8,7 @@ import { AuthenticationError } from '../ports/callerAuthenticator';
 import type { GatewayBearers, GatewayBinding } from '../ports/gatewayBearers';
 import type { GatewayLeases, GatewayOperationRunner, GatewayOutcome, GatewayResponse } from '../ports/gatewayOperations';
 import type { LiveSandbox, RunSandboxes } from '../ports/runSandboxes';
-import type { CancelSignal, OutputRedactor } from '../ports/sandboxHost';
+import type { OutputRedactor } from '../ports/sandboxHost';
 import type { ResolvedSecret } from '../ports/secretVault';
 import type { RunCommand } from '../run';
 import { type LeaseDelivery, decideLease } from '../secretPolicy';
@@ -18,6 +18,7 @@ import type { ServiceDependencies } from './dependencies';
 import { type IdentityTokenResponse, IDENTITY_TOKEN_KIND, issueIdentityToken } from './gatewayIdentityToken';
 import type { WorkloadIdentityTokens } from '../ports/workloadIdentityTokens';
 import { resolveUnrevoked } from './secretRevocation';
+import { cancelSource } from '../cancelSignal';
 
 /**
  * The gateway (DESIGN.md §1 promise 8): the agent asks, the platform checks the destination against the
@@ -196,24 +197,4 @@ export class Gateway {
       },
     };
   }
-}
-
-/** A cancellation the domain can raise without DOM or Node types: the host's CancelSignal, and its trigger. */
-function cancelSource(): { readonly signal: CancelSignal; cancel(): void } {
-  const listeners = new Set<() => void>();
-  let aborted = false;
-  return {
-    signal: {
-      get aborted() {
-        return aborted;
-      },
-      addEventListener: (_type, listener) => void listeners.add(listener),
-      removeEventListener: (_type, listener) => void listeners.delete(listener),
-    },
-    cancel: () => {
-      if (aborted) return;
-      aborted = true;
-      for (const listener of [...listeners]) listener();
-    },
-  };
 }

@@ -119,8 +119,3 @@ export class LiveLeases implements LeaseRevocationNotice {
     }
   }
 }
-
-/** A revoked lease as a step's failure reason: the secret and version, never the value. */
-export function revokedReason(operation: string, lease: { secretName: string; secretVersion: number }): string {
-  return `${operation}: ${lease.secretName} version ${lease.secretVersion} was revoked`;
-}

@@ -16,13 +16,11 @@ import { platformHostsOf } from '../../functions/composition';
 import { loadSettings } from '../../functions/settings';
 import { TableGatewayBearers } from '../../infra/gateway/tableGatewayBearers';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
-import { InMemoryRunSandboxes } from '../../infra/runs/inMemoryRunSandboxes';
 import { leftoverRemover } from '../../infra/runs/leftoverSandboxes';
-import { LiveLeases } from '../../infra/runs/liveLeases';
-import { RunAborts } from '../../infra/runs/runAborts';
-import type { RunRuntime } from '../../infra/runs/runContext';
-import { install, mcp, seed, turn } from '../../infra/runs/runSteps';
-import { finish, teardown } from '../../infra/runs/runTeardown';
+import type { RunRuntime } from '../../domain/services/runContext';
+import { aRunRuntime } from '../support/runRuntime';
+import { install, mcp, seed, turn } from '../../domain/services/runSteps';
+import { finish, teardown } from '../../domain/services/runTeardown';
 import { LocalProcessSandboxHost } from '../../infra/sandbox/localProcessSandboxHost';
 import { createApiHarness, type ApiHarness } from '../support/apiHarness';
 import { azuriteConnectionString, uniqueName } from '../support/azurite';
@@ -66,10 +64,7 @@ async function aRuntime(): Promise<RunRuntime & { host: LocalProcessSandboxHost 
     root: sandboxRoot, credentialRoot, warn: () => undefined,
     egress: { testServers: () => [`127.0.0.1:${port}`], resolve },
   });
-  return {
-    deps: h.deps, stores, host, bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(), leases: new LiveLeases(h.deps),
-    gatewayUrl: 'http://127.0.0.1:9/api/gateway/operations', removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }), live: new Map(),
-  };
+  return aRunRuntime({ deps: h.deps, stores, host, bearers, removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }) });
 }
 
 function aSpec(overrides: Partial<RunSpec> = {}): RunSpec {

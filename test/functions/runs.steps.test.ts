@@ -11,13 +11,11 @@ import type { RunStores } from '../../domain/services/runPorts';
 import { runStreamId } from '../../domain/streams';
 import { TableGatewayBearers } from '../../infra/gateway/tableGatewayBearers';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
-import { InMemoryRunSandboxes } from '../../infra/runs/inMemoryRunSandboxes';
 import { leftoverRemover } from '../../infra/runs/leftoverSandboxes';
-import { LiveLeases } from '../../infra/runs/liveLeases';
-import { RunAborts } from '../../infra/runs/runAborts';
-import type { RunRuntime } from '../../infra/runs/runContext';
-import { install, mcp, seed, turn } from '../../infra/runs/runSteps';
-import { finish, teardown } from '../../infra/runs/runTeardown';
+import type { RunRuntime } from '../../domain/services/runContext';
+import { aRunRuntime } from '../support/runRuntime';
+import { install, mcp, seed, turn } from '../../domain/services/runSteps';
+import { finish, teardown } from '../../domain/services/runTeardown';
 import { LocalProcessSandboxHost } from '../../infra/sandbox/localProcessSandboxHost';
 import { activityHandler } from '../../functions/runLifecycle.activities';
 import { createApiHarness, type ApiHarness } from '../support/apiHarness';
@@ -37,11 +35,7 @@ async function aRuntime(isolation: 'auto' | 'off' = 'auto'): Promise<RunRuntime 
   const credentialRoot = mkdtempSync(path.join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'dp-steps-cred-'));
   dirs.push(sandboxRoot, credentialRoot);
   const host = await LocalProcessSandboxHost.open({ root: sandboxRoot, credentialRoot, isolation, warn: () => undefined });
-  return {
-    deps: h.deps, stores, host, bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(), leases: new LiveLeases(h.deps),
-    gatewayUrl: 'http://127.0.0.1:9/api/gateway/operations', removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }),
-    live: new Map(), roots: { sandboxRoot, credentialRoot },
-  };
+  return { ...aRunRuntime({ deps: h.deps, stores, host, bearers, removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }) }), roots: { sandboxRoot, credentialRoot } };
 }
 
 async function aRun(spec: Record<string, unknown> = {}): Promise<string> {

@@ -14,13 +14,12 @@ import { resolveUnrevoked, revokeSecret } from '../../domain/services/secretRevo
 import { projectionKeys, runStreamId } from '../../domain/streams';
 import { TableGatewayBearers } from '../../infra/gateway/tableGatewayBearers';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
-import { InMemoryRunSandboxes } from '../../infra/runs/inMemoryRunSandboxes';
 import { leftoverRemover } from '../../infra/runs/leftoverSandboxes';
-import { LiveLeases } from '../../infra/runs/liveLeases';
-import { RunAborts } from '../../infra/runs/runAborts';
-import type { RunRuntime } from '../../infra/runs/runContext';
-import { install, mcp, seed as seedStep, turn } from '../../infra/runs/runSteps';
-import { teardown } from '../../infra/runs/runTeardown';
+import type { LiveLeases } from '../../infra/runs/liveLeases';
+import type { RunRuntime } from '../../domain/services/runContext';
+import { aRunRuntime } from '../support/runRuntime';
+import { install, mcp, seed as seedStep, turn } from '../../domain/services/runSteps';
+import { teardown } from '../../domain/services/runTeardown';
 import { projectionRowKey } from '../../infra/tables/rowKeys';
 import { LocalProcessSandboxHost } from '../../infra/sandbox/localProcessSandboxHost';
 import { systemClock } from '../../infra/system/systemClock';
@@ -30,12 +29,15 @@ import { azuriteConnectionString, uniqueName } from '../support/azurite';
 import { LeakScanner } from '../support/leakScan';
 import { processesHolding } from '../support/processLeaks';
 
+/** A runtime whose live leases the test inspects and stops. */
+type TestRuntime = RunRuntime & { leases: LiveLeases };
+
 /** The timer each instance re-checks its live leases with here; the bound a test waits is a few of these. */
 const CHECK_MS = 150;
 const BOUND_MS = 3_000;
 const USES = { mcp: 'members', model: 'members', command: 'members' };
 const dirs: string[] = [];
-const runtimes: RunRuntime[] = [];
+const runtimes: TestRuntime[] = [];
 const started: { runtime: RunRuntime; runId: string }[] = [];
 const everyValue: Record<string, string> = {};
 let h: ApiHarness;
@@ -52,15 +54,12 @@ const valueOf = (label: string): string => {
 };
 const digest = (value: string): string => createHash('sha256').update(value).digest('hex').slice(0, 16);
 
-async function aRuntime(deps: ServiceDependencies = h.deps, checkMs = CHECK_MS): Promise<RunRuntime> {
+async function aRuntime(deps: ServiceDependencies = h.deps, checkMs = CHECK_MS): Promise<TestRuntime> {
   const sandboxRoot = mkdtempSync(path.join(tmpdir(), 'dp-revoke-'));
   const credentialRoot = mkdtempSync(path.join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'dp-revoke-cred-'));
   dirs.push(sandboxRoot, credentialRoot);
   const host = await LocalProcessSandboxHost.open({ root: sandboxRoot, credentialRoot, warn: () => undefined });
-  const runtime: RunRuntime = {
-    deps, stores, host, bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(), leases: new LiveLeases(deps, { checkMs }),
-    gatewayUrl: 'http://127.0.0.1:9/api/gateway/operations', removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }), live: new Map(),
-  };
+  const runtime = aRunRuntime({ deps, stores, host, bearers, removeLeftovers: leftoverRemover({ sandboxRoot, credentialRoot }), leaseCheckMs: checkMs });
   runtimes.push(runtime);
   return runtime;
 }

@@ -14,13 +14,11 @@ import { TableWorkspaceRecords } from '../../infra/tables/tableWorkspaceRecords'
 import type { RunStores } from '../../domain/services/runPorts';
 import { projectionKeys, runStreamId } from '../../domain/streams';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
-import { InMemoryRunSandboxes } from '../../infra/runs/inMemoryRunSandboxes';
 import { leftoverRemover } from '../../infra/runs/leftoverSandboxes';
-import { LiveLeases } from '../../infra/runs/liveLeases';
-import { RunAborts } from '../../infra/runs/runAborts';
-import type { RunRuntime } from '../../infra/runs/runContext';
-import { install, mcp, seed, turn } from '../../infra/runs/runSteps';
-import { teardown } from '../../infra/runs/runTeardown';
+import type { RunRuntime } from '../../domain/services/runContext';
+import { aRunRuntime } from '../support/runRuntime';
+import { install, mcp, seed, turn } from '../../domain/services/runSteps';
+import { teardown } from '../../domain/services/runTeardown';
 import { projectionRowKey } from '../../infra/tables/rowKeys';
 import { createGatewayHarness, type GatewayHarness, type LaunchedRun } from '../infra/gateway/gatewayHarness';
 import { aSecretValue } from '../infra/sandbox/sandboxTestKit';
@@ -203,10 +201,7 @@ describe('the RunSpec comes from verified state', () => {
     specs = BlobServiceClient.fromConnectionString(azuriteConnectionString()).getContainerClient(uniqueName('specs'));
     const stores: RunStores = { specs: new BlobRunSpecStore(specs), transcripts: new BlobTranscriptStore(specs) };
     await h.setSecret(ws, { name: 'MODEL_KEY', value: aSecretValue('sk'), allowedHosts: [], uses: { model: 'members' } });
-    runtime = {
-      deps: h.api.deps, stores, host: h.host, bearers: h.bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(), leases: new LiveLeases(h.api.deps),
-      gatewayUrl: 'http://127.0.0.1:9/api/gateway/operations', removeLeftovers: leftoverRemover({ sandboxRoot: rootDir, credentialRoot: rootDir }), live: new Map(),
-    };
+    runtime = aRunRuntime({ deps: h.api.deps, stores, host: h.host, bearers: h.bearers, removeLeftovers: leftoverRemover({ sandboxRoot: rootDir, credentialRoot: rootDir }) });
   });
 
   it('a spec blob rewritten between steps (a turn\'s modelKey now another secret) fails the run with a clear recorded reason; no lease of that secret', async () => {

@@ -64,9 +64,6 @@ export const infraMayImportFromServices: readonly string[] = [
   'domain/services/runStarter.ts',
   'domain/services/runSecrets.ts',
   'domain/services/runs.ts',
-  'domain/services/leaseDecisions.ts',
-  'domain/services/egress.ts',
-  'domain/services/secretRevocation.ts',
 ];
 
 function relative(file: string, root: string): string {

@@ -7,12 +7,10 @@ import type { RunStores } from '../../../../domain/services/runPorts';
 import { runStreamId } from '../../../../domain/streams';
 import { TableGatewayBearers } from '../../../../infra/gateway/tableGatewayBearers';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../../../../infra/runs/blobRunStores';
-import { InMemoryRunSandboxes } from '../../../../infra/runs/inMemoryRunSandboxes';
-import { LiveLeases } from '../../../../infra/runs/liveLeases';
-import { RunAborts } from '../../../../infra/runs/runAborts';
-import type { RunRuntime } from '../../../../infra/runs/runContext';
-import { install, mcp, seed, turn } from '../../../../infra/runs/runSteps';
-import { finish, teardown } from '../../../../infra/runs/runTeardown';
+import type { RunRuntime } from '../../../../domain/services/runContext';
+import { aRunRuntime } from '../../../support/runRuntime';
+import { install, mcp, seed, turn } from '../../../../domain/services/runSteps';
+import { finish, teardown } from '../../../../domain/services/runTeardown';
 import { DockerSandboxHost } from '../../../../infra/sandbox/docker/dockerSandboxHost';
 import { createApiHarness, type ApiHarness } from '../../../support/apiHarness';
 import { azuriteConnectionString, uniqueName } from '../../../support/azurite';
@@ -37,10 +35,7 @@ describeWithDocker('run steps on the Docker host', engine, ({ docker, socketPath
 
   async function aRuntime(): Promise<RunRuntime & { host: DockerSandboxHost }> {
     const host = await DockerSandboxHost.open({ docker, socketPath, image, scope });
-    return {
-      deps: h.deps, stores, host, bearers, sandboxes: new InMemoryRunSandboxes(), aborts: new RunAborts(), leases: new LiveLeases(h.deps),
-      gatewayUrl: 'http://127.0.0.1:9/api/gateway/operations', removeLeftovers: (id) => host.removeLeftover(id), live: new Map(),
-    };
+    return aRunRuntime({ deps: h.deps, stores, host, bearers, removeLeftovers: (id) => host.removeLeftover(id) });
   }
 
   async function aRun(): Promise<string> {

@@ -1,10 +1,10 @@
-import { NOTHING_ALLOWED } from '../../domain/egress';
-import { isRecoverable } from '../../domain/ports/sandboxHost';
-import type { RunState } from '../../domain/run';
-import type { RunSpec } from '../../domain/runSpec';
-import { loadSecretMaterial } from '../../domain/services/runSecrets';
-import { RefreshableRedactor } from './refreshableRedactor';
+import { NOTHING_ALLOWED } from '../egress';
+import { isRecoverable } from '../ports/sandboxHost';
+import { RefreshableRedactor } from '../redaction/refreshableRedactor';
+import type { RunState } from '../run';
+import type { RunSpec } from '../runSpec';
 import type { RunContext } from './runContext';
+import { loadSecretMaterial } from './runSecrets';
 
 /**
  * After a restart or a move, this instance has no record of the run's sandbox; a host whose sandboxes outlive

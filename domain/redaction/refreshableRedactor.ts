@@ -1,5 +1,5 @@
-import type { OutputRedactor } from '../../domain/ports/sandboxHost';
-import { createRedactor, type RedactableSecret, type Redactor } from '../../domain/redaction';
+import type { OutputRedactor } from '../ports/sandboxHost';
+import { createRedactor, type RedactableSecret, type Redactor } from '../redaction';
 
 /**
  * A run's redactor that learns values after seed: a lease that resolves a rotated value, or the run's own

@@ -1,5 +1,5 @@
-import { isDomainError } from '../../domain/errors';
-import { isFinished } from '../../domain/run';
+import { isDomainError } from '../errors';
+import { isFinished } from '../run';
 import { releaseLeases } from './leasedProcess';
 import { recordEgress } from './runSteps';
 import { RunContext, type RunRuntime } from './runContext';

@@ -1,20 +1,19 @@
-import type { LiveSandbox } from '../../domain/ports/runSandboxes';
-import type { CommandResult, ProcessCredentialDelivery, ProcessIdentity, RunningCommand } from '../../domain/ports/sandboxHost';
-import type { SecretReference } from '../../domain/runSpec';
-import type { LeaseHolder } from '../../domain/secretPolicy';
-import type { Phase } from '../../domain/run';
-import { assertLeases, requesterIn } from '../../domain/services/leaseDecisions';
-import { resolveUnrevoked } from '../../domain/services/secretRevocation';
-import type { CredentialRequest } from '../sandbox/credentialDelivery';
-import { preparerFor } from '../sandbox/channels';
-import { type HeldLiveLease, revokedReason } from './liveLeases';
+import { anyCancel, cancelSource } from '../cancelSignal';
+import type { LeasedCredential } from '../ports/runProcesses';
+import type { LiveSandbox } from '../ports/runSandboxes';
+import type { CancelSignal, CommandResult, ProcessIdentity, RunningCommand } from '../ports/sandboxHost';
+import type { Phase } from '../run';
+import type { SecretReference, SecretUse } from '../runSpec';
+import type { LeaseHolder } from '../secretPolicy';
+import { assertLeases, requesterIn } from './leaseDecisions';
 import type { LiveRun, RunContext } from './runContext';
+import { resolveUnrevoked } from './secretRevocation';
 
-/** A lease the run has granted and recorded, with the request its channel delivers. */
+/** A lease the run has granted and recorded, with the credential its channel delivers. */
 interface HeldLease {
   readonly leaseId: string;
   readonly secretVersion: number;
-  readonly request: CredentialRequest;
+  readonly credential: LeasedCredential;
 }
 
 export interface LeasedProcessSpec {
@@ -31,7 +30,7 @@ export interface LeasedProcessSpec {
   /** Run in a private directory and hand what the process made to the workspace after it exits (CommandSpec.handOver). */
   readonly handOver?: { readonly into: string };
   readonly timeoutMs?: number;
-  readonly signal?: AbortSignal;
+  readonly signal?: CancelSignal;
 }
 
 /**
@@ -66,10 +65,10 @@ async function grantLeases(ctx: RunContext, live: LiveRun, sandbox: LiveSandbox,
       held.push({
         leaseId,
         secretVersion: resolved.version,
-        request: {
+        credential: {
           secretName: ref.ref,
           value: resolved.value,
-          use: ref.use as CredentialRequest['use'],
+          use: ref.use as SecretUse,
           ...(ref.as !== undefined ? { as: ref.as } : {}),
           ...(ref.host !== undefined ? { host: ref.host } : {}),
         },
@@ -86,20 +85,31 @@ export async function releaseLeases(ctx: RunContext, held: readonly { leaseId: s
   for (const lease of held) await ctx.record({ type: 'ReleaseLease', leaseId: lease.leaseId });
 }
 
-function deliveriesFor(held: readonly HeldLease[], extraEnv: Readonly<Record<string, string>> | undefined) {
-  return async (target: { credentialDir: string; uid?: number; gid?: number }): Promise<readonly ProcessCredentialDelivery[]> => {
-    const deliveries: ProcessCredentialDelivery[] = [];
-    for (const lease of held) deliveries.push(await preparerFor(lease.request)(lease.request, target));
-    if (extraEnv && Object.keys(extraEnv).length > 0) deliveries.push({ env: extraEnv, argsAfterCommand: [], paths: [], cleanup: async () => {} });
-    return deliveries;
-  };
-}
-
 /** Tells this instance's live leases who holds each one and how to end it (a revocation calls `end`). */
 function holdLive(ctx: RunContext, held: readonly HeldLease[], end: () => Promise<unknown> | void): HeldLiveLease[] {
-  return held.map((lease) =>
-    ctx.runtime.leases.hold({ workspaceId: ctx.workspaceId, runId: ctx.runId, leaseId: lease.leaseId, secretName: lease.request.secretName, secretVersion: lease.secretVersion, end }),
-  );
+  return held.map((lease) => {
+    const live = ctx.runtime.leases.hold({ workspaceId: ctx.workspaceId, runId: ctx.runId, leaseId: lease.leaseId, secretName: lease.credential.secretName, secretVersion: lease.secretVersion, end });
+    return {
+      get revoked() {
+        return live.revoked;
+      },
+      secretName: lease.credential.secretName,
+      secretVersion: lease.secretVersion,
+      drop: () => live.drop(),
+    };
+  });
+}
+
+interface HeldLiveLease {
+  readonly revoked: boolean;
+  readonly secretName: string;
+  readonly secretVersion: number;
+  drop(): void;
+}
+
+/** A revoked lease as a step's failure reason: the secret and version, never the value. */
+function revokedReason(operation: string, lease: { secretName: string; secretVersion: number }): string {
+  return `${operation}: ${lease.secretName} version ${lease.secretVersion} was revoked`;
 }
 
 /** A process stopped because the owner revoked a secret it held: its phase fails with this reason. */
@@ -111,20 +121,22 @@ export class LeaseRevokedFailure extends Error {}
  */
 export async function execLeased(ctx: RunContext, live: LiveRun, sandbox: LiveSandbox, spec: LeasedProcessSpec): Promise<CommandResult> {
   const held = await grantLeases(ctx, live, sandbox, spec);
-  const revocation = new AbortController();
-  const lives = holdLive(ctx, held, () => revocation.abort());
-  const signal = spec.signal ? AbortSignal.any([spec.signal, revocation.signal]) : revocation.signal;
+  const revocation = cancelSource();
+  const lives = holdLive(ctx, held, () => revocation.cancel());
+  const signal = anyCancel(spec.signal ? [spec.signal, revocation.signal] : [revocation.signal]);
   let result: CommandResult;
   try {
-    result = await ctx.runtime.host.exec(sandbox.handle, {
+    result = await ctx.runtime.processes.exec(sandbox.handle, {
       argv: spec.argv,
       identity: spec.identity,
-      credentials: deliveriesFor(held, spec.extraEnv),
+      credentials: held.map((h) => h.credential),
+      ...(spec.extraEnv ? { extraEnv: spec.extraEnv } : {}),
       ...(spec.handOver ? { handOver: spec.handOver } : {}),
       ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
-      signal,
+      signal: signal.signal,
     });
   } finally {
+    signal.release();
     for (const l of lives) l.drop();
     await releaseLeases(ctx, held);
   }
@@ -150,7 +162,12 @@ export async function startLeased(
   const held = await grantLeases(ctx, live, sandbox, spec);
   let process: RunningCommand;
   try {
-    process = await ctx.runtime.host.start(sandbox.handle, { argv: spec.argv, identity: spec.identity, credentials: deliveriesFor(held, spec.extraEnv) });
+    process = await ctx.runtime.processes.start(sandbox.handle, {
+      argv: spec.argv,
+      identity: spec.identity,
+      credentials: held.map((h) => h.credential),
+      ...(spec.extraEnv ? { extraEnv: spec.extraEnv } : {}),
+    });
   } catch (error) {
     await releaseLeases(ctx, held);
     throw error;

@@ -1,17 +1,17 @@
-import type { CommandResult } from '../../domain/ports/sandboxHost';
-import { type EgressPhase, type EgressTally, NOTHING_ALLOWED, allowanceFor } from '../../domain/egress';
-import { isDomainError } from '../../domain/errors';
-import { workspaceEgressList } from '../../domain/services/egress';
-import type { LiveSandbox } from '../../domain/ports/runSandboxes';
-import type { Phase, RunState } from '../../domain/run';
-import type { InstallStep, RunSpec, SecretReference } from '../../domain/runSpec';
-import { loadSecretMaterial } from '../../domain/services/runSecrets';
-import { readRunSpec } from '../../domain/services/runs';
-import { assertGitCommand, assertPrivateGitCommand, planPackageInstall } from '../sandbox/channels';
+import { type EgressPhase, type EgressTally, NOTHING_ALLOWED, allowanceFor } from '../egress';
+import { isDomainError } from '../errors';
+import type { RunProcesses } from '../ports/runProcesses';
+import type { LiveSandbox } from '../ports/runSandboxes';
+import type { CommandResult } from '../ports/sandboxHost';
+import { RefreshableRedactor } from '../redaction/refreshableRedactor';
+import type { Phase, RunState } from '../run';
+import type { InstallStep, RunSpec, SecretReference } from '../runSpec';
+import { workspaceEgressList } from './egress';
 import { describeExit, execLeased, startLeased, transcriptChunk } from './leasedProcess';
 import { recoverSandbox } from './recoveredSandbox';
-import { RefreshableRedactor } from './refreshableRedactor';
 import { type LiveRun, RunContext, type RunRuntime } from './runContext';
+import { readRunSpec } from './runs';
+import { loadSecretMaterial } from './runSecrets';
 
 type McpServer = NonNullable<RunSpec['mcp']>[number];
 
@@ -146,14 +146,14 @@ interface InstallProcess {
 }
 
 /** The processes one install step becomes: npm splits in two (token-holding install, then scripts without it). */
-function installProcesses(step: InstallStep, index: number): InstallProcess[] {
+function installProcesses(processes: RunProcesses, step: InstallStep, index: number): InstallProcess[] {
   const secrets = step.secrets ?? [];
   const npm = secrets.find((s) => s.use === 'npm');
   if (npm) {
     if (secrets.length > 1) throw new StepFailure(`install[${index}]: an npm step takes exactly one secret`);
-    return planPackageInstall(step.command, { secretName: npm.ref, value: '', use: 'npm', ...(npm.host ? { host: npm.host } : {}) }).map((p): InstallProcess => ({
-      argv: p.command,
-      secrets: p.credential ? [npm] : [],
+    return processes.planNpmInstall(step.command, { secretName: npm.ref, ...(npm.host ? { host: npm.host } : {}) }).map((p): InstallProcess => ({
+      argv: p.argv,
+      secrets: p.credentialed ? [npm] : [],
     }));
   }
   // A credentialed fetch or push reads the repository's own config, which a dependency's script (run as the
@@ -162,10 +162,7 @@ function installProcesses(step: InstallStep, index: number): InstallProcess[] {
   // daemon of an earlier step could otherwise write the new repository's config while git reads it) and
   // is handed to the workspace root once git has exited.
   const git = secrets.filter((s) => s.use === 'git');
-  for (const g of git) {
-    assertGitCommand(g.ref, step.command, INSTALL_GIT_SUBCOMMANDS);
-    assertPrivateGitCommand(g.ref, step.command);
-  }
+  for (const g of git) processes.checkCredentialedGit(g.ref, step.command, INSTALL_GIT_SUBCOMMANDS);
   return [{ argv: step.command, secrets, ...(git.length > 0 ? { handOver: { into: '.' } } : {}) }];
 }
 
@@ -176,7 +173,7 @@ export async function install(runtime: RunRuntime, workspaceId: string, runId: s
     const spec = await specOf(ctx, state);
     await enterEgressPhase(ctx, sandbox, spec, 'install');
     for (const [index, step] of (spec.install ?? []).entries()) {
-      for (const proc of installProcesses(step, index)) {
+      for (const proc of installProcesses(runtime.processes, step, index)) {
         const operation = `install[${index}]`;
         const result = await execLeased(ctx, live, sandbox, {
           operation,

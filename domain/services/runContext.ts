@@ -1,25 +1,28 @@
-import type { GatewayBearers } from '../../domain/ports/gatewayBearers';
-import type { RunSandboxes } from '../../domain/ports/runSandboxes';
-import type { OutputRedactor, RunningCommand, SandboxHost } from '../../domain/ports/sandboxHost';
-import type { RunCommand, RunState } from '../../domain/run';
-import type { ServiceDependencies } from '../../domain/services/dependencies';
-import type { RunStores } from '../../domain/services/runPorts';
-import { onRun, readRunStream } from '../../domain/services/runStream';
-import { loadSecretMaterial } from '../../domain/services/runSecrets';
-import type { LiveLeases } from './liveLeases';
-import type { RefreshableRedactor } from './refreshableRedactor';
+import type { GatewayBearers } from '../ports/gatewayBearers';
+import type { LiveLeaseRegistry } from '../ports/liveLeases';
+import type { RunProcesses } from '../ports/runProcesses';
+import type { RunSandboxes } from '../ports/runSandboxes';
+import type { OutputRedactor, RunningCommand, SandboxHost } from '../ports/sandboxHost';
+import type { RefreshableRedactor } from '../redaction/refreshableRedactor';
+import type { RunCommand, RunState } from '../run';
+import type { ServiceDependencies } from './dependencies';
 import type { RunAborts } from './runAborts';
+import type { RunStores } from './runPorts';
+import { onRun, readRunStream } from './runStream';
+import { loadSecretMaterial } from './runSecrets';
 
 /** Everything the lifecycle's activities use; built once per process by the composition root. */
 export interface RunRuntime {
   readonly deps: ServiceDependencies;
   readonly stores: RunStores;
   readonly host: SandboxHost;
+  /** The processes the steps launch in the host's sandboxes, with their credentials delivered. */
+  readonly processes: RunProcesses;
   readonly sandboxes: RunSandboxes;
   readonly bearers: GatewayBearers;
   readonly aborts: RunAborts;
   /** The leases this instance's processes hold: what a revocation stops (shared with the gateway). */
-  readonly leases: LiveLeases;
+  readonly leases: LiveLeaseRegistry;
   /** What the agent runtime gets as GATEWAY_URL. */
   readonly gatewayUrl: string;
   /** Removes the disk of a sandbox this process never knew (its host instance died). */
