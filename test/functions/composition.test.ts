@@ -25,7 +25,7 @@ const production = {
 // Never called: the adapters are only constructed.
 const vaultTable = new TableClient('https://discoparrotprod.table.core.windows.net', 'vault', new DefaultAzureCredential());
 /** Never read here: building the adapter touches neither the log nor Azure. */
-const directory: VaultDirectory = { read: async () => ({}), claim: async (_ws, proposed) => proposed };
+const directory: VaultDirectory = { read: async () => ({}), claim: async (_ws, proposed) => proposed, replace: async (_ws, _taken, proposed) => proposed };
 
 describe('the production configuration', () => {
   it('refuses the local-process sandbox host, by name', async () => {
