@@ -39,6 +39,10 @@ export const VAULT_ERROR = {
   INTEGRITY: 'VAULT.INTEGRITY',
   INVALID_RETENTION: 'VAULT.INVALID_RETENTION',
   INVALID_VERSION: 'VAULT.INVALID_VERSION',
+  /** Every configured vaults resource group holds its limit of vaults: a new workspace vault has nowhere to go. */
+  NO_CAPACITY: 'VAULT.NO_CAPACITY',
+  /** Azure refused each fresh random vault name as taken (global names), the bounded number of times. */
+  NAME_UNAVAILABLE: 'VAULT.NAME_UNAVAILABLE',
   NOT_DELETED: 'VAULT.NOT_DELETED',
   PURGE_PROTECTED: 'VAULT.PURGE_PROTECTED',
   RETENTION_ENDED: 'VAULT.RETENTION_ENDED',

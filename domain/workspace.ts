@@ -13,8 +13,13 @@ export type WorkspaceEvent =
   | DomainEvent<'WorkspaceCreated', { workspaceId: string; name: string; owner: string; retentionDays?: number }>
   | DomainEvent<'MemberAdded', { userId: string; role: Role }>
   | DomainEvent<'MemberRemoved', { userId: string }>
-  /** The workspace's vault by name (a random Key Vault name, or the Table vault's label); recorded once, never changed. */
-  | DomainEvent<'VaultProvisioned', { vault: string }>
+  /**
+   * The workspace's vault by name (a random Key Vault name, or the Table vault's label) and, for a Key Vault, the
+   * resource group it was placed in (absent in events older than sharding: the deployment's default group).
+   * The first one recorded stands; a later one is taken only with `replaces` naming the recorded name, when Azure
+   * refused that name as taken (Key Vault names are global) before any vault of ours existed under it.
+   */
+  | DomainEvent<'VaultProvisioned', { vault: string; resourceGroup?: string; replaces?: string }>
   | DomainEvent<'WorkspaceDeletionRequested', { retentionDays: number; purgeAfter: string }>
   | DomainEvent<'VaultSoftDeleted', { vault: string }>
   | DomainEvent<'WorkspaceDeleted', { sealedUntil: string }>
@@ -43,6 +48,8 @@ export interface WorkspaceState {
   readonly name: string;
   readonly members: Readonly<Record<string, Role>>;
   readonly vault?: string;
+  /** The Key Vault's resource group as recorded; absent: the default group (or the Table vault). */
+  readonly vaultResourceGroup?: string;
   readonly vaultSoftDeleted: boolean;
   readonly purgeAfter?: string;
   readonly retentionDays?: number;
@@ -61,7 +68,8 @@ export type WorkspaceCommand =
   | { type: 'CreateWorkspace'; workspaceId: string; name: string; owner: string; retentionDays?: number }
   | { type: 'SetMember'; actor: string; userId: string; role: Role }
   | { type: 'RemoveMember'; actor: string; userId: string }
-  | { type: 'RecordVaultProvisioned'; vault: string }
+  /** `replaces`: the recorded name Azure refused as taken; without it, nothing is recorded once a name exists. */
+  | { type: 'RecordVaultProvisioned'; vault: string; resourceGroup?: string; replaces?: string }
   /** `retentionDays` absent: the workspace's own (fixed at creation), else the default. */
   | { type: 'RequestDeletion'; actor: string; retentionDays?: number; now: string }
   | { type: 'RecordVaultSoftDeleted' }
@@ -102,8 +110,10 @@ export function evolveWorkspace(state: WorkspaceState, event: WorkspaceEvent & {
       const { [event.data.userId]: _removed, ...rest } = state.members;
       return { ...state, members: rest };
     }
-    case 'VaultProvisioned':
-      return { ...state, vault: event.data.vault };
+    case 'VaultProvisioned': {
+      const { vaultResourceGroup: _previous, ...rest } = state;
+      return { ...rest, vault: event.data.vault, ...(event.data.resourceGroup !== undefined ? { vaultResourceGroup: event.data.resourceGroup } : {}) };
+    }
     case 'WorkspaceDeletionRequested':
       return { ...state, status: 'Deleting', purgeAfter: event.data.purgeAfter, retentionDays: event.data.retentionDays };
     case 'VaultSoftDeleted':
@@ -190,9 +200,20 @@ export function decideWorkspace(command: WorkspaceCommand, state: WorkspaceState
     }
     case 'RecordVaultProvisioned':
       requireActive(state);
-      // The first name recorded is the vault's for good: a racing instance's proposal loses to it.
-      if (state.vault !== undefined) return [];
-      return [{ type: 'VaultProvisioned', data: { vault: command.vault } }];
+      // The first name recorded is the vault's: a racing instance's proposal loses to it. A replacement of a taken
+      // name is taken only while that name is still the recorded one, so racing replacements also agree on one.
+      if (state.vault !== command.replaces) return [];
+      if (command.replaces !== undefined && command.replaces === command.vault) return [];
+      return [
+        {
+          type: 'VaultProvisioned',
+          data: {
+            vault: command.vault,
+            ...(command.resourceGroup !== undefined ? { resourceGroup: command.resourceGroup } : {}),
+            ...(command.replaces !== undefined ? { replaces: command.replaces } : {}),
+          },
+        },
+      ];
     case 'RequestDeletion': {
       requireOwner(state, command.actor);
       const fixed = state.vaultRetentionDays;

@@ -96,7 +96,10 @@ function keyWrapper(settings: Settings): KeyWrapper {
 export function keyVaultOptions(settings: Settings, directory: VaultDirectory): KeyVaultSecretVaultOptions {
   const { WORKSPACE_VAULTS_SUBSCRIPTION_ID: subscriptionId, WORKSPACE_VAULTS_RESOURCE_GROUP: resourceGroup, WORKSPACE_VAULTS_LOCATION: location, AZURE_TENANT_ID: tenantId } = settings;
   if (!subscriptionId || !resourceGroup || !location || !tenantId) throw new SettingsError('VAULT_KIND=keyvault needs the WORKSPACE_VAULTS_* settings and AZURE_TENANT_ID');
-  return { credential: new DefaultAzureCredential(), subscriptionId, resourceGroup, location, tenantId, clock: systemClock, directory };
+  return {
+    credential: new DefaultAzureCredential(), subscriptionId, resourceGroup, location, tenantId, clock: systemClock, directory,
+    resourceGroups: settings.WORKSPACE_VAULTS_RESOURCE_GROUPS ?? [resourceGroup], vaultsPerGroup: settings.WORKSPACE_VAULTS_PER_GROUP,
+  };
 }
 
 /** `VAULT_KIND`: a Key Vault per workspace (production), or the encrypted Table vault (locally, or a single tenant). */

@@ -39,7 +39,21 @@ export const settingsSchema = z
     VAULT_KIND: z.enum(['table', 'keyvault']).default('table'),
     VAULT_SINGLE_TENANT: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
     WORKSPACE_VAULTS_SUBSCRIPTION_ID: z.uuid().optional(),
+    /** The default vaults group: the first to fill, and where a vault recorded without a group lives (docs/vault.md). */
     WORKSPACE_VAULTS_RESOURCE_GROUP: z.string().regex(/^[-\w._()]{1,90}$/, 'must be a resource group name').optional(),
+    /**
+     * Every vaults group new vaults may go to, comma-separated, in fill order (default: the one group above, which
+     * must be among them). Append only: a workspace's group is recorded with its vault, and the Bicep gives the
+     * app its roles on each group.
+     */
+    WORKSPACE_VAULTS_RESOURCE_GROUPS: z
+      .string()
+      .regex(/^[-\w._()]{1,90}(,[-\w._()]{1,90})*$/, 'must be resource group names separated by commas')
+      .transform((v) => v.split(','))
+      .refine((groups) => new Set(groups).size === groups.length, 'must not name a group twice')
+      .optional(),
+    /** Live vaults per group before the next group is used (ARM's limit is 800; the rest is room for recovers). */
+    WORKSPACE_VAULTS_PER_GROUP: z.coerce.number().int().min(1).max(800).default(700),
     WORKSPACE_VAULTS_LOCATION: z.string().regex(/^[a-z0-9]+$/, 'must be an Azure region name such as westeurope').optional(),
     AZURE_TENANT_ID: z.uuid().optional(),
     /** How long a resolved value may be reused while its version is unchanged. */
@@ -133,6 +147,11 @@ export const settingsSchema = z
     if (s.VAULT_KIND === 'keyvault')
       for (const name of ['WORKSPACE_VAULTS_SUBSCRIPTION_ID', 'WORKSPACE_VAULTS_RESOURCE_GROUP', 'WORKSPACE_VAULTS_LOCATION', 'AZURE_TENANT_ID'] as const)
         if (!s[name]) ctx.addIssue({ code: 'custom', path: [name], message: 'VAULT_KIND=keyvault needs it' });
+    if (s.WORKSPACE_VAULTS_RESOURCE_GROUPS && s.WORKSPACE_VAULTS_RESOURCE_GROUP && !s.WORKSPACE_VAULTS_RESOURCE_GROUPS.includes(s.WORKSPACE_VAULTS_RESOURCE_GROUP))
+      ctx.addIssue({
+        code: 'custom', path: ['WORKSPACE_VAULTS_RESOURCE_GROUPS'],
+        message: 'must include WORKSPACE_VAULTS_RESOURCE_GROUP (vaults recorded without a group live there)',
+      });
     if (s.DISCO_ENV === 'production') {
       if (s.VAULT_KIND === 'table' && !s.VAULT_SINGLE_TENANT)
         ctx.addIssue({

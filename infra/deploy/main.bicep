@@ -1,6 +1,6 @@
-// Disco Parrot backend in Azure, deployed at subscription scope because it creates two resource groups:
-// the platform group (Function App, storage, platform Key Vault, Service Bus, monitoring) and a group that
-// holds only the per-workspace Key Vaults the app provisions at run time (DESIGN §6). Deploy with
+// Disco Parrot backend in Azure, deployed at subscription scope because it creates resource groups: the
+// platform group (Function App, storage, platform Key Vault, Service Bus, monitoring) and the groups that hold
+// only the per-workspace Key Vaults the app provisions at run time (DESIGN §6, docs/vault.md). Deploy with
 //   az deployment sub create --location <region> --template-file infra/deploy/main.bicep \
 //     --parameters infra/deploy/main.parameters.json
 // then publish the code (docs/deploy.md).
@@ -18,8 +18,18 @@ param location string
 @description('Resource group for the platform resources.')
 param platformResourceGroupName string = 'rg-discoparrot-${environmentName}'
 
-@description('Resource group that holds only workspace vaults; the app may create and delete Key Vaults here.')
+@description('The first resource group that holds only workspace vaults; the app may create and delete Key Vaults here. Vaults recorded without a group live here.')
 param workspaceVaultsResourceGroupName string = 'rg-discoparrot-${environmentName}-vaults'
+
+@description('How many workspace-vault groups: the first above, then the same name with -01, -02, ... ARM allows 800 vaults per group, so raise this (never lower it) before the groups fill (docs/vault.md).')
+@minValue(1)
+@maxValue(50)
+param workspaceVaultsGroupCount int = 1
+
+@description('Live vaults per group before the app uses the next group; ARM allows 800, the rest is room for recovered vaults.')
+@minValue(1)
+@maxValue(800)
+param workspaceVaultsPerGroup int = 700
 
 @description('Audience callers\' Entra ID access tokens must carry: the API app registration\'s Application ID URI or client id.')
 param authAudience string
@@ -166,11 +176,14 @@ resource platformGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   tags: allTags
 }
 
-resource vaultsGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
-  name: workspaceVaultsResourceGroupName
+// In fill order; the app picks the first with room and records the group with the vault's name.
+var workspaceVaultsGroupNames = [for i in range(0, workspaceVaultsGroupCount): i == 0 ? workspaceVaultsResourceGroupName : '${workspaceVaultsResourceGroupName}-${padLeft(i, 2, '0')}']
+
+resource vaultsGroups 'Microsoft.Resources/resourceGroups@2024-03-01' = [for name in workspaceVaultsGroupNames: {
+  name: name
   location: location
   tags: allTags
-}
+}]
 
 module monitoring 'modules/monitoring.bicep' = {
   name: 'monitoring'
@@ -252,7 +265,9 @@ module app 'modules/functionApp.bicep' = {
     durableTaskHub: durableTaskHub
     eventLogTable: eventLogTable
     backupContainerName: backupContainerName
-    workspaceVaultsResourceGroupName: vaultsGroup.name
+    workspaceVaultsResourceGroupName: vaultsGroups[0].name
+    workspaceVaultsResourceGroupNames: join(workspaceVaultsGroupNames, ',')
+    workspaceVaultsPerGroup: workspaceVaultsPerGroup
     vaultTable: vaultTable
     resolverCacheSeconds: resolverCacheSeconds
     gatewayBearerTable: gatewayBearerTable
@@ -295,12 +310,12 @@ module platformAccess 'modules/platformAccess.bicep' = {
 }
 
 // Narrower than Key Vault Contributor: no access-policy writes (which could grant data-plane access outside
-// RBAC), no purge, nothing outside the workspace-vaults group.
+// RBAC), no purge, nothing outside the workspace-vaults groups.
 resource vaultProvisionerRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, workspaceVaultsResourceGroupName, 'disco-parrot-workspace-vault-provisioner')
   properties: {
     roleName: 'Disco Parrot workspace vault provisioner (${workspaceVaultsResourceGroupName}, ${subscription().subscriptionId})'
-    description: 'Create, read, soft-delete and recover Key Vaults in the Disco Parrot workspace-vaults resource group.'
+    description: 'Create, read, soft-delete and recover Key Vaults in the Disco Parrot workspace-vaults resource groups.'
     type: 'CustomRole'
     permissions: [
       {
@@ -317,9 +332,7 @@ resource vaultProvisionerRole 'Microsoft.Authorization/roleDefinitions@2022-04-0
         notDataActions: []
       }
     ]
-    assignableScopes: [
-      vaultsGroup.id
-    ]
+    assignableScopes: [for (name, i) in workspaceVaultsGroupNames: vaultsGroups[i].id]
   }
 }
 
@@ -350,14 +363,15 @@ resource deletedVaultReaderRole 'Microsoft.Authorization/roleDefinitions@2022-04
   }
 }
 
-module workspaceVaultAccess 'modules/workspaceVaultAccess.bicep' = {
-  name: 'workspaceVaultAccess'
-  scope: vaultsGroup
+// The same two group-level assignments in every vaults group, so the app never writes a role assignment itself.
+module workspaceVaultAccess 'modules/workspaceVaultAccess.bicep' = [for (name, i) in workspaceVaultsGroupNames: {
+  name: 'workspaceVaultAccess-${i}'
+  scope: vaultsGroups[i]
   params: {
     appPrincipalId: app.outputs.principalId
     vaultProvisionerRoleId: vaultProvisionerRole.id
   }
-}
+}]
 
 resource deletedVaultReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(subscription().id, names.app, deletedVaultReaderRole.id)
@@ -370,7 +384,8 @@ resource deletedVaultReader 'Microsoft.Authorization/roleAssignments@2022-04-01'
 }
 
 output platformResourceGroup string = platformGroup.name
-output workspaceVaultsResourceGroup string = vaultsGroup.name
+output workspaceVaultsResourceGroup string = vaultsGroups[0].name
+output workspaceVaultsResourceGroups array = workspaceVaultsGroupNames
 output functionAppName string = app.outputs.name
 output functionAppUrl string = 'https://${app.outputs.defaultHostName}'
 output storageAccountName string = storage.outputs.name

@@ -32,8 +32,23 @@ export interface KeyVaultSecretVaultOptions {
   readonly credential: TokenCredential;
   readonly subscriptionId: string;
   readonly tenantId: string;
-  /** The resource group that holds workspace vaults (settings). */
+  /**
+   * The default vaults resource group: where a workspace whose record names no group has its vault (records
+   * older than sharding), and the only group when `resourceGroups` is not given.
+   */
   readonly resourceGroup: string;
+  /**
+   * Every vaults group a new vault may go to, in fill order (settings `WORKSPACE_VAULTS_RESOURCE_GROUPS`); each
+   * holds the app's roles from the Bicep at group level. Default: `[resourceGroup]`.
+   */
+  readonly resourceGroups?: readonly string[];
+  /**
+   * Vaults per group before the next group is used (ARM allows 800 of a resource type per group; the default
+   * 700 leaves room for recovered vaults, which return to their group, and for instances provisioning at once).
+   */
+  readonly vaultsPerGroup?: number;
+  /** Fresh random names tried when Azure answers 409 VaultAlreadyExists (Key Vault names are global). */
+  readonly nameAttempts?: number;
   readonly location: string;
   readonly clock: Clock;
   /** Each workspace's vault name and retention as its log records them (domain/services/vaultDirectory.ts). */
@@ -55,6 +70,20 @@ export interface KeyVaultSecretVaultOptions {
   readonly forbiddenRetry?: { readonly attempts: number; readonly firstDelayMs: number; readonly maxDelayMs: number };
 }
 
+export const DEFAULT_VAULTS_PER_GROUP = 700;
+export const DEFAULT_NAME_ATTEMPTS = 3;
+
+/** ARM's answer when a vault name is in use anywhere in Azure, including a soft-deleted vault of another tenant. */
+function isNameTaken(error: unknown): boolean {
+  return statusOf(error) === 409 && (error as { code?: unknown }).code === 'VaultAlreadyExists';
+}
+
+/** A recorded vault with its group resolved: a record older than sharding means the default group. */
+interface PlacedVault {
+  readonly vault: string;
+  readonly resourceGroup: string;
+}
+
 /** About 2.5 minutes in all (2, 4, 8, 16, 30, 30, 30, 30 s) before a 403 is taken to be a real refusal. */
 export const DEFAULT_FORBIDDEN_RETRY = { attempts: 8, firstDelayMs: 2_000, maxDelayMs: 30_000 } as const;
 
@@ -69,10 +98,17 @@ export class KeyVaultSecretVault implements SecretVault {
   private readonly clients = new Map<string, SecretClient>();
   private readonly vaultUris = new Map<string, string>();
   private readonly retentionDays: number;
+  private readonly groups: readonly string[];
+  private readonly vaultsPerGroup: number;
 
   constructor(private readonly options: KeyVaultSecretVaultOptions) {
     this.retentionDays = options.retentionDays ?? 90;
     assertRetentionDays(this.retentionDays);
+    this.groups = options.resourceGroups ?? [options.resourceGroup];
+    if (this.groups.length === 0) throw new RangeError('resourceGroups needs at least one group');
+    this.vaultsPerGroup = options.vaultsPerGroup ?? DEFAULT_VAULTS_PER_GROUP;
+    if (!Number.isInteger(this.vaultsPerGroup) || this.vaultsPerGroup < 1 || this.vaultsPerGroup > 800)
+      throw new RangeError('vaultsPerGroup is 1-800 (ARM allows 800 vaults per resource group)');
     this.arm = new KeyVaultManagementClient(options.credential, options.subscriptionId, {
       ...(options.armEndpoint ? { endpoint: options.armEndpoint } : {}),
       additionalPolicies: options.additionalPolicies ?? [],
@@ -82,6 +118,12 @@ export class KeyVaultSecretVault implements SecretVault {
   /** The workspace's vault name as its log records it; undefined before the first `set` (exposed for operations and tests). */
   async vaultName(workspaceId: string): Promise<string | undefined> {
     return (await this.options.directory.read(workspaceId)).vault;
+  }
+
+  /** The workspace's vault name and group as its log records them (exposed for operations and tests). */
+  async vaultLocation(workspaceId: string): Promise<PlacedVault | undefined> {
+    const recorded = await this.options.directory.read(workspaceId);
+    return recorded.vault === undefined ? undefined : this.placed({ vault: recorded.vault, ...(recorded.resourceGroup !== undefined ? { resourceGroup: recorded.resourceGroup } : {}) });
   }
 
   async set(workspaceId: string, name: string, value: string, options: SecretWriteOptions): Promise<SecretMetadata> {
@@ -182,11 +224,11 @@ export class KeyVaultSecretVault implements SecretVault {
   }
 
   async status(workspaceId: string): Promise<VaultStatus> {
-    const name = await this.vaultName(workspaceId);
-    if (name === undefined) return { state: 'absent' };
-    const vault = await this.armGet('read the vault', () => this.arm.vaults.get(this.options.resourceGroup, name));
+    const at = await this.vaultLocation(workspaceId);
+    if (at === undefined) return { state: 'absent' };
+    const vault = await this.armGet('read the vault', () => this.arm.vaults.get(at.resourceGroup, at.vault));
     if (vault) return { state: 'active' };
-    const deleted = await this.armGet('read the deleted vault', () => this.arm.vaults.getDeleted(name, this.options.location));
+    const deleted = await this.armGet('read the deleted vault', () => this.arm.vaults.getDeleted(at.vault, this.options.location));
     if (!deleted) return { state: 'absent' };
     return {
       state: 'deleted',
@@ -199,8 +241,8 @@ export class KeyVaultSecretVault implements SecretVault {
     assertRetentionDays(options.retentionDays);
     const status = await this.status(workspaceId);
     if (status.state !== 'active') return status;
-    const name = await this.recordedName(workspaceId);
-    await guarded('soft-delete the vault', () => this.arm.vaults.delete(this.options.resourceGroup, name));
+    const at = await this.recorded(workspaceId);
+    await guarded('soft-delete the vault', () => this.arm.vaults.delete(at.resourceGroup, at.vault));
     this.forget(workspaceId);
     return this.status(workspaceId);
   }
@@ -211,9 +253,9 @@ export class KeyVaultSecretVault implements SecretVault {
       throw new DomainError(VAULT_ERROR.NOT_DELETED, `The vault of workspace ${workspaceId} is not deleted`, 'precondition');
     if (this.options.clock.now().toISOString() >= status.purgeAfter)
       throw new DomainError(VAULT_ERROR.RETENTION_ENDED, `The retention of workspace ${workspaceId}'s vault has ended`, 'precondition');
-    const name = await this.recordedName(workspaceId);
+    const at = await this.recorded(workspaceId);
     await guarded('recover the vault', () =>
-      this.arm.vaults.beginCreateOrUpdateAndWait(this.options.resourceGroup, name, {
+      this.arm.vaults.beginCreateOrUpdateAndWait(at.resourceGroup, at.vault, {
         location: this.options.location,
         properties: { tenantId: this.options.tenantId, sku: { family: 'A', name: 'standard' }, createMode: 'recover' },
       }),
@@ -232,7 +274,7 @@ export class KeyVaultSecretVault implements SecretVault {
         `The vault of workspace ${workspaceId} is purge-protected until ${status.purgeAfter}`,
         'precondition',
       );
-    const name = await this.recordedName(workspaceId);
+    const { vault: name } = await this.recorded(workspaceId);
     await guarded('purge the vault', async () => {
       try {
         await this.arm.vaults.beginPurgeDeletedAndWait(name, this.options.location);
@@ -255,18 +297,12 @@ export class KeyVaultSecretVault implements SecretVault {
   private async client(workspaceId: string, provision: boolean): Promise<SecretClient | undefined> {
     let uri = this.vaultUris.get(workspaceId);
     if (!uri) {
-      const recorded = await this.vaultName(workspaceId);
-      if (recorded === undefined && !provision) return undefined;
+      let at = await this.vaultLocation(workspaceId);
+      if (at === undefined && !provision) return undefined;
       // Recorded before it exists: two instances provisioning at once agree on the first name the log took.
-      const name = recorded ?? (await this.options.directory.claim(workspaceId, randomVaultName(this.options.namePrefix)));
-      const vault = await this.armGet('read the vault', () => this.arm.vaults.get(this.options.resourceGroup, name));
-      uri = vault?.properties.vaultUri;
-      if (!vault) {
-        if ((await this.status(workspaceId)).state === 'deleted') throw vaultDeletedError(workspaceId);
-        if (!provision) return undefined;
-        uri = (await this.provision(workspaceId, name)).properties.vaultUri;
-      }
-      if (!uri) throw new DomainError(VAULT_ERROR.UNAVAILABLE, `Vault ${name} has no URI yet`, 'unavailable');
+      at ??= this.placed(await this.options.directory.claim(workspaceId, { vault: randomVaultName(this.options.namePrefix), resourceGroup: await this.groupWithRoom() }));
+      uri = await this.existingOrCreated(workspaceId, at, provision);
+      if (uri === undefined) return undefined;
       this.vaultUris.set(workspaceId, uri);
     }
     let client = this.clients.get(uri);
@@ -277,31 +313,92 @@ export class KeyVaultSecretVault implements SecretVault {
     return client;
   }
 
-  /** A soft-delete, recover or purge found the vault by status, so its name is recorded. */
-  private async recordedName(workspaceId: string): Promise<string> {
-    const name = await this.vaultName(workspaceId);
-    if (name === undefined) throw new DomainError(VAULT_ERROR.NOT_DELETED, `Workspace ${workspaceId} has no vault`, 'precondition');
-    return name;
+  /**
+   * The URI of the recorded vault, creating it when `provision`. A name Azure refuses as taken (409
+   * VaultAlreadyExists: a stranger's vault, live or soft-deleted, since names are global) is replaced by a fresh
+   * random one through the log, so racing instances still agree on one name; at most `nameAttempts` names.
+   */
+  private async existingOrCreated(workspaceId: string, first: PlacedVault, provision: boolean): Promise<string | undefined> {
+    const attempts = this.options.nameAttempts ?? DEFAULT_NAME_ATTEMPTS;
+    let at = first;
+    for (let attempt = 1; ; attempt++) {
+      const vault = await this.armGet('read the vault', () => this.arm.vaults.get(at.resourceGroup, at.vault));
+      if (vault) return this.uriOf(vault.properties.vaultUri, at);
+      if ((await this.status(workspaceId)).state === 'deleted') throw vaultDeletedError(workspaceId);
+      if (!provision) return undefined;
+      try {
+        return this.uriOf((await this.provision(workspaceId, at)).properties.vaultUri, at);
+      } catch (error) {
+        if (!isNameTaken(error)) throw sanitized(error, 'provision the vault');
+      }
+      // Taken, unless an instance of ours created it between our read and our create: then it is ours to use.
+      const raced = await this.armGet('read the vault', () => this.arm.vaults.get(at.resourceGroup, at.vault));
+      if (raced) return this.uriOf(raced.properties.vaultUri, at);
+      if (attempt >= attempts)
+        throw new DomainError(
+          VAULT_ERROR.NAME_UNAVAILABLE,
+          `Azure refused ${attempts} random vault names for workspace ${workspaceId} as already in use; try again later`,
+          'unavailable',
+        );
+      at = this.placed(await this.options.directory.replace(workspaceId, at.vault, { vault: randomVaultName(this.options.namePrefix), resourceGroup: at.resourceGroup }));
+    }
   }
 
-  private async provision(workspaceId: string, name: string) {
+  private uriOf(uri: string | undefined, at: PlacedVault): string {
+    if (!uri) throw new DomainError(VAULT_ERROR.UNAVAILABLE, `Vault ${at.vault} has no URI yet`, 'unavailable');
+    return uri;
+  }
+
+  /**
+   * The first configured group with fewer than `vaultsPerGroup` live vaults, counted by ARM (list by resource
+   * group): ARM is what enforces the limit, and it sees every create, delete, recover and purge, where a count kept
+   * on our side would drift with each failure between our record and Azure's. Soft-deleted vaults are not in
+   * the group, so they do not count until recovered.
+   */
+  private async groupWithRoom(): Promise<string> {
+    for (const group of this.groups) {
+      let count = 0;
+      const counted = await guarded('count the vaults of a resource group', async () => {
+        for await (const _vault of this.arm.vaults.listByResourceGroup(group, { top: this.vaultsPerGroup })) if (++count >= this.vaultsPerGroup) return false;
+        return true;
+      });
+      if (counted) return group;
+    }
+    throw new DomainError(
+      VAULT_ERROR.NO_CAPACITY,
+      `Every workspace-vault resource group holds ${this.vaultsPerGroup} vaults (${this.groups.length} groups); an operator adds groups (docs/vault.md)`,
+      'unavailable',
+    );
+  }
+
+  private placed(location: { vault: string; resourceGroup?: string }): PlacedVault {
+    return { vault: location.vault, resourceGroup: location.resourceGroup ?? this.options.resourceGroup };
+  }
+
+  /** A soft-delete, recover or purge found the vault by status, so its name is recorded. */
+  private async recorded(workspaceId: string): Promise<PlacedVault> {
+    const at = await this.vaultLocation(workspaceId);
+    if (at === undefined) throw new DomainError(VAULT_ERROR.NOT_DELETED, `Workspace ${workspaceId} has no vault`, 'precondition');
+    return at;
+  }
+
+  /** Creates the vault; the caller sanitizes errors (it tells a taken name from other failures first). */
+  private async provision(workspaceId: string, at: PlacedVault) {
     const retentionDays = (await this.options.directory.read(workspaceId)).retentionDays ?? this.retentionDays;
     assertRetentionDays(retentionDays);
-    return guarded('provision the vault', () =>
-      this.arm.vaults.beginCreateOrUpdateAndWait(this.options.resourceGroup, name, {
-        location: this.options.location,
-        tags: { workspaceId: workspaceId.slice(0, 256), managedBy: 'disco-parrot' },
-        properties: {
-          tenantId: this.options.tenantId,
-          sku: { family: 'A', name: 'standard' },
-          enableSoftDelete: true,
-          softDeleteRetentionInDays: retentionDays,
-          enablePurgeProtection: true,
-          enableRbacAuthorization: true,
-          accessPolicies: [],
-        },
-      }),
-    );
+    return this.arm.vaults.beginCreateOrUpdateAndWait(at.resourceGroup, at.vault, {
+      location: this.options.location,
+      tags: { workspaceId: workspaceId.slice(0, 256), managedBy: 'disco-parrot' },
+      properties: {
+        tenantId: this.options.tenantId,
+        sku: { family: 'A', name: 'standard' },
+        enableSoftDelete: true,
+        softDeleteRetentionInDays: retentionDays,
+        enablePurgeProtection: true,
+        enableRbacAuthorization: true,
+        accessPolicies: [],
+      },
+    });
   }
 
   /**

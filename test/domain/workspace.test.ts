@@ -47,6 +47,23 @@ describe('workspace decisions', () => {
     spec.given([created, { type: 'VaultProvisioned', data: { vault: 'kv1' } }]).when({ type: 'RecordVaultProvisioned', vault: 'kv2' }).then([]);
     spec.given([created, { type: 'VaultProvisioned', data: { vault: 'kv1' } }]).thenState((s) => expect(s.vault).toBe('kv1'));
   });
+  it('records the vault\'s resource group with its name; a record without one (older than sharding) names none', () => {
+    const placed: WorkspaceEvent = { type: 'VaultProvisioned', data: { vault: 'kv1', resourceGroup: 'rg-vaults-01' } };
+    spec.given([created]).when({ type: 'RecordVaultProvisioned', vault: 'kv1', resourceGroup: 'rg-vaults-01' }).then([placed]);
+    spec.given([created, placed]).thenState((s) => expect([s.vault, s.vaultResourceGroup]).toEqual(['kv1', 'rg-vaults-01']));
+    spec.given([created, { type: 'VaultProvisioned', data: { vault: 'kv1' } }]).thenState((s) => expect(s.vaultResourceGroup).toBeUndefined());
+  });
+  it('replaces a vault name Azure refused as taken only while that name is the recorded one', () => {
+    const first: WorkspaceEvent = { type: 'VaultProvisioned', data: { vault: 'kv1', resourceGroup: 'rg-a' } };
+    const second: WorkspaceEvent = { type: 'VaultProvisioned', data: { vault: 'kv2', resourceGroup: 'rg-a', replaces: 'kv1' } };
+    spec.given([created, first]).when({ type: 'RecordVaultProvisioned', vault: 'kv2', resourceGroup: 'rg-a', replaces: 'kv1' }).then([second]);
+    spec.given([created, first, second]).thenState((s) => expect([s.vault, s.vaultResourceGroup]).toEqual(['kv2', 'rg-a']));
+    // A racing instance replacing kv1 too loses to the replacement already recorded.
+    spec.given([created, first, second]).when({ type: 'RecordVaultProvisioned', vault: 'kv3', resourceGroup: 'rg-a', replaces: 'kv1' }).then([]);
+    // Nothing to replace before a name exists, and a "replacement" by the same name is no change.
+    spec.given([created]).when({ type: 'RecordVaultProvisioned', vault: 'kv2', replaces: 'kv1' }).then([]);
+    spec.given([created, first]).when({ type: 'RecordVaultProvisioned', vault: 'kv1', replaces: 'kv1' }).then([]);
+  });
   it('the retention (7-90 days) is chosen at creation, and a deletion uses it', () => {
     const withRetention: WorkspaceEvent = { type: 'WorkspaceCreated', data: { workspaceId: 'ws1', name: 'Acme', owner: 'alice', retentionDays: 14 } };
     spec.given([]).when({ type: 'CreateWorkspace', workspaceId: 'ws1', name: 'Acme', owner: 'alice', retentionDays: 14 }).then([withRetention]);

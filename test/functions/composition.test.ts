@@ -25,7 +25,7 @@ const production = {
 // Never called: the adapters are only constructed.
 const vaultTable = new TableClient('https://discoparrotprod.table.core.windows.net', 'vault', new DefaultAzureCredential());
 /** Never read here: building the adapter touches neither the log nor Azure. */
-const directory: VaultDirectory = { read: async () => ({}), claim: async (_ws, proposed) => proposed };
+const directory: VaultDirectory = { read: async () => ({}), claim: async (_ws, proposed) => proposed, replace: async (_ws, _taken, proposed) => proposed };
 
 describe('the production configuration', () => {
   it('refuses the local-process sandbox host, by name', async () => {
@@ -50,7 +50,18 @@ describe('the production configuration', () => {
       resourceGroup: production.WORKSPACE_VAULTS_RESOURCE_GROUP,
       location: 'westeurope',
       tenantId: production.AZURE_TENANT_ID,
+      resourceGroups: [production.WORKSPACE_VAULTS_RESOURCE_GROUP],
+      vaultsPerGroup: 700,
     });
+  });
+
+  it('shards vaults over WORKSPACE_VAULTS_RESOURCE_GROUPS, which must include the default group and name none twice', () => {
+    const groups = 'rg-discoparrot-prod-vaults,rg-discoparrot-prod-vaults-01,rg-discoparrot-prod-vaults-02';
+    const settings = loadSettings({ ...production, WORKSPACE_VAULTS_RESOURCE_GROUPS: groups, WORKSPACE_VAULTS_PER_GROUP: '500' });
+    expect(keyVaultOptions(settings, directory)).toMatchObject({ resourceGroup: production.WORKSPACE_VAULTS_RESOURCE_GROUP, resourceGroups: groups.split(','), vaultsPerGroup: 500 });
+    expect(() => loadSettings({ ...production, WORKSPACE_VAULTS_RESOURCE_GROUPS: 'rg-a,rg-b' })).toThrow(/WORKSPACE_VAULTS_RESOURCE_GROUPS: must include WORKSPACE_VAULTS_RESOURCE_GROUP/);
+    expect(() => loadSettings({ ...production, WORKSPACE_VAULTS_RESOURCE_GROUPS: `${groups},rg-discoparrot-prod-vaults` })).toThrow(/must not name a group twice/);
+    expect(() => loadSettings({ ...production, WORKSPACE_VAULTS_PER_GROUP: '801' })).toThrow(/WORKSPACE_VAULTS_PER_GROUP/);
   });
 
   it('refuses the shared Table vault unless a single-tenant install says so, and keyvault without its settings', () => {

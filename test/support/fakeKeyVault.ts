@@ -39,6 +39,13 @@ export class FakeKeyVault {
   readonly requests: string[] = [];
   /** Data-plane requests to answer 403 per vault name, as Key Vault does while a role assignment propagates. */
   readonly forbidden = new Map<string, number>();
+  /**
+   * Vault names held outside this subscription (another tenant's vault, live or soft-deleted): invisible to our
+   * GETs, and a create answers 409 VaultAlreadyExists, as Azure does because vault names are global.
+   */
+  readonly takenElsewhere = new Set<string>();
+  /** Like `takenElsewhere`, for every name it matches. */
+  takenElsewherePattern: RegExp | undefined;
   readonly agent: Agent;
   readonly policy: PipelinePolicy;
   private port = 0;
@@ -143,6 +150,22 @@ export class FakeKeyVault {
   }
 
   private handleArm(method: string, url: URL, body: unknown): FakeResponse {
+    const listPath = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.KeyVault\/vaults$/i.exec(url.pathname);
+    if (listPath && method === 'GET') {
+      const [, subscription, resourceGroup] = listPath as unknown as [string, string, string];
+      // Live vaults of the group only: a soft-deleted vault is no longer a resource of its group.
+      const inGroup = [...this.vaults.values()].filter((v) => v.state === 'active' && v.resourceGroup === resourceGroup);
+      const top = Number(url.searchParams.get('$top') ?? 25);
+      const size = Math.max(1, Math.min(top, this.options.pageSize ?? 25));
+      const skip = Number(url.searchParams.get('$skiptoken') ?? 0);
+      const page = inGroup.slice(skip, skip + size);
+      const next = new URL(url.toString());
+      next.searchParams.set('$skiptoken', String(skip + size));
+      return {
+        status: 200,
+        body: { value: page.map((v) => this.vaultJson(subscription, v)), ...(skip + size < inGroup.length ? { nextLink: next.toString() } : {}) },
+      };
+    }
     const vaultPath = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.KeyVault\/vaults\/([^/]+)$/i.exec(url.pathname);
     const deletedPath = /^\/subscriptions\/([^/]+)\/providers\/Microsoft\.KeyVault\/locations\/([^/]+)\/deletedVaults\/([^/]+)(\/purge)?$/i.exec(url.pathname);
     const now = this.options.now();
@@ -171,6 +194,11 @@ export class FakeKeyVault {
           delete existing.scheduledPurgeDate;
           return { status: 200, body: this.vaultJson(subscription, existing) };
         }
+        if (this.takenElsewhere.has(name) || this.takenElsewherePattern?.test(name))
+          return {
+            status: 409,
+            body: { error: { code: 'VaultAlreadyExists', message: `The vault name '${rawName}' is already in use. Vault names are globally unique so it is possible that the name is already taken.` } },
+          };
         if (!VAULT_NAME.test(rawName))
           return { status: 400, body: { error: { code: 'VaultNameNotValid', message: 'Vault names are 3-24 characters of letters, digits and single hyphens' } } };
         if (existing?.state === 'deleted')

@@ -21,8 +21,11 @@ param authAudience string
 param durableTaskHub string
 param eventLogTable string
 param backupContainerName string
-@description('The resource group of the per-workspace Key Vaults, where the app holds its provisioning role.')
+@description('The default group of the per-workspace Key Vaults (where vaults recorded without a group live).')
 param workspaceVaultsResourceGroupName string
+@description('Every per-workspace Key Vault group, comma-separated in fill order; the app holds its roles on each.')
+param workspaceVaultsResourceGroupNames string
+param workspaceVaultsPerGroup int
 param vaultTable string
 param resolverCacheSeconds int
 param gatewayBearerTable string
@@ -78,6 +81,8 @@ var appSettings = {
   VAULT_SINGLE_TENANT: 'false'
   WORKSPACE_VAULTS_SUBSCRIPTION_ID: subscription().subscriptionId
   WORKSPACE_VAULTS_RESOURCE_GROUP: workspaceVaultsResourceGroupName
+  WORKSPACE_VAULTS_RESOURCE_GROUPS: workspaceVaultsResourceGroupNames
+  WORKSPACE_VAULTS_PER_GROUP: string(workspaceVaultsPerGroup)
   WORKSPACE_VAULTS_LOCATION: location
   AZURE_TENANT_ID: tenant().tenantId
   DURABLE_TASK_HUB: durableTaskHub

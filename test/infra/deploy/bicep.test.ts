@@ -2,7 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadSettings, settingsSchema } from '../../../functions/settings';
-import { ALLOWED_BUILT_IN_ROLES, type Finding, appSettingsOf, roleGrants, securityFindings, structureFindings } from './bicepChecks';
+import { ALLOWED_BUILT_IN_ROLES, type Finding, appSettingsOf, roleGrants, securityFindings, structureFindings, vaultGroupFindings } from './bicepChecks';
 import { scalar } from './bicepParser';
 import { type Template, resourcesOfType, templateFromSources } from './bicepTemplate';
 
@@ -131,6 +131,38 @@ describe('infra/deploy Bicep: roles', () => {
   });
 });
 
+describe('infra/deploy Bicep: workspace-vault resource groups (sharding)', () => {
+  it('creates one group per name, gives the app both group-level roles in each, and tells the app every group', () => {
+    const t = real();
+    expect(vaultGroupFindings(t)).toEqual([]);
+    const main = t.files.get('main.bicep');
+    const groups = main?.declarations.find((d) => d.name === 'vaultsGroups');
+    expect(groups?.loop).toBe('name in workspaceVaultsGroupNames');
+    const names = main?.declarations.find((d) => d.name === 'workspaceVaultsGroupNames');
+    // The first group keeps the name it had before sharding (vaults recorded without a group live there).
+    expect(names?.value?.kind === 'expr' ? names.value.text.replace(/\s+/g, '') : '').toBe(
+      "[fori inrange(0,workspaceVaultsGroupCount):i==0?workspaceVaultsResourceGroupName:'${workspaceVaultsResourceGroupName}-${padLeft(i, 2, '0')}']".replace(/\s+/g, ''),
+    );
+    const perGroup = main?.declarations.find((d) => d.name === 'workspaceVaultsPerGroup');
+    expect(perGroup?.decorators).toEqual(expect.arrayContaining(['@ maxValue ( 800 )']));
+    const inEachGroup = roleGrants(t).filter((g) => g.where.startsWith('modules/workspaceVaultAccess.bicep')).map((g) => g.role).sort();
+    expect(inEachGroup).toEqual(['Key Vault Secrets Officer', 'custom:vaultProvisionerRole']);
+  });
+
+  it.each([
+    ['access granted in one group only', "in workspaceVaultsGroupNames: {\n  name: 'workspaceVaultAccess", "in take(workspaceVaultsGroupNames, 1): {\n  name: 'workspaceVaultAccess"],
+    ['every copy of the access aimed at the first group', 'scope: vaultsGroups[i]', 'scope: vaultsGroups[0]'],
+    ['groups made from another list than the access', 'resource vaultsGroups \'Microsoft.Resources/resourceGroups@2024-03-01\' = [for name in workspaceVaultsGroupNames', 'resource vaultsGroups \'Microsoft.Resources/resourceGroups@2024-03-01\' = [for name in take(workspaceVaultsGroupNames, 1)'],
+    ['the provisioner role assignable in the first group only', 'assignableScopes: [for (name, i) in workspaceVaultsGroupNames: vaultsGroups[i].id]', 'assignableScopes: [\n      vaultsGroups[0].id\n    ]'],
+    ['the app told only the first group', "workspaceVaultsResourceGroupNames: join(workspaceVaultsGroupNames, ',')", 'workspaceVaultsResourceGroupNames: vaultsGroups[0].name'],
+    ['the default group not the first one', 'workspaceVaultsResourceGroupName: vaultsGroups[0].name', 'workspaceVaultsResourceGroupName: vaultsGroups[1].name'],
+  ])('catches %s', (_what, from, to) => {
+    const findings = vaultGroupFindings(mutated('main.bicep', from, to));
+    expect(rules(findings)).toEqual(['vault-groups']);
+    expect(securityFindings(mutated('main.bicep', from, to)).map((f) => f.rule)).toContain('vault-groups');
+  });
+});
+
 /** Values for settings the template computes at deploy time, shaped as Azure produces them. */
 const DEPLOY_TIME_SAMPLES: Readonly<Record<string, string>> = {
   AzureWebJobsStorage__accountName: 'stdpprodabc123def456',
@@ -163,6 +195,8 @@ const DEPLOY_TIME_SAMPLES: Readonly<Record<string, string>> = {
   BACKUP_CONTAINER: 'auditarchive',
   WORKSPACE_VAULTS_SUBSCRIPTION_ID: '00000000-0000-4000-8000-000000000001',
   WORKSPACE_VAULTS_RESOURCE_GROUP: 'rg-discoparrot-prod-vaults',
+  WORKSPACE_VAULTS_RESOURCE_GROUPS: 'rg-discoparrot-prod-vaults,rg-discoparrot-prod-vaults-01',
+  WORKSPACE_VAULTS_PER_GROUP: '700',
   WORKSPACE_VAULTS_LOCATION: 'westeurope',
   AZURE_TENANT_ID: '00000000-0000-4000-8000-000000000002',
 };

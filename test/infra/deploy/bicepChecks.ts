@@ -155,6 +155,50 @@ export function securityFindings(t: Template): Finding[] {
     for (const [pattern, what] of FORBIDDEN_TEXT) if (pattern.test(code)) out.push({ rule: 'no-secrets', where: file, message: `found ${what}` });
   }
   out.push(...roleFindings(t));
+  out.push(...vaultGroupFindings(t));
+  return out;
+}
+
+const compact = (text: string | undefined): string => (text ?? '').replace(/\s+/g, '');
+
+/**
+ * The workspace-vault groups (docs/vault.md): one list of group names drives the groups themselves, the app's two
+ * group-level role assignments in each (the workspaceVaultAccess module, deployed once per group), the groups
+ * the provisioner role may be assigned in, and the app's WORKSPACE_VAULTS_RESOURCE_GROUPS, so every group the app
+ * may put a vault in is one where it already holds its roles (it never writes a role assignment itself).
+ */
+export function vaultGroupFindings(t: Template): Finding[] {
+  const out: Finding[] = [];
+  const fail = (where: string, message: string): void => void out.push({ rule: 'vault-groups', where, message });
+  const accessFile = t.files.get('modules/workspaceVaultAccess.bicep');
+  const calls = accessFile ? callSites(t, accessFile) : [];
+  if (calls.length !== 1) return [{ rule: 'vault-groups', where: t.entry, message: `workspaceVaultAccess.bicep is deployed ${calls.length} times, not once per group` }];
+  const { caller, call } = calls[0] as { caller: BicepFile; call: Declaration };
+  const where = `${caller.path}:${call.line} ${call.name}`;
+  const loop = /^\( (\w+) , (\w+) \) in (\w+)$/.exec(call.loop ?? '');
+  if (!loop) return [{ rule: 'vault-groups', where, message: `the group access module must loop over the group names as (name, i), loops over ${call.loop ?? 'nothing'}` }];
+  const [, , index, names] = loop as unknown as [string, string, string, string];
+  if (caller.declarations.find((d) => d.name === names)?.keyword !== 'var') fail(where, `${names} is not a var of group names`);
+  const scope = /^(\w+)\[(\w+)\]$/.exec(compact(scalar(at(call.value, 'scope'))));
+  const groups = caller.declarations.find((d) => d.keyword === 'resource' && d.name === scope?.[1]);
+  if (!scope || scope[2] !== index || !groups || resourceType(groups) !== 'Microsoft.Resources/resourceGroups')
+    return [...out, { rule: 'vault-groups', where, message: `the module's scope must be the i-th vaults group, is ${scalar(at(call.value, 'scope')) ?? 'unset'}` }];
+  const groupLoop = /^(?:(\w+)|\( (\w+) , \w+ \)) in (\w+)$/.exec(groups.loop ?? '');
+  if (groupLoop?.[3] !== names || scalar(at(groups.value, 'name')) !== (groupLoop[1] ?? groupLoop[2]))
+    fail(`${caller.path}:${groups.line} ${groups.name}`, `the vaults groups must be one per name in ${names}`);
+  const roleArg = resolve(t, caller, at(call.value, 'params.vaultProvisionerRoleId'));
+  const roleDecl = caller.declarations.find((d) => roleArg.includes(`customRole:${caller.path}#${d.name}`));
+  const scopes = compact(scalar(at(roleDecl?.value, 'properties.assignableScopes')));
+  if (!new RegExp(`^\\[for\\(\\w+,(\\w+)\\)in${names}:${groups.name}\\[\\1\\]\\.id\\]$`).test(scopes))
+    fail(where, `the provisioner role must be assignable in every vaults group, is assignable in ${scopes || 'nothing'}`);
+  const site = resourcesOfType(t, 'Microsoft.Web/sites')[0];
+  const settings = site ? appSettingsOf(site.file, site.decl.value) : undefined;
+  const listed = site ? resolve(t, site.file, settings?.get('WORKSPACE_VAULTS_RESOURCE_GROUPS')).map(compact) : [];
+  if (listed.length !== 1 || listed[0] !== `unresolved:join(${names},',')`)
+    fail(where, `WORKSPACE_VAULTS_RESOURCE_GROUPS must list every group (join(${names}, ',')), is ${listed.join(' | ') || 'unset'}`);
+  const first = site ? resolve(t, site.file, settings?.get('WORKSPACE_VAULTS_RESOURCE_GROUP')).map(compact) : [];
+  if (first.length !== 1 || first[0] !== `unresolved:${groups.name}[0].name`)
+    fail(where, `WORKSPACE_VAULTS_RESOURCE_GROUP must be the first vaults group, is ${first.join(' | ') || 'unset'}`);
   return out;
 }
 

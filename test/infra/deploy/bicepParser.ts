@@ -31,6 +31,11 @@ export interface Declaration {
   readonly target?: string;
   readonly existing?: boolean;
   readonly condition?: string;
+  /**
+   * A resource or module declared once per item (`= [for <binding> in <collection>: { ... }]`): the header's
+   * source form, e.g. `( name , i ) in groupNames`; `value` is then the body every copy shares.
+   */
+  readonly loop?: string;
   readonly value?: BicepValue;
 }
 
@@ -222,12 +227,25 @@ class Parser {
     const existing = this.peek()?.text === 'existing';
     if (existing) this.next();
     this.expect('=');
+    let loop: string | undefined;
+    if (this.isPunct('[') && this.peekAfterNewlines(1)?.text === 'for') {
+      this.next();
+      this.skipNewlines();
+      this.next();
+      loop = this.rawUntilColon();
+      this.skipNewlines();
+    }
     let condition: string | undefined;
     if (this.peek()?.text === 'if') {
       this.next();
       condition = this.rawGroup();
     }
-    return { keyword, name, line, decorators, target: target.value ?? target.text, existing, ...(condition ? { condition } : {}), value: this.value() };
+    const value = this.value();
+    if (loop !== undefined) {
+      this.skipNewlines();
+      this.expect(']');
+    }
+    return { keyword, name, line, decorators, target: target.value ?? target.text, existing, ...(loop !== undefined ? { loop } : {}), ...(condition ? { condition } : {}), value };
   }
 
   private value(): BicepValue {
@@ -295,6 +313,21 @@ class Parser {
       parts.push(t.text);
     } while (depth > 0);
     return parts.join(' ');
+  }
+
+  /** A loop header up to its `:` (outside brackets), its identifiers counted as used. */
+  private rawUntilColon(): string {
+    const parts: Token[] = [];
+    let depth = 0;
+    while (this.peek() && (depth > 0 || !this.isPunct(':'))) {
+      const t = this.next();
+      if (t.kind === 'punct' && '{[('.includes(t.text)) depth++;
+      if (t.kind === 'punct' && '}])'.includes(t.text)) depth--;
+      parts.push(t);
+    }
+    this.expect(':');
+    for (const name of identifiersIn(parts)) this.used.add(name);
+    return parts.map((p) => p.text).join(' ');
   }
 
   private rawUntilNewline(): string {

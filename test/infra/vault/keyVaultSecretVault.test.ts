@@ -11,6 +11,7 @@ import { aSecretValue, expectNoTrace, expectRefused, secretVaultContract } from 
 import { FakeKeyVault } from '../../support/fakeKeyVault';
 import { FakeTokenCredential } from '../../support/fakeKeyVaultTls';
 import { ManualClock } from './manualClock';
+import { problemFromError } from '../../../functions/http/problem';
 
 const clock = new ManualClock();
 let fake: FakeKeyVault;
@@ -24,11 +25,15 @@ async function created(ws: string, retentionDays?: number): Promise<void> {
   if ((await readWorkspace(store, ws)).status !== 'None') return;
   await onWorkspace(log, ws, { type: 'CreateWorkspace', workspaceId: ws, name: ws, owner: 'alice', ...(retentionDays ? { retentionDays } : {}) }, { actor: 'alice', correlationId: 't' });
 }
-const directory: VaultDirectory = { read: (ws) => fromLog.read(ws), claim: async (ws, proposed) => (await created(ws), fromLog.claim(ws, proposed)) };
+const directory: VaultDirectory = {
+  read: (ws) => fromLog.read(ws),
+  claim: async (ws, proposed) => (await created(ws), fromLog.claim(ws, proposed)),
+  replace: (ws, taken, proposed) => fromLog.replace(ws, taken, proposed),
+};
 /** The vault name a workspace's first `set` will use, recorded ahead of it (so a test can arrange the fake for it). */
 async function recordedAhead(v: KeyVaultSecretVault, ws: string): Promise<string> {
   await created(ws);
-  await fromLog.claim(ws, `dp-${randomUUID().replace(/-/g, '').slice(0, 21)}`);
+  await fromLog.claim(ws, { vault: `dp-${randomUUID().replace(/-/g, '').slice(0, 21)}` });
   return String(await v.vaultName(ws));
 }
 
@@ -71,7 +76,7 @@ describe('KeyVaultSecretVault against the fake Key Vault', () => {
     expect(name).toMatch(/^dp-[0-9a-f]{21}$/);
     // Read back from the log: another instance finds the same vault; the name says nothing of the workspace id.
     const recorded = (await store.readStream(ws, workspaceStreamId(ws))).events.filter((e) => e.type === 'VaultProvisioned');
-    expect(recorded).toEqual([expect.objectContaining({ data: { vault: name } })]);
+    expect(recorded).toEqual([expect.objectContaining({ data: { vault: name, resourceGroup: 'rg-workspace-vaults' } })]);
     expect(await aKeyVaultVault().vaultName(ws)).toBe(name);
     expect(name).not.toContain(ws.slice(3, 11));
     expect(fake.vaults.get(name)).toMatchObject({
@@ -176,6 +181,122 @@ describe('KeyVaultSecretVault against the fake Key Vault', () => {
     expect(service?.state).toBe('deleted');
     await expectRefused(() => vault.purge(ws, early), 'VAULT.UNAVAILABLE');
     expect(fake.vaults.get(String(await vault.vaultName(ws)))?.state).toBe('deleted');
+  });
+});
+
+describe('KeyVaultSecretVault vault resource groups (sharding)', () => {
+  /** Group names no other test uses: the fake is shared, and the count is ARM's, per group. */
+  const freshGroups = (n: number): string[] => Array.from({ length: n }, (_, i) => `rg-shard-${randomUUID().slice(0, 8)}-${i}`);
+  const events = async (ws: string) => (await store.readStream(ws, workspaceStreamId(ws))).events.filter((e) => e.type === 'VaultProvisioned').map((e) => e.data);
+
+  it('with N vaults per group, vault N+1 goes to the next group, recorded with its name; a soft-deleted vault frees its place', async () => {
+    const groups = freshGroups(2);
+    const sharded = aKeyVaultVault({ resourceGroups: groups, vaultsPerGroup: 2 });
+    const placedIn = async (ws: string): Promise<string | undefined> => {
+      await sharded.set(ws, 'K', aSecretValue(), { version: 1, ...by });
+      const at = await sharded.vaultLocation(ws);
+      expect(fake.vaults.get(String(at?.vault))?.resourceGroup).toBe(at?.resourceGroup);
+      expect(await events(ws)).toEqual([{ vault: at?.vault, resourceGroup: at?.resourceGroup }]);
+      return at?.resourceGroup;
+    };
+    const ws = Array.from({ length: 5 }, () => `ws-${randomUUID()}`);
+    expect(await placedIn(ws[0] as string)).toBe(groups[0]);
+    expect(await placedIn(ws[1] as string)).toBe(groups[0]);
+    expect(await placedIn(ws[2] as string)).toBe(groups[1]);
+    // Another instance finds each vault in its own group from the log alone, and serves it.
+    expect((await aKeyVaultVault({ resourceGroups: groups }).list(ws[2] as string)).map((s) => s.name)).toEqual(['K']);
+    // Counted by ARM: a soft-deleted vault is no longer in its group, so the first group has room again.
+    await sharded.softDelete(ws[0] as string, { retentionDays: 90, now: clock.now() });
+    expect(await placedIn(ws[3] as string)).toBe(groups[0]);
+    expect(await placedIn(ws[4] as string)).toBe(groups[1]);
+    // The soft-deleted one recovers into its recorded group.
+    await sharded.recover(ws[0] as string);
+    expect(fake.vaults.get(String((await sharded.vaultLocation(ws[0] as string))?.vault))).toMatchObject({ resourceGroup: groups[0], state: 'active' });
+    // Paged: the counts crossed the fake's 2-item pages.
+    expect(fake.requests.some((r) => r.startsWith(`GET management.azure.test /subscriptions/`) && r.endsWith(`/resourceGroups/${groups[0]}/providers/Microsoft.KeyVault/vaults`))).toBe(true);
+  });
+
+  it('a full set of groups refuses a new vault with VAULT.NO_CAPACITY (a 503 problem, no stack), records nothing and creates nothing', async () => {
+    const groups = freshGroups(2);
+    const sharded = aKeyVaultVault({ resourceGroups: groups, vaultsPerGroup: 1 });
+    for (const _ of groups) await sharded.set(`ws-${randomUUID()}`, 'K', aSecretValue(), { version: 1, ...by });
+    const ws = `ws-${randomUUID()}`;
+    const value = aSecretValue();
+    const vaultsBefore = fake.vaults.size;
+    const refused = await sharded.set(ws, 'K', value, { version: 1, ...by }).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'VAULT.NO_CAPACITY', kind: 'unavailable' });
+    expectNoTrace(String((refused as Error).message), value);
+    const { response, expected } = problemFromError(refused);
+    expect([response.status, expected]).toEqual([503, true]);
+    const body = String(response.body);
+    expect(body).toContain('VAULT.NO_CAPACITY');
+    expect(body).not.toMatch(/\bat .*\.ts:\d+|keyVaultSecretVault/);
+    expectNoTrace(body, value);
+    expect(await events(ws)).toEqual([]);
+    expect(fake.vaults.size).toBe(vaultsBefore);
+    // Reads of a workspace without a vault stay quiet: nothing is provisioned, nothing is refused.
+    expect(await sharded.list(ws)).toEqual([]);
+  });
+
+  it('a record older than sharding (no group) means the default group: replay stays compatible', async () => {
+    const ws = `ws-${randomUUID()}`;
+    const name = await recordedAhead(vault, ws); // VaultProvisioned { vault } without a group, as before sharding
+    expect(await events(ws)).toEqual([{ vault: name }]);
+    const value = aSecretValue();
+    await vault.set(ws, 'OLD', value, { version: 1, ...by });
+    expect(fake.vaults.get(name)?.resourceGroup).toBe('rg-workspace-vaults');
+    const sharded = aKeyVaultVault({ resourceGroups: [...freshGroups(1), 'rg-workspace-vaults'], vaultsPerGroup: 1 });
+    expect(await sharded.vaultLocation(ws)).toEqual({ vault: name, resourceGroup: 'rg-workspace-vaults' });
+    expect(await sharded.resolve(ws, 'OLD')).toEqual({ value, version: 1 });
+    expect(await sharded.status(ws)).toEqual({ state: 'active' });
+  });
+});
+
+describe('KeyVaultSecretVault: a vault name taken elsewhere in Azure (409 VaultAlreadyExists)', () => {
+  it('records a fresh random name in place of the taken one, creates the vault under it, and leaves the stranger alone', async () => {
+    const ws = `ws-${randomUUID()}`;
+    const taken = await recordedAhead(vault, ws);
+    fake.takenElsewhere.add(taken);
+    const value = aSecretValue();
+    await vault.set(ws, 'K', value, { version: 1, ...by });
+    const fresh = String(await vault.vaultName(ws));
+    expect(fresh).not.toBe(taken);
+    expect(fresh).toMatch(/^dp-[0-9a-f]{21}$/);
+    const recorded = (await store.readStream(ws, workspaceStreamId(ws))).events.filter((e) => e.type === 'VaultProvisioned').map((e) => e.data);
+    expect(recorded).toEqual([{ vault: taken }, { vault: fresh, resourceGroup: 'rg-workspace-vaults', replaces: taken }]);
+    expect(fake.vaults.get(taken)).toBeUndefined();
+    expect(fake.vaults.get(fresh)?.tags.workspaceId).toBe(ws);
+    expect(await aKeyVaultVault().resolve(ws, 'K')).toEqual({ value, version: 1 });
+    expect(fake.requests.filter((r) => r.startsWith('PUT management.azure.test') && r.endsWith(`/vaults/${taken}`))).toHaveLength(1);
+  });
+
+  it('two instances refused the same name at once agree on one replacement: one vault, one replacement record', async () => {
+    const ws = `ws-${randomUUID()}`;
+    const taken = await recordedAhead(vault, ws);
+    fake.takenElsewhere.add(taken);
+    await Promise.all([vault.set(ws, 'A', aSecretValue(), { version: 1, ...by }), aKeyVaultVault().set(ws, 'B', aSecretValue(), { version: 1, ...by })]);
+    const recorded = (await store.readStream(ws, workspaceStreamId(ws))).events.filter((e) => e.type === 'VaultProvisioned');
+    expect(recorded).toHaveLength(2);
+    expect([...fake.vaults.values()].filter((v) => v.tags.workspaceId === ws)).toHaveLength(1);
+    expect((await vault.list(ws)).map((s) => s.name)).toEqual(['A', 'B']);
+  });
+
+  it('gives up after a bounded number of names with VAULT.NAME_UNAVAILABLE (503), no value in the error', async () => {
+    const unlucky = aKeyVaultVault({ namePrefix: 'taken', nameAttempts: 3 });
+    fake.takenElsewherePattern = /^taken-/;
+    const ws = `ws-${randomUUID()}`;
+    const value = aSecretValue();
+    try {
+      const refused = await unlucky.set(ws, 'K', value, { version: 1, ...by }).catch((error: unknown) => error);
+      expect(refused).toMatchObject({ code: 'VAULT.NAME_UNAVAILABLE', kind: 'unavailable' });
+      expectNoTrace(String((refused as Error).message), value);
+      expect(problemFromError(refused).response.status).toBe(503);
+    } finally {
+      fake.takenElsewherePattern = undefined;
+    }
+    const recorded = (await store.readStream(ws, workspaceStreamId(ws))).events.filter((e) => e.type === 'VaultProvisioned');
+    expect(recorded).toHaveLength(3);
+    expect([...fake.vaults.values()].filter((v) => v.tags.workspaceId === ws)).toHaveLength(0);
   });
 });
 
