@@ -125,6 +125,9 @@ export const INTERNAL_ERROR = {
   UNEXPECTED: 'INTERNAL.UNEXPECTED',
 } as const;
 
+/** Previous values stay masked this long after they were overwritten or deleted (DESIGN.md §1.6). */
+export const ROTATION_WINDOW_MS = 24 * 60 * 60 * 1000;
+
 /** How long a deleted workspace (and its vault) can be recovered before it is purged, in whole days. */
 export const MIN_RETENTION_DAYS = 7;
 export const MAX_RETENTION_DAYS = 90;

@@ -1,6 +1,7 @@
 import type { Channel, Phase } from './run';
 import type { Role } from './workspace';
 import { LEASE_ERROR, SECRET_ERROR } from './catalogue';
+import type { Decision, RefusalCode } from './decision';
 
 /**
  * The secret policy of DESIGN.md §1.3-4 as data: per context, who may hold a credential and how. The answer
@@ -132,11 +133,9 @@ export const LEASE_REFUSAL = {
   USE_NOT_ALLOWED: SECRET_ERROR.USE_NOT_ALLOWED,
   USE_EXCLUDES_CALLER: SECRET_ERROR.USE_EXCLUDES_CALLER,
 } as const;
-export type LeaseRefusalCode = (typeof LEASE_REFUSAL)[keyof typeof LEASE_REFUSAL];
 
-export type LeaseDecision =
-  | { readonly ok: true; readonly use: SecretUseKind; readonly channel: Channel }
-  | { readonly ok: false; readonly code: LeaseRefusalCode; readonly use?: SecretUseKind; readonly reason: string };
+/** A refusal names the use it checked once the delivery has one. */
+export type LeaseDecision = Decision<{ readonly use: SecretUseKind; readonly channel: Channel }, RefusalCode<typeof LEASE_REFUSAL>, { readonly use?: SecretUseKind }>;
 
 /** The use a delivery to a holder needs: the platform's own transports by name, a value handed over by who holds it. */
 export function requiredUse(holder: LeaseHolder, delivery: string): SecretUseKind | undefined {

@@ -1,5 +1,6 @@
 import { type LeaseRequester, type UseAudience, describeAudience, useAdmits } from './secretPolicy';
 import { IDENTITY_ERROR } from './catalogue';
+import type { Decision, RefusalCode } from './decision';
 
 /**
  * Workspace identities (docs/identity.md): an owner names a subject and an audience, and who may use them; a run's
@@ -41,11 +42,8 @@ export const IDENTITY_REFUSAL = {
   NOT_FOUND: IDENTITY_ERROR.NOT_FOUND,
   USE_EXCLUDES_CALLER: IDENTITY_ERROR.USE_EXCLUDES_CALLER,
 } as const;
-export type IdentityRefusalCode = (typeof IDENTITY_REFUSAL)[keyof typeof IDENTITY_REFUSAL];
 
-export type IdentityTokenDecision =
-  | { readonly ok: true; readonly identity: WorkloadIdentity; readonly subject: string }
-  | { readonly ok: false; readonly code: IdentityRefusalCode; readonly reason: string };
+export type IdentityTokenDecision = Decision<{ readonly identity: WorkloadIdentity; readonly subject: string }, RefusalCode<typeof IDENTITY_REFUSAL>>;
 
 /** An identity by name, read without trusting a prototype key as a name. */
 export function identityIn(identities: Readonly<Record<string, WorkloadIdentity>>, name: string): WorkloadIdentity | undefined {

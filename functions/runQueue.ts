@@ -1,8 +1,8 @@
 import { app, type InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 import { describeUnexpected } from './http/problem';
-import { runApiRequester } from '../infra/messaging/runApiRequester';
-import { handleRunRequestMessage, type RunRequestHandlerOptions } from '../infra/messaging/runRequestHandler';
+import { runApiRequester } from './runApiRequester';
+import { handleRunRequestMessage, type RunRequestHandlerOptions } from './runRequestHandler';
 import { runRequestMessageSchema } from '../infra/messaging/runRequestMessage';
 import { StorageQueuePoisonSink } from '../infra/messaging/poisonSink';
 import { TableRunRequestLedger } from '../infra/messaging/tableRunRequestLedger';

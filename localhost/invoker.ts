@@ -14,6 +14,19 @@ function readOnly(name: string): never {
   throw new TypeError(`Cannot assign to read only property "${name}"`);
 }
 
+type SharedHookFields = {
+  readonly hookData: Record<string, unknown>;
+  readonly appHookData: Record<string, unknown>;
+  readonly invocationContext: unknown;
+};
+
+/** What the pre- and post-invocation hook contexts share, read-only as the worker's: a hook that assigns one throws. */
+function hookContext<T extends object>(shared: SharedHookFields, own: T): T & SharedHookFields {
+  for (const [name, value] of Object.entries(shared))
+    Object.defineProperty(own, name, { enumerable: true, configurable: true, get: () => value, set: () => readOnly(name) });
+  return own as T & SharedHookFields;
+}
+
 /**
  * Invokes registered functions the way the Node.js worker does: the app's programming model builds the
  * invocation model, `getArguments` → preInvocation hooks → `invokeFunction` → postInvocation hooks →
@@ -70,33 +83,15 @@ export class Invoker {
     const args = await invocationModel.getArguments();
     const hookData: Record<string, unknown> = {};
     const appHookData = this.registry.appHookData;
-    const pre = {
-      get hookData() { return hookData; },
-      set hookData(_v: unknown) { readOnly('hookData'); },
-      get appHookData() { return appHookData; },
-      set appHookData(_v: unknown) { readOnly('appHookData'); },
-      get invocationContext() { return args.context; },
-      set invocationContext(_v: unknown) { readOnly('invocationContext'); },
-      functionCallback: fn.callback,
-      inputs: args.inputs,
-    };
+    const shared: SharedHookFields = { hookData, appHookData, invocationContext: args.context };
+    const pre = hookContext(shared, { functionCallback: fn.callback, inputs: args.inputs });
     coreCtx.state = 'preInvocationHooks';
     try {
       await this.registry.runHooks('preInvocation', pre);
     } finally {
       coreCtx.state = undefined;
     }
-    const post = {
-      get hookData() { return hookData; },
-      set hookData(_v: unknown) { readOnly('hookData'); },
-      get appHookData() { return appHookData; },
-      set appHookData(_v: unknown) { readOnly('appHookData'); },
-      get invocationContext() { return args.context; },
-      set invocationContext(_v: unknown) { readOnly('invocationContext'); },
-      inputs: pre.inputs,
-      result: null as unknown,
-      error: null as unknown,
-    };
+    const post = hookContext(shared, { inputs: pre.inputs, result: null as unknown, error: null as unknown });
     coreCtx.state = 'invocation';
     try {
       post.result = await invocationModel.invokeFunction(args.context, pre.inputs, pre.functionCallback);

@@ -1,7 +1,8 @@
 import { DomainError } from '../errors';
 import type { EventStore } from '../ports/eventStore';
 import type { SecretState } from '../secret';
-import { type LeaseAsk, type LeaseDecision, type LeaseRefusalCode, type LeaseRequester, type SecretUseKind, decideLease } from '../secretPolicy';
+import type { GrantOf, RefusalOf } from '../decision';
+import { type LeaseAsk, type LeaseDecision, type LeaseRequester, decideLease } from '../secretPolicy';
 import { roleIn } from '../workspace';
 import { readSecret } from './secretStream';
 import { readWorkspace } from './workspaceStream';
@@ -14,7 +15,7 @@ import { readWorkspace } from './workspaceStream';
 /** A lease the secret's use policy (or the phase's table) refuses: names the secret and the use, never a value. */
 export class LeaseRefused extends DomainError {
   constructor(
-    readonly refusal: { readonly code: LeaseRefusalCode; readonly use?: SecretUseKind; readonly reason: string },
+    readonly refusal: RefusalOf<LeaseDecision>,
     readonly secretName: string,
     readonly where: string,
   ) {
@@ -31,7 +32,7 @@ export async function requesterIn(store: EventStore, workspaceId: string, userId
   return { userId, role: workspace.status === 'Active' ? roleIn(workspace.members, userId) : undefined };
 }
 
-export type GrantedLease = Extract<LeaseDecision, { ok: true }>;
+export type GrantedLease = GrantOf<LeaseDecision>;
 
 /** Decides each ask in order; the first refusal throws `LeaseRefused`. Returns the grants, one per ask, otherwise. */
 export async function assertLeases(

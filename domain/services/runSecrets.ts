@@ -1,9 +1,8 @@
 import type { GuardPolicy, ManagedValue } from '../launchGuard';
 import { createRedactor, type RedactableSecret, type Redactor } from '../redaction';
 import type { ServiceDependencies } from './dependencies';
+import { ROTATION_WINDOW_MS } from '../catalogue';
 
-/** Previous values stay masked this long after they were overwritten or deleted (DESIGN.md §1.6). */
-export const ROTATION_WINDOW_MS = 24 * 60 * 60 * 1000;
 
 /** A workspace's managed values as one run sees them: what its guard checks and its redactor masks. */
 export interface WorkspaceSecretMaterial {

@@ -1,35 +1,10 @@
 import { DomainError, isDomainError } from '../errors';
-import type { RunRequestLedger } from '../ports/runRequestLedger';
-import type { RunSpec } from '../runSpec';
 import { runStreamId } from '../streams';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
+import type { RunStarterPorts, VerifiedRunRequest } from './runPorts';
 import type { Caller } from './workspaces';
 import { RUN_ERROR, RUN_REQUEST_ERROR } from '../catalogue';
-
-/** A run request as a queue message carries it (validated at the edge by one schema for both triggers). */
-export interface RunRequestMessage {
-  readonly workspaceId: string;
-  /** The user on whose behalf the run is requested; authorised exactly like the HTTP caller. */
-  readonly requestedBy: string;
-  readonly requestId: string;
-  readonly spec: RunSpec;
-}
-
-/** A message whose producer's signature the edge has verified, with the run id its request id maps to. */
-export interface VerifiedRunRequest extends RunRequestMessage {
-  readonly runId: string;
-}
-
-/** The run API as the starter needs it: request a run under a run id the starter chose. */
-export interface RunRequester {
-  requestRun(caller: Caller, request: { workspaceId: string; spec: RunSpec; runId: string }): Promise<{ runId: string }>;
-}
-
-export interface RunStarterPorts {
-  readonly ledger: RunRequestLedger;
-  readonly requester: RunRequester;
-}
 
 export type RunStartOutcome = { readonly outcome: 'started'; readonly runId: string };
 

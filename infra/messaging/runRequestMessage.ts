@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { RunSpec } from '../../domain/runSpec';
-import type { RunRequestMessage } from '../../domain/services/runStarter';
+import type { RunRequestMessage } from '../../domain/services/runPorts';
 
 /** "uuid-ish": a UUID, or any 8-128 character token a sender already uses as its idempotency key. */
 const requestIdSchema = z.string().regex(/^[A-Za-z0-9._:-]{8,128}$/, 'must be 8-128 characters of letters, digits and . _ : -');

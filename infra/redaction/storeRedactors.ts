@@ -1,7 +1,7 @@
 import { isDomainError } from '../../domain/errors';
 import type { Clock } from '../../domain/ports/clock';
 import { PLATFORM_PARTITION } from '../../domain/streams';
-import { ROTATION_WINDOW_MS } from '../../domain/services/runSecrets';
+import { ROTATION_WINDOW_MS } from '../../domain/catalogue';
 import { createRedactor, type RedactableSecret } from '../../domain/redaction';
 import type { SecretVault } from '../../domain/ports/secretVault';
 import type { Redact } from '../tables/logRecord';

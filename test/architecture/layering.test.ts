@@ -60,6 +60,10 @@ describe('layering', () => {
     const adapter = path.join(projectRoot, 'infra', 'vault', 'sneaky.ts');
     expect(checkFile(adapter, "import { createWorkspace } from '../../domain/services/workspaces';\n")[0]?.rule).toMatch(/use case/);
     expect(checkFile(adapter, "import { onRun } from '../../domain/services/runStream';\n")).toEqual([]);
+    // Once listed as exceptions (issue 13): the run steps and the queue's run starter are use cases like any other.
+    const runs = path.join(projectRoot, 'infra', 'runs', 'sneaky.ts');
+    expect(checkFile(runs, "import { seed } from '../../domain/services/runSteps';\n")[0]?.rule).toMatch(/use case/);
+    expect(checkFile(runs, "import { startRunFromMessage } from '../../domain/services/runStarter';\n")[0]?.rule).toMatch(/use case/);
     const feature = path.join(projectRoot, 'functions', 'sneaky.ts');
     expect(checkFile(feature, 'export const schedule = process.env.SNEAKY_SCHEDULE;\n')[0]?.rule).toMatch(/settings\.ts/);
     expect(checkFile(path.join(projectRoot, 'functions', 'settings.ts'), 'export const env = process.env;\n')).toEqual([]);

@@ -2,8 +2,6 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { TableClient } from '@azure/data-tables';
-import { BlobServiceClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_EGRESS_REFUSALS_RECORDED_PER_STEP, type RunEvent, runStatus } from '../../domain/run';
 import { requestRun } from '../../domain/services/runs';
@@ -14,16 +12,14 @@ import { projectionRowKey } from '../../infra/tables/rowKeys';
 import type { RunSpec } from '../../domain/runSpec';
 import { platformHostsOf } from '../../functions/composition';
 import { loadSettings } from '../../functions/settings';
-import { TableGatewayBearers } from '../../infra/gateway/tableGatewayBearers';
-import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
+import type { TableGatewayBearers } from '../../infra/gateway/tableGatewayBearers';
 import { leftoverRemover } from '../../infra/runs/leftoverSandboxes';
 import type { RunRuntime } from '../../domain/services/runContext';
-import { aRunRuntime } from '../support/runRuntime';
+import { aRunRuntime, runStoresOnAzurite } from '../support/runRuntime';
 import { install, mcp, seed, turn } from '../../domain/services/runSteps';
 import { finish, teardown } from '../../domain/services/runTeardown';
 import { LocalProcessSandboxHost } from '../../infra/sandbox/localProcessSandboxHost';
 import { createApiHarness, type ApiHarness } from '../support/apiHarness';
-import { azuriteConnectionString, uniqueName } from '../support/azurite';
 
 /**
  * The owner's egress allow-list, a RunSpec's per-phase narrowing and the run's record of every connection,
@@ -76,11 +72,7 @@ beforeAll(async () => {
   tokens = { owner: await h.issuer.token('alice'), member: await h.issuer.token('bob'), outsider: await h.issuer.token('mallory') };
   ws = ((await h.call('POST', '/api/workspaces', { token: tokens.owner, body: { name: 'Egress' } })).json as { id: string }).id;
   await h.call('PUT', `/api/workspaces/${ws}/members/bob`, { token: tokens.owner, body: { role: 'member' } });
-  const blobs = BlobServiceClient.fromConnectionString(azuriteConnectionString());
-  stores = { specs: new BlobRunSpecStore(blobs.getContainerClient(uniqueName('specs'))), transcripts: new BlobTranscriptStore(blobs.getContainerClient(uniqueName('tr'))) };
-  const bearerTable = TableClient.fromConnectionString(azuriteConnectionString(), uniqueName('bearers'), { allowInsecureConnection: true });
-  await bearerTable.createTable();
-  bearers = new TableGatewayBearers(bearerTable);
+  ({ stores, bearers } = await runStoresOnAzurite());
   target = net.createServer((s) => s.end(MARKER));
   await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
   port = (target.address() as net.AddressInfo).port;

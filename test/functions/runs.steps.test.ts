@@ -1,25 +1,21 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { TableClient } from '@azure/data-tables';
-import { BlobServiceClient } from '@azure/storage-blob';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunEvent } from '../../domain/run';
 import { cancelRun, requestRun } from '../../domain/services/runs';
 import type { RunStores } from '../../domain/services/runPorts';
 import { runStreamId } from '../../domain/streams';
-import { TableGatewayBearers } from '../../infra/gateway/tableGatewayBearers';
-import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
+import type { TableGatewayBearers } from '../../infra/gateway/tableGatewayBearers';
 import { leftoverRemover } from '../../infra/runs/leftoverSandboxes';
 import type { RunRuntime } from '../../domain/services/runContext';
-import { aRunRuntime } from '../support/runRuntime';
+import { aRunRuntime, runStoresOnAzurite } from '../support/runRuntime';
 import { install, mcp, seed, turn } from '../../domain/services/runSteps';
 import { finish, teardown } from '../../domain/services/runTeardown';
 import { LocalProcessSandboxHost } from '../../infra/sandbox/localProcessSandboxHost';
 import { activityHandler } from '../../functions/runLifecycle.activities';
 import { createApiHarness, type ApiHarness } from '../support/apiHarness';
-import { azuriteConnectionString, uniqueName } from '../support/azurite';
 import { processesHolding } from '../support/processLeaks';
 
 const VALUES = { TRACKER_KEY: 'trk-steps-tracker-key-0123456789', OPENAI_API_KEY: 'sk-steps-model-key-0123456789ab' };
@@ -58,11 +54,7 @@ async function eventsOf(runId: string): Promise<readonly RunEvent[]> {
 
 beforeAll(async () => {
   h = await createApiHarness();
-  const blobs = BlobServiceClient.fromConnectionString(azuriteConnectionString());
-  stores = { specs: new BlobRunSpecStore(blobs.getContainerClient(uniqueName('specs'))), transcripts: new BlobTranscriptStore(blobs.getContainerClient(uniqueName('tr'))) };
-  const bearerTable = TableClient.fromConnectionString(azuriteConnectionString(), uniqueName('bearers'), { allowInsecureConnection: true });
-  await bearerTable.createTable();
-  bearers = new TableGatewayBearers(bearerTable);
+  ({ stores, bearers } = await runStoresOnAzurite());
   const token = await h.issuer.token('alice');
   ws = ((await h.call('POST', '/api/workspaces', { token, body: { name: 'Steps' } })).json as { id: string }).id;
   const uses: Record<keyof typeof VALUES, Record<string, string>> = { TRACKER_KEY: { mcp: 'members' }, OPENAI_API_KEY: { model: 'members' } };

@@ -2,8 +2,6 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { TableClient } from '@azure/data-tables';
-import { BlobServiceClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunEvent } from '../../domain/run';
 import type { ServiceDependencies } from '../../domain/services/dependencies';
@@ -12,12 +10,11 @@ import type { RunStores } from '../../domain/services/runPorts';
 import { loadSecretMaterial } from '../../domain/services/runSecrets';
 import { resolveUnrevoked, revokeSecret } from '../../domain/services/secretRevocation';
 import { projectionKeys, runStreamId } from '../../domain/streams';
-import { TableGatewayBearers } from '../../infra/gateway/tableGatewayBearers';
-import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
+import type { TableGatewayBearers } from '../../infra/gateway/tableGatewayBearers';
 import { leftoverRemover } from '../../infra/runs/leftoverSandboxes';
 import type { LiveLeases } from '../../infra/runs/liveLeases';
 import type { RunRuntime } from '../../domain/services/runContext';
-import { aRunRuntime } from '../support/runRuntime';
+import { aRunRuntime, runStoresOnAzurite } from '../support/runRuntime';
 import { install, mcp, seed as seedStep, turn } from '../../domain/services/runSteps';
 import { teardown } from '../../domain/services/runTeardown';
 import { projectionRowKey } from '../../infra/tables/rowKeys';
@@ -25,7 +22,7 @@ import { LocalProcessSandboxHost } from '../../infra/sandbox/localProcessSandbox
 import { systemClock } from '../../infra/system/systemClock';
 import { CachingSecretResolver } from '../../infra/vault/secretResolver';
 import { createApiHarness, type ApiHarness } from '../support/apiHarness';
-import { azuriteConnectionString, uniqueName } from '../support/azurite';
+import { azuriteConnectionString } from '../support/azurite';
 import { LeakScanner } from '../support/leakScan';
 import { processesHolding } from '../support/processLeaks';
 
@@ -106,11 +103,7 @@ const serverHolds = (value: string): boolean => processesHolding(value).some((p)
 
 beforeAll(async () => {
   h = await createApiHarness();
-  const blobs = BlobServiceClient.fromConnectionString(azuriteConnectionString());
-  stores = { specs: new BlobRunSpecStore(blobs.getContainerClient(uniqueName('specs'))), transcripts: new BlobTranscriptStore(blobs.getContainerClient(uniqueName('tr'))) };
-  const bearerTable = TableClient.fromConnectionString(azuriteConnectionString(), uniqueName('bearers'), { allowInsecureConnection: true });
-  await bearerTable.createTable();
-  bearers = new TableGatewayBearers(bearerTable);
+  ({ stores, bearers } = await runStoresOnAzurite());
   owner = await h.issuer.token('alice');
   member = await h.issuer.token('bob');
   ws = ((await h.call('POST', '/api/workspaces', { token: owner, body: { name: 'Revoke' } })).json as { id: string }).id;

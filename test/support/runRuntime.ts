@@ -1,12 +1,17 @@
+import { TableClient } from '@azure/data-tables';
+import { BlobServiceClient } from '@azure/storage-blob';
 import type { GatewayBearers } from '../../domain/ports/gatewayBearers';
 import type { SandboxHost } from '../../domain/ports/sandboxHost';
 import type { ServiceDependencies } from '../../domain/services/dependencies';
 import { RunAborts } from '../../domain/services/runAborts';
 import type { RunRuntime } from '../../domain/services/runContext';
 import type { RunStores } from '../../domain/services/runPorts';
+import { TableGatewayBearers } from '../../infra/gateway/tableGatewayBearers';
+import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
 import { InMemoryRunSandboxes } from '../../infra/runs/inMemoryRunSandboxes';
 import { LiveLeases } from '../../infra/runs/liveLeases';
 import { SandboxRunProcesses } from '../../infra/runs/sandboxRunProcesses';
+import { azuriteConnectionString, uniqueName } from './azurite';
 
 /** What a test chooses for the run lifecycle's runtime; the rest is this process's own, fresh for each runtime. */
 export interface RunRuntimeParts<H extends SandboxHost> {
@@ -35,4 +40,13 @@ export function aRunRuntime<H extends SandboxHost>(parts: RunRuntimeParts<H>): R
     removeLeftovers,
     live: new Map(),
   };
+}
+
+/** Spec and transcript containers and a gateway bearer table of the test's own in Azurite (fresh names each call). */
+export async function runStoresOnAzurite(): Promise<{ stores: RunStores; bearers: TableGatewayBearers }> {
+  const blobs = BlobServiceClient.fromConnectionString(azuriteConnectionString());
+  const stores = { specs: new BlobRunSpecStore(blobs.getContainerClient(uniqueName('specs'))), transcripts: new BlobTranscriptStore(blobs.getContainerClient(uniqueName('tr'))) };
+  const bearerTable = TableClient.fromConnectionString(azuriteConnectionString(), uniqueName('bearers'), { allowInsecureConnection: true });
+  await bearerTable.createTable();
+  return { stores, bearers: new TableGatewayBearers(bearerTable) };
 }

@@ -52,18 +52,12 @@ export const childProcessAllowList: readonly string[] = [
 
 /**
  * What `infra/` may import from `domain/services/`: each aggregate's bound handler and reader (`*Stream.ts`) and
- * the shared dependency and port types. Use cases are called by `functions/`, never by an adapter; the modules
- * below are the known exceptions (issue 13: the run steps and the queue's run starter are use cases still
- * written in infra), listed so that no new one appears unnoticed.
+ * the shared dependency and port types. Use cases are called by `functions/`, never by an adapter.
  */
 export const infraMayImportFromServices: readonly string[] = [
   'domain/services/dependencies.ts',
   'domain/services/runPorts.ts',
   'domain/services/projections.ts',
-  // Known exceptions, to move into domain/services with ports for their process I/O:
-  'domain/services/runStarter.ts',
-  'domain/services/runSecrets.ts',
-  'domain/services/runs.ts',
 ];
 
 function relative(file: string, root: string): string {

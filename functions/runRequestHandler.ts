@@ -1,12 +1,12 @@
-import { isDomainError } from '../../domain/errors';
-import type { ServiceDependencies } from '../../domain/services/dependencies';
-import type { RunStarterPorts } from '../../domain/services/runStarter';
-import { RUN_REQUEST_ERROR, startRunFromMessage } from '../../domain/services/runStarter';
-import { type RunRequestClaims, RUN_REQUEST_REFUSAL, RunRequestRefused, runIdForRequest, specDigest } from './runRequestToken';
-import { describeUnexpected } from '../system/describeUnexpected';
-import type { PoisonSink } from './poisonSink';
-import type { RunRequestSchema } from './runRequestMessage';
-import { describeIssues, fingerprint, messageText } from './runRequestMessage';
+import { isDomainError } from '../domain/errors';
+import type { ServiceDependencies } from '../domain/services/dependencies';
+import type { RunStarterPorts } from '../domain/services/runPorts';
+import { RUN_REQUEST_ERROR, startRunFromMessage } from '../domain/services/runStarter';
+import { type RunRequestClaims, RUN_REQUEST_REFUSAL, RunRequestRefused, runIdForRequest, specDigest } from '../infra/messaging/runRequestToken';
+import { describeUnexpected } from '../infra/system/describeUnexpected';
+import type { PoisonSink } from '../infra/messaging/poisonSink';
+import type { RunRequestSchema } from '../infra/messaging/runRequestMessage';
+import { describeIssues, fingerprint, messageText } from '../infra/messaging/runRequestMessage';
 
 export type RunMessageResult =
   | { readonly outcome: 'started'; readonly runId: string; readonly workspaceId: string }
