@@ -7,6 +7,7 @@ import type { CredentialRequest, DeliveryTarget } from '../../../../infra/sandbo
 import { assertGitCommand, preparerFor } from '../../../../infra/sandbox/channels';
 import { DockerSandboxHost } from '../../../../infra/sandbox/docker/dockerSandboxHost';
 import { keptVolumeName, WORKSPACE_ERROR } from '../../../../infra/sandbox/docker/workspaceStorage';
+import { sandboxVolumeRemover } from '../../../../functions/workspaceLifecycle.wiring';
 import { describeWithDocker, dockerForTests, removeScope, sandboxImageForTests, testScope } from '../../../support/dockerEngine';
 import { startGitHttpServer, type GitHttpServer } from '../../../support/gitHttpServer';
 import { allLeakForms } from '../../../support/leakScan';
@@ -178,6 +179,17 @@ describeWithDocker('DockerSandboxHost: kept workspace volumes and workspace size
     await expect(docker.getVolume(keptVolumeName(scope, 'ws-purged')).inspect()).rejects.toMatchObject({ statusCode: 404 });
     expect((await docker.getVolume(keptVolumeName(scope, 'ws-kept')).inspect()).Name).toBe(keptVolumeName(scope, 'ws-kept'));
     expect(await host.removeWorkspaceVolumes('ws-purged')).toBe(0); // idempotent
+  });
+
+  it("is wired into purge: the purge's remover reaches the host, and fails (to be retried) when the Docker host cannot open", async () => {
+    await create('ws-wired', 'run-w1', { keptVolume: 'ws-wired' }).then(teardown);
+    expect(await sandboxVolumeRemover(async () => host, true)('ws-wired')).toBe(1);
+    await expect(docker.getVolume(keptVolumeName(scope, 'ws-wired')).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    const engineDown = async (): Promise<DockerSandboxHost> => {
+      throw new Error('Docker sandbox host: no engine answers');
+    };
+    await expect(sandboxVolumeRemover(engineDown, true)('ws-wired')).rejects.toThrow(/no engine answers/);
+    expect(await sandboxVolumeRemover(engineDown, false)('ws-wired')).toBe(0); // a host that keeps no volumes has none to remove
   });
 
   it('gives a workspace a tmpfs of its own size: writing past it fails with ENOSPC inside, and says so in the result', async () => {
