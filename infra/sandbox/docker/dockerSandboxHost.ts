@@ -170,6 +170,10 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     // The container's uids own their workspace and credential directories on this side: chown needs root.
     if (process.getuid?.() !== 0) throw new DockerHostUnavailableError('the backend must run as root to give the sandbox uids their directories');
     if (!(await engineAnswers(docker))) throw new DockerHostUnavailableError(`no engine answers at unix://${socketPath} (set DOCKER_HOST)`);
+    const isolation = await engineIsolation(docker);
+    // Remapped, the container's uids are other host uids than the ones this host gives the sandbox's directories.
+    if (isolation.userNamespaceRemap)
+      throw new DockerHostUnavailableError('the engine remaps user namespaces (userns-remap); this host does not yet give the remapped uids their directories (docs/sandbox-hosts.md)');
     const labels = await imageLabels(docker, image);
     if (labels === undefined)
       throw new DockerHostUnavailableError(`image ${image} is missing (run \`npm run sandbox-image\`, or set SANDBOX_IMAGE to an image the engine has)`);
@@ -191,7 +195,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     await chmod(credentialRoot, 0o711);
     const relayScript = path.join(root, 'relay.js');
     await writeFile(relayScript, RELAY_JS, { mode: 0o600 });
-    return new DockerSandboxHost(docker, socketPath, image, scope, root, credentialRoot, workspaceRoot, relayScript, options, await engineIsolation(docker));
+    return new DockerSandboxHost(docker, socketPath, image, scope, root, credentialRoot, workspaceRoot, relayScript, options, isolation);
   }
 
   /** Runs the image once (no network, nothing mounted) and lists the required files it lacks. */
