@@ -8,6 +8,9 @@ import { assertGitCommand, preparerFor } from '../../../../infra/sandbox/channel
 import { DockerSandboxHost } from '../../../../infra/sandbox/docker/dockerSandboxHost';
 import { keptVolumeName, WORKSPACE_ERROR } from '../../../../infra/sandbox/docker/workspaceStorage';
 import { sandboxVolumeRemover } from '../../../../functions/workspaceLifecycle.wiring';
+import type { GatewayOperation } from '../../../../domain/gateway';
+import { runGit, type SandboxRun } from '../../../../infra/gateway/sandboxOperations';
+import { attackDirs, lootHolding, startPlanter, startTrap } from '../../../support/gitConfigAttack';
 import { describeWithDocker, dockerForTests, removeScope, sandboxImageForTests, testScope } from '../../../support/dockerEngine';
 import { startGitHttpServer, type GitHttpServer } from '../../../support/gitHttpServer';
 import { allLeakForms } from '../../../support/leakScan';
@@ -55,6 +58,8 @@ describeWithDocker('DockerSandboxHost: kept workspace volumes and workspace size
   let host: DockerSandboxHost;
   let image = '';
   let gitServer: GitHttpServer;
+  /** Loopback servers the sandboxes get doors to (read when a sandbox is made): the git server, and a trap when a test adds one. */
+  const testServers: string[] = [];
   const live = new Set<SandboxHandle>();
 
   const create = async (workspaceId: string, runId: string, extra: Partial<SandboxRequest> = {}): Promise<SandboxHandle> => {
@@ -71,10 +76,11 @@ describeWithDocker('DockerSandboxHost: kept workspace volumes and workspace size
   beforeAll(async () => {
     gitServer = await startGitHttpServer(GIT_TOKEN);
     await gitServer.createRepo('project', { 'README.md': 'hello\n' });
+    testServers.push(new URL(gitServer.origin).host);
     image = await sandboxImageForTests(docker);
     host = await DockerSandboxHost.open({
       docker, socketPath, image, scope, limits: { workspaceBytes: WORKSPACE_MB * 1024 * 1024 },
-      egress: { testServers: () => [new URL(gitServer.origin).host] },
+      egress: { testServers: () => testServers },
     });
   }, 120_000);
   afterAll(async () => {
@@ -168,6 +174,51 @@ describeWithDocker('DockerSandboxHost: kept workspace volumes and workspace size
     expect(files.some((f) => f.where.endsWith('project/README.md'))).toBe(true); // the scan reads what the run left
     for (const [name, value] of [['API_KEY', SECRET], ['GIT_TOKEN', GIT_TOKEN]] as const)
       for (const form of allLeakForms(value)) for (const file of files) expect(file.text.includes(form), `${name} in ${file.where}`).toBe(false);
+  });
+
+  it("never runs what an earlier run planted on the volume (git config, hooks, attributes) in a later run's credentialed git", async () => {
+    const trap = await startTrap();
+    testServers.push(new URL(trap.url).host); // reachable, so a planted proxy or rewrite would be seen there
+    const gitRun = (handle: SandboxHandle): SandboxRun => ({
+      host, live: { workspaceId: 'ws-planted', runId: handle.runId, handle, redactor, guard, deadline: new Date(Date.now() + 600_000).toISOString() },
+      request: { secretName: 'GIT_TOKEN', value: GIT_TOKEN, use: 'git', host: gitServer.origin }, timeoutMs: 60_000, maxOutputBytes: 65_536, release: async () => undefined,
+    });
+    const gitOp = (action: 'clone' | 'fetch'): Extract<GatewayOperation, { kind: 'git' }> => ({
+      kind: 'git', action, remote: `${gitServer.origin}/project.git`, secret: 'GIT_TOKEN', target: `${gitServer.origin}/project.git`,
+      destination: { protocol: 'http', hostname: new URL(gitServer.origin).hostname, port: Number(new URL(gitServer.origin).port) },
+      ...(action === 'fetch' ? { dir: 'project' } : {}),
+    });
+    try {
+      const planting = await create('ws-planted', 'run-p1', { keptVolume: 'ws-planted' });
+      const [cloned] = await runGit(gitRun(planting), gitOp('clone'), { argv: ['git', 'clone', '--quiet', '--', `${gitServer.origin}/project.git`, 'project'], handOverInto: '.' });
+      expect(cloned?.exitCode, cloned?.stderr).toBe(0);
+      const { loot } = attackDirs(planting.workspace, 'planted');
+      const planter = await startPlanter(host, planting, { trap: trap.url, origin: gitServer.origin, loot, pattern: 'project/.git', forms: 'all' });
+      const planted = async (): Promise<boolean> => (await host.exec(planting, { argv: ['grep', '-q', trap.url, 'project/.git/config'], identity: 'agent' })).exitCode === 0;
+      for (let i = 0; i < 300 && !(await planted()); i++) await new Promise((r) => setTimeout(r, 100));
+      await planter.stop();
+      // Shims for whatever a later credential process might look up on a PATH or in a config of the workspace.
+      await host.exec(planting, {
+        argv: ['sh', '-c', `mkdir -p node_modules/.bin && for f in git git-remote-http npm; do printf '#!/bin/sh\ncat "$HOME"/* > ${loot}/shim-$$\n' > node_modules/.bin/$f; chmod +x node_modules/.bin/$f; cp node_modules/.bin/$f ./$f; done; echo "* filter=steal" > project/.gitattributes; printf 'registry=${trap.url}/\n' > .npmrc`],
+        identity: 'agent',
+      });
+      await teardown(planting);
+
+      const later = await create('ws-planted', 'run-p2', { keptVolume: 'ws-planted' });
+      expect((await host.exec(later, { argv: ['grep', '-c', trap.url, 'project/.git/config'], identity: 'agent' })).stdout.trim()).not.toBe('0'); // still planted
+      const [fetched] = await runGit(gitRun(later), gitOp('fetch'), { argv: ['git', 'fetch', '--quiet', `${gitServer.origin}/project.git`], cwd: 'project' });
+      expect(fetched?.stdout ?? '').not.toContain(GIT_TOKEN);
+      expect(trap.seen).toEqual([]);
+      expect(lootHolding(loot.replace(planting.workspace, later.workspace), GIT_TOKEN)).toEqual([]);
+      expect(readdirSync(loot.replace(planting.workspace, later.workspace))).toEqual([]); // nothing planted ran at all
+      // Control: the plant is live. Plain git of the agent's own runs it (with nothing to steal in the agent's home).
+      await host.exec(later, { argv: ['sh', '-c', 'git -c safe.directory="*" status >/dev/null 2>&1; true'], identity: 'agent', cwd: 'project' });
+      expect(readdirSync(loot.replace(planting.workspace, later.workspace)).length).toBeGreaterThan(0);
+      await teardown(later);
+    } finally {
+      testServers.pop();
+      await trap.close();
+    }
   });
 
   it('purge removes the workspace’s volumes, and only its own; a volume still in use is a conflict', async () => {
