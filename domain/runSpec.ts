@@ -54,6 +54,12 @@ export interface RunSpec {
    * a host the list does not cover is refused at the request). A phase left out gets the workspace list.
    */
   readonly egress?: RunEgress;
+  /**
+   * Keep the workspace's files on the workspace's own volume between runs (a host that keeps volumes: Docker).
+   * Never another workspace's: the host names the volume from the run's workspace. What an earlier run left there
+   * is untrusted input. Refused (422) where the sandbox host keeps none.
+   */
+  readonly keepWorkspace?: boolean;
 }
 
 /** Every secret reference in a spec with where it was found, for policy checks and lease planning. */

@@ -1,6 +1,7 @@
 import { DEMO_GIT_PORTS } from '../localhost/demoPorts';
 import { dockerSocketPath } from '../infra/sandbox/docker/dockerEngine';
 import { DockerSandboxHost } from '../infra/sandbox/docker/dockerSandboxHost';
+import { describeIsolation } from '../infra/sandbox/docker/engineIsolation';
 import type { Settings } from './settings';
 
 /**
@@ -16,10 +17,13 @@ export async function openDockerSandboxHost(settings: Settings, gatewayUrl: stri
     socketPath,
     ...(settings.SANDBOX_IMAGE ? { image: settings.SANDBOX_IMAGE } : {}),
     // The same per-sandbox limits as the local host's cgroups, as the container's.
-    limits: { pids: settings.SANDBOX_PIDS_MAX, memoryBytes: settings.SANDBOX_MEMORY_MB * 1024 * 1024, nanoCpus: Math.round(settings.SANDBOX_CPUS * 1e9) },
+    limits: {
+      pids: settings.SANDBOX_PIDS_MAX, memoryBytes: settings.SANDBOX_MEMORY_MB * 1024 * 1024, nanoCpus: Math.round(settings.SANDBOX_CPUS * 1e9),
+      workspaceBytes: settings.SANDBOX_WORKSPACE_MB * 1024 * 1024,
+    },
     gatewayUrl,
     egress: { testServers: () => testServers, platformHosts },
   });
-  console.info(`Sandbox host: docker (image ${host.image}, engine unix://${socketPath}, scope ${host.scope})`);
+  console.info(`Sandbox host: docker (image ${host.image}, engine unix://${socketPath}, scope ${host.scope}; ${describeIsolation(host.isolation)}; workspace tmpfs ${settings.SANDBOX_WORKSPACE_MB} MB)`);
   return host;
 }

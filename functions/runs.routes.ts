@@ -45,6 +45,7 @@ export const runSpecSchema = z.strictObject({
   turns: z.array(z.strictObject({ command: argv, modelKey: secretNameSchema.optional() })).min(1).max(50),
   deadlineSeconds: z.number().int().min(DEADLINE_SECONDS.min).max(DEADLINE_SECONDS.max),
   egress: z.strictObject({ install: egressHostsSchema.optional(), mcp: egressHostsSchema.optional(), turns: egressHostsSchema.optional() }).optional(),
+  keepWorkspace: z.boolean().optional(),
 });
 
 const wsParams = z.object({ ws: workspaceIdSchema });
@@ -80,7 +81,11 @@ function lazyStores(get: () => Promise<RunStores>): RunStores {
 export interface RunRouteOptions {
   readonly stores: () => Promise<RunStores>;
   readonly orchestrations: (context: InvocationContext) => RunOrchestrations;
+  /** Whether the sandbox host keeps a workspace's files on its volume (`keepWorkspace`); default: it does not. */
+  readonly keepsWorkspaces?: () => boolean;
 }
+
+export const KEPT_WORKSPACE_UNSUPPORTED = 'RUN.KEPT_WORKSPACE_UNSUPPORTED';
 
 /** Problems the run routes answer with 422: the spec is well-formed but cannot run as asked. */
 function unprocessable(error: unknown): never {
@@ -100,6 +105,8 @@ export function createRunRoutes(options: RunRouteOptions): readonly ApiRoute[] {
       handle: async ({ request, caller, services, context }) => {
         const { ws } = parseParams(wsParams, request.params);
         const spec = await readJsonBody(request, runSpecSchema, MAX_RUN_SPEC_BYTES);
+        if (spec.keepWorkspace && !(options.keepsWorkspaces?.() ?? false))
+          throw new HttpProblem(422, KEPT_WORKSPACE_UNSUPPORTED, 'keepWorkspace: this sandbox host keeps no workspace volumes (SANDBOX_HOST=docker does)');
         const { runId } = await requestRun(services.deps, stores, options.orchestrations(context), caller, { workspaceId: ws, spec }).catch(unprocessable);
         return json(202, { runId });
       },

@@ -137,6 +137,8 @@ export const settingsSchema = z
     SANDBOX_PIDS_MAX: z.coerce.number().int().min(16).max(65_536).default(512),
     SANDBOX_MEMORY_MB: z.coerce.number().int().min(64).max(262_144).default(2048),
     SANDBOX_CPUS: z.coerce.number().min(0).max(256).default(2),
+    /** SANDBOX_HOST=docker: the size of a workspace's own tmpfs (counted in the sandbox's memory); a kept volume has no quota. */
+    SANDBOX_WORKSPACE_MB: z.coerce.number().int().min(16).max(262_144).default(1024),
     DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/).default('discoparrotlocal'),
   })
   .superRefine((s, ctx) => {

@@ -1,3 +1,4 @@
+import type { SandboxHost } from '../domain/ports/sandboxHost';
 import type { WorkspaceLifecycleDependencies } from '../domain/services/workspaceLifecycle';
 import { deleteBlobsUnder, blobContainerFor, tableClientFor, type StorageLocation } from '../infra/storage/storageClients';
 import { WorkspaceLeftovers, type DurableInstances } from '../infra/storage/workspaceLeftovers';
@@ -36,6 +37,21 @@ export function workspaceLeftovers(composition: Composition, durable: DurableIns
   });
 }
 
+/**
+ * Purge removes the workspace's kept sandbox volumes through the host's optional `removeWorkspaceVolumes`. A host
+ * that keeps them (`required`: SANDBOX_HOST=docker) must answer, or the purge fails and the next sweep retries it;
+ * any other host that cannot open (production refuses the local one) has none to remove.
+ */
+export function sandboxVolumeRemover(host: () => Promise<SandboxHost>, required: boolean): (workspaceId: string) => Promise<number> {
+  return async (workspaceId) => {
+    const opened = await host().catch((error: unknown) => {
+      if (required) throw error;
+      return undefined;
+    });
+    return (await opened?.removeWorkspaceVolumes?.(workspaceId)) ?? 0;
+  };
+}
+
 const deletionDoesNotPurge = (): Promise<void> => Promise.reject(new Error('Deletion keeps what purge removes'));
 
 async function build(composition: Composition) {
@@ -46,9 +62,13 @@ async function build(composition: Composition) {
     live: { ...deps, records, removeBlobs: removeFrom(WORKSPACE_BLOB_CONTAINERS), purgeOutside: deletionDoesNotPurge },
     purge: (durable: DurableInstances): WorkspaceLifecycleDependencies => {
       const leftovers = workspaceLeftovers(composition, durable);
+      const removeVolumes = sandboxVolumeRemover(() => composition.sandboxHost(), composition.settings.SANDBOX_HOST === 'docker');
       return {
         ...deps, records, removeBlobs: removeFrom([...WORKSPACE_BLOB_CONTAINERS, ...SEALED_BLOB_CONTAINERS]),
-        purgeOutside: (workspaceId, runIds) => leftovers.purge(workspaceId, runIds),
+        purgeOutside: async (workspaceId, runIds) => {
+          await leftovers.purge(workspaceId, runIds);
+          await removeVolumes(workspaceId);
+        },
       };
     },
   };

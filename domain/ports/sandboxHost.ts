@@ -11,6 +11,8 @@ import type { GuardPolicy } from '../launchGuard';
 export interface SandboxCapabilities {
   readonly isolated: boolean;
   readonly reason?: string;
+  /** Whether a RunSpec may keep its workspace on the workspace's volume between runs (`keptVolume`); others refuse it. */
+  readonly keepsWorkspaceVolumes?: boolean;
 }
 
 /** The redactor's stream form (domain/redaction.ts): each call returns text that is safe to keep. */
@@ -54,7 +56,11 @@ export interface SandboxRequest {
   readonly guard: GuardPolicy;
   /** The RunSpec's top-level env: the standing env of every process of the sandbox (guarded). */
   readonly env?: Readonly<Record<string, string>>;
-  /** Opt-in: the workspace lives on a named volume that survives teardown (no credential is ever written there). */
+  /**
+   * Opt-in: the workspace lives on a named volume that survives teardown (no credential is ever written there).
+   * On a host that keeps volumes per workspace (Docker) it must be `workspaceId`: the volume is the run's own
+   * workspace's, and naming any other is refused.
+   */
   readonly keptVolume?: string;
   /** Where the sandbox may connect until `setEgress` says otherwise; omitted: any public name (no allow-list). */
   readonly egress?: EgressAllowance;
@@ -143,6 +149,8 @@ export interface SandboxHost {
   removeOrphans?(runIsOver: (runId: string) => Promise<boolean>): Promise<number>;
   /** Removes what a dead instance left of one sandbox (its disk, its container); a host without leftovers leaves it out. */
   removeLeftover?(sandboxId: string): Promise<void>;
+  /** Purge: removes the workspace's kept volumes; returns how many. A host that keeps none leaves it out. */
+  removeWorkspaceVolumes?(workspaceId: string): Promise<number>;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { type EgressPhase, type EgressTally, NOTHING_ALLOWED, allowanceFor } from '../egress';
-import { isDomainError } from '../errors';
+import { DomainError, isDomainError } from '../errors';
 import type { RunProcesses } from '../ports/runProcesses';
 import type { LiveSandbox } from '../ports/runSandboxes';
 import type { CommandResult } from '../ports/sandboxHost';
@@ -117,7 +117,11 @@ export async function seed(runtime: RunRuntime, workspaceId: string, runId: stri
     const material = await loadSecretMaterial(runtime.deps, workspaceId);
     const redactor = new RefreshableRedactor(material.values);
     // Nothing may leave the sandbox until a phase says where (no process runs before install anyway).
-    const handle = await runtime.host.create({ runId, workspaceId, files: spec.template.files, redactor, guard: material.guard, egress: NOTHING_ALLOWED, placement: { workspaceId }, ...(spec.env ? { env: spec.env } : {}) });
+    // Also refused here, not only at the route: a queued request reaches this step without it.
+    if (spec.keepWorkspace && !runtime.host.capabilities.keepsWorkspaceVolumes)
+      throw new DomainError('RUN.KEPT_WORKSPACE_UNSUPPORTED', 'keepWorkspace: this sandbox host keeps no workspace volumes', 'invalid');
+    const keep = spec.keepWorkspace ? { keptVolume: workspaceId } : {};
+    const handle = await runtime.host.create({ runId, workspaceId, files: spec.template.files, redactor, guard: material.guard, egress: NOTHING_ALLOWED, placement: { workspaceId }, ...keep, ...(spec.env ? { env: spec.env } : {}) });
     try {
       // Refused once teardown has begun (a cancel raced the seed): then this sandbox is nobody's, so it goes now.
       await ctx.record({

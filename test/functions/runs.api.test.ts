@@ -2,7 +2,7 @@ import { HttpRequest, InvocationContext } from '@azure/functions';
 import { BlobServiceClient } from '@azure/storage-blob';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { RunOrchestrations } from '../../domain/services/runPorts';
+import type { RunOrchestrations, RunStores } from '../../domain/services/runPorts';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../../infra/runs/blobRunStores';
 import { invokeApiRoute, type ApiRoute } from '../../functions/http/apiRoute';
 import { createRunRoutes, MAX_RUN_SPEC_BYTES } from '../../functions/runs.routes';
@@ -22,6 +22,7 @@ const orchestrations: RunOrchestrations = {
 
 let h: ApiHarness;
 let routes: readonly ApiRoute[];
+let stores: RunStores;
 let ws: string;
 let tokens: Record<'owner' | 'member' | 'outsider', string>;
 
@@ -36,9 +37,9 @@ function aRunSpec(overrides: Record<string, unknown> = {}): Record<string, unkno
   };
 }
 
-async function call(method: string, path: string, token: string, body?: unknown, rawBody?: string) {
+async function call(method: string, path: string, token: string, body?: unknown, rawBody?: string, within: readonly ApiRoute[] = routes) {
   const url = new URL(path, 'http://127.0.0.1:7071');
-  for (const route of routes) {
+  for (const route of within) {
     if (route.method !== method) continue;
     const names: string[] = [];
     const pattern = new RegExp(`^/api/${route.route.replace(/\{([^}]+)\}/g, (_m, n: string) => (names.push(n), '([^/]+)'))}$`);
@@ -62,7 +63,7 @@ async function call(method: string, path: string, token: string, body?: unknown,
 beforeAll(async () => {
   h = await createApiHarness();
   const blobs = BlobServiceClient.fromConnectionString(azuriteConnectionString());
-  const stores = {
+  stores = {
     specs: new BlobRunSpecStore(blobs.getContainerClient(uniqueName('specs'))),
     transcripts: new BlobTranscriptStore(blobs.getContainerClient(uniqueName('transcripts'))),
   };
@@ -138,6 +139,20 @@ describe('run routes: what a RunSpec may be', () => {
     const reply = await call('POST', `/api/workspaces/${ws}/runs`, tokens.owner, spec);
     expect(reply.status, reply.text).toBe(400);
     expect(started.length).toBe(before);
+  });
+
+  it('refuses keepWorkspace with 422 where the sandbox host keeps no volumes, and a volume name in its place with 400; starts nothing', async () => {
+    const before = started.length;
+    const refused = await call('POST', `/api/workspaces/${ws}/runs`, tokens.owner, aRunSpec({ keepWorkspace: true }));
+    expect(refused.status, refused.text).toBe(422);
+    expect(refused.json).toMatchObject({ code: 'RUN.KEPT_WORKSPACE_UNSUPPORTED' });
+    // Only a flag: a run cannot name the volume (another workspace's) it would like.
+    expect((await call('POST', `/api/workspaces/${ws}/runs`, tokens.owner, aRunSpec({ keepWorkspace: 'dp-ws-0123' }))).status).toBe(400);
+    expect((await call('POST', `/api/workspaces/${ws}/runs`, tokens.owner, aRunSpec({ keptVolume: 'other-ws' }))).status).toBe(400);
+    expect(started.length).toBe(before);
+    const keeping = createRunRoutes({ stores: async () => stores, orchestrations: () => orchestrations, keepsWorkspaces: () => true });
+    const accepted = await call('POST', `/api/workspaces/${ws}/runs`, tokens.owner, aRunSpec({ keepWorkspace: true }), undefined, keeping);
+    expect(accepted.status, accepted.text).toBe(202);
   });
 
   it('refuses a spec over 1 MiB with 413', async () => {

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
@@ -7,6 +7,7 @@ import { describe, it } from 'vitest';
 import { dockerEngine, dockerSocketPath } from '../../infra/sandbox/docker/dockerEngine';
 import { DEFAULT_SANDBOX_IMAGE, defaultScopeDirs } from '../../infra/sandbox/docker/dockerSandboxHost';
 import { buildSandboxImage, imageLabels, imageRecipeHash, RECIPE_LABEL } from '../../infra/sandbox/docker/sandboxImage';
+import { removeWorkspaceDir } from '../../infra/sandbox/docker/workspaceStorage';
 
 /**
  * The Docker engine the Docker suites run against: DOCKER_HOST (CI's `.ci/run` starts one and builds the image).
@@ -99,5 +100,9 @@ export async function removeScope(docker: Dockerode, scope: string): Promise<voi
   const dirs = defaultScopeDirs(scope);
   await rm(dirs.root, { recursive: true, force: true });
   await rm(dirs.credentialRoot, { recursive: true, force: true });
+  // Each workspace is a tmpfs mount of its own: unmounted first, or the directory cannot go.
+  for (const entry of await readdir(dirs.workspaceRoot).catch(() => [] as string[])) await removeWorkspaceDir(path.join(dirs.workspaceRoot, entry));
   await rm(dirs.workspaceRoot, { recursive: true, force: true });
+  const { Volumes } = await docker.listVolumes({ filters: { label: [`disco-parrot.scope=${scope}`] } });
+  for (const v of Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
 }

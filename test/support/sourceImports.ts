@@ -45,6 +45,8 @@ export const childProcessAllowList: readonly string[] = [
   // launcher's relay), and the image build, which runs ldd and tar on this machine's files, never a sandbox process.
   'infra/sandbox/docker/imageFiles.ts',
   'infra/sandbox/docker/sandboxImage.ts',
+  // Mounts and unmounts a sandbox workspace's size-limited tmpfs on this machine (mount/umount as root, fixed argv).
+  'infra/sandbox/docker/workspaceStorage.ts',
   'localhost/',
   'scripts/',
   'test/support/',

@@ -13,9 +13,11 @@ export interface ContainerLimits {
   readonly memoryBytes: number;
   readonly nanoCpus: number;
   readonly pids: number;
+  /** The size of a workspace's own tmpfs (a kept volume has no quota on the engine's local driver). */
+  readonly workspaceBytes: number;
 }
 
-export const DEFAULT_LIMITS: ContainerLimits = { memoryBytes: 1024 * 1024 * 1024, nanoCpus: 1_000_000_000, pids: 256 };
+export const DEFAULT_LIMITS: ContainerLimits = { memoryBytes: 1024 * 1024 * 1024, nanoCpus: 1_000_000_000, pids: 256, workspaceBytes: 1024 * 1024 * 1024 };
 
 export interface ContainerSpecInput {
   readonly image: string;
@@ -29,6 +31,8 @@ export interface ContainerSpecInput {
   readonly credentialDir: string;
   /** Host tmpfs directory of the workspace (2770, the agent's, the sandbox group's), mounted at the same path. */
   readonly workspace: string;
+  /** The workspace's kept volume (workspaceStorage.ts), mounted at `workspace` (its mount point) instead of a bind. */
+  readonly keptVolume?: string;
   readonly limits: ContainerLimits;
 }
 
@@ -67,7 +71,9 @@ export function containerSpec(input: ContainerSpecInput): Dockerode.ContainerCre
         [AGENT_HOME]: `rw,nosuid,nodev,size=67108864,mode=0700,uid=${AGENT_UID},gid=${SANDBOX_GID}`,
         '/tmp': 'rw,nosuid,nodev,size=268435456,mode=1777',
       },
-      Binds: [`${input.doorsDir}:${DOORS_DIR}:rw`, `${input.credentialDir}:${input.credentialDir}:rw`, `${input.workspace}:${input.workspace}:rw`],
+      Binds: [`${input.doorsDir}:${DOORS_DIR}:rw`, `${input.credentialDir}:${input.credentialDir}:rw`, ...(input.keptVolume ? [] : [`${input.workspace}:${input.workspace}:rw`])],
+      // A volume mount (not a bind of its directory): the engine then refuses to remove it while this container lives.
+      ...(input.keptVolume ? { Mounts: [{ Type: 'volume' as const, Source: input.keptVolume, Target: input.workspace, ReadOnly: false }] } : {}),
       PidsLimit: input.limits.pids,
       Memory: input.limits.memoryBytes,
       MemorySwap: input.limits.memoryBytes,

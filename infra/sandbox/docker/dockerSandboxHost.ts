@@ -29,6 +29,8 @@ import { containerSpec, DEFAULT_LIMITS, LABEL, type ContainerLimits } from './co
 import { dockerEngine, dockerSocketPath, engineAnswers } from './dockerEngine';
 import { AGENT_HOME, AGENT_UID, DOOR_UID, FIRST_CREDENTIAL_UID, LAST_CREDENTIAL_UID, RELAY_JS, RELAY_SHELL, SANDBOX_GID } from './imageFiles';
 import { IMAGE_SCRIPTS_HASH, imageLabels, REQUIRED_IN_IMAGE, SANDBOX_IMAGE_REPOSITORY, SCRIPTS_LABEL } from './sandboxImage';
+import { engineIsolation, type EngineIsolation } from './engineIsolation';
+import { keptWorkspaceDir, mountWorkspaceTmpfs, openKeptVolume, removeKeptVolumes, removeWorkspaceDir } from './workspaceStorage';
 
 /**
  * Sandboxes as containers on a Docker engine (DESIGN.md §1.7): one container per run, found again by its
@@ -136,7 +138,7 @@ export function defaultScopeDirs(scope: string): { readonly root: string; readon
 }
 
 export class DockerSandboxHost implements RecoverableSandboxHost {
-  readonly capabilities: SandboxCapabilities = { isolated: true };
+  readonly capabilities: SandboxCapabilities = { isolated: true, keepsWorkspaceVolumes: true };
   private readonly sandboxes = new Map<string, Sandbox>();
   private readonly launcher: GuardedLauncher;
   private readonly limits: ContainerLimits;
@@ -151,6 +153,8 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     private readonly workspaceRoot: string,
     private readonly relayScript: string,
     private readonly options: DockerSandboxHostOptions,
+    /** What the engine adds to the container's isolation (user-namespace remapping, rootless), for the start line and the docs. */
+    readonly isolation: EngineIsolation,
   ) {
     this.launcher = options.launcher ?? guardedLauncher;
     this.limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
@@ -166,6 +170,10 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     // The container's uids own their workspace and credential directories on this side: chown needs root.
     if (process.getuid?.() !== 0) throw new DockerHostUnavailableError('the backend must run as root to give the sandbox uids their directories');
     if (!(await engineAnswers(docker))) throw new DockerHostUnavailableError(`no engine answers at unix://${socketPath} (set DOCKER_HOST)`);
+    const isolation = await engineIsolation(docker);
+    // Remapped, the container's uids are other host uids than the ones this host gives the sandbox's directories.
+    if (isolation.userNamespaceRemap)
+      throw new DockerHostUnavailableError('the engine remaps user namespaces (userns-remap); this host does not yet give the remapped uids their directories (docs/sandbox-hosts.md)');
     const labels = await imageLabels(docker, image);
     if (labels === undefined)
       throw new DockerHostUnavailableError(`image ${image} is missing (run \`npm run sandbox-image\`, or set SANDBOX_IMAGE to an image the engine has)`);
@@ -187,7 +195,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     await chmod(credentialRoot, 0o711);
     const relayScript = path.join(root, 'relay.js');
     await writeFile(relayScript, RELAY_JS, { mode: 0o600 });
-    return new DockerSandboxHost(docker, socketPath, image, scope, root, credentialRoot, workspaceRoot, relayScript, options);
+    return new DockerSandboxHost(docker, socketPath, image, scope, root, credentialRoot, workspaceRoot, relayScript, options, isolation);
   }
 
   /** Runs the image once (no network, nothing mounted) and lists the required files it lacks. */
@@ -214,12 +222,11 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     if (!requested.ok) throw new LaunchRefusedError(requested);
     const templates = checkValues(templateFileEntries(request.files), request.guard);
     if (!templates.ok) throw new LaunchRefusedError(templates);
-    if (request.keptVolume !== undefined)
-      throw new DomainError('SANDBOX.KEPT_VOLUME_UNSUPPORTED', 'the Docker sandbox host does not keep workspace volumes yet', 'invalid');
+    const kept = request.keptVolume !== undefined ? await openKeptVolume(this.docker, this.scope, { ...request, keptVolume: request.keptVolume }) : undefined;
     const sandboxId = randomUUID();
     const hostDir = this.hostDirOf(sandboxId);
     const credentialDir = path.join(this.credentialRoot, sandboxId);
-    const workspace = this.workspaceOf(sandboxId);
+    const workspace = kept?.dir ?? this.workspaceOf(sandboxId);
     const handle: SandboxHandle = { sandboxId, runId: request.runId, workspace, isolated: true };
     const env = { PATH: CONTAINER_PATH, LANG: 'C.UTF-8', ...PROXY_ENV, ...(request.env ?? {}) };
     const egress = { current: request.egress };
@@ -228,17 +235,15 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     try {
       await mkdir(hostDir, { mode: 0o711 });
       await mkdir(credentialDir, { mode: 0o711 });
-      // On the host's tmpfs, at the same path inside: the host's checks (templates, the gateway's repository
-      // check, hand-over) see what the sandbox sees, exactly as for the local host.
-      await mkdir(workspace, { mode: 0o2770 });
-      await chown(workspace, AGENT_UID, SANDBOX_GID);
-      await chmod(workspace, 0o2770);
+      // A tmpfs of its own (or the kept volume), at the same path inside: the host's checks (templates, the
+      // gateway's repository check, hand-over) see what the sandbox sees, exactly as for the local host.
+      if (!kept) await mountWorkspaceTmpfs(workspace, this.limits.workspaceBytes);
       await writeTemplateFiles(workspace, request.files, { uid: AGENT_UID, gid: SANDBOX_GID });
       doors = await this.openDoors(hostDir, () => this.sandboxes.get(sandboxId)?.egress ?? egress.current);
       const container = await this.docker.createContainer(
         containerSpec({
           image: this.image, scope: this.scope, sandboxId, runId: request.runId, ...(request.workspaceId !== undefined ? { workspaceId: request.workspaceId } : {}),
-          doorsDir: path.join(hostDir, 'doors'), credentialDir, workspace, limits: this.limits,
+          doorsDir: path.join(hostDir, 'doors'), credentialDir, workspace, ...(kept ? { keptVolume: kept.volume } : {}), limits: this.limits,
         }),
       );
       containerId = container.id;
@@ -264,7 +269,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     const [found] = await this.listContainers({ [LABEL.run]: runId });
     const sandboxId = found?.Labels?.[LABEL.sandbox];
     if (!found || !sandboxId) return undefined;
-    return this.sandboxes.get(sandboxId)?.handle ?? { sandboxId, runId, workspace: this.workspaceOf(sandboxId), isolated: true };
+    return this.sandboxes.get(sandboxId)?.handle ?? { sandboxId, runId, workspace: keptWorkspaceDir(found) ?? this.workspaceOf(sandboxId), isolated: true };
   }
 
   /**
@@ -312,6 +317,11 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
   /** Removes a sandbox a dead instance left (its container, found by label, and its directories). */
   async removeLeftover(sandboxId: string): Promise<void> {
     await this.teardown({ sandboxId, runId: '', workspace: this.workspaceOf(sandboxId), isolated: true });
+  }
+
+  /** Purge: removes the workspace's kept volumes under this scope; returns how many. */
+  async removeWorkspaceVolumes(workspaceId: string): Promise<number> {
+    return removeKeptVolumes(this.docker, this.scope, workspaceId);
   }
 
   /** Every sandbox container of this scope, by run id. */
@@ -498,7 +508,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
   /** The sandbox's host directories: doors, credentials and the workspace (rm never follows a link the agent planted). */
   private async removeDirs(sandboxId: string): Promise<void> {
     await rm(path.join(this.credentialRoot, sandboxId), { recursive: true, force: true });
-    await rm(this.workspaceOf(sandboxId), { recursive: true, force: true });
+    await removeWorkspaceDir(this.workspaceOf(sandboxId));
     await rm(this.hostDirOf(sandboxId), { recursive: true, force: true });
   }
 

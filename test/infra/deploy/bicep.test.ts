@@ -226,7 +226,7 @@ describe('infra/deploy Bicep: app settings against functions/settings.ts', () =>
     'RUN_PRODUCER_KEYS',
     // Where a Docker engine runs beside the backend (a Function App has none; the Bicep chooses the remote host):
     // set there by the operator (docs/sandbox-hosts.md).
-    'SANDBOX_IMAGE', 'DOCKER_HOST',
+    'SANDBOX_IMAGE', 'DOCKER_HOST', 'SANDBOX_WORKSPACE_MB',
   ];
 
   it('sets every setting the app validates, except the local-only ones and those the operator registers', () => {
