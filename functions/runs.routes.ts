@@ -85,7 +85,7 @@ export interface RunRouteOptions {
   readonly keepsWorkspaces?: () => boolean;
 }
 
-export const KEPT_WORKSPACE_UNSUPPORTED = 'RUN.KEPT_WORKSPACE_UNSUPPORTED';
+export const KEPT_WORKSPACE_UNSUPPORTED = RUN_ERROR.KEPT_WORKSPACE_UNSUPPORTED;
 
 /** Problems the run routes answer with 422: the spec is well-formed but cannot run as asked. */
 function unprocessable(error: unknown): never {

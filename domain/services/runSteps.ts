@@ -1,4 +1,5 @@
 import { type EgressPhase, type EgressTally, NOTHING_ALLOWED, allowanceFor } from '../egress';
+import { RUN_ERROR } from '../catalogue';
 import { DomainError, isDomainError } from '../errors';
 import type { RunProcesses } from '../ports/runProcesses';
 import type { LiveSandbox } from '../ports/runSandboxes';
@@ -119,7 +120,7 @@ export async function seed(runtime: RunRuntime, workspaceId: string, runId: stri
     // Nothing may leave the sandbox until a phase says where (no process runs before install anyway).
     // Also refused here, not only at the route: a queued request reaches this step without it.
     if (spec.keepWorkspace && !runtime.host.capabilities.keepsWorkspaceVolumes)
-      throw new DomainError('RUN.KEPT_WORKSPACE_UNSUPPORTED', 'keepWorkspace: this sandbox host keeps no workspace volumes', 'invalid');
+      throw new DomainError(RUN_ERROR.KEPT_WORKSPACE_UNSUPPORTED, 'keepWorkspace: this sandbox host keeps no workspace volumes', 'invalid');
     const keep = spec.keepWorkspace ? { keptVolume: workspaceId } : {};
     const handle = await runtime.host.create({ runId, workspaceId, files: spec.template.files, redactor, guard: material.guard, egress: NOTHING_ALLOWED, placement: { workspaceId }, ...keep, ...(spec.env ? { env: spec.env } : {}) });
     try {
