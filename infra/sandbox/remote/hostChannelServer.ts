@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Server, createServer } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocketServer } from 'ws';
 import { DomainError } from '../../../domain/errors';
 import type { HostMessageRefusal } from '../../../domain/sandboxHosts';
 import { type AgentBody, type AgentFrame, CHANNEL_PATH, ChannelSequence, type PlatformBody, agentFrame } from './protocol';
