@@ -101,7 +101,7 @@ export function hostChannelContract(name: string, open: (deps: ServiceDependenci
       agent.stdout.on('data', (d) => (output += String(d)));
       agent.stderr.on('data', (d) => (output += String(d)));
       agents.push(agent);
-      await until(() => channel.directory.liveHosts(ws).length === 1, `the agent to connect (agent said: ${output})`);
+      await until(() => channel.directory.liveHosts(ws).length === 1, `the agent to connect (agent said: ${output})`, 90_000);
 
       const handle = await remote.create(request(ws, 'run-1'));
       expect(await remote.exec(handle, { argv: ['cat', 'hello.txt'], identity: 'agent' })).toMatchObject({ exitCode: 0, stdout: 'hello from the template' });
@@ -131,7 +131,7 @@ export function hostChannelContract(name: string, open: (deps: ServiceDependenci
         expect(withoutDeliveries).not.toContain(SECRET);
         expect(withoutDeliveries).not.toContain(FILE_SECRET);
       }
-    }, 90_000);
+    }, 150_000);
 
     it('replayed, out-of-order, foreign-host, cross-workspace, foreign-session, foreign-run and malformed frames are refused and recorded', async () => {
       const mallory = await enrol(otherWs, 'mallory-box');
