@@ -156,6 +156,7 @@ const DEPLOY_TIME_SAMPLES: Readonly<Record<string, string>> = {
   SWEEP_SCHEDULE: '0 */1 * * * *',
   EVENTS_TOPIC: 'events',
   HOST_CHANNEL_PUBSUB_ENDPOINT: 'https://wps-discoparrot-prod-abc.webpubsub.azure.com',
+  HOST_CHANNEL_PUBSUB_PRINCIPAL_ID: '00000000-0000-4000-8000-00000000a11e',
   RUN_REQUEST_TABLE: 'runrequests',
   OUTBOX_INDEX_TABLE: 'outboxpending',
   OUTBOX_SCHEDULE: '*/5 * * * * *',
@@ -243,6 +244,10 @@ describe('infra/deploy: the host channel (Web PubSub)', () => {
     const access = readFileSync(path.join(DEPLOY, 'modules', 'webPubSubAccess.bicep'), 'utf8');
     expect(access.match(/roleAssignments@/g)).toHaveLength(1);
     expect(access).toContain('principalId: appPrincipalId');
+    // Upstream calls reach the app's event route with Web PubSub's managed identity, never a key.
+    expect(access).toContain("urlTemplate: 'https://${appHostName}/api/hosts/events'");
+    expect(access).toContain("type: 'ManagedIdentity'");
+    expect(pubsub).toContain("type: 'SystemAssigned'");
   });
 });
 
