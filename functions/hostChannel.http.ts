@@ -19,4 +19,4 @@ export async function hostChannelRoute(request: HttpRequest): Promise<HttpRespon
   return { status: answer.status, ...(answer.headers ? { headers: answer.headers } : {}), ...(answer.body !== undefined ? { body: answer.body } : {}) };
 }
 
-app.http('hostChannel', { route: 'hosts/{action:regex(^(enrol|rotate|negotiate|events)$)}', methods: ['POST', 'OPTIONS'], authLevel: 'anonymous', handler: hostChannelRoute });
+app.http('hostChannel', { route: 'hosts/{action:regex(^(enrol|enrol-managed|rotate|negotiate|events)$)}', methods: ['POST', 'OPTIONS'], authLevel: 'anonymous', handler: hostChannelRoute });

@@ -1,19 +1,22 @@
 import { DefaultAzureCredential } from '@azure/identity';
 import type { SandboxHost } from '../domain/ports/sandboxHost';
 import type { ServiceDependencies } from '../domain/services/dependencies';
+import { enrolManagedPoolHost } from '../domain/services/managedPoolHosts';
 import { readSandboxHost } from '../domain/services/sandboxHosts';
+import { type PoolIdentityVerifier, entraPoolIdentityVerifier } from '../infra/sandbox/remote/managedPoolIdentity';
 import { hostChannelAuthority } from './hostChannelAuthority';
-import { hostChannelControl } from '../infra/sandbox/remote/randomHostCredentials';
+import { hostChannelControl, randomHostCredentials } from '../infra/sandbox/remote/randomHostCredentials';
 import { RemoteSandboxHost } from '../infra/sandbox/remote/remoteSandboxHost';
 import { type WebPubSubHostAuthority, WebPubSubHostChannel, azureWebPubSubDataPlane } from '../infra/sandbox/remote/webPubSubHostChannel';
 import { entraUpstreamVerifier } from '../infra/sandbox/remote/webPubSubUpstreamAuth';
 import { type Settings, SettingsError } from './settings';
 
 /** The channel's use cases plus the connect-time check that the host is still enrolled. */
-export function webPubSubHostAuthority(deps: ServiceDependencies): WebPubSubHostAuthority {
+export function webPubSubHostAuthority(deps: ServiceDependencies, poolIdentity?: PoolIdentityVerifier): WebPubSubHostAuthority {
   return {
     ...hostChannelAuthority(deps),
     isEnrolled: async (address) => (await readSandboxHost(deps.store, address)).status === 'Enrolled',
+    ...(poolIdentity ? { enrolManaged: async (token: string) => enrolManagedPoolHost(deps, randomHostCredentials, await poolIdentity(token)) } : {}),
   };
 }
 
@@ -39,7 +42,10 @@ export async function openWebPubSubSandboxHost(settings: Settings, deps: Service
   if (!endpoint.startsWith('https://')) throw new SettingsError('HOST_CHANNEL_PUBSUB_ENDPOINT must be https://');
   if (!settings.AUTH_ISSUER || !settings.AUTH_JWKS_URL)
     throw new SettingsError('SANDBOX_HOST=remote in production needs AUTH_ISSUER and AUTH_JWKS_URL to check Web PubSub\'s upstream tokens');
-  const authority = webPubSubHostAuthority(deps);
+  const pool = settings.MANAGED_POOL_PRINCIPAL_IDS;
+  const authority = webPubSubHostAuthority(deps, pool ? entraPoolIdentityVerifier({
+    issuer: settings.AUTH_ISSUER, audience: settings.AUTH_AUDIENCE, jwks: settings.AUTH_JWKS_URL, principalIds: pool.split(','),
+  }) : undefined);
   const channel = new WebPubSubHostChannel({
     plane: azureWebPubSubDataPlane({ endpoint, hub: settings.HOST_CHANNEL_PUBSUB_HUB, credential: new DefaultAzureCredential() }),
     authority, endpoint, hub: settings.HOST_CHANNEL_PUBSUB_HUB,

@@ -33,6 +33,7 @@ export class FakeWebPubSub {
   readonly upstreamFailures: string[] = [];
   private readonly secret = randomBytes(32);
   private handshaken = false;
+  private listeningOn = '';
 
   private constructor(
     private readonly server: Server,
@@ -52,11 +53,12 @@ export class FakeWebPubSub {
     server.on('request', (req, res) => void fake.serveRest(req, res).catch(() => res.writeHead(500).end()));
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => void fake.upgrade(sockets, req, socket, head));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    fake.listeningOn = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
     return fake;
   }
 
   get endpoint(): string {
-    return `https://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this.listeningOn;
   }
 
   private get clientAudience(): string {

@@ -20,6 +20,8 @@ export interface HostAgentOptions {
   /** The host the agent owns and runs sandboxes on (local process or Docker). */
   readonly inner: SandboxHost;
   readonly log?: (line: string) => void;
+  /** A managed-pool machine: its managed identity's Entra ID token, used instead of an enrolment token. */
+  readonly identityToken?: () => Promise<string>;
   /** Opens the channel another way than a direct wss:// to the platform (Web PubSub: webPubSubClientSocket.ts). */
   readonly dial?: (credential: string) => AgentChannelSocket;
 }
@@ -88,8 +90,11 @@ export class HostAgent {
       this.log('host agent: host credential rotated');
       return rotated.credential;
     }
-    if (!this.options.token) throw new Error('no host credential yet: pass --token <enrolment token>');
-    const response = await fetchJson(`${this.options.platform}/api/hosts/enrol`, { token: this.options.token }, this.options.ca);
+    const { token, identityToken } = this.options;
+    if (!token && !identityToken) throw new Error('no host credential yet: pass --token <enrolment token>');
+    const response = token
+      ? await fetchJson(`${this.options.platform}/api/hosts/enrol`, { token }, this.options.ca)
+      : await fetchJson(`${this.options.platform}/api/hosts/enrol-managed`, {}, this.options.ca, identityToken ? await identityToken() : undefined);
     if (typeof response.credential !== 'string') throw new Error(`enrolment refused (${String(response.code ?? response.status ?? 'unknown')})`);
     await mkdir(path.dirname(this.options.stateFile), { recursive: true, mode: 0o700 });
     await writeFile(this.options.stateFile, JSON.stringify({ credential: response.credential }), { mode: 0o600 });

@@ -6,10 +6,11 @@ import type { SandboxHost } from '../../../domain/ports/sandboxHost';
 import { LocalProcessSandboxHost } from '../localProcessSandboxHost';
 import { HostAgent } from './hostAgent';
 import { WebPubSubClientSocket } from './webPubSubClientSocket';
+import { ManagedIdentityCredential } from '@azure/identity';
 
 /**
  * `npm run host-agent -- --platform <https url> --token <enrolment token> [--ca <pem>] [--state <file>]
- * [--inner local-process] [--isolation auto|off] [--channel direct|web-pubsub]`. The inner host is the one this machine runs sandboxes on;
+ * [--inner local-process] [--isolation auto|off] [--channel direct|web-pubsub] [--managed-identity <app audience>]`. The inner host is the one this machine runs sandboxes on;
  * the Docker host plugs in here as another `--inner` choice.
  */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -18,7 +19,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     options: {
       platform: { type: 'string' }, token: { type: 'string' }, ca: { type: 'string' }, state: { type: 'string' },
       inner: { type: 'string', default: 'local-process' }, isolation: { type: 'string', default: 'auto' },
-      channel: { type: 'string', default: 'direct' },
+      channel: { type: 'string', default: 'direct' }, 'managed-identity': { type: 'string' },
     },
   });
   if (!values.platform) {
@@ -43,6 +44,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     platform,
     ...(values.token ? { token: values.token } : {}),
     ...(ca ? { ca } : {}),
+    // A managed-pool machine enrols with its managed identity's token for the app (`--managed-identity api://<app>`).
+    ...(values['managed-identity'] ? { identityToken: managedIdentityToken(values['managed-identity']) } : {}),
     ...(values.channel === 'web-pubsub' ? { dial: (credential: string) => new WebPubSubClientSocket(platform, credential, ca) } : {}),
     stateFile: values.state ?? path.join(os.homedir(), '.disco-parrot', 'host-agent.json'),
     inner: await makeInner(),
@@ -50,4 +53,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void agent.stop());
   const outcome = await agent.run();
   return outcome === 'revoked' ? 3 : 0;
+}
+
+function managedIdentityToken(resource: string): () => Promise<string> {
+  const credential = new ManagedIdentityCredential();
+  return async () => {
+    const token = await credential.getToken(`${resource.replace(/\/$/, '')}/.default`);
+    if (!token) throw new Error('the machine has no managed identity token for the platform');
+    return token.token;
+  };
 }

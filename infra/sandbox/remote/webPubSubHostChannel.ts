@@ -48,6 +48,8 @@ function addressOfUser(userId: string | undefined): { workspaceId: string; hostI
 /** The channel's use cases, plus the one check the connect event needs (a token minted before a revocation must not connect). */
 export interface WebPubSubHostAuthority extends HostChannelAuthority {
   isEnrolled(address: { workspaceId: string; hostId: string }): Promise<boolean>;
+  /** Enrols a managed-pool machine by its managed identity's Entra ID token (absent: no pool identities are configured). */
+  enrolManaged?(identityToken: string): Promise<{ workspaceId: string; hostId: string; credential: string }>;
 }
 
 /** Is this upstream request from our Web PubSub? (In Azure: its managed identity's Entra ID token, see upstreamAuth.ts.) */

@@ -7,6 +7,8 @@ export const HOST_ROUTES = {
   enrol: '/api/hosts/enrol',
   rotate: '/api/hosts/rotate',
   negotiate: '/api/hosts/negotiate',
+  /** A managed-pool machine's enrolment by its managed identity (bearer = its Entra ID token). */
+  enrolManaged: '/api/hosts/enrol-managed',
   /** Web PubSub's upstream event handler URL. */
   events: '/api/hosts/events',
 } as const;
@@ -43,6 +45,14 @@ export async function serveHostRoute(channel: WebPubSubHostChannel, authority: W
         return json(200, await channel.negotiate(bearer()));
       } catch (error) {
         return refused(error, 'HOST.CREDENTIAL_INVALID', 'Negotiation refused');
+      }
+    case HOST_ROUTES.enrolManaged:
+      try {
+        const header = request.header('authorization') ?? '';
+        if (!authority.enrolManaged || !header.startsWith('Bearer ')) throw new DomainError('HOST.IDENTITY_REFUSED', 'no managed-pool identity was proved', 'forbidden');
+        return json(200, await authority.enrolManaged(header.slice('Bearer '.length)));
+      } catch (error) {
+        return refused(error, 'HOST.IDENTITY_REFUSED', 'Managed-pool enrolment refused');
       }
     case HOST_ROUTES.rotate:
       try {

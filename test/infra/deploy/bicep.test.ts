@@ -194,6 +194,8 @@ describe('infra/deploy Bicep: app settings against functions/settings.ts', () =>
     // Where a Docker engine runs beside the backend (a Function App has none; the Bicep chooses the remote host):
     // set there by the operator (docs/sandbox-hosts.md).
     'SANDBOX_IMAGE', 'DOCKER_HOST',
+    // The managed pool's machines are the operator's to create; their identities are listed once they exist.
+    'MANAGED_POOL_PRINCIPAL_IDS',
   ];
 
   it('sets every setting the app validates, except the local-only ones and those the operator registers', () => {
