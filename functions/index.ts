@@ -12,3 +12,4 @@ import './sweep';
 import './runQueue';
 import './outbox';
 import './backup';
+import './hostChannel.http';

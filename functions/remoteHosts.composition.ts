@@ -6,16 +6,16 @@ import { hostChannelAuthority } from './hostChannelAuthority';
 import { HostChannelServer } from '../infra/sandbox/remote/hostChannelServer';
 import { hostChannelControl } from '../infra/sandbox/remote/randomHostCredentials';
 import { RemoteSandboxHost } from '../infra/sandbox/remote/remoteSandboxHost';
-import { type Settings, SettingsError } from './settings';
+import type { Settings } from './settings';
+import { openWebPubSubSandboxHost } from './webPubSubHosts.composition';
 
 /**
  * SANDBOX_HOST=remote: sandboxes run on enrolled host agents. Locally this process serves the host channel itself
  * (wss:// on HOST_CHANNEL_PORT, a self-signed certificate agents pin with --ca). In Azure the channel ends in Web
- * PubSub (docs/sandbox-hosts.md); its adapter is not built yet, so production refuses rather than run without one.
+ * PubSub (docs/sandbox-hosts.md, functions/webPubSubHosts.composition.ts).
  */
 export async function openRemoteSandboxHost(settings: Settings, deps: ServiceDependencies): Promise<SandboxHost> {
-  if (settings.DISCO_ENV === 'production')
-    throw new SettingsError('SANDBOX_HOST=remote in production needs the Web PubSub channel adapter (not built yet; docs/sandbox-hosts.md)');
+  if (settings.DISCO_ENV === 'production') return openWebPubSubSandboxHost(settings, deps);
   const tls = selfSignedCertificate(path.resolve(settings.HOST_CHANNEL_TLS_DIR));
   const channel = await HostChannelServer.start({
     tls, authority: hostChannelAuthority(deps), port: settings.HOST_CHANNEL_PORT,

@@ -258,6 +258,7 @@ module app 'modules/functionApp.bicep' = {
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     eventsTopicName: serviceBus.outputs.eventsTopicName
     hostChannelEndpoint: webPubSub.outputs.endpoint
+    hostChannelPrincipalId: webPubSub.outputs.principalId
     masterKeyUri: platformVault.outputs.masterKeyUri
     authIssuer: authIssuer
     authJwksUrl: authJwksUrl
@@ -293,6 +294,8 @@ module webPubSubAccess 'modules/webPubSubAccess.bicep' = {
   params: {
     appPrincipalId: app.outputs.principalId
     webPubSubName: webPubSub.outputs.name
+    appHostName: app.outputs.defaultHostName
+    authAudience: authAudience
   }
 }
 

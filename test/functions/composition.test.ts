@@ -6,6 +6,11 @@ import { EncryptedTableVault } from '../../infra/vault/encryptedTableVault';
 import { KeyVaultSecretVault } from '../../infra/vault/keyVaultSecretVault';
 import { loadSettings } from '../../functions/settings';
 import type { VaultDirectory } from '../../domain/ports/vaultDirectory';
+import type { ApiServices } from '../../functions/http/apiRoute';
+import { webPubSubChannel } from '../../functions/webPubSubHosts.composition';
+import { hostChannelControl } from '../../infra/sandbox/remote/randomHostCredentials';
+import { RemoteSandboxHost } from '../../infra/sandbox/remote/remoteSandboxHost';
+import { WebPubSubHostChannel } from '../../infra/sandbox/remote/webPubSubHostChannel';
 
 const production = {
   DISCO_ENV: 'production',
@@ -81,6 +86,22 @@ describe('the production configuration', () => {
     const dev = { AzureWebJobsStorage: 'UseDevelopmentStorage=true' };
     expect(loadSettings({ ...dev, SANDBOX_EGRESS_TEST_SERVERS: '127.0.0.1:4873,localhost:9' }).SANDBOX_EGRESS_TEST_SERVERS).toBe('127.0.0.1:4873,localhost:9');
     for (const bad of ['10.0.0.5:443', '169.254.169.254:80', '127.0.0.1', 'example.com:443']) expect(() => loadSettings({ ...dev, SANDBOX_EGRESS_TEST_SERVERS: bad }), bad).toThrow(/SANDBOX_EGRESS_TEST_SERVERS/);
+  });
+
+  it('SANDBOX_HOST=remote opens the Web PubSub channel when its endpoint is set, and refuses clearly without it', async () => {
+    // Never read: opening the channel constructs its clients and touches neither the log nor Azure.
+    const services = async (): Promise<ApiServices> => ({ deps: {}, authenticator: {}, records: {} }) as unknown as ApiServices;
+    const remote = { ...production, SANDBOX_HOST: 'remote' };
+    await expect(sandboxHostFor(loadSettings(remote), services)).rejects.toThrow(/SANDBOX_HOST=remote in production needs HOST_CHANNEL_PUBSUB_ENDPOINT/);
+    try {
+      const host = await sandboxHostFor(loadSettings({ ...remote, HOST_CHANNEL_PUBSUB_ENDPOINT: 'https://wps-discoparrot-prod.webpubsub.azure.com' }), services);
+      expect(host).toBeInstanceOf(RemoteSandboxHost);
+      expect(webPubSubChannel.get()?.channel).toBeInstanceOf(WebPubSubHostChannel);
+      expect(hostChannelControl.get()).toBe(webPubSubChannel.get()?.channel);
+    } finally {
+      webPubSubChannel.set(undefined);
+      hostChannelControl.set(undefined);
+    }
   });
 
   it('a development configuration opens the local host', async () => {

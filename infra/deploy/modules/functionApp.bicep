@@ -14,6 +14,8 @@ param appInsightsName string
 param serviceBusFullyQualifiedNamespace string
 param eventsTopicName string
 param hostChannelEndpoint string
+@description('Web PubSub\'s own identity: the only one whose upstream tokens the app accepts.')
+param hostChannelPrincipalId string
 param masterKeyUri string
 param authIssuer string
 param authJwksUrl string
@@ -110,6 +112,7 @@ var appSettings = {
   SANDBOX_HOST: 'remote'
   HOST_CHANNEL_PUBSUB_ENDPOINT: hostChannelEndpoint
   HOST_CHANNEL_PUBSUB_HUB: 'sandboxhosts'
+  HOST_CHANNEL_PUBSUB_PRINCIPAL_ID: hostChannelPrincipalId
   RUN_REQUEST_TABLE: runRequestTable
   OUTBOX_INDEX_TABLE: outboxIndexTable
   OUTBOX_SCHEDULE: outboxSchedule

@@ -11,6 +11,10 @@ resource pubsub 'Microsoft.SignalRService/webPubSub@2024-03-01' = {
   name: name
   location: location
   tags: tags
+  // Its own identity: upstream calls to the app carry an Entra ID token of it (managed-identity upstream auth).
+  identity: {
+    type: 'SystemAssigned'
+  }
   sku: {
     name: 'Standard_S1'
     capacity: 1
@@ -27,3 +31,4 @@ resource pubsub 'Microsoft.SignalRService/webPubSub@2024-03-01' = {
 
 output name string = pubsub.name
 output endpoint string = 'https://${pubsub.properties.hostName}'
+output principalId string = pubsub.identity.principalId

@@ -5,6 +5,10 @@ import { builtInRoles } from 'roles.bicep'
 
 param appPrincipalId string
 param webPubSubName string
+@description('The app\'s host name: Web PubSub posts the agents\' frames to its upstream route.')
+param appHostName string
+@description('The app\'s Entra ID audience: Web PubSub\'s upstream token is issued for it.')
+param authAudience string
 
 var webPubSubServiceOwner = builtInRoles.webPubSubServiceOwner
 
@@ -19,5 +23,33 @@ resource appOwnsHostChannel 'Microsoft.Authorization/roleAssignments@2022-04-01'
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', webPubSubServiceOwner)
+  }
+}
+
+// The host channel hub: agents' frames (user event `message`) and their connections' lifecycle go upstream to the
+// app, each call with an Entra ID token of Web PubSub's identity for the app's audience (no key, no signature
+// secret); `connect` lets the app refuse a client token minted before a revocation.
+resource hostChannelHub 'Microsoft.SignalRService/webPubSub/hubs@2024-03-01' = {
+  parent: pubsub
+  name: 'sandboxhosts'
+  properties: {
+    anonymousConnectPolicy: 'Deny'
+    eventHandlers: [
+      {
+        urlTemplate: 'https://${appHostName}/api/hosts/events'
+        userEventPattern: 'message'
+        systemEvents: [
+          'connect'
+          'connected'
+          'disconnected'
+        ]
+        auth: {
+          type: 'ManagedIdentity'
+          managedIdentity: {
+            resource: authAudience
+          }
+        }
+      }
+    ]
   }
 }

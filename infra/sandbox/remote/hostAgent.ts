@@ -20,6 +20,21 @@ export interface HostAgentOptions {
   /** The host the agent owns and runs sandboxes on (local process or Docker). */
   readonly inner: SandboxHost;
   readonly log?: (line: string) => void;
+  /** A managed-pool machine: its managed identity's Entra ID token, used instead of an enrolment token. */
+  readonly identityToken?: () => Promise<string>;
+  /** Opens the channel another way than a direct wss:// to the platform (Web PubSub: webPubSubClientSocket.ts). */
+  readonly dial?: (credential: string) => AgentChannelSocket;
+}
+
+/** What the agent needs of its channel's socket: a `ws` WebSocket, or anything shaped like one. */
+export interface AgentChannelSocket {
+  readonly readyState: number;
+  send(raw: string): void;
+  close(code?: number, reason?: string): void;
+  on(event: 'message', listener: (data: unknown) => void): unknown;
+  on(event: 'unexpected-response', listener: (req: unknown, res: { statusCode?: number }) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'close', listener: (code: number) => void): unknown;
 }
 
 interface AgentSandbox {
@@ -33,7 +48,7 @@ interface AgentSandbox {
  * to it (the platform redacts again with the workspace's redactor). Resolves when the platform revokes it.
  */
 export class HostAgent {
-  private socket: WebSocket | undefined;
+  private socket: AgentChannelSocket | undefined;
   private stopped = false;
   private readonly sandboxes = new Map<string, AgentSandbox>();
   private readonly running = new Map<string, { runId: string; stop(): Promise<unknown> }>();
@@ -75,8 +90,11 @@ export class HostAgent {
       this.log('host agent: host credential rotated');
       return rotated.credential;
     }
-    if (!this.options.token) throw new Error('no host credential yet: pass --token <enrolment token>');
-    const response = await fetchJson(`${this.options.platform}/api/hosts/enrol`, { token: this.options.token }, this.options.ca);
+    const { token, identityToken } = this.options;
+    if (!token && !identityToken) throw new Error('no host credential yet: pass --token <enrolment token>');
+    const response = token
+      ? await fetchJson(`${this.options.platform}/api/hosts/enrol`, { token }, this.options.ca)
+      : await fetchJson(`${this.options.platform}/api/hosts/enrol-managed`, {}, this.options.ca, identityToken ? await identityToken() : undefined);
     if (typeof response.credential !== 'string') throw new Error(`enrolment refused (${String(response.code ?? response.status ?? 'unknown')})`);
     await mkdir(path.dirname(this.options.stateFile), { recursive: true, mode: 0o700 });
     await writeFile(this.options.stateFile, JSON.stringify({ credential: response.credential }), { mode: 0o600 });
@@ -86,7 +104,7 @@ export class HostAgent {
 
   private connectOnce(credential: string): Promise<'revoked' | 'retry'> {
     const url = this.options.platform.replace(/^https:/, 'wss:') + CHANNEL_PATH;
-    const socket = new WebSocket(url, { headers: { authorization: `Bearer ${credential}` }, ...(this.options.ca ? { ca: this.options.ca } : {}), maxPayload: 4 * 1024 * 1024 });
+    const socket: AgentChannelSocket = this.options.dial ? this.options.dial(credential) : new WebSocket(url, { headers: { authorization: `Bearer ${credential}` }, ...(this.options.ca ? { ca: this.options.ca } : {}), maxPayload: 4 * 1024 * 1024 });
     this.socket = socket;
     let sequence: ChannelSequence | undefined;
     const [workspaceId, hostId] = credential.slice('dph_'.length).split('.');

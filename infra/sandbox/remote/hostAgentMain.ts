@@ -5,10 +5,12 @@ import { parseArgs } from 'node:util';
 import type { SandboxHost } from '../../../domain/ports/sandboxHost';
 import { LocalProcessSandboxHost } from '../localProcessSandboxHost';
 import { HostAgent } from './hostAgent';
+import { WebPubSubClientSocket } from './webPubSubClientSocket';
+import { ManagedIdentityCredential } from '@azure/identity';
 
 /**
  * `npm run host-agent -- --platform <https url> --token <enrolment token> [--ca <pem>] [--state <file>]
- * [--inner local-process] [--isolation auto|off]`. The inner host is the one this machine runs sandboxes on;
+ * [--inner local-process] [--isolation auto|off] [--channel direct|web-pubsub] [--managed-identity <app audience>]`. The inner host is the one this machine runs sandboxes on;
  * the Docker host plugs in here as another `--inner` choice.
  */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -17,6 +19,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     options: {
       platform: { type: 'string' }, token: { type: 'string' }, ca: { type: 'string' }, state: { type: 'string' },
       inner: { type: 'string', default: 'local-process' }, isolation: { type: 'string', default: 'auto' },
+      channel: { type: 'string', default: 'direct' }, 'managed-identity': { type: 'string' },
     },
   });
   if (!values.platform) {
@@ -31,14 +34,32 @@ export async function main(argv: readonly string[]): Promise<number> {
     console.error(`--inner must be one of ${Object.keys(inners).join(', ')}`);
     return 2;
   }
+  if (values.channel !== 'direct' && values.channel !== 'web-pubsub') {
+    console.error('--channel must be direct (the platform serves the socket) or web-pubsub (the platform negotiates a Web PubSub connection)');
+    return 2;
+  }
+  const platform = values.platform.replace(/\/$/, '');
+  const ca = values.ca ? readFileSync(values.ca, 'utf8') : undefined;
   const agent = new HostAgent({
-    platform: values.platform.replace(/\/$/, ''),
+    platform,
     ...(values.token ? { token: values.token } : {}),
-    ...(values.ca ? { ca: readFileSync(values.ca, 'utf8') } : {}),
+    ...(ca ? { ca } : {}),
+    // A managed-pool machine enrols with its managed identity's token for the app (`--managed-identity api://<app>`).
+    ...(values['managed-identity'] ? { identityToken: managedIdentityToken(values['managed-identity']) } : {}),
+    ...(values.channel === 'web-pubsub' ? { dial: (credential: string) => new WebPubSubClientSocket(platform, credential, ca) } : {}),
     stateFile: values.state ?? path.join(os.homedir(), '.disco-parrot', 'host-agent.json'),
     inner: await makeInner(),
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void agent.stop());
   const outcome = await agent.run();
   return outcome === 'revoked' ? 3 : 0;
+}
+
+function managedIdentityToken(resource: string): () => Promise<string> {
+  const credential = new ManagedIdentityCredential();
+  return async () => {
+    const token = await credential.getToken(`${resource.replace(/\/$/, '')}/.default`);
+    if (!token) throw new Error('the machine has no managed identity token for the platform');
+    return token.token;
+  };
 }

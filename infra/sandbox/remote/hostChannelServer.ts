@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Server, createServer } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocketServer } from 'ws';
 import { DomainError } from '../../../domain/errors';
 import type { HostMessageRefusal } from '../../../domain/sandboxHosts';
 import { type AgentBody, type AgentFrame, CHANNEL_PATH, ChannelSequence, type PlatformBody, agentFrame } from './protocol';
@@ -31,6 +31,19 @@ export const CLOSE_REVOKED = 4401;
 
 type Waiter = { resolve(body: AgentBody): void; reject(error: Error): void };
 
+/** What a connection needs of its socket: a `ws` WebSocket locally, a Web PubSub connection in Azure (webPubSubHostChannel.ts). */
+export interface ChannelSocket {
+  on(event: 'message', listener: (data: unknown) => void): unknown;
+  send(raw: string): void;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+}
+
+/** Where the remote host finds a pool's live hosts: the local channel server, or the Web PubSub channel. */
+export interface HostDirectory {
+  liveHosts(workspaceId: string): HostConnection[];
+}
+
 /** One authenticated agent's channel: requests by id, process exits by exec id, runs it was given. */
 export class HostConnection {
   readonly sequence: ChannelSequence;
@@ -47,7 +60,7 @@ export class HostConnection {
   constructor(
     readonly workspaceId: string,
     readonly hostId: string,
-    private readonly socket: WebSocket,
+    private readonly socket: ChannelSocket,
     private readonly onRefused: (refusal: { reason: HostMessageRefusal; messageType: string; runId?: string }) => void,
     private readonly tap: (direction: 'to-host' | 'from-host', raw: string) => void = () => undefined,
   ) {
@@ -135,7 +148,7 @@ export class HostConnection {
  * (`POST /api/hosts/enrol`) and the WebSocket (`/api/hosts/channel`), each agent authenticated by its host
  * credential on the upgrade. In Azure the socket ends in Web PubSub instead (docs/sandbox-hosts.md).
  */
-export class HostChannelServer {
+export class HostChannelServer implements HostDirectory {
   private readonly connections = new Map<string, HostConnection>();
   private readonly seen = new Map<string, string>();
 

@@ -11,7 +11,7 @@ import type {
 } from '../../../domain/ports/sandboxHost';
 import { PLATFORM_PARTITION } from '../../../domain/streams';
 import { LaunchRefusedError } from '../launchErrors';
-import type { HostChannelServer, HostConnection } from './hostChannelServer';
+import type { HostConnection, HostDirectory } from './hostChannelServer';
 import { CREDENTIAL_DIR_PLACEHOLDER, type WireCommand, type WireDelivery } from './protocol';
 
 interface RemoteSandbox {
@@ -29,7 +29,7 @@ interface RemoteSandbox {
 export class RemoteSandboxHost implements SandboxHost {
   private readonly sandboxes = new Map<string, RemoteSandbox>();
 
-  constructor(private readonly channel: HostChannelServer) {}
+  constructor(private readonly channel: HostDirectory) {}
 
   get capabilities(): SandboxCapabilities {
     return { isolated: false, reason: 'a remote host reports isolation per sandbox' };

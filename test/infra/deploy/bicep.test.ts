@@ -188,6 +188,7 @@ const DEPLOY_TIME_SAMPLES: Readonly<Record<string, string>> = {
   SWEEP_SCHEDULE: '0 */1 * * * *',
   EVENTS_TOPIC: 'events',
   HOST_CHANNEL_PUBSUB_ENDPOINT: 'https://wps-discoparrot-prod-abc.webpubsub.azure.com',
+  HOST_CHANNEL_PUBSUB_PRINCIPAL_ID: '00000000-0000-4000-8000-00000000a11e',
   RUN_REQUEST_TABLE: 'runrequests',
   OUTBOX_INDEX_TABLE: 'outboxpending',
   OUTBOX_SCHEDULE: '*/5 * * * * *',
@@ -227,6 +228,8 @@ describe('infra/deploy Bicep: app settings against functions/settings.ts', () =>
     // Where a Docker engine runs beside the backend (a Function App has none; the Bicep chooses the remote host):
     // set there by the operator (docs/sandbox-hosts.md).
     'SANDBOX_IMAGE', 'DOCKER_HOST', 'SANDBOX_WORKSPACE_MB',
+    // The managed pool's machines are the operator's to create; their identities are listed once they exist.
+    'MANAGED_POOL_PRINCIPAL_IDS',
   ];
 
   it('sets every setting the app validates, except the local-only ones and those the operator registers', () => {
@@ -277,6 +280,10 @@ describe('infra/deploy: the host channel (Web PubSub)', () => {
     const access = readFileSync(path.join(DEPLOY, 'modules', 'webPubSubAccess.bicep'), 'utf8');
     expect(access.match(/roleAssignments@/g)).toHaveLength(1);
     expect(access).toContain('principalId: appPrincipalId');
+    // Upstream calls reach the app's event route with Web PubSub's managed identity, never a key.
+    expect(access).toContain("urlTemplate: 'https://${appHostName}/api/hosts/events'");
+    expect(access).toContain("type: 'ManagedIdentity'");
+    expect(pubsub).toContain("type: 'SystemAssigned'");
   });
 });
 

@@ -157,9 +157,9 @@ describe('RemoteSandboxHost through a real host agent over wss://', () => {
     expect((await readSandboxHost(h.store, { workspaceId: ws, hostId: enrolment.hostId })).status).toBe('Offered');
   }, 30_000);
 
-  it('production with SANDBOX_HOST=remote refuses to open without the Web PubSub channel adapter, naming it', async () => {
+  it('production with SANDBOX_HOST=remote refuses to open without the Web PubSub endpoint, naming it', async () => {
     const settings = { ...loadSettings({ AzureWebJobsStorage: 'UseDevelopmentStorage=true', SANDBOX_HOST: 'remote' }), DISCO_ENV: 'production' as const };
-    await expect(openRemoteSandboxHost(settings, h.deps)).rejects.toThrow(/Web PubSub channel adapter/);
+    await expect(openRemoteSandboxHost(settings, h.deps)).rejects.toThrow(/HOST_CHANNEL_PUBSUB_ENDPOINT/);
   });
 
   it('the guard runs on the platform: a managed value in the standing env never reaches the channel', async () => {

@@ -1,0 +1,101 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { hostChannelControl } from '../../../../infra/sandbox/remote/randomHostCredentials';
+import { type ApiHarness, createApiHarness } from '../../../support/apiHarness';
+import { webPubSubHostAuthority } from '../../../../functions/webPubSubHosts.composition';
+import { WEB_PUBSUB_SUBPROTOCOL } from '../../../../infra/sandbox/remote/webPubSubHostChannel';
+import { serveHostRoute } from '../../../../infra/sandbox/remote/webPubSubHostRoutes';
+import { hostChannelContract } from '../../../contracts/hostChannel.contract';
+import { openWebPubSubChannel } from '../../../support/webPubSubChannel';
+import { createTestIssuer } from '../../../support/testIssuer';
+
+hostChannelContract('Web PubSub (wire-format fake, @azure/web-pubsub REST, CloudEvents upstream)', openWebPubSubChannel);
+
+describe('the Web PubSub channel admits only its own service and current hosts', () => {
+  let h: ApiHarness;
+  let opened: Awaited<ReturnType<typeof openWebPubSubChannel>>;
+  let alice: string;
+  let ws: string;
+  const dir = mkdtempSync(path.join(tmpdir(), 'dp-wps-attacks-'));
+
+  const enrolled = async (label: string): Promise<{ hostId: string; credential: string }> => {
+    const offer = (await h.call('POST', `/api/workspaces/${ws}/hosts`, { token: alice, body: { name: label } })).json as { hostId: string; enrolmentToken: string };
+    const { credential } = await webPubSubHostAuthority(h.deps).enrol(offer.enrolmentToken);
+    return { hostId: offer.hostId, credential };
+  };
+  const upstream = (headers: Record<string, string>, body = '', method = 'POST') => opened.channel.handleUpstream({ method, body, header: (name) => headers[name.toLowerCase()] });
+
+  beforeAll(async () => {
+    h = await createApiHarness();
+    alice = await h.issuer.token('alice');
+    ws = ((await h.call('POST', '/api/workspaces', { token: alice, body: { name: 'Acme' } })).json as { id: string }).id;
+    opened = await openWebPubSubChannel(h.deps, dir);
+    hostChannelControl.set(opened.channel);
+  }, 60_000);
+
+  afterAll(async () => {
+    hostChannelControl.set(undefined);
+    await opened?.close();
+  });
+
+  it('the abuse-protection handshake allows only our Web PubSub origin', async () => {
+    const ours = new URL(opened.fake.endpoint).host;
+    expect(await upstream({ 'webhook-request-origin': 'evil.webpubsub.azure.com' }, '', 'OPTIONS')).toMatchObject({ status: 400 });
+    expect(await upstream({ 'webhook-request-origin': ours }, '', 'OPTIONS')).toEqual({ status: 200, headers: { 'webhook-allowed-origin': ours } });
+  });
+
+  it('an upstream frame without Web PubSub\'s own Entra ID token is refused; the same frame with it is admitted', async () => {
+    const { hostId, credential } = await enrolled('box');
+    const raw = await opened.openRaw(credential);
+    const connectionId = [...opened.fake.connections.values()].find((c) => c.userId === `${ws}:${hostId}`)!.connectionId;
+    const ready = JSON.stringify({ v: 1, hostId, workspaceId: ws, session: raw.session, seq: 1, body: { kind: 'ready', capabilities: { isolated: true } } });
+    const headers = (authorization?: string): Record<string, string> => ({
+      ...(authorization ? { authorization } : {}), 'ce-type': 'azure.webpubsub.user.message', 'ce-hub': 'sandboxhosts', 'ce-connectionid': connectionId, 'ce-userid': `${ws}:${hostId}`, 'content-type': 'text/plain',
+    });
+    const stranger = await createTestIssuer({ issuer: opened.entra.issuer, audience: opened.entra.audience });
+    for (const authorization of [
+      undefined,
+      'Bearer not-a-jwt',
+      `Bearer ${await opened.entra.token('00000000-0000-4000-8000-00000000bad0')}`, // another identity of the tenant
+      `Bearer ${await opened.entra.token('00000000-0000-4000-8000-00000000a11e', { audience: 'api://another-app' })}`,
+      `Bearer ${await stranger.token('00000000-0000-4000-8000-00000000a11e')}`, // right claims, key not in the tenant's JWKS
+    ]) expect((await upstream(headers(authorization), ready)).status, authorization ?? 'none').toBe(401);
+    expect(opened.channel.liveHosts(ws)).toEqual([]);
+    // The defence is what kept it out: the same frame with Web PubSub's token is admitted.
+    expect((await upstream(headers(`Bearer ${await opened.entra.token('00000000-0000-4000-8000-00000000a11e')}`), ready)).status).toBe(204);
+    expect(opened.channel.liveHosts(ws)).toHaveLength(1);
+    raw.close();
+    await until(() => opened.channel.liveHosts(ws).length === 0, 'the raw client to go');
+  }, 30_000);
+
+  it('negotiation needs a current host credential, and a client token minted before a revocation no longer connects', async () => {
+    const { hostId, credential } = await enrolled('soon-revoked');
+    const negotiate = (bearer: string) => serveHostRoute(opened.channel, webPubSubHostAuthority(h.deps), { method: 'POST', path: '/api/hosts/negotiate', body: '{}', header: (name) => (name === 'authorization' ? `Bearer ${bearer}` : undefined) });
+    expect(JSON.parse((await negotiate(`${credential.slice(0, -4)}AAAA`)).body ?? '{}')).toMatchObject({ status: 403, code: 'HOST.CREDENTIAL_INVALID' });
+    const answer = await negotiate(credential);
+    expect(answer.status).toBe(200);
+    const { url } = JSON.parse(answer.body ?? '{}') as { url: string };
+    expect(url).toMatch(/^wss:\/\/127\.0\.0\.1:\d+\/client\/hubs\/sandboxhosts\?access_token=/);
+    expect((await h.call('DELETE', `/api/workspaces/${ws}/hosts/${hostId}`, { token: alice })).status).toBe(204);
+    expect(JSON.parse((await negotiate(credential)).body ?? '{}')).toMatchObject({ code: 'HOST.REVOKED' });
+    // The token itself is still unexpired: Web PubSub asks the platform at connect, and the platform says no.
+    const socket = new WebSocket(url, WEB_PUBSUB_SUBPROTOCOL, { ca: opened.tls.cert });
+    const outcome = await new Promise<string>((resolve) => {
+      socket.on('unexpected-response', (_req, res) => resolve(`refused ${res.statusCode ?? 0}`));
+      socket.on('open', () => resolve('opened'));
+      socket.on('error', () => resolve('error'));
+    });
+    expect(outcome).toBe('refused 401');
+  }, 30_000);
+});
+
+async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
