@@ -29,7 +29,7 @@ export async function openWebPubSubChannel(deps: ServiceDependencies, dir: strin
     acceptBearer: async (token) => token === APP_SCOPE_TOKEN,
   });
   const authority = webPubSubHostAuthority(deps, options.poolIdentity);
-  const channel = new WebPubSubHostChannel({
+  const makeChannel = (): WebPubSubHostChannel => new WebPubSubHostChannel({
     plane: azureWebPubSubDataPlane({
       endpoint: fake.endpoint, hub: HUB, credential: new FakeTokenCredential(),
       additionalPolicies: [{ policy: agentPolicy(new Agent({ ca: tls.cert, keepAlive: true })), position: 'perCall' }],
@@ -38,6 +38,7 @@ export async function openWebPubSubChannel(deps: ServiceDependencies, dir: strin
     verifyUpstream: entraUpstreamVerifier({ issuer: entra.issuer, audience: entra.audience, jwks: entra.jwks, principalId: WEB_PUBSUB_IDENTITY }),
     tap: (direction, raw) => frames.push({ direction, raw }),
   });
+  let channel = makeChannel();
   const platform: Server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
     let body = '';
     req.on('data', (chunk) => (body += String(chunk)));
@@ -51,8 +52,18 @@ export async function openWebPubSubChannel(deps: ServiceDependencies, dir: strin
   await new Promise<void>((resolve) => platform.listen(0, '127.0.0.1', () => resolve()));
   platformUrl = `https://127.0.0.1:${(platform.address() as AddressInfo).port}`;
   return {
-    fake, channel, tls, entra, platformUrl, authority,
-    directory: channel,
+    fake, tls, entra, platformUrl, authority,
+    get channel(): WebPubSubHostChannel {
+      return channel;
+    },
+    get directory(): WebPubSubHostChannel {
+      return channel;
+    },
+    /** A new Functions instance takes over (the old one scaled to zero): it holds no session of the live connections. */
+    replaceInstance(): WebPubSubHostChannel {
+      channel = makeChannel();
+      return channel;
+    },
     agentArgs: ['--platform', platformUrl, '--ca', tls.certFile, '--channel', 'web-pubsub'],
     frames: () => frames,
     openRaw: async (credential: string) => {

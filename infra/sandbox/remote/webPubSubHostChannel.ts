@@ -105,6 +105,7 @@ export class WebPubSubHostChannel implements HostDirectory {
   private readonly byConnection = new Map<string, HostConnection>();
   private readonly byHost = new Map<string, HostConnection>();
   private readonly seen = new Map<string, string>();
+  private readonly unknownConnections = new Set<string>();
   private readonly origin: string;
 
   constructor(
@@ -178,8 +179,15 @@ export class WebPubSubHostChannel implements HostDirectory {
       case `azure.webpubsub.user.${AGENT_FRAME_EVENT}`: {
         const connection = this.byConnection.get(connectionId);
         if (!connection || connection.hostId !== address.hostId || connection.workspaceId !== address.workspaceId) {
-          // A frame on a connection this instance did not open the session of: refused and recorded, never admitted.
-          this.refused(address, { reason: 'foreign-session', messageType: 'unknown' });
+          // A frame on a connection this instance holds no session of (another host's, or one opened before this
+          // instance started, e.g. after a scale to zero): never admitted, recorded once, and the connection is
+          // closed so the agent reconnects and gets a session here.
+          if (this.unknownConnections.size > 10_000) this.unknownConnections.clear();
+          if (!this.unknownConnections.has(connectionId)) {
+            this.unknownConnections.add(connectionId);
+            this.refused(address, { reason: 'foreign-session', messageType: 'unknown' });
+            if (!connection) void this.options.plane.closeConnection(connectionId, 'the platform holds no session for this connection; reconnect').catch(() => undefined);
+          }
           return { status: 204 };
         }
         this.socketOf.get(connection)?.emit('message', request.body);

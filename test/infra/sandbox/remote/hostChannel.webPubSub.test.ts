@@ -1,9 +1,15 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { createRedactor } from '../../../../domain/redaction';
+import { sandboxHostStreamId } from '../../../../domain/streams';
+import { LocalProcessSandboxHost } from '../../../../infra/sandbox/localProcessSandboxHost';
+import { HostAgent } from '../../../../infra/sandbox/remote/hostAgent';
 import { hostChannelControl } from '../../../../infra/sandbox/remote/randomHostCredentials';
+import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandboxHost';
+import { WebPubSubClientSocket } from '../../../../infra/sandbox/remote/webPubSubClientSocket';
 import { type ApiHarness, createApiHarness } from '../../../support/apiHarness';
 import { webPubSubHostAuthority } from '../../../../functions/webPubSubHosts.composition';
 import { WEB_PUBSUB_SUBPROTOCOL } from '../../../../infra/sandbox/remote/webPubSubHostChannel';
@@ -90,6 +96,33 @@ describe('the Web PubSub channel admits only its own service and current hosts',
     });
     expect(outcome).toBe('refused 401');
   }, 30_000);
+
+  it('a new instance that holds no session of a live connection closes it once; the agent reconnects and the new instance serves it', async () => {
+    const { hostId, credential } = await enrolled('survivor');
+    const state = path.join(dir, 'survivor.json');
+    writeFileSync(state, JSON.stringify({ credential }), { mode: 0o600 });
+    const agent = new HostAgent({
+      platform: opened.platformUrl, ca: opened.tls.cert, stateFile: state, inner: await LocalProcessSandboxHost.open({ isolation: 'off' }),
+      dial: (current) => new WebPubSubClientSocket(opened.platformUrl, current, opened.tls.cert), log: () => undefined,
+    });
+    const running = agent.run();
+    try {
+      await until(() => opened.channel.liveHosts(ws).length === 1, 'the agent on the first instance');
+      const next = opened.replaceInstance();
+      hostChannelControl.set(next);
+      // The agent's next heartbeat reaches an instance with no session of its connection.
+      await until(() => next.liveHosts(ws).length === 1, 'the agent to reconnect to the new instance', 60_000);
+      const remote = new RemoteSandboxHost(next);
+      const handle = await remote.create({ runId: 'run-after-scale', files: {}, redactor: createRedactor([]), guard: { secretNames: [], managedValues: [] }, placement: { workspaceId: ws } });
+      expect((await remote.exec(handle, { argv: ['echo', 'still here'], identity: 'agent' })).stdout.trim()).toBe('still here');
+      await remote.teardown(handle);
+      const refusals = (await h.store.readStream(ws, sandboxHostStreamId(ws, hostId))).events.filter((e) => e.type === 'HostMessageRefused');
+      expect(refusals.map((e) => (e.data as { reason: string }).reason)).toEqual(['foreign-session']);
+    } finally {
+      await agent.stop();
+      await running;
+    }
+  }, 90_000);
 });
 
 async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
