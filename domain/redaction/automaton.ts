@@ -80,7 +80,24 @@ export interface Automaton {
   readonly entryShape: Int32Array;
   /** Per entry: the pattern's last code unit (bits 0–15) and its middle one, at length >> 1 (bits 16–31). */
   readonly entryChars: Int32Array;
+  /** Per q-gram slot: the offsets its entries have in their windows, one bit each. */
+  readonly gramOffsets: Int32Array;
+  /**
+   * The same candidate rows keyed by each pattern's whole first window (offset 0). A q-gram many patterns
+   * share (a token family's `ghp_`, a percent-encoded prefix) names too many candidates to check; at the few
+   * offsets it has, the window it would start is hashed and looked up here instead, so near-miss text still
+   * fails in O(window) rather than walking the automaton along the shared prefix.
+   */
+  readonly windowKey: Int32Array;
+  readonly windowStart: Int32Array;
+  readonly windowCount: Uint8Array;
+  readonly windowMask: number;
+  readonly windowShape: Int32Array;
+  readonly windowChars: Int32Array;
 }
+
+/** A crowded q-gram is checked through the window table only when it occurs at this many offsets or fewer. */
+export const MAX_CROWDED_OFFSETS = 4;
 
 /** Prefilter hits whose q-gram opens more candidates than this go straight to the automaton. */
 export const MAX_CANDIDATES = 48;
@@ -290,41 +307,24 @@ export function buildAutomaton(input: readonly Pattern[]): Automaton {
   const grams = new Set<number>();
   for (const { text } of patterns) for (let o = 0; o + gram <= window; o++) grams.add(windowHash(text, o, gram));
 
-  // Entries grouped by q-gram hash, distinct (offset, length, last, middle) only.
+  // Entries grouped by q-gram hash, distinct (offset, length, last, middle) only; and by whole window.
   const rowsByHash = new Map<number, Set<string>>();
-  for (const { text } of patterns)
-    for (let o = 0; o + gram <= window; o++) {
-      const h = windowHash(text, o, gram);
-      const shape = o | (text.length << 5);
-      const chars = text.charCodeAt(text.length - 1) | (text.charCodeAt(text.length >> 1) << 16);
-      let rows = rowsByHash.get(h);
-      if (!rows) rowsByHash.set(h, (rows = new Set()));
-      rows.add(`${shape},${chars}`);
-    }
-  let gramSlots = 16;
-  // Load at most 0.8 (linear probing stays short), and the table stays a few MiB at 1,000 secrets.
-  while (gramSlots * 0.8 < rowsByHash.size) gramSlots *= 2;
-  const gramMask = gramSlots - 1;
-  const gramKey = new Int32Array(gramSlots);
-  const gramStart = new Int32Array(gramSlots).fill(-1);
-  const gramCount = new Uint8Array(gramSlots);
-  let entryTotal = 0;
-  for (const rows of rowsByHash.values()) entryTotal += rows.size;
-  const entryShape = new Int32Array(entryTotal);
-  const entryChars = new Int32Array(entryTotal);
-  let at = 0;
-  for (const [h, rows] of rowsByHash) {
-    let slot = Math.imul(h, HASH_MIX) >>> 0 & gramMask;
-    while (gramStart[slot]! >= 0) slot = (slot + 1) & gramMask;
-    gramKey[slot] = h;
-    gramStart[slot] = at;
-    gramCount[slot] = Math.min(rows.size, 255); // more than MAX_CANDIDATES reads as many
-    for (const row of rows) {
-      const [shape, chars] = row.split(',');
-      entryShape[at] = Number(shape);
-      entryChars[at++] = Number(chars);
-    }
+  const rowsByWindow = new Map<number, Set<string>>();
+  const addRow = (table: Map<number, Set<string>>, h: number, row: string): void => {
+    let rows = table.get(h);
+    if (!rows) table.set(h, (rows = new Set()));
+    rows.add(row);
+  };
+  for (const { text } of patterns) {
+    const chars = text.charCodeAt(text.length - 1) | (text.charCodeAt(text.length >> 1) << 16);
+    for (let o = 0; o + gram <= window; o++) addRow(rowsByHash, windowHash(text, o, gram), `${o | (text.length << 5)},${chars}`);
+    addRow(rowsByWindow, windowHash(text, 0, window), `${text.length << 5},${chars}`);
   }
+  const gramTable = runTable(rowsByHash);
+  const gramOffsets = new Int32Array(gramTable.key.length);
+  for (let slot = 0; slot < gramOffsets.length; slot++)
+    for (let e = gramTable.start[slot]!; e >= 0 && e < gramTable.start[slot]! + gramTable.size[slot]!; e++) gramOffsets[slot]! |= 1 << (gramTable.shape[e]! & 31);
+  const windows = runTable(rowsByWindow);
   let bitsLog = 12;
   while (bitsLog < 24 && 1 << bitsLog < grams.size * 64) bitsLog++;
   const filterBits = new Int32Array(1 << (bitsLog - 5));
@@ -356,13 +356,53 @@ export function buildAutomaton(input: readonly Pattern[]): Automaton {
     outSecret,
     filterBits,
     filterShift,
-    gramKey,
-    gramStart,
-    gramCount,
-    gramMask,
-    entryShape,
-    entryChars,
+    gramKey: gramTable.key,
+    gramStart: gramTable.start,
+    gramCount: gramTable.count,
+    gramMask: gramTable.mask,
+    entryShape: gramTable.shape,
+    entryChars: gramTable.chars,
+    gramOffsets,
+    windowKey: windows.key,
+    windowStart: windows.start,
+    windowCount: windows.count,
+    windowMask: windows.mask,
+    windowShape: windows.shape,
+    windowChars: windows.chars,
   };
+}
+
+/** Open addressing on a hash, each slot naming its run of rows ("shape,chars"); counts above 255 read as many. */
+function runTable(rowsByHash: ReadonlyMap<number, ReadonlySet<string>>): {
+  key: Int32Array; start: Int32Array; count: Uint8Array; size: Int32Array; mask: number; shape: Int32Array; chars: Int32Array;
+} {
+  let slots = 16;
+  // Load at most 0.8 (linear probing stays short), and the table stays a few MiB at 1,000 secrets.
+  while (slots * 0.8 < rowsByHash.size) slots *= 2;
+  const mask = slots - 1;
+  const key = new Int32Array(slots);
+  const start = new Int32Array(slots).fill(-1);
+  const count = new Uint8Array(slots);
+  const size = new Int32Array(slots);
+  let total = 0;
+  for (const rows of rowsByHash.values()) total += rows.size;
+  const shape = new Int32Array(total);
+  const chars = new Int32Array(total);
+  let at = 0;
+  for (const [h, rows] of rowsByHash) {
+    let slot = Math.imul(h, HASH_MIX) >>> 0 & mask;
+    while (start[slot]! >= 0) slot = (slot + 1) & mask;
+    key[slot] = h;
+    start[slot] = at;
+    count[slot] = Math.min(rows.size, 255);
+    size[slot] = rows.size;
+    for (const row of rows) {
+      const [s, c] = row.split(',');
+      shape[at] = Number(s);
+      chars[at++] = Number(c);
+    }
+  }
+  return { key, start, count, size, mask, shape, chars };
 }
 
 type Transitions = Pick<Automaton, 'word' | 'fail' | 'branch' | 'branchStart' | 'branchChar' | 'branchTarget' | 'denseRow' | 'dense' | 'classOf'>;

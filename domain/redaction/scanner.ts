@@ -1,4 +1,4 @@
-import { type Automaton, MAX_CANDIDATES, BRANCH, CHAIN_MASK, HASH_BASE, HASH_MIX, HAS_CHAIN, NEAR_FAIL, OUTPUT, SHALLOW, branchStep, outputAt, step } from './automaton';
+import { type Automaton, MAX_CANDIDATES, MAX_CROWDED_OFFSETS, BRANCH, CHAIN_MASK, HASH_BASE, HASH_MIX, HAS_CHAIN, NEAR_FAIL, OUTPUT, SHALLOW, branchStep, outputAt, step } from './automaton';
 
 const NO_CANDIDATE = Number.MAX_SAFE_INTEGER;
 
@@ -127,7 +127,7 @@ export class Scanner {
     // A filter hit with no entry is a filter false positive: no pattern's window holds this q-gram.
     if (from < 0) return NO_CANDIDATE;
     const count = gramCount[slot]!;
-    if (count > MAX_CANDIDATES) return j - (this.automaton.window - this.automaton.gram);
+    if (count > MAX_CANDIDATES) return this.crowdedCandidate(text, j, slot, cleared, final);
     const n = text.length;
     let best = NO_CANDIDATE;
     for (let e = from; e < from + count; e++) {
@@ -141,6 +141,52 @@ export class Scanner {
       }
       const chars = entryChars[e]!;
       if (text.charCodeAt(s + length - 1) === (chars & 0xffff) && text.charCodeAt(s + (length >> 1)) === chars >>> 16) best = s;
+    }
+    return best;
+  }
+
+  /**
+   * `firstCandidate` for a q-gram too many patterns share: at each offset it has in their windows, the window
+   * it would start is hashed whole and its own (few) candidates checked the same way. A q-gram at more
+   * offsets than MAX_CROWDED_OFFSETS, or a window many patterns share, runs the automaton from the earliest
+   * start as before.
+   */
+  private crowdedCandidate(text: string, j: number, slot: number, cleared: number, final: boolean): number {
+    const a = this.automaton;
+    const { window, windowKey, windowStart, windowCount, windowMask, windowShape, windowChars } = a;
+    const offsets = a.gramOffsets[slot]!;
+    let spread = 0;
+    for (let bits = offsets; bits !== 0; bits &= bits - 1) spread++;
+    if (spread > MAX_CROWDED_OFFSETS) return j - (window - a.gram);
+    const n = text.length;
+    let best = NO_CANDIDATE;
+    for (let bits = offsets; bits !== 0; bits &= bits - 1) {
+      const s = j - (31 - Math.clz32(bits & -bits));
+      if (s < cleared || s >= best) continue;
+      // Every pattern is at least a window long: one the text's end cuts off counts unless the text is final.
+      if (s + window > n) {
+        if (!final) best = s;
+        continue;
+      }
+      let h = 0;
+      for (let i = s; i < s + window; i++) h = (Math.imul(h, HASH_BASE) + text.charCodeAt(i)) | 0;
+      let w = (Math.imul(h, HASH_MIX) >>> 0) & windowMask;
+      while (windowStart[w]! >= 0 && windowKey[w] !== h) w = (w + 1) & windowMask;
+      const from = windowStart[w]!;
+      if (from < 0) continue;
+      const count = windowCount[w]!;
+      if (count > MAX_CANDIDATES) {
+        best = s;
+        continue;
+      }
+      for (let e = from; e < from + count; e++) {
+        const length = windowShape[e]! >>> 5;
+        const chars = windowChars[e]!;
+        if (s + length > n ? !final : text.charCodeAt(s + length - 1) === (chars & 0xffff) && text.charCodeAt(s + (length >> 1)) === chars >>> 16) {
+          best = s;
+          break;
+        }
+      }
     }
     return best;
   }

@@ -5,7 +5,7 @@ import type { DomainEvent, RecordedEvent } from '../../domain/events';
 import { ConcurrencyExhaustedError, TransactionTooLargeError, VersionConflictError } from '../../domain/errors';
 import type { Clock } from '../../domain/ports/clock';
 import type {
-  AppendRequest, AppendResult, CheckedProjection, EventStore, HeadCheckpointer, HeadWitness, LogPage, ProjectionRow, StreamPosition, StreamRead, VerifyResult,
+  AppendRequest, AppendResult, CheckedProjection, EventStore, HeadCheckpointer, HeadWitness, LogPage, ProjectionRow, StreamRead, VerifyResult,
 } from '../../domain/ports/eventStore';
 import type { Hasher } from '../../domain/ports/hasher';
 import type { Ids } from '../../domain/ports/ids';
@@ -21,7 +21,9 @@ import {
   toProjectionValue, toRecord,
 } from './logEntities';
 import { GENESIS_HASH, sealRecords } from './logRecord';
-import type { Redact } from './logRecord';
+import type { ChainHead, Redact, SealedRecord } from './logRecord';
+import { GroupCommit, failedOperationIndex, mergedProjections, operationsOf, takeBatch } from './appendBatch';
+import type { PendingAppend } from './appendBatch';
 import type { KeyRange } from './rowKeys';
 import { HEAD_ROW_KEY, allStreamsRange, eventRange, outboxRowKey, prefixRange, projectionRange, projectionRowKey, streamRange, streamRowKey } from './rowKeys';
 import { EmptyAppendError } from './storeErrors';
@@ -64,9 +66,30 @@ export interface TableEventStoreOptions {
    * key of its own: its rows then verify in this process only, and readers elsewhere refold them from the log.
    */
   readonly projectionSeal?: ProjectionSeal;
+  /**
+   * Group commit (default on): concurrent appends to one workspace from this instance share one transaction
+   * (see `appendBatch.ts`). Off, each append is its own transaction racing the others for the head.
+   */
+  readonly batchAppends?: boolean;
 }
 
 type Row = TableEntityResult<Record<string, unknown>>;
+type HeadState = ReturnType<typeof toHeadRow>;
+
+/** One batch's transaction, or why it cannot be sent as it is. */
+type BuiltTransaction =
+  | {
+      readonly kind: 'built';
+      readonly actions: TransactionAction[];
+      /** Each append's outcome if the transaction commits, in batch order. */
+      readonly results: AppendResult[];
+      /** The append each stream-index operation belongs to, by operation index; the other operations are shared. */
+      readonly owners: ReadonlyArray<number | undefined>;
+      readonly records: number;
+      readonly head: { sequence: number; hash: string; signature: string | undefined };
+    }
+  | { readonly kind: 'refused'; readonly index: number; readonly error: unknown }
+  | { readonly kind: 'tooLarge' };
 
 const statusOf = (error: unknown): number | undefined => (error instanceof RestError ? error.statusCode : undefined);
 
@@ -88,13 +111,14 @@ export class TableEventStore implements EventStore, OutboxStore {
   private readonly random: Random;
   private readonly cache: StreamCache;
   /** The head row as this process last wrote it, per workspace (a guess, always checked by its ETag). */
-  private readonly heads = new Map<string, ReturnType<typeof toHeadRow>>();
+  private readonly heads = new Map<string, HeadState>();
+  private readonly groupCommit = new GroupCommit((workspaceId, queue) => this.commitBatch(workspaceId, takeBatch(queue), queue));
   private readonly blobs: RecordBlobs | undefined;
   private readonly ensureTable: () => Promise<void>;
   /** Seals projection rows and checks them on the way back (shared with `TableWorkspaceRecords`). */
   readonly projectionSeal: ProjectionSeal;
-  /** Counters for tests, benchmarks and metrics: how often the head or the stream was contended. */
-  readonly stats = { appends: 0, headRetries: 0, streamConflicts: 0 };
+  /** Counters for tests, benchmarks and metrics: appends, the transactions that carried them, and contention. */
+  readonly stats = { appends: 0, transactions: 0, headRetries: 0, streamConflicts: 0 };
 
   constructor(private readonly client: TableClient, private readonly options: TableEventStoreOptions = {}) {
     this.ensureTable = tableCreatedOnce(client);
@@ -115,8 +139,7 @@ export class TableEventStore implements EventStore, OutboxStore {
   async append(request: AppendRequest): Promise<AppendResult> {
     const { workspaceId, streamId, expectedVersion, events } = request;
     if (events.length === 0) throw new EmptyAppendError(streamId);
-    const projections = request.projections ?? [];
-    const operations = events.length * 3 + 1 + projections.length;
+    const operations = operationsOf(request) + 1;
     if (operations > MAX_TRANSACTION_OPERATIONS) throw new TransactionTooLargeError(operations, MAX_TRANSACTION_OPERATIONS);
     await this.ensureTable();
     // Inserting version n+1 proves the stream is not beyond n; this proves it reached n (rows are never removed).
@@ -124,56 +147,139 @@ export class TableEventStore implements EventStore, OutboxStore {
       throw new VersionConflictError(streamId, expectedVersion);
     await this.options.outboxIndex?.touch(workspaceId);
     const redact = (await this.options.redactorFor?.(workspaceId)) ?? this.options.redact;
-    const attempts = this.options.maxHeadAttempts ?? 100;
-    for (let attempt = 0; attempt < attempts; attempt++) {
+    return new Promise<AppendResult>((resolve, reject) => {
+      const pending: PendingAppend = { request, redact, resolve, reject };
+      if (this.options.batchAppends === false) void this.commitBatch(workspaceId, [pending], undefined);
+      else this.groupCommit.submit(workspaceId, pending);
+    });
+  }
+
+  /**
+   * Commits the appends as one entity-group transaction and settles each caller. A stream conflict (the
+   * service names the operation that failed) settles that caller alone and the rest go again at once; a moved
+   * head re-reads it and all go again. Never throws: every error reaches the callers it concerns.
+   */
+  private async commitBatch(workspaceId: string, batch: readonly PendingAppend[], queue: PendingAppend[] | undefined): Promise<void> {
+    let live = [...batch];
+    try {
+      const attempts = this.options.maxHeadAttempts ?? 100;
       // The head this process wrote last is usually still the head: submit against its ETag, and read the
       // row only when that guess has failed once (a 412 says another writer moved it).
-      const head = attempt === 0 && this.heads.has(workspaceId) ? this.heads.get(workspaceId) : await this.readHead(workspaceId);
-      const sealed = sealRecords({
-        workspaceId, streamId, expectedVersion, events, head: head ?? { sequence: 0, hash: GENESIS_HASH },
-        ids: this.ids, hasher: this.hasher, redact,
-      });
-      const last = sealed[sealed.length - 1]!.record;
-      const signature = await this.options.checkpointer?.sign({ workspaceId, sequence: last.sequence, hash: last.hash });
-      const blobRefs = await Promise.all(
-        sealed.map((s) => (this.blobs && s.stored.length > MAX_TEXT_UNITS ? this.blobs.put(workspaceId, s.record.hash, s.stored) : undefined)),
-      );
-      const actions: TransactionAction[] = [
-        // Stream rows first: when the stream moved, that is the conflict the service reports.
-        ...sealed.map((s, i): TransactionAction => ['create', streamIndexEntity(s, blobRefs[i])]),
-        ...sealed.map((s, i): TransactionAction => ['create', eventEntity(s, s.record === last ? signature : undefined, blobRefs[i])]),
-        head
-          ? ['update', headEntity(workspaceId, { sequence: last.sequence, hash: last.hash, signature }), 'Replace', { etag: head.etag }]
-          : ['create', headEntity(workspaceId, { sequence: last.sequence, hash: last.hash, signature })],
-        ...(await this.projectionActions(workspaceId, projections, { streamId, version: expectedVersion + events.length })),
-        ...sealed.map((s): TransactionAction => ['create', outboxEntity(s.record)]),
-      ];
-      assertBodyFits(actions.map((a) => a[1]));
-      const appended: AppendResult = { records: sealed.map((s) => s.record), version: expectedVersion + events.length };
-      try {
-        const response = await this.client.submitTransaction(actions);
-        this.stats.appends++;
-        const headEtag = response.subResponses[sealed.length * 2]?.etag;
-        if (headEtag) this.heads.set(workspaceId, { sequence: last.sequence, hash: last.hash, signature, etag: headEtag });
-        else this.heads.delete(workspaceId);
-        return appended;
-      } catch (error) {
-        this.heads.delete(workspaceId);
-        // 409: a row we insert exists; 412: the head moved; 404: a projection we delete went away.
-        const status = statusOf(error);
-        if (status !== 409 && status !== 412 && status !== 404) throw error;
-        const next = await this.pointRead(workspaceId, streamRowKey(streamId, expectedVersion + 1));
-        if (next) {
-          // The SDK retries a request whose response was lost; if that earlier try committed, the row is ours.
-          if (toRecord(next, await this.storedText(next)).id === appended.records[0]!.id) return appended;
-          this.stats.streamConflicts++;
-          throw new VersionConflictError(streamId, expectedVersion);
+      let head = this.heads.get(workspaceId) ?? (await this.readHead(workspaceId));
+      for (let attempt = 0; live.length > 0; attempt++) {
+        if (attempt >= attempts) {
+          for (const p of live) p.reject(new ConcurrencyExhaustedError(p.request.streamId, attempts));
+          return;
         }
-        this.stats.headRetries++;
-        await this.clock.sleep(Math.floor(this.random.next() * Math.min(50, 2 * 2 ** Math.min(attempt, 5))));
+        const built = await this.transactionFor(workspaceId, live, head);
+        if (built.kind === 'refused') {
+          live[built.index]!.reject(built.error);
+          live = live.filter((_, i) => i !== built.index);
+          continue;
+        }
+        if (built.kind === 'tooLarge') {
+          // Together they exceed the 4 MiB body: the last goes back to the front of the queue for the next one.
+          queue?.unshift(live.pop()!);
+          continue;
+        }
+        const { actions, results, owners, records } = built;
+        try {
+          const response = await this.client.submitTransaction(actions);
+          this.stats.appends += live.length;
+          this.stats.transactions++;
+          const headEtag = response.subResponses[records * 2]?.etag;
+          if (headEtag) this.heads.set(workspaceId, { ...built.head, etag: headEtag });
+          else this.heads.delete(workspaceId);
+          live.forEach((p, i) => p.resolve(results[i]!));
+          return;
+        } catch (error) {
+          this.heads.delete(workspaceId);
+          // 409: a row we insert exists; 412: the head moved; 404: a projection we delete went away.
+          const status = statusOf(error);
+          if (status !== 409 && status !== 412 && status !== 404) {
+            // Not a race: perhaps one append's rows are at fault, so each goes alone and meets its own outcome.
+            if (live.length === 1) live[0]!.reject(error);
+            else for (const p of live) await this.commitBatch(workspaceId, [p], undefined);
+            return;
+          }
+          const failed = failedOperationIndex(error);
+          const owner = failed === undefined ? undefined : owners[failed];
+          // When the service does not say which operation failed, every append's next stream row is a suspect.
+          const suspects = owner !== undefined ? [owner] : failed === undefined ? live.map((_, i) => i) : [];
+          const conflicted = new Set<number>();
+          for (const i of suspects) {
+            const { streamId, expectedVersion } = live[i]!.request;
+            const next = await this.pointRead(workspaceId, streamRowKey(streamId, expectedVersion + 1));
+            if (!next) continue;
+            // The SDK retries a request whose response was lost; if that earlier try committed, all of it is ours.
+            if (toRecord(next, await this.storedText(next)).id === results[i]!.records[0]!.id) {
+              live.forEach((p, j) => p.resolve(results[j]!));
+              return;
+            }
+            conflicted.add(i);
+          }
+          if (conflicted.size > 0) {
+            for (const i of conflicted) {
+              this.stats.streamConflicts++;
+              const { streamId, expectedVersion } = live[i]!.request;
+              live[i]!.reject(new VersionConflictError(streamId, expectedVersion));
+            }
+            live = live.filter((_, i) => !conflicted.has(i));
+            continue;
+          }
+          this.stats.headRetries++;
+          await this.clock.sleep(Math.floor(this.random.next() * Math.min(50, 2 * 2 ** Math.min(attempt, 5))));
+          head = await this.readHead(workspaceId);
+        }
+      }
+    } catch (error) {
+      for (const p of live) p.reject(error);
+    }
+  }
+
+  /** The batch's rows, chained in batch order; an append whose own rows cannot be built is refused alone. */
+  private async transactionFor(workspaceId: string, live: readonly PendingAppend[], head: HeadState | undefined): Promise<BuiltTransaction> {
+    let chain: ChainHead = head ?? { sequence: 0, hash: GENESIS_HASH };
+    const sealedPer: SealedRecord[][] = [];
+    const streamRows: TransactionAction[] = [];
+    const eventRows: Array<{ sealed: SealedRecord; blobRef: string | undefined }> = [];
+    const owners: Array<number | undefined> = [];
+    for (const [index, { request, redact }] of live.entries()) {
+      try {
+        const sealed = sealRecords({ ...request, head: chain, ids: this.ids, hasher: this.hasher, redact });
+        const blobRefs = await Promise.all(
+          sealed.map((s) => (this.blobs && s.stored.length > MAX_TEXT_UNITS ? this.blobs.put(workspaceId, s.record.hash, s.stored) : undefined)),
+        );
+        // Stream rows first: when a stream moved, that is the conflict the service reports, and it names the append.
+        sealed.forEach((s, i) => {
+          streamRows.push(['create', streamIndexEntity(s, blobRefs[i])]);
+          owners.push(index);
+        });
+        sealed.forEach((s, i) => eventRows.push({ sealed: s, blobRef: blobRefs[i] }));
+        sealedPer.push(sealed);
+        chain = sealed[sealed.length - 1]!.record;
+      } catch (error) {
+        return { kind: 'refused', index, error };
       }
     }
-    throw new ConcurrencyExhaustedError(streamId, attempts);
+    const last = eventRows[eventRows.length - 1]!.sealed.record;
+    const signature = await this.options.checkpointer?.sign({ workspaceId, sequence: last.sequence, hash: last.hash });
+    const nextHead = { sequence: last.sequence, hash: last.hash, signature };
+    const actions: TransactionAction[] = [
+      ...streamRows,
+      ...eventRows.map(({ sealed, blobRef }): TransactionAction => ['create', eventEntity(sealed, sealed.record === last ? signature : undefined, blobRef)]),
+      head ? ['update', headEntity(workspaceId, nextHead), 'Replace', { etag: head.etag }] : ['create', headEntity(workspaceId, nextHead)],
+      ...(await this.projectionActions(workspaceId, mergedProjections(live.map((p) => p.request)))),
+      ...eventRows.map(({ sealed }): TransactionAction => ['create', outboxEntity(sealed.record)]),
+    ];
+    try {
+      assertBodyFits(actions.map((a) => a[1]));
+    } catch (error) {
+      if (live.length > 1) return { kind: 'tooLarge' };
+      return { kind: 'refused', index: 0, error };
+    }
+    const results = live.map(({ request }, i): AppendResult => ({ records: sealedPer[i]!.map((s) => s.record), version: request.expectedVersion + request.events.length }));
+    return { kind: 'built', actions, results, owners, records: eventRows.length, head: nextHead };
   }
 
   async readStream<E extends DomainEvent = DomainEvent>(workspaceId: string, streamId: string): Promise<StreamRead<E>> {
@@ -351,9 +457,9 @@ export class TableEventStore implements EventStore, OutboxStore {
   }
 
   /** A delete inside a transaction fails when the row is absent, so only rows seen to exist are deleted. */
-  private async projectionActions(workspaceId: string, writes: AppendRequest['projections'] & object, appended: StreamPosition): Promise<TransactionAction[]> {
+  private async projectionActions(workspaceId: string, writes: ReturnType<typeof mergedProjections>): Promise<TransactionAction[]> {
     const actions: TransactionAction[] = [];
-    for (const write of writes) {
+    for (const { write, appended } of writes) {
       if (write.kind === 'upsert')
         actions.push(['upsert', projectionEntity(workspaceId, write.key, write.value, { seal: this.projectionSeal, from: write.derivedFrom ?? appended }), 'Replace']);
       else if (await this.pointRead(workspaceId, projectionRowKey(write.key)))

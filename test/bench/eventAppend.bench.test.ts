@@ -30,11 +30,12 @@ interface Fresh {
   readonly store: StoreModule.TableEventStore;
 }
 
-async function fresh(): Promise<Fresh> {
+/** `batchAppends: false` is the store before group commit: every append its own transaction, racing for the head. */
+async function fresh(batchAppends = true): Promise<Fresh> {
   const name = uniqueName('benchlog');
   const table = TableClient.fromConnectionString(azuriteConnectionString(), name, { allowInsecureConnection: true });
   await table.createTable();
-  return { table, store: TableEventStore.fromConnectionString(azuriteConnectionString(), name) };
+  return { table, store: TableEventStore.fromConnectionString(azuriteConnectionString(), name, { batchAppends }) };
 }
 
 interface Measured {
@@ -102,8 +103,8 @@ function latencyNote(m: Measured): string {
 }
 
 /** Runs `body` on a fresh table (warmed by one call per writer), then drops the table. */
-async function onFreshTable<T>(writers: number, warm: (f: Fresh, w: number) => Promise<void>, body: (f: Fresh) => Promise<T>): Promise<T> {
-  const f = await fresh();
+async function onFreshTable<T>(writers: number, warm: (f: Fresh, w: number) => Promise<void>, body: (f: Fresh) => Promise<T>, batchAppends = true): Promise<T> {
+  const f = await fresh(batchAppends);
   try {
     await Promise.all(Array.from({ length: writers }, (_, w) => warm(f, w)));
     return await body(f);
@@ -137,6 +138,7 @@ describe('event append overhead', () => {
   ];
   for (const { writers, shared } of configs) {
     const label = writers === 1 ? 'c1' : shared ? `oneWorkspace.c${writers}` : `workspaces.c${writers}`;
+    // One writer is one workspace and many at once: `c1` is the 1-writer point of both the spread and the same-workspace series.
     it(`${label}: appends through TableEventStore vs raw submitTransaction`, async () => {
       const partitionOf = (prefix: string, w: number): string => (shared ? prefix : `${prefix}-${w}`);
       const rawSide = (op: typeof rawTransaction): Promise<Measured> =>
@@ -145,35 +147,42 @@ describe('event append overhead', () => {
           ({ table }, w) => op(table, partitionOf('raw', w), w, -1),
           ({ table }) => measured(writers, (w, n) => op(table, partitionOf('raw', w), w, n)),
         );
-      let headRetries = 0;
+      const stats = { batched: { headRetries: 0, appends: 0, transactions: 0 }, unbatched: { headRetries: 0, appends: 0, transactions: 0 } };
       let verifiedAll = true;
-      const storeSide = (): Promise<Measured> =>
+      const storeSide = (batchAppends: boolean): Promise<Measured> =>
         onFreshTable(
           writers,
           ({ store }, w) => appendNewRun(store, partitionOf('ws', w)),
           async ({ store }) => {
             const perWriter = new Array<number>(writers).fill(1);
+            const before = { ...store.stats };
             const result = await measured(writers, async (w) => {
               await appendNewRun(store, partitionOf('ws', w));
               perWriter[w]!++;
             });
-            headRetries += store.stats.headRetries;
+            const into = batchAppends ? stats.batched : stats.unbatched;
+            into.headRetries += store.stats.headRetries - before.headRetries;
+            into.appends += store.stats.appends - before.appends;
+            into.transactions += store.stats.transactions - before.transactions;
             // Every append landed in the chain, in order, whatever the contention.
             const verified = await store.verify(partitionOf('ws', 0));
             const expected = shared ? perWriter.reduce((a, b) => a + b, 0) : perWriter[0]!;
             verifiedAll &&= verified.ok && verified.records === expected;
             return result;
           },
+          batchAppends,
         );
 
-      // Alternating rounds, best of each side, so a burst of load from elsewhere on the machine hits all three.
+      // Alternating rounds, best of each side, so a burst of load from elsewhere on the machine hits all of them.
       let raw: Measured | undefined;
       let rawRead: Measured | undefined;
       let appended: Measured | undefined;
+      let unbatched: Measured | undefined;
       for (let round = 0; round < ROUNDS; round++) {
         raw = better(raw, await rawSide(rawTransaction));
         rawRead = better(rawRead, await rawSide(rawReadThenTransaction));
-        appended = better(appended, await storeSide());
+        appended = better(appended, await storeSide(true));
+        if (shared) unbatched = better(unbatched, await storeSide(false));
       }
       if (!raw || !rawRead || !appended) throw new Error('no rounds ran');
       expect(verifiedAll).toBe(true);
@@ -185,14 +194,25 @@ describe('event append overhead', () => {
         name: rawReadName, value: rawRead.perSecond, unit: 'tx/s', baseline: { name: rawName, value: raw.perSecond },
         note: `a point read of the head row, then the same transaction: the least an ETag-guarded append can do; ${latencyNote(rawRead)}`,
       });
+      const perTransaction = (s: { appends: number; transactions: number }): string => (s.transactions ? (s.appends / s.transactions).toFixed(1) : 'n/a');
+      // Issue 18's targets for one workspace: >= 0.8x raw at 8 writers, >= 0.6x at 32.
+      const sharedTarget = writers >= 32 ? 0.6 : 0.8;
       sink.add({
         name: `events.append.${label}.appendsPerSec`,
         value: appended.perSecond,
         unit: 'appends/s',
         baseline: { name: rawName, value: raw.perSecond },
-        ...(shared ? {} : { targets: [{ on: 'ratio' as const, min: 0.8 }] }),
-        note: `${latencyNote(appended)}; ${headRetries} head retries in ${ROUNDS} rounds${shared ? ' (one workspace: every append contends for its head)' : ''}; ${((100 * appended.perSecond) / rawRead.perSecond).toFixed(0)}% of read-then-transaction`,
+        targets: [{ on: 'ratio' as const, min: shared ? sharedTarget : 0.8 }],
+        note: `${latencyNote(appended)}; ${stats.batched.headRetries} head retries in ${ROUNDS} rounds; ${perTransaction(stats.batched)} appends per transaction${shared ? ' (one workspace: group commit)' : ''}; ${((100 * appended.perSecond) / rawRead.perSecond).toFixed(0)}% of read-then-transaction`,
       });
+      if (unbatched)
+        sink.add({
+          name: `events.appendUnbatched.${label}.appendsPerSec`,
+          value: unbatched.perSecond,
+          unit: 'appends/s',
+          baseline: { name: rawName, value: raw.perSecond },
+          note: `batchAppends: false, the store before group commit (every append its own transaction, racing for the head ETag); ${latencyNote(unbatched)}; ${stats.unbatched.headRetries} head retries in ${ROUNDS} rounds`,
+        });
     });
   }
 

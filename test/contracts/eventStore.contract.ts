@@ -130,6 +130,49 @@ export function describeEventStoreContract(name: string, makeStore: MakeStore): 
       expect((await store.verify(w)).ok).toBe(true);
     });
 
+    it('settles each of many concurrent appends on its own: one winner per stream and version, the losers typed conflicts', async () => {
+      const store = await makeStore();
+      const w = ws();
+      await store.append({ workspaceId: w, streamId: 'run:old', expectedVersion: 0, events: events(2) });
+      // Three writers per stream race at the same expected version; a stale writer joins them; all at once.
+      const attempts = [
+        ...Array.from({ length: 12 }, (_, i) => ({ streamId: `run:${i % 4}`, expectedVersion: 0, writer: i })),
+        { streamId: 'run:old', expectedVersion: 1, writer: 12 },
+        { streamId: 'run:old', expectedVersion: 2, writer: 13 },
+      ];
+      const outcomes = await Promise.allSettled(
+        attempts.map((a) =>
+          store.append({
+            workspaceId: w, streamId: a.streamId, expectedVersion: a.expectedVersion, events: [anEvent('CounterIncremented', { writer: a.writer })],
+            projections: [{ kind: 'upsert', key: `last:${a.streamId}`, value: { writer: a.writer } }],
+          }),
+        ),
+      );
+      const winners = new Map<string, number>();
+      outcomes.forEach((o, i) => {
+        const a = attempts[i]!;
+        if (o.status === 'fulfilled') {
+          expect(winners.has(a.streamId)).toBe(false);
+          winners.set(a.streamId, a.writer);
+          expect(o.value.version).toBe(a.expectedVersion + 1);
+        } else {
+          expect(o.reason).toBeInstanceOf(VersionConflictError);
+          expect(o.reason).toMatchObject({ streamId: a.streamId, expectedVersion: a.expectedVersion });
+        }
+      });
+      expect([...winners.keys()].sort()).toEqual(['run:0', 'run:1', 'run:2', 'run:3', 'run:old']);
+      expect(winners.get('run:old')).toBe(13);
+      const log = await readAll(store, w);
+      expect(log).toHaveLength(2 + 5);
+      expectChained(log);
+      for (const [streamId, writer] of winners) {
+        const read = await store.readStream(w, streamId);
+        expect(read.events[read.version - 1]!.data).toEqual({ writer });
+        expect(await store.readProjection(w, `last:${streamId}`)).toEqual({ writer });
+      }
+      expect(await store.verify(w)).toEqual({ ok: true, records: 7, headSequence: 7 });
+    });
+
     it('keeps workspaces apart: each has its own log starting at 1', async () => {
       const store = await makeStore();
       const [a, b] = [ws(), ws()];

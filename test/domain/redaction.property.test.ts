@@ -212,6 +212,37 @@ describe('redaction properties', () => {
     );
   });
 
+  it('agrees with the specification when many secrets share a prefix, so their q-grams are crowded', () => {
+    // Over 48 patterns behind one q-gram (a token family's `ghp_`, its percent-encoded spelling) take the
+    // window-table path of the prefilter; near misses (a form cut short, then a wrong tail) must stay verbatim.
+    const family = fc.constantFrom('ghp_', 'sk-proj-', 'npm_');
+    const tail = fc.string({ unit: fc.constantFrom(...'abc012XY'), minLength: 6, maxLength: 24 });
+    const crowd = fc.uniqueArray(fc.record({ name: fc.constantFrom(...NAMES), value: fc.tuple(family, tail).map(([f, t]) => f + t) }), {
+      minLength: 50, maxLength: 70, selector: (s) => s.value,
+    });
+    fc.assert(
+      fc.property(
+        crowd,
+        fc.array(fc.tuple(fc.string({ unit: fc.constantFrom(' ', '=', '"', 'a', '%', '_'), maxLength: 6 }), fc.nat(), fc.nat(), fc.option(fc.double({ min: 0.3, max: 1, noNaN: true }), { freq: 2 }), fc.constantFrom(...'abc012XYZ%')), { maxLength: 12 }),
+        cuts,
+        (list, pieces, at) => {
+          const text = pieces
+            .map(([fill, which, pick, stopAt, wrong]) => {
+              const forms = encodedForms(list[which % list.length]!.value, MIN);
+              const form = forms[pick % forms.length]!;
+              return fill + (stopAt === null ? form : form.slice(0, Math.floor(form.length * stopAt)) + wrong);
+            })
+            .join('');
+          const redactor = createRedactor(list);
+          const expected = reference(list, text);
+          expect(redactor.redact(text)).toBe(expected);
+          expect(streamed(redactor, text, at).out).toBe(expected);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
   it('returns text without secrets unchanged, as the identical string, and streams it through', () => {
     fc.assert(
       fc.property(secrets, fc.string({ unit: valueUnit, maxLength: 200 }), cuts, (list, text, at) => {

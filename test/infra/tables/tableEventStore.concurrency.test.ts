@@ -79,7 +79,7 @@ describe('TableEventStore under concurrent writers (Azurite)', () => {
     expect(await store.readProjection(workspaceId, 'counter:counter:one')).toEqual({ count: fold(counter, stream.events).count });
     expect(fold(counter, stream.events).count).toBe(tally.successes);
     expect(await store.verify(workspaceId)).toEqual({ ok: true, records: tally.successes, headSequence: tally.successes });
-  });
+  }, 300_000);
 
   it('20 writers on 20 streams of one workspace: no writer blocks another, the log is gapless and verifies', async () => {
     const workspaceId = `ws-${randomUUID()}`;
@@ -104,5 +104,5 @@ describe('TableEventStore under concurrent writers (Azurite)', () => {
       expect(await store.readProjection(workspaceId, `counter:counter:${writer}`)).toEqual({ count: appendsEach });
     }
     expect(await store.verify(workspaceId)).toEqual({ ok: true, records: WRITERS * appendsEach, headSequence: WRITERS * appendsEach });
-  });
+  }, 300_000);
 });
