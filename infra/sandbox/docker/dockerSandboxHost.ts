@@ -44,6 +44,8 @@ const CONTAINER_PATH = '/usr/local/bin:/usr/bin:/bin';
 const DOORS_READY_TIMEOUT_MS = 15_000;
 const HAND_OVER_TIMEOUT_MS = 300_000;
 const SCOPE = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+/** The host-side relay's own failure status (RELAY_JS `fail`): the exec could not be made or followed. */
+const RELAY_FAILED = 126;
 
 export interface DockerSandboxHostOptions {
   readonly docker?: Dockerode;
@@ -343,8 +345,26 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     return removed;
   }
 
+  /**
+   * Runs a process to its end. When its relay could not reach the engine or the container (the engine stopped or
+   * restarted), the step fails saying so rather than with the relay's exit status.
+   */
   async exec(handle: SandboxHandle, command: CommandSpec): Promise<CommandResult> {
-    return (await this.start(handle, command)).exited;
+    const result = await (await this.start(handle, command)).exited;
+    if (result.exitCode === RELAY_FAILED && result.stderr.includes('dp-relay: ')) {
+      const why = await this.engineTrouble(handle);
+      if (why) throw new DockerHostUnavailableError(why);
+    }
+    return result;
+  }
+
+  /** What keeps processes from running, when it is the engine or the container; undefined when both are fine. */
+  private async engineTrouble(handle: SandboxHandle): Promise<string | undefined> {
+    if (!(await engineAnswers(this.docker))) return `no engine answers at unix://${this.socketPath} (it stopped or is restarting)`;
+    const containerId = this.sandboxes.get(handle.sandboxId)?.containerId;
+    if (!containerId) return undefined;
+    const running = await this.docker.getContainer(containerId).inspect().then((info) => info.State.Running, () => false);
+    return running ? undefined : 'the sandbox container is no longer running (its engine stopped or restarted)';
   }
 
   async start(handle: SandboxHandle, command: CommandSpec): Promise<RunningCommand> {
@@ -413,10 +433,16 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     const sandbox = this.sandboxes.get(handle.sandboxId);
     if (sandbox?.tornDown) return;
     if (sandbox) sandbox.tornDown = true;
-    // Removing the container kills every process in it; the relays on this side then see their exec end.
-    if (sandbox) await this.removeContainer(sandbox.containerId);
-    // A sandbox another instance made (found by its run id): its container is known by label only.
-    else for (const c of await this.listContainers({ [LABEL.sandbox]: handle.sandboxId })) await this.removeContainer(c.Id);
+    try {
+      // Removing the container kills every process in it; the relays on this side then see their exec end.
+      if (sandbox) await this.removeContainer(sandbox.containerId);
+      // A sandbox another instance made (found by its run id): its container is known by label only.
+      else for (const c of await this.listContainers({ [LABEL.sandbox]: handle.sandboxId })) await this.removeContainer(c.Id);
+    } catch (error) {
+      // No engine (stopped, restarting): the rest of the teardown goes on, and the container, labelled with its run,
+      // is the sweep's once the engine answers again (removeOrphans: its run is over by then).
+      if (await engineAnswers(this.docker)) throw error;
+    }
     if (sandbox) {
       await Promise.all([...sandbox.running].map((p) => p.stop()));
       await sandbox.doors.close();
