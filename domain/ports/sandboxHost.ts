@@ -160,6 +160,11 @@ export interface SandboxHost {
  */
 export interface RecoverableSandboxHost extends SandboxHost {
   find(runId: string): Promise<SandboxHandle | undefined>;
+  /**
+   * Takes the sandbox over. Credential-bearing processes the previous instance started are stopped before this
+   * resolves (nobody supervises their leases any more); the caller ends those leases and starts again what the
+   * run still needs.
+   */
   adopt(handle: SandboxHandle, request: Pick<SandboxRequest, 'redactor' | 'guard' | 'env' | 'egress'>): Promise<SandboxHandle>;
 }
 

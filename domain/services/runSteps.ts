@@ -30,7 +30,7 @@ class StepFailure extends Error {}
 const SANDBOX_LOST = 'sandbox lost: the host instance that ran it is gone (restarted or moved)';
 
 async function liveOf(ctx: RunContext, state: RunState): Promise<{ sandbox: LiveSandbox; live: LiveRun }> {
-  if (!ctx.runtime.sandboxes.get(ctx.runId)) await recoverSandbox(ctx, state, await specOf(ctx, state));
+  if (!ctx.runtime.sandboxes.get(ctx.runId)) await recoverSandbox(ctx, state, await specOf(ctx, state), (live, sandbox, server) => startServer(ctx, live, sandbox, server));
   const sandbox = ctx.runtime.sandboxes.get(ctx.runId);
   const live = ctx.runtime.live.get(ctx.runId);
   if (!sandbox || !live) throw new StepFailure(SANDBOX_LOST);

@@ -5,8 +5,8 @@ import path from 'node:path';
 import type Dockerode from 'dockerode';
 import { describe, it } from 'vitest';
 import { dockerEngine, dockerSocketPath } from '../../infra/sandbox/docker/dockerEngine';
-import { DEFAULT_SANDBOX_IMAGE, defaultScopeDirs } from '../../infra/sandbox/docker/dockerSandboxHost';
-import { buildSandboxImage, imageLabels, imageRecipeHash, RECIPE_LABEL } from '../../infra/sandbox/docker/sandboxImage';
+import { defaultScopeDirs } from '../../infra/sandbox/docker/dockerSandboxHost';
+import { buildSandboxImage, imageLabels, imageRecipeHash, RECIPE_LABEL, SANDBOX_IMAGE_REPOSITORY } from '../../infra/sandbox/docker/sandboxImage';
 import { removeWorkspaceDir } from '../../infra/sandbox/docker/workspaceStorage';
 
 /**
@@ -21,24 +21,32 @@ export interface DockerTestEngine {
 
 export const dockerRequired = process.env.DP_REQUIRE_DOCKER === '1';
 
-/** The image the suites use: SANDBOX_IMAGE, else the default one, built here when missing or made from another recipe. */
+/**
+ * The image the suites use: SANDBOX_IMAGE, else one built from this checkout's recipe, built here when the engine
+ * has none. Named by its content tag, never `:latest`: worktrees with other recipes share the engine, and each
+ * build moves `latest`.
+ */
 export async function sandboxImageForTests(docker: Dockerode): Promise<string> {
   if (process.env.SANDBOX_IMAGE) return process.env.SANDBOX_IMAGE;
-  const current = async (): Promise<boolean> => (await imageLabels(docker, DEFAULT_SANDBOX_IMAGE))?.[RECIPE_LABEL] === imageRecipeHash();
-  if (await current()) return DEFAULT_SANDBOX_IMAGE;
+  const current = async (): Promise<string | undefined> => {
+    const images = await docker.listImages({ filters: { label: [`${RECIPE_LABEL}=${imageRecipeHash()}`] } });
+    return images.flatMap((i) => i.RepoTags ?? []).find((tag) => tag.startsWith(`${SANDBOX_IMAGE_REPOSITORY}:`) && !tag.endsWith(':latest'));
+  };
+  const found = await current();
+  if (found) return found;
   // Parallel test files build once: the others wait for the one holding the lock.
   const lock = path.join(os.tmpdir(), 'dp-sandbox-image.lock');
   for (let i = 0; i < 1200; i++) {
     try {
       await mkdir(lock);
     } catch {
-      if (await current()) return DEFAULT_SANDBOX_IMAGE;
+      const built = await current();
+      if (built) return built;
       await new Promise((r) => setTimeout(r, 250));
       continue;
     }
     try {
-      if (!(await current())) await buildSandboxImage(docker, (line) => console.warn(line));
-      return DEFAULT_SANDBOX_IMAGE;
+      return (await current()) ?? (await buildSandboxImage(docker, (line) => console.warn(line))).image;
     } finally {
       await rm(lock, { recursive: true, force: true });
     }

@@ -27,6 +27,7 @@ import { insideRoot, writeTemplateFiles } from '../sandboxFiles';
 import { CREDENTIAL_PROCESS_ENV, resolveTrustedProgram } from '../trustedPrograms';
 import { containerSpec, DEFAULT_LIMITS, LABEL, type ContainerLimits } from './containerSpec';
 import { dockerEngine, dockerSocketPath, engineAnswers } from './dockerEngine';
+import { stopCredentialProcesses } from './unsupervisedProcesses';
 import { AGENT_HOME, AGENT_UID, DOOR_UID, FIRST_CREDENTIAL_UID, LAST_CREDENTIAL_UID, RELAY_JS, RELAY_SHELL, SANDBOX_GID } from './imageFiles';
 import { IMAGE_SCRIPTS_HASH, imageLabels, REQUIRED_IN_IMAGE, SANDBOX_IMAGE_REPOSITORY, SCRIPTS_LABEL } from './sandboxImage';
 import { engineIsolation, type EngineIsolation } from './engineIsolation';
@@ -45,6 +46,8 @@ const CONTAINER_PATH = '/usr/local/bin:/usr/bin:/bin';
 const DOORS_READY_TIMEOUT_MS = 15_000;
 const HAND_OVER_TIMEOUT_MS = 300_000;
 const SCOPE = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+/** The host-side relay's own failure status (RELAY_JS `fail`): the exec could not be made or followed. */
+const RELAY_FAILED = 126;
 
 export interface DockerSandboxHostOptions {
   readonly docker?: Dockerode;
@@ -275,8 +278,9 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
   /**
    * Serves a sandbox another (dead or stopped) instance of this scope created, found by `find`: new door
    * sockets behind the running forwarder, and process numbers and credential uids past any the container or its
-   * credential directory has seen, so none is reused. The run's redactor and guard come from the caller, as at
-   * `create`. The gateway's port must be the one the container was created with.
+   * credential directory has seen, so none is reused. The credential processes that instance started (MCP servers,
+   * an operation cut short) are stopped: nobody supervises their leases any more. The run's redactor and guard come
+   * from the caller, as at `create`. The gateway's port must be the one the container was created with.
    */
   async adopt(handle: SandboxHandle, request: Pick<SandboxRequest, 'redactor' | 'guard' | 'env' | 'egress'>): Promise<SandboxHandle> {
     const known = this.sandboxes.get(handle.sandboxId);
@@ -299,7 +303,9 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     };
     this.sandboxes.set(handle.sandboxId, sandbox);
     try {
-      sandbox.nextCredentialUid = (await this.highestUidIn(sandbox)) + 1;
+      const seen = await this.credentialUidsIn(sandbox);
+      sandbox.nextCredentialUid = seen.highest + 1;
+      await stopCredentialProcesses(this.docker, container.Id, () => this.credentialUidsIn(sandbox).then((s) => s.running));
     } catch (error) {
       this.sandboxes.delete(handle.sandboxId);
       await doors.close();
@@ -349,8 +355,26 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     return removed;
   }
 
+  /**
+   * Runs a process to its end. When its relay could not reach the engine or the container (the engine stopped or
+   * restarted), the step fails saying so rather than with the relay's exit status.
+   */
   async exec(handle: SandboxHandle, command: CommandSpec): Promise<CommandResult> {
-    return (await this.start(handle, command)).exited;
+    const result = await (await this.start(handle, command)).exited;
+    if (result.exitCode === RELAY_FAILED && result.stderr.includes('dp-relay: ')) {
+      const why = await this.engineTrouble(handle);
+      if (why) throw new DockerHostUnavailableError(why);
+    }
+    return result;
+  }
+
+  /** What keeps processes from running, when it is the engine or the container; undefined when both are fine. */
+  private async engineTrouble(handle: SandboxHandle): Promise<string | undefined> {
+    if (!(await engineAnswers(this.docker))) return `no engine answers at unix://${this.socketPath} (it stopped or is restarting)`;
+    const containerId = this.sandboxes.get(handle.sandboxId)?.containerId;
+    if (!containerId) return undefined;
+    const running = await this.docker.getContainer(containerId).inspect().then((info) => info.State.Running, () => false);
+    return running ? undefined : 'the sandbox container is no longer running (its engine stopped or restarted)';
   }
 
   async start(handle: SandboxHandle, command: CommandSpec): Promise<RunningCommand> {
@@ -419,10 +443,16 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     const sandbox = this.sandboxes.get(handle.sandboxId);
     if (sandbox?.tornDown) return;
     if (sandbox) sandbox.tornDown = true;
-    // Removing the container kills every process in it; the relays on this side then see their exec end.
-    if (sandbox) await this.removeContainer(sandbox.containerId);
-    // A sandbox another instance made (found by its run id): its container is known by label only.
-    else for (const c of await this.listContainers({ [LABEL.sandbox]: handle.sandboxId })) await this.removeContainer(c.Id);
+    try {
+      // Removing the container kills every process in it; the relays on this side then see their exec end.
+      if (sandbox) await this.removeContainer(sandbox.containerId);
+      // A sandbox another instance made (found by its run id): its container is known by label only.
+      else for (const c of await this.listContainers({ [LABEL.sandbox]: handle.sandboxId })) await this.removeContainer(c.Id);
+    } catch (error) {
+      // No engine (stopped, restarting): the rest of the teardown goes on, and the container, labelled with its run,
+      // is the sweep's once the engine answers again (removeOrphans: its run is over by then).
+      if (await engineAnswers(this.docker)) throw error;
+    }
     if (sandbox) {
       await Promise.all([...sandbox.running].map((p) => p.stop()));
       await sandbox.doors.close();
@@ -496,13 +526,24 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     return ['/bin/sh', '-c', RELAY_SHELL, 'dp-relay', process.execPath, this.relayScript, this.socketPath, sandbox.containerId, user, cwd, '--'];
   }
 
-  /** The highest credential uid a process of the container runs as or a credential directory belongs to. */
-  private async highestUidIn(sandbox: Sandbox): Promise<number> {
+  /**
+   * The credential uids the container's live processes run as, and the highest one a process or a credential
+   * directory has had. Read by an agent process: a container's /proc lists every process (no hidepid), and a
+   * status file is world-readable.
+   */
+  private async credentialUidsIn(sandbox: Sandbox): Promise<{ readonly highest: number; readonly running: ReadonlySet<number> }> {
+    const credential = (uid: number): boolean => uid >= FIRST_CREDENTIAL_UID && uid <= LAST_CREDENTIAL_UID;
     const uids = [FIRST_CREDENTIAL_UID - 1];
     for (const entry of await readdir(sandbox.credentialDir).catch(() => [] as string[])) uids.push((await stat(path.join(sandbox.credentialDir, entry))).uid);
     const seen = await this.exec(sandbox.handle, { argv: ['sh', '-c', 'cat /proc/[0-9]*/status 2>/dev/null'], identity: 'agent', timeoutMs: 30_000 });
-    for (const match of seen.stdout.matchAll(/^Uid:\s+(\d+)/gm)) uids.push(Number(match[1]));
-    return Math.max(...uids.filter((uid) => uid >= FIRST_CREDENTIAL_UID - 1 && uid <= LAST_CREDENTIAL_UID));
+    const running = new Set<number>();
+    for (const status of seen.stdout.split(/^(?=Name:)/m)) {
+      const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1);
+      uids.push(uid);
+      // A zombie is gone already; init reaps it.
+      if (credential(uid) && !/^State:\s+Z/m.test(status)) running.add(uid);
+    }
+    return { highest: Math.max(...uids.filter((uid) => uid === FIRST_CREDENTIAL_UID - 1 || credential(uid))), running };
   }
 
   /** The sandbox's host directories: doors, credentials and the workspace (rm never follows a link the agent planted). */

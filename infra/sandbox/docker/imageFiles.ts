@@ -18,26 +18,42 @@ export const LAST_CREDENTIAL_UID = 64_999;
 export const AGENT_HOME = '/home/agent';
 export const DOORS_DIR = '/run/dp/doors';
 export const LAUNCHER = '/opt/dp/launch.js';
+/**
+ * A copy of node's dynamic loader that nobody may read (0711): the kernel marks a process that executes an
+ * unreadable program non-dumpable, so the launcher started through it keeps its /proc entries (fds, memory, environ)
+ * and ptrace from the program it runs under the same uid. The program itself, started by a readable binary, is
+ * dumpable as usual.
+ */
+export const LAUNCHER_LOADER = '/opt/dp/ld.so';
 export const DOORS_SCRIPT = '/opt/dp/doors.js';
 
 /** The container's fixed command: the door forwarder. Value-free: its ports come from a file in the doors dir. */
 export const CONTAINER_CMD: readonly string[] = ['node', DOORS_SCRIPT];
 /** Every exec's fixed command: the launcher, which reads what to run from the exec's stdin. */
-export const EXEC_CMD: readonly string[] = ['node', LAUNCHER];
+export const EXEC_CMD: readonly string[] = [LAUNCHER_LOADER, '/usr/bin/node', LAUNCHER];
+/** How long the launcher waits, after its program exits, for output still in its pipes (leftovers may hold them forever). */
+export const LAUNCH_OUTPUT_GRACE_MS = 500;
 
 /**
  * The launcher. Its first stdin line is JSON `{argv, env, cwd}`; after it, the program's stdin arrives as
  * frames (u32 big-endian length + bytes, length 0 = end of the program's stdin). The exec's own stdin stays
  * open until the program exits, so a plain EOF means the host's relay is gone: the program's whole process
  * group is killed. The launcher's own environment is the image's, never the program's.
+ *
+ * The launcher holds the exec's output itself and relays the program's through pipes of its own: a leftover the
+ * program set loose (a setsid daemon keeps its descriptors) holds only those pipes, so when the program has exited
+ * the launcher waits a short grace for the rest of its output, then closes them and ends the exec; the leftover is
+ * killed at teardown with the container. It runs as the program's uid but non-dumpable (LAUNCHER_LOADER): were
+ * its /proc/<pid>/fd open to the program, reading them would take the event loop's signal-lock byte and hang it.
  */
 export const LAUNCH_JS = `'use strict';
 const { spawn } = require('child_process');
 const { constants } = require('os');
-let buf = Buffer.alloc(0), child, ended = false, exited = false;
+const GRACE_MS = ${LAUNCH_OUTPUT_GRACE_MS};
+let buf = Buffer.alloc(0), child, ended = false, status;
 const killGroup = () => { if (child && child.pid) { try { process.kill(-child.pid, 'SIGKILL'); } catch {} } };
 process.stdin.on('data', (chunk) => { buf = Buffer.concat([buf, chunk]); pump(); });
-process.stdin.on('end', () => { if (!child) process.exit(125); if (!exited) { killGroup(); process.exit(137); } });
+process.stdin.on('end', () => { if (!child) process.exit(125); if (status === undefined) { killGroup(); process.exit(137); } });
 process.stdin.on('error', () => {});
 function pump() {
   if (!child) {
@@ -56,13 +72,34 @@ function pump() {
     if (len === 0) { ended = true; child.stdin.end(); } else child.stdin.write(data);
   }
 }
+// Flushes what the launcher still holds of the program's output, then ends the exec with the program's status.
+function finish() {
+  child.stdout.destroy(); child.stderr.destroy();
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(status)));
+}
+function exited(code) {
+  if (status !== undefined) return;
+  status = code;
+  // The rest of its group goes with it; a leftover outside the group may still hold the pipes: a grace, then close.
+  killGroup();
+  let open = 2;
+  const closed = () => { if (--open === 0) finish(); };
+  child.stdout.once('end', closed); child.stderr.once('end', closed);
+  if (child.stdout.readableEnded) closed();
+  if (child.stderr.readableEnded) closed();
+  // A poll phase between the grace and the end reads what is already in the pipes, however late the timer fires.
+  setTimeout(() => setImmediate(finish), GRACE_MS);
+}
 function start(spec) {
   // Files the sandbox's processes make are shared with the sandbox group only (the workspace is the group's).
   process.umask(0o007);
-  child = spawn(spec.argv[0], spec.argv.slice(1), { env: spec.env, cwd: spec.cwd, detached: true, stdio: ['pipe', 'inherit', 'inherit'] });
+  child = spawn(spec.argv[0], spec.argv.slice(1), { env: spec.env, cwd: spec.cwd, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
   child.stdin.on('error', () => {});
-  child.once('error', (error) => { if (child.pid !== undefined) return; exited = true; process.stderr.write('dp-launch: could not start ' + spec.argv[0] + ': ' + (error.code || 'error') + '\\n'); process.exit(127); });
-  child.once('exit', (code, signal) => { exited = true; killGroup(); process.exit(code !== null ? code : 128 + (constants.signals[signal] || 9)); });
+  child.stdout.on('error', () => {}); child.stderr.on('error', () => {});
+  child.stdout.pipe(process.stdout, { end: false });
+  child.stderr.pipe(process.stderr, { end: false });
+  child.once('error', (error) => { if (child.pid !== undefined) return; status = 127; process.stderr.write('dp-launch: could not start ' + spec.argv[0] + ': ' + (error.code || 'error') + '\\n'); process.exit(127); });
+  child.once('exit', (code, signal) => exited(code !== null ? code : 128 + (constants.signals[signal] || 9)));
 }
 `;
 
@@ -151,8 +188,13 @@ function api(method, path, body) {
     socket.on('close', async () => {
       process.stdin.destroy();
       try {
-        const state = await api('GET', '/v1.41/exec/' + exec.Id + '/json');
-        process.exitCode = typeof state.ExitCode === 'number' ? state.ExitCode : 125;
+        // The stream closes as the launcher exits; the engine records the exit code a moment later.
+        for (let i = 0; ; i++) {
+          const state = await api('GET', '/v1.41/exec/' + exec.Id + '/json');
+          if (typeof state.ExitCode === 'number' && !state.Running) return void (process.exitCode = state.ExitCode);
+          if (i === 50) return void (process.exitCode = 125);
+          await new Promise((r) => setTimeout(r, 100));
+        }
       } catch (e) { fail(e.message); }
     });
   });
@@ -162,7 +204,7 @@ function api(method, path, body) {
 
 /** Names the in-image scripts' version: an image built with other scripts is refused at host start. */
 export function imageScriptsHash(hash: (text: string) => string): string {
-  return hash([LAUNCH_JS, DOORS_JS].join('\0')).slice(0, 16);
+  return hash([LAUNCH_JS, DOORS_JS, ...EXEC_CMD].join('\0')).slice(0, 16);
 }
 
 /** The shell that starts the relay: the environment goes to fd 3 as NUL-separated entries, the relay starts with none. */

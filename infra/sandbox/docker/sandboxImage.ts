@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
@@ -15,6 +15,7 @@ import {
   imageScriptsHash,
   LAUNCH_JS,
   LAUNCHER,
+  LAUNCHER_LOADER,
   SANDBOX_GID,
 } from './imageFiles';
 
@@ -33,12 +34,12 @@ export const SCRIPTS_LABEL = 'disco-parrot.scripts';
 export const IMAGE_SCRIPTS_HASH = imageScriptsHash((text) => createHash('sha256').update(text).digest('hex'));
 /** Names the recipe (scripts, programs, directories): a test helper rebuilds an image made from another one. */
 export const RECIPE_LABEL = 'disco-parrot.recipe';
-export const REQUIRED_IN_IMAGE = ['/bin/sh', '/usr/bin/env', '/usr/bin/node', '/usr/bin/git', LAUNCHER, DOORS_SCRIPT] as const;
+export const REQUIRED_IN_IMAGE = ['/bin/sh', '/usr/bin/env', '/usr/bin/node', '/usr/bin/git', LAUNCHER, LAUNCHER_LOADER, DOORS_SCRIPT] as const;
 
 const PROGRAMS = [
   'sh', 'dash', 'bash', 'env', 'git', 'npm', 'npx', 'cat', 'ls', 'mkdir', 'mv', 'rm', 'cp', 'id', 'sleep', 'head', 'tail', 'wc', 'chmod', 'touch', 'true', 'false',
   'pwd', 'stat', 'readlink', 'realpath', 'tr', 'cut', 'grep', 'sed', 'tee', 'sort', 'uniq', 'dirname', 'basename', 'ln', 'find', 'xargs',
-  'timeout', 'kill', 'base64', 'sha256sum', 'mktemp', 'date', 'uname', 'whoami', 'rmdir', 'printf', 'echo', 'test', 'expr', 'seq', 'cmp', 'diff',
+  'timeout', 'kill', 'setsid', 'perl', 'base64', 'sha256sum', 'mktemp', 'date', 'uname', 'whoami', 'rmdir', 'printf', 'echo', 'test', 'expr', 'seq', 'cmp', 'diff',
 ];
 const REQUIRED_PROGRAMS = new Set(['sh', 'env', 'git']);
 const DIRECTORIES = ['/usr/lib/git-core', '/usr/share/git-core/templates'];
@@ -77,6 +78,22 @@ class RootfsList {
       }
     });
   }
+}
+
+/** The dynamic loader an ELF executable names (PT_INTERP); 64-bit little-endian only, as every machine here is. */
+export function elfInterpreter(file: string): string {
+  const elf = readFileSync(file);
+  if (elf.toString('latin1', 1, 4) !== 'ELF' || elf[4] !== 2 || elf[5] !== 1) throw new Error(`sandbox image: ${file} is not a 64-bit little-endian ELF`);
+  const phoff = Number(elf.readBigUInt64LE(0x20));
+  const phentsize = elf.readUInt16LE(0x36);
+  for (let i = 0; i < elf.readUInt16LE(0x38); i++) {
+    const at = phoff + i * phentsize;
+    if (elf.readUInt32LE(at) !== 3) continue; // PT_INTERP
+    const offset = Number(elf.readBigUInt64LE(at + 8));
+    const size = Number(elf.readBigUInt64LE(at + 32));
+    return elf.toString('latin1', offset, offset + size).replace(/\0+$/, '');
+  }
+  throw new Error(`sandbox image: ${file} is statically linked; the launcher needs its dynamic loader`);
 }
 
 function sharedLibraries(files: readonly string[]): string[] {
@@ -174,6 +191,10 @@ export async function buildSandboxImage(docker: Dockerode, log: (line: string) =
     // No /workspace, home or doors directory: their tmpfs and bind mounts would copy an image directory's mode.
     for (const dir of ['/tmp', '/proc', '/sys', '/dev', '/root', '/run']) await mkdir(path.join(rootfs, dir), { recursive: true });
     await chmod(path.join(rootfs, 'tmp'), 0o1777);
+    // Execute-only: what runs through it is non-dumpable (imageFiles.ts, LAUNCHER_LOADER).
+    const loader = path.join(rootfs, LAUNCHER_LOADER.slice(1));
+    await copyFile(realpathSync(elfInterpreter(node)), loader);
+    await chmod(loader, 0o711);
     const tar = path.join(staging, 'rootfs.tar');
     execFileSync('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '--format=gnu', '-C', rootfs, '-cf', tar, '.']);
     const bytes = statSync(tar).size;

@@ -50,5 +50,5 @@ const localHost = (isolation: 'auto' | 'off'): SandboxHostFactory => async (setu
   };
 };
 
-describeSandboxHostContract('LocalProcessSandboxHost', localHost('auto'), { keptVolumes: true });
-describeSandboxHostContract('LocalProcessSandboxHost, isolation off', localHost('off'), { keptVolumes: true });
+describeSandboxHostContract('LocalProcessSandboxHost', localHost('auto'), { keptVolumes: true, ownProcessesOnly: true });
+describeSandboxHostContract('LocalProcessSandboxHost, isolation off', localHost('off'), { keptVolumes: true, ownProcessesOnly: true });

@@ -202,7 +202,7 @@ describeWithDocker('DockerSandboxHost', engine, ({ docker, socketPath }) => {
     await teardown(handle); // idempotent with the container already gone
   });
 
-  it('is adopted by another instance after this one stops: the same container and workspace, doors served anew, no uid reused', async () => {
+  it('is adopted by another instance after this one stops: the same container and workspace, doors served anew, its credential processes stopped, no uid reused', async () => {
     const gatewayPath = '/api/gateway/operations';
     const gateway = http.createServer((req, res) => res.end(req.url === gatewayPath ? 'gateway-ok' : 'not-gateway'));
     await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', r));
@@ -219,12 +219,13 @@ describeWithDocker('DockerSandboxHost', engine, ({ docker, socketPath }) => {
       const found = await second.find('run-adopted');
       expect(found?.sandboxId).toBe(handle.sandboxId);
       await second.adopt(found as SandboxHandle, { redactor, guard });
+      // Nobody supervises the first instance's credential process any more: adopting stopped it.
+      expect((await mcp.exited).exitCode).not.toBe(0);
       const turn = await second.exec(handle, { argv: ['sh', '-c', 'cat state.txt && node -e "$1" "$2"', 'turn', ask, gatewayUrl], identity: 'agent' });
       expect(turn.stdout).toBe('installed\ngateway-ok\n');
       const uids = await second.exec(handle, { argv: ['id', '-u'], identity: 'credential' });
-      expect(Number(uids.stdout.trim())).toBeGreaterThan(FIRST_CREDENTIAL_UID); // the first instance's MCP server still holds 60100
+      expect(Number(uids.stdout.trim())).toBeGreaterThan(FIRST_CREDENTIAL_UID); // 60100 was the first instance's MCP server's
       await teardown(handle);
-      await mcp.exited;
       expect(await second.find('run-adopted')).toBeUndefined();
     } finally {
       await new Promise((r) => gateway.close(r));

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { TableClient } from '@azure/data-tables';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -112,4 +113,56 @@ describeWithDocker('run steps on the Docker host', engine, ({ docker, socketPath
     expect(launched).toHaveLength(1);
     expect((await containersOfScope(docker, scope)).filter((c) => c.Labels['disco-parrot.run'] === runId)).toEqual([]);
   });
+
+  it('after the host instance goes away between mcp and turn, the MCP server runs again under a new lease and the old one expired', async () => {
+    // The server answers on a unix socket in the workspace: its pid and a hash of the key it holds.
+    const server = `const fs=require('fs'),net=require('net');const h=require('crypto').createHash('sha256').update(process.env.TRACKER_KEY||'').digest('hex');
+try{fs.unlinkSync('mcp.sock')}catch{}net.createServer((c)=>c.end('up pid='+process.pid+' key='+h+'\\n')).listen('mcp.sock');`;
+    const ask = `const net=require('net');let n=0;const go=()=>net.connect('mcp.sock').on('data',(d)=>process.stdout.write(d)).on('error',()=>{if(++n>300)process.exit(3);setTimeout(go,100)});go();`;
+    const { runId } = await requestRun(h.deps, stores, { start: async () => undefined, raiseCancel: async () => undefined }, caller, {
+      workspaceId: ws,
+      spec: {
+        template: { files: { 'mcp.js': server, 'ask.js': ask } },
+        mcp: [{ name: 'issues', command: ['node', 'mcp.js'], secrets: [{ ref: 'TRACKER_KEY', use: 'env', as: 'TRACKER_KEY' }] }],
+        turns: [{ command: ['node', 'ask.js'] }],
+        deadlineSeconds: 120,
+      },
+    });
+    const first = await aRuntime();
+    expect(await seed(first, ws, runId)).toMatchObject({ ok: true });
+    expect(await install(first, ws, runId)).toEqual({ ok: true });
+    expect(await mcp(first, ws, runId)).toEqual({ ok: true });
+    const oldServer = first.live.get(runId)?.servers[0];
+    const handle = first.sandboxes.get(runId)?.handle;
+    if (!oldServer || !handle) throw new Error('the first instance has no MCP server or sandbox');
+    const oldPid = /up pid=(\d+)/.exec((await first.host.exec(handle, { argv: ['node', 'ask.js'], identity: 'agent' })).stdout)?.[1];
+    expect(oldPid).toBeDefined();
+    await first.host.close(); // the instance is gone; its container and its MCP server are not
+
+    const second = await aRuntime();
+    expect(await turn(second, ws, runId, 1)).toEqual({ ok: true });
+    // Adopting stopped the server nobody supervised any more (SIGKILL inside the container).
+    expect((await oldServer.process.exited).exitCode).not.toBe(0);
+    const transcript = await stores.transcripts.read(ws, runId);
+    const answer = /up pid=(\d+) key=([0-9a-f]{64})/.exec(transcript);
+    expect(answer?.[2]).toBe(createHash('sha256').update(VALUES.TRACKER_KEY).digest('hex'));
+    expect(answer?.[1]).not.toBe(oldPid);
+    expect(transcript).toContain('mcp:issues: started again on this host instance');
+
+    const leasesOf = (events: readonly RunEvent[]) => events.flatMap((e) => (e.type === 'LeaseGranted' && e.data.operation === 'mcp:issues' ? [e.data.leaseId] : []));
+    let events = await eventsOf(runId);
+    const [oldLease, newLease, ...more] = leasesOf(events);
+    expect(more).toEqual([]);
+    expect(newLease).toBeDefined();
+    expect(newLease).not.toBe(oldLease);
+    const endOf = (leaseId: string | undefined) => events.filter((e) => 'leaseId' in e.data && e.data.leaseId === leaseId && e.type !== 'LeaseGranted').map((e) => e.type);
+    expect(endOf(oldLease)).toEqual(['LeaseExpired']); // not released: its holder was nobody's any more
+    expect(endOf(newLease)).toEqual([]); // the restarted server holds it through the turn
+
+    expect(await teardown(second, ws, runId)).toEqual({ ok: true });
+    expect(await finish(second, ws, runId)).toEqual({ status: 'Completed' });
+    events = await eventsOf(runId);
+    expect(endOf(newLease)).toHaveLength(1);
+    expect((await containersOfScope(docker, scope)).filter((c) => c.Labels['disco-parrot.run'] === runId)).toEqual([]);
+  }, 180_000);
 });

@@ -1,0 +1,72 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { SandboxHandle } from '../../../../domain/ports/sandboxHost';
+import { DockerSandboxHost } from '../../../../infra/sandbox/docker/dockerSandboxHost';
+import { launchTickets } from '../../../../infra/sandbox/launchTickets';
+import { describeSandboxHostContract, type SandboxHostFactory } from '../../../contracts/sandboxHost.contract';
+import { describeWithDocker, dockerForTests, removeScope, sandboxImageForTests, testScope } from '../../../support/dockerEngine';
+
+/**
+ * The shared SandboxHost contract against a real Docker engine (DOCKER_HOST; CI starts its own and sets
+ * DP_REQUIRE_DOCKER=1). Every probe runs inside the container through the port, exactly as on the local host;
+ * what only the machine knows (the container's processes, the host directories mounted into it) the harness reads.
+ */
+const engine = dockerForTests();
+const scope = testScope(__filename);
+
+function filesUnder(dir: string): Array<{ path: string; content: Buffer }> {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath, e.name))
+    .map((file) => ({ path: file, content: readFileSync(file) }));
+}
+
+/**
+ * One sandbox's processes seen from the host: those in its container (their cgroup names it) and the host-side
+ * ones whose command line names its directory (relays). Other suites' containers run beside it under the same
+ * uids, so the uid does not decide.
+ */
+function processesOf(containerId: string, hostDir: string): number[] {
+  const found: number[] = [];
+  for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cgroup.includes(containerId) || cmdline.includes(hostDir)) found.push(Number(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+describeWithDocker('DockerSandboxHost (contract)', engine, ({ docker, socketPath }) => {
+  const dockerHost: SandboxHostFactory = async (setup) => {
+    const image = await sandboxImageForTests(docker);
+    const host = await DockerSandboxHost.open({ docker, socketPath, image, scope, gatewayUrl: setup.gatewayUrl, egress: { testServers: () => setup.testServers } });
+    return {
+      host,
+      // What a hostile agent would walk for other processes' credentials and other sandboxes' workspaces.
+      huntDirs: (handle: SandboxHandle) => {
+        const { credentialDir, workspace } = host.inspect(handle);
+        return [path.dirname(credentialDir), credentialDir, path.dirname(workspace)];
+      },
+      traces: (handle: SandboxHandle) => {
+        const { containerId, hostDir, credentialDir, workspace } = host.inspect(handle);
+        return { paths: [hostDir, credentialDir, workspace], processes: () => processesOf(containerId, hostDir) };
+      },
+      credentialLeftovers: (handle: SandboxHandle) => {
+        const dir = host.inspect(handle).credentialDir;
+        return existsSync(dir) ? readdirSync(dir) : [];
+      },
+      workspaceFiles: async (handle: SandboxHandle) => filesUnder(handle.workspace),
+      launches: () => launchTickets.issuedCount,
+      close: async () => {
+        await host.close();
+        await removeScope(docker, scope);
+      },
+    };
+  };
+    // The engine mounts the container's /proc without hidepid (see the capability's note).
+  describeSandboxHostContract('DockerSandboxHost', dockerHost, { keptVolumes: false, ownProcessesOnly: false });
+});
