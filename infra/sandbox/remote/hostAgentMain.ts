@@ -8,8 +8,9 @@ import { HostAgent } from './hostAgent';
 
 /**
  * `npm run host-agent -- --platform <https url> --token <enrolment token> [--ca <pem>] [--state <file>]
- * [--inner local-process] [--isolation auto|off]`. The inner host is the one this machine runs sandboxes on;
- * the Docker host plugs in here as another `--inner` choice.
+ * [--inner local-process] [--isolation auto|off] [--root <dir>] [--gateway-url <url>]`. The inner host is the one
+ * this machine runs sandboxes on. `--gateway-url` is the platform's gateway as this machine reaches it (isolated
+ * sandboxes get a door to it); `--egress-test-servers host:port,...` is for tests and local demos only.
  */
 export async function main(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({
@@ -17,14 +18,21 @@ export async function main(argv: readonly string[]): Promise<number> {
     options: {
       platform: { type: 'string' }, token: { type: 'string' }, ca: { type: 'string' }, state: { type: 'string' },
       inner: { type: 'string', default: 'local-process' }, isolation: { type: 'string', default: 'auto' },
+      root: { type: 'string' }, 'gateway-url': { type: 'string' }, 'egress-test-servers': { type: 'string' },
     },
   });
   if (!values.platform) {
     console.error('usage: npm run host-agent -- --platform <https url> --token <enrolment token> [--ca <pem>] [--state <file>]');
     return 2;
   }
+  const testServers = values['egress-test-servers']?.split(',').filter(Boolean) ?? [];
   const inners: Record<string, () => Promise<SandboxHost>> = {
-    'local-process': () => LocalProcessSandboxHost.open({ isolation: values.isolation === 'off' ? 'off' : 'auto' }),
+    'local-process': () => LocalProcessSandboxHost.open({
+      isolation: values.isolation === 'off' ? 'off' : 'auto',
+      ...(values.root ? { root: values.root } : {}),
+      ...(values['gateway-url'] ? { gatewayUrl: values['gateway-url'] } : {}),
+      ...(testServers.length > 0 ? { egress: { testServers: () => testServers } } : {}),
+    }),
   };
   const makeInner = inners[values.inner ?? 'local-process'];
   if (!makeInner) {

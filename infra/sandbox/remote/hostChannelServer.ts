@@ -177,6 +177,10 @@ export class HostChannelServer {
     return [...this.connections.values()].filter((c) => c.workspaceId === workspaceId && c.live);
   }
 
+  allLiveHosts(): HostConnection[] {
+    return [...this.connections.values()].filter((c) => c.live);
+  }
+
   lastSeen(hostId: string): string | undefined {
     return this.connections.get(hostId)?.lastSeen ?? this.seen.get(hostId);
   }
