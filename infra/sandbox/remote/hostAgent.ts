@@ -6,6 +6,7 @@ import { DomainError } from '../../../domain/errors';
 import type { CommandResult, CommandSpec, OutputRedactor, ProcessCredentialDelivery, RunningCommand, SandboxHandle, SandboxHost } from '../../../domain/ports/sandboxHost';
 import { type RedactableSecret, createRedactor } from '../../../domain/redaction';
 import type { DeliveryTarget } from '../credentialDelivery';
+import { OutputStreamer } from './outputStreaming';
 import { CLOSE_REVOKED } from './hostChannelServer';
 import { CHANNEL_PATH, CREDENTIAL_DIR_PLACEHOLDER, ChannelSequence, EGRESS_PROXY_PLACEHOLDER, type WireEgressTally, type PlatformBody, type PlatformFrame, type WireCommand, type WireDelivery, platformFrame } from './protocol';
 
@@ -116,7 +117,7 @@ export class HostAgent {
           this.log(`host agent: refused a ${admitted.messageType} frame (${admitted.reason})`);
           return;
         }
-        void this.serve(admitted.frame.body, send);
+        void this.serve(admitted.frame.body, send, () => socket.bufferedAmount);
       });
       socket.on('unexpected-response', (_req, res) => reject(new Error(`the platform refused the channel (HTTP ${res.statusCode})`)));
       socket.on('error', (error) => reject(error));
@@ -128,7 +129,7 @@ export class HostAgent {
     });
   }
 
-  private async serve(body: PlatformBody, send: (body: unknown) => void): Promise<void> {
+  private async serve(body: PlatformBody, send: (body: unknown) => void, backlog: () => number): Promise<void> {
     if (body.op === 'session') return;
     const requestId = body.requestId;
     const runId = 'runId' in body ? body.runId : undefined;
@@ -146,17 +147,21 @@ export class HostAgent {
         case 'exec': {
           const sandbox = this.sandboxOf(body.sandboxId, body.runId);
           const controller = new AbortController();
-          const spec = commandSpecOf(body.command, sandbox.secrets, controller.signal);
+          const { runId: execRunId, execId } = body;
+          const streamer = body.command.streamOutput
+            ? new OutputStreamer((stream, text) => send({ kind: 'output', runId: execRunId, execId, stream, text }), backlog)
+            : undefined;
+          const spec = { ...commandSpecOf(body.command, sandbox.secrets, controller.signal), ...(streamer ? { onOutput: (stream: 'stdout' | 'stderr', text: string) => streamer.push(stream, text) } : {}) };
           if (body.mode === 'start') {
             const process = await this.options.inner.start(sandbox.handle, spec);
             this.running.set(body.execId, { runId: body.runId, stop: () => process.stop() });
-            void this.reportExit(process, sandbox.handle, body.execId, send);
+            void this.reportExit(process, sandbox.handle, body.execId, send, streamer);
             return send({ kind: 'started', requestId, runId: body.runId, execId: body.execId, pid: process.pid });
           }
           this.running.set(body.execId, { runId: body.runId, stop: async () => controller.abort() });
           const exited = this.options.inner.exec(sandbox.handle, spec);
           send({ kind: 'started', requestId, runId: body.runId, execId: body.execId, pid: -1 });
-          return void this.reportExit({ pid: -1, exited, stop: () => exited }, sandbox.handle, body.execId, send);
+          return void this.reportExit({ pid: -1, exited, stop: () => exited }, sandbox.handle, body.execId, send, streamer);
         }
         case 'stop': {
           const process = this.running.get(body.execId);
@@ -195,7 +200,7 @@ export class HostAgent {
     return sandbox;
   }
 
-  private async reportExit(process: RunningCommand, handle: SandboxHandle, execId: string, send: (body: unknown) => void): Promise<void> {
+  private async reportExit(process: RunningCommand, handle: SandboxHandle, execId: string, send: (body: unknown) => void, streamer?: OutputStreamer): Promise<void> {
     const runId = handle.runId;
     let result: CommandResult;
     try {
@@ -204,6 +209,7 @@ export class HostAgent {
       result = { exitCode: null, signal: null, stdout: '', stderr: `host agent: ${(error as Error).message.slice(0, 500)}`, truncated: false, timedOut: false, cancelled: false };
     }
     this.running.delete(execId);
+    streamer?.end();
     // The egress decisions ride with each process's end: the platform's drainEgress is synchronous.
     const egress = this.egressOf(handle);
     send({ kind: 'exited', runId, execId, result, ...(egress ? { egress } : {}) });

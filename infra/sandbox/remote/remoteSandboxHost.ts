@@ -118,10 +118,11 @@ export class RemoteSandboxHost implements SandboxHost {
       ...(command.env ? { env: { ...command.env } } : {}), ...(command.cwd ? { cwd: command.cwd } : {}),
       ...(command.handOver ? { handOver: { into: command.handOver.into } } : {}),
       ...(command.timeoutMs ? { timeoutMs: command.timeoutMs } : {}), ...(command.maxOutputBytes ? { maxOutputBytes: command.maxOutputBytes } : {}),
+      ...(command.onOutput ? { streamOutput: true } : {}),
     };
     const execId = randomUUID();
     const { connection, redactor } = sandbox;
-    const exited = connection.awaitExit(execId, handle.runId).then((body) => {
+    const exited = connection.awaitExit(execId, handle.runId, command.onOutput ? streamedOutput(redactor, command.onOutput) : undefined).then((body) => {
       if (body.kind !== 'exited') throw new DomainError('HOST.PROTOCOL', 'expected an exit', 'unavailable');
       if (body.egress) sandbox.egress = addTallies(sandbox.egress, body.egress);
       return { ...body.result, stdout: redactor.redact(body.result.stdout), stderr: redactor.redact(body.result.stderr) };
@@ -185,6 +186,25 @@ async function filesUnder(staging: string, paths: readonly string[]): Promise<st
     else if (info?.isDirectory()) found.push(...(await filesUnder(staging, (await readdir(entry)).map((name) => path.join(entry, name)))));
   }
   return found;
+}
+
+/** What the platform passes on of a host's streamed output, per process and stream (a hostile agent cannot flood past it). */
+export const MAX_STREAMED_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Redacts streamed chunks with the workspace's redactor in its stream form, so a value split across chunks is
+ * still caught. The stream is never ended: what the redactor holds back (a possible start of a value) is not
+ * passed on, and the whole output arrives, redacted as a whole, with the exit.
+ */
+function streamedOutput(redactor: OutputRedactor, onOutput: NonNullable<CommandSpec['onOutput']>): (stream: 'stdout' | 'stderr', text: string) => void {
+  const streams = { stdout: { redacting: redactor.stream(), bytes: 0 }, stderr: { redacting: redactor.stream(), bytes: 0 } };
+  return (name, text) => {
+    const stream = streams[name];
+    if (stream.bytes >= MAX_STREAMED_BYTES) return;
+    stream.bytes += Buffer.byteLength(text);
+    const safe = stream.redacting.push(text);
+    if (safe !== '') onOutput(name, safe);
+  };
 }
 
 function addTallies(a: EgressTally | undefined, b: EgressTally): EgressTally {
