@@ -3,12 +3,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { SandboxHost } from '../../../domain/ports/sandboxHost';
+import { dockerSocketPath } from '../docker/dockerEngine';
+import { DockerSandboxHost } from '../docker/dockerSandboxHost';
 import { LocalProcessSandboxHost } from '../localProcessSandboxHost';
 import { HostAgent } from './hostAgent';
 
 /**
  * `npm run host-agent -- --platform <https url> --token <enrolment token> [--ca <pem>] [--state <file>]
- * [--inner local-process] [--isolation auto|off] [--root <dir>] [--gateway-url <url>]`. The inner host is the one
+ * [--inner local-process|docker] [--isolation auto|off] [--root <dir>] [--image <sandbox image>] [--scope <label scope>]
+ * [--gateway-url <url>]`. The inner host is the one
  * this machine runs sandboxes on. `--gateway-url` is the platform's gateway as this machine reaches it (isolated
  * sandboxes get a door to it); `--egress-test-servers host:port,...` is for tests and local demos only.
  */
@@ -19,6 +22,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       platform: { type: 'string' }, token: { type: 'string' }, ca: { type: 'string' }, state: { type: 'string' },
       inner: { type: 'string', default: 'local-process' }, isolation: { type: 'string', default: 'auto' },
       root: { type: 'string' }, 'gateway-url': { type: 'string' }, 'egress-test-servers': { type: 'string' },
+      image: { type: 'string' }, scope: { type: 'string' },
     },
   });
   if (!values.platform) {
@@ -33,6 +37,17 @@ export async function main(argv: readonly string[]): Promise<number> {
       ...(values['gateway-url'] ? { gatewayUrl: values['gateway-url'] } : {}),
       ...(testServers.length > 0 ? { egress: { testServers: () => testServers } } : {}),
     }),
+    // The Docker engine at DOCKER_HOST, owned by the agent alone: the platform only ever speaks the sandbox protocol.
+    docker: () => {
+      const image = values.image ?? process.env.SANDBOX_IMAGE;
+      return DockerSandboxHost.open({
+        socketPath: dockerSocketPath(),
+        ...(image ? { image } : {}),
+        ...(values.scope ? { scope: values.scope } : {}),
+        ...(values['gateway-url'] ? { gatewayUrl: values['gateway-url'] } : {}),
+        ...(testServers.length > 0 ? { egress: { testServers: () => testServers } } : {}),
+      });
+    },
   };
   const makeInner = inners[values.inner ?? 'local-process'];
   if (!makeInner) {
