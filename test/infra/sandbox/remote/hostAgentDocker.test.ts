@@ -98,6 +98,18 @@ describeWithDocker('a host agent with the Docker host inside', engine, ({ docker
     expect(carrying.length).toBe(1);
     expect(JSON.parse(carrying[0] ?? '{}')).toMatchObject({ body: { op: 'exec' } });
 
+    // Output streams from the container through the agent while the process runs.
+    const streamed: string[] = [];
+    const running = await remote.start(handle, {
+      argv: ['sh', '-c', 'echo tick; while [ ! -e release ]; do sleep 0.05; done; echo bye'], identity: 'agent',
+      onOutput: (_stream, text) => streamed.push(text),
+    });
+    const streamDeadline = Date.now() + 60_000;
+    while (!streamed.join('').includes('tick\n') && Date.now() < streamDeadline) await new Promise((r) => setTimeout(r, 50));
+    expect(streamed.join('')).toBe('tick\n');
+    await remote.exec(handle, { argv: ['touch', 'release'], identity: 'agent' });
+    expect(await running.exited).toMatchObject({ exitCode: 0, stdout: 'tick\nbye\n' });
+
     await remote.teardown(handle);
     const deadline = Date.now() + 60_000;
     while ((await containersOfScope(docker, scope)).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));

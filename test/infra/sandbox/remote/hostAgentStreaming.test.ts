@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SandboxHandle, SandboxRequest } from '../../../../domain/ports/sandboxHost';
 import { createRedactor } from '../../../../domain/redaction';
 import { hostChannelAuthority } from '../../../../functions/hostChannelAuthority';
@@ -12,6 +12,9 @@ import { HostChannelServer } from '../../../../infra/sandbox/remote/hostChannelS
 import { STREAMED_BYTES_PER_PROCESS } from '../../../../infra/sandbox/remote/outputStreaming';
 import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandboxHost';
 import { createApiHarness } from '../../../support/apiHarness';
+
+// Starting an agent (and its inner host's isolation probe) is slow on a loaded 2-core runner.
+vi.setConfig({ hookTimeout: 180_000 });
 
 /** Output streamed over the host channel while a process runs: redacted on the platform, ordered, bounded. */
 const projectRoot = path.resolve(__dirname, '../../../..');
@@ -25,7 +28,7 @@ let agent: ChildProcess;
 let ws: string;
 const frames: string[] = [];
 
-async function until(check: () => boolean, what: string, ms = 60_000): Promise<void> {
+async function until(check: () => boolean, what: string, ms = 150_000): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -52,7 +55,7 @@ beforeAll(async () => {
     '--token', enrolmentToken, '--isolation', 'off', '--root', path.join(dir, 'sandboxes'),
   ], { stdio: ['ignore', 'ignore', 'inherit'] });
   await until(() => channel.liveHosts(ws).length === 1, 'the agent to connect');
-}, 120_000);
+}, 180_000);
 
 afterAll(async () => {
   if (agent?.exitCode === null) agent.kill('SIGKILL');

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statS
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { vi } from 'vitest';
 import type { SandboxHandle, SandboxHost, SandboxRequest } from '../../../../domain/ports/sandboxHost';
 import { hostChannelAuthority } from '../../../../functions/hostChannelAuthority';
 import { selfSignedCertificate } from '../../../../localhost/selfSignedCertificate';
@@ -12,6 +13,9 @@ import { BLOCK_SIZE } from '../../../../infra/sandbox/uidBlocks';
 import { createApiHarness } from '../../../support/apiHarness';
 import { describeSandboxHostContract, type SandboxHostFactory } from '../../../contracts/sandboxHost.contract';
 import { pidsInNamespace, pidsWithUidIn } from '../sandboxTestKit';
+
+// Starting an agent (and its inner host's isolation probe) is slow on a loaded 2-core runner.
+vi.setConfig({ hookTimeout: 180_000 });
 
 /**
  * The SandboxHost contract through the whole remote path: the platform's RemoteSandboxHost, the host channel over
