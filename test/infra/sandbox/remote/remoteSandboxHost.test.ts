@@ -230,9 +230,11 @@ describe('RemoteSandboxHost through a real host agent over wss://', () => {
     socket.send(frame(2, { kind: 'heartbeat' }, { session: 'guessed' }));
     // Claims the exit of a process of a run it was never given (the other workspace's).
     socket.send(frame(2, { kind: 'exited', runId: 'run-1', execId: 'e1', result: { exitCode: 0, signal: null, stdout: 'forged', stderr: '', truncated: false, timedOut: false, cancelled: false } }));
+    // Streams output into a process of that run: refused the same way (nothing reaches an onOutput).
+    socket.send(frame(3, { kind: 'output', runId: 'run-1', execId: 'e1', stream: 'stdout', text: 'forged output' }));
     socket.send('{not json');
-    await until(async () => (await refusalsOf(otherWs, mallory.hostId)).length >= 7, 'the refusals to be recorded');
-    expect((await refusalsOf(otherWs, mallory.hostId)).sort()).toEqual(['foreign-host', 'foreign-run', 'foreign-session', 'foreign-workspace', 'malformed', 'out-of-order', 'replayed']);
+    await until(async () => (await refusalsOf(otherWs, mallory.hostId)).length >= 8, 'the refusals to be recorded');
+    expect((await refusalsOf(otherWs, mallory.hostId)).sort()).toEqual(['foreign-host', 'foreign-run', 'foreign-run', 'foreign-session', 'foreign-workspace', 'malformed', 'out-of-order', 'replayed']);
     // Nothing was recorded on the host it pretended to be.
     expect(await refusalsOf(ws, hostId)).toEqual([]);
     socket.close();
