@@ -49,6 +49,10 @@ export class HostAgent {
   /** Runs until revoked (resolves 'revoked') or stopped. Reconnects after any other disconnect. */
   async run(): Promise<'revoked' | 'stopped'> {
     const credential = await this.credential();
+    // What an earlier agent process left (killed outright) is nobody's now: the platform failed those runs with
+    // HOST.GONE when its channel dropped, and a new channel never names them again.
+    const removed = await this.options.inner.removeOrphans?.(async () => true).catch(() => 0);
+    if (removed) this.log(`host agent: removed ${removed} sandbox(es) an earlier agent left`);
     while (!this.stopped) {
       const outcome = await this.connectOnce(credential).catch((error: unknown) => {
         this.log(`host agent: channel failed: ${(error as Error).message}`);

@@ -43,7 +43,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return DockerSandboxHost.open({
         socketPath: dockerSocketPath(),
         ...(image ? { image } : {}),
-        ...(values.scope ? { scope: values.scope } : {}),
+        // Its own label scope: at start the agent removes its scope's containers it does not know (an earlier agent's).
+        scope: values.scope ?? 'host-agent',
         ...(values['gateway-url'] ? { gatewayUrl: values['gateway-url'] } : {}),
         ...(testServers.length > 0 ? { egress: { testServers: () => testServers } } : {}),
       });

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { WebSocket } from 'ws';
@@ -196,9 +196,13 @@ describe('RemoteSandboxHost through a real host agent over wss://', () => {
     agent.kill('SIGKILL');
     await expect(sleeping).rejects.toMatchObject({ code: 'HOST.GONE', message: /disconnected/ });
     await remote.teardown(handle);
+    // Killed outright, the agent could not tear its sandbox down: the next agent process removes it as it starts.
+    const leftover = path.dirname(handle.workspace);
+    expect(existsSync(leftover)).toBe(true);
     const before = (JSON.parse(readFileSync(state, 'utf8')) as { credential: string }).credential;
     startAgent({ state });
     await until(() => channel.liveHosts(ws).length === 1, 'the restarted agent');
+    expect(existsSync(leftover)).toBe(false);
     // It rotated its credential as it started: the copy on disk before the restart is dead.
     expect((JSON.parse(readFileSync(state, 'utf8')) as { credential: string }).credential).not.toBe(before);
     await expect(hostChannelAuthority(h.deps).authenticate(before)).rejects.toMatchObject({ code: 'HOST.CREDENTIAL_INVALID' });
