@@ -108,6 +108,11 @@ export interface CommandSpec {
   /** Per stream, counted after redaction. */
   readonly maxOutputBytes?: number;
   readonly signal?: CancelSignal;
+  /**
+   * Output as it arrives, already redacted (the result still carries all of it at exit). Best effort and
+   * bounded: a host may coalesce chunks, and stops calling once a stream passes its limit.
+   */
+  readonly onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
 }
 
 export interface CommandResult {

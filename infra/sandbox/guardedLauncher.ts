@@ -38,6 +38,8 @@ export interface LaunchRequest {
   readonly signal?: CancelSignal;
   /** Redacted stdout as it arrives (for readiness lines, transcripts). */
   readonly onStdout?: (text: string) => void;
+  /** Redacted stderr as it arrives. */
+  readonly onStderr?: (text: string) => void;
   /** Kill what is left of the process group when the main process exits. Default true. */
   readonly reapGroupOnExit?: boolean;
 }
@@ -170,7 +172,7 @@ export class GuardedLauncher {
     const child = childProcess.spawn(file, args, { cwd: request.cwd, env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
     const limit = request.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
     const out = new OutputCollector(request.redactor, limit, request.onStdout);
-    const err = new OutputCollector(request.redactor, limit);
+    const err = new OutputCollector(request.redactor, limit, request.onStderr);
     let timedOut = false;
     let cancelled = false;
 

@@ -61,6 +61,12 @@ export interface SandboxHostHarness {
   workspaceFiles(handle: SandboxHandle): Promise<ReadonlyArray<{ readonly path: string; readonly content: Buffer }>>;
   /** Launches the host's guarded launcher has ticketed so far: a refused launch adds none. */
   launches(): number;
+  /**
+   * Where the sandbox's machine keeps its copy of a file a delivery prepared, while the copy exists. A host that
+   * prepares deliveries on its own machine leaves this out (the prepared file is the copy); a host that prepares
+   * them on the platform and ships them inside the exec (RemoteSandboxHost) maps the staging path to the agent's.
+   */
+  hostCopyOf?(preparedPath: string): string;
   /** Removes a kept volume the suite created (hosts with kept volumes only). */
   removeVolume?(name: string): Promise<void>;
   close(): Promise<void>;
@@ -174,6 +180,7 @@ export function describeSandboxHostContract(name: string, factory: SandboxHostFa
     let gatewayUrl = '';
     const live = new Set<SandboxHandle>();
     const isolated = (): boolean => host.capabilities.isolated;
+    const onHost = (prepared: string): string => harness.hostCopyOf?.(prepared) ?? prepared;
 
     const aSandbox = async (overrides: Partial<SandboxRequest> = {}): Promise<SandboxHandle> => {
       const handle = await host.create({ runId: 'contract', files: { 'agent.js': 'console.log("agent")' }, redactor, guard, ...overrides });
@@ -294,6 +301,7 @@ let stdin='';try{stdin=fs.readFileSync(0,'utf8')}catch{};console.log(JSON.string
         const sandbox = await aSandbox();
         const request: CredentialRequest = { secretName: 'STDIN_KEY', value: secrets.STDIN_KEY, ...use };
         const delivered: CredentialDelivery[] = [];
+        let heldOnHost: string[] = [];
         try {
           const holder = await host.start(sandbox, {
             argv: [node, '-e', HOLD, from],
@@ -308,7 +316,9 @@ let stdin='';try{stdin=fs.readFileSync(0,'utf8')}catch{};console.log(JSON.string
           expect(held.hash).toBe(sha256(secrets.STDIN_KEY));
           if (from === 'file') {
             expect(held.file).not.toBeNull();
-            for (const p of delivered.flatMap((d) => d.paths)) expect(statSync(p).mode & 0o777).toBe(0o600);
+            heldOnHost = delivered.flatMap((d) => d.paths).map(onHost);
+            for (const p of heldOnHost) expect(statSync(p).mode & 0o777).toBe(0o600);
+            if (isolated()) for (const p of heldOnHost) expect(statSync(p).uid, p).not.toBe(0);
           }
           for (const identity of ['agent', 'credential'] as const) {
             const look = await host.exec(sandbox, { argv: [node, '-e', LOOK, String(held.file)], identity });
@@ -321,7 +331,7 @@ let stdin='';try{stdin=fs.readFileSync(0,'utf8')}catch{};console.log(JSON.string
           }
           await host.exec(sandbox, { argv: [node, '-e', 'require("fs").writeFileSync("release","go")'], identity: 'agent' });
           expect((await holder.exited).exitCode).toBe(0);
-          for (const p of delivered.flatMap((d) => d.paths)) expect(existsSync(p), p).toBe(false);
+          for (const p of [...delivered.flatMap((d) => d.paths), ...heldOnHost]) expect(existsSync(p), p).toBe(false);
           if (held.file !== null) expect((await readInside(sandbox, [held.file]))[held.file]).toBe('ENOENT');
           expect(harness.credentialLeftovers(sandbox)).toEqual([]);
         } finally {
@@ -407,7 +417,9 @@ let stdin='';try{stdin=fs.readFileSync(0,'utf8')}catch{};console.log(JSON.string
           expect(seen.length).toBe(5); // two git deliveries of two files each (token, helper), one npm config
           for (const d of seen) {
             expect([0o600, 0o700]).toContain(d.mode);
-            if (sandbox.isolated) {
+            // A shipped delivery's prepared copy is the platform's staging file: its owner on the host is the agent's
+            // to give (the file and hostile cases check the host's copy).
+            if (sandbox.isolated && !harness.hostCopyOf) {
               expect(d.uid).toBe(d.targetUid);
               expect(d.uid).not.toBe(agentUid);
               expect(d.uid).not.toBe(0);
@@ -464,14 +476,16 @@ print join(",", map { "$_=$r{$_}" } sort keys %r), "\n";`;
             },
           });
           expect(await waitInside(sandbox, 'op.ready')).toBe('has-credential');
+          const opOnHost = opFiles.map(onHost);
+          const opDirOnHost = opOnHost[0] === undefined ? opDir : path.dirname(opOnHost[0]);
 
           const hunt = await host.exec(sandbox, {
             argv: [
               node,
               'hunt.js',
               JSON.stringify({
-                files: [...opFiles, path.join(opDir, '.npmrc'), path.join(opDir, '.gitconfig')],
-                dirs: [...harness.huntDirs(sandbox), opDir, ...harness.huntDirs(neighbour), neighbour.workspace],
+                files: [...opOnHost, path.join(opDirOnHost, '.npmrc'), path.join(opDirOnHost, '.gitconfig')],
+                dirs: [...harness.huntDirs(sandbox), opDirOnHost, ...harness.huntDirs(neighbour), neighbour.workspace],
                 lootFile: 'loot.txt',
                 raceAttempts: 300,
                 // Without isolation the hunt would read every process's pipes on the machine (the test runner's too).
@@ -486,7 +500,7 @@ print join(",", map { "$_=$r{$_}" } sort keys %r), "\n";`;
           const stats = JSON.parse(hunt.stdout) as { reads: number; raceAttempts: number; raceOpened: number; pidsSeen: number[] };
           // The credential files existed for the whole hunt: the race really raced.
           expect(opFiles.length).toBe(2);
-          for (const file of opFiles) expect(existsSync(file)).toBe(true);
+          for (const file of opOnHost) expect(existsSync(file), file).toBe(true);
 
           // The loot is read on the host side of the port: through `exec` it would pass the redactor.
           const mcpPid = (await readInside(sandbox, ['mcp.pid']))['mcp.pid'];
@@ -519,7 +533,7 @@ print join(",", map { "$_=$r{$_}" } sort keys %r), "\n";`;
 
           await host.exec(sandbox, { argv: [node, '-e', 'require("fs").writeFileSync("release","go")'], identity: 'agent' });
           expect((await op.exited).exitCode).toBe(0);
-          for (const file of opFiles) expect(existsSync(file)).toBe(false);
+          for (const file of [...opFiles, ...opOnHost]) expect(existsSync(file)).toBe(false);
           await mcp.stop();
           await other.stop();
         } finally {

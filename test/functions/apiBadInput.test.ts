@@ -9,6 +9,8 @@ const ALLOWED = new Set([400, 401, 403, 404, 409, 413, 415, 422]);
 let h: ApiHarness;
 let owner: string;
 let ws: string;
+/** An enrolled host of the workspace: `HOSTID` in a fuzzed segment names it, so revoke meets a real host too. */
+let hostId: string;
 
 beforeAll(async () => {
   h = await createApiHarness();
@@ -16,6 +18,9 @@ beforeAll(async () => {
   ws = ((await h.call('POST', '/api/workspaces', { token: owner, body: { name: 'Fuzz' } })).json as { id: string }).id;
   expect((await h.call('PUT', `/api/workspaces/${ws}/secrets/CANARY`, { token: owner, body: { value: SECRET } })).status).toBe(201);
   expect((await h.call('PUT', `/api/workspaces/${ws}/secrets/PROBE`, { token: owner, body: { value: 'probe-value-for-fuzzed-calls' } })).status).toBe(201);
+  const enrolled = await h.call('POST', `/api/workspaces/${ws}/hosts`, { token: owner, body: { name: 'fuzz-box' } });
+  expect(enrolled.status).toBe(201);
+  hostId = (enrolled.json as { hostId: string }).hostId;
 });
 
 async function meaningfulRecords(): Promise<number> {
@@ -25,7 +30,7 @@ async function meaningfulRecords(): Promise<number> {
 
 const segment = fc.oneof(
   // PROBE is a real secret the fuzz may legitimately overwrite or delete; CANARY is never named, so it must survive.
-  fc.constantFrom('..', '../..', '%2e%2e', 'PROBE', 'lower', '1BAD', 'A'.repeat(200), '', ' ', 'ÿ', '😀', '%00', 'a\r\nX-Injected: 1', 'NPM-TOKEN'),
+  fc.constantFrom('..', '../..', '%2e%2e', 'PROBE', 'HOSTID', 'lower', '1BAD', 'A'.repeat(200), '', ' ', 'ÿ', '😀', '%00', 'a\r\nX-Injected: 1', 'NPM-TOKEN'),
   fc.string({ maxLength: 40 }),
   fc.string({ unit: 'grapheme', maxLength: 20 }),
 );
@@ -35,6 +40,7 @@ const body = fc.oneof(
   fc.constantFrom('{', '{"value":', 'null', '[]', '"str"', '{"value":12345678}', '{"value":"short"}', '{"role":"admin"}', '{"name":""}',
     `{"value":"${'x'.repeat(30_000)}"}`, '{"value":"ok-value-123","extra":true}', '{"allowedHosts":["http://evil/"],"value":"ok-value-123"}',
     '{"subject":"s","audience":"a","uses":{"identity":"everyone"}}', '{"subject":"has space","audience":"a","uses":{"identity":"members"}}',
+    '{"name":"box","token":"x"}', `{"name":"${'h'.repeat(64)}"}`, '{"name":"a\\u0000b"}', '{"name":123}',
     '\uFEFF{"value":"ok-value-123"}', '{"value":"\\ud800abcdefgh"}', '{"__proto__":{"x":1},"value":"ok-value-123"}'),
   fc.json({ maxDepth: 3 }),
   fc.string({ maxLength: 200 }),
@@ -44,7 +50,7 @@ const contentType = fc.constantFrom('application/json', 'text/plain', 'applicati
 const auth = fc.constantFrom('owner', 'none', 'garbage', 'Basic abc', 'Bearer a.b.c');
 
 const calls = fc.record({
-  kind: fc.constantFrom('createWs', 'getWs', 'setMember', 'removeMember', 'setSecret', 'listSecrets', 'deleteSecret', 'defineIdentity', 'listIdentities', 'deleteIdentity', 'audit', 'verify'),
+  kind: fc.constantFrom('createWs', 'getWs', 'setMember', 'removeMember', 'setSecret', 'listSecrets', 'deleteSecret', 'defineIdentity', 'listIdentities', 'deleteIdentity', 'audit', 'verify', 'enrolHost', 'listHosts', 'revokeHost'),
   ws: fc.oneof(fc.constant('WS'), segment),
   name: segment,
   query: fc.constantFrom('', '?after=-1', '?limit=0', '?limit=abc', '?after=1e99', '?limit=1&limit=2', '?x=1'),
@@ -66,6 +72,9 @@ const routes: Record<string, { method: string; path: (ws: string, name: string) 
   deleteIdentity: { method: 'DELETE', path: (w, n) => `/api/workspaces/${w}/identities/${n}` },
   audit: { method: 'GET', path: (w) => `/api/workspaces/${w}/audit` },
   verify: { method: 'GET', path: (w) => `/api/workspaces/${w}/audit/verify` },
+  enrolHost: { method: 'POST', path: (w) => `/api/workspaces/${w}/hosts` },
+  listHosts: { method: 'GET', path: (w) => `/api/workspaces/${w}/hosts` },
+  revokeHost: { method: 'DELETE', path: (w, n) => `/api/workspaces/${w}/hosts/${n}` },
 };
 
 describe('bad input over every route', () => {
@@ -75,7 +84,7 @@ describe('bad input over every route', () => {
       fc.asyncProperty(calls, async (c) => {
         const route = routes[c.kind]!;
         const wsSegment = c.ws === 'WS' ? ws : encodeURIComponent(c.ws);
-        const path = route.path(wsSegment, encodeURIComponent(c.name)) + (c.kind === 'audit' ? c.query : '');
+        const path = route.path(wsSegment, c.name === 'HOSTID' ? hostId : encodeURIComponent(c.name)) + (c.kind === 'audit' ? c.query : '');
         const headers: Record<string, string> = {};
         if (c.contentType) headers['content-type'] = c.contentType;
         if (c.auth === 'owner') headers.authorization = `Bearer ${owner}`;

@@ -421,6 +421,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
         ...(command.timeoutMs !== undefined ? { timeoutMs: command.timeoutMs } : {}),
         ...(command.maxOutputBytes !== undefined ? { maxOutputBytes: command.maxOutputBytes } : {}),
         ...(command.signal ? { signal: command.signal } : {}),
+        ...(command.onOutput ? { onStdout: (text: string) => command.onOutput?.('stdout', text), onStderr: (text: string) => command.onOutput?.('stderr', text) } : {}),
       })
       .catch(async (error: unknown) => {
         await rm(processDir, { recursive: true, force: true });

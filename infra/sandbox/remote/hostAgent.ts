@@ -3,10 +3,12 @@ import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WebSocket } from 'ws';
 import { DomainError } from '../../../domain/errors';
-import type { CommandResult, CommandSpec, OutputRedactor, ProcessCredentialDelivery, ProcessCredentialTarget, RunningCommand, SandboxHandle, SandboxHost } from '../../../domain/ports/sandboxHost';
+import type { CommandResult, CommandSpec, OutputRedactor, ProcessCredentialDelivery, RunningCommand, SandboxHandle, SandboxHost } from '../../../domain/ports/sandboxHost';
 import { type RedactableSecret, createRedactor } from '../../../domain/redaction';
+import type { DeliveryTarget } from '../credentialDelivery';
+import { OutputStreamer } from './outputStreaming';
 import { CLOSE_REVOKED } from './hostChannelServer';
-import { CHANNEL_PATH, CREDENTIAL_DIR_PLACEHOLDER, ChannelSequence, type PlatformBody, type PlatformFrame, type WireCommand, type WireDelivery, platformFrame } from './protocol';
+import { CHANNEL_PATH, CREDENTIAL_DIR_PLACEHOLDER, ChannelSequence, EGRESS_PROXY_PLACEHOLDER, type WireEgressTally, type PlatformBody, type PlatformFrame, type WireCommand, type WireDelivery, platformFrame } from './protocol';
 
 export interface HostAgentOptions {
   /** The platform's host endpoint, `https://…` only: the channel is `wss://` on the same origin. */
@@ -29,6 +31,8 @@ export interface HostAgentOptions {
 /** What the agent needs of its channel's socket: a `ws` WebSocket, or anything shaped like one. */
 export interface AgentChannelSocket {
   readonly readyState: number;
+  /** Bytes queued but not yet sent: the agent stops streaming output when this backs up. */
+  readonly bufferedAmount: number;
   send(raw: string): void;
   close(code?: number, reason?: string): void;
   on(event: 'message', listener: (data: unknown) => void): unknown;
@@ -62,6 +66,10 @@ export class HostAgent {
   /** Runs until revoked (resolves 'revoked') or stopped. Reconnects after any other disconnect. */
   async run(): Promise<'revoked' | 'stopped'> {
     const credential = await this.credential();
+    // What an earlier agent process left (killed outright) is nobody's now: the platform failed those runs with
+    // HOST.GONE when its channel dropped, and a new channel never names them again.
+    const removed = await this.options.inner.removeOrphans?.(async () => true).catch(() => 0);
+    if (removed) this.log(`host agent: removed ${removed} sandbox(es) an earlier agent left`);
     while (!this.stopped) {
       const outcome = await this.connectOnce(credential).catch((error: unknown) => {
         this.log(`host agent: channel failed: ${(error as Error).message}`);
@@ -133,7 +141,7 @@ export class HostAgent {
           this.log(`host agent: refused a ${admitted.messageType} frame (${admitted.reason})`);
           return;
         }
-        void this.serve(admitted.frame.body, send);
+        void this.serve(admitted.frame.body, send, () => socket.bufferedAmount);
       });
       socket.on('unexpected-response', (_req, res) => reject(new Error(`the platform refused the channel (HTTP ${res.statusCode})`)));
       socket.on('error', (error) => reject(error));
@@ -145,7 +153,7 @@ export class HostAgent {
     });
   }
 
-  private async serve(body: PlatformBody, send: (body: unknown) => void): Promise<void> {
+  private async serve(body: PlatformBody, send: (body: unknown) => void, backlog: () => number): Promise<void> {
     if (body.op === 'session') return;
     const requestId = body.requestId;
     const runId = 'runId' in body ? body.runId : undefined;
@@ -163,17 +171,21 @@ export class HostAgent {
         case 'exec': {
           const sandbox = this.sandboxOf(body.sandboxId, body.runId);
           const controller = new AbortController();
-          const spec = commandSpecOf(body.command, sandbox.secrets, controller.signal);
+          const { runId: execRunId, execId } = body;
+          const streamer = body.command.streamOutput
+            ? new OutputStreamer((stream, text) => send({ kind: 'output', runId: execRunId, execId, stream, text }), backlog)
+            : undefined;
+          const spec = { ...commandSpecOf(body.command, sandbox.secrets, controller.signal), ...(streamer ? { onOutput: (stream: 'stdout' | 'stderr', text: string) => streamer.push(stream, text) } : {}) };
           if (body.mode === 'start') {
             const process = await this.options.inner.start(sandbox.handle, spec);
             this.running.set(body.execId, { runId: body.runId, stop: () => process.stop() });
-            void this.reportExit(process, body.runId, body.execId, send);
+            void this.reportExit(process, sandbox.handle, body.execId, send, streamer);
             return send({ kind: 'started', requestId, runId: body.runId, execId: body.execId, pid: process.pid });
           }
           this.running.set(body.execId, { runId: body.runId, stop: async () => controller.abort() });
           const exited = this.options.inner.exec(sandbox.handle, spec);
           send({ kind: 'started', requestId, runId: body.runId, execId: body.execId, pid: -1 });
-          return void this.reportExit({ pid: -1, exited, stop: () => exited }, body.runId, body.execId, send);
+          return void this.reportExit({ pid: -1, exited, stop: () => exited }, sandbox.handle, body.execId, send, streamer);
         }
         case 'stop': {
           const process = this.running.get(body.execId);
@@ -212,7 +224,8 @@ export class HostAgent {
     return sandbox;
   }
 
-  private async reportExit(process: RunningCommand, runId: string, execId: string, send: (body: unknown) => void): Promise<void> {
+  private async reportExit(process: RunningCommand, handle: SandboxHandle, execId: string, send: (body: unknown) => void, streamer?: OutputStreamer): Promise<void> {
+    const runId = handle.runId;
     let result: CommandResult;
     try {
       result = await process.exited;
@@ -220,7 +233,19 @@ export class HostAgent {
       result = { exitCode: null, signal: null, stdout: '', stderr: `host agent: ${(error as Error).message.slice(0, 500)}`, truncated: false, timedOut: false, cancelled: false };
     }
     this.running.delete(execId);
-    send({ kind: 'exited', runId, execId, result });
+    streamer?.end();
+    // The egress decisions ride with each process's end: the platform's drainEgress is synchronous.
+    const egress = this.egressOf(handle);
+    send({ kind: 'exited', runId, execId, result, ...(egress ? { egress } : {}) });
+  }
+
+  private egressOf(handle: SandboxHandle): WireEgressTally | undefined {
+    try {
+      const tally = this.options.inner.drainEgress(handle);
+      return tally ? { allowed: tally.allowed, refused: tally.refused, refusals: tally.refusals.slice(0, 100).map((r) => ({ host: r.host.slice(0, 260), port: r.port, reason: r.reason.slice(0, 256) })) } : undefined;
+    } catch {
+      return undefined; // torn down meanwhile
+    }
   }
 
   private async teardownAll(): Promise<void> {
@@ -247,7 +272,7 @@ function commandSpecOf(command: WireCommand, secrets: RedactableSecret[], signal
     argv: command.argv, identity: command.identity, signal,
     ...(command.env ? { env: command.env } : {}), ...(command.cwd ? { cwd: command.cwd } : {}), ...(command.handOver ? { handOver: command.handOver } : {}),
     ...(command.timeoutMs ? { timeoutMs: command.timeoutMs } : {}), ...(command.maxOutputBytes ? { maxOutputBytes: command.maxOutputBytes } : {}),
-    ...(command.deliveries.length > 0 ? { credentials: (target: ProcessCredentialTarget) => Promise.all(command.deliveries.map((d) => materialise(d, target))) } : {}),
+    ...(command.deliveries.length > 0 ? { credentials: (target: DeliveryTarget) => Promise.all(command.deliveries.map((d) => materialise(d, target))) } : {}),
   };
 }
 
@@ -257,14 +282,14 @@ function valuesOf(delivery: WireDelivery): RedactableSecret[] {
   return texts.filter((t) => Buffer.byteLength(t) >= 8 && !t.includes(CREDENTIAL_DIR_PLACEHOLDER)).map((value) => ({ name: 'DELIVERED', value }));
 }
 
-async function materialise(delivery: WireDelivery, target: ProcessCredentialTarget): Promise<ProcessCredentialDelivery> {
-  const swap = (text: string): string => text.split(CREDENTIAL_DIR_PLACEHOLDER).join(target.credentialDir);
+async function materialise(delivery: WireDelivery, target: DeliveryTarget): Promise<ProcessCredentialDelivery> {
+  const swap = (text: string): string => text.split(CREDENTIAL_DIR_PLACEHOLDER).join(target.credentialDir).split(EGRESS_PROXY_PLACEHOLDER).join(target.egressProxy ?? '');
   const paths: string[] = [];
   for (const file of delivery.files) {
     const destination = path.join(target.credentialDir, file.path);
     if (!destination.startsWith(target.credentialDir + path.sep)) throw new DomainError('HOST.BAD_DELIVERY', 'a delivery file escapes its directory', 'invalid');
     await mkdir(path.dirname(destination), { recursive: true, mode: 0o700 });
-    await writeFile(destination, Buffer.from(file.base64, 'base64'), { mode: file.mode });
+    await writeFile(destination, Buffer.from(swap(Buffer.from(file.base64, 'base64').toString('latin1')), 'latin1'), { mode: file.mode });
     if (target.uid !== undefined) await chown(destination, target.uid, target.gid ?? target.uid);
     paths.push(destination);
   }

@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { SandboxHost } from '../../../domain/ports/sandboxHost';
+import { dockerSocketPath } from '../docker/dockerEngine';
+import { DockerSandboxHost } from '../docker/dockerSandboxHost';
 import { LocalProcessSandboxHost } from '../localProcessSandboxHost';
 import { HostAgent } from './hostAgent';
 import { WebPubSubClientSocket } from './webPubSubClientSocket';
@@ -10,8 +12,10 @@ import { ManagedIdentityCredential } from '@azure/identity';
 
 /**
  * `npm run host-agent -- --platform <https url> --token <enrolment token> [--ca <pem>] [--state <file>]
- * [--inner local-process] [--isolation auto|off] [--channel direct|web-pubsub] [--managed-identity <app audience>]`. The inner host is the one this machine runs sandboxes on;
- * the Docker host plugs in here as another `--inner` choice.
+ * [--inner local-process|docker] [--isolation auto|off] [--channel direct|web-pubsub] [--managed-identity <app audience>]
+ * [--root <dir>] [--image <sandbox image>] [--scope <label scope>] [--gateway-url <url>]`. The inner host is the one
+ * this machine runs sandboxes on. `--gateway-url` is the platform's gateway as this machine reaches it (isolated
+ * sandboxes get a door to it); `--egress-test-servers host:port,...` is for tests and local demos only.
  */
 export async function main(argv: readonly string[]): Promise<number> {
   const { values } = parseArgs({
@@ -20,14 +24,34 @@ export async function main(argv: readonly string[]): Promise<number> {
       platform: { type: 'string' }, token: { type: 'string' }, ca: { type: 'string' }, state: { type: 'string' },
       inner: { type: 'string', default: 'local-process' }, isolation: { type: 'string', default: 'auto' },
       channel: { type: 'string', default: 'direct' }, 'managed-identity': { type: 'string' },
+      root: { type: 'string' }, 'gateway-url': { type: 'string' }, 'egress-test-servers': { type: 'string' },
+      image: { type: 'string' }, scope: { type: 'string' },
     },
   });
   if (!values.platform) {
     console.error('usage: npm run host-agent -- --platform <https url> --token <enrolment token> [--ca <pem>] [--state <file>]');
     return 2;
   }
+  const testServers = values['egress-test-servers']?.split(',').filter(Boolean) ?? [];
   const inners: Record<string, () => Promise<SandboxHost>> = {
-    'local-process': () => LocalProcessSandboxHost.open({ isolation: values.isolation === 'off' ? 'off' : 'auto' }),
+    'local-process': () => LocalProcessSandboxHost.open({
+      isolation: values.isolation === 'off' ? 'off' : 'auto',
+      ...(values.root ? { root: values.root } : {}),
+      ...(values['gateway-url'] ? { gatewayUrl: values['gateway-url'] } : {}),
+      ...(testServers.length > 0 ? { egress: { testServers: () => testServers } } : {}),
+    }),
+    // The Docker engine at DOCKER_HOST, owned by the agent alone: the platform only ever speaks the sandbox protocol.
+    docker: () => {
+      const image = values.image ?? process.env.SANDBOX_IMAGE;
+      return DockerSandboxHost.open({
+        socketPath: dockerSocketPath(),
+        ...(image ? { image } : {}),
+        // Its own label scope: at start the agent removes its scope's containers it does not know (an earlier agent's).
+        scope: values.scope ?? 'host-agent',
+        ...(values['gateway-url'] ? { gatewayUrl: values['gateway-url'] } : {}),
+        ...(testServers.length > 0 ? { egress: { testServers: () => testServers } } : {}),
+      });
+    },
   };
   const makeInner = inners[values.inner ?? 'local-process'];
   if (!makeInner) {

@@ -30,6 +30,7 @@ export class HostGoneError extends DomainError {
 export const CLOSE_REVOKED = 4401;
 
 type Waiter = { resolve(body: AgentBody): void; reject(error: Error): void };
+type OutputListener = (stream: 'stdout' | 'stderr', text: string) => void;
 
 /** What a connection needs of its socket: a `ws` WebSocket locally, a Web PubSub connection in Azure (webPubSubHostChannel.ts). */
 export interface ChannelSocket {
@@ -42,6 +43,8 @@ export interface ChannelSocket {
 /** Where the remote host finds a pool's live hosts: the local channel server, or the Web PubSub channel. */
 export interface HostDirectory {
   liveHosts(workspaceId: string): HostConnection[];
+  /** Every live connection this instance holds, whoever owns it (what the host's capabilities summarise). */
+  allLiveHosts(): HostConnection[];
 }
 
 /** One authenticated agent's channel: requests by id, process exits by exec id, runs it was given. */
@@ -51,7 +54,7 @@ export class HostConnection {
   lastSeen = new Date().toISOString();
   sandboxes = 0;
   private readonly waiting = new Map<string, Waiter>();
-  private readonly exits = new Map<string, { runId: string; waiter: Waiter }>();
+  private readonly exits = new Map<string, { runId: string; waiter: Waiter; onOutput?: OutputListener }>();
   private readonly runs = new Set<string>();
   private goneReason: string | undefined;
   private readonly ready: Promise<void>;
@@ -98,9 +101,9 @@ export class HostConnection {
   }
 
   /** Resolves with the `exited` frame of an exec (registered before the exec is sent, so none is missed). */
-  awaitExit(execId: string, runId: string): Promise<AgentBody> {
+  awaitExit(execId: string, runId: string, onOutput?: OutputListener): Promise<AgentBody> {
     if (this.goneReason !== undefined) return Promise.reject(new HostGoneError(this.goneReason));
-    return new Promise((resolve, reject) => this.exits.set(execId, { runId, waiter: { resolve, reject } }));
+    return new Promise((resolve, reject) => this.exits.set(execId, { runId, waiter: { resolve, reject }, ...(onOutput ? { onOutput } : {}) }));
   }
 
   cutOff(reason: string, code = 1000): void {
@@ -129,6 +132,11 @@ export class HostConnection {
       return;
     }
     if (body.kind === 'heartbeat') return;
+    if (body.kind === 'output') {
+      const running = this.exits.get(body.execId);
+      if (!running || running.runId !== body.runId) return this.onRefused({ reason: 'foreign-run', messageType: body.kind, runId: body.runId });
+      return running.onOutput?.(body.stream, body.text);
+    }
     if (body.kind === 'exited') {
       const exit = this.exits.get(body.execId);
       if (!exit || exit.runId !== body.runId) return this.onRefused({ reason: 'foreign-run', messageType: body.kind, runId: body.runId });
@@ -188,6 +196,10 @@ export class HostChannelServer implements HostDirectory {
   /** Live, ready connections of a pool's owner (a workspace, or the platform partition for the managed pool). */
   liveHosts(workspaceId: string): HostConnection[] {
     return [...this.connections.values()].filter((c) => c.workspaceId === workspaceId && c.live);
+  }
+
+  allLiveHosts(): HostConnection[] {
+    return [...this.connections.values()].filter((c) => c.live);
   }
 
   lastSeen(hostId: string): string | undefined {

@@ -12,6 +12,10 @@ export const PROTOCOL_VERSION = 1;
 export const CHANNEL_PATH = '/api/hosts/channel';
 /** The one place a credential directory's path appears in a delivery: the agent puts its own in. */
 export const CREDENTIAL_DIR_PLACEHOLDER = '@@DP_CREDENTIAL_DIR@@';
+/** The same for the sandbox's egress proxy (git's `http.proxy`): the agent puts in its process's, or nothing. */
+/** The largest output chunk a frame carries (characters); the agent coalesces below it. */
+export const OUTPUT_CHUNK_CHARS = 16 * 1024;
+export const EGRESS_PROXY_PLACEHOLDER = '@@DP_EGRESS_PROXY@@';
 
 const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/);
 const stringMap = z.record(z.string().max(256), z.string().max(64 * 1024));
@@ -42,6 +46,8 @@ export const wireCommand = z.strictObject({
   handOver: z.strictObject({ into: z.string().max(1024) }).optional(),
   timeoutMs: z.number().int().positive().optional(),
   maxOutputBytes: z.number().int().positive().optional(),
+  /** Stream output frames while it runs (the exit still carries all of it). */
+  streamOutput: z.boolean().optional(),
   deliveries: z.array(wireDelivery).max(16),
 });
 export type WireCommand = z.infer<typeof wireCommand>;
@@ -70,12 +76,22 @@ export const wireResult = z.strictObject({
   cancelled: z.boolean(),
 });
 
+/** What the sandbox's egress proxy decided since the previous tally (reported with each process's end). */
+const egressTally = z.strictObject({
+  allowed: z.number().int().min(0),
+  refused: z.number().int().min(0),
+  refusals: z.array(z.strictObject({ host: z.string().max(260), port: z.number().int(), reason: z.string().max(256) })).max(100),
+});
+export type WireEgressTally = z.infer<typeof egressTally>;
+
 export const agentBody = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('ready'), capabilities: z.strictObject({ isolated: z.boolean(), reason: z.string().max(1024).optional() }) }),
   z.strictObject({ kind: z.literal('created'), requestId: id, runId: id, sandboxId: id, workspace: z.string().max(1024), isolated: z.boolean() }),
   z.strictObject({ kind: z.literal('started'), requestId: id, runId: id, execId: id, pid: z.number().int() }),
   /** An exec's or a started process's end; its output already redacted by the agent of what it delivered, and again by the platform. */
-  z.strictObject({ kind: z.literal('exited'), runId: id, execId: id, result: wireResult }),
+  z.strictObject({ kind: z.literal('exited'), runId: id, execId: id, result: wireResult, egress: egressTally.optional() }),
+  /** A chunk of a running process's output, redacted by the agent of what it delivered; the platform redacts it again before anyone sees it. */
+  z.strictObject({ kind: z.literal('output'), runId: id, execId: id, stream: z.enum(['stdout', 'stderr']), text: z.string().max(OUTPUT_CHUNK_CHARS) }),
   z.strictObject({ kind: z.literal('done'), requestId: id, runId: id.optional() }),
   z.strictObject({ kind: z.literal('listed'), requestId: id, sandboxes: z.array(z.strictObject({ sandboxId: id, runId: id })) }),
   z.strictObject({ kind: z.literal('failed'), requestId: id, runId: id.optional(), code: z.string().max(128), message: z.string().max(2048) }),

@@ -5,20 +5,23 @@ import path from 'node:path';
 import { HOST_ERROR } from '../../../domain/catalogue';
 import type { EgressAllowance, EgressTally } from '../../../domain/egress';
 import { DomainError } from '../../../domain/errors';
-import { checkStandingEnv, type GuardPolicy } from '../../../domain/launchGuard';
+import { argvEntries, checkRunSpecEnv, checkStandingEnv, checkValues, templateFileEntries, type GuardPolicy } from '../../../domain/launchGuard';
 import type {
   CommandResult, CommandSpec, OutputRedactor, ProcessCredentialDelivery, RunningCommand, SandboxCapabilities, SandboxHandle, SandboxHost, SandboxRequest,
 } from '../../../domain/ports/sandboxHost';
 import { PLATFORM_PARTITION } from '../../../domain/streams';
 import { LaunchRefusedError } from '../launchErrors';
 import type { HostConnection, HostDirectory } from './hostChannelServer';
-import { CREDENTIAL_DIR_PLACEHOLDER, type WireCommand, type WireDelivery } from './protocol';
+import type { DeliveryTarget } from '../credentialDelivery';
+import { CREDENTIAL_DIR_PLACEHOLDER, EGRESS_PROXY_PLACEHOLDER, type WireCommand, type WireDelivery } from './protocol';
 
 interface RemoteSandbox {
   readonly connection: HostConnection;
   readonly redactor: OutputRedactor;
   readonly guard: GuardPolicy;
   readonly runId: string;
+  /** Egress decisions the agent reported with process ends, not yet drained. */
+  egress: EgressTally | undefined;
 }
 
 /**
@@ -31,14 +34,21 @@ export class RemoteSandboxHost implements SandboxHost {
 
   constructor(private readonly channel: HostDirectory) {}
 
+  /** Isolated when every live host says its sandboxes are (each handle still says so for its own sandbox). */
   get capabilities(): SandboxCapabilities {
-    return { isolated: false, reason: 'a remote host reports isolation per sandbox' };
+    const live = this.channel.allLiveHosts();
+    if (live.length === 0) return { isolated: false, reason: 'no live sandbox host has reported its isolation yet' };
+    const degraded = live.find((c) => !c.capabilities?.isolated);
+    return degraded ? { isolated: false, reason: `host ${degraded.hostId}: ${degraded.capabilities?.reason ?? 'not isolated'}` } : { isolated: true };
   }
 
   async create(request: SandboxRequest): Promise<SandboxHandle> {
     const connection = this.place(request);
-    const decision = checkStandingEnv(request.env ?? {}, request.guard);
-    if (!decision.ok) throw new LaunchRefusedError(decision);
+    // The same checks as every host's create: reserved names and managed values in the standing env, then in the files.
+    const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
+    if (!requested.ok) throw new LaunchRefusedError(requested);
+    const templates = checkValues(templateFileEntries(request.files), request.guard);
+    if (!templates.ok) throw new LaunchRefusedError(templates);
     const sandboxId = randomUUID();
     const reply = await connection.request({
       op: 'create', requestId: randomUUID(), runId: request.runId, sandboxId, files: { ...request.files },
@@ -47,7 +57,7 @@ export class RemoteSandboxHost implements SandboxHost {
     });
     if (reply.kind !== 'created') throw new DomainError('HOST.PROTOCOL', `the host answered ${reply.kind} to create`, 'unavailable');
     connection.sandboxes += 1;
-    this.sandboxes.set(sandboxId, { connection, redactor: request.redactor, guard: request.guard, runId: request.runId });
+    this.sandboxes.set(sandboxId, { connection, redactor: request.redactor, guard: request.guard, runId: request.runId, egress: undefined });
     return { sandboxId, runId: request.runId, workspace: reply.workspace, isolated: reply.isolated };
   }
 
@@ -74,8 +84,11 @@ export class RemoteSandboxHost implements SandboxHost {
     void sandbox?.connection.request({ op: 'setEgress', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId, egress: { layers: allowance.layers.map((l) => [...l]) } }).catch(() => undefined);
   }
 
-  drainEgress(): EgressTally | undefined {
-    return undefined;
+  drainEgress(handle: SandboxHandle): EgressTally | undefined {
+    const sandbox = this.sandboxes.get(handle.sandboxId);
+    const tally = sandbox?.egress;
+    if (sandbox) sandbox.egress = tally ? { allowed: 0, refused: 0, refusals: [] } : undefined;
+    return tally;
   }
 
   /** A live host of the run's pool: never another workspace's own host. */
@@ -96,18 +109,22 @@ export class RemoteSandboxHost implements SandboxHost {
   private async launch(handle: SandboxHandle, command: CommandSpec, mode: 'exec' | 'start'): Promise<RunningCommand> {
     const sandbox = this.sandboxes.get(handle.sandboxId);
     if (!sandbox) throw new DomainError('SANDBOX.GONE', 'the sandbox was torn down', 'gone');
-    const decision = checkStandingEnv(command.env ?? {}, sandbox.guard);
+    // The launcher's check, here before anything is prepared or sent: the command's env, then its arguments.
+    const envDecision = checkStandingEnv(command.env ?? {}, sandbox.guard);
+    const decision = envDecision.ok ? checkValues(argvEntries(command.argv), sandbox.guard) : envDecision;
     if (!decision.ok) throw new LaunchRefusedError(decision);
     const wire: WireCommand = {
       argv: [...command.argv], identity: command.identity, deliveries: await prepareDeliveries(command),
       ...(command.env ? { env: { ...command.env } } : {}), ...(command.cwd ? { cwd: command.cwd } : {}),
       ...(command.handOver ? { handOver: { into: command.handOver.into } } : {}),
       ...(command.timeoutMs ? { timeoutMs: command.timeoutMs } : {}), ...(command.maxOutputBytes ? { maxOutputBytes: command.maxOutputBytes } : {}),
+      ...(command.onOutput ? { streamOutput: true } : {}),
     };
     const execId = randomUUID();
     const { connection, redactor } = sandbox;
-    const exited = connection.awaitExit(execId, handle.runId).then((body) => {
+    const exited = connection.awaitExit(execId, handle.runId, command.onOutput ? streamedOutput(redactor, command.onOutput) : undefined).then((body) => {
       if (body.kind !== 'exited') throw new DomainError('HOST.PROTOCOL', 'expected an exit', 'unavailable');
+      if (body.egress) sandbox.egress = addTallies(sandbox.egress, body.egress);
       return { ...body.result, stdout: redactor.redact(body.result.stdout), stderr: redactor.redact(body.result.stderr) };
     });
     exited.catch(() => undefined);
@@ -133,14 +150,18 @@ async function prepareDeliveries(command: CommandSpec): Promise<WireDelivery[]> 
   const staging = await mkdtemp(path.join(os.tmpdir(), 'dp-remote-stage-'));
   let deliveries: readonly ProcessCredentialDelivery[] = [];
   try {
-    deliveries = await command.credentials({ credentialDir: staging });
+    // The process's real directory and egress proxy are the agent's: placeholders here, filled in there.
+    const target: DeliveryTarget = { credentialDir: staging, egressProxy: EGRESS_PROXY_PLACEHOLDER };
+    deliveries = await command.credentials(target);
     const swap = (text: string): string => text.split(staging).join(CREDENTIAL_DIR_PLACEHOLDER);
     const wire: WireDelivery[] = [];
     for (const delivery of deliveries) {
       const files: WireDelivery['files'][number][] = [];
       for (const file of await filesUnder(staging, delivery.paths)) {
         const info = await stat(file);
-        files.push({ path: path.relative(staging, file), base64: (await readFile(file)).toString('base64'), mode: info.mode & 0o777 });
+        // A file may name another of the delivery (git's helper names its token file): by the placeholder too.
+        const content = Buffer.from(swap((await readFile(file)).toString('latin1')), 'latin1');
+        files.push({ path: path.relative(staging, file), base64: content.toString('base64'), mode: info.mode & 0o777 });
       }
       wire.push({
         env: Object.fromEntries(Object.entries(delivery.env).map(([k, v]) => [k, swap(v)])),
@@ -165,4 +186,28 @@ async function filesUnder(staging: string, paths: readonly string[]): Promise<st
     else if (info?.isDirectory()) found.push(...(await filesUnder(staging, (await readdir(entry)).map((name) => path.join(entry, name)))));
   }
   return found;
+}
+
+/** What the platform passes on of a host's streamed output, per process and stream (a hostile agent cannot flood past it). */
+export const MAX_STREAMED_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Redacts streamed chunks with the workspace's redactor in its stream form, so a value split across chunks is
+ * still caught. The stream is never ended: what the redactor holds back (a possible start of a value) is not
+ * passed on, and the whole output arrives, redacted as a whole, with the exit.
+ */
+function streamedOutput(redactor: OutputRedactor, onOutput: NonNullable<CommandSpec['onOutput']>): (stream: 'stdout' | 'stderr', text: string) => void {
+  const streams = { stdout: { redacting: redactor.stream(), bytes: 0 }, stderr: { redacting: redactor.stream(), bytes: 0 } };
+  return (name, text) => {
+    const stream = streams[name];
+    if (stream.bytes >= MAX_STREAMED_BYTES) return;
+    stream.bytes += Buffer.byteLength(text);
+    const safe = stream.redacting.push(text);
+    if (safe !== '') onOutput(name, safe);
+  };
+}
+
+function addTallies(a: EgressTally | undefined, b: EgressTally): EgressTally {
+  if (!a) return b;
+  return { allowed: a.allowed + b.allowed, refused: a.refused + b.refused, refusals: [...a.refusals, ...b.refusals].slice(0, 100) };
 }

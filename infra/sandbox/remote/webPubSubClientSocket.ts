@@ -34,6 +34,10 @@ export class WebPubSubClientSocket extends EventEmitter {
     return this.socket?.readyState ?? WebSocket.CONNECTING;
   }
 
+  get bufferedAmount(): number {
+    return this.socket?.bufferedAmount ?? 0;
+  }
+
   send(raw: string): void {
     this.socket?.send(JSON.stringify({ type: 'event', event: AGENT_FRAME_EVENT, dataType: 'text', data: raw }));
   }

@@ -131,6 +131,10 @@ export class WebPubSubHostChannel implements HostDirectory {
     return [...this.byHost.values()].filter((c) => c.workspaceId === workspaceId && c.live);
   }
 
+  allLiveHosts(): HostConnection[] {
+    return [...this.byHost.values()].filter((c) => c.live);
+  }
+
   lastSeen(hostId: string): string | undefined {
     return this.byHost.get(hostId)?.lastSeen ?? this.seen.get(hostId);
   }

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { WebSocket } from 'ws';
@@ -196,9 +196,13 @@ describe('RemoteSandboxHost through a real host agent over wss://', () => {
     agent.kill('SIGKILL');
     await expect(sleeping).rejects.toMatchObject({ code: 'HOST.GONE', message: /disconnected/ });
     await remote.teardown(handle);
+    // Killed outright, the agent could not tear its sandbox down: the next agent process removes it as it starts.
+    const leftover = path.dirname(handle.workspace);
+    expect(existsSync(leftover)).toBe(true);
     const before = (JSON.parse(readFileSync(state, 'utf8')) as { credential: string }).credential;
     startAgent({ state });
     await until(() => channel.liveHosts(ws).length === 1, 'the restarted agent');
+    expect(existsSync(leftover)).toBe(false);
     // It rotated its credential as it started: the copy on disk before the restart is dead.
     expect((JSON.parse(readFileSync(state, 'utf8')) as { credential: string }).credential).not.toBe(before);
     await expect(hostChannelAuthority(h.deps).authenticate(before)).rejects.toMatchObject({ code: 'HOST.CREDENTIAL_INVALID' });
@@ -230,9 +234,11 @@ describe('RemoteSandboxHost through a real host agent over wss://', () => {
     socket.send(frame(2, { kind: 'heartbeat' }, { session: 'guessed' }));
     // Claims the exit of a process of a run it was never given (the other workspace's).
     socket.send(frame(2, { kind: 'exited', runId: 'run-1', execId: 'e1', result: { exitCode: 0, signal: null, stdout: 'forged', stderr: '', truncated: false, timedOut: false, cancelled: false } }));
+    // Streams output into a process of that run: refused the same way (nothing reaches an onOutput).
+    socket.send(frame(3, { kind: 'output', runId: 'run-1', execId: 'e1', stream: 'stdout', text: 'forged output' }));
     socket.send('{not json');
-    await until(async () => (await refusalsOf(otherWs, mallory.hostId)).length >= 7, 'the refusals to be recorded');
-    expect((await refusalsOf(otherWs, mallory.hostId)).sort()).toEqual(['foreign-host', 'foreign-run', 'foreign-session', 'foreign-workspace', 'malformed', 'out-of-order', 'replayed']);
+    await until(async () => (await refusalsOf(otherWs, mallory.hostId)).length >= 8, 'the refusals to be recorded');
+    expect((await refusalsOf(otherWs, mallory.hostId)).sort()).toEqual(['foreign-host', 'foreign-run', 'foreign-run', 'foreign-session', 'foreign-workspace', 'malformed', 'out-of-order', 'replayed']);
     // Nothing was recorded on the host it pretended to be.
     expect(await refusalsOf(ws, hostId)).toEqual([]);
     socket.close();
