@@ -85,7 +85,7 @@ const egressTally = z.strictObject({
 export type WireEgressTally = z.infer<typeof egressTally>;
 
 export const agentBody = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('ready'), capabilities: z.strictObject({ isolated: z.boolean(), reason: z.string().max(1024).optional() }) }),
+  z.strictObject({ kind: z.literal('ready'), capabilities: z.strictObject({ isolated: z.boolean(), reason: z.string().max(1024).optional(), keepsWorkspaceVolumes: z.boolean().optional() }) }),
   z.strictObject({ kind: z.literal('created'), requestId: id, runId: id, sandboxId: id, workspace: z.string().max(1024), isolated: z.boolean() }),
   z.strictObject({ kind: z.literal('started'), requestId: id, runId: id, execId: id, pid: z.number().int() }),
   /** An exec's or a started process's end; its output already redacted by the agent of what it delivered, and again by the platform. */
