@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, createReadStream, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
@@ -10,6 +10,10 @@ import { dockerEngine, engineAnswers } from '../../infra/sandbox/docker/dockerEn
  * `dockremap` user and its subordinate ranges exist only in a private mount namespace (copies of /etc/passwd,
  * group, subuid and subgid bound over the originals), so the machine's shared /etc is never written. Its own data
  * root, exec root and socket, no bridge, no iptables, as `.ci/run` starts its engine.
+ *
+ * `workspaceRoot` is a bind mount of its own made shared before the engine's namespace is split off (as a slave):
+ * the workspace tmpfs mounts the Docker host makes there later reach the engine, as they would on a machine
+ * where the engine shares the host's mount namespace; the engine's own mounts never come back.
  */
 export const REMAP_BASE = 2_100_000_000;
 export const REMAP_SIZE = 65_536;
@@ -17,6 +21,8 @@ export const REMAP_SIZE = 65_536;
 export interface RemappedEngine {
   readonly docker: Dockerode;
   readonly socketPath: string;
+  /** Where the Docker host may mount workspaces that this engine sees. */
+  readonly workspaceRoot: string;
   stop(): Promise<void>;
 }
 
@@ -46,8 +52,14 @@ export async function startRemappedEngine(timeoutMs = 90_000): Promise<RemappedE
   chmodSync(dir, 0o711);
   writeFileSync(path.join(dir, 'start.sh'), START, { mode: 0o700 });
   const socketPath = path.join(dir, 'docker.sock');
+  const workspaceRoot = path.join(dir, 'ws');
+  mkdirSync(workspaceRoot, { mode: 0o711 });
+  for (const args of [['--bind', workspaceRoot, workspaceRoot], ['--make-shared', workspaceRoot]]) {
+    const made = spawnSync('mount', args, { encoding: 'utf8' });
+    if (made.status !== 0) throw new Error(`mount ${args.join(' ')}: ${made.stderr}`);
+  }
   const log: string[] = [];
-  const daemon: ChildProcess = spawn('unshare', ['-m', '--propagation', 'private', 'sh', path.join(dir, 'start.sh'), dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const daemon: ChildProcess = spawn('unshare', ['-m', '--propagation', 'slave', 'sh', path.join(dir, 'start.sh'), dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   daemon.stdout?.on('data', (d: Buffer) => log.push(d.toString()));
   daemon.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
   const exited = new Promise<void>((resolve) => daemon.once('exit', () => resolve()));
@@ -59,7 +71,8 @@ export async function startRemappedEngine(timeoutMs = 90_000): Promise<RemappedE
       await exited;
       clearTimeout(killed);
     }
-    // Its mounts lived in its own namespace and went with it; what is left are plain files.
+    // Its mounts lived in its own namespace and went with it; what is left is the shared workspace mount and plain files.
+    spawnSync('umount', ['-l', workspaceRoot]);
     await rm(dir, { recursive: true, force: true });
   };
   const until = Date.now() + timeoutMs;
@@ -70,7 +83,7 @@ export async function startRemappedEngine(timeoutMs = 90_000): Promise<RemappedE
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { docker, socketPath, stop };
+  return { docker, socketPath, workspaceRoot, stop };
 }
 
 /** A tiny image of `sleep` and its libraries (no registry): enough to run a process whose host uid we read. */

@@ -31,6 +31,7 @@ import { stopCredentialProcesses } from './unsupervisedProcesses';
 import { AGENT_HOME, AGENT_UID, DOOR_UID, FIRST_CREDENTIAL_UID, LAST_CREDENTIAL_UID, RELAY_JS, RELAY_SHELL, SANDBOX_GID } from './imageFiles';
 import { IMAGE_SCRIPTS_HASH, imageLabels, REQUIRED_IN_IMAGE, SANDBOX_IMAGE_REPOSITORY, SCRIPTS_LABEL } from './sandboxImage';
 import { engineIsolation, type EngineIsolation } from './engineIsolation';
+import { containerUid, hostGid, hostUid, NOT_REMAPPED, parseUsernsBase, probeUserNamespaceIds, type UserNamespaceIds } from './userNamespaceIds';
 import { keptWorkspaceDir, mountWorkspaceTmpfs, openKeptVolume, removeKeptVolumes, removeWorkspaceDir } from './workspaceStorage';
 
 /**
@@ -64,6 +65,8 @@ export interface DockerSandboxHostOptions {
   /** Workspaces, bind-mounted at the same path. Default /dev/shm/dp-docker-workspaces/<scope>. */
   readonly workspaceRoot?: string;
   readonly limits?: Partial<ContainerLimits>;
+  /** SANDBOX_USERNS_BASE (`<uid>` or `<uid>:<gid>`): on a remapping engine, the host ids of container root, checked against the engine's map. */
+  readonly usernsBase?: string;
   readonly launcher?: GuardedLauncher;
   readonly gatewayUrl?: string;
   readonly egress?: {
@@ -158,6 +161,8 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     private readonly options: DockerSandboxHostOptions,
     /** What the engine adds to the container's isolation (user-namespace remapping, rootless), for the start line and the docs. */
     readonly isolation: EngineIsolation,
+    /** Container ids as host ids: identity unless the engine remaps user namespaces (userNamespaceIds.ts). */
+    readonly ids: UserNamespaceIds,
   ) {
     this.launcher = options.launcher ?? guardedLauncher;
     this.limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
@@ -174,9 +179,6 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     if (process.getuid?.() !== 0) throw new DockerHostUnavailableError('the backend must run as root to give the sandbox uids their directories');
     if (!(await engineAnswers(docker))) throw new DockerHostUnavailableError(`no engine answers at unix://${socketPath} (set DOCKER_HOST)`);
     const isolation = await engineIsolation(docker);
-    // Remapped, the container's uids are other host uids than the ones this host gives the sandbox's directories.
-    if (isolation.userNamespaceRemap)
-      throw new DockerHostUnavailableError('the engine remaps user namespaces (userns-remap); this host does not yet give the remapped uids their directories (docs/sandbox-hosts.md)');
     const labels = await imageLabels(docker, image);
     if (labels === undefined)
       throw new DockerHostUnavailableError(`image ${image} is missing (run \`npm run sandbox-image\`, or set SANDBOX_IMAGE to an image the engine has)`);
@@ -185,6 +187,8 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
       throw new DockerHostUnavailableError(`image ${image} has launcher scripts of another version (${scripts}, this host needs ${IMAGE_SCRIPTS_HASH}): run \`npm run sandbox-image\``);
     const missing = await DockerSandboxHost.missingInImage(docker, image);
     if (missing.length > 0) throw new DockerHostUnavailableError(`image ${image} lacks ${missing.join(', ')}`);
+    // Remapped, the container's uids are other host uids: the sandbox's directories on this side go to those.
+    const ids = isolation.userNamespaceRemap ? await DockerSandboxHost.remappedIds(docker, image, options) : NOT_REMAPPED;
     const defaults = defaultScopeDirs(scope);
     const root = path.resolve(options.root ?? defaults.root);
     if (root.length > 60) throw new DomainError('SANDBOX.DOCKER_ROOT', `the Docker sandbox root ${root} is too long for the door sockets' paths`, 'invalid');
@@ -198,7 +202,24 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     await chmod(credentialRoot, 0o711);
     const relayScript = path.join(root, 'relay.js');
     await writeFile(relayScript, RELAY_JS, { mode: 0o600 });
-    return new DockerSandboxHost(docker, socketPath, image, scope, root, credentialRoot, workspaceRoot, relayScript, options, isolation);
+    return new DockerSandboxHost(docker, socketPath, image, scope, root, credentialRoot, workspaceRoot, relayScript, options, isolation, ids);
+  }
+
+  private static async remappedIds(docker: Dockerode, image: string, options: DockerSandboxHostOptions): Promise<UserNamespaceIds> {
+    try {
+      const expected = parseUsernsBase(options.usernsBase ?? process.env.SANDBOX_USERNS_BASE);
+      return await probeUserNamespaceIds(docker, image, [0, SANDBOX_GID, AGENT_UID, DOOR_UID, LAST_CREDENTIAL_UID], expected);
+    } catch (error) {
+      throw new DockerHostUnavailableError(`user-namespace remapping: ${(error as Error).message} (docs/sandbox-hosts.md)`);
+    }
+  }
+
+  private hostUid(uid: number): number {
+    return hostUid(this.ids, uid);
+  }
+
+  private hostGid(gid: number): number {
+    return hostGid(this.ids, gid);
   }
 
   /** Runs the image once (no network, nothing mounted) and lists the required files it lacks. */
@@ -225,7 +246,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     if (!requested.ok) throw new LaunchRefusedError(requested);
     const templates = checkValues(templateFileEntries(request.files), request.guard);
     if (!templates.ok) throw new LaunchRefusedError(templates);
-    const kept = request.keptVolume !== undefined ? await openKeptVolume(this.docker, this.scope, { ...request, keptVolume: request.keptVolume }) : undefined;
+    const kept = request.keptVolume !== undefined ? await openKeptVolume(this.docker, this.scope, { ...request, keptVolume: request.keptVolume }, this.ids) : undefined;
     const sandboxId = randomUUID();
     const hostDir = this.hostDirOf(sandboxId);
     const credentialDir = path.join(this.credentialRoot, sandboxId);
@@ -240,8 +261,8 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
       await mkdir(credentialDir, { mode: 0o711 });
       // A tmpfs of its own (or the kept volume), at the same path inside: the host's checks (templates, the
       // gateway's repository check, hand-over) see what the sandbox sees, exactly as for the local host.
-      if (!kept) await mountWorkspaceTmpfs(workspace, this.limits.workspaceBytes);
-      await writeTemplateFiles(workspace, request.files, { uid: AGENT_UID, gid: SANDBOX_GID });
+      if (!kept) await mountWorkspaceTmpfs(workspace, this.limits.workspaceBytes, this.ids);
+      await writeTemplateFiles(workspace, request.files, { uid: this.hostUid(AGENT_UID), gid: this.hostGid(SANDBOX_GID) });
       doors = await this.openDoors(hostDir, () => this.sandboxes.get(sandboxId)?.egress ?? egress.current);
       const container = await this.docker.createContainer(
         containerSpec({
@@ -393,13 +414,14 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     const home = credential ? processDir : AGENT_HOME;
     const argv = credential ? [resolveTrustedProgram(command.argv[0] ?? ''), ...command.argv.slice(1)] : command.argv;
     const standingEnv = { ...(credential ? { ...CREDENTIAL_PROCESS_ENV, ...PROXY_ENV } : sandbox.env), ...(command.env ?? {}), HOME: home, TMPDIR: credential ? home : '/tmp' };
-    const target: DeliveryTarget = { credentialDir: processDir, uid, gid: uid, egressProxy: EGRESS_PROXY_URL };
+    // Deliveries are written on this side: owned by the process's uid as the host sees it.
+    const target: DeliveryTarget = { credentialDir: processDir, uid: this.hostUid(uid), gid: this.hostGid(uid), egressProxy: EGRESS_PROXY_URL };
     const prepare = async (): Promise<readonly CredentialDelivery[]> => {
       await mkdir(processDir, { mode: 0o700 });
-      await chown(processDir, uid, uid);
+      await chown(processDir, this.hostUid(uid), this.hostGid(uid));
       if (privateDir) {
         await mkdir(privateDir, { mode: 0o700 });
-        await chown(privateDir, uid, SANDBOX_GID);
+        await chown(privateDir, this.hostUid(uid), this.hostGid(SANDBOX_GID));
         await chmod(privateDir, 0o2770);
       }
       const deliveries = command.credentials ? await command.credentials(target) : [];
@@ -498,7 +520,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     const doorsDir = path.join(hostDir, 'doors');
     if (generation === 1) {
       await mkdir(doorsDir, { mode: 0o700 });
-      await chown(doorsDir, DOOR_UID, DOOR_UID);
+      await chown(doorsDir, this.hostUid(DOOR_UID), this.hostGid(DOOR_UID));
     }
     const dir = path.join(doorsDir, `g${generation}`);
     const testServers = this.options.egress?.testServers ?? (() => []);
@@ -514,8 +536,8 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
         ...(this.options.egress?.resolve ? { resolve: this.options.egress.resolve } : {}),
       },
     });
-    await chown(dir, DOOR_UID, DOOR_UID);
-    for (const door of doors.sockets) await chown(door.socketPath, DOOR_UID, DOOR_UID);
+    await chown(dir, this.hostUid(DOOR_UID), this.hostGid(DOOR_UID));
+    for (const door of doors.sockets) await chown(door.socketPath, this.hostUid(DOOR_UID), this.hostGid(DOOR_UID));
     const map = doors.sockets.map((door) => ({ port: door.port, socket: path.relative(doorsDir, door.socketPath) }));
     // Replaced whole (the forwarder reads it at every connection): a new generation takes over at once.
     await writeFile(path.join(doorsDir, 'doors.json.new'), JSON.stringify(map), { mode: 0o644 });
@@ -535,7 +557,8 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
   private async credentialUidsIn(sandbox: Sandbox): Promise<{ readonly highest: number; readonly running: ReadonlySet<number> }> {
     const credential = (uid: number): boolean => uid >= FIRST_CREDENTIAL_UID && uid <= LAST_CREDENTIAL_UID;
     const uids = [FIRST_CREDENTIAL_UID - 1];
-    for (const entry of await readdir(sandbox.credentialDir).catch(() => [] as string[])) uids.push((await stat(path.join(sandbox.credentialDir, entry))).uid);
+    // Owners on this side are host uids; the container's /proc below shows container uids.
+    for (const entry of await readdir(sandbox.credentialDir).catch(() => [] as string[])) uids.push(containerUid(this.ids, (await stat(path.join(sandbox.credentialDir, entry))).uid) ?? -1);
     const seen = await this.exec(sandbox.handle, { argv: ['sh', '-c', 'cat /proc/[0-9]*/status 2>/dev/null'], identity: 'agent', timeoutMs: 30_000 });
     const running = new Set<number>();
     for (const status of seen.stdout.split(/^(?=Name:)/m)) {

@@ -7,6 +7,7 @@ import type Dockerode from 'dockerode';
 import { DomainError } from '../../../domain/errors';
 import { LABEL } from './containerSpec';
 import { AGENT_UID, SANDBOX_GID } from './imageFiles';
+import { hostGid, hostUid, NOT_REMAPPED, type UserNamespaceIds } from './userNamespaceIds';
 
 /**
  * Where a Docker sandbox's workspace lives. Without a kept volume: a tmpfs of its own, mounted by this host at
@@ -42,6 +43,7 @@ export async function openKeptVolume(
   docker: Dockerode,
   scope: string,
   request: { readonly workspaceId?: string; readonly keptVolume: string },
+  ids: UserNamespaceIds = NOT_REMAPPED,
 ): Promise<{ readonly volume: string; readonly dir: string }> {
   if (request.workspaceId === undefined)
     throw new DomainError(WORKSPACE_ERROR.KEPT_VOLUME_WITHOUT_WORKSPACE, 'a kept workspace volume belongs to a workspace: the request names none', 'invalid');
@@ -59,7 +61,7 @@ export async function openKeptVolume(
   // A link planted in an earlier run cannot reach here (the mount point is the engine's), but stat it anyway.
   const stat = await lstat(dir);
   if (!stat.isDirectory()) throw new DomainError(WORKSPACE_ERROR.KEPT_VOLUME_CLAIMED, 'the kept workspace volume has no directory', 'conflict');
-  await chown(dir, AGENT_UID, SANDBOX_GID);
+  await chown(dir, hostUid(ids, AGENT_UID), hostGid(ids, SANDBOX_GID));
   await chmod(dir, 0o2770);
   return { volume, dir };
 }
@@ -94,9 +96,9 @@ async function mounted(dir: string): Promise<boolean> {
  * (as root, in its own mount namespace, which the engine shares) so it sees what the sandbox sees at the same
  * path; the container gets it as a bind.
  */
-export async function mountWorkspaceTmpfs(dir: string, sizeBytes: number): Promise<void> {
+export async function mountWorkspaceTmpfs(dir: string, sizeBytes: number, ids: UserNamespaceIds = NOT_REMAPPED): Promise<void> {
   await mkdir(dir, { mode: 0o700 });
-  const options = `size=${Math.max(1, Math.floor(sizeBytes / 1024))}k,mode=2770,uid=${AGENT_UID},gid=${SANDBOX_GID},nosuid,nodev`;
+  const options = `size=${Math.max(1, Math.floor(sizeBytes / 1024))}k,mode=2770,uid=${hostUid(ids, AGENT_UID)},gid=${hostGid(ids, SANDBOX_GID)},nosuid,nodev`;
   await run('mount', ['-t', 'tmpfs', '-o', options, 'dp-workspace', dir]);
 }
 
