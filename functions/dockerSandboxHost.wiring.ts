@@ -16,6 +16,7 @@ export async function openDockerSandboxHost(settings: Settings, gatewayUrl: stri
   const host = await DockerSandboxHost.open({
     socketPath,
     ...(settings.SANDBOX_IMAGE ? { image: settings.SANDBOX_IMAGE } : {}),
+    ...(settings.SANDBOX_USERNS_BASE ? { usernsBase: settings.SANDBOX_USERNS_BASE } : {}),
     // The same per-sandbox limits as the local host's cgroups, as the container's.
     limits: {
       pids: settings.SANDBOX_PIDS_MAX, memoryBytes: settings.SANDBOX_MEMORY_MB * 1024 * 1024, nanoCpus: Math.round(settings.SANDBOX_CPUS * 1e9),

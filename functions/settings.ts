@@ -143,6 +143,8 @@ export const settingsSchema = z
     SANDBOX_CPUS: z.coerce.number().min(0).max(256).default(2),
     /** SANDBOX_HOST=docker: the size of a workspace's own tmpfs (counted in the sandbox's memory); a kept volume has no quota. */
     SANDBOX_WORKSPACE_MB: z.coerce.number().int().min(16).max(262_144).default(1024),
+    /** SANDBOX_HOST=docker on a userns-remap engine: the host uid (and gid) of container root, checked against the engine's map at start. */
+    SANDBOX_USERNS_BASE: z.string().regex(/^\d+(?::\d+)?$/, 'must be <uid> or <uid>:<gid>').optional(),
     DURABLE_TASK_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,44}$/).default('discoparrotlocal'),
   })
   .superRefine((s, ctx) => {

@@ -207,7 +207,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
 
   private static async remappedIds(docker: Dockerode, image: string, options: DockerSandboxHostOptions): Promise<UserNamespaceIds> {
     try {
-      const expected = parseUsernsBase(options.usernsBase ?? process.env.SANDBOX_USERNS_BASE);
+      const expected = parseUsernsBase(options.usernsBase);
       return await probeUserNamespaceIds(docker, image, [0, SANDBOX_GID, AGENT_UID, DOOR_UID, LAST_CREDENTIAL_UID], expected);
     } catch (error) {
       throw new DockerHostUnavailableError(`user-namespace remapping: ${(error as Error).message} (docs/sandbox-hosts.md)`);

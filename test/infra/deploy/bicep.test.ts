@@ -227,7 +227,7 @@ describe('infra/deploy Bicep: app settings against functions/settings.ts', () =>
     'RUN_PRODUCER_KEYS',
     // Where a Docker engine runs beside the backend (a Function App has none; the Bicep chooses the remote host):
     // set there by the operator (docs/sandbox-hosts.md).
-    'SANDBOX_IMAGE', 'DOCKER_HOST', 'SANDBOX_WORKSPACE_MB',
+    'SANDBOX_IMAGE', 'DOCKER_HOST', 'SANDBOX_WORKSPACE_MB', 'SANDBOX_USERNS_BASE',
     // The managed pool's machines are the operator's to create; their identities are listed once they exist.
     'MANAGED_POOL_PRINCIPAL_IDS',
   ];
