@@ -112,6 +112,24 @@ describeWithDocker('user-namespace remapping on an engine of its own', unavailab
       expect(rest).toBe('[REDACTED:API_KEY]|[REDACTED:API_KEY]|');
       expect(done.stdout).not.toContain(SECRET);
       expect(existsSync(filePath)).toBe(false);
+
+      // Another instance adopts the sandbox: it stops the credential process the first one left running (an exec
+      // as that container uid) and gives the next one a uid past it.
+      const left = await host.start(handle, { argv: ['sh', '-c', 'while :; do sleep 0.1; done'], identity: 'credential' });
+      await until(() => containerProcesses(containerId).some((p) => p.uids[0] === lease.uid + 1), 'the left credential process runs');
+      await host.close();
+      const other = await DockerSandboxHost.open({ docker: engine.docker, socketPath: engine.socketPath, image, scope: SCOPE, workspaceRoot: engine.workspaceRoot });
+      try {
+        const found = await other.find('run-userns');
+        expect(found?.sandboxId).toBe(handle.sandboxId);
+        await other.adopt(handle, { redactor, guard, egress: undefined });
+        expect((await left.exited).exitCode).not.toBe(0);
+        const next = await other.exec(handle, { argv: ['id', '-u'], identity: 'credential' });
+        expect(Number(next.stdout.trim())).toBe(lease.uid - REMAP_BASE + 2);
+      } finally {
+        await other.teardown(handle);
+        await other.close();
+      }
     } finally {
       await host.teardown(handle);
       await host.close();
