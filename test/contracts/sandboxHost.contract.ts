@@ -82,11 +82,16 @@ export interface SandboxHostContractCapabilities {
    * and ptrace checks hold either way).
    */
   readonly ownProcessesOnly: boolean;
+  /**
+   * The node program as the sandbox sees it. The local host shares this machine's files, so the test's own node;
+   * a container has its image's `/usr/bin/node`, which need not be the node running the tests (CI runs the suite
+   * on Node 20 and 22 against one image).
+   */
+  readonly nodeProgram?: string;
 }
 
 export type SandboxHostFactory = (setup: SandboxHostSetup) => Promise<SandboxHostHarness>;
 
-const node = process.execPath;
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 const HASH = 'const h=(t)=>require("crypto").createHash("sha256").update(t).digest("hex");';
 const GATEWAY_PATH = '/api/gateway/operations';
@@ -147,6 +152,7 @@ const READ_PROBE = `const fs=require('fs');const out={};for(const p of JSON.pars
 const formsOf = (v: string): string[] => [v, Buffer.from(v).toString('base64'), Buffer.from(v).toString('hex'), Buffer.from(v).toString('base64url')];
 
 export function describeSandboxHostContract(name: string, factory: SandboxHostFactory, capabilities: SandboxHostContractCapabilities): void {
+  const node = capabilities.nodeProgram ?? process.execPath;
   describe(`${name} (SandboxHost contract)`, () => {
     const secrets = {
       MODEL_KEY: aSecretValue('sk'),

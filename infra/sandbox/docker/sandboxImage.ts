@@ -34,7 +34,9 @@ export const SCRIPTS_LABEL = 'disco-parrot.scripts';
 export const IMAGE_SCRIPTS_HASH = imageScriptsHash((text) => createHash('sha256').update(text).digest('hex'));
 /** Names the recipe (scripts, programs, directories): a test helper rebuilds an image made from another one. */
 export const RECIPE_LABEL = 'disco-parrot.recipe';
-export const REQUIRED_IN_IMAGE = ['/bin/sh', '/usr/bin/env', '/usr/bin/node', '/usr/bin/git', LAUNCHER, LAUNCHER_LOADER, DOORS_SCRIPT] as const;
+/** Where the image's node is, whichever node built it (a link to its real path when that differs). */
+export const IMAGE_NODE = '/usr/bin/node';
+export const REQUIRED_IN_IMAGE = ['/bin/sh', '/usr/bin/env', IMAGE_NODE, '/usr/bin/git', LAUNCHER, LAUNCHER_LOADER, DOORS_SCRIPT] as const;
 
 const PROGRAMS = [
   'sh', 'dash', 'bash', 'env', 'git', 'npm', 'npx', 'cat', 'ls', 'mkdir', 'mv', 'rm', 'cp', 'id', 'sleep', 'head', 'tail', 'wc', 'chmod', 'touch', 'true', 'false',
@@ -180,9 +182,9 @@ export async function buildSandboxImage(docker: Dockerode, log: (line: string) =
       const host = `/${top}`;
       if (existsSync(host) && lstatSync(host).isSymbolicLink() && !existsSync(path.join(rootfs, top))) await symlink(readlinkSync(host), path.join(rootfs, top));
     }
-    if (node !== '/usr/bin/node') {
+    if (node !== IMAGE_NODE) {
       await mkdir(path.join(rootfs, 'usr/bin'), { recursive: true });
-      if (!existsSync(path.join(rootfs, 'usr/bin/node'))) await symlink(node, path.join(rootfs, 'usr/bin/node'));
+      if (!existsSync(path.join(rootfs, IMAGE_NODE.slice(1)))) await symlink(node, path.join(rootfs, IMAGE_NODE.slice(1)));
     }
     for (const [relative, content] of Object.entries(etcFiles())) {
       await mkdir(path.join(rootfs, path.dirname(relative)), { recursive: true });

@@ -5,6 +5,7 @@ import { DockerSandboxHost } from '../../../../infra/sandbox/docker/dockerSandbo
 import { launchTickets } from '../../../../infra/sandbox/launchTickets';
 import { describeSandboxHostContract, type SandboxHostFactory } from '../../../contracts/sandboxHost.contract';
 import { describeWithDocker, dockerForTests, removeScope, sandboxImageForTests, testScope } from '../../../support/dockerEngine';
+import { IMAGE_NODE } from '../../../../infra/sandbox/docker/sandboxImage';
 
 /**
  * The shared SandboxHost contract against a real Docker engine (DOCKER_HOST; CI starts its own and sets
@@ -68,5 +69,5 @@ describeWithDocker('DockerSandboxHost (contract)', engine, ({ docker, socketPath
     };
   };
     // The engine mounts the container's /proc without hidepid (see the capability's note).
-  describeSandboxHostContract('DockerSandboxHost', dockerHost, { keptVolumes: false, ownProcessesOnly: false });
+  describeSandboxHostContract('DockerSandboxHost', dockerHost, { keptVolumes: false, ownProcessesOnly: false, nodeProgram: IMAGE_NODE });
 });

@@ -3,6 +3,7 @@ import type { GuardPolicy } from '../../../../domain/launchGuard';
 import type { SandboxHandle } from '../../../../domain/ports/sandboxHost';
 import { DockerSandboxHost } from '../../../../infra/sandbox/docker/dockerSandboxHost';
 import { describeWithDocker, dockerForTests, removeScope, sandboxImageForTests, testScope } from '../../../support/dockerEngine';
+import { IMAGE_NODE } from '../../../../infra/sandbox/docker/sandboxImage';
 import { redactorFor } from '../sandboxTestKit';
 
 /**
@@ -15,7 +16,8 @@ const engine = dockerForTests();
 const scope = testScope(__filename);
 const guard: GuardPolicy = { secretNames: [], managedValues: [] };
 const redactor = redactorFor([]);
-const node = process.execPath;
+// The image's node, not the test's: CI runs the suite on Node 20 and 22 against one image.
+const node = IMAGE_NODE;
 const HANG_BOUND_MS = 90_000;
 
 describeWithDocker('the Docker sandbox launcher', engine, ({ docker, socketPath }) => {
