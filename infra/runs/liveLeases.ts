@@ -1,4 +1,5 @@
 import type { LeaseRevocationNotice } from '../../domain/ports/leaseRevocations';
+import type { LiveLease, LiveLeaseRegistry } from '../../domain/ports/liveLeases';
 import { isDomainError } from '../../domain/errors';
 import { isRevokedVersion } from '../../domain/secret';
 import type { ServiceDependencies } from '../../domain/services/dependencies';
@@ -8,17 +9,6 @@ import { readSecret } from '../../domain/services/secretStream';
 /** How often an instance re-checks its live leases against the secrets' logs: the bound on a missed notice. */
 export const REVOCATION_CHECK_MS = 2_000;
 const ACTOR = 'system:leaseRevocation';
-
-/** A lease held by a process of this instance, and how to end that process. */
-export interface LiveLease {
-  readonly workspaceId: string;
-  readonly runId: string;
-  readonly leaseId: string;
-  readonly secretName: string;
-  readonly secretVersion: number;
-  /** Stops the process (or aborts the operation) holding the lease; called at most once. */
-  readonly end: () => Promise<unknown> | void;
-}
 
 export interface HeldLiveLease {
   /** Whether the lease was ended by a revocation (then the step fails with that reason). */
@@ -39,7 +29,7 @@ interface Entry extends LiveLease {
  * every process whose version is revoked and records `LeaseRevoked` on its run. The run that holds a sandbox is
  * on exactly one instance, so whichever instance took the revoke request, the holder's own timer ends it.
  */
-export class LiveLeases implements LeaseRevocationNotice {
+export class LiveLeases implements LeaseRevocationNotice, LiveLeaseRegistry {
   private readonly entries = new Map<string, Entry>();
   private timer: ReturnType<typeof setInterval> | undefined;
 
