@@ -97,7 +97,10 @@ async function phase(ctx: RunContext, which: Phase, turn: number | undefined, bo
     return { ok: true };
   } catch (error) {
     await recordEgress(ctx, which, turn).catch(() => undefined);
-    const reason = await ctx.reason(error instanceof Error ? error.message : 'step failed');
+    // A cancel recorded mid-step refuses the step's next lease or token: the step ends "cancelled", as the
+    // interrupt and teardown record it, whichever of them reaches the log first.
+    const cancelled = isDomainError(error) && error.code === RUN_ERROR.CANCELLED;
+    const reason = cancelled ? 'cancelled' : await ctx.reason(error instanceof Error ? error.message : 'step failed');
     try {
       await ctx.record({ type: 'FailPhase', phase: which, reason });
     } catch (recordError) {

@@ -150,6 +150,33 @@ describe('run steps on a real sandbox host', () => {
     await teardown(runtime, ws, runId);
     expect(await finish(runtime, ws, runId)).toEqual({ status: 'Cancelled' });
   });
+
+  it('a cancel that lands inside a turn, before its model key is leased, fails the turn "cancelled" as the interrupt would', async () => {
+    const runtime = await aRuntime();
+    const runId = await aRun();
+    await seed(runtime, ws, runId);
+    await install(runtime, ws, runId);
+    await mcp(runtime, ws, runId);
+    // The cancel is recorded after the turn started and its bearer was minted, before the lease is granted;
+    // the raise that would abort this instance has not arrived yet (another instance took the request).
+    const mint = runtime.bearers.mint.bind(runtime.bearers);
+    const racing: RunRuntime = {
+      ...runtime,
+      bearers: Object.assign(Object.create(runtime.bearers) as typeof runtime.bearers, {
+        mint: async (...args: Parameters<typeof mint>) => {
+          const bearer = await mint(...args);
+          await cancelRun(h.deps, { start: async () => undefined, raiseCancel: async () => undefined }, caller, { workspaceId: ws, runId });
+          return bearer;
+        },
+      }),
+    };
+    expect(await turn(racing, ws, runId, 1)).toEqual({ ok: false, reason: 'cancelled' });
+    const failed = (await eventsOf(runId)).find((e) => e.type === 'PhaseFailed');
+    expect(failed?.data).toMatchObject({ phase: 'turn', reason: 'cancelled' });
+    await teardown(runtime, ws, runId);
+    expect(await finish(runtime, ws, runId)).toEqual({ status: 'Cancelled' });
+    for (const value of Object.values(VALUES)) expect(processesHolding(value)).toEqual([]);
+  });
 });
 
 describe('activity errors', () => {
