@@ -90,7 +90,7 @@ async function phase(ctx: RunContext, which: Phase, turn: number | undefined, bo
   try {
     if (!rerun) state = await ctx.record({ type: 'StartPhase', phase: which, ...(turn !== undefined ? { turn } : {}) });
     if (rerun) throw new StepFailure(ctx.runtime.sandboxes.get(ctx.runId) ? 'interrupted: the step was started twice' : SANDBOX_LOST);
-    if (ctx.runtime.aborts.aborted(ctx.runId)) throw new StepFailure('cancelled');
+    if (ctx.runtime.aborts.aborted(ctx.runId)) throw new StepFailure(ctx.runtime.aborts.reasonOf(ctx.runId));
     await body(state);
     await recordEgress(ctx, which, turn);
     await ctx.record({ type: 'CompletePhase', phase: which });
@@ -195,7 +195,7 @@ export async function install(runtime: RunRuntime, workspaceId: string, runId: s
           signal: runtime.aborts.signalFor(runId),
         });
         await ctx.transcript(transcriptChunk(operation, proc.argv, result));
-        if (result.exitCode !== 0) throw stepFailureOf(operation, result);
+        if (result.exitCode !== 0) throw stepFailureOf(ctx, operation, result);
       }
     }
   });
@@ -244,7 +244,7 @@ export async function turn(runtime: RunRuntime, workspaceId: string, runId: stri
     if (runtime.aborts.aborted(runId)) {
       // Teardown may have revoked the run's bearers before this one existed.
       await runtime.bearers.revokeRun(workspaceId, runId);
-      throw new StepFailure('cancelled');
+      throw new StepFailure(runtime.aborts.reasonOf(runId));
     }
     const operation = `turn[${n}]`;
     const result = await execLeased(ctx, live, sandbox, {
@@ -259,7 +259,7 @@ export async function turn(runtime: RunRuntime, workspaceId: string, runId: stri
       signal: runtime.aborts.signalFor(runId),
     });
     await ctx.transcript(transcriptChunk(operation, turnSpec.command, result));
-    if (result.exitCode !== 0) throw stepFailureOf(operation, result);
+    if (result.exitCode !== 0) throw stepFailureOf(ctx, operation, result);
   });
 }
 
@@ -267,8 +267,8 @@ export async function turn(runtime: RunRuntime, workspaceId: string, runId: stri
  * A command the run's cancellation or deadline stopped fails its phase with that reason, exactly as the
  * interrupt step would record it: whichever of the two gets there first, the run reads the same.
  */
-function stepFailureOf(operation: string, result: CommandResult): StepFailure {
-  if (result.cancelled) return new StepFailure('cancelled');
+function stepFailureOf(ctx: RunContext, operation: string, result: CommandResult): StepFailure {
+  if (result.cancelled) return new StepFailure(ctx.runtime.aborts.reasonOf(ctx.runId));
   if (result.timedOut) return new StepFailure('deadline exceeded');
   return new StepFailure(`${operation} failed: ${describeExit(result)}`);
 }

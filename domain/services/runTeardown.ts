@@ -18,7 +18,7 @@ async function idempotent(action: () => Promise<unknown>): Promise<void> {
  * signal), and for the deadline fail the phase that was running, so the run ends Failed with that reason.
  */
 export async function interrupt(runtime: RunRuntime, workspaceId: string, runId: string, reason: 'cancelled' | 'deadline exceeded'): Promise<{ ok: true }> {
-  runtime.aborts.abort(runId);
+  runtime.aborts.abort(runId, reason);
   const ctx = new RunContext(runtime, workspaceId, runId);
   const state = await ctx.state();
   if (reason === 'deadline exceeded' && state.current && state.current.phase !== 'teardown') {

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RunEvent } from '../../domain/run';
 import { cancelRun, requestRun } from '../../domain/services/runs';
 import type { RunStores } from '../../domain/services/runPorts';
@@ -12,7 +12,7 @@ import { leftoverRemover } from '../../infra/runs/leftoverSandboxes';
 import type { RunRuntime } from '../../domain/services/runContext';
 import { aRunRuntime, runStoresOnAzurite } from '../support/runRuntime';
 import { install, mcp, seed, turn } from '../../domain/services/runSteps';
-import { finish, teardown } from '../../domain/services/runTeardown';
+import { finish, interrupt, teardown } from '../../domain/services/runTeardown';
 import { LocalProcessSandboxHost } from '../../infra/sandbox/localProcessSandboxHost';
 import { activityHandler } from '../../functions/runLifecycle.activities';
 import { createApiHarness, type ApiHarness } from '../support/apiHarness';
@@ -150,6 +150,25 @@ describe('run steps on a real sandbox host', () => {
     await teardown(runtime, ws, runId);
     expect(await finish(runtime, ws, runId)).toEqual({ status: 'Cancelled' });
   });
+
+  it('a turn killed by the deadline fails "deadline exceeded" even when the kill reaches it before the interrupt records it', async () => {
+    const runtime = await aRuntime();
+    const runId = await aRun({ turns: [{ command: ['node', '-e', 'setTimeout(() => {}, 60000)'], modelKey: 'OPENAI_API_KEY' }] });
+    await seed(runtime, ws, runId);
+    await install(runtime, ws, runId);
+    await mcp(runtime, ws, runId);
+    const running = turn(runtime, ws, runId, 1);
+    await vi.waitFor(() => expect(processesHolding(VALUES.OPENAI_API_KEY)).not.toEqual([]), { timeout: 20_000, interval: 50 });
+    // The deadline's interrupt kills first and records after: the killed step may record its failure in between.
+    runtime.aborts.abort(runId, 'deadline exceeded');
+    expect(await running).toEqual({ ok: false, reason: 'deadline exceeded' });
+    await interrupt(runtime, ws, runId, 'deadline exceeded');
+    await teardown(runtime, ws, runId);
+    expect(await finish(runtime, ws, runId)).toEqual({ status: 'Failed' });
+    const events = await eventsOf(runId);
+    expect(events.find((e) => e.type === 'PhaseFailed')?.data).toMatchObject({ phase: 'turn', reason: 'deadline exceeded' });
+    expect(events.find((e) => e.type === 'RunFailed')?.data).toEqual({ reason: 'deadline exceeded' });
+  }, 60_000);
 
   it('a cancel that lands inside a turn, before its model key is leased, fails the turn "cancelled" as the interrupt would', async () => {
     const runtime = await aRuntime();
