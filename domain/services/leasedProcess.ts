@@ -1,5 +1,5 @@
 import { anyCancel, cancelSource } from '../cancelSignal';
-import type { LeasedCredential } from '../ports/runProcesses';
+import type { LeasedCredential, LeasedLaunch } from '../ports/runProcesses';
 import type { LiveSandbox } from '../ports/runSandboxes';
 import type { CancelSignal, CommandResult, ProcessIdentity, RunningCommand } from '../ports/sandboxHost';
 import type { Phase } from '../run';
@@ -85,6 +85,18 @@ export async function releaseLeases(ctx: RunContext, held: readonly { leaseId: s
   for (const lease of held) await ctx.record({ type: 'ReleaseLease', leaseId: lease.leaseId });
 }
 
+/** The process a spec describes, holding these leases (the caller adds its own cancel signal). */
+function launchOf(spec: LeasedProcessSpec, held: readonly HeldLease[]): LeasedLaunch {
+  return {
+    argv: spec.argv,
+    identity: spec.identity,
+    credentials: held.map((h) => h.credential),
+    ...(spec.extraEnv ? { extraEnv: spec.extraEnv } : {}),
+    ...(spec.handOver ? { handOver: spec.handOver } : {}),
+    ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
+  };
+}
+
 /** Tells this instance's live leases who holds each one and how to end it (a revocation calls `end`). */
 function holdLive(ctx: RunContext, held: readonly HeldLease[], end: () => Promise<unknown> | void): HeldLiveLease[] {
   return held.map((lease) => {
@@ -126,15 +138,7 @@ export async function execLeased(ctx: RunContext, live: LiveRun, sandbox: LiveSa
   const signal = anyCancel(spec.signal ? [spec.signal, revocation.signal] : [revocation.signal]);
   let result: CommandResult;
   try {
-    result = await ctx.runtime.processes.exec(sandbox.handle, {
-      argv: spec.argv,
-      identity: spec.identity,
-      credentials: held.map((h) => h.credential),
-      ...(spec.extraEnv ? { extraEnv: spec.extraEnv } : {}),
-      ...(spec.handOver ? { handOver: spec.handOver } : {}),
-      ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
-      signal: signal.signal,
-    });
+    result = await ctx.runtime.processes.exec(sandbox.handle, { ...launchOf(spec, held), signal: signal.signal });
   } finally {
     signal.release();
     for (const l of lives) l.drop();
@@ -162,12 +166,7 @@ export async function startLeased(
   const held = await grantLeases(ctx, live, sandbox, spec);
   let process: RunningCommand;
   try {
-    process = await ctx.runtime.processes.start(sandbox.handle, {
-      argv: spec.argv,
-      identity: spec.identity,
-      credentials: held.map((h) => h.credential),
-      ...(spec.extraEnv ? { extraEnv: spec.extraEnv } : {}),
-    });
+    process = await ctx.runtime.processes.start(sandbox.handle, launchOf(spec, held));
   } catch (error) {
     await releaseLeases(ctx, held);
     throw error;
