@@ -101,6 +101,11 @@ export const GATEWAY_ERROR = {
   SECRET_NOT_FOUND: 'GATEWAY.SECRET_NOT_FOUND',
 } as const;
 
+/** What every sandbox host raises for a sandbox that is torn down or unknown to it. */
+export const SANDBOX_ERROR = {
+  GONE: 'SANDBOX.GONE',
+} as const;
+
 export const EGRESS_ERROR = {
   INVALID_HOST: 'EGRESS.INVALID_HOST',
   NOT_IN_WORKSPACE_LIST: 'EGRESS.NOT_IN_WORKSPACE_LIST',

@@ -226,7 +226,7 @@ export function compose(settings: Settings): Composition {
       publicKeys: async () => (await root.signing().keys.ring()).map((k) => k.publicJwk),
       clock: systemClock,
     })),
-    /** This process's sandbox host, shared by the run lifecycle and the gateway (a run is pinned to it). */
+    /** This process's sandbox host, shared by the run lifecycle and the gateway (which adopts from it what another instance seeded). */
     sandboxHost: once(() => sandboxHostFor(settings, root.services)),
     /** The live sandboxes of this process: the run lifecycle fills it, the gateway reads it. */
     runSandboxes: once((): RunSandboxes => new InMemoryRunSandboxes()),
@@ -240,7 +240,7 @@ export function compose(settings: Settings): Composition {
     gateway: once(async () => {
       const [{ deps }, bearers, host, leases] = await Promise.all([root.services(), root.gatewayBearers(), root.sandboxHost(), root.liveLeases()]);
       return sandboxGateway({
-        deps, bearers, sandboxes: root.runSandboxes(), host, leases, limits: { operationTimeoutMs: settings.GATEWAY_OPERATION_TIMEOUT_SECONDS * 1000 },
+        deps, bearers, sandboxes: root.runSandboxes(), host, specs: root.runStores().specs, leases, limits: { operationTimeoutMs: settings.GATEWAY_OPERATION_TIMEOUT_SECONDS * 1000 },
         identityTokens: root.signing().identityTokens,
       });
     }),

@@ -1,7 +1,7 @@
 import type { GuardPolicy } from '../launchGuard';
 import type { OutputRedactor, SandboxHandle } from './sandboxHost';
 
-/** A sandbox alive on this host instance (a run is pinned to the instance that seeded it). */
+/** A sandbox this host instance serves: one it seeded or took over, or one shared for a gateway operation. */
 export interface LiveSandbox {
   readonly workspaceId: string;
   readonly runId: string;

@@ -171,6 +171,20 @@ export interface RecoverableSandboxHost extends SandboxHost {
    * run still needs.
    */
   adopt(handle: SandboxHandle, request: Pick<SandboxRequest, 'redactor' | 'guard' | 'env' | 'egress'>): Promise<SandboxHandle>;
+  /**
+   * Serves processes in the sandbox beside the instance that holds it, which may be running the run's processes
+   * at this moment (the gateway answering an agent whose turn runs on another instance): nothing of the holder's
+   * is stopped, its doors and egress stay with it, and no credential uid either of them used is used again.
+   * Until `leave`; the holder keeps the sandbox.
+   */
+  share(handle: SandboxHandle, request: Pick<SandboxRequest, 'redactor' | 'guard' | 'env'>): Promise<SharedSandbox>;
+}
+
+/** A sandbox served beside its holder for as long as one operation needs it (`RecoverableSandboxHost.share`). */
+export interface SharedSandbox {
+  readonly handle: SandboxHandle;
+  /** Stops serving it on this instance (its processes have ended); idempotent. */
+  leave(): Promise<void>;
 }
 
 export function isRecoverable(host: SandboxHost): host is RecoverableSandboxHost {

@@ -19,6 +19,7 @@ import { type IdentityTokenResponse, IDENTITY_TOKEN_KIND, issueIdentityToken } f
 import type { WorkloadIdentityTokens } from '../ports/workloadIdentityTokens';
 import { resolveUnrevoked } from './secretRevocation';
 import { cancelSource } from '../cancelSignal';
+import { type GatewayAdoption, sandboxForBearer } from './gatewaySandbox';
 
 /**
  * The gateway (DESIGN.md §1 promise 8): the agent asks, the platform checks the destination against the
@@ -28,9 +29,12 @@ import { cancelSource } from '../cancelSignal';
  */
 
 export interface GatewayDependencies {
-  readonly deps: Pick<ServiceDependencies, 'store' | 'resolver' | 'clock' | 'random' | 'ids'>;
+  readonly deps: Pick<ServiceDependencies, 'store' | 'vault' | 'resolver' | 'clock' | 'random' | 'ids'>;
   readonly bearers: GatewayBearers;
+  /** This instance's own sandboxes (the run lifecycle's registry). */
   readonly sandboxes: RunSandboxes;
+  /** How a run's sandbox held by another instance is served here; without it, only this instance's own serve. */
+  readonly adoption?: GatewayAdoption;
   /** Plans, runs and shapes the operation itself (the sandbox's credential process, or an http request). */
   readonly operations: GatewayOperationRunner;
   /** How long one operation may run (never past the run's deadline or the bearer's expiry). */
@@ -78,6 +82,15 @@ export class Gateway {
 
   async perform(binding: GatewayBinding, operation: GatewayOperation, remotePath: string, correlationId: string): Promise<GatewayResponse> {
     const operationId = this.d.deps.ids.next();
+    const sandbox = await this.sandboxFor(binding, correlationId, { operationId, kind: operation.kind, target: operation.target });
+    try {
+      return await this.performIn(sandbox, binding, operation, remotePath, operationId, correlationId);
+    } finally {
+      await sandbox.leave();
+    }
+  }
+
+  private async performIn(live: LiveSandbox, binding: GatewayBinding, operation: GatewayOperation, remotePath: string, operationId: string, correlationId: string): Promise<GatewayResponse> {
     const record = (...commands: RunCommand[]) =>
       onRun(this.d.deps, binding.workspaceId, binding.runId, commands, { actor: ACTOR, correlationId });
     const refuse = async (reason: string, problem: DomainError): Promise<never> => {
@@ -85,11 +98,6 @@ export class Gateway {
       throw problem;
     };
 
-    const live = this.liveSandbox(binding);
-    if (!live) {
-      await record({ type: 'RecordOperationRefused', operationId, kind: operation.kind, target: operation.target, reason: 'no live sandbox' }).catch(() => undefined);
-      throw new DomainError(GATEWAY_ERROR.SANDBOX_GONE, 'The run has no live sandbox on this instance (torn down, or another container); its bearer is no longer usable', 'gone');
-    }
     let plan: GitPlan | undefined;
     try {
       plan = this.d.operations.plan(operation, remotePath);
@@ -166,12 +174,12 @@ export class Gateway {
 
   /** A workload identity token for the bearer's run (docs/identity.md): 404 for an identity not defined, 403 for one the requester may not use. */
   async identityToken(binding: GatewayBinding, identity: string, correlationId: string): Promise<IdentityTokenResponse> {
-    const live = this.liveSandbox(binding);
-    if (!live) {
-      await onRun(this.d.deps, binding.workspaceId, binding.runId, { type: 'RecordOperationRefused', operationId: this.d.deps.ids.next(), kind: IDENTITY_TOKEN_KIND, target: `identity:${identity}`, reason: 'no live sandbox' }, { actor: ACTOR, correlationId }).catch(() => undefined);
-      throw new DomainError(GATEWAY_ERROR.SANDBOX_GONE, 'The run has no live sandbox on this instance (torn down, or another container); its bearer is no longer usable', 'gone');
+    const sandbox = await this.sandboxFor(binding, correlationId, { operationId: this.d.deps.ids.next(), kind: IDENTITY_TOKEN_KIND, target: `identity:${identity}` });
+    try {
+      return await issueIdentityToken({ deps: this.d.deps, tokens: this.d.identityTokens }, binding, sandbox, identity, correlationId);
+    } finally {
+      await sandbox.leave();
     }
-    return issueIdentityToken({ deps: this.d.deps, tokens: this.d.identityTokens }, binding, live, identity, correlationId);
   }
 
   /** A body that did not parse or validate, from an authenticated caller: recorded on its run as a refusal. */
@@ -179,10 +187,15 @@ export class Gateway {
     await onRun(this.d.deps, binding.workspaceId, binding.runId, { type: 'RecordOperationRefused', operationId: this.d.deps.ids.next(), kind: 'unparsed', target: '', reason: code }, { actor: ACTOR, correlationId });
   }
 
-  private liveSandbox(binding: GatewayBinding): LiveSandbox | undefined {
-    const live = this.d.sandboxes.get(binding.runId);
-    if (!live || live.workspaceId !== binding.workspaceId || live.handle.sandboxId !== binding.containerId) return undefined;
-    return live;
+  /**
+   * The bearer's sandbox, on this instance or shared from the host (gatewaySandbox.ts); `leave` once the operation
+   * is done. None: 410 with the reason, recorded as a refusal.
+   */
+  private async sandboxFor(binding: GatewayBinding, correlationId: string, refused: { operationId: string; kind: string; target: string }): Promise<LiveSandbox & { leave: () => Promise<void> }> {
+    const found = await sandboxForBearer(this.d.deps, this.d.sandboxes, this.d.adoption, binding);
+    if (found.ok) return { ...found.live, leave: found.leave };
+    await onRun(this.d.deps, binding.workspaceId, binding.runId, { type: 'RecordOperationRefused', ...refused, reason: `no live sandbox: ${found.reason}` }, { actor: ACTOR, correlationId }).catch(() => undefined);
+    throw new DomainError(GATEWAY_ERROR.SANDBOX_GONE, `The run's sandbox cannot serve this bearer: ${found.reason}`, 'gone');
   }
 
   /** The sandbox's redactor, plus the value just resolved (it may be newer than what the sandbox's knows). */

@@ -107,7 +107,7 @@ export async function requestRun(
  * so a spec rewritten in storage after the request (another secret as a turn's model key, say) never runs.
  * A mismatch throws `RUN.SPEC_TAMPERED`; the step records it as its failure reason and the run fails.
  */
-export async function readRunSpec(stores: RunStores, run: Pick<RunState, 'workspaceId' | 'specRef' | 'specDigest'>): Promise<RunSpec> {
+export async function readRunSpec(stores: Pick<RunStores, 'specs'>, run: Pick<RunState, 'workspaceId' | 'specRef' | 'specDigest'>): Promise<RunSpec> {
   const { spec, digest } = await stores.specs.get(run.workspaceId, run.specRef);
   if (run.specDigest === '' || digest !== run.specDigest)
     throw new DomainError(

@@ -1,6 +1,6 @@
 import type { LiveSandbox, RunSandboxes } from '../../domain/ports/runSandboxes';
 
-/** The live sandboxes of this process: a run is pinned to the host instance that seeded it. */
+/** The sandboxes this process holds (seeded or taken over); another instance reaches them through the host. */
 export class InMemoryRunSandboxes implements RunSandboxes {
   private readonly byRun = new Map<string, LiveSandbox>();
 

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomInt, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -16,6 +16,7 @@ import type {
   RecoverableSandboxHost,
   SandboxHandle,
   SandboxRequest,
+  SharedSandbox,
 } from '../../../domain/ports/sandboxHost';
 import type { CredentialDelivery, DeliveryTarget } from '../credentialDelivery';
 import { EGRESS_PROXY_URL, openDoorSockets, type DoorSockets } from '../egress/doors';
@@ -49,6 +50,10 @@ const HAND_OVER_TIMEOUT_MS = 300_000;
 const SCOPE = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 /** The host-side relay's own failure status (RELAY_JS `fail`): the exec could not be made or followed. */
 const RELAY_FAILED = 126;
+/** In the sandbox's host directory: one empty file per credential uid any instance has used in the container. */
+const UID_CLAIMS = 'uids';
+/** Where a share's process numbers start (a holder's are below; an adopter's start at generation × 100 000). */
+const SHARED_PROCESS_BASE = 1_000_000_000;
 
 export interface DockerSandboxHostOptions {
   readonly docker?: Dockerode;
@@ -85,7 +90,8 @@ export class DockerHostUnavailableError extends DomainError {
   }
 }
 
-interface Sandbox {
+/** What running processes in a container takes: the holder's sandbox, or one shared beside it (`share`). */
+interface ServedSandbox {
   readonly handle: SandboxHandle;
   readonly containerId: string;
   readonly hostDir: string;
@@ -93,12 +99,22 @@ interface Sandbox {
   readonly redactor: OutputRedactor;
   readonly guard: GuardPolicy;
   readonly env: Readonly<Record<string, string>>;
-  readonly doors: DoorSockets;
-  egress: EgressAllowance | undefined;
   readonly running: Set<LaunchedProcess>;
   processCount: number;
   nextCredentialUid: number;
+}
+
+/** A sandbox this instance holds: it serves the container's doors and decides its egress. */
+interface Sandbox extends ServedSandbox {
+  readonly doors: DoorSockets;
+  egress: EgressAllowance | undefined;
   tornDown: boolean;
+}
+
+/** A sandbox served beside its holder, by as many operations of this instance as use it now. */
+interface Shared {
+  readonly sandbox: ServedSandbox;
+  users: number;
 }
 
 /** What tests and the sweep may see of a sandbox container. */
@@ -146,6 +162,7 @@ export function defaultScopeDirs(scope: string): { readonly root: string; readon
 export class DockerSandboxHost implements RecoverableSandboxHost {
   readonly capabilities: SandboxCapabilities = { isolated: true, keepsWorkspaceVolumes: true };
   private readonly sandboxes = new Map<string, Sandbox>();
+  private readonly shared = new Map<string, Shared>();
   private readonly launcher: GuardedLauncher;
   private readonly limits: ContainerLimits;
 
@@ -335,10 +352,47 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     return handle;
   }
 
+  /**
+   * Serves a sandbox beside the instance that holds it (the gateway on this instance while the holder runs the
+   * run's turn): none of the holder's doors, egress decisions or processes is touched. Process numbers come from a
+   * band of this share's own, and credential uids are claimed as the holder claims its own (`claimCredentialUid`),
+   * so neither ever runs a process as a uid the other used. Operations of this instance share one entry until the
+   * last leaves.
+   */
+  async share(handle: SandboxHandle, request: Pick<SandboxRequest, 'redactor' | 'guard' | 'env'>): Promise<SharedSandbox> {
+    const own = this.sandboxes.get(handle.sandboxId);
+    if (own && !own.tornDown) return { handle: own.handle, leave: async () => undefined };
+    const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
+    if (!requested.ok) throw new LaunchRefusedError(requested);
+    const [container] = await this.listContainers({ [LABEL.sandbox]: handle.sandboxId });
+    if (!container || container.State !== 'running') throw new SandboxGoneError(handle.sandboxId);
+    const hostDir = this.hostDirOf(handle.sandboxId);
+    const highestClaimed = await this.highestClaimedUid(hostDir);
+    const entry: Shared = this.shared.get(handle.sandboxId) ?? {
+      sandbox: {
+        handle, containerId: container.Id, hostDir, credentialDir: path.join(this.credentialRoot, handle.sandboxId), redactor: request.redactor, guard: request.guard,
+        env: { PATH: CONTAINER_PATH, LANG: 'C.UTF-8', ...PROXY_ENV, ...(request.env ?? {}) }, running: new Set(),
+        processCount: SHARED_PROCESS_BASE + randomInt(0, 1_000_000) * 1_000, nextCredentialUid: highestClaimed + 1,
+      },
+      users: 0,
+    };
+    this.shared.set(handle.sandboxId, entry);
+    entry.users++;
+    let left = false;
+    const leave = async (): Promise<void> => {
+      if (left) return;
+      left = true;
+      entry.users--;
+      if (entry.users === 0 && this.shared.get(handle.sandboxId) === entry) this.shared.delete(handle.sandboxId);
+    };
+    return { handle: entry.sandbox.handle, leave };
+  }
+
   /** Stops serving this instance's sandboxes and forgets them, leaving their containers running for another instance. */
   async close(): Promise<void> {
     for (const sandbox of this.sandboxes.values()) await sandbox.doors.close();
     this.sandboxes.clear();
+    this.shared.clear();
   }
 
   /** Removes a sandbox a dead instance left (its container, found by label, and its directories). */
@@ -368,7 +422,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
   async removeOrphans(runIsOver: (runId: string) => Promise<boolean>): Promise<number> {
     let removed = 0;
     for (const sandbox of await this.list()) {
-      if (this.sandboxes.has(sandbox.sandboxId) || !(await runIsOver(sandbox.runId))) continue;
+      if (this.sandboxes.has(sandbox.sandboxId) || this.shared.has(sandbox.sandboxId) || !(await runIsOver(sandbox.runId))) continue;
       await this.removeContainer(sandbox.containerId);
       await this.removeDirs(sandbox.sandboxId);
       removed++;
@@ -392,21 +446,22 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
   /** What keeps processes from running, when it is the engine or the container; undefined when both are fine. */
   private async engineTrouble(handle: SandboxHandle): Promise<string | undefined> {
     if (!(await engineAnswers(this.docker))) return `no engine answers at unix://${this.socketPath} (it stopped or is restarting)`;
-    const containerId = this.sandboxes.get(handle.sandboxId)?.containerId;
+    const containerId = this.served(handle.sandboxId)?.containerId;
     if (!containerId) return undefined;
     const running = await this.docker.getContainer(containerId).inspect().then((info) => info.State.Running, () => false);
     return running ? undefined : 'the sandbox container is no longer running (its engine stopped or restarted)';
   }
 
   async start(handle: SandboxHandle, command: CommandSpec): Promise<RunningCommand> {
-    const sandbox = this.live(handle);
+    const sandbox = this.served(handle.sandboxId);
+    if (!sandbox) throw new SandboxGoneError(handle.sandboxId);
     if (command.handOver && command.cwd !== undefined)
       throw new DomainError('SANDBOX.HAND_OVER_WITH_CWD', 'a command runs either in cwd or in a private directory it hands over, not both', 'invalid');
     const into = command.handOver?.into;
     if (into !== undefined && into !== '.') insideRoot(handle.workspace, into);
     const n = ++sandbox.processCount;
     const credential = command.identity === 'credential';
-    const uid = credential ? this.credentialUid(sandbox) : AGENT_UID;
+    const uid = credential ? await this.claimCredentialUid(sandbox) : AGENT_UID;
     // The credential directory is the same path on the host and in the container: the channels write it here.
     const processDir = path.join(sandbox.credentialDir, `p${n}`);
     const privateDir = into !== undefined ? path.join(processDir, 'work') : undefined;
@@ -545,7 +600,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     return doors;
   }
 
-  private relayPrefix(sandbox: Sandbox, user: string, cwd: string): string[] {
+  private relayPrefix(sandbox: ServedSandbox, user: string, cwd: string): string[] {
     return ['/bin/sh', '-c', RELAY_SHELL, 'dp-relay', process.execPath, this.relayScript, this.socketPath, sandbox.containerId, user, cwd, '--'];
   }
 
@@ -554,7 +609,7 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
    * directory has had. Read by an agent process: a container's /proc lists every process (no hidepid), and a
    * status file is world-readable.
    */
-  private async credentialUidsIn(sandbox: Sandbox): Promise<{ readonly highest: number; readonly running: ReadonlySet<number> }> {
+  private async credentialUidsIn(sandbox: ServedSandbox): Promise<{ readonly highest: number; readonly running: ReadonlySet<number> }> {
     const credential = (uid: number): boolean => uid >= FIRST_CREDENTIAL_UID && uid <= LAST_CREDENTIAL_UID;
     const uids = [FIRST_CREDENTIAL_UID - 1];
     // Owners on this side are host uids; the container's /proc below shows container uids.
@@ -585,12 +640,42 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     return path.join(this.root, sandboxId.replaceAll('-', '').slice(0, 16));
   }
 
-  private credentialUid(sandbox: Sandbox): number {
+  private credentialUid(sandbox: ServedSandbox): number {
     if (sandbox.nextCredentialUid > LAST_CREDENTIAL_UID) throw new DomainError('SANDBOX.UIDS_EXHAUSTED', 'this sandbox has used every credential uid', 'conflict');
     return sandbox.nextCredentialUid++;
   }
 
-  private async handOver(handle: SandboxHandle, sandbox: Sandbox, privateDir: string, into: string, n: number, result: CommandResult): Promise<CommandResult> {
+  /**
+   * The next credential uid no process of the container has had, on whichever instance: claimed by creating its
+   * file in the sandbox's host directory (exclusively; the container never sees that directory), as every instance
+   * serving the sandbox does, its holder and any that share it.
+   */
+  private async claimCredentialUid(sandbox: ServedSandbox): Promise<number> {
+    const claims = path.join(sandbox.hostDir, UID_CLAIMS);
+    for (;;) {
+      const uid = this.credentialUid(sandbox);
+      try {
+        await writeFile(path.join(claims, String(uid)), '', { flag: 'wx', mode: 0o600 });
+        return uid;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') continue;
+        if (code !== 'ENOENT') throw error;
+        // The first claim: the directory is made now (a missing host directory means the sandbox is gone).
+        await mkdir(claims, { mode: 0o700 }).catch((made: NodeJS.ErrnoException) => {
+          if (made.code !== 'EEXIST') throw new SandboxGoneError(sandbox.handle.sandboxId);
+        });
+        sandbox.nextCredentialUid = uid;
+      }
+    }
+  }
+
+  private async highestClaimedUid(hostDir: string): Promise<number> {
+    const claimed = (await readdir(path.join(hostDir, UID_CLAIMS)).catch(() => [] as string[])).map(Number).filter(Number.isInteger);
+    return Math.max(FIRST_CREDENTIAL_UID - 1, ...claimed);
+  }
+
+  private async handOver(handle: SandboxHandle, sandbox: ServedSandbox, privateDir: string, into: string, n: number, result: CommandResult): Promise<CommandResult> {
     const staging = path.join(sandbox.credentialDir, `handover-${n}`);
     try {
       await rename(privateDir, staging);
@@ -608,5 +693,12 @@ export class DockerSandboxHost implements RecoverableSandboxHost {
     const sandbox = this.sandboxes.get(handle.sandboxId);
     if (!sandbox || sandbox.tornDown) throw new SandboxGoneError(handle.sandboxId);
     return sandbox;
+  }
+
+  /** The sandbox this instance holds, or else one it shares now. */
+  private served(sandboxId: string): ServedSandbox | undefined {
+    const own = this.sandboxes.get(sandboxId);
+    if (own) return own.tornDown ? undefined : own;
+    return this.shared.get(sandboxId)?.sandbox;
   }
 }

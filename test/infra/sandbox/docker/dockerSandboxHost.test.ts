@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { GuardPolicy } from '../../../../domain/launchGuard';
 import type { SandboxHandle } from '../../../../domain/ports/sandboxHost';
@@ -229,6 +230,31 @@ describeWithDocker('DockerSandboxHost', engine, ({ docker, socketPath }) => {
       expect(await second.find('run-adopted')).toBeUndefined();
     } finally {
       await new Promise((r) => gateway.close(r));
+    }
+  });
+
+  it('is shared by another instance while this one holds it: nothing of the holder stopped, its doors kept, no credential uid used twice by either', async () => {
+    const first = await DockerSandboxHost.open({ docker, socketPath, image, scope });
+    const second = await DockerSandboxHost.open({ docker, socketPath, image, scope });
+    const handle = await first.create({ runId: 'run-shared', files: {}, redactor, guard });
+    try {
+      const uidOf = async (on: DockerSandboxHost): Promise<number> => Number((await on.exec(handle, { argv: ['id', '-u'], identity: 'credential' })).stdout.trim());
+      const mcp = await first.start(handle, { argv: ['sleep', '120'], identity: 'credential' });
+      const doorsJson = path.join(first.inspect(handle).hostDir, 'doors', 'doors.json');
+      const doors = readFileSync(doorsJson, 'utf8');
+      const shared = await second.share((await second.find('run-shared')) as SandboxHandle, { redactor, guard });
+      const sharerUid = await uidOf(second);
+      const holderUid = await uidOf(first);
+      expect(new Set([FIRST_CREDENTIAL_UID, sharerUid, holderUid]).size).toBe(3); // the holder's next uid skips the sharer's
+      // The holder's credential process still runs (as the first credential uid), and its doors are the same.
+      const statuses = (await first.exec(handle, { argv: ['sh', '-c', 'cat /proc/[0-9]*/status 2>/dev/null'], identity: 'agent' })).stdout;
+      expect(statuses.split(/^(?=Name:)/m).some((s) => /^Name:\s+sleep/m.test(s) && new RegExp(`^Uid:\\s+${FIRST_CREDENTIAL_UID}\\b`, 'm').test(s))).toBe(true);
+      expect(readFileSync(doorsJson, 'utf8')).toBe(doors);
+      await shared.leave();
+      await expect(second.exec(handle, { argv: ['true'], identity: 'agent' })).rejects.toThrow(/torn down or unknown/);
+      await mcp.stop();
+    } finally {
+      await first.teardown(handle);
     }
   });
 
