@@ -212,8 +212,8 @@ export class HostAgent {
         }
       }
     } catch (error) {
-      const code = error instanceof DomainError ? error.code : 'HOST.AGENT_ERROR';
-      send({ kind: 'failed', requestId, ...(runId ? { runId } : {}), code, message: (error as Error).message.slice(0, 2000) });
+      const known = error instanceof DomainError ? { code: error.code, errorKind: error.kind } : { code: 'HOST.AGENT_ERROR' };
+      send({ kind: 'failed', requestId, ...(runId ? { runId } : {}), ...known, message: (error as Error).message.slice(0, 2000) });
     }
   }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { DomainErrorKind } from '../../../domain/errors';
 import type { HostMessageRefusal } from '../../../domain/sandboxHosts';
 
 /**
@@ -84,6 +85,12 @@ const egressTally = z.strictObject({
 });
 export type WireEgressTally = z.infer<typeof egressTally>;
 
+/**
+ * How the inner host classed a failure (DomainErrorKind), so a refusal stays a refusal on the platform (an
+ * invalid request is not an outage). Optional: an older agent's failures read as 'unavailable'.
+ */
+const failureKind = z.enum(['invalid', 'not_found', 'forbidden', 'conflict', 'precondition', 'too_large', 'unavailable', 'gone', 'upstream'] as const satisfies readonly DomainErrorKind[]);
+
 export const agentBody = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('ready'), capabilities: z.strictObject({ isolated: z.boolean(), reason: z.string().max(1024).optional(), keepsWorkspaceVolumes: z.boolean().optional() }) }),
   z.strictObject({ kind: z.literal('created'), requestId: id, runId: id, sandboxId: id, workspace: z.string().max(1024), isolated: z.boolean() }),
@@ -94,7 +101,7 @@ export const agentBody = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('output'), runId: id, execId: id, stream: z.enum(['stdout', 'stderr']), text: z.string().max(OUTPUT_CHUNK_CHARS) }),
   z.strictObject({ kind: z.literal('done'), requestId: id, runId: id.optional() }),
   z.strictObject({ kind: z.literal('listed'), requestId: id, sandboxes: z.array(z.strictObject({ sandboxId: id, runId: id })) }),
-  z.strictObject({ kind: z.literal('failed'), requestId: id, runId: id.optional(), code: z.string().max(128), message: z.string().max(2048) }),
+  z.strictObject({ kind: z.literal('failed'), requestId: id, runId: id.optional(), code: z.string().max(128), message: z.string().max(2048), errorKind: failureKind.optional() }),
   z.strictObject({ kind: z.literal('heartbeat') }),
 ]);
 export type AgentBody = z.infer<typeof agentBody>;
