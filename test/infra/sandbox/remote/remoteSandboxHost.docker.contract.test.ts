@@ -11,7 +11,7 @@ import { IMAGE_NODE } from '../../../../infra/sandbox/docker/sandboxImage';
 import { HostChannelServer } from '../../../../infra/sandbox/remote/hostChannelServer';
 import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandboxHost';
 import { createApiHarness } from '../../../support/apiHarness';
-import { containersOfScope, describeWithDocker, dockerForTests, removeScope, sandboxImageForTests, testScope } from '../../../support/dockerEngine';
+import { containersOfScope, describeWithDocker, dockerForTests, processesOfContainer, removeScope, sandboxImageForTests, testScope } from '../../../support/dockerEngine';
 import { startHostAgent, until } from '../../../support/hostAgentProcess';
 import { describeSandboxHostContract, type SandboxHostFactory } from '../../../contracts/sandboxHost.contract';
 
@@ -36,20 +36,6 @@ function filesUnder(dir: string): Array<{ path: string; content: Buffer }> {
     .map((file) => ({ path: file, content: readFileSync(file) }));
 }
 
-/** As the Docker contract: the container's processes (their cgroup names it) and host-side relays naming its directory. */
-function processesOf(containerId: string, hostDir: string): number[] {
-  const found: number[] = [];
-  for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    try {
-      const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cgroup.includes(containerId) || cmdline.includes(hostDir)) found.push(Number(pid));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
 
 describeWithDocker('RemoteSandboxHost through a host agent (inner: docker)', engine, ({ docker, socketPath }) => {
   const throughDockerAgent: SandboxHostFactory = async (setup) => {
@@ -120,7 +106,7 @@ describeWithDocker('RemoteSandboxHost through a host agent (inner: docker)', eng
       },
       traces: (handle) => {
         const { containerId, hostDir, credentialDir } = innerOf(handle);
-        return { paths: [hostDir, credentialDir, handle.workspace], processes: () => processesOf(containerId, hostDir) };
+        return { paths: [hostDir, credentialDir, handle.workspace], processes: () => processesOfContainer(containerId, hostDir) };
       },
       credentialLeftovers: (handle) => {
         const { credentialDir } = innerOf(handle);
