@@ -29,13 +29,21 @@ const envelope = {
   seq: z.number().int().min(1),
 };
 
+/** A path inside the process's credential directory: relative, no `..`. */
+const deliveryPath = z.string().min(1).max(256).regex(/^(?!\/)(?!.*\.\.)[A-Za-z0-9_./-]+$/);
+
 /** One credential for one process, as the channel carries it: only inside that process's exec or start. */
 export const wireDelivery = z.strictObject({
   env: stringMap,
   argsAfterCommand: z.array(z.string().max(4096)).max(64),
   stdin: z.string().max(64 * 1024).optional(),
   /** Files relative to the process's credential directory, base64. */
-  files: z.array(z.strictObject({ path: z.string().min(1).max(256).regex(/^(?!\/)(?!.*\.\.)[A-Za-z0-9_./-]+$/), base64: z.string().max(128 * 1024), mode: z.number().int().min(0).max(0o777) })).max(16),
+  files: z.array(z.strictObject({ path: deliveryPath, base64: z.string().max(128 * 1024), mode: z.number().int().min(0).max(0o777) })).max(16),
+  /**
+   * Directories of the delivery, parents first, made (and given to the process's uid) before the files: a
+   * delivery may need one empty (the gateway's private git directory has empty refs/ and objects/).
+   */
+  dirs: z.array(z.strictObject({ path: deliveryPath, mode: z.number().int().min(0).max(0o777) })).max(16).optional(),
 });
 export type WireDelivery = z.infer<typeof wireDelivery>;
 
