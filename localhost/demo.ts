@@ -32,7 +32,8 @@ export interface DemoOutcome {
   readonly gitToken: string;
 }
 
-const AGENT = String.raw`'use strict';
+/** The demo's agent: clones, commits and pushes through the gateway (never holding the git token), then tries a remote the token may not reach. */
+export const DEMO_AGENT = String.raw`'use strict';
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const [remote, elsewhere] = process.argv.slice(2);
@@ -101,7 +102,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoOutcome> {
     log(`3. Set two secrets, each with the uses its owner allows. The API lists metadata only, never a value: ${listing.text}`);
 
     const started = await call(options, 'POST', `/api/workspaces/${workspaceId}/runs`, {
-      template: { files: { 'agent.js': AGENT } },
+      template: { files: { 'agent.js': DEMO_AGENT } },
       env: { LOG_LEVEL: 'info' },
       turns: [{ command: ['node', 'agent.js', `${git.origin}/demo.git`, `${other.origin}/demo.git`], modelKey: 'OPENAI_API_KEY' }],
       deadlineSeconds: 120,

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -113,4 +114,23 @@ export async function removeScope(docker: Dockerode, scope: string): Promise<voi
   await rm(dirs.workspaceRoot, { recursive: true, force: true });
   const { Volumes } = await docker.listVolumes({ filters: { label: [`disco-parrot.scope=${scope}`] } });
   for (const v of Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
+}
+
+/**
+ * One sandbox's processes seen from the host: those in its container (their cgroup names it) and the host-side
+ * ones whose command line names its directory (relays). Other suites' containers run beside it under the same
+ * uids, so the uid does not decide.
+ */
+export function processesOfContainer(containerId: string, hostDir: string): number[] {
+  const found: number[] = [];
+  for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cgroup.includes(containerId) || cmdline.includes(hostDir)) found.push(Number(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
 }

@@ -1,5 +1,5 @@
 
-import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WebSocket } from 'ws';
 import { DomainError } from '../../../domain/errors';
@@ -212,8 +212,8 @@ export class HostAgent {
         }
       }
     } catch (error) {
-      const code = error instanceof DomainError ? error.code : 'HOST.AGENT_ERROR';
-      send({ kind: 'failed', requestId, ...(runId ? { runId } : {}), code, message: (error as Error).message.slice(0, 2000) });
+      const known = error instanceof DomainError ? { code: error.code, errorKind: error.kind } : { code: 'HOST.AGENT_ERROR' };
+      send({ kind: 'failed', requestId, ...(runId ? { runId } : {}), ...known, message: (error as Error).message.slice(0, 2000) });
     }
   }
 
@@ -285,9 +285,21 @@ function valuesOf(delivery: WireDelivery): RedactableSecret[] {
 async function materialise(delivery: WireDelivery, target: DeliveryTarget): Promise<ProcessCredentialDelivery> {
   const swap = (text: string): string => text.split(CREDENTIAL_DIR_PLACEHOLDER).join(target.credentialDir).split(EGRESS_PROXY_PLACEHOLDER).join(target.egressProxy ?? '');
   const paths: string[] = [];
-  for (const file of delivery.files) {
-    const destination = path.join(target.credentialDir, file.path);
+  const inside = (relative: string): string => {
+    const destination = path.join(target.credentialDir, relative);
     if (!destination.startsWith(target.credentialDir + path.sep)) throw new DomainError('HOST.BAD_DELIVERY', 'a delivery file escapes its directory', 'invalid');
+    return destination;
+  };
+  // Directories first, each the process's own: a file's parent made only by `mkdir -p` would be the agent's, closed to it.
+  for (const dir of delivery.dirs ?? []) {
+    const destination = inside(dir.path);
+    await mkdir(destination, { recursive: true, mode: dir.mode });
+    await chmod(destination, dir.mode);
+    if (target.uid !== undefined) await chown(destination, target.uid, target.gid ?? target.uid);
+    paths.push(destination);
+  }
+  for (const file of delivery.files) {
+    const destination = inside(file.path);
     await mkdir(path.dirname(destination), { recursive: true, mode: 0o700 });
     await writeFile(destination, Buffer.from(swap(Buffer.from(file.base64, 'base64').toString('latin1')), 'latin1'), { mode: file.mode });
     if (target.uid !== undefined) await chown(destination, target.uid, target.gid ?? target.uid);
@@ -300,7 +312,7 @@ async function materialise(delivery: WireDelivery, target: DeliveryTarget): Prom
     ...(delivery.stdin !== undefined ? { stdin: swap(delivery.stdin) } : {}),
     paths,
     cleanup: async () => {
-      await Promise.all(paths.map((p) => rm(p, { force: true })));
+      await Promise.all(paths.map((p) => rm(p, { recursive: true, force: true })));
     },
   };
 }

@@ -146,7 +146,7 @@ export class HostConnection {
     const waiter = this.waiting.get(body.requestId);
     if (!waiter) return this.onRefused({ reason: 'unexpected', messageType: body.kind, ...(runId ? { runId } : {}) });
     this.waiting.delete(body.requestId);
-    if (body.kind === 'failed') waiter.reject(new DomainError(body.code, body.message, 'unavailable'));
+    if (body.kind === 'failed') waiter.reject(new DomainError(body.code, body.message, body.errorKind ?? 'unavailable'));
     else waiter.resolve(body);
   }
 }

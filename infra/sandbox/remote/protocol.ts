@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { DomainErrorKind } from '../../../domain/errors';
 import type { HostMessageRefusal } from '../../../domain/sandboxHosts';
 
 /**
@@ -28,13 +29,21 @@ const envelope = {
   seq: z.number().int().min(1),
 };
 
+/** A path inside the process's credential directory: relative, no `..`. */
+const deliveryPath = z.string().min(1).max(256).regex(/^(?!\/)(?!.*\.\.)[A-Za-z0-9_./-]+$/);
+
 /** One credential for one process, as the channel carries it: only inside that process's exec or start. */
 export const wireDelivery = z.strictObject({
   env: stringMap,
   argsAfterCommand: z.array(z.string().max(4096)).max(64),
   stdin: z.string().max(64 * 1024).optional(),
   /** Files relative to the process's credential directory, base64. */
-  files: z.array(z.strictObject({ path: z.string().min(1).max(256).regex(/^(?!\/)(?!.*\.\.)[A-Za-z0-9_./-]+$/), base64: z.string().max(128 * 1024), mode: z.number().int().min(0).max(0o777) })).max(16),
+  files: z.array(z.strictObject({ path: deliveryPath, base64: z.string().max(128 * 1024), mode: z.number().int().min(0).max(0o777) })).max(16),
+  /**
+   * Directories of the delivery, parents first, made (and given to the process's uid) before the files: a
+   * delivery may need one empty (the gateway's private git directory has empty refs/ and objects/).
+   */
+  dirs: z.array(z.strictObject({ path: deliveryPath, mode: z.number().int().min(0).max(0o777) })).max(16).optional(),
 });
 export type WireDelivery = z.infer<typeof wireDelivery>;
 
@@ -84,6 +93,12 @@ const egressTally = z.strictObject({
 });
 export type WireEgressTally = z.infer<typeof egressTally>;
 
+/**
+ * How the inner host classed a failure (DomainErrorKind), so a refusal stays a refusal on the platform (an
+ * invalid request is not an outage). Optional: an older agent's failures read as 'unavailable'.
+ */
+const failureKind = z.enum(['invalid', 'not_found', 'forbidden', 'conflict', 'precondition', 'too_large', 'unavailable', 'gone', 'upstream'] as const satisfies readonly DomainErrorKind[]);
+
 export const agentBody = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('ready'), capabilities: z.strictObject({ isolated: z.boolean(), reason: z.string().max(1024).optional(), keepsWorkspaceVolumes: z.boolean().optional() }) }),
   z.strictObject({ kind: z.literal('created'), requestId: id, runId: id, sandboxId: id, workspace: z.string().max(1024), isolated: z.boolean() }),
@@ -94,7 +109,7 @@ export const agentBody = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('output'), runId: id, execId: id, stream: z.enum(['stdout', 'stderr']), text: z.string().max(OUTPUT_CHUNK_CHARS) }),
   z.strictObject({ kind: z.literal('done'), requestId: id, runId: id.optional() }),
   z.strictObject({ kind: z.literal('listed'), requestId: id, sandboxes: z.array(z.strictObject({ sandboxId: id, runId: id })) }),
-  z.strictObject({ kind: z.literal('failed'), requestId: id, runId: id.optional(), code: z.string().max(128), message: z.string().max(2048) }),
+  z.strictObject({ kind: z.literal('failed'), requestId: id, runId: id.optional(), code: z.string().max(128), message: z.string().max(2048), errorKind: failureKind.optional() }),
   z.strictObject({ kind: z.literal('heartbeat') }),
 ]);
 export type AgentBody = z.infer<typeof agentBody>;

@@ -157,7 +157,8 @@ async function prepareDeliveries(command: CommandSpec): Promise<WireDelivery[]> 
     const wire: WireDelivery[] = [];
     for (const delivery of deliveries) {
       const files: WireDelivery['files'][number][] = [];
-      for (const file of await filesUnder(staging, delivery.paths)) {
+      const entries = await entriesUnder(staging, delivery.paths);
+      for (const file of entries.files) {
         const info = await stat(file);
         // A file may name another of the delivery (git's helper names its token file): by the placeholder too.
         const content = Buffer.from(swap((await readFile(file)).toString('latin1')), 'latin1');
@@ -168,6 +169,7 @@ async function prepareDeliveries(command: CommandSpec): Promise<WireDelivery[]> 
         argsAfterCommand: delivery.argsAfterCommand.map(swap),
         ...(delivery.stdin !== undefined ? { stdin: swap(delivery.stdin) } : {}),
         files,
+        ...(entries.dirs.length > 0 ? { dirs: await Promise.all(entries.dirs.map(async (dir) => ({ path: path.relative(staging, dir), mode: (await stat(dir)).mode & 0o777 }))) } : {}),
       });
     }
     return wire;
@@ -177,13 +179,16 @@ async function prepareDeliveries(command: CommandSpec): Promise<WireDelivery[]> 
   }
 }
 
-async function filesUnder(staging: string, paths: readonly string[]): Promise<string[]> {
-  const found: string[] = [];
+/** The delivery's files and directories under the staging directory, each directory before what it holds. */
+async function entriesUnder(staging: string, paths: readonly string[], found: { files: string[]; dirs: string[] } = { files: [], dirs: [] }): Promise<{ files: string[]; dirs: string[] }> {
   for (const entry of paths) {
     if (!path.resolve(entry).startsWith(staging + path.sep)) continue;
     const info = await stat(entry).catch(() => undefined);
-    if (info?.isFile()) found.push(entry);
-    else if (info?.isDirectory()) found.push(...(await filesUnder(staging, (await readdir(entry)).map((name) => path.join(entry, name)))));
+    if (info?.isFile()) found.files.push(entry);
+    else if (info?.isDirectory()) {
+      found.dirs.push(entry);
+      await entriesUnder(staging, (await readdir(entry)).map((name) => path.join(entry, name)), found);
+    }
   }
   return found;
 }

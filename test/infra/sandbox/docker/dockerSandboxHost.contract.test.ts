@@ -4,7 +4,7 @@ import type { SandboxHandle } from '../../../../domain/ports/sandboxHost';
 import { DockerSandboxHost } from '../../../../infra/sandbox/docker/dockerSandboxHost';
 import { launchTickets } from '../../../../infra/sandbox/launchTickets';
 import { describeSandboxHostContract, type SandboxHostFactory } from '../../../contracts/sandboxHost.contract';
-import { describeWithDocker, dockerForTests, removeScope, sandboxImageForTests, testScope } from '../../../support/dockerEngine';
+import { describeWithDocker, dockerForTests, processesOfContainer, removeScope, sandboxImageForTests, testScope } from '../../../support/dockerEngine';
 import { IMAGE_NODE } from '../../../../infra/sandbox/docker/sandboxImage';
 
 /**
@@ -22,24 +22,6 @@ function filesUnder(dir: string): Array<{ path: string; content: Buffer }> {
     .map((file) => ({ path: file, content: readFileSync(file) }));
 }
 
-/**
- * One sandbox's processes seen from the host: those in its container (their cgroup names it) and the host-side
- * ones whose command line names its directory (relays). Other suites' containers run beside it under the same
- * uids, so the uid does not decide.
- */
-function processesOf(containerId: string, hostDir: string): number[] {
-  const found: number[] = [];
-  for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    try {
-      const cgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cgroup.includes(containerId) || cmdline.includes(hostDir)) found.push(Number(pid));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
 
 describeWithDocker('DockerSandboxHost (contract)', engine, ({ docker, socketPath }) => {
   const dockerHost: SandboxHostFactory = async (setup) => {
@@ -54,7 +36,7 @@ describeWithDocker('DockerSandboxHost (contract)', engine, ({ docker, socketPath
       },
       traces: (handle: SandboxHandle) => {
         const { containerId, hostDir, credentialDir, workspace } = host.inspect(handle);
-        return { paths: [hostDir, credentialDir, workspace], processes: () => processesOf(containerId, hostDir) };
+        return { paths: [hostDir, credentialDir, workspace], processes: () => processesOfContainer(containerId, hostDir) };
       },
       credentialLeftovers: (handle: SandboxHandle) => {
         const dir = host.inspect(handle).credentialDir;

@@ -1,17 +1,19 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { SandboxRequest } from '../../../../domain/ports/sandboxHost';
+import type { SandboxHandle, SandboxRequest } from '../../../../domain/ports/sandboxHost';
 import { createRedactor } from '../../../../domain/redaction';
 import { hostChannelAuthority } from '../../../../functions/hostChannelAuthority';
 import { selfSignedCertificate } from '../../../../localhost/selfSignedCertificate';
 import { HostChannelServer } from '../../../../infra/sandbox/remote/hostChannelServer';
+import { hostChannelControl } from '../../../../infra/sandbox/remote/randomHostCredentials';
 import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandboxHost';
-import { createApiHarness } from '../../../support/apiHarness';
+import { createApiHarness, type ApiHarness } from '../../../support/apiHarness';
 import { containersOfScope, describeWithDocker, dockerForTests, removeScope, sandboxImageForTests, testScope } from '../../../support/dockerEngine';
+import { type HostAgentProcess, startHostAgent, until } from '../../../support/hostAgentProcess';
+import { processesHolding } from '../../../support/processLeaks';
 
 /**
  * `npm run host-agent -- --inner docker`: the agent owns the Docker engine and the platform reaches its sandboxes
@@ -19,64 +21,76 @@ import { containersOfScope, describeWithDocker, dockerForTests, removeScope, san
  */
 const engine = dockerForTests();
 const scope = testScope(__filename);
-const projectRoot = path.resolve(__dirname, '../../../..');
 const LEASE = 'docker-agent-lease-Kp4rW7tY2uI9oP3a';
 
 describeWithDocker('a host agent with the Docker host inside', engine, ({ docker, socketPath }) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'dp-agent-docker-'));
   let channel: HostChannelServer;
   let remote: RemoteSandboxHost;
-  let agent: ChildProcess;
+  let agent: HostAgentProcess;
+  let api: ApiHarness;
+  let alice: string;
   let ws: string;
-  let output = '';
+  let hostId: string;
+  let image: string;
+  let tlsCert: string;
   const frames: string[] = [];
+  const state = path.join(dir, 'agent.json');
 
-  async function until(check: () => boolean, what: string, ms = 120_000): Promise<void> {
-    const end = Date.now() + ms;
-    while (!check()) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${output}`);
-      if (agent.exitCode !== null) throw new Error(`the agent exited: ${output}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  const startAgent = (token?: string): HostAgentProcess =>
+    startHostAgent({
+      platform: channel.url, ca: tlsCert, state, ...(token ? { token } : {}), flags: ['--inner', 'docker', '--image', image, '--scope', scope],
+      env: { ...process.env, DOCKER_HOST: `unix://${socketPath}` },
+    });
 
   beforeAll(async () => {
-    const image = await sandboxImageForTests(docker);
-    const api = await createApiHarness();
-    const alice = await api.issuer.token('alice');
+    image = await sandboxImageForTests(docker);
+    api = await createApiHarness();
+    alice = await api.issuer.token('alice');
     ws = ((await api.call('POST', '/api/workspaces', { token: alice, body: { name: 'Docker box' } })).json as { id: string }).id;
     const tls = selfSignedCertificate(path.join(dir, 'tls'));
+    tlsCert = tls.certFile;
     channel = await HostChannelServer.start({ tls, authority: hostChannelAuthority(api.deps), tap: (_direction, raw) => void frames.push(raw) });
+    // What the DELETE route cuts off (as remoteHosts.composition.ts wires it in the app).
+    hostChannelControl.set(channel);
     remote = new RemoteSandboxHost(channel);
-    const { enrolmentToken } = (await api.call('POST', `/api/workspaces/${ws}/hosts`, { token: alice, body: { name: 'docker-box' } })).json as { enrolmentToken: string };
-    agent = spawn(process.execPath, [
-      path.join(projectRoot, 'scripts', 'hostAgent.js'), '--platform', channel.url, '--ca', tls.certFile, '--state', path.join(dir, 'agent.json'),
-      '--token', enrolmentToken, '--inner', 'docker', '--image', image, '--scope', scope,
-    ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOCKER_HOST: `unix://${socketPath}` } });
-    agent.stdout?.on('data', (d) => (output += String(d)));
-    agent.stderr?.on('data', (d) => (output += String(d)));
-    await until(() => channel.liveHosts(ws).length === 1, 'the agent to connect');
+    const enrolment = (await api.call('POST', `/api/workspaces/${ws}/hosts`, { token: alice, body: { name: 'docker-box' } })).json as { enrolmentToken: string; hostId: string };
+    hostId = enrolment.hostId;
+    agent = startAgent(enrolment.enrolmentToken);
+    await until(() => channel.liveHosts(ws).length === 1 || agent.child.exitCode !== null, 'the agent to connect', 240_000, agent);
+    if (agent.child.exitCode !== null) throw new Error(`the agent exited: ${agent.output()}`);
   }, 600_000);
 
   afterAll(async () => {
-    if (agent?.exitCode === null) {
-      const exited = new Promise((r) => agent.once('exit', r));
-      agent.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-      if (agent.exitCode === null) agent.kill('SIGKILL');
-    }
+    await agent?.stop();
+    hostChannelControl.set(undefined);
     await channel?.close();
     await removeScope(docker, scope);
     await rm(dir, { recursive: true, force: true });
   }, 60_000);
 
+  const leasedRequest = (runId: string): SandboxRequest => ({
+    runId, files: {}, placement: { workspaceId: ws },
+    redactor: createRedactor([{ name: 'LEASE', value: LEASE }]), guard: { secretNames: ['LEASE'], managedValues: [{ name: 'LEASE', value: LEASE }] },
+  });
+
+  /** Starts a credential process holding LEASE in its environ inside the container, and waits until it says so. */
+  async function aHolder(runId: string): Promise<{ handle: SandboxHandle; exited: Promise<unknown> }> {
+    const handle = await remote.create(leasedRequest(runId));
+    const streamed: string[] = [];
+    const holder = await remote.start(handle, {
+      argv: ['sh', '-c', 'echo holding; exec sleep 600'], identity: 'credential',
+      credentials: async () => [{ env: { LEASE }, argsAfterCommand: [], paths: [], cleanup: async () => undefined }],
+      onOutput: (_stream, text) => streamed.push(text),
+    });
+    holder.exited.catch(() => undefined);
+    await until(() => streamed.join('').includes('holding'), 'the holder to start', 60_000, agent);
+    return { handle, exited: holder.exited };
+  }
+
   it('runs a sandbox in a container of its own: files, a lease delivered to one process and redacted, teardown removes the container', async () => {
     expect(remote.capabilities).toEqual({ isolated: true });
-    const request: SandboxRequest = {
-      runId: 'run-docker-agent', files: { 'hello.txt': 'hello from the template' }, placement: { workspaceId: ws },
-      redactor: createRedactor([{ name: 'LEASE', value: LEASE }]), guard: { secretNames: ['LEASE'], managedValues: [{ name: 'LEASE', value: LEASE }] },
-    };
-    const handle = await remote.create(request);
+    const handle = await remote.create({ ...leasedRequest('run-docker-agent'), files: { 'hello.txt': 'hello from the template' } });
     expect(handle.isolated).toBe(true);
     expect(await containersOfScope(docker, scope)).toHaveLength(1);
 
@@ -115,4 +129,48 @@ describeWithDocker('a host agent with the Docker host inside', engine, ({ docker
     while ((await containersOfScope(docker, scope)).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     expect(await containersOfScope(docker, scope)).toEqual([]);
   }, 300_000);
+
+  it('the agent killed mid-run: the command fails clearly; the container holding a lease outlives it until the restarted agent removes it', async () => {
+    const { handle, exited } = await aHolder('run-docker-killed');
+    expect(await containersOfScope(docker, scope)).toHaveLength(1);
+    agent.child.kill('SIGKILL');
+    await expect(exited).rejects.toMatchObject({ code: 'HOST.GONE', message: /disconnected/ });
+    await remote.teardown(handle);
+    // Killed outright, the agent tore nothing down: the container and its leased process are still there (the control).
+    expect(await containersOfScope(docker, scope)).toHaveLength(1);
+    expect(processesHolding(LEASE).length).toBeGreaterThan(0);
+
+    agent = startAgent();
+    await until(() => channel.liveHosts(ws).length === 1, 'the restarted agent', 240_000, agent);
+    // It swept its scope as it started: no container, no process holding the value.
+    await until(async () => (await containersOfScope(docker, scope)).length === 0, 'the left container to go', 60_000, agent);
+    await until(() => processesHolding(LEASE).length === 0, 'no process to hold the lease', 60_000, agent);
+    const again = await remote.create(leasedRequest('run-docker-after-restart'));
+    expect((await remote.exec(again, { argv: ['echo', 'back'], identity: 'agent' })).stdout).toBe('back\n');
+    await remote.teardown(again);
+  }, 600_000);
+
+  it('a host revoked mid-run is cut off at once: its command fails with the reason, the agent stops and its container is torn down', async () => {
+    // Two sandboxes of the host, each with a process holding a lease, when the cut comes.
+    const holders = [await aHolder('run-docker-revoked'), await aHolder('run-docker-revoked-2')];
+    expect(await containersOfScope(docker, scope)).toHaveLength(2);
+    const revoked = await api.call('DELETE', `/api/workspaces/${ws}/hosts/${hostId}`, { token: alice });
+    expect(revoked.status).toBe(204);
+    expect(channel.liveHosts(ws)).toEqual([]);
+    for (const { exited } of holders) await expect(exited).rejects.toMatchObject({ code: 'HOST.GONE', message: /revoked by alice/ });
+    expect(await agent.exited).toBe(3);
+    await until(async () => (await containersOfScope(docker, scope)).length === 0, 'the containers to be torn down', 60_000, agent);
+    await until(() => processesHolding(LEASE).length === 0, 'no process to hold the lease', 60_000, agent);
+    await expect(remote.create(leasedRequest('run-docker-after-revocation'))).rejects.toMatchObject({ code: 'HOST.NONE_LIVE' });
+  }, 300_000);
+
+  it('no value crossed the channel except inside the exec frames of the processes it was leased to', () => {
+    const carrying = frames.filter((f) => f.includes(LEASE));
+    expect(carrying.length).toBe(4); // the first test's leased exec and the three holders
+    for (const raw of carrying) {
+      const body = (JSON.parse(raw) as { body: { op?: string; command?: { deliveries: unknown[] } } }).body;
+      expect(body.op).toBe('exec');
+      expect(JSON.stringify({ ...body, command: { ...body.command, deliveries: [] } })).not.toContain(LEASE);
+    }
+  });
 });

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +10,7 @@ import { HostChannelServer } from '../../../../infra/sandbox/remote/hostChannelS
 import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandboxHost';
 import { BLOCK_SIZE } from '../../../../infra/sandbox/uidBlocks';
 import { createApiHarness } from '../../../support/apiHarness';
+import { startHostAgent, until } from '../../../support/hostAgentProcess';
 import { describeSandboxHostContract, type SandboxHostFactory } from '../../../contracts/sandboxHost.contract';
 import { pidsInNamespace, pidsWithUidIn } from '../sandboxTestKit';
 
@@ -23,7 +23,6 @@ vi.setConfig({ hookTimeout: 180_000 });
  * The harness's host-side views read the agent's machine (this one) from the outside, by the paths the agent's
  * inner host uses under the `--root` it was given: nothing of the agent's memory is shared with the test.
  */
-const projectRoot = path.resolve(__dirname, '../../../..');
 const CREDENTIAL_ROOT = existsSync('/dev/shm') ? '/dev/shm/dp-credentials' : path.join(tmpdir(), 'dp-credentials');
 
 function filesUnder(dir: string): Array<{ path: string; content: Buffer }> {
@@ -32,14 +31,6 @@ function filesUnder(dir: string): Array<{ path: string; content: Buffer }> {
     .filter((e) => e.isFile())
     .map((e) => path.join(e.parentPath, e.name))
     .map((file) => ({ path: file, content: readFileSync(file) }));
-}
-
-async function until(check: () => boolean, what: string, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const throughAgent: SandboxHostFactory = async (setup) => {
@@ -58,20 +49,17 @@ const throughAgent: SandboxHostFactory = async (setup) => {
   });
   const remote = new RemoteSandboxHost(channel);
   const enrolment = (await api.call('POST', `/api/workspaces/${workspaceId}/hosts`, { token: alice, body: { name: 'contract-box' } })).json as { enrolmentToken: string };
-  const agent: ChildProcess = spawn(process.execPath, [
-    path.join(projectRoot, 'scripts', 'hostAgent.js'), '--platform', channel.url, '--ca', tls.certFile, '--state', path.join(dir, 'agent.json'),
-    '--token', enrolment.enrolmentToken, '--root', root, '--gateway-url', setup.gatewayUrl, '--egress-test-servers', setup.testServers.join(','),
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  agent.stdout?.on('data', (d) => (output += String(d)));
-  agent.stderr?.on('data', (d) => (output += String(d)));
+  const agent = startHostAgent({
+    platform: channel.url, ca: tls.certFile, state: path.join(dir, 'agent.json'), token: enrolment.enrolmentToken,
+    flags: ['--root', root, '--gateway-url', setup.gatewayUrl, '--egress-test-servers', setup.testServers.join(',')],
+  });
   try {
-    await until(() => channel.liveHosts(workspaceId).length === 1 || agent.exitCode !== null, 'the agent to connect', 120_000);
+    await until(() => channel.liveHosts(workspaceId).length === 1 || agent.child.exitCode !== null, 'the agent to connect', 120_000, agent);
   } catch (error) {
-    agent.kill('SIGKILL');
+    agent.child.kill('SIGKILL');
     throw error;
   }
-  if (agent.exitCode !== null) throw new Error(`the host agent exited: ${output}`);
+  if (agent.child.exitCode !== null) throw new Error(`the host agent exited: ${agent.output()}`);
 
   // The contract's requests name no pool; a run's always does (its workspace's).
   const host: SandboxHost = {
@@ -139,10 +127,7 @@ const throughAgent: SandboxHostFactory = async (setup) => {
     launches: () => execFrames,
     removeVolume: (name) => rm(path.join(root, 'volumes', name), { recursive: true, force: true }),
     close: async () => {
-      const exited = new Promise((r) => agent.once('exit', r));
-      if (agent.exitCode === null) agent.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-      if (agent.exitCode === null) agent.kill('SIGKILL');
+      await agent.stop();
       await channel.close();
       await rm(dir, { recursive: true, force: true });
     },
