@@ -1,4 +1,4 @@
-import { SSH_ERROR, SSH_TICKET_SECONDS } from './catalogue';
+import { RUN_ERROR, SSH_ERROR, SSH_TICKET_SECONDS } from './catalogue';
 import { DomainError, assertNever } from './errors';
 import type { RunEvent, SshRefusal } from './runEvents';
 import { type RunState, evolveRun, initialRunState, isFinished } from './runState';
@@ -58,7 +58,7 @@ function evolve(state: RunSshState, event: Recorded): RunSshState {
 function decide(command: RunSshCommand, state: RunSshState): RunEvent[] {
   switch (command.type) {
     case 'IssueSshTicket': {
-      if (!state.run.exists) throw new DomainError('RUN.NOT_FOUND', 'Run not found', 'not_found');
+      if (!state.run.exists) throw new DomainError(RUN_ERROR.NOT_FOUND, 'Run not found', 'not_found');
       if (!hasLiveSandbox(state.run)) throw notLive();
       const expiresAt = new Date(Date.parse(command.now) + SSH_TICKET_SECONDS * 1000).toISOString();
       return [{ type: 'SshTicketIssued', data: { ticketId: command.ticketId, ticketHash: command.ticketHash, hostId: command.hostId, expiresAt } }];

@@ -1,5 +1,5 @@
 import { fold, handleCommand } from '../commandHandler';
-import { SSH_ERROR } from '../catalogue';
+import { RUN_ERROR, SSH_ERROR } from '../catalogue';
 import { DomainError } from '../errors';
 import type { HostCredentials } from '../ports/hostCredentials';
 import type { SshTargets } from '../ports/sshTargets';
@@ -61,7 +61,7 @@ export async function issueSshTicket(
 ): Promise<IssuedSshTicket> {
   await authorize(deps, { workspaceId: address.workspaceId, actor: caller.actor, action: 'runs.ssh', requires: 'member', correlationId: caller.correlationId });
   const before = await readRunSsh(deps, address);
-  if (!before.run.exists) throw new DomainError('RUN.NOT_FOUND', 'Run not found', 'not_found');
+  if (!before.run.exists) throw new DomainError(RUN_ERROR.NOT_FOUND, 'Run not found', 'not_found');
   if (!hasLiveSandbox(before.run)) throw refusalError('run-not-live');
   const target = targets?.targetOf(address.runId);
   if (!target)

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type RawData } from 'ws';
+import { SSH_ERROR } from '../../../domain/catalogue';
 import { DomainError } from '../../../domain/errors';
 import type { SshTargets } from '../../../domain/ports/sshTargets';
 import type { SshTunnel, SshTunnelListener, SshUpgradeHandler } from './hostChannelServer';
@@ -46,10 +47,10 @@ export class SshRelay implements SshUpgradeHandler {
     const header = req.headers.authorization ?? '';
     let session: SshSession;
     try {
-      if (!header.startsWith('Bearer ')) throw new DomainError('SSH.TICKET_INVALID', 'An SSH ticket is required (Authorization: Bearer <ticket>)', 'forbidden');
+      if (!header.startsWith('Bearer ')) throw new DomainError(SSH_ERROR.TICKET_INVALID, 'An SSH ticket is required (Authorization: Bearer <ticket>)', 'forbidden');
       session = await this.options.authority.redeem(header.slice('Bearer '.length));
     } catch (error) {
-      const problem = error instanceof DomainError ? { code: error.code, detail: error.message } : { code: 'SSH.TICKET_INVALID', detail: 'The SSH ticket is not valid' };
+      const problem = error instanceof DomainError ? { code: error.code, detail: error.message } : { code: SSH_ERROR.TICKET_INVALID, detail: 'The SSH ticket is not valid' };
       const body = JSON.stringify({ type: 'about:blank', title: 'SSH session refused', status: 403, ...problem });
       socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
       log(`ssh relay: refused a tunnel (${problem.code})`);
