@@ -9,6 +9,8 @@ export type RunAsAgent = (command: string, onOutput: (stream: 'stdout' | 'stderr
 
 /** The bytes a session may queue towards the platform before it is cut (a client that reads nothing cannot grow the agent). */
 const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
+/** Sessions one sandbox may have open at once (an IDE opens a few; more is a client gone wrong). */
+export const MAX_SESSIONS_PER_SANDBOX = 8;
 
 interface Tunnel {
   readonly runId: string;
@@ -87,6 +89,10 @@ export class AgentSshServer {
     const { runId, tunnelId } = body;
     if (!runAs || !key || this.tunnels.has(tunnelId)) {
       this.send({ kind: 'sshClosed', runId, tunnelId, reason: 'no such sandbox on this host' });
+      return;
+    }
+    if ([...this.tunnels.values()].filter((t) => t.sandboxId === body.sandboxId).length >= MAX_SESSIONS_PER_SANDBOX) {
+      this.send({ kind: 'sshClosed', runId, tunnelId, reason: `at most ${MAX_SESSIONS_PER_SANDBOX} SSH sessions per sandbox` });
       return;
     }
     let queued = 0;
