@@ -38,14 +38,15 @@ const clock: Clock = { now: () => new Date(Date.now() + skewMs), sleep: (ms) => 
 const frames: { direction: string; raw: string }[] = [];
 const children: ChildProcess[] = [];
 
-interface Ticket { ticket: string; host: string; knownHosts?: string }
+interface Ticket { ticket: string; host: string; knownHosts?: string; proxyCommand: string }
 
-function ssh(ticket: Ticket, command: string): Promise<{ code: number | null; stdout: string; stderr: string }> & { child: ChildProcess } {
+/** `asAnswered`: the ProxyCommand exactly as the route answered it (an npm script, run from the checkout). */
+function ssh(ticket: Ticket, command: string, asAnswered = false): Promise<{ code: number | null; stdout: string; stderr: string }> & { child: ChildProcess } {
   const knownHosts = path.join(dir, `known_hosts-${randomUUID()}`);
   writeFileSync(knownHosts, `${ticket.knownHosts ?? ''}\n`);
-  const proxy = `${process.execPath} ${path.join(projectRoot, 'scripts', 'sshProxy.js')} --platform ${channel.url} --ca ${tls.certFile} ${ticket.ticket}`;
+  const proxy = asAnswered ? ticket.proxyCommand : `${process.execPath} ${path.join(projectRoot, 'scripts', 'sshProxy.js')} --platform ${channel.url} --ca ${tls.certFile} ${ticket.ticket}`;
   const child = spawn('ssh', ['-F', '/dev/null', '-o', `ProxyCommand=${proxy}`, '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', `agent@${ticket.host}`, command], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', `agent@${ticket.host}`, command], { stdio: ['ignore', 'pipe', 'pipe'], cwd: projectRoot });
   children.push(child);
   let stdout = '';
   let stderr = '';
@@ -119,7 +120,7 @@ describe('the SSH relay over a real host agent', () => {
       credentials: async (): Promise<readonly ProcessCredentialDelivery[]> => [{ env: { API_TOKEN: SECRET }, argsAfterCommand: [], paths: [], cleanup: async () => undefined }],
     });
     expect(leaked.exitCode).toBe(0);
-    const result = await ssh(await ticketFor(runId), 'cat leaked.txt; cat hello.txt');
+    const result = await ssh(await ticketFor(runId), 'cat leaked.txt; cat hello.txt', true);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/^\[REDACTED:[A-Z_]+\]\nhello$/);
 
