@@ -1,10 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalHostProcess, projectRoot } from '../support/localHostProcess';
+import type { LocalHostProcess } from '../support/localHostProcess';
 import { enrolAndConnect, remoteHostSettings, spawnHostAgent } from '../support/remoteHostBackend';
+import { type SshTicketAnswer, sshThroughProxy } from '../support/sshClient';
 import { apiClient, backendEnv, type Call, type RunView, isFinished, startBackend, tokenFor, waitForRun } from './runHarness';
 
 /**
@@ -22,31 +23,12 @@ let agent: ChildProcess | undefined;
 let remote: Awaited<ReturnType<typeof remoteHostSettings>>;
 const children: ChildProcess[] = [];
 
-interface Ticket {
-  ticket: string;
-  expiresAt: string;
-  host: string;
-  hostId: string;
-  proxyCommand: string;
-  knownHosts?: string;
-}
+type Ticket = SshTicketAnswer;
 
-/** OpenSSH with nothing from this machine's config, the run's host key pinned, and our proxy as its transport. */
-function ssh(ticket: Ticket, command: string): ChildProcess & { result: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const knownHosts = path.join(dir, `known_hosts-${Math.random().toString(36).slice(2)}`);
-  writeFileSync(knownHosts, `${ticket.knownHosts ?? ''}\n`);
-  const proxy = `${process.execPath} ${path.join(projectRoot, 'scripts', 'sshProxy.js')} --platform ${remote.platform} --ca ${remote.caFile} ${ticket.ticket}`;
-  const child = spawn('ssh', [
-    '-F', '/dev/null', '-o', `ProxyCommand=${proxy}`, '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=60', `agent@${ticket.host}`, command,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const result = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
-  return Object.assign(child, { result });
+function ssh(ticket: Ticket, command: string): ReturnType<typeof sshThroughProxy> {
+  const session = sshThroughProxy({ ticket, command, platform: remote.platform, caFile: remote.caFile, dir });
+  children.push(session.child);
+  return session;
 }
 
 async function ticketFor(ws: string, runId: string): Promise<Ticket> {
@@ -106,7 +88,7 @@ describe('IDE SSH into a live run through the host channel', () => {
       expect(first.knownHosts).toMatch(new RegExp(`^${first.host} ssh-ed25519 [A-Za-z0-9+/]+=*$`));
       expect(Date.parse(first.expiresAt) - Date.now()).toBeLessThanOrEqual(60_000);
       const started = Date.now();
-      session = await ssh(first, 'id -u; cat agent-uid.txt; cat delivered.txt; grep -c ^GATEWAY_TOKEN= agent-env.txt; env').result;
+      session = await ssh(first, 'id -u; cat agent-uid.txt; cat delivered.txt; grep -c ^GATEWAY_TOKEN= agent-env.txt; env');
       openMs = Date.now() - started;
       if (session.code === 0) break;
       await new Promise((r) => setTimeout(r, 500));
@@ -123,18 +105,18 @@ describe('IDE SSH into a live run through the host channel', () => {
     expect(environment.some((line) => /^GATEWAY_(TOKEN|URL)=/.test(line))).toBe(false);
 
     // The same ticket again: refused, and the refusal is on the run.
-    const reused = await ssh(first!, 'true').result;
+    const reused = await ssh(first!, 'true');
     expect(reused.code).not.toBe(0);
     expect(reused.stderr).toMatch(/SSH\.TICKET_USED/);
     // A ticket moved to another run (same random part) matches nothing.
     const moved = { ...first!, ticket: first!.ticket.replace(runId, '00000000-0000-4000-8000-000000000000') };
-    expect((await ssh(moved, 'true').result).stderr).toMatch(/SSH\.TICKET_INVALID/);
+    expect((await ssh(moved, 'true')).stderr).toMatch(/SSH\.TICKET_INVALID/);
 
     // A session open at teardown ends with it.
     const long = ssh(await ticketFor(ws, runId), 'echo open; sleep 200');
     await waitForRun(alice, ws, runId, (run) => eventsOf(run, 'SshSessionOpened').length === 2);
     expect((await alice('POST', `/api/workspaces/${ws}/runs/${runId}/cancel`)).status).toBe(202);
-    const ended = await long.result;
+    const ended = await long;
     expect(ended.stdout).toContain('open');
     const run = await waitForRun(alice, ws, runId, (r) => isFinished(r) && eventsOf(r, 'SshSessionClosed').length === 2);
     expect(eventsOf(run, 'SshSessionClosed').map((e) => e.data.reason)).toContain('the sandbox was torn down');

@@ -16,11 +16,11 @@ export async function remoteHostSettings(dir: string): Promise<{ env: Record<str
 }
 
 /** A real host agent process (scripts/hostAgent.js) pinned to the platform's certificate, isolation off unless asked. */
-export function spawnHostAgent(options: { platform: string; caFile: string; token?: string; state: string; args?: readonly string[] }): ChildProcess & { output(): string } {
+export function spawnHostAgent(options: { platform: string; caFile: string; token?: string; state: string; args?: readonly string[]; env?: Record<string, string> }): ChildProcess & { output(): string } {
   const child = spawn(process.execPath, [
     path.join(projectRoot, 'scripts', 'hostAgent.js'), '--platform', options.platform, '--ca', options.caFile, '--state', options.state,
     ...(options.token ? ['--token', options.token] : []), ...(options.args ?? ['--isolation', 'off']),
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));

@@ -1,6 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,8 +17,8 @@ import { hostChannelControl } from '../../../../infra/sandbox/remote/randomHostC
 import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandboxHost';
 import { sshAccessPoint } from '../../../../infra/sandbox/remote/sshRelay';
 import { createApiHarness, type ApiHarness } from '../../../support/apiHarness';
-import { projectRoot } from '../../../support/localHostProcess';
 import { spawnHostAgent } from '../../../support/remoteHostBackend';
+import { type SshTicketAnswer, sshThroughProxy } from '../../../support/sshClient';
 
 /**
  * The SSH relay on the platform's channel endpoint with a real agent process and OpenSSH's `ssh`, every frame
@@ -38,22 +38,12 @@ const clock: Clock = { now: () => new Date(Date.now() + skewMs), sleep: (ms) => 
 const frames: { direction: string; raw: string }[] = [];
 const children: ChildProcess[] = [];
 
-interface Ticket { ticket: string; host: string; knownHosts?: string; proxyCommand: string }
+type Ticket = SshTicketAnswer;
 
-/** `asAnswered`: the ProxyCommand exactly as the route answered it (an npm script, run from the checkout). */
-function ssh(ticket: Ticket, command: string, asAnswered = false): Promise<{ code: number | null; stdout: string; stderr: string }> & { child: ChildProcess } {
-  const knownHosts = path.join(dir, `known_hosts-${randomUUID()}`);
-  writeFileSync(knownHosts, `${ticket.knownHosts ?? ''}\n`);
-  const proxy = asAnswered ? ticket.proxyCommand : `${process.execPath} ${path.join(projectRoot, 'scripts', 'sshProxy.js')} --platform ${channel.url} --ca ${tls.certFile} ${ticket.ticket}`;
-  const child = spawn('ssh', ['-F', '/dev/null', '-o', `ProxyCommand=${proxy}`, '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', `agent@${ticket.host}`, command], { stdio: ['ignore', 'pipe', 'pipe'], cwd: projectRoot });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const result = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
-  return Object.assign(result, { child });
+function ssh(ticket: Ticket, command: string, asAnswered = false): ReturnType<typeof sshThroughProxy> {
+  const session = sshThroughProxy({ ticket, command, platform: channel.url, caFile: tls.certFile, dir, asAnswered });
+  children.push(session.child);
+  return session;
 }
 
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 30_000): Promise<void> {
