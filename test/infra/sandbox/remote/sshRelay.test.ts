@@ -7,13 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../../../domain/ports/clock';
 import type { ProcessCredentialDelivery, SandboxHandle } from '../../../../domain/ports/sandboxHost';
 import { createRedactor } from '../../../../domain/redaction';
+import { issueSshTicket, redeemSshTicket } from '../../../../domain/services/runSsh';
 import { onRun } from '../../../../domain/services/runStream';
 import { runStreamId } from '../../../../domain/streams';
 import { selfSignedCertificate } from '../../../../localhost/selfSignedCertificate';
 import { hostChannelAuthority } from '../../../../functions/hostChannelAuthority';
 import { serveSshOverChannel } from '../../../../functions/sshAccess.wiring';
 import { HostChannelServer, HostConnection, type ChannelSocket } from '../../../../infra/sandbox/remote/hostChannelServer';
-import { hostChannelControl } from '../../../../infra/sandbox/remote/randomHostCredentials';
+import { hostChannelControl, randomHostCredentials } from '../../../../infra/sandbox/remote/randomHostCredentials';
 import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandboxHost';
 import { sshAccessPoint } from '../../../../infra/sandbox/remote/sshRelay';
 import { createApiHarness, type ApiHarness } from '../../../support/apiHarness';
@@ -40,8 +41,8 @@ const children: ChildProcess[] = [];
 
 type Ticket = SshTicketAnswer;
 
-function ssh(ticket: Ticket, command: string, asAnswered = false): ReturnType<typeof sshThroughProxy> {
-  const session = sshThroughProxy({ ticket, command, platform: channel.url, caFile: tls.certFile, dir, asAnswered });
+function ssh(ticket: Ticket, command: string, asAnswered = false, sshOptions: readonly string[] = []): ReturnType<typeof sshThroughProxy> {
+  const session = sshThroughProxy({ ticket, command, platform: channel.url, caFile: tls.certFile, dir, asAnswered, sshOptions });
   children.push(session.child);
   return session;
 }
@@ -120,6 +121,22 @@ describe('the SSH relay over a real host agent', () => {
     const carrying = frames.filter((f) => f.raw.includes(SECRET) || f.raw.includes(Buffer.from(SECRET).toString('base64')));
     expect(carrying.map((f) => (JSON.parse(f.raw) as { body: { op?: string } }).body.op)).toEqual(['exec']);
     await until(async () => (await sshEvents(runId)).some((e) => e.type === 'SshSessionClosed'), 'the close to be recorded');
+
+    // The client's own environment never enters the sandbox (OpenSSH's SetEnv/SendEnv are refused).
+    const withEnv = await ssh(await ticketFor(runId), 'echo "probe=${DP_PROBE:-unset}"', false, ['-o', 'SetEnv=DP_PROBE=from-the-client']);
+    expect(withEnv.stdout.trim()).toBe('probe=unset');
+    await remote.teardown(handle);
+  }, 60_000);
+
+  it('two presentations of one ticket at once open one session; the other is recorded as reused', async () => {
+    const { runId, handle } = await liveRun();
+    const caller = { actor: 'alice', correlationId: runId };
+    const { ticket } = await issueSshTicket(h.deps, randomHostCredentials, remote, caller, { workspaceId: ws, runId });
+    const outcomes = await Promise.allSettled([redeemSshTicket(h.deps, randomHostCredentials, ticket), redeemSshTicket(h.deps, randomHostCredentials, ticket)]);
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    expect(outcomes.find((o) => o.status === 'rejected')).toMatchObject({ reason: { code: 'SSH.TICKET_USED' } });
+    const events = await sshEvents(runId);
+    expect(events.map((e) => e.type).sort()).toEqual(['SshSessionOpened', 'SshSessionRefused', 'SshTicketIssued']);
     await remote.teardown(handle);
   }, 60_000);
 
