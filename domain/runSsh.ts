@@ -21,7 +21,14 @@ export interface RunSshState {
   readonly tickets: Readonly<Record<string, SshTicket>>;
   /** Open sessions by id, with the actor they were opened for. */
   readonly sessions: Readonly<Record<string, { readonly actor: string }>>;
+  readonly refusalsRecorded: number;
 }
+
+/**
+ * Refused presentations recorded per run: anyone who knows a run's id can present a made-up ticket, so past this
+ * many the refusals are still answered but no longer appended (the stream cannot be grown without a ticket).
+ */
+export const MAX_RECORDED_SSH_REFUSALS = 50;
 
 export type RunSshCommand =
   | { type: 'IssueSshTicket'; ticketId: string; ticketHash: string; hostId: string; now: string }
@@ -50,6 +57,8 @@ function evolve(state: RunSshState, event: Recorded): RunSshState {
       const { [event.data.sessionId]: _closed, ...open } = state.sessions;
       return { ...state, run, sessions: open };
     }
+    case 'SshSessionRefused':
+      return { ...state, run, refusalsRecorded: state.refusalsRecorded + 1 };
     default:
       return { ...state, run };
   }
@@ -66,14 +75,10 @@ function decide(command: RunSshCommand, state: RunSshState): RunEvent[] {
     case 'RedeemSshTicket': {
       // A ticket naming a run that does not exist has nowhere to be recorded; the caller answers it like any unknown one.
       if (!state.run.exists) throw new DomainError(SSH_ERROR.TICKET_INVALID, 'The SSH ticket is not valid', 'forbidden');
-      const found = Object.entries(state.tickets).find(([, ticket]) => ticket.ticketHash === command.presentedHash);
-      const refuse = (reason: SshRefusal): RunEvent[] => [{ type: 'SshSessionRefused', data: { reason, ...(found ? { ticketId: found[0] } : {}) } }];
-      if (!found) return refuse('unknown-ticket');
-      const [ticketId, ticket] = found;
-      if (ticket.redeemed) return refuse('reused');
-      if (Date.parse(command.now) >= Date.parse(ticket.expiresAt)) return refuse('expired');
-      if (!hasLiveSandbox(state.run)) return refuse('run-not-live');
-      return [{ type: 'SshSessionOpened', data: { sessionId: command.sessionId, ticketId } }];
+      const { ticketId, reason } = redemptionOf(state, command.presentedHash, command.now);
+      if (reason === undefined && ticketId !== undefined) return [{ type: 'SshSessionOpened', data: { sessionId: command.sessionId, ticketId } }];
+      if (state.refusalsRecorded >= MAX_RECORDED_SSH_REFUSALS) return [];
+      return [{ type: 'SshSessionRefused', data: { reason: reason ?? 'unknown-ticket', ...(ticketId ? { ticketId } : {}) } }];
     }
     case 'CloseSshSession':
       return state.sessions[command.sessionId] ? [{ type: 'SshSessionClosed', data: { sessionId: command.sessionId, reason: command.reason } }] : [];
@@ -82,11 +87,22 @@ function decide(command: RunSshCommand, state: RunSshState): RunEvent[] {
   }
 }
 
+/** What presenting a ticket (by its hash) at `now` would do: open a session, or be refused for a reason. */
+export function redemptionOf(state: RunSshState, presentedHash: string, now: string): { ticketId?: string; reason?: SshRefusal } {
+  const found = Object.entries(state.tickets).find(([, ticket]) => ticket.ticketHash === presentedHash);
+  if (!found) return { reason: 'unknown-ticket' };
+  const [ticketId, ticket] = found;
+  if (ticket.redeemed) return { ticketId, reason: 'reused' };
+  if (Date.parse(now) >= Date.parse(ticket.expiresAt)) return { ticketId, reason: 'expired' };
+  if (!hasLiveSandbox(state.run)) return { ticketId, reason: 'run-not-live' };
+  return { ticketId };
+}
+
 const notLive = (): DomainError =>
   new DomainError(SSH_ERROR.RUN_NOT_LIVE, 'The run has no live sandbox to enter (it is not seeded yet, or it was torn down)', 'conflict');
 
 export const runSshDecider = {
-  initialState: (): RunSshState => ({ run: initialRunState(), tickets: {}, sessions: {} }),
+  initialState: (): RunSshState => ({ run: initialRunState(), tickets: {}, sessions: {}, refusalsRecorded: 0 }),
   evolve,
   decide,
 };

@@ -4,7 +4,7 @@ import { DomainError } from '../errors';
 import type { HostCredentials } from '../ports/hostCredentials';
 import type { SshTargets } from '../ports/sshTargets';
 import type { RunEvent } from '../runEvents';
-import { type RunSshCommand, type RunSshState, hasLiveSandbox, refusalError, runSshDecider } from '../runSsh';
+import { type RunSshCommand, type RunSshState, hasLiveSandbox, redemptionOf, refusalError, runSshDecider } from '../runSsh';
 import { runStreamId } from '../streams';
 import { authorize } from './access';
 import type { ServiceDependencies } from './dependencies';
@@ -92,11 +92,12 @@ export async function redeemSshTicket(
   const presentedHash = credentials.hash(ticket);
   const holder = Object.values(seen.tickets).find((t) => t.ticketHash === presentedHash)?.issuedTo;
   const by: Caller = holder ? { actor: holder, correlationId: relay.correlationId } : relay;
-  const result = await onRunSsh(deps, address, { type: 'RedeemSshTicket', presentedHash, sessionId, now: deps.clock.now().toISOString() }, by);
+  const now = deps.clock.now().toISOString();
+  const result = await onRunSsh(deps, address, { type: 'RedeemSshTicket', presentedHash, sessionId, now }, by);
   const outcome = result.records[0];
-  if (outcome?.type === 'SshSessionRefused') throw refusalError(outcome.data.reason);
-  if (outcome?.type !== 'SshSessionOpened') throw refusalError('unknown-ticket');
-  return { ...address, sessionId, actor: by.actor };
+  if (outcome?.type === 'SshSessionOpened') return { ...address, sessionId, actor: by.actor };
+  // Refused: recorded, or past the run's recording cap and only answered.
+  throw refusalError(outcome?.type === 'SshSessionRefused' ? outcome.data.reason : (redemptionOf(result.state, presentedHash, now).reason ?? 'unknown-ticket'));
 }
 
 /** The session ended (the client left, the run was torn down, the host went away): recorded once. */

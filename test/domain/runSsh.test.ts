@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RunEvent } from '../../domain/run';
-import { runSshDecider } from '../../domain/runSsh';
+import { MAX_RECORDED_SSH_REFUSALS, runSshDecider } from '../../domain/runSsh';
 import { specFor } from '../support/decider';
 
 const spec = specFor(runSshDecider);
@@ -27,6 +27,12 @@ describe('IDE SSH decisions on a run', () => {
     spec.given([...live, issued]).when(redeem(at(1), 'other')).then([{ type: 'SshSessionRefused', data: { reason: 'unknown-ticket' } }]);
     spec.given([...live, issued, { type: 'SandboxTornDown', data: { sandboxId: 'sb1' } }]).when(redeem(at(1))).then([{ type: 'SshSessionRefused', data: { reason: 'run-not-live', ticketId: 't1' } }]);
     spec.given([]).when(redeem(at(1))).thenThrows('SSH.TICKET_INVALID');
+  });
+
+  it('stops recording refusals past a cap per run (made-up tickets cannot grow the stream) but still refuses', () => {
+    const refusals: RunEvent[] = Array.from({ length: MAX_RECORDED_SSH_REFUSALS }, () => ({ type: 'SshSessionRefused', data: { reason: 'unknown-ticket' } }));
+    spec.given([...live, issued, ...refusals]).when(redeem(at(1), 'made-up')).then([]);
+    spec.given([...live, issued, ...refusals]).when(redeem(at(1))).then([opened]);
   });
 
   it('records a session\'s close once', () => {
