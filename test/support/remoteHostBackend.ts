@@ -31,7 +31,7 @@ export function spawnHostAgent(options: { platform: string; caFile: string; toke
 export async function enrolAndConnect(owner: Call, ws: string, agent: (token: string) => ChildProcess, name = 'e2e-box'): Promise<{ hostId: string; agent: ChildProcess }> {
   const enrolment = (await owner('POST', `/api/workspaces/${ws}/hosts`, { name })).json as { enrolmentToken: string; hostId: string };
   const child = agent(enrolment.enrolmentToken);
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 90_000;
   for (;;) {
     const hosts = (await owner('GET', `/api/workspaces/${ws}/hosts`)).json as { hostId: string; lastSeenAt?: string }[];
     if (hosts.find((h) => h.hostId === enrolment.hostId)?.lastSeenAt) return { hostId: enrolment.hostId, agent: child };

@@ -29,7 +29,7 @@ export class HostGoneError extends DomainError {
 /** Close code for a revoked host (4000-4999 are the application's): the agent stops instead of reconnecting. */
 export const CLOSE_REVOKED = 4401;
 
-/** What the relay hears of one SSH session on a channel (sshTunnels.ts). */
+/** What the relay hears of one SSH session on a channel (sshRelay.ts). */
 export interface SshTunnelListener {
   data(bytes: Buffer): void;
   closed(reason: string): void;

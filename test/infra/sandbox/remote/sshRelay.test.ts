@@ -92,8 +92,8 @@ beforeAll(async () => {
   const enrolment = (await h.call('POST', `/api/workspaces/${ws}/hosts`, { token: alice, body: { name: 'ssh-box' } })).json as { hostId: string; enrolmentToken: string };
   hostId = enrolment.hostId;
   children.push(spawnHostAgent({ platform: channel.url, caFile: tls.certFile, token: enrolment.enrolmentToken, state: path.join(dir, 'agent.json') }));
-  await until(() => channel.liveHosts(ws).length === 1, 'the agent to connect');
-}, 60_000);
+  await until(() => channel.liveHosts(ws).length === 1, 'the agent to connect', 90_000);
+}, 120_000);
 
 afterAll(async () => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
