@@ -153,3 +153,16 @@ export const HOST_ERROR = {
 } as const;
 /** How long an enrolment token may wait for its agent. */
 export const HOST_ENROLMENT_MINUTES = 15;
+
+/** IDE SSH into a live run's sandbox over its host's channel (docs/sandbox-hosts.md#ide-ssh-over-the-host-channel). */
+export const SSH_ERROR = {
+  /** The run has no sandbox now (not seeded yet, torn down, finished). */
+  RUN_NOT_LIVE: 'SSH.RUN_NOT_LIVE',
+  /** The run's sandbox is not on a host agent this platform instance holds a channel to. */
+  NOT_REMOTE: 'SSH.NOT_REMOTE',
+  TICKET_INVALID: 'SSH.TICKET_INVALID',
+  TICKET_USED: 'SSH.TICKET_USED',
+  TICKET_EXPIRED: 'SSH.TICKET_EXPIRED',
+} as const;
+/** How long a ticket may wait for its proxy to open the session (it is spent when it does). */
+export const SSH_TICKET_SECONDS = 60;

@@ -13,6 +13,9 @@ export type Channel =
   /** The gateway's http operation: the platform process puts the credential in one request's header; it never enters the sandbox. */
   | 'gateway-header';
 
+/** Why a presented SSH ticket opened nothing. */
+export type SshRefusal = 'unknown-ticket' | 'reused' | 'expired' | 'run-not-live';
+
 export type RunOutcome = 'Completed' | 'Failed' | 'Cancelled';
 /** What the API shows. */
 export type RunStatus = 'Pending' | 'Running' | RunOutcome;
@@ -41,6 +44,12 @@ export type RunEvent =
   | DomainEvent<'EgressRecorded', { phase: Phase; turn?: number; allowed: number; refused: number; refusalsNotRecorded: number }>
   /** The gateway handed the agent a workload identity token (docs/identity.md). Its claims, never the token. */
   | DomainEvent<'IdentityTokenIssued', { identity: string; subject: string; audience: string; jti: string; kid: string; expiresAt: string }>
+  /** A member asked for an IDE SSH session (docs/sandbox-hosts.md): the ticket's SHA-256 only, never the ticket. */
+  | DomainEvent<'SshTicketIssued', { ticketId: string; ticketHash: string; hostId: string; expiresAt: string }>
+  /** The ticket was redeemed (once) and its session relayed to the run's host; the actor is the ticket's holder. */
+  | DomainEvent<'SshSessionOpened', { sessionId: string; ticketId: string }>
+  | DomainEvent<'SshSessionRefused', { reason: SshRefusal; ticketId?: string }>
+  | DomainEvent<'SshSessionClosed', { sessionId: string; reason: string }>
   | DomainEvent<'RunCancellationRequested', { reason: string }>
   | DomainEvent<'SandboxTornDown', { sandboxId: string }>
   | DomainEvent<'RunCompleted', Record<string, never>>

@@ -92,6 +92,11 @@ export function evolveRun(state: RunState, event: RunEvent & { meta?: { actor: s
     case 'OperationRefused':
     case 'OperationCompleted':
     case 'IdentityTokenIssued':
+    // IDE SSH sessions change nothing the run does (domain/runSsh.ts folds them).
+    case 'SshTicketIssued':
+    case 'SshSessionOpened':
+    case 'SshSessionRefused':
+    case 'SshSessionClosed':
       return state;
     case 'LeaseGranted': {
       const { leaseId, secretName, secretVersion, channel, expiresAt } = event.data;

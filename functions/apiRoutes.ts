@@ -5,6 +5,7 @@ import { hostRoutes } from './hosts.routes';
 import { identityRoutes } from './identities.routes';
 import { createRunRoutes, durableRunOrchestrations } from './runs.routes';
 import { secretRoutes } from './secrets.routes';
+import { sshRoutes } from './ssh.routes';
 import { workspaceRoutes } from './workspaces.routes';
 import { workspaceLifecycleRoutes } from './workspaceLifecycle.routes';
 
@@ -16,4 +17,4 @@ export const runRoutes: readonly ApiRoute[] = createRunRoutes({
 });
 
 /** Every route of the public API; registration and the route-by-route tests both read this list. */
-export const apiRoutes: readonly ApiRoute[] = [...workspaceRoutes, ...workspaceLifecycleRoutes, ...secretRoutes, ...identityRoutes, ...hostRoutes, ...auditRoutes, ...runRoutes];
+export const apiRoutes: readonly ApiRoute[] = [...workspaceRoutes, ...workspaceLifecycleRoutes, ...secretRoutes, ...identityRoutes, ...hostRoutes, ...auditRoutes, ...runRoutes, ...sshRoutes];

@@ -8,6 +8,7 @@ import { hostChannelControl } from '../infra/sandbox/remote/randomHostCredential
 import { RemoteSandboxHost } from '../infra/sandbox/remote/remoteSandboxHost';
 import type { Settings } from './settings';
 import { openWebPubSubSandboxHost } from './webPubSubHosts.composition';
+import { serveSshOverChannel } from './sshAccess.wiring';
 
 /**
  * SANDBOX_HOST=remote: sandboxes run on enrolled host agents. Locally this process serves the host channel itself
@@ -23,5 +24,7 @@ export async function openRemoteSandboxHost(settings: Settings, deps: ServiceDep
   });
   hostChannelControl.set(channel);
   console.log(`Host channel: ${channel.url} (agents: npm run host-agent -- --platform ${channel.url} --ca ${tls.certFile} --token <enrolment token>)`);
-  return new RemoteSandboxHost(channel);
+  const remote = new RemoteSandboxHost(channel);
+  serveSshOverChannel(deps, channel, remote, tls.certFile);
+  return remote;
 }

@@ -1,11 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalHostProcess } from '../support/localHostProcess';
+import { enrolAndConnect, remoteHostSettings, spawnHostAgent } from '../support/remoteHostBackend';
 import { agentFixture, apiClient, backendEnv, type Call, isFinished, startBackend, tokenFor, waitForRun } from './runHarness';
 
 const hash = (v: string): string => createHash('sha256').update(v).digest('hex').slice(0, 16);
@@ -16,15 +16,7 @@ const env = backendEnv();
 let host: LocalHostProcess;
 let owner: Call;
 let agent: ChildProcess | undefined;
-let channelPort = 0;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+let remote: Awaited<ReturnType<typeof remoteHostSettings>>;
 
 const spec = {
   template: { files: { 'check.js': agentFixture('check.js') } },
@@ -37,8 +29,8 @@ const spec = {
 };
 
 beforeAll(async () => {
-  channelPort = await freePort();
-  Object.assign(env, { SANDBOX_HOST: 'remote', HOST_CHANNEL_PORT: String(channelPort), HOST_CHANNEL_TLS_DIR: path.join(dir, 'tls') });
+  remote = await remoteHostSettings(dir);
+  Object.assign(env, remote.env);
   host = await startBackend(env);
   owner = apiClient(() => host.url, await tokenFor('alice', env));
 }, 120_000);
@@ -53,18 +45,7 @@ describe('a run through the real local host and a host agent over wss://', () =>
     const ws = ((await owner('POST', '/api/workspaces', { name: 'Remote' })).json as { id: string }).id;
     for (const [name, value] of [['ENV_KEY', ENV_KEY], ['FILE_KEY', FILE_KEY]] as const)
       expect((await owner('PUT', `/api/workspaces/${ws}/secrets/${name}`, { value, uses: { command: 'members' } })).status).toBe(201);
-    const enrolment = (await owner('POST', `/api/workspaces/${ws}/hosts`, { name: 'e2e-box' })).json as { enrolmentToken: string; hostId: string };
-    agent = spawn(process.execPath, [
-      path.join(__dirname, '..', '..', 'scripts', 'hostAgent.js'), '--platform', `https://127.0.0.1:${channelPort}`, '--ca', path.join(dir, 'tls', 'cert.pem'),
-      '--token', enrolment.enrolmentToken, '--state', path.join(dir, 'agent.json'), '--isolation', 'off',
-    ], { stdio: 'ignore' });
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const hosts = (await owner('GET', `/api/workspaces/${ws}/hosts`)).json as { lastSeenAt?: string }[];
-      if (hosts[0]?.lastSeenAt) break;
-      if (Date.now() > deadline) throw new Error('the agent never connected');
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    ({ agent } = await enrolAndConnect(owner, ws, (token) => spawnHostAgent({ platform: remote.platform, caFile: remote.caFile, token, state: path.join(dir, 'agent.json') })));
 
     const { runId } = (await owner('POST', `/api/workspaces/${ws}/runs`, spec)).json as { runId: string };
     const run = await waitForRun(owner, ws, runId, isFinished);

@@ -50,7 +50,7 @@ const contentType = fc.constantFrom('application/json', 'text/plain', 'applicati
 const auth = fc.constantFrom('owner', 'none', 'garbage', 'Basic abc', 'Bearer a.b.c');
 
 const calls = fc.record({
-  kind: fc.constantFrom('createWs', 'getWs', 'setMember', 'removeMember', 'setSecret', 'listSecrets', 'deleteSecret', 'defineIdentity', 'listIdentities', 'deleteIdentity', 'audit', 'verify', 'enrolHost', 'listHosts', 'revokeHost'),
+  kind: fc.constantFrom('createWs', 'getWs', 'setMember', 'removeMember', 'setSecret', 'listSecrets', 'deleteSecret', 'defineIdentity', 'listIdentities', 'deleteIdentity', 'audit', 'verify', 'enrolHost', 'listHosts', 'revokeHost', 'openRunSsh'),
   ws: fc.oneof(fc.constant('WS'), segment),
   name: segment,
   query: fc.constantFrom('', '?after=-1', '?limit=0', '?limit=abc', '?after=1e99', '?limit=1&limit=2', '?x=1'),
@@ -75,6 +75,7 @@ const routes: Record<string, { method: string; path: (ws: string, name: string) 
   enrolHost: { method: 'POST', path: (w) => `/api/workspaces/${w}/hosts` },
   listHosts: { method: 'GET', path: (w) => `/api/workspaces/${w}/hosts` },
   revokeHost: { method: 'DELETE', path: (w, n) => `/api/workspaces/${w}/hosts/${n}` },
+  openRunSsh: { method: 'POST', path: (w, n) => `/api/workspaces/${w}/runs/${n}/ssh` },
 };
 
 describe('bad input over every route', () => {

@@ -7,6 +7,7 @@ import type { CommandResult, CommandSpec, OutputRedactor, ProcessCredentialDeliv
 import { type RedactableSecret, createRedactor } from '../../../domain/redaction';
 import type { DeliveryTarget } from '../credentialDelivery';
 import { OutputStreamer } from './outputStreaming';
+import { AgentSshServer, type RunAsAgent } from './agentSshServer';
 import { CLOSE_REVOKED } from './hostChannelServer';
 import { CHANNEL_PATH, CREDENTIAL_DIR_PLACEHOLDER, ChannelSequence, EGRESS_PROXY_PLACEHOLDER, type WireEgressTally, type PlatformBody, type PlatformFrame, type WireCommand, type WireDelivery, platformFrame } from './protocol';
 
@@ -57,6 +58,9 @@ export class HostAgent {
   private readonly sandboxes = new Map<string, AgentSandbox>();
   private readonly running = new Map<string, { runId: string; stop(): Promise<unknown> }>();
   private readonly log: (line: string) => void;
+  /** Where frames go on the current channel (IDE SSH sessions send through it). */
+  private sendCurrent: (body: unknown) => void = () => undefined;
+  private readonly ssh = new AgentSshServer((body) => this.sendCurrent(body), (line) => this.log(line));
 
   constructor(private readonly options: HostAgentOptions) {
     if (!options.platform.startsWith('https://')) throw new Error('--platform must be an https:// URL: the channel runs over TLS only');
@@ -119,6 +123,7 @@ export class HostAgent {
     const send = (body: unknown): void => {
       if (sequence && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(sequence.stamp(body)));
     };
+    this.sendCurrent = send;
     const heartbeat = setInterval(() => send({ kind: 'heartbeat' }), 5000);
     return new Promise((resolve, reject) => {
       socket.on('message', (data) => {
@@ -155,6 +160,7 @@ export class HostAgent {
 
   private async serve(body: PlatformBody, send: (body: unknown) => void, backlog: () => number): Promise<void> {
     if (body.op === 'session') return;
+    if (body.op === 'sshOpen' || body.op === 'sshData' || body.op === 'sshClose') return this.ssh.handle(body, (sandboxId) => this.runAsAgent(sandboxId, body.runId));
     const requestId = body.requestId;
     const runId = 'runId' in body ? body.runId : undefined;
     try {
@@ -166,7 +172,7 @@ export class HostAgent {
             ...(body.env ? { env: body.env } : {}), ...(body.keptVolume ? { keptVolume: body.keptVolume } : {}), ...(body.egress ? { egress: body.egress } : {}),
           });
           this.sandboxes.set(body.sandboxId, { handle, secrets });
-          return send({ kind: 'created', requestId, runId: body.runId, sandboxId: body.sandboxId, workspace: handle.workspace, isolated: handle.isolated });
+          return send({ kind: 'created', requestId, runId: body.runId, sandboxId: body.sandboxId, workspace: handle.workspace, isolated: handle.isolated, sshHostKey: this.ssh.hostKeyFor(body.sandboxId) });
         }
         case 'exec': {
           const sandbox = this.sandboxOf(body.sandboxId, body.runId);
@@ -197,6 +203,7 @@ export class HostAgent {
           const sandbox = this.sandboxes.get(body.sandboxId);
           if (sandbox && sandbox.handle.runId !== body.runId) throw new DomainError('HOST.FOREIGN_RUN', 'that sandbox belongs to another run', 'forbidden');
           this.sandboxes.delete(body.sandboxId);
+          this.ssh.endSandbox(body.sandboxId, 'the sandbox was torn down');
           if (sandbox) await this.options.inner.teardown(sandbox.handle);
           return send({ kind: 'done', requestId, runId: body.runId });
         }
@@ -215,6 +222,16 @@ export class HostAgent {
       const known = error instanceof DomainError ? { code: error.code, errorKind: error.kind } : { code: 'HOST.AGENT_ERROR' };
       send({ kind: 'failed', requestId, ...(runId ? { runId } : {}), ...known, message: (error as Error).message.slice(0, 2000) });
     }
+  }
+
+  /**
+   * An IDE SSH session's commands: as the agent identity, in the sandbox, with the sandbox's standing env only (no
+   * delivery, so no lease and no gateway bearer), output through the sandbox's redactor before ssh2 encrypts it.
+   */
+  private runAsAgent(sandboxId: string, runId: string): RunAsAgent | undefined {
+    const sandbox = this.sandboxes.get(sandboxId);
+    if (!sandbox || sandbox.handle.runId !== runId) return undefined;
+    return (command, onOutput) => this.options.inner.start(sandbox.handle, { argv: ['sh', '-c', command], identity: 'agent', onOutput });
   }
 
   private sandboxOf(sandboxId: string, runId: string): AgentSandbox {
@@ -249,6 +266,7 @@ export class HostAgent {
   }
 
   private async teardownAll(): Promise<void> {
+    this.ssh.endAll();
     const all = [...this.sandboxes.values()];
     this.sandboxes.clear();
     this.running.clear();

@@ -5,7 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { DomainError } from '../../../domain/errors';
 import type { HostMessageRefusal } from '../../../domain/sandboxHosts';
-import { type AgentBody, type AgentFrame, CHANNEL_PATH, ChannelSequence, type PlatformBody, agentFrame } from './protocol';
+import { type AgentBody, type AgentFrame, CHANNEL_PATH, ChannelSequence, type PlatformBody, SSH_CHUNK_BYTES, SSH_PATH, agentFrame } from './protocol';
 
 /** What the channel needs from the use cases (domain/services/sandboxHosts.ts), bound by the composition. */
 export interface HostChannelAuthority {
@@ -28,6 +28,23 @@ export class HostGoneError extends DomainError {
 
 /** Close code for a revoked host (4000-4999 are the application's): the agent stops instead of reconnecting. */
 export const CLOSE_REVOKED = 4401;
+
+/** What the relay hears of one SSH session on a channel (sshRelay.ts). */
+export interface SshTunnelListener {
+  data(bytes: Buffer): void;
+  closed(reason: string): void;
+}
+
+/** One IDE SSH session relayed over a host's channel: opaque bytes in bounded frames, bound to the run. */
+export interface SshTunnel {
+  send(bytes: Buffer): void;
+  close(): void;
+}
+
+/** Serves the IDE's ssh-proxy WebSocket upgrades next to the channel (infra/sandbox/remote/sshRelay.ts). */
+export interface SshUpgradeHandler {
+  upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void;
+}
 
 type Waiter = { resolve(body: AgentBody): void; reject(error: Error): void };
 type OutputListener = (stream: 'stdout' | 'stderr', text: string) => void;
@@ -56,6 +73,7 @@ export class HostConnection {
   private readonly waiting = new Map<string, Waiter>();
   private readonly exits = new Map<string, { runId: string; waiter: Waiter; onOutput?: OutputListener }>();
   private readonly runs = new Set<string>();
+  private readonly tunnels = new Map<string, { runId: string; listener: SshTunnelListener }>();
   private goneReason: string | undefined;
   private readonly ready: Promise<void>;
   private markReady!: () => void;
@@ -106,9 +124,32 @@ export class HostConnection {
     return new Promise((resolve, reject) => this.exits.set(execId, { runId, waiter: { resolve, reject }, ...(onOutput ? { onOutput } : {}) }));
   }
 
+  /** Opens an SSH session into a run's sandbox on this host; the listener hears its bytes and its end. */
+  openSshTunnel(runId: string, sandboxId: string, listener: SshTunnelListener): SshTunnel {
+    const tunnelId = randomUUID();
+    const closed: SshTunnel = { send: () => undefined, close: () => undefined };
+    if (this.goneReason !== undefined || !this.runs.has(runId)) {
+      listener.closed(this.goneReason ?? 'the run has no sandbox on this host');
+      return closed;
+    }
+    this.tunnels.set(tunnelId, { runId, listener });
+    this.send({ op: 'sshOpen', runId, sandboxId, tunnelId });
+    return {
+      send: (bytes) => {
+        if (!this.tunnels.has(tunnelId)) return;
+        for (let at = 0; at < bytes.length; at += SSH_CHUNK_BYTES) this.send({ op: 'sshData', runId, tunnelId, data: bytes.subarray(at, at + SSH_CHUNK_BYTES).toString('base64') });
+      },
+      close: () => {
+        if (this.tunnels.delete(tunnelId) && this.goneReason === undefined) this.send({ op: 'sshClose', runId, tunnelId });
+      },
+    };
+  }
+
   cutOff(reason: string, code = 1000): void {
     if (this.goneReason !== undefined) return;
     this.goneReason = reason;
+    for (const { listener } of this.tunnels.values()) listener.closed(reason);
+    this.tunnels.clear();
     const error = new HostGoneError(reason);
     for (const waiter of this.waiting.values()) waiter.reject(error);
     for (const { waiter } of this.exits.values()) waiter.reject(error);
@@ -137,6 +178,13 @@ export class HostConnection {
       if (!running || running.runId !== body.runId) return this.onRefused({ reason: 'foreign-run', messageType: body.kind, runId: body.runId });
       return running.onOutput?.(body.stream, body.text);
     }
+    if (body.kind === 'sshData' || body.kind === 'sshClosed') {
+      const tunnel = this.tunnels.get(body.tunnelId);
+      if (!tunnel || tunnel.runId !== body.runId) return this.onRefused({ reason: 'foreign-run', messageType: body.kind, runId: body.runId });
+      if (body.kind === 'sshData') return tunnel.listener.data(Buffer.from(body.data, 'base64'));
+      this.tunnels.delete(body.tunnelId);
+      return tunnel.listener.closed(body.reason);
+    }
     if (body.kind === 'exited') {
       const exit = this.exits.get(body.execId);
       if (!exit || exit.runId !== body.runId) return this.onRefused({ reason: 'foreign-run', messageType: body.kind, runId: body.runId });
@@ -159,6 +207,7 @@ export class HostConnection {
 export class HostChannelServer implements HostDirectory {
   private readonly connections = new Map<string, HostConnection>();
   private readonly seen = new Map<string, string>();
+  private ssh: SshUpgradeHandler | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -206,6 +255,11 @@ export class HostChannelServer implements HostDirectory {
     return this.connections.get(hostId)?.lastSeen ?? this.seen.get(hostId);
   }
 
+  /** Serves IDE ssh-proxy tunnels (`SSH_PATH`) on this endpoint too. */
+  serveSsh(handler: SshUpgradeHandler): void {
+    this.ssh = handler;
+  }
+
   /** Cuts a host off at once: its channel closes and every run waiting on it fails with the reason. */
   cutOff(hostId: string, reason: string): void {
     this.connections.get(hostId)?.cutOff(reason, CLOSE_REVOKED);
@@ -250,7 +304,9 @@ export class HostChannelServer implements HostDirectory {
     const refuse = (): void => {
       socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
     };
-    if (new URL(req.url ?? '/', 'https://x').pathname !== CHANNEL_PATH) return refuse();
+    const pathname = new URL(req.url ?? '/', 'https://x').pathname;
+    if (pathname === SSH_PATH && this.ssh) return this.ssh.upgrade(req, socket, head);
+    if (pathname !== CHANNEL_PATH) return refuse();
     const header = req.headers.authorization ?? '';
     if (!header.startsWith('Bearer ')) return refuse();
     let host: { workspaceId: string; hostId: string };

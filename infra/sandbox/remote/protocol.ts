@@ -17,6 +17,10 @@ export const CREDENTIAL_DIR_PLACEHOLDER = '@@DP_CREDENTIAL_DIR@@';
 /** The largest output chunk a frame carries (characters); the agent coalesces below it. */
 export const OUTPUT_CHUNK_CHARS = 16 * 1024;
 export const EGRESS_PROXY_PLACEHOLDER = '@@DP_EGRESS_PROXY@@';
+/** The most SSH bytes one frame carries (before base64): the relay and the agent split anything larger. */
+export const SSH_CHUNK_BYTES = 16 * 1024;
+/** Where an IDE's ssh-proxy opens its tunnel, next to the host channel (the ticket is its bearer). */
+export const SSH_PATH = '/api/ssh/tunnel';
 
 const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/);
 const stringMap = z.record(z.string().max(256), z.string().max(64 * 1024));
@@ -61,6 +65,11 @@ export const wireCommand = z.strictObject({
 });
 export type WireCommand = z.infer<typeof wireCommand>;
 
+/** Opaque SSH bytes (the SSH transport is encrypted end to end between the IDE and the agent), base64, bounded. */
+const sshBytes = z.string().max(Math.ceil(SSH_CHUNK_BYTES / 3) * 4).regex(/^[A-Za-z0-9+/]*={0,2}$/);
+/** An SSH host public key as OpenSSH writes it (the agent's ephemeral key for one sandbox). */
+const sshHostKey = z.string().max(1024).regex(/^ssh-ed25519 [A-Za-z0-9+/]+={0,2}$/);
+
 const egressAllowance = z.strictObject({ layers: z.array(z.array(z.string().max(260)).max(1000)).max(8) });
 
 export const platformBody = z.discriminatedUnion('op', [
@@ -72,6 +81,10 @@ export const platformBody = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('teardown'), requestId: id, runId: id, sandboxId: id }),
   z.strictObject({ op: z.literal('setEgress'), requestId: id, runId: id, sandboxId: id, egress: egressAllowance }),
   z.strictObject({ op: z.literal('list'), requestId: id }),
+  /** An IDE's SSH session into a run's sandbox (its ticket already redeemed on the platform); `tunnelId` names it in later frames. */
+  z.strictObject({ op: z.literal('sshOpen'), runId: id, sandboxId: id, tunnelId: id }),
+  z.strictObject({ op: z.literal('sshData'), runId: id, tunnelId: id, data: sshBytes }),
+  z.strictObject({ op: z.literal('sshClose'), runId: id, tunnelId: id }),
 ]);
 export type PlatformBody = z.infer<typeof platformBody>;
 
@@ -101,7 +114,7 @@ const failureKind = z.enum(['invalid', 'not_found', 'forbidden', 'conflict', 'pr
 
 export const agentBody = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('ready'), capabilities: z.strictObject({ isolated: z.boolean(), reason: z.string().max(1024).optional(), keepsWorkspaceVolumes: z.boolean().optional() }) }),
-  z.strictObject({ kind: z.literal('created'), requestId: id, runId: id, sandboxId: id, workspace: z.string().max(1024), isolated: z.boolean() }),
+  z.strictObject({ kind: z.literal('created'), requestId: id, runId: id, sandboxId: id, workspace: z.string().max(1024), isolated: z.boolean(), sshHostKey: sshHostKey.optional() }),
   z.strictObject({ kind: z.literal('started'), requestId: id, runId: id, execId: id, pid: z.number().int() }),
   /** An exec's or a started process's end; its output already redacted by the agent of what it delivered, and again by the platform. */
   z.strictObject({ kind: z.literal('exited'), runId: id, execId: id, result: wireResult, egress: egressTally.optional() }),
@@ -111,6 +124,9 @@ export const agentBody = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('listed'), requestId: id, sandboxes: z.array(z.strictObject({ sandboxId: id, runId: id })) }),
   z.strictObject({ kind: z.literal('failed'), requestId: id, runId: id.optional(), code: z.string().max(128), message: z.string().max(2048), errorKind: failureKind.optional() }),
   z.strictObject({ kind: z.literal('heartbeat') }),
+  z.strictObject({ kind: z.literal('sshData'), runId: id, tunnelId: id, data: sshBytes }),
+  /** The agent ended an SSH session (the client left, the sandbox was torn down, it could not open). */
+  z.strictObject({ kind: z.literal('sshClosed'), runId: id, tunnelId: id, reason: z.string().max(256) }),
 ]);
 export type AgentBody = z.infer<typeof agentBody>;
 

@@ -11,7 +11,8 @@ import type {
 } from '../../../domain/ports/sandboxHost';
 import { PLATFORM_PARTITION } from '../../../domain/streams';
 import { LaunchRefusedError } from '../launchErrors';
-import type { HostConnection, HostDirectory } from './hostChannelServer';
+import type { SshTarget, SshTargets } from '../../../domain/ports/sshTargets';
+import type { HostConnection, HostDirectory, SshTunnel, SshTunnelListener } from './hostChannelServer';
 import type { DeliveryTarget } from '../credentialDelivery';
 import { CREDENTIAL_DIR_PLACEHOLDER, EGRESS_PROXY_PLACEHOLDER, type WireCommand, type WireDelivery } from './protocol';
 
@@ -20,6 +21,8 @@ interface RemoteSandbox {
   readonly redactor: OutputRedactor;
   readonly guard: GuardPolicy;
   readonly runId: string;
+  /** The agent's ephemeral SSH host key for this sandbox, when it serves IDE SSH. */
+  readonly sshHostKey?: string;
   /** Egress decisions the agent reported with process ends, not yet drained. */
   egress: EgressTally | undefined;
 }
@@ -29,7 +32,7 @@ interface RemoteSandbox {
  * keeps the decisions: the launch guard runs here (the agent never sees the workspace's values), deliveries are
  * prepared here and travel only inside their process's exec, and output is redacted here before it is kept.
  */
-export class RemoteSandboxHost implements SandboxHost {
+export class RemoteSandboxHost implements SandboxHost, SshTargets {
   private readonly sandboxes = new Map<string, RemoteSandbox>();
 
   constructor(private readonly channel: HostDirectory) {}
@@ -57,7 +60,7 @@ export class RemoteSandboxHost implements SandboxHost {
     });
     if (reply.kind !== 'created') throw new DomainError('HOST.PROTOCOL', `the host answered ${reply.kind} to create`, 'unavailable');
     connection.sandboxes += 1;
-    this.sandboxes.set(sandboxId, { connection, redactor: request.redactor, guard: request.guard, runId: request.runId, egress: undefined });
+    this.sandboxes.set(sandboxId, { connection, redactor: request.redactor, guard: request.guard, runId: request.runId, egress: undefined, ...(reply.sshHostKey ? { sshHostKey: reply.sshHostKey } : {}) });
     return { sandboxId, runId: request.runId, workspace: reply.workspace, isolated: reply.isolated };
   }
 
@@ -89,6 +92,23 @@ export class RemoteSandboxHost implements SandboxHost {
     const tally = sandbox?.egress;
     if (sandbox) sandbox.egress = tally ? { allowed: 0, refused: 0, refusals: [] } : undefined;
     return tally;
+  }
+
+  /** The host a run's sandbox lives on, while its channel is live (IDE SSH rides that channel). */
+  targetOf(runId: string): SshTarget | undefined {
+    const found = this.sandboxOfRun(runId);
+    return found ? { hostId: found.sandbox.connection.hostId, ...(found.sandbox.sshHostKey ? { hostKey: found.sandbox.sshHostKey } : {}) } : undefined;
+  }
+
+  /** Opens an IDE SSH session into a run's sandbox over its host's channel (the ticket was redeemed by the caller). */
+  openSshTunnel(runId: string, listener: SshTunnelListener): SshTunnel | undefined {
+    const found = this.sandboxOfRun(runId);
+    return found?.sandbox.connection.openSshTunnel(runId, found.sandboxId, listener);
+  }
+
+  private sandboxOfRun(runId: string): { sandboxId: string; sandbox: RemoteSandbox } | undefined {
+    for (const [sandboxId, sandbox] of this.sandboxes) if (sandbox.runId === runId && sandbox.connection.live) return { sandboxId, sandbox };
+    return undefined;
   }
 
   /** A live host of the run's pool: never another workspace's own host. */

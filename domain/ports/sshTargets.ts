@@ -1,0 +1,11 @@
+/** Where a run's sandbox can be entered over SSH: a host agent this instance holds a channel to. */
+export interface SshTarget {
+  readonly hostId: string;
+  /** The sandbox's ephemeral SSH host key as the agent reported it (`ssh-ed25519 AAAA…`), for the client to pin. */
+  readonly hostKey?: string;
+}
+
+export interface SshTargets {
+  /** The run's sandbox's host, or undefined when the run has no sandbox on a host agent reachable from here. */
+  targetOf(runId: string): SshTarget | undefined;
+}
