@@ -11,12 +11,12 @@ import type {
 } from '../../../domain/ports/sandboxHost';
 import { PLATFORM_PARTITION } from '../../../domain/streams';
 import { LaunchRefusedError } from '../launchErrors';
-import type { HostConnection, HostDirectory } from './hostChannelServer';
+import type { ChannelConnection, HostDirectory } from './hostChannelServer';
 import type { DeliveryTarget } from '../credentialDelivery';
 import { CREDENTIAL_DIR_PLACEHOLDER, EGRESS_PROXY_PLACEHOLDER, type WireCommand, type WireDelivery } from './protocol';
 
 interface RemoteSandbox {
-  readonly connection: HostConnection;
+  readonly connection: ChannelConnection;
   readonly redactor: OutputRedactor;
   readonly guard: GuardPolicy;
   readonly runId: string;
@@ -43,6 +43,7 @@ export class RemoteSandboxHost implements SandboxHost {
   }
 
   async create(request: SandboxRequest): Promise<SandboxHandle> {
+    await this.channel.refresh?.();
     const connection = this.place(request);
     // The same checks as every host's create: reserved names and managed values in the standing env, then in the files.
     const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
@@ -92,7 +93,7 @@ export class RemoteSandboxHost implements SandboxHost {
   }
 
   /** A live host of the run's pool: never another workspace's own host. */
-  private place(request: SandboxRequest): HostConnection {
+  private place(request: SandboxRequest): ChannelConnection {
     const workspaceId = request.placement?.workspaceId;
     const pool = request.placement?.pool;
     const own = workspaceId !== undefined && pool !== 'managed' ? this.channel.liveHosts(workspaceId) : [];
