@@ -41,7 +41,7 @@ export async function openWebPubSubChannel(deps: ServiceDependencies, dir: strin
   await table.createTable();
   const store = new TableHostSessions(table);
   const makeChannel = (): WebPubSubHostChannel => new WebPubSubHostChannel({
-    store, refreshMs: 250,
+    store, refreshMs: 250, ...(process.env.DP_CHANNEL_LOG ? { log: (line: string) => console.log(`[${new Date().toISOString()}] ${line}`) } : {}),
     plane: azureWebPubSubDataPlane({
       endpoint: fake.endpoint, hub: HUB, credential: new FakeTokenCredential(),
       additionalPolicies: [{ policy: agentPolicy(new Agent({ ca: tls.cert, keepAlive: true })), position: 'perCall' }],

@@ -307,7 +307,17 @@ export class WebPubSubHostChannel implements HostDirectory {
 
   private refused(address: HostSessionAddress, refusal: ChannelRefusal): void {
     this.log(`host channel (Web PubSub): refused a ${refusal.messageType} frame from host ${address.hostId} (${refusal.reason})`);
-    void this.options.authority.recordRefused(address, refusal).catch(() => undefined);
+    void (async () => {
+      // Instances refusing at once contend on the host's stream: the record is retried past the use case's own retries.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.options.authority.recordRefused(address, refusal);
+        } catch (error) {
+          if (attempt >= 8) return this.log(`host channel (Web PubSub): recording a refusal of host ${address.hostId} failed: ${(error as Error).message}`);
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * attempt));
+        }
+      }
+    })();
   }
 
   /** Stops this instance's part: its waiters fail; the sessions stay open for the other instances. */
