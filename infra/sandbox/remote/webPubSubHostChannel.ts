@@ -273,8 +273,10 @@ export class WebPubSubHostChannel implements HostDirectory {
     if (this.unknownConnections.size > 10_000) this.unknownConnections.clear();
     if (this.unknownConnections.has(connectionId)) return;
     this.unknownConnections.add(connectionId);
-    this.refused(address, { reason: 'foreign-session', messageType: 'unknown' });
-    const reason = head?.connectionId === connectionId && head.closed ? head.closed : 'the platform holds no session for this connection; reconnect';
+    // The host's own session that just ended (revoked, disconnected): its frames still in flight are dropped, not recorded.
+    const ended = head?.connectionId === connectionId && head.closed !== '';
+    if (!ended) this.refused(address, { reason: 'foreign-session', messageType: 'unknown' });
+    const reason = ended ? head.closed : 'the platform holds no session for this connection; reconnect';
     void this.options.plane.closeConnection(connectionId, reason).catch(() => undefined);
   }
 
