@@ -6,7 +6,7 @@ import { type AgentBody, ChannelSequence, type PlatformBody } from './protocol';
 
 /**
  * How long an instance's claim to send the next frame holds (a REST send takes milliseconds), how often a waiting
- * instance reads its inbox (doubling from the first interval up to the last while nothing arrives).
+ * instance reads its inbox (growing by half from the first interval up to the last while nothing arrives).
  */
 export const SHARED_SESSION_TIMING = { sendClaimMs: 15_000, pollFirstMs: 10, pollMaxMs: 400 };
 
@@ -116,9 +116,8 @@ export class SharedHostSession implements ChannelConnection {
     const key = `r:${body.requestId}`;
     const runId = 'runId' in body ? body.runId : undefined;
     const answer = this.wait(key, runId, undefined);
-    void this.register(key, runId)
-      .then(() => this.send(body))
-      .then(() => this.poll(key), (error: unknown) => this.fail(key, error));
+    this.register(key, runId).catch((error: unknown) => this.fail(key, error));
+    void this.send(body).then(() => this.poll(key), (error: unknown) => this.fail(key, error));
     return answer;
   }
 
@@ -152,14 +151,18 @@ export class SharedHostSession implements ChannelConnection {
     return registered;
   }
 
-  /** One send at a time from this instance, after every waiter registered before it; across instances, the head's claim. */
+  /**
+   * One send at a time from this instance; across instances, the head's claim. The frame leaves only after every
+   * waiter registered before it (its answer must find the registration); the claim is taken meanwhile.
+   */
   private send(body: PlatformBody): Promise<void> {
-    const sent = Promise.all([this.registrations, this.sending]).then(() => this.claimAndSend(body));
+    const registered = this.registrations;
+    const sent = this.sending.then(() => this.claimAndSend(body, registered));
     this.sending = sent.catch(() => undefined);
     return sent;
   }
 
-  private async claimAndSend(body: PlatformBody): Promise<void> {
+  private async claimAndSend(body: PlatformBody, registered: Promise<unknown>): Promise<void> {
     let pause = 2;
     for (;;) {
       if (this.goneReason !== undefined) throw new HostGoneError(this.goneReason);
@@ -180,6 +183,7 @@ export class SharedHostSession implements ChannelConnection {
       }
       const claimed = await this.context.store.update(head, { sender: this.context.instance, senderUntil: now + SHARED_SESSION_TIMING.sendClaimMs, nextOutbound: head.nextOutbound + 1 });
       if (!claimed) continue;
+      await registered;
       return this.transmit(claimed, body, head.nextOutbound);
     }
   }
@@ -227,7 +231,7 @@ export class SharedHostSession implements ChannelConnection {
       const finished = !this.waiters.has(key);
       if (read.frames.length > 0 || finished) await store.consume(this, key, read.frames.map((f) => f.seq), finished).catch(() => undefined);
       if (finished) return;
-      pause = read.frames.length > 0 ? SHARED_SESSION_TIMING.pollFirstMs : Math.min(pause * 2, SHARED_SESSION_TIMING.pollMaxMs);
+      pause = read.frames.length > 0 ? SHARED_SESSION_TIMING.pollFirstMs : Math.min(Math.ceil(pause * 1.5), SHARED_SESSION_TIMING.pollMaxMs);
     }
     // Answered here (the frame reached this instance): output chunks another instance deposited may be left.
     const left = key.startsWith('e:') ? await store.inbox(this, key).catch(() => undefined) : undefined;

@@ -212,6 +212,7 @@ export class WebPubSubHostChannel implements HostDirectory {
       if (!previous.closed) void this.options.plane.closeConnection(previous.connectionId, 'replaced by a new connection of the same host').catch(() => undefined);
       void this.options.store.clear(previous).catch(() => undefined);
     }
+    this.log(`host channel (Web PubSub): session ${head.session} opened for host ${address.hostId} (connection ${connectionId})`);
     await this.sessionOf(head).open(head).catch(() => undefined);
   }
 
@@ -223,8 +224,17 @@ export class WebPubSubHostChannel implements HostDirectory {
    */
   private async admit(address: HostSessionAddress, connectionId: string, raw: string): Promise<void> {
     const { store } = this.options;
+    // What the frame claims, read ahead so the registration it answers is read alongside the head (checked below).
+    const claimed = agentFrame.safeParse(parsedOrUndefined(raw));
+    const claimedKey = claimed.success ? waitKeyOf(claimed.data.body) : undefined;
     for (let attempt = 0; attempt < 50; attempt++) {
-      const head = await store.head(address);
+      const known = this.sessions.get(sessionKey(address));
+      const heldHere = claimedKey && claimed.success && known?.session === claimed.data.session ? known.waiting(claimedKey) : undefined;
+      const readAhead = claimedKey !== undefined && claimed.success && !heldHere;
+      const [head, registered] = await Promise.all([
+        store.head(address),
+        readAhead ? store.expectation({ ...address, session: claimed.data.session }, claimedKey) : undefined,
+      ]);
       if (!head || head.connectionId !== connectionId || head.closed) return this.foreignConnection(address, connectionId, head);
       const session = this.sessionOf(head);
       const admitted = new ChannelSequence({ hostId: head.hostId, workspaceId: head.workspaceId, session: head.session }, { received: head.nextInbound - 1 }).admit<AgentFrame>(agentFrame, raw);
@@ -238,7 +248,8 @@ export class WebPubSubHostChannel implements HostDirectory {
       let deposit: DepositedFrame | undefined;
       const here = key ? session.waiting(key) : undefined;
       if (key) {
-        const expected = here ?? (await store.expectation(head, key));
+        // Admitted, so the frame's session is the head's and the key is the one read ahead.
+        const expected = here ?? (readAhead ? registered : await store.expectation(head, key));
         const byRun = runId !== undefined || body.kind === 'output' || body.kind === 'exited';
         if (!expected || (runId !== undefined && expected.runId !== undefined && expected.runId !== runId))
           refusal = { reason: byRun ? 'foreign-run' : 'unexpected', messageType: body.kind, ...(runId ? { runId } : {}) };
@@ -303,6 +314,7 @@ export class WebPubSubHostChannel implements HostDirectory {
       current = closed ?? (await store.head(head));
     }
     this.sessions.get(sessionKey(head))?.observe(current);
+    this.log(`host channel (Web PubSub): session ${head.session} of host ${head.hostId} ended (${current?.session === head.session ? current.closed : reason})`);
     if (how.closeConnection) await this.options.plane.closeConnection(head.connectionId, reason).catch(() => undefined);
     await store.clear(head);
   }
@@ -327,6 +339,14 @@ export class WebPubSubHostChannel implements HostDirectory {
     clearInterval(this.refresher);
     for (const session of this.sessions.values()) session.end('the platform is stopping');
     await this.refreshing?.catch(() => undefined);
+  }
+}
+
+function parsedOrUndefined(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return undefined;
   }
 }
 

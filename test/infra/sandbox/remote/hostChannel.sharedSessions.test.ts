@@ -128,12 +128,12 @@ describe('several app instances serve one host connection', () => {
     let sends = 0;
     opened.routeTo(({ header }) => (header('ce-type') === 'azure.webpubsub.user.message' ? (sends++ === 0 ? A : B) : undefined));
     try {
-    raw.send(ready);
-    raw.send(ready);
-    raw.send(frame(2, { kind: 'heartbeat' }));
-    await until(async () => (await opened.store.head({ workspaceId: ws, hostId }))?.nextInbound === 3, 'the heartbeat after the replay to be admitted');
-    await until(async () => (await refusalsOf(hostId)).length >= 1, 'the refusal to be recorded');
-    expect(await refusalsOf(hostId)).toEqual(['replayed']);
+      raw.send(ready);
+      raw.send(ready);
+      raw.send(frame(2, { kind: 'heartbeat' }));
+      await until(async () => (await opened.store.head({ workspaceId: ws, hostId }))?.nextInbound === 3, 'the heartbeat after the replay to be admitted');
+      await until(async () => (await refusalsOf(hostId)).length >= 1, 'the refusal to be recorded');
+      expect(await refusalsOf(hostId)).toEqual(['replayed']);
     } finally {
       raw.close();
     }
@@ -149,16 +149,16 @@ describe('several app instances serve one host connection', () => {
       authorization: `Bearer ${token}`, 'ce-type': 'azure.webpubsub.user.message', 'ce-hub': 'sandboxhosts', 'ce-connectionid': connectionId, 'ce-userid': `${ws}:${hostId}`,
     };
     try {
-    const post = (instance: number, body: string) => opened.instances[instance]!.handleUpstream({ method: 'POST', body, header: (name) => headers[name.toLowerCase()] });
-    const frames = [frame(1, { kind: 'ready', capabilities: { isolated: true } }), ...Array.from({ length: 12 }, (_, i) => frame(i + 2, { kind: 'heartbeat' }))];
-    for (const body of frames) await Promise.all([post(A, body), post(B, body), post(2, body)]);
-    expect((await opened.store.head({ workspaceId: ws, hostId }))?.nextInbound).toBe(frames.length + 1);
-    await until(async () => (await refusalsOf(hostId)).length >= frames.length * 2, 'the refusals to be recorded').catch(async (error: unknown) => {
-      throw new Error(`${(error as Error).message}: ${JSON.stringify(await refusalsOf(hostId))}`);
-    });
-    const refusals = await refusalsOf(hostId);
-    // Each frame was admitted by exactly one instance; the two copies were refused as replays (never out of order).
-    expect(refusals).toEqual(Array.from({ length: frames.length * 2 }, () => 'replayed'));
+      const post = (instance: number, body: string) => opened.instances[instance]!.handleUpstream({ method: 'POST', body, header: (name) => headers[name.toLowerCase()] });
+      const frames = [frame(1, { kind: 'ready', capabilities: { isolated: true } }), ...Array.from({ length: 12 }, (_, i) => frame(i + 2, { kind: 'heartbeat' }))];
+      for (const body of frames) await Promise.all([post(A, body), post(B, body), post(2, body)]);
+      expect((await opened.store.head({ workspaceId: ws, hostId }))?.nextInbound).toBe(frames.length + 1);
+      await until(async () => (await refusalsOf(hostId)).length >= frames.length * 2, 'the refusals to be recorded').catch(async (error: unknown) => {
+        throw new Error(`${(error as Error).message}: ${JSON.stringify(await refusalsOf(hostId))}`);
+      });
+      const refusals = await refusalsOf(hostId);
+      // Each frame was admitted by exactly one instance; the two copies were refused as replays (never out of order).
+      expect(refusals).toEqual(Array.from({ length: frames.length * 2 }, () => 'replayed'));
     } finally {
       raw.close();
     }
