@@ -48,12 +48,8 @@ export async function openWebPubSubSandboxHost(settings: Settings, deps: Service
   const authority = webPubSubHostAuthority(deps, pool ? entraPoolIdentityVerifier({
     issuer: settings.AUTH_ISSUER, audience: settings.AUTH_AUDIENCE, jwks: settings.AUTH_JWKS_URL, principalIds: pool.split(','),
   }) : undefined);
-  const sessions = appTableClient(settings, settings.HOST_SESSION_TABLE);
-  await sessions.createTable().catch((error: unknown) => {
-    if ((error as { statusCode?: number }).statusCode !== 409) throw error;
-  });
   const channel = new WebPubSubHostChannel({
-    store: new TableHostSessions(sessions),
+    store: new TableHostSessions(appTableClient(settings, settings.HOST_SESSION_TABLE), { createTable: true }),
     plane: azureWebPubSubDataPlane({ endpoint, hub: settings.HOST_CHANNEL_PUBSUB_HUB, credential: new DefaultAzureCredential() }),
     authority, endpoint, hub: settings.HOST_CHANNEL_PUBSUB_HUB,
     verifyUpstream: entraUpstreamVerifier({

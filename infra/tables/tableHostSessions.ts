@@ -8,9 +8,23 @@ import { MAX_TEXT_UNITS, fromParts, toParts } from './textParts';
  * Rows: `head`; `s:<session>:x:<key>` (an instance waits on key); `s:<session>:i:<key>:<seq>:<part>` (a frame).
  */
 export class TableHostSessions implements HostSessionStore {
-  constructor(private readonly table: TableClient) {}
+  private created: Promise<void> | undefined;
+
+  /** `createTable`: create the table at the first use (the composition opens the channel without touching storage). */
+  constructor(private readonly table: TableClient, private readonly options: { createTable?: boolean } = {}) {}
+
+  private ready(): Promise<void> {
+    if (!this.options.createTable) return Promise.resolve();
+    this.created ??= this.table.createTable().catch((error: unknown) => {
+      if (statusOf(error) === 409) return;
+      this.created = undefined;
+      throw error;
+    });
+    return this.created;
+  }
 
   async open(head: Omit<HostSessionHead, 'etag'>): Promise<{ head: HostSessionHead; previous?: HostSessionHead }> {
+    await this.ready();
     for (;;) {
       const previous = await this.head(head);
       const entity = { partitionKey: partitionOf(head), rowKey: HEAD, ...headProps(head) };
@@ -24,6 +38,7 @@ export class TableHostSessions implements HostSessionStore {
   }
 
   async head(address: HostSessionAddress): Promise<HostSessionHead | undefined> {
+    await this.ready();
     try {
       return headOf(await this.table.getEntity<TableEntity>(partitionOf(address), HEAD));
     } catch (error) {
@@ -33,12 +48,14 @@ export class TableHostSessions implements HostSessionStore {
   }
 
   async heads(): Promise<readonly HostSessionHead[]> {
+    await this.ready();
     const heads: HostSessionHead[] = [];
     for await (const row of this.table.listEntities<TableEntity>({ queryOptions: { filter: odata`RowKey eq ${HEAD}` } })) heads.push(headOf(row));
     return heads;
   }
 
   async update(head: HostSessionHead, change: HostSessionChange, deposit?: DepositedFrame): Promise<HostSessionHead | undefined> {
+    await this.ready();
     const entity = { partitionKey: partitionOf(head), rowKey: HEAD, ...changeProps(change) };
     try {
       if (!deposit) {
@@ -57,10 +74,12 @@ export class TableHostSessions implements HostSessionStore {
   }
 
   async expect(head: SessionOf, key: string, runId: string | undefined): Promise<void> {
+    await this.ready();
     await this.table.upsertEntity({ partitionKey: partitionOf(head), rowKey: expectKey(head, key), runId: runId ?? '' }, 'Replace');
   }
 
   async expectation(head: SessionOf, key: string): Promise<{ runId?: string } | undefined> {
+    await this.ready();
     try {
       const row = await this.table.getEntity<TableEntity<{ runId?: string }>>(partitionOf(head), expectKey(head, key));
       return row.runId ? { runId: row.runId } : {};
@@ -71,6 +90,7 @@ export class TableHostSessions implements HostSessionStore {
   }
 
   async inbox(head: SessionOf, key: string): Promise<{ head: HostSessionHead | undefined; frames: readonly DepositedFrame[] }> {
+    await this.ready();
     const from = `${inboxPrefix(head, key)}`;
     const to = `${from.slice(0, -1)};`;
     let current: HostSessionHead | undefined;
@@ -96,6 +116,7 @@ export class TableHostSessions implements HostSessionStore {
   }
 
   async consume(head: SessionOf, key: string, seqs: readonly number[], finished: boolean): Promise<void> {
+    await this.ready();
     const doomed: string[] = finished ? [expectKey(head, key)] : [];
     if (seqs.length > 0) {
       const wanted = new Set(seqs);
@@ -108,6 +129,7 @@ export class TableHostSessions implements HostSessionStore {
   }
 
   async clear(head: SessionOf): Promise<void> {
+    await this.ready();
     const from = `s:${head.session}:`;
     const doomed: string[] = [];
     for await (const row of this.table.listEntities<TableEntity>({ queryOptions: { filter: odata`PartitionKey eq ${partitionOf(head)} and RowKey ge ${from} and RowKey lt ${`s:${head.session};`}`, select: ['RowKey'] } })) doomed.push(row.rowKey);

@@ -51,6 +51,8 @@ export async function openWebPubSubChannel(deps: ServiceDependencies, dir: strin
     tap: (direction, raw) => frames.push({ direction, raw }),
   });
   const instances = Array.from({ length: options.instances ?? 2 }, makeChannel);
+  // Each instance's view of live hosts is read in the background once it is in use; here from the start.
+  await Promise.all(instances.map((instance) => instance.refresh()));
   let turn = 0;
   let route: (request: { path: string; header(name: string): string | undefined; body: string }) => number | undefined = () => undefined;
   const platform: Server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
@@ -85,6 +87,7 @@ export async function openWebPubSubChannel(deps: ServiceDependencies, dir: strin
     async replaceInstances(): Promise<WebPubSubHostChannel> {
       for (const old of instances.splice(0)) await old.close();
       instances.push(makeChannel());
+      await instances[0]!.refresh();
       return instances[0]!;
     },
     agentArgs: ['--platform', platformUrl, '--ca', tls.certFile, '--channel', 'web-pubsub'],

@@ -83,8 +83,9 @@ export class WebPubSubHostChannel implements HostDirectory {
   private readonly unknownConnections = new Set<string>();
   private readonly origin: string;
   private readonly context: SharedSessionContext;
-  private readonly refresher: NodeJS.Timeout;
+  private refresher: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
+  private closed = false;
 
   constructor(
     private readonly options: {
@@ -110,7 +111,12 @@ export class WebPubSubHostChannel implements HostDirectory {
       tap: (direction, raw) => options.tap?.(direction, raw),
       log: (line) => this.log(line),
     };
-    this.refresher = setInterval(() => void this.refresh().catch((error: unknown) => this.log(`host channel (Web PubSub): reading the sessions failed: ${(error as Error).message}`)), options.refreshMs ?? 2000);
+  }
+
+  /** The background reading starts with the first use (opening the channel touches no storage). */
+  private keepRefreshing(): void {
+    if (this.refresher || this.closed) return;
+    this.refresher = setInterval(() => void this.refresh().catch((error: unknown) => this.log(`host channel (Web PubSub): reading the sessions failed: ${(error as Error).message}`)), this.options.refreshMs ?? 2000);
     this.refresher.unref();
   }
 
@@ -132,6 +138,7 @@ export class WebPubSubHostChannel implements HostDirectory {
 
   /** Reads every host's session from the store (the hosts other instances opened, ended or heard from). */
   refresh(): Promise<void> {
+    this.keepRefreshing();
     this.refreshing ??= this.options.store.heads().then((heads) => {
       const current = new Set<string>();
       for (const head of heads) {
@@ -166,6 +173,7 @@ export class WebPubSubHostChannel implements HostDirectory {
 
   /** Web PubSub's upstream event handler: the abuse-protection handshake, then the CloudEvents of the hub's connections. */
   async handleUpstream(request: UpstreamRequest): Promise<UpstreamAnswer> {
+    this.keepRefreshing();
     const origin = request.header('webhook-request-origin');
     if (request.method === 'OPTIONS') {
       // Only our own Web PubSub may post here: the handshake names it, and it is the only origin we allow.
@@ -336,6 +344,7 @@ export class WebPubSubHostChannel implements HostDirectory {
 
   /** Stops this instance's part: its waiters fail; the sessions stay open for the other instances. */
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.refresher);
     for (const session of this.sessions.values()) session.end('the platform is stopping');
     await this.refreshing?.catch(() => undefined);
