@@ -19,6 +19,7 @@ import { openWebPubSubChannel } from '../../../support/webPubSubChannel';
 hostChannelContract('Web PubSub, three app instances sharing the session table', (deps, dir) => openWebPubSubChannel(deps, dir, { instances: 3 }));
 
 const WEB_PUBSUB_IDENTITY = '00000000-0000-4000-8000-00000000a11e';
+const SECRET = 'deploy-token-Qv7mX2pL9sK4wR8t';
 const A = 0;
 const B = 1;
 
@@ -86,7 +87,7 @@ describe('several app instances serve one host connection', () => {
     await opened?.close();
   });
 
-  it('a command sent from instance A whose result Web PubSub posts to instance B completes on A', async () => {
+  it('a command sent from instance A whose result Web PubSub posts to instance B completes on A; no delivered value is kept in the table', async () => {
     const { hostId } = await startAgent('answers-elsewhere');
     const answeredOn: number[] = [];
     // Every agent frame goes to B; A only sends. What A waits on can reach it only through the shared session.
@@ -95,13 +96,32 @@ describe('several app instances serve one host connection', () => {
       if (kindOf(body) === 'exited' || kindOf(body) === 'created') answeredOn.push(B);
       return B;
     });
-    const remote = new RemoteSandboxHost(opened.instances[A]!);
-    const handle = await remote.create(request('run-across'));
-    const streamed: string[] = [];
-    const result = await remote.exec(handle, { argv: ['sh', '-c', 'echo first; sleep 0.3; echo second'], identity: 'agent', onOutput: (_stream, text) => streamed.push(text) });
-    expect(result).toMatchObject({ exitCode: 0, stdout: 'first\nsecond\n' });
-    expect(streamed.join('')).toContain('first');
-    await remote.teardown(handle);
+    // What the instances keep in the table for each other: never a delivered value (the agent redacts its output).
+    const deposited: string[] = [];
+    const update = opened.store.update.bind(opened.store);
+    opened.store.update = async (head, change, deposit) => {
+      if (deposit) deposited.push(deposit.body);
+      return update(head, change, deposit);
+    };
+    try {
+      const remote = new RemoteSandboxHost(opened.instances[A]!);
+      const handle = await remote.create(request('run-across'));
+      const streamed: string[] = [];
+      const result = await remote.exec(handle, { argv: ['sh', '-c', 'echo first; sleep 0.3; echo second'], identity: 'agent', onOutput: (_stream, text) => streamed.push(text) });
+      expect(result).toMatchObject({ exitCode: 0, stdout: 'first\nsecond\n' });
+      expect(streamed.join('')).toContain('first');
+      const leased = await remote.exec(handle, {
+        argv: ['sh', '-c', 'echo "$DEPLOY_TOKEN"'], identity: 'credential',
+        credentials: async () => [{ env: { DEPLOY_TOKEN: SECRET }, argsAfterCommand: [], paths: [], cleanup: async () => undefined }],
+      });
+      expect(leased.exitCode).toBe(0);
+      expect(leased.stdout).not.toContain(SECRET);
+      await remote.teardown(handle);
+    } finally {
+      opened.store.update = update;
+    }
+    expect(deposited.some((body) => body.includes('"kind":"exited"'))).toBe(true);
+    expect(deposited.filter((body) => body.includes(SECRET))).toEqual([]);
     expect(answeredOn.length).toBeGreaterThanOrEqual(2);
     expect(await refusalsOf(hostId)).toEqual([]);
     // Consumed answers leave nothing behind but the head.
