@@ -201,7 +201,14 @@ export class WebPubSubHostChannel implements HostDirectory {
       }
       case `azure.webpubsub.user.${AGENT_FRAME_EVENT}`:
         this.options.tap?.('from-host', request.body);
-        await this.admit(address, connectionId, request.body);
+        try {
+          await this.admit(address, connectionId, request.body);
+        } catch (error) {
+          // A frame neither admitted nor refused leaves a gap no later frame can pass: the agent reconnects instead.
+          this.log(`host channel (Web PubSub): a frame of host ${address.hostId} could not be admitted: ${(error as Error).message}`);
+          await this.options.plane.closeConnection(connectionId, 'the platform could not admit a frame; reconnect').catch(() => undefined);
+          return { status: 500 };
+        }
         return { status: 204 };
       default:
         return { status: 400 };
@@ -281,7 +288,7 @@ export class WebPubSubHostChannel implements HostDirectory {
       if (key && here) session.deliver(key, body);
       return;
     }
-    this.log(`host channel (Web PubSub): gave up admitting a frame of host ${address.hostId} after repeated contention`);
+    throw new Error('the session stayed contended past 50 attempts');
   }
 
   /**

@@ -199,6 +199,36 @@ describe('several app instances serve one host connection', () => {
     await expect(onB.create(request('run-after-revoke'))).rejects.toMatchObject({ code: 'HOST.NONE_LIVE' });
   }, 60_000);
 
+  it('a frame the platform cannot keep (storage failing) ends the session; the agent reconnects and is served again', async () => {
+    const { hostId } = await startAgent('storage-hiccup');
+    const remote = new RemoteSandboxHost(opened.instances[A]!);
+    const update = opened.store.update.bind(opened.store);
+    let failed = 0;
+    // Answers go to B, so the answer to create is deposited, and that write is the one that fails.
+    opened.routeTo(({ header }) => (header('ce-type') === 'azure.webpubsub.user.message' ? B : undefined));
+    opened.store.update = async (head, change, deposit) => {
+      if (deposit?.body.includes('"kind":"created"') && head.hostId === hostId && failed === 0) {
+        failed += 1;
+        throw new Error('the table is unavailable');
+      }
+      return update(head, change, deposit);
+    };
+    try {
+      // Left unadmitted, that frame would block every later one: the session ends instead.
+      await expect(remote.create(request('run-hiccup'))).rejects.toMatchObject({ code: 'HOST.GONE' });
+    } finally {
+      opened.store.update = update;
+    }
+    expect(failed).toBe(1);
+    await until(async () => {
+      await opened.instances[A]!.refresh();
+      return opened.instances[A]!.liveHosts(ws).some((c) => c.hostId === hostId);
+    }, 'the agent to reconnect');
+    const handle = await remote.create(request('run-after-hiccup'));
+    expect((await remote.exec(handle, { argv: ['echo', 'again'], identity: 'agent' })).stdout.trim()).toBe('again');
+    await remote.teardown(handle);
+  }, 90_000);
+
   const rowsOf = async (workspaceId: string, hostId: string): Promise<string[]> => {
     const keys: string[] = [];
     for await (const row of opened.table.listEntities({ queryOptions: { filter: `PartitionKey eq '${workspaceId}:${hostId}'` } })) keys.push(row.rowKey ?? '');
