@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { TokenCredential } from '@azure/core-auth';
 import type { AdditionalPolicyConfig } from '@azure/core-client';
 import { WebPubSubServiceClient } from '@azure/web-pubsub';
+import { HOST_ERROR } from '../../../domain/catalogue';
 import type { DepositedFrame, HostSessionAddress, HostSessionChange, HostSessionHead, HostSessionStore } from '../../../domain/ports/hostSessions';
 import { DepositTooLargeError } from '../../tables/tableHostSessions';
 import type { HostChannelAuthority, HostDirectory } from './hostChannelServer';
@@ -276,7 +277,7 @@ export class WebPubSubHostChannel implements HostDirectory {
       } catch (error) {
         if (!(error instanceof DepositTooLargeError) || !deposit) throw error;
         // Kept whole or not at all: the waiter learns its answer was too large rather than waiting for it.
-        const failed: AgentBody = { kind: 'failed', requestId: 'too-large', code: 'HOST.FRAME_TOO_LARGE', message: error.message };
+        const failed: AgentBody = { kind: 'failed', requestId: 'too-large', code: HOST_ERROR.FRAME_TOO_LARGE, message: error.message };
         updated = await store.update(head, change, { ...deposit, body: JSON.stringify(failed) });
       }
       if (!updated) {
