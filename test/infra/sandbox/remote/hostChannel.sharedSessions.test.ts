@@ -11,6 +11,7 @@ import { HostAgent } from '../../../../infra/sandbox/remote/hostAgent';
 import { hostChannelControl } from '../../../../infra/sandbox/remote/randomHostCredentials';
 import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandboxHost';
 import { WebPubSubClientSocket } from '../../../../infra/sandbox/remote/webPubSubClientSocket';
+import { DepositTooLargeError, MAX_DEPOSIT_BYTES } from '../../../../infra/tables/tableHostSessions';
 import { hostChannelContract } from '../../../contracts/hostChannel.contract';
 import { type ApiHarness, createApiHarness } from '../../../support/apiHarness';
 import { openWebPubSubChannel } from '../../../support/webPubSubChannel';
@@ -226,6 +227,26 @@ describe('several app instances serve one host connection', () => {
     }, 'the agent to reconnect');
     const handle = await remote.create(request('run-after-hiccup'));
     expect((await remote.exec(handle, { argv: ['echo', 'again'], identity: 'agent' })).stdout.trim()).toBe('again');
+    await remote.teardown(handle);
+  }, 90_000);
+
+  it('an answer too large for the session to keep fails its command with HOST.FRAME_TOO_LARGE; the session goes on', async () => {
+    await startAgent('too-large');
+    opened.routeTo(({ header }) => (header('ce-type') === 'azure.webpubsub.user.message' ? B : undefined));
+    const remote = new RemoteSandboxHost(opened.instances[A]!);
+    const handle = await remote.create(request('run-too-large'));
+    const update = opened.store.update.bind(opened.store);
+    // Stands in for an exit over the deposit limit (Azurite takes what Azure would refuse): the adapter's own refusal.
+    opened.store.update = async (head, change, deposit) => {
+      if (deposit?.body.includes('"kind":"exited"') && deposit.body.includes('huge')) throw new DepositTooLargeError(MAX_DEPOSIT_BYTES + 1);
+      return update(head, change, deposit);
+    };
+    try {
+      await expect(remote.exec(handle, { argv: ['echo', 'huge'], identity: 'agent' })).rejects.toMatchObject({ code: 'HOST.FRAME_TOO_LARGE' });
+    } finally {
+      opened.store.update = update;
+    }
+    expect((await remote.exec(handle, { argv: ['echo', 'fine'], identity: 'agent' })).stdout.trim()).toBe('fine');
     await remote.teardown(handle);
   }, 90_000);
 
