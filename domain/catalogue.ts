@@ -150,6 +150,8 @@ export const HOST_ERROR = {
   NOT_ENROLLED: 'HOST.NOT_ENROLLED',
   REVOKED: 'HOST.REVOKED',
   NONE_LIVE: 'HOST.NONE_LIVE',
+  /** An agent's answer too large for the shared session to keep whole (docs/sandbox-hosts.md, "Several instances"). */
+  FRAME_TOO_LARGE: 'HOST.FRAME_TOO_LARGE',
 } as const;
 /** How long an enrolment token may wait for its agent. */
 export const HOST_ENROLMENT_MINUTES = 15;

@@ -37,7 +37,7 @@ export const hostRoutes: readonly ApiRoute[] = [
     handle: async ({ request, caller, services }) => {
       const { ws, id } = parseParams(hostParams, request.params);
       const reason = await revokeHost(services.deps, caller, { workspaceId: ws, hostId: id });
-      hostChannelControl.get()?.cutOff(id, reason);
+      hostChannelControl.get()?.cutOff(id, reason, ws);
       return noContent();
     },
   },

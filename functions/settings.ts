@@ -116,6 +116,8 @@ export const settingsSchema = z
     /** SANDBOX_HOST=remote in Azure: the Web PubSub endpoint (managed identity, no keys) and hub the host channel ends in. */
     HOST_CHANNEL_PUBSUB_ENDPOINT: z.string().url().optional(),
     HOST_CHANNEL_PUBSUB_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,127}$/).default('sandboxhosts'),
+    /** The host channel's sessions, shared by every instance (docs/sandbox-hosts.md, "Several instances"). */
+    HOST_SESSION_TABLE: tableName.default('hostsessions'),
     /** The object id of Web PubSub's managed identity: its upstream tokens must name it (optional; issuer and audience are always checked). */
     HOST_CHANNEL_PUBSUB_PRINCIPAL_ID: z.string().regex(/^[0-9a-fA-F-]{36}$/).optional(),
     /** The managed identities (object ids, comma-separated) of the managed pool's machines: each may enrol itself with its Entra ID token. */

@@ -9,6 +9,8 @@ import { hostChannelControl, randomHostCredentials } from '../infra/sandbox/remo
 import { RemoteSandboxHost } from '../infra/sandbox/remote/remoteSandboxHost';
 import { type WebPubSubHostAuthority, WebPubSubHostChannel, azureWebPubSubDataPlane } from '../infra/sandbox/remote/webPubSubHostChannel';
 import { entraUpstreamVerifier } from '../infra/sandbox/remote/webPubSubUpstreamAuth';
+import { TableHostSessions } from '../infra/tables/tableHostSessions';
+import { appTableClient } from './composition';
 import { type Settings, SettingsError } from './settings';
 
 /** The channel's use cases plus the connect-time check that the host is still enrolled. */
@@ -47,6 +49,7 @@ export async function openWebPubSubSandboxHost(settings: Settings, deps: Service
     issuer: settings.AUTH_ISSUER, audience: settings.AUTH_AUDIENCE, jwks: settings.AUTH_JWKS_URL, principalIds: pool.split(','),
   }) : undefined);
   const channel = new WebPubSubHostChannel({
+    store: new TableHostSessions(appTableClient(settings, settings.HOST_SESSION_TABLE), { createTable: true }),
     plane: azureWebPubSubDataPlane({ endpoint, hub: settings.HOST_CHANNEL_PUBSUB_HUB, credential: new DefaultAzureCredential() }),
     authority, endpoint, hub: settings.HOST_CHANNEL_PUBSUB_HUB,
     verifyUpstream: entraUpstreamVerifier({

@@ -1,3 +1,4 @@
+import { TableClient } from '@azure/data-tables';
 import { Agent, type Server, createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -9,6 +10,8 @@ import type { PoolIdentityVerifier } from '../../infra/sandbox/remote/managedPoo
 import { WEB_PUBSUB_SUBPROTOCOL, WebPubSubHostChannel, azureWebPubSubDataPlane } from '../../infra/sandbox/remote/webPubSubHostChannel';
 import { serveHostRoute } from '../../infra/sandbox/remote/webPubSubHostRoutes';
 import { entraUpstreamVerifier } from '../../infra/sandbox/remote/webPubSubUpstreamAuth';
+import { TableHostSessions } from '../../infra/tables/tableHostSessions';
+import { azuriteConnectionString, uniqueName } from './azurite';
 import { FakeWebPubSub } from './fakeWebPubSub';
 import { FakeTokenCredential, agentPolicy } from './fakeKeyVaultTls';
 import { type TestIssuer, createTestIssuer } from './testIssuer';
@@ -17,8 +20,13 @@ const HUB = 'sandboxhosts';
 const WEB_PUBSUB_IDENTITY = '00000000-0000-4000-8000-00000000a11e';
 const APP_SCOPE_TOKEN = 'fake-token:https://webpubsub.azure.com/.default';
 
-/** The platform's side as the Functions app serves it: the agent-facing routes over HTTPS, the channel behind them. */
-export async function openWebPubSubChannel(deps: ServiceDependencies, dir: string, options: { entra?: TestIssuer; poolIdentity?: PoolIdentityVerifier } = {}) {
+/**
+ * The platform's side as the Functions app serves it: the agent-facing routes over HTTPS, with several app
+ * instances behind them sharing one session table (Azurite). Requests go to the instances in turn, as a load
+ * balancer would spread Web PubSub's upstream posts, unless a test routes them itself (`routeTo`). The first
+ * instance is the directory a test's `RemoteSandboxHost` uses.
+ */
+export async function openWebPubSubChannel(deps: ServiceDependencies, dir: string, options: { entra?: TestIssuer; poolIdentity?: PoolIdentityVerifier; instances?: number } = {}) {
   const tls = selfSignedCertificate(path.join(dir, 'tls'));
   const entra = options.entra ?? (await createTestIssuer({ audience: 'api://disco-parrot-app' }));
   const frames: { direction: 'to-host' | 'from-host'; raw: string }[] = [];
@@ -29,7 +37,11 @@ export async function openWebPubSubChannel(deps: ServiceDependencies, dir: strin
     acceptBearer: async (token) => token === APP_SCOPE_TOKEN,
   });
   const authority = webPubSubHostAuthority(deps, options.poolIdentity);
+  const table = TableClient.fromConnectionString(azuriteConnectionString(), uniqueName('hostsessions'), { allowInsecureConnection: true });
+  await table.createTable();
+  const store = new TableHostSessions(table);
   const makeChannel = (): WebPubSubHostChannel => new WebPubSubHostChannel({
+    store, refreshMs: 250, ...(process.env.DP_CHANNEL_LOG ? { log: (line: string) => console.log(`[${new Date().toISOString()}] ${line}`) } : {}),
     plane: azureWebPubSubDataPlane({
       endpoint: fake.endpoint, hub: HUB, credential: new FakeTokenCredential(),
       additionalPolicies: [{ policy: agentPolicy(new Agent({ ca: tls.cert, keepAlive: true })), position: 'perCall' }],
@@ -38,36 +50,50 @@ export async function openWebPubSubChannel(deps: ServiceDependencies, dir: strin
     verifyUpstream: entraUpstreamVerifier({ issuer: entra.issuer, audience: entra.audience, jwks: entra.jwks, principalId: WEB_PUBSUB_IDENTITY }),
     tap: (direction, raw) => frames.push({ direction, raw }),
   });
-  let channel = makeChannel();
+  const instances = Array.from({ length: options.instances ?? 2 }, makeChannel);
+  // Each instance's view of live hosts is read in the background once it is in use; here from the start.
+  await Promise.all(instances.map((instance) => instance.refresh()));
+  let turn = 0;
+  let route: (request: { path: string; header(name: string): string | undefined; body: string }) => number | undefined = () => undefined;
   const platform: Server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
     let body = '';
     req.on('data', (chunk) => (body += String(chunk)));
     req.on('end', () => {
-      void serveHostRoute(channel, authority, {
-        method: req.method ?? 'GET', path: new URL(req.url ?? '/', 'https://x').pathname, body,
-        header: (name) => { const value = req.headers[name.toLowerCase()]; return Array.isArray(value) ? value[0] : value; },
+      const header = (name: string): string | undefined => { const value = req.headers[name.toLowerCase()]; return Array.isArray(value) ? value[0] : value; };
+      const path = new URL(req.url ?? '/', 'https://x').pathname;
+      const chosen = route({ path, header, body }) ?? turn++ % instances.length;
+      void serveHostRoute(instances[chosen]!, authority, {
+        method: req.method ?? 'GET', path, body, header,
       }).then((answer) => res.writeHead(answer.status, answer.headers ?? {}).end(answer.body ?? ''), () => res.writeHead(500).end());
     });
   });
   await new Promise<void>((resolve) => platform.listen(0, '127.0.0.1', () => resolve()));
   platformUrl = `https://127.0.0.1:${(platform.address() as AddressInfo).port}`;
   return {
-    fake, tls, entra, platformUrl, authority,
+    fake, tls, entra, platformUrl, authority, store, table,
+    /** The app instances, each with its own memory; only the session table is shared. */
+    instances,
     get channel(): WebPubSubHostChannel {
-      return channel;
+      return instances[0]!;
     },
     get directory(): WebPubSubHostChannel {
-      return channel;
+      return instances[0]!;
     },
-    /** A new Functions instance takes over (the old one scaled to zero): it holds no session of the live connections. */
-    replaceInstance(): WebPubSubHostChannel {
-      channel = makeChannel();
-      return channel;
+    /** Sends each request to the instance `choose` names (undefined: the next in turn). */
+    routeTo(choose: typeof route): void {
+      route = choose;
+    },
+    /** Every instance stops (scaled to zero) and a new one takes all the traffic: it starts with nothing in memory. */
+    async replaceInstances(): Promise<WebPubSubHostChannel> {
+      for (const old of instances.splice(0)) await old.close();
+      instances.push(makeChannel());
+      await instances[0]!.refresh();
+      return instances[0]!;
     },
     agentArgs: ['--platform', platformUrl, '--ca', tls.certFile, '--channel', 'web-pubsub'],
     frames: () => frames,
     openRaw: async (credential: string) => {
-      const { url } = await channel.negotiate(credential);
+      const { url } = await instances[0]!.negotiate(credential);
       const socket = new WebSocket(url, WEB_PUBSUB_SUBPROTOCOL, { ca: tls.cert });
       const session = await new Promise<string>((resolve) => socket.on('message', (d) => {
         const message = JSON.parse(String(d)) as { type: string; data?: string };
@@ -76,7 +102,7 @@ export async function openWebPubSubChannel(deps: ServiceDependencies, dir: strin
       return { session, send: (raw: string) => socket.send(JSON.stringify({ type: 'event', event: 'message', dataType: 'text', data: raw })), close: () => socket.close() };
     },
     close: async () => {
-      await channel.close();
+      for (const instance of instances) await instance.close();
       await fake.close();
       platform.closeAllConnections();
       await new Promise<void>((resolve) => platform.close(() => resolve()));

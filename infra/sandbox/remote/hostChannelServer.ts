@@ -47,7 +47,7 @@ export interface SshUpgradeHandler {
 }
 
 type Waiter = { resolve(body: AgentBody): void; reject(error: Error): void };
-type OutputListener = (stream: 'stdout' | 'stderr', text: string) => void;
+export type OutputListener = (stream: 'stdout' | 'stderr', text: string) => void;
 
 /** What a connection needs of its socket: a `ws` WebSocket locally, a Web PubSub connection in Azure (webPubSubHostChannel.ts). */
 export interface ChannelSocket {
@@ -57,15 +57,31 @@ export interface ChannelSocket {
   terminate(): void;
 }
 
+/** What the remote host needs of one agent's channel (a connection held here, or a session shared by instances). */
+export interface ChannelConnection {
+  readonly workspaceId: string;
+  readonly hostId: string;
+  readonly capabilities: { isolated: boolean; reason?: string } | undefined;
+  readonly live: boolean;
+  /** Sandboxes this instance placed on the host (least-loaded placement). */
+  sandboxes: number;
+  request(body: PlatformBody & { requestId: string }): Promise<AgentBody>;
+  awaitExit(execId: string, runId: string, onOutput?: OutputListener): Promise<AgentBody>;
+  /** Where the channel carries IDE SSH (the local channel; Web PubSub does not yet). */
+  openSshTunnel?(runId: string, sandboxId: string, listener: SshTunnelListener): SshTunnel;
+}
+
 /** Where the remote host finds a pool's live hosts: the local channel server, or the Web PubSub channel. */
 export interface HostDirectory {
-  liveHosts(workspaceId: string): HostConnection[];
-  /** Every live connection this instance holds, whoever owns it (what the host's capabilities summarise). */
-  allLiveHosts(): HostConnection[];
+  liveHosts(workspaceId: string): ChannelConnection[];
+  /** Every live connection this instance knows, whoever owns it (what the host's capabilities summarise). */
+  allLiveHosts(): ChannelConnection[];
+  /** Brings the view of live hosts up to date, where it is kept outside this process. */
+  refresh?(): Promise<void>;
 }
 
 /** One authenticated agent's channel: requests by id, process exits by exec id, runs it was given. */
-export class HostConnection {
+export class HostConnection implements ChannelConnection {
   readonly sequence: ChannelSequence;
   capabilities: { isolated: boolean; reason?: string } | undefined;
   lastSeen = new Date().toISOString();

@@ -149,9 +149,13 @@ export type Received<F> = { readonly ok: true; readonly frame: F } | { readonly 
  * replayed or reordered frame, even a byte-exact copy of a genuine one, is refused).
  */
 export class ChannelSequence {
-  private sent = 0;
-  private received = 0;
-  constructor(readonly binding: ChannelBinding) {}
+  private sent: number;
+  private received: number;
+  /** `start`: the counters so far, when the session's state is kept outside this process (several app instances). */
+  constructor(readonly binding: ChannelBinding, start: { sent?: number; received?: number } = {}) {
+    this.sent = start.sent ?? 0;
+    this.received = start.received ?? 0;
+  }
 
   stamp<B>(body: B): { v: 1; hostId: string; workspaceId: string; session: string; seq: number; body: B } {
     this.sent += 1;

@@ -15,7 +15,8 @@ export const randomHostCredentials: HostCredentials = {
 /** What the host routes need of the live channel, where there is one (SANDBOX_HOST=remote). */
 export interface HostChannelControl {
   lastSeen(hostId: string): string | undefined;
-  cutOff(hostId: string, reason: string): void;
+  /** `workspaceId`: the host's owner, where the channel keeps sessions by it (Web PubSub). */
+  cutOff(hostId: string, reason: string, workspaceId?: string): void;
 }
 
 let current: HostChannelControl | undefined;

@@ -12,12 +12,12 @@ import type {
 import { PLATFORM_PARTITION } from '../../../domain/streams';
 import { LaunchRefusedError } from '../launchErrors';
 import type { SshTarget, SshTargets } from '../../../domain/ports/sshTargets';
-import type { HostConnection, HostDirectory, SshTunnel, SshTunnelListener } from './hostChannelServer';
+import type { ChannelConnection, HostDirectory, SshTunnel, SshTunnelListener } from './hostChannelServer';
 import type { DeliveryTarget } from '../credentialDelivery';
 import { CREDENTIAL_DIR_PLACEHOLDER, EGRESS_PROXY_PLACEHOLDER, type WireCommand, type WireDelivery } from './protocol';
 
 interface RemoteSandbox {
-  readonly connection: HostConnection;
+  readonly connection: ChannelConnection;
   readonly redactor: OutputRedactor;
   readonly guard: GuardPolicy;
   readonly runId: string;
@@ -46,6 +46,7 @@ export class RemoteSandboxHost implements SandboxHost, SshTargets {
   }
 
   async create(request: SandboxRequest): Promise<SandboxHandle> {
+    await this.channel.refresh?.();
     const connection = this.place(request);
     // The same checks as every host's create: reserved names and managed values in the standing env, then in the files.
     const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
@@ -103,7 +104,7 @@ export class RemoteSandboxHost implements SandboxHost, SshTargets {
   /** Opens an IDE SSH session into a run's sandbox over its host's channel (the ticket was redeemed by the caller). */
   openSshTunnel(runId: string, listener: SshTunnelListener): SshTunnel | undefined {
     const found = this.sandboxOfRun(runId);
-    return found?.sandbox.connection.openSshTunnel(runId, found.sandboxId, listener);
+    return found?.sandbox.connection.openSshTunnel?.(runId, found.sandboxId, listener);
   }
 
   private sandboxOfRun(runId: string): { sandboxId: string; sandbox: RemoteSandbox } | undefined {
@@ -112,7 +113,7 @@ export class RemoteSandboxHost implements SandboxHost, SshTargets {
   }
 
   /** A live host of the run's pool: never another workspace's own host. */
-  private place(request: SandboxRequest): HostConnection {
+  private place(request: SandboxRequest): ChannelConnection {
     const workspaceId = request.placement?.workspaceId;
     const pool = request.placement?.pool;
     const own = workspaceId !== undefined && pool !== 'managed' ? this.channel.liveHosts(workspaceId) : [];
