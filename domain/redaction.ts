@@ -78,10 +78,23 @@ export function createRedactor(secrets: readonly RedactableSecret[], options: Re
   const automaton = buildAutomaton(patterns);
   const masks = names.map(maskFor);
 
-  const redact = (text: string): string => new Scanner(automaton, masks).feed(text, true);
+  // One scanner for every whole-text call, reset after each (the calls are synchronous), rather than one per
+  // call. Besides the allocation, a redactor then always holds a scanner: when a full GC found none alive,
+  // V8 dropped the scanner's hidden classes, deoptimized the scanning code and cleared its type feedback, and
+  // the next calls ran 2-3x slower until it re-optimized (a stream, one call per chunk, suffered most).
+  let whole = new Scanner(automaton, masks);
+  const once = <T>(use: (scanner: Scanner) => T): T => {
+    try {
+      return use(whole);
+    } catch (error) {
+      // Only an engine limit (a result longer than a string can be) throws mid-scan: start clean next time.
+      whole = new Scanner(automaton, masks);
+      throw error;
+    }
+  };
   return {
-    redact,
-    matches: (text) => new Scanner(automaton, masks).contains(text),
+    redact: (text) => once((scanner) => scanner.feed(text, true)),
+    matches: (text) => once((scanner) => scanner.contains(text)),
     stream: () => {
       const scanner = new Scanner(automaton, masks);
       return { push: (chunk) => scanner.feed(chunk, false), end: () => scanner.feed('', true) };

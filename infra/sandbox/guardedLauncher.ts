@@ -189,8 +189,9 @@ export class GuardedLauncher {
     // handed to the host's pid 1. Until that pid 1 reaps it (seconds, in a container), the namespace cannot
     // end, so the sandbox's teardown waited on it. Killed first, the children are reaped by nsenter, which
     // then exits on its own with their signal; it is killed anyway after a short grace. Other leaders go with
-    // their group at once (a shell leader would otherwise exit with a status instead of the signal).
-    const leaderReaps = request.prefix?.[0] === 'nsenter';
+    // their group at once (a shell leader would otherwise exit with a status instead of the signal). The
+    // leader is nsenter also when the prefix only execs into it: the cgroup join comes first.
+    const leaderReaps = request.prefix?.includes('nsenter') === true;
     const killGroup = (): void => {
       if (child.pid === undefined) return;
       const leader = child.pid;

@@ -16,20 +16,16 @@ import { randomUuidIds } from '../system/randomUuidIds';
 import { systemClock } from '../system/systemClock';
 import { systemRandom } from '../system/systemRandom';
 import { verifyChain } from './chainVerifier';
-import {
-  MAX_TRANSACTION_OPERATIONS, assertBodyFits, blobRefOf, eventEntity, inlineText, headEntity, openProjectionRow, outboxEntity, projectionEntity, streamIndexEntity, toChainRow, toHeadRow, toIndexRow,
-  toProjectionValue, toRecord,
-} from './logEntities';
-import { GENESIS_HASH, sealRecords } from './logRecord';
-import type { ChainHead, Redact, SealedRecord } from './logRecord';
-import { GroupCommit, failedOperationIndex, mergedProjections, operationsOf, takeBatch } from './appendBatch';
+import { MAX_TRANSACTION_OPERATIONS, blobRefOf, inlineText, openProjectionRow, toChainRow, toHeadRow, toIndexRow, toProjectionValue, toRecord } from './logEntities';
+import type { Redact } from './logRecord';
+import { GroupCommit, failedOperationIndex, operationsOf, takeBatch } from './appendBatch';
+import { buildTransaction, type HeadState, type TransactionParts } from './appendTransaction';
 import type { PendingAppend } from './appendBatch';
 import type { KeyRange } from './rowKeys';
 import { HEAD_ROW_KEY, allStreamsRange, eventRange, outboxRowKey, prefixRange, projectionRange, projectionRowKey, streamRange, streamRowKey } from './rowKeys';
 import { EmptyAppendError } from './storeErrors';
 import { RecordBlobs } from './recordBlobs';
 import { StreamCache } from './streamCache';
-import { MAX_TEXT_UNITS } from './textParts';
 import { ProjectionSeal } from './projectionSeal';
 import { tableCreatedOnce } from './tableOnce';
 
@@ -74,23 +70,6 @@ export interface TableEventStoreOptions {
 }
 
 type Row = TableEntityResult<Record<string, unknown>>;
-type HeadState = ReturnType<typeof toHeadRow>;
-
-/** One batch's transaction, or why it cannot be sent as it is. */
-type BuiltTransaction =
-  | {
-      readonly kind: 'built';
-      readonly actions: TransactionAction[];
-      /** Each append's outcome if the transaction commits, in batch order. */
-      readonly results: AppendResult[];
-      /** The append each stream-index operation belongs to, by operation index; the other operations are shared. */
-      readonly owners: ReadonlyArray<number | undefined>;
-      readonly records: number;
-      readonly head: { sequence: number; hash: string; signature: string | undefined };
-    }
-  | { readonly kind: 'refused'; readonly index: number; readonly error: unknown }
-  | { readonly kind: 'tooLarge' };
-
 const statusOf = (error: unknown): number | undefined => (error instanceof RestError ? error.statusCode : undefined);
 
 /** Lets http only for the local emulator on loopback; anything else must be https. */
@@ -114,6 +93,7 @@ export class TableEventStore implements EventStore, OutboxStore {
   private readonly heads = new Map<string, HeadState>();
   private readonly groupCommit = new GroupCommit((workspaceId, queue) => this.commitBatch(workspaceId, takeBatch(queue), queue));
   private readonly blobs: RecordBlobs | undefined;
+  private readonly transactionParts: TransactionParts;
   private readonly ensureTable: () => Promise<void>;
   /** Seals projection rows and checks them on the way back (shared with `TableWorkspaceRecords`). */
   readonly projectionSeal: ProjectionSeal;
@@ -129,6 +109,10 @@ export class TableEventStore implements EventStore, OutboxStore {
     this.cache = new StreamCache(options.streamCacheUnits ?? 8 * 1024 * 1024);
     this.blobs = options.largeRecords ? new RecordBlobs(options.largeRecords) : undefined;
     this.projectionSeal = options.projectionSeal ?? ProjectionSeal.ephemeral();
+    this.transactionParts = {
+      ids: this.ids, hasher: this.hasher, blobs: this.blobs, checkpointer: options.checkpointer, projectionSeal: this.projectionSeal,
+      projectionExists: async (workspaceId, key) => (await this.pointRead(workspaceId, projectionRowKey(key))) !== undefined,
+    };
   }
 
   static fromConnectionString(connectionString: string, tableName: string, options?: TableEventStoreOptions): TableEventStore {
@@ -171,7 +155,7 @@ export class TableEventStore implements EventStore, OutboxStore {
           for (const p of live) p.reject(new ConcurrencyExhaustedError(p.request.streamId, attempts));
           return;
         }
-        const built = await this.transactionFor(workspaceId, live, head);
+        const built = await buildTransaction(this.transactionParts, workspaceId, live, head);
         if (built.kind === 'refused') {
           live[built.index]!.reject(built.error);
           live = live.filter((_, i) => i !== built.index);
@@ -235,51 +219,6 @@ export class TableEventStore implements EventStore, OutboxStore {
     } catch (error) {
       for (const p of live) p.reject(error);
     }
-  }
-
-  /** The batch's rows, chained in batch order; an append whose own rows cannot be built is refused alone. */
-  private async transactionFor(workspaceId: string, live: readonly PendingAppend[], head: HeadState | undefined): Promise<BuiltTransaction> {
-    let chain: ChainHead = head ?? { sequence: 0, hash: GENESIS_HASH };
-    const sealedPer: SealedRecord[][] = [];
-    const streamRows: TransactionAction[] = [];
-    const eventRows: Array<{ sealed: SealedRecord; blobRef: string | undefined }> = [];
-    const owners: Array<number | undefined> = [];
-    for (const [index, { request, redact }] of live.entries()) {
-      try {
-        const sealed = sealRecords({ ...request, head: chain, ids: this.ids, hasher: this.hasher, redact });
-        const blobRefs = await Promise.all(
-          sealed.map((s) => (this.blobs && s.stored.length > MAX_TEXT_UNITS ? this.blobs.put(workspaceId, s.record.hash, s.stored) : undefined)),
-        );
-        // Stream rows first: when a stream moved, that is the conflict the service reports, and it names the append.
-        sealed.forEach((s, i) => {
-          streamRows.push(['create', streamIndexEntity(s, blobRefs[i])]);
-          owners.push(index);
-        });
-        sealed.forEach((s, i) => eventRows.push({ sealed: s, blobRef: blobRefs[i] }));
-        sealedPer.push(sealed);
-        chain = sealed[sealed.length - 1]!.record;
-      } catch (error) {
-        return { kind: 'refused', index, error };
-      }
-    }
-    const last = eventRows[eventRows.length - 1]!.sealed.record;
-    const signature = await this.options.checkpointer?.sign({ workspaceId, sequence: last.sequence, hash: last.hash });
-    const nextHead = { sequence: last.sequence, hash: last.hash, signature };
-    const actions: TransactionAction[] = [
-      ...streamRows,
-      ...eventRows.map(({ sealed, blobRef }): TransactionAction => ['create', eventEntity(sealed, sealed.record === last ? signature : undefined, blobRef)]),
-      head ? ['update', headEntity(workspaceId, nextHead), 'Replace', { etag: head.etag }] : ['create', headEntity(workspaceId, nextHead)],
-      ...(await this.projectionActions(workspaceId, mergedProjections(live.map((p) => p.request)))),
-      ...eventRows.map(({ sealed }): TransactionAction => ['create', outboxEntity(sealed.record)]),
-    ];
-    try {
-      assertBodyFits(actions.map((a) => a[1]));
-    } catch (error) {
-      if (live.length > 1) return { kind: 'tooLarge' };
-      return { kind: 'refused', index: 0, error };
-    }
-    const results = live.map(({ request }, i): AppendResult => ({ records: sealedPer[i]!.map((s) => s.record), version: request.expectedVersion + request.events.length }));
-    return { kind: 'built', actions, results, owners, records: eventRows.length, head: nextHead };
   }
 
   async readStream<E extends DomainEvent = DomainEvent>(workspaceId: string, streamId: string): Promise<StreamRead<E>> {
@@ -454,17 +393,5 @@ export class TableEventStore implements EventStore, OutboxStore {
   private async streamHas(workspaceId: string, streamId: string, version: number): Promise<boolean> {
     if (this.cache.get(workspaceId, streamId).records.length >= version) return true;
     return (await this.pointRead(workspaceId, streamRowKey(streamId, version))) !== undefined;
-  }
-
-  /** A delete inside a transaction fails when the row is absent, so only rows seen to exist are deleted. */
-  private async projectionActions(workspaceId: string, writes: ReturnType<typeof mergedProjections>): Promise<TransactionAction[]> {
-    const actions: TransactionAction[] = [];
-    for (const { write, appended } of writes) {
-      if (write.kind === 'upsert')
-        actions.push(['upsert', projectionEntity(workspaceId, write.key, write.value, { seal: this.projectionSeal, from: write.derivedFrom ?? appended }), 'Replace']);
-      else if (await this.pointRead(workspaceId, projectionRowKey(write.key)))
-        actions.push(['delete', { partitionKey: workspaceId, rowKey: projectionRowKey(write.key) }]);
-    }
-    return actions;
   }
 }

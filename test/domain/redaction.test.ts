@@ -167,6 +167,19 @@ describe('createRedactor: refusals and identity', () => {
     expect(redactor.matches('')).toBe(false);
   });
 
+  it('carries nothing from one redact() or matches() call to the next on the same redactor', () => {
+    // Whole-text calls share one scanner: a call ending in a value's prefix must not complete it in the next.
+    const redactor = aRedactor();
+    const half = TOKEN.length >> 1;
+    expect(redactor.redact(`x ${TOKEN.slice(0, half)}`)).toBe(`x ${TOKEN.slice(0, half)}`);
+    expect(redactor.redact(`${TOKEN.slice(half)} y`)).toBe(`${TOKEN.slice(half)} y`);
+    expect(redactor.matches(TOKEN.slice(0, half))).toBe(false);
+    expect(redactor.matches(TOKEN.slice(half))).toBe(false);
+    expect(redactor.redact(`${TOKEN} ${TOKEN.slice(0, half)}`)).toBe(`[REDACTED:API_KEY] ${TOKEN.slice(0, half)}`);
+    expect(redactor.matches(TOKEN)).toBe(true);
+    expect(redactor.redact(`a ${TOKEN}`)).toBe('a [REDACTED:API_KEY]');
+  });
+
   it('lists the encoded forms of a value, raw first', () => {
     const forms = encodedForms('a"b c/d+é', 8);
     expect(forms[0]).toBe('a"b c/d+é');
