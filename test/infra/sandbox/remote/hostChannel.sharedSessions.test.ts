@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createRedactor } from '../../../../domain/redaction';
 import type { SandboxRequest } from '../../../../domain/ports/sandboxHost';
 import { sandboxHostStreamId } from '../../../../domain/streams';
@@ -15,6 +15,10 @@ import { DepositTooLargeError, MAX_DEPOSIT_BYTES } from '../../../../infra/table
 import { hostChannelContract } from '../../../contracts/hostChannel.contract';
 import { type ApiHarness, createApiHarness } from '../../../support/apiHarness';
 import { openWebPubSubChannel } from '../../../support/webPubSubChannel';
+
+// Under a loaded machine the contract's first case over three instances was seen at 53-68 s (never failing, cause
+// not found: see docs/sandbox-hosts.md); the file's bound is raised so CI's load cannot turn that into a timeout.
+vi.setConfig({ testTimeout: 180_000, hookTimeout: 180_000 });
 
 /** The whole contract with three instances taking Web PubSub's upstream posts in turn; the test's host is on the first. */
 hostChannelContract('Web PubSub, three app instances sharing the session table', (deps, dir) => openWebPubSubChannel(deps, dir, { instances: 3 }));
