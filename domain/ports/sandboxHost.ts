@@ -164,7 +164,8 @@ export interface SandboxHost {
  * or a move between phases.
  */
 export interface RecoverableSandboxHost extends SandboxHost {
-  find(runId: string): Promise<SandboxHandle | undefined>;
+  /** `workspaceId`: the run's, where a host looks among its pools' machines (a remote host asks no other workspace's). */
+  find(runId: string, workspaceId?: string): Promise<SandboxHandle | undefined>;
   /**
    * Takes the sandbox over. Credential-bearing processes the previous instance started are stopped before this
    * resolves (nobody supervises their leases any more); the caller ends those leases and starts again what the

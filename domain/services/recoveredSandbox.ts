@@ -45,7 +45,7 @@ export async function reattachSandbox(
   how: Reattachment,
 ): Promise<Reattached> {
   if (!isRecoverable(host)) return { ok: false, reason: HOST_CANNOT_ADOPT };
-  const found = await host.find(run.runId);
+  const found = await host.find(run.runId, run.workspaceId);
   if (!found) return { ok: false, reason: 'no sandbox of the run is running (it was torn down, or its engine lost it)' };
   if (run.sandboxId !== undefined && found.sandboxId !== run.sandboxId)
     return { ok: false, reason: "the sandbox running under the run's id is not the one the run's events name" };

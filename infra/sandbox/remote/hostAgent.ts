@@ -56,7 +56,7 @@ export class HostAgent {
   private socket: AgentChannelSocket | undefined;
   private stopped = false;
   private readonly sandboxes = new Map<string, AgentSandbox>();
-  private readonly running = new Map<string, { runId: string; stop(): Promise<unknown> }>();
+  private readonly running = new Map<string, { runId: string; sandboxId: string; identity: 'agent' | 'credential'; stop(): Promise<unknown> }>();
   private readonly log: (line: string) => void;
   /** Where frames go on the current channel (IDE SSH sessions send through it). */
   private sendCurrent: (body: unknown) => void = () => undefined;
@@ -184,12 +184,13 @@ export class HostAgent {
           const spec = { ...commandSpecOf(body.command, sandbox.secrets, controller.signal), ...(streamer ? { onOutput: (stream: 'stdout' | 'stderr', text: string) => streamer.push(stream, text) } : {}) };
           if (body.mode === 'start') {
             const process = await this.options.inner.start(sandbox.handle, spec);
-            this.running.set(body.execId, { runId: body.runId, stop: () => process.stop() });
+            this.running.set(body.execId, { runId: body.runId, sandboxId: body.sandboxId, identity: body.command.identity, stop: () => process.stop() });
             void this.reportExit(process, sandbox.handle, body.execId, send, streamer);
             return send({ kind: 'started', requestId, runId: body.runId, execId: body.execId, pid: process.pid });
           }
-          this.running.set(body.execId, { runId: body.runId, stop: async () => controller.abort() });
           const exited = this.options.inner.exec(sandbox.handle, spec);
+          // Stopped means gone: a take-over (`release`) resolves only once the process has ended.
+          this.running.set(body.execId, { runId: body.runId, sandboxId: body.sandboxId, identity: body.command.identity, stop: async () => { controller.abort(); await exited.catch(() => undefined); } });
           send({ kind: 'started', requestId, runId: body.runId, execId: body.execId, pid: -1 });
           return void this.reportExit({ pid: -1, exited, stop: () => exited }, sandbox.handle, body.execId, send, streamer);
         }
@@ -209,6 +210,18 @@ export class HostAgent {
         }
         case 'setEgress': {
           this.options.inner.setEgress(this.sandboxOf(body.sandboxId, body.runId).handle, body.egress);
+          return send({ kind: 'done', requestId, runId: body.runId });
+        }
+        case 'locate': {
+          const found = [...this.sandboxes].find(([, s]) => s.handle.runId === body.runId);
+          const sandbox = found ? { sandboxId: found[0], workspace: found[1].handle.workspace, isolated: found[1].handle.isolated, sshHostKey: this.ssh.hostKeyFor(found[0]) } : undefined;
+          return send({ kind: 'located', requestId, runId: body.runId, ...(sandbox ? { sandbox } : {}) });
+        }
+        case 'release': {
+          // Another app instance takes the sandbox over: what holds a lease the previous one supervised stops now.
+          this.sandboxOf(body.sandboxId, body.runId);
+          const leased = [...this.running].filter(([, p]) => p.sandboxId === body.sandboxId && p.identity === 'credential');
+          await Promise.all(leased.map(([, p]) => p.stop().catch(() => undefined)));
           return send({ kind: 'done', requestId, runId: body.runId });
         }
         case 'list':

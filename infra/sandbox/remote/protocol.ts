@@ -4,7 +4,8 @@ import type { HostMessageRefusal } from '../../../domain/sandboxHosts';
 
 /**
  * The narrow sandbox protocol between the platform and a host agent (docs/sandbox-hosts.md): create, exec (with
- * the deliveries of that one process), start, stop, teardown, set egress, list. There is no frame for a raw
+ * the deliveries of that one process), start, stop, teardown, set egress, list, locate (a run's sandbox), release
+ * (stop its credential processes for another app instance). There is no frame for a raw
  * engine call. Every frame names its host, workspace and session, and carries the sender's next sequence number;
  * a frame that is replayed, out of order, or for another host, workspace, session or run is refused and recorded.
  */
@@ -81,6 +82,13 @@ export const platformBody = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('teardown'), requestId: id, runId: id, sandboxId: id }),
   z.strictObject({ op: z.literal('setEgress'), requestId: id, runId: id, sandboxId: id, egress: egressAllowance }),
   z.strictObject({ op: z.literal('list'), requestId: id }),
+  /** Whether the host holds a sandbox of this run (another app instance finds a run's sandbox by its run id). */
+  z.strictObject({ op: z.literal('locate'), requestId: id, runId: id }),
+  /**
+   * Another app instance takes the run's sandbox over: the agent stops the credential-bearing processes started in
+   * it so far (their leases are no longer supervised). Refused for a sandbox the host does not hold for that run.
+   */
+  z.strictObject({ op: z.literal('release'), requestId: id, runId: id, sandboxId: id }),
   /** An IDE's SSH session into a run's sandbox (its ticket already redeemed on the platform); `tunnelId` names it in later frames. */
   z.strictObject({ op: z.literal('sshOpen'), runId: id, sandboxId: id, tunnelId: id }),
   z.strictObject({ op: z.literal('sshData'), runId: id, tunnelId: id, data: sshBytes }),
@@ -122,6 +130,8 @@ export const agentBody = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('output'), runId: id, execId: id, stream: z.enum(['stdout', 'stderr']), text: z.string().max(OUTPUT_CHUNK_CHARS) }),
   z.strictObject({ kind: z.literal('done'), requestId: id, runId: id.optional() }),
   z.strictObject({ kind: z.literal('listed'), requestId: id, sandboxes: z.array(z.strictObject({ sandboxId: id, runId: id })) }),
+  /** The answer to `locate`: the run's sandbox on this host, if it holds one. */
+  z.strictObject({ kind: z.literal('located'), requestId: id, runId: id, sandbox: z.strictObject({ sandboxId: id, workspace: z.string().max(1024), isolated: z.boolean(), sshHostKey: sshHostKey.optional() }).optional() }),
   z.strictObject({ kind: z.literal('failed'), requestId: id, runId: id.optional(), code: z.string().max(128), message: z.string().max(2048), errorKind: failureKind.optional() }),
   z.strictObject({ kind: z.literal('heartbeat') }),
   z.strictObject({ kind: z.literal('sshData'), runId: id, tunnelId: id, data: sshBytes }),

@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { HOST_ERROR } from '../../../domain/catalogue';
+import { HOST_ERROR, SANDBOX_ERROR } from '../../../domain/catalogue';
 import type { EgressAllowance, EgressTally } from '../../../domain/egress';
 import { DomainError } from '../../../domain/errors';
 import { argvEntries, checkRunSpecEnv, checkStandingEnv, checkValues, templateFileEntries, type GuardPolicy } from '../../../domain/launchGuard';
 import type {
-  CommandResult, CommandSpec, OutputRedactor, ProcessCredentialDelivery, RunningCommand, SandboxCapabilities, SandboxHandle, SandboxHost, SandboxRequest,
+  CommandResult, CommandSpec, OutputRedactor, ProcessCredentialDelivery, RecoverableSandboxHost, RunningCommand, SandboxCapabilities, SandboxHandle, SandboxRequest, SharedSandbox,
 } from '../../../domain/ports/sandboxHost';
 import { PLATFORM_PARTITION } from '../../../domain/streams';
 import { LaunchRefusedError } from '../launchErrors';
@@ -27,13 +27,23 @@ interface RemoteSandbox {
   egress: EgressTally | undefined;
 }
 
+/** Where `find` saw a run's sandbox, until this instance adopts or shares it. */
+interface LocatedSandbox {
+  readonly connection: ChannelConnection;
+  readonly runId: string;
+  readonly sshHostKey?: string;
+}
+
 /**
  * A `SandboxHost` whose sandboxes live on an enrolled host agent, reached over the host channel. The platform
  * keeps the decisions: the launch guard runs here (the agent never sees the workspace's values), deliveries are
  * prepared here and travel only inside their process's exec, and output is redacted here before it is kept.
+ * A sandbox outlives the app instance that made it (it lives on the agent): any instance finds it by its run id
+ * on a live host of the run's workspace's pool, and takes it over or serves it beside its holder.
  */
-export class RemoteSandboxHost implements SandboxHost, SshTargets {
+export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
   private readonly sandboxes = new Map<string, RemoteSandbox>();
+  private readonly located = new Map<string, LocatedSandbox>();
 
   constructor(private readonly channel: HostDirectory) {}
 
@@ -63,6 +73,66 @@ export class RemoteSandboxHost implements SandboxHost, SshTargets {
     connection.sandboxes += 1;
     this.sandboxes.set(sandboxId, { connection, redactor: request.redactor, guard: request.guard, runId: request.runId, egress: undefined, ...(reply.sshHostKey ? { sshHostKey: reply.sshHostKey } : {}) });
     return { sandboxId, runId: request.runId, workspace: reply.workspace, isolated: reply.isolated };
+  }
+
+  /**
+   * The run's sandbox on a live host of its workspace's own hosts or the managed pool (never another workspace's
+   * own host: without the workspace nothing is asked). The caller accepts it only when its id is the one the
+   * run's events name.
+   */
+  async find(runId: string, workspaceId?: string): Promise<SandboxHandle | undefined> {
+    if (workspaceId === undefined) return undefined;
+    await this.channel.refresh?.();
+    const hosts = [...this.channel.liveHosts(workspaceId), ...(workspaceId === PLATFORM_PARTITION ? [] : this.channel.liveHosts(PLATFORM_PARTITION))];
+    for (const connection of hosts) {
+      const reply = await connection.request({ op: 'locate', requestId: randomUUID(), runId }).catch(() => undefined);
+      if (reply?.kind !== 'located' || reply.runId !== runId || !reply.sandbox) continue;
+      const { sandboxId, workspace, isolated, sshHostKey } = reply.sandbox;
+      this.located.set(sandboxId, { connection, runId, ...(sshHostKey ? { sshHostKey } : {}) });
+      return { sandboxId, runId, workspace, isolated };
+    }
+    return undefined;
+  }
+
+  /** Takes the sandbox over: the agent stops the credential processes the previous instance started, then this one serves it. */
+  async adopt(handle: SandboxHandle, request: Pick<SandboxRequest, 'redactor' | 'guard' | 'env' | 'egress'>): Promise<SandboxHandle> {
+    const located = this.locatedOf(handle);
+    await located.connection.request({ op: 'release', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId });
+    this.located.delete(handle.sandboxId);
+    if (!this.sandboxes.has(handle.sandboxId)) located.connection.sandboxes += 1;
+    this.sandboxes.set(handle.sandboxId, this.served(located, request));
+    if (request.egress) {
+      const egress = { layers: request.egress.layers.map((l) => [...l]) };
+      await located.connection.request({ op: 'setEgress', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId, egress });
+    }
+    return handle;
+  }
+
+  /** Serves the sandbox beside its holder (nothing of the holder's is stopped) until `leave`. */
+  async share(handle: SandboxHandle, request: Pick<SandboxRequest, 'redactor' | 'guard' | 'env'>): Promise<SharedSandbox> {
+    if (this.sandboxes.has(handle.sandboxId)) return { handle, leave: async () => undefined };
+    const located = this.locatedOf(handle);
+    this.located.delete(handle.sandboxId);
+    const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
+    if (!requested.ok) throw new LaunchRefusedError(requested);
+    const served = this.served(located, request);
+    this.sandboxes.set(handle.sandboxId, served);
+    return {
+      handle,
+      leave: async () => {
+        if (this.sandboxes.get(handle.sandboxId) === served) this.sandboxes.delete(handle.sandboxId);
+      },
+    };
+  }
+
+  private locatedOf(handle: SandboxHandle): LocatedSandbox {
+    const located = this.located.get(handle.sandboxId) ?? this.sandboxes.get(handle.sandboxId);
+    if (!located || located.runId !== handle.runId || !located.connection.live) throw new DomainError(SANDBOX_ERROR.GONE, "the run's sandbox is not on a live host", 'gone');
+    return located;
+  }
+
+  private served(located: LocatedSandbox, request: Pick<SandboxRequest, 'redactor' | 'guard'>): RemoteSandbox {
+    return { connection: located.connection, redactor: request.redactor, guard: request.guard, runId: located.runId, egress: undefined, ...(located.sshHostKey ? { sshHostKey: located.sshHostKey } : {}) };
   }
 
   async exec(handle: SandboxHandle, command: CommandSpec): Promise<CommandResult> {
