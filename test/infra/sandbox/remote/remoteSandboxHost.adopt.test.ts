@@ -1,0 +1,160 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedactor } from '../../../../domain/redaction';
+import type { CommandResult, RunningCommand, SandboxHandle, SandboxRequest } from '../../../../domain/ports/sandboxHost';
+import { selfSignedCertificate } from '../../../../localhost/selfSignedCertificate';
+import { hostChannelAuthority } from '../../../../functions/hostChannelAuthority';
+import { HostChannelServer } from '../../../../infra/sandbox/remote/hostChannelServer';
+import { hostChannelControl } from '../../../../infra/sandbox/remote/randomHostCredentials';
+import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandboxHost';
+import { createApiHarness, type ApiHarness } from '../../../support/apiHarness';
+
+/**
+ * Two app instances (two RemoteSandboxHost objects) over one host channel and real host agent processes: a run's
+ * sandbox made by one is found by its run id and shared or taken over by the other (issue 16: activities stay
+ * stateless, a run's host is in its events).
+ */
+const projectRoot = path.resolve(__dirname, '../../../..');
+const SECRET = `adopt-lease-${randomUUID()}`;
+
+let h: ApiHarness;
+let channel: HostChannelServer;
+let tls: ReturnType<typeof selfSignedCertificate>;
+let alice: string;
+let ws: string;
+let otherWs: string;
+const frames: { direction: string; raw: string }[] = [];
+const agents: ChildProcess[] = [];
+const dir = mkdtempSync(path.join(tmpdir(), 'dp-remote-adopt-test-'));
+
+async function createWorkspace(name: string): Promise<string> {
+  const created = await h.call('POST', '/api/workspaces', { token: alice, body: { name } });
+  return (created.json as { id: string }).id;
+}
+
+async function enrolAgent(workspaceId: string, name: string): Promise<void> {
+  const answer = await h.call('POST', `/api/workspaces/${workspaceId}/hosts`, { token: alice, body: { name } });
+  expect(answer.status).toBe(201);
+  const { enrolmentToken } = answer.json as { enrolmentToken: string };
+  const child = spawn(process.execPath, [
+    path.join(projectRoot, 'scripts', 'hostAgent.js'), '--platform', channel.url, '--ca', tls.certFile, '--state', path.join(dir, `${name}.json`), '--isolation', 'off', '--token', enrolmentToken,
+  ], { stdio: ['ignore', 'ignore', 'ignore'] });
+  agents.push(child);
+  await until(() => channel.liveHosts(workspaceId).length === 1, `the agent of ${name} to connect`, 90_000);
+}
+
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const secrets = [{ name: 'API_TOKEN', value: SECRET }];
+const served = (): Pick<SandboxRequest, 'redactor' | 'guard' | 'env'> => ({
+  redactor: createRedactor(secrets), guard: { secretNames: ['API_TOKEN'], managedValues: secrets }, env: { STANDING: 'standing' },
+});
+
+/** Every process whose environment holds the lease's value (each read tolerates a process that ended meanwhile). */
+function holdersOfSecret(): string[] {
+  const holders: string[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (readFileSync(`/proc/${pid}/environ`, 'latin1').includes(SECRET)) holders.push(pid);
+    } catch {
+      // ended, or not ours to read
+    }
+  }
+  return holders;
+}
+
+/** Frames the platform sent to hosts of a workspace, by op. */
+function opsSentTo(workspaceId: string): string[] {
+  return frames.filter((f) => f.direction === 'to-host').map((f) => JSON.parse(f.raw) as { workspaceId: string; body: { op: string } }).filter((f) => f.workspaceId === workspaceId).map((f) => f.body.op);
+}
+
+beforeAll(async () => {
+  h = await createApiHarness();
+  alice = await h.issuer.token('alice');
+  ws = await createWorkspace('Acme');
+  otherWs = await createWorkspace('Other');
+  tls = selfSignedCertificate(path.join(dir, 'tls'));
+  channel = await HostChannelServer.start({ tls, authority: hostChannelAuthority(h.deps), tap: (direction, raw) => frames.push({ direction, raw }) });
+  hostChannelControl.set(channel);
+  await enrolAgent(ws, 'acme-box');
+  await enrolAgent(otherWs, 'other-box');
+}, 240_000);
+
+afterAll(async () => {
+  for (const agent of agents) if (agent.exitCode === null) agent.kill('SIGKILL');
+  hostChannelControl.set(undefined);
+  await channel?.close();
+});
+
+describe('a remote sandbox outlives the app instance that made it', () => {
+  let a: RemoteSandboxHost;
+  let b: RemoteSandboxHost;
+  let handle: SandboxHandle;
+  let leased: RunningCommand;
+  const runId = `run-${randomUUID()}`;
+
+  it('B finds the sandbox A made by its run id, only on hosts of the run’s workspace, and shares it while A’s leased process runs', async () => {
+    a = new RemoteSandboxHost(channel);
+    b = new RemoteSandboxHost(channel);
+    handle = await a.create({ runId, files: { 'hello.txt': 'hello\n' }, ...served(), placement: { workspaceId: ws } });
+    leased = await a.start(handle, {
+      argv: ['sh', '-c', 'echo leased-started; exec sleep 600'], identity: 'credential',
+      credentials: async () => [{ env: { API_TOKEN: SECRET }, argsAfterCommand: [], paths: [], cleanup: async () => undefined }],
+    });
+    let leasedEnded: CommandResult | undefined;
+    void leased.exited.then((result) => (leasedEnded = result));
+    // The positive control: the lease's value is visible in a process's environment while it runs.
+    await until(() => holdersOfSecret().length > 0, 'the leased process to run');
+
+    // Without the workspace nothing is asked; a foreign run finds nothing.
+    expect(await b.find(runId)).toBeUndefined();
+    expect(await b.find(`run-${randomUUID()}`, ws)).toBeUndefined();
+
+    const found = await b.find(runId, ws);
+    expect(found).toEqual({ sandboxId: handle.sandboxId, runId, workspace: handle.workspace, isolated: handle.isolated });
+    const shared = await b.share(found!, served());
+    const written = await b.exec(shared.handle, { argv: ['sh', '-c', 'echo from-b > b.txt; cat hello.txt; echo "$STANDING"'], identity: 'agent' });
+    expect(written).toMatchObject({ exitCode: 0, stdout: 'hello\nstanding\n' });
+    // Same workspace: A sees what B wrote, and A's leased process was not touched.
+    expect((await a.exec(handle, { argv: ['cat', 'b.txt'], identity: 'agent' })).stdout).toBe('from-b\n');
+    expect(leasedEnded).toBeUndefined();
+    expect(holdersOfSecret().length).toBeGreaterThan(0);
+    await shared.leave();
+    await expect(b.exec(shared.handle, { argv: ['true'], identity: 'agent' })).rejects.toMatchObject({ code: 'SANDBOX.GONE' });
+  }, 180_000);
+
+  it('B takes the sandbox over: the agent stops A’s credential process and no process holds its value; B serves it', async () => {
+    const found = await b.find(runId, ws);
+    expect(found?.sandboxId).toBe(handle.sandboxId);
+    const adopted = await b.adopt(found!, served());
+    await until(() => holdersOfSecret().length === 0, 'no process to hold the lease value');
+    const ended = await leased.exited;
+    expect(ended.exitCode).not.toBe(0);
+    expect((await b.exec(adopted, { argv: ['cat', 'b.txt'], identity: 'agent' })).stdout).toBe('from-b\n');
+    expect(b.targetOf(runId)).toMatchObject({ hostKey: expect.stringMatching(/^ssh-ed25519 /) });
+    await b.teardown(adopted);
+    expect(await a.find(runId, ws)).toBeUndefined();
+  }, 180_000);
+
+  it('the agent refuses to release a sandbox for another run; no frame of this workspace’s runs reached the other workspace’s host', async () => {
+    const [connection] = channel.liveHosts(ws);
+    const other = await a.create({ runId: `run-${randomUUID()}`, files: {}, ...served(), placement: { workspaceId: ws } });
+    await expect(connection!.request({ op: 'release', requestId: randomUUID(), runId: `run-${randomUUID()}`, sandboxId: other.sandboxId })).rejects.toMatchObject({ code: 'HOST.FOREIGN_RUN' });
+    await expect(b.adopt({ ...other, runId: `run-${randomUUID()}` }, served())).rejects.toMatchObject({ code: 'SANDBOX.GONE' });
+    await a.teardown(other);
+    expect(opsSentTo(otherWs).filter((op) => op !== 'session')).toEqual([]);
+    // Asked as another workspace's run, only that workspace's host is asked, and it holds nothing of this run.
+    expect(await b.find(runId, otherWs)).toBeUndefined();
+    expect(opsSentTo(otherWs).filter((op) => op !== 'session')).toEqual(['locate']);
+  }, 120_000);
+});
