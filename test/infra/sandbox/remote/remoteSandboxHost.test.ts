@@ -57,7 +57,7 @@ function startAgent(args: { token?: string; state: string }): ChildProcess & { o
   return Object.assign(child, { output: () => output });
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 45_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
