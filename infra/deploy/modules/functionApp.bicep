@@ -113,6 +113,8 @@ var appSettings = {
   HOST_CHANNEL_PUBSUB_ENDPOINT: hostChannelEndpoint
   HOST_CHANNEL_PUBSUB_HUB: 'sandboxhosts'
   HOST_CHANNEL_PUBSUB_PRINCIPAL_ID: hostChannelPrincipalId
+  // Each host connection's session (sequence counters, send claim, answers), shared by every instance.
+  HOST_SESSION_TABLE: 'hostsessions'
   RUN_REQUEST_TABLE: runRequestTable
   OUTBOX_INDEX_TABLE: outboxIndexTable
   OUTBOX_SCHEDULE: outboxSchedule
