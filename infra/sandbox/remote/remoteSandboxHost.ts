@@ -67,7 +67,7 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
     const reply = await connection.request({
       op: 'create', requestId: randomUUID(), runId: request.runId, sandboxId, files: { ...request.files },
       ...(request.env ? { env: { ...request.env } } : {}), ...(request.keptVolume ? { keptVolume: request.keptVolume } : {}),
-      ...(request.egress ? { egress: { layers: request.egress.layers.map((l) => [...l]) } } : {}),
+      ...(request.egress ? { egress: egressFrame(request.egress) } : {}),
     });
     if (reply.kind !== 'created') throw new DomainError('HOST.PROTOCOL', `the host answered ${reply.kind} to create`, 'unavailable');
     connection.sandboxes += 1;
@@ -96,15 +96,14 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
 
   /** Takes the sandbox over: the agent stops the credential processes the previous instance started, then this one serves it. */
   async adopt(handle: SandboxHandle, request: Pick<SandboxRequest, 'redactor' | 'guard' | 'env' | 'egress'>): Promise<SandboxHandle> {
+    const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
+    if (!requested.ok) throw new LaunchRefusedError(requested);
     const located = this.locatedOf(handle);
     await located.connection.request({ op: 'release', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId });
     this.located.delete(handle.sandboxId);
     if (!this.sandboxes.has(handle.sandboxId)) located.connection.sandboxes += 1;
     this.sandboxes.set(handle.sandboxId, this.served(located, request));
-    if (request.egress) {
-      const egress = { layers: request.egress.layers.map((l) => [...l]) };
-      await located.connection.request({ op: 'setEgress', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId, egress });
-    }
+    if (request.egress) await located.connection.request({ op: 'setEgress', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId, egress: egressFrame(request.egress) });
     return handle;
   }
 
@@ -155,7 +154,7 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
 
   setEgress(handle: SandboxHandle, allowance: EgressAllowance): void {
     const sandbox = this.sandboxes.get(handle.sandboxId);
-    void sandbox?.connection.request({ op: 'setEgress', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId, egress: { layers: allowance.layers.map((l) => [...l]) } }).catch(() => undefined);
+    void sandbox?.connection.request({ op: 'setEgress', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId, egress: egressFrame(allowance) }).catch(() => undefined);
   }
 
   drainEgress(handle: SandboxHandle): EgressTally | undefined {
@@ -306,4 +305,9 @@ function streamedOutput(redactor: OutputRedactor, onOutput: NonNullable<CommandS
 function addTallies(a: EgressTally | undefined, b: EgressTally): EgressTally {
   if (!a) return b;
   return { allowed: a.allowed + b.allowed, refused: a.refused + b.refused, refusals: [...a.refusals, ...b.refusals].slice(0, 100) };
+}
+
+/** An egress allowance as the `create` and `setEgress` frames carry it (plain arrays, copied). */
+function egressFrame(allowance: EgressAllowance): { layers: string[][] } {
+  return { layers: allowance.layers.map((l) => [...l]) };
 }

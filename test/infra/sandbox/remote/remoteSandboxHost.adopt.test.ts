@@ -10,6 +10,7 @@ import { selfSignedCertificate } from '../../../../localhost/selfSignedCertifica
 import { hostChannelAuthority } from '../../../../functions/hostChannelAuthority';
 import { HostChannelServer } from '../../../../infra/sandbox/remote/hostChannelServer';
 import { hostChannelControl } from '../../../../infra/sandbox/remote/randomHostCredentials';
+import { LaunchRefusedError } from '../../../../infra/sandbox/launchErrors';
 import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandboxHost';
 import { createApiHarness, type ApiHarness } from '../../../support/apiHarness';
 
@@ -136,6 +137,9 @@ describe('a remote sandbox outlives the app instance that made it', () => {
   it('B takes the sandbox over: the agent stops A’s credential process and no process holds its value; B serves it', async () => {
     const found = await b.find(runId, ws);
     expect(found?.sandboxId).toBe(handle.sandboxId);
+    // Refused at the door on a take-over too: a standing env carrying a managed value stops it before anything is released.
+    await expect(b.adopt(found!, { ...served(), env: { LEAKED: SECRET } })).rejects.toBeInstanceOf(LaunchRefusedError);
+    expect(holdersOfSecret().length).toBeGreaterThan(0);
     const adopted = await b.adopt(found!, served());
     await until(() => holdersOfSecret().length === 0, 'no process to hold the lease value');
     const ended = await leased.exited;
