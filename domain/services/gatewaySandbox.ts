@@ -19,6 +19,7 @@ export interface GatewayAdoption {
 export type GatewaySandbox = { readonly ok: true; readonly live: LiveSandbox; readonly leave: () => Promise<void> } | { readonly ok: false; readonly reason: string };
 
 const stay = async (): Promise<void> => undefined;
+const ANOTHER_CONTAINER = 'the bearer is for another container of the run, not the one it runs in now';
 
 /**
  * The bearer's sandbox. This instance's own (it seeded or took over the run) when it holds one; otherwise the
@@ -35,7 +36,7 @@ export async function sandboxForBearer(
   const held = sandboxes.get(binding.runId);
   if (held) {
     if (held.workspaceId !== binding.workspaceId || held.handle.sandboxId !== binding.containerId)
-      return { ok: false, reason: 'the bearer is for another container of the run, not the one it runs in now' };
+      return { ok: false, reason: ANOTHER_CONTAINER };
     return { ok: true, live: held, leave: stay };
   }
   const state = (await readRunStream(deps.store, binding.workspaceId, binding.runId)).state;
@@ -43,7 +44,7 @@ export async function sandboxForBearer(
   if (state.tornDown || isFinished(state) || state.phases.some((p) => p.phase === 'teardown'))
     return { ok: false, reason: "the run's sandbox is torn down, or being torn down" };
   if (state.sandboxId === undefined) return { ok: false, reason: 'the run has no sandbox' };
-  if (state.sandboxId !== binding.containerId) return { ok: false, reason: 'the bearer is for another container of the run, not the one it runs in now' };
+  if (state.sandboxId !== binding.containerId) return { ok: false, reason: ANOTHER_CONTAINER };
   if (!adoption) return { ok: false, reason: "this instance does not hold the run's sandbox, and this gateway adopts none" };
   if (!isRecoverable(adoption.host)) return { ok: false, reason: HOST_CANNOT_ADOPT };
   const { env } = await readRunSpec(adoption, state);
