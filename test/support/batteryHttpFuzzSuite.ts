@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkCase, fuzzCase, type FuzzTarget, meaningfulRecords, recentCases } from './batteryFuzz';
+import { rawRequest } from './batteryHttp';
+import { backgroundRecords, checkCase, fuzzCase, type FuzzTarget, meaningfulLogOf, meaningfulRecords, recentCases, storedByRequest } from './batteryFuzz';
 import { startFuzzTarget } from './batteryFuzzSetup';
 import { BatteryTally } from './batteryRuns';
 
@@ -15,6 +16,7 @@ export function describeHttpFuzz(options: { name: string; runs: number; timeoutM
 
   afterAll(async () => {
     console.log(`last requests:\n${recentCases.join('\n')}`);
+    console.log(`records the platform's own jobs wrote during the fuzz: ${backgroundRecords.length}\n${backgroundRecords.join('\n')}`);
     console.log(tally.line(options.name));
     await t?.backend.close();
   });
@@ -35,5 +37,16 @@ export function describeHttpFuzz(options: { name: string; runs: number; timeoutM
       tally.leakHits += scan.hits.length;
       expect(scan.hits).toEqual([]);
     }, options.timeoutMs);
+
+    it('attributes a record a request stores to that request, so the property above would see one', async () => {
+      const before = (await meaningfulLogOf(t)).length;
+      const reply = await rawRequest(t.backend.host!.port, 'PUT', `/api/workspaces/${t.ws}/members/carol`, {
+        authorization: `Bearer ${t.owner}`, 'content-type': 'application/json', 'x-correlation-id': 'fuzz-attribution-check',
+      }, JSON.stringify({ role: 'member' }));
+      expect(reply.status, reply.body).toBe(200);
+      const appeared = (await meaningfulLogOf(t)).slice(before);
+      expect(appeared.map((r) => r.meta.correlationId)).toContain('fuzz-attribution-check');
+      expect(appeared.filter(storedByRequest).length).toBeGreaterThan(0);
+    });
   });
 }
