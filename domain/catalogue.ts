@@ -150,6 +150,10 @@ export const HOST_ERROR = {
   NOT_ENROLLED: 'HOST.NOT_ENROLLED',
   REVOKED: 'HOST.REVOKED',
   NONE_LIVE: 'HOST.NONE_LIVE',
+  /** An agent already runs as many sandboxes as it was started to hold (`--max-sandboxes`); it made none. */
+  AT_CAPACITY: 'HOST.AT_CAPACITY',
+  /** Every live host of the run's pool answered `AT_CAPACITY`. */
+  NO_CAPACITY: 'HOST.NO_CAPACITY',
   /** An agent's answer too large for the shared session to keep whole (docs/sandbox-hosts.md, "Several instances"). */
   FRAME_TOO_LARGE: 'HOST.FRAME_TOO_LARGE',
 } as const;

@@ -2,6 +2,7 @@
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WebSocket } from 'ws';
+import { HOST_ERROR } from '../../../domain/catalogue';
 import { DomainError } from '../../../domain/errors';
 import type { CommandResult, CommandSpec, OutputRedactor, ProcessCredentialDelivery, RunningCommand, SandboxHandle, SandboxHost } from '../../../domain/ports/sandboxHost';
 import { type RedactableSecret, createRedactor } from '../../../domain/redaction';
@@ -27,7 +28,12 @@ export interface HostAgentOptions {
   readonly identityToken?: () => Promise<string>;
   /** Opens the channel another way than a direct wss:// to the platform (Web PubSub: webPubSubClientSocket.ts). */
   readonly dial?: (credential: string) => AgentChannelSocket;
+  /** How many sandboxes this machine holds at once; a create beyond it is refused `HOST.AT_CAPACITY`. */
+  readonly maxSandboxes?: number;
 }
+
+/** Sandboxes an agent holds when `--max-sandboxes` does not say. */
+export const DEFAULT_MAX_SANDBOXES = 16;
 
 /** What the agent needs of its channel's socket: a `ws` WebSocket, or anything shaped like one. */
 export interface AgentChannelSocket {
@@ -56,6 +62,8 @@ export class HostAgent {
   private socket: AgentChannelSocket | undefined;
   private stopped = false;
   private readonly sandboxes = new Map<string, AgentSandbox>();
+  /** Creates under way: counted against the limit before the inner host answers, so two at once cannot both pass. */
+  private creating = 0;
   private readonly running = new Map<string, { runId: string; sandboxId: string; identity: 'agent' | 'credential'; stop(): Promise<unknown> }>();
   private readonly log: (line: string) => void;
   /** Where frames go on the current channel (IDE SSH sessions send through it). */
@@ -166,11 +174,15 @@ export class HostAgent {
     try {
       switch (body.op) {
         case 'create': {
+          // The agent's own count is the one every app instance shares: an instance's tally sees only its own placements.
+          const limit = this.options.maxSandboxes ?? DEFAULT_MAX_SANDBOXES;
+          if (this.sandboxes.size + this.creating >= limit) throw new DomainError(HOST_ERROR.AT_CAPACITY, `the host holds its limit of ${limit} sandboxes`, 'unavailable');
           const secrets: RedactableSecret[] = [];
+          this.creating += 1;
           const handle = await this.options.inner.create({
             runId: body.runId, files: body.files, redactor: redactorOf(secrets), guard: { secretNames: [], managedValues: [] },
             ...(body.env ? { env: body.env } : {}), ...(body.keptVolume ? { keptVolume: body.keptVolume } : {}), ...(body.egress ? { egress: body.egress } : {}),
-          });
+          }).finally(() => (this.creating -= 1));
           this.sandboxes.set(body.sandboxId, { handle, secrets });
           return send({ kind: 'created', requestId, runId: body.runId, sandboxId: body.sandboxId, workspace: handle.workspace, isolated: handle.isolated, sshHostKey: this.ssh.hostKeyFor(body.sandboxId) });
         }

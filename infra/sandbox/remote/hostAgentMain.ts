@@ -13,7 +13,7 @@ import { ManagedIdentityCredential } from '@azure/identity';
 /**
  * `npm run host-agent -- --platform <https url> --token <enrolment token> [--ca <pem>] [--state <file>]
  * [--inner local-process|docker] [--isolation auto|off] [--channel direct|web-pubsub] [--managed-identity <app audience>]
- * [--root <dir>] [--image <sandbox image>] [--scope <label scope>] [--gateway-url <url>]`. The inner host is the one
+ * [--root <dir>] [--image <sandbox image>] [--scope <label scope>] [--gateway-url <url>] [--max-sandboxes <n>]`. The inner host is the one
  * this machine runs sandboxes on. `--gateway-url` is the platform's gateway as this machine reaches it (isolated
  * sandboxes get a door to it); `--egress-test-servers host:port,...` is for tests and local demos only.
  */
@@ -25,7 +25,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       inner: { type: 'string', default: 'local-process' }, isolation: { type: 'string', default: 'auto' },
       channel: { type: 'string', default: 'direct' }, 'managed-identity': { type: 'string' },
       root: { type: 'string' }, 'gateway-url': { type: 'string' }, 'egress-test-servers': { type: 'string' },
-      image: { type: 'string' }, scope: { type: 'string' },
+      image: { type: 'string' }, scope: { type: 'string' }, 'max-sandboxes': { type: 'string' },
     },
   });
   if (!values.platform) {
@@ -62,6 +62,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     console.error('--channel must be direct (the platform serves the socket) or web-pubsub (the platform negotiates a Web PubSub connection)');
     return 2;
   }
+  const maxSandboxes = values['max-sandboxes'] === undefined ? undefined : Number(values['max-sandboxes']);
+  if (maxSandboxes !== undefined && !(Number.isInteger(maxSandboxes) && maxSandboxes >= 1 && maxSandboxes <= 1000)) {
+    console.error('--max-sandboxes must be a whole number from 1 to 1000');
+    return 2;
+  }
   const platform = values.platform.replace(/\/$/, '');
   const ca = values.ca ? readFileSync(values.ca, 'utf8') : undefined;
   const agent = new HostAgent({
@@ -72,6 +77,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     ...(values['managed-identity'] ? { identityToken: managedIdentityToken(values['managed-identity']) } : {}),
     ...(values.channel === 'web-pubsub' ? { dial: (credential: string) => new WebPubSubClientSocket(platform, credential, ca) } : {}),
     stateFile: values.state ?? path.join(os.homedir(), '.disco-parrot', 'host-agent.json'),
+    ...(maxSandboxes !== undefined ? { maxSandboxes } : {}),
     inner: await makeInner(),
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void agent.stop());

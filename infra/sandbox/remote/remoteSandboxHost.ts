@@ -34,6 +34,13 @@ interface LocatedSandbox {
   readonly sshHostKey?: string;
 }
 
+const byLoad = (a: ChannelConnection, b: ChannelConnection): number => a.sandboxes - b.sandboxes;
+
+function poolName(request: SandboxRequest): string {
+  const pool = request.placement?.pool;
+  return pool === 'managed' ? 'the managed pool' : pool === 'workspace' ? "the workspace's own hosts" : "the workspace's own hosts or the managed pool";
+}
+
 /**
  * A `SandboxHost` whose sandboxes live on an enrolled host agent, reached over the host channel. The platform
  * keeps the decisions: the launch guard runs here (the agent never sees the workspace's values), deliveries are
@@ -57,22 +64,31 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
 
   async create(request: SandboxRequest): Promise<SandboxHandle> {
     await this.channel.refresh?.();
-    const connection = this.place(request);
+    const candidates = this.place(request);
     // The same checks as every host's create: reserved names and managed values in the standing env, then in the files.
     const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
     if (!requested.ok) throw new LaunchRefusedError(requested);
     const templates = checkValues(templateFileEntries(request.files), request.guard);
     if (!templates.ok) throw new LaunchRefusedError(templates);
     const sandboxId = randomUUID();
-    const reply = await connection.request({
-      op: 'create', requestId: randomUUID(), runId: request.runId, sandboxId, files: { ...request.files },
+    const create = {
+      op: 'create', requestId: '', runId: request.runId, sandboxId, files: { ...request.files },
       ...(request.env ? { env: { ...request.env } } : {}), ...(request.keptVolume ? { keptVolume: request.keptVolume } : {}),
       ...(request.egress ? { egress: egressFrame(request.egress) } : {}),
-    });
-    if (reply.kind !== 'created') throw new DomainError('HOST.PROTOCOL', `the host answered ${reply.kind} to create`, 'unavailable');
-    connection.sandboxes += 1;
-    this.sandboxes.set(sandboxId, { connection, redactor: request.redactor, guard: request.guard, runId: request.runId, egress: undefined, ...(reply.sshHostKey ? { sshHostKey: reply.sshHostKey } : {}) });
-    return { sandboxId, runId: request.runId, workspace: reply.workspace, isolated: reply.isolated };
+    } as const;
+    // Least loaded first by this instance's count; the agent's own limit decides, since other instances place too.
+    for (const connection of candidates) {
+      const reply = await connection.request({ ...create, requestId: randomUUID() }).catch((error: unknown) => {
+        if (error instanceof DomainError && error.code === HOST_ERROR.AT_CAPACITY) return undefined;
+        throw error;
+      });
+      if (!reply) continue;
+      if (reply.kind !== 'created') throw new DomainError('HOST.PROTOCOL', `the host answered ${reply.kind} to create`, 'unavailable');
+      connection.sandboxes += 1;
+      this.sandboxes.set(sandboxId, { connection, redactor: request.redactor, guard: request.guard, runId: request.runId, egress: undefined, ...(reply.sshHostKey ? { sshHostKey: reply.sshHostKey } : {}) });
+      return { sandboxId, runId: request.runId, workspace: reply.workspace, isolated: reply.isolated };
+    }
+    throw new DomainError(HOST_ERROR.NO_CAPACITY, `every live sandbox host in ${poolName(request)} holds its limit of sandboxes`, 'unavailable');
   }
 
   /**
@@ -181,19 +197,16 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
     return undefined;
   }
 
-  /** A live host of the run's pool: never another workspace's own host. */
-  private place(request: SandboxRequest): ChannelConnection {
+  /** The live hosts of the run's pool, each part least loaded first: never another workspace's own host. */
+  private place(request: SandboxRequest): ChannelConnection[] {
     const workspaceId = request.placement?.workspaceId;
     const pool = request.placement?.pool;
     const own = workspaceId !== undefined && pool !== 'managed' ? this.channel.liveHosts(workspaceId) : [];
     const managed = pool !== 'workspace' ? this.channel.liveHosts(PLATFORM_PARTITION) : [];
-    const candidates = own.length > 0 ? own : managed;
-    const chosen = candidates.sort((a, b) => a.sandboxes - b.sandboxes)[0];
-    if (!chosen) {
-      const where = pool === 'managed' ? 'the managed pool' : pool === 'workspace' ? "the workspace's own hosts" : "the workspace's own hosts or the managed pool";
-      throw new DomainError(HOST_ERROR.NONE_LIVE, `no live sandbox host in ${where}`, 'unavailable');
-    }
-    return chosen;
+    // The workspace's own hosts first; the managed pool when none is live or every one is full.
+    const candidates = [...own.sort(byLoad), ...managed.sort(byLoad)];
+    if (candidates.length === 0) throw new DomainError(HOST_ERROR.NONE_LIVE, `no live sandbox host in ${poolName(request)}`, 'unavailable');
+    return candidates;
   }
 
   private async launch(handle: SandboxHandle, command: CommandSpec, mode: 'exec' | 'start'): Promise<RunningCommand> {
