@@ -169,6 +169,8 @@ export const SSH_ERROR = {
   TICKET_INVALID: 'SSH.TICKET_INVALID',
   TICKET_USED: 'SSH.TICKET_USED',
   TICKET_EXPIRED: 'SSH.TICKET_EXPIRED',
+  /** Only the member who requested a run enters its sandbox: a session sees what the run's own commands see. */
+  NOT_REQUESTER: 'SSH.NOT_REQUESTER',
 } as const;
 /** How long a ticket may wait for its proxy to open the session (it is spent when it does). */
 export const SSH_TICKET_SECONDS = 60;

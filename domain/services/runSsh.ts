@@ -6,7 +6,7 @@ import type { SshTargets } from '../ports/sshTargets';
 import type { RunEvent } from '../runEvents';
 import { type RunSshCommand, type RunSshState, hasLiveSandbox, redemptionOf, refusalError, runSshDecider } from '../runSsh';
 import { runStreamId } from '../streams';
-import { authorize } from './access';
+import { authorize, recordDenial } from './access';
 import type { ServiceDependencies } from './dependencies';
 import { projectRun } from './runStream';
 import type { Caller } from './workspaceStream';
@@ -59,9 +59,16 @@ export async function issueSshTicket(
   caller: Caller,
   address: RunAddress,
 ): Promise<IssuedSshTicket> {
-  await authorize(deps, { workspaceId: address.workspaceId, actor: caller.actor, action: 'runs.ssh', requires: 'member', correlationId: caller.correlationId });
+  const access = { workspaceId: address.workspaceId, actor: caller.actor, action: 'runs.ssh', correlationId: caller.correlationId };
+  await authorize(deps, { ...access, requires: 'member' });
   const before = await readRunSsh(deps, address);
   if (!before.run.exists) throw new DomainError(RUN_ERROR.NOT_FOUND, 'Run not found', 'not_found');
+  // The session runs as the run's agent uid, so it can read what the run's own processes hold while they run (the
+  // turn's model key, its gateway bearer): the requester wrote those commands and may; another member may not.
+  if (before.run.requestedBy !== caller.actor) {
+    await recordDenial(deps, access, 'not the run\'s requester');
+    throw new DomainError(SSH_ERROR.NOT_REQUESTER, 'Only the member who requested this run may open SSH into its sandbox: a session sees what the run\'s own commands hold while they run', 'forbidden');
+  }
   if (!hasLiveSandbox(before.run)) throw refusalError('run-not-live');
   const target = targets?.targetOf(address.runId);
   if (!target)
