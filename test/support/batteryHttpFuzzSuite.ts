@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawRequest } from './batteryHttp';
-import { backgroundRecords, checkCase, fuzzCase, type FuzzTarget, meaningfulLogOf, meaningfulRecords, recentCases, storedByRequest } from './batteryFuzz';
+import { backgroundRecords, checkCase, fuzzCase, type FuzzTarget, logAfter, recentCases, storedByRequest } from './batteryFuzz';
 import { startFuzzTarget } from './batteryFuzzSetup';
 import { BatteryTally } from './batteryRuns';
 
@@ -23,11 +23,11 @@ export function describeHttpFuzz(options: { name: string; runs: number; timeoutM
 
   describe(`bad input over real HTTP on every route of the local host (${options.name})`, () => {
     it(`answers ${options.runs} fuzzed requests with 4xx problem bodies, never 5xx, never a value back, storing nothing`, async () => {
-      let before = await meaningfulRecords(t);
+      let head = (await logAfter(t)).head;
       await fc.assert(
         fc.asyncProperty(fuzzCase, async (c) => {
           tally.requests++;
-          before = (await checkCase(c, t, before)).stored;
+          head = (await checkCase(c, t, head)).head;
         }),
         { numRuns: options.runs },
       );
@@ -39,12 +39,12 @@ export function describeHttpFuzz(options: { name: string; runs: number; timeoutM
     }, options.timeoutMs);
 
     it('attributes a record a request stores to that request, so the property above would see one', async () => {
-      const before = (await meaningfulLogOf(t)).length;
+      const { head } = await logAfter(t);
       const reply = await rawRequest(t.backend.host!.port, 'PUT', `/api/workspaces/${t.ws}/members/carol`, {
         authorization: `Bearer ${t.owner}`, 'content-type': 'application/json', 'x-correlation-id': 'fuzz-attribution-check',
       }, JSON.stringify({ role: 'member' }));
       expect(reply.status, reply.body).toBe(200);
-      const appeared = (await meaningfulLogOf(t)).slice(before);
+      const appeared = (await logAfter(t, head)).records;
       expect(appeared.map((r) => r.meta.correlationId)).toContain('fuzz-attribution-check');
       expect(appeared.filter(storedByRequest).length).toBeGreaterThan(0);
     });
