@@ -21,7 +21,12 @@ export interface RemoteChannelHarness {
   /** Every frame the channel carried, as sent. */
   readonly frames: { direction: string; raw: string }[];
   readonly owner: string;
+  readonly tls: ReturnType<typeof selfSignedCertificate>;
   createWorkspace(name: string): Promise<string>;
+  /** An owner's enrolment of a host in the workspace: its id and one-time token. */
+  enrol(workspaceId: string, name: string): Promise<{ hostId: string; enrolmentToken: string }>;
+  /** A host agent process for this channel (killed at `close`); isolation off unless `args` say otherwise. */
+  startAgent(options: { token?: string; state: string; args?: readonly string[] }): ChildProcess & { output(): string };
   /** Enrols a host in the workspace and starts its agent (`extraArgs` after the usual ones); resolves once it is live. */
   enrolAgent(workspaceId: string, name: string, extraArgs?: readonly string[]): Promise<{ hostId: string; agent: ChildProcess }>;
   close(): Promise<void>;
@@ -36,19 +41,26 @@ export async function startRemoteChannelHarness(): Promise<RemoteChannelHarness>
   const channel = await HostChannelServer.start({ tls, authority: hostChannelAuthority(h.deps), tap: (direction, raw) => frames.push({ direction, raw }) });
   hostChannelControl.set(channel);
   const agents: ChildProcess[] = [];
-  return {
-    h, channel, dir, frames, owner,
+  const harness: RemoteChannelHarness = {
+    h, channel, dir, frames, owner, tls,
     async createWorkspace(name) {
       const created = await h.call('POST', '/api/workspaces', { token: owner, body: { name } });
       expect(created.status, created.text).toBe(201);
       return (created.json as { id: string }).id;
     },
-    async enrolAgent(workspaceId, name, extraArgs = []) {
+    async enrol(workspaceId, name) {
       const answer = await h.call('POST', `/api/workspaces/${workspaceId}/hosts`, { token: owner, body: { name } });
       expect(answer.status, answer.text).toBe(201);
-      const { enrolmentToken, hostId } = answer.json as { enrolmentToken: string; hostId: string };
-      const agent = spawnHostAgent({ platform: channel.url, caFile: tls.certFile, token: enrolmentToken, state: path.join(dir, `${name}.json`), args: ['--isolation', 'off', ...extraArgs] });
+      return answer.json as { hostId: string; enrolmentToken: string };
+    },
+    startAgent(options) {
+      const agent = spawnHostAgent({ platform: channel.url, caFile: tls.certFile, ...(options.token ? { token: options.token } : {}), state: options.state, args: options.args ?? ['--isolation', 'off'] });
       agents.push(agent);
+      return agent;
+    },
+    async enrolAgent(workspaceId, name, extraArgs = []) {
+      const { hostId, enrolmentToken } = await harness.enrol(workspaceId, name);
+      const agent = harness.startAgent({ token: enrolmentToken, state: path.join(dir, `${name}.json`), args: ['--isolation', 'off', ...extraArgs] });
       await until(() => channel.liveHosts(workspaceId).some((c) => c.hostId === hostId), `the agent of ${name} to connect`, 90_000);
       return { hostId, agent };
     },
@@ -58,6 +70,7 @@ export async function startRemoteChannelHarness(): Promise<RemoteChannelHarness>
       await channel.close();
     },
   };
+  return harness;
 }
 
 /** Polls until `check` holds, failing after `ms` with what was awaited. */

@@ -1,60 +1,24 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedactor } from '../../../../domain/redaction';
 import type { CommandResult, RunningCommand, SandboxHandle, SandboxRequest } from '../../../../domain/ports/sandboxHost';
-import { selfSignedCertificate } from '../../../../localhost/selfSignedCertificate';
-import { hostChannelAuthority } from '../../../../functions/hostChannelAuthority';
-import { HostChannelServer } from '../../../../infra/sandbox/remote/hostChannelServer';
-import { hostChannelControl } from '../../../../infra/sandbox/remote/randomHostCredentials';
+import type { HostChannelServer } from '../../../../infra/sandbox/remote/hostChannelServer';
 import { LaunchRefusedError } from '../../../../infra/sandbox/launchErrors';
 import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandboxHost';
-import { createApiHarness, type ApiHarness } from '../../../support/apiHarness';
+import { type RemoteChannelHarness, startRemoteChannelHarness, until } from '../../../support/remoteChannelHarness';
 
 /**
  * Two app instances (two RemoteSandboxHost objects) over one host channel and real host agent processes: a run's
  * sandbox made by one is found by its run id and shared or taken over by the other (issue 16: activities stay
  * stateless, a run's host is in its events).
  */
-const projectRoot = path.resolve(__dirname, '../../../..');
 const SECRET = `adopt-lease-${randomUUID()}`;
 
-let h: ApiHarness;
+let backend: RemoteChannelHarness;
 let channel: HostChannelServer;
-let tls: ReturnType<typeof selfSignedCertificate>;
-let alice: string;
 let ws: string;
 let otherWs: string;
-const frames: { direction: string; raw: string }[] = [];
-const agents: ChildProcess[] = [];
-const dir = mkdtempSync(path.join(tmpdir(), 'dp-remote-adopt-test-'));
-
-async function createWorkspace(name: string): Promise<string> {
-  const created = await h.call('POST', '/api/workspaces', { token: alice, body: { name } });
-  return (created.json as { id: string }).id;
-}
-
-async function enrolAgent(workspaceId: string, name: string): Promise<void> {
-  const answer = await h.call('POST', `/api/workspaces/${workspaceId}/hosts`, { token: alice, body: { name } });
-  expect(answer.status).toBe(201);
-  const { enrolmentToken } = answer.json as { enrolmentToken: string };
-  const child = spawn(process.execPath, [
-    path.join(projectRoot, 'scripts', 'hostAgent.js'), '--platform', channel.url, '--ca', tls.certFile, '--state', path.join(dir, `${name}.json`), '--isolation', 'off', '--token', enrolmentToken,
-  ], { stdio: ['ignore', 'ignore', 'ignore'] });
-  agents.push(child);
-  await until(() => channel.liveHosts(workspaceId).length === 1, `the agent of ${name} to connect`, 90_000);
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const secrets = [{ name: 'API_TOKEN', value: SECRET }];
 const served = (): Pick<SandboxRequest, 'redactor' | 'guard' | 'env'> => ({
@@ -76,25 +40,20 @@ function holdersOfSecret(): string[] {
 
 /** Frames the platform sent to hosts of a workspace, by op. */
 function opsSentTo(workspaceId: string): string[] {
-  return frames.filter((f) => f.direction === 'to-host').map((f) => JSON.parse(f.raw) as { workspaceId: string; body: { op: string } }).filter((f) => f.workspaceId === workspaceId).map((f) => f.body.op);
+  return backend.frames.filter((f) => f.direction === 'to-host').map((f) => JSON.parse(f.raw) as { workspaceId: string; body: { op: string } }).filter((f) => f.workspaceId === workspaceId).map((f) => f.body.op);
 }
 
 beforeAll(async () => {
-  h = await createApiHarness();
-  alice = await h.issuer.token('alice');
-  ws = await createWorkspace('Acme');
-  otherWs = await createWorkspace('Other');
-  tls = selfSignedCertificate(path.join(dir, 'tls'));
-  channel = await HostChannelServer.start({ tls, authority: hostChannelAuthority(h.deps), tap: (direction, raw) => frames.push({ direction, raw }) });
-  hostChannelControl.set(channel);
-  await enrolAgent(ws, 'acme-box');
-  await enrolAgent(otherWs, 'other-box');
+  backend = await startRemoteChannelHarness();
+  channel = backend.channel;
+  ws = await backend.createWorkspace('Acme');
+  otherWs = await backend.createWorkspace('Other');
+  await backend.enrolAgent(ws, 'acme-box');
+  await backend.enrolAgent(otherWs, 'other-box');
 }, 240_000);
 
 afterAll(async () => {
-  for (const agent of agents) if (agent.exitCode === null) agent.kill('SIGKILL');
-  hostChannelControl.set(undefined);
-  await channel?.close();
+  await backend?.close();
 });
 
 describe('a remote sandbox outlives the app instance that made it', () => {

@@ -8,61 +8,39 @@ import { createRedactor } from '../../../../domain/redaction';
 import type { ProcessCredentialDelivery, SandboxRequest } from '../../../../domain/ports/sandboxHost';
 import { readSandboxHost } from '../../../../domain/services/sandboxHosts';
 import { sandboxHostStreamId } from '../../../../domain/streams';
-import { selfSignedCertificate } from '../../../../localhost/selfSignedCertificate';
 import { hostChannelAuthority } from '../../../../functions/hostChannelAuthority';
-import { HostChannelServer } from '../../../../infra/sandbox/remote/hostChannelServer';
+import type { HostChannelServer } from '../../../../infra/sandbox/remote/hostChannelServer';
 import { CHANNEL_PATH } from '../../../../infra/sandbox/remote/protocol';
-import { hostChannelControl } from '../../../../infra/sandbox/remote/randomHostCredentials';
 import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandboxHost';
 import { openRemoteSandboxHost } from '../../../../functions/remoteHosts.composition';
 import { loadSettings } from '../../../../functions/settings';
-import { createApiHarness, type ApiHarness } from '../../../support/apiHarness';
+import type { ApiHarness } from '../../../support/apiHarness';
+import { type RemoteChannelHarness, startRemoteChannelHarness, until } from '../../../support/remoteChannelHarness';
 
 const projectRoot = path.resolve(__dirname, '../../../..');
 const SECRET = 'lease-value-Zq8rT2wX9vB4nM7k';
 const FILE_SECRET = 'file-lease-Pq3sD6fG1hJ5kL0z';
 const STANDING = 'standing-value-not-a-secret';
 
+let backend: RemoteChannelHarness;
 let h: ApiHarness;
 let channel: HostChannelServer;
 let remote: RemoteSandboxHost;
-let tls: ReturnType<typeof selfSignedCertificate>;
+let tls: RemoteChannelHarness['tls'];
 let alice: string;
 let ws: string;
 let otherWs: string;
-const frames: { direction: string; raw: string }[] = [];
-const agents: ChildProcess[] = [];
+/** Agents' state files; made at load, since a describe block names them before any hook runs. */
 const dir = mkdtempSync(path.join(tmpdir(), 'dp-hostagent-test-'));
+let frames: RemoteChannelHarness['frames'];
 
-async function createWorkspace(name: string): Promise<string> {
-  const created = await h.call('POST', '/api/workspaces', { token: alice, body: { name } });
-  return (created.json as { id: string }).id;
-}
-
-async function enrol(workspaceId: string, name: string): Promise<{ hostId: string; enrolmentToken: string }> {
-  const answer = await h.call('POST', `/api/workspaces/${workspaceId}/hosts`, { token: alice, body: { name } });
-  expect(answer.status).toBe(201);
-  return answer.json as { hostId: string; enrolmentToken: string };
-}
-
-function startAgent(args: { token?: string; state: string }): ChildProcess & { output: () => string } {
-  const child = spawn(process.execPath, [
-    path.join(projectRoot, 'scripts', 'hostAgent.js'), '--platform', channel.url, '--ca', tls.certFile, '--state', args.state, '--isolation', 'off',
-    ...(args.token ? ['--token', args.token] : []),
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (d) => (output += String(d)));
-  child.stderr.on('data', (d) => (output += String(d)));
-  agents.push(child);
-  return Object.assign(child, { output: () => output });
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 45_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+const enrol = (workspaceId: string, name: string) => backend.enrol(workspaceId, name);
+/** Agents this file started, newest last (the harness kills them all at the end). */
+const agents: ChildProcess[] = [];
+function startAgent(args: { token?: string; state: string }): ChildProcess {
+  const agent = backend.startAgent(args);
+  agents.push(agent);
+  return agent;
 }
 
 function request(workspaceId: string, runId: string, extra: Partial<SandboxRequest> = {}): SandboxRequest {
@@ -80,20 +58,15 @@ async function refusalsOf(workspaceId: string, hostId: string): Promise<string[]
 }
 
 beforeAll(async () => {
-  h = await createApiHarness();
-  alice = await h.issuer.token('alice');
-  ws = await createWorkspace('Acme');
-  otherWs = await createWorkspace('Other');
-  tls = selfSignedCertificate(path.join(dir, 'tls'));
-  channel = await HostChannelServer.start({ tls, authority: hostChannelAuthority(h.deps), tap: (direction, raw) => frames.push({ direction, raw }) });
-  hostChannelControl.set(channel);
+  backend = await startRemoteChannelHarness();
+  ({ h, channel, tls, frames, owner: alice } = backend);
+  ws = await backend.createWorkspace('Acme');
+  otherWs = await backend.createWorkspace('Other');
   remote = new RemoteSandboxHost(channel);
 }, 60_000);
 
 afterAll(async () => {
-  for (const agent of agents) if (agent.exitCode === null) agent.kill('SIGKILL');
-  hostChannelControl.set(undefined);
-  await channel?.close();
+  await backend?.close();
 });
 
 describe('RemoteSandboxHost through a real host agent over wss://', () => {
