@@ -118,7 +118,7 @@ export const settingsSchema = z
     HOST_CHANNEL_PUBSUB_HUB: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,127}$/).default('sandboxhosts'),
     /** The host channel's sessions, shared by every instance (docs/sandbox-hosts.md, "Several instances"). */
     HOST_SESSION_TABLE: tableName.default('hostsessions'),
-    /** The object id of Web PubSub's managed identity: its upstream tokens must name it (optional; issuer and audience are always checked). */
+    /** The object id of Web PubSub's managed identity: its upstream tokens must name it (SANDBOX_HOST=remote in production requires it). */
     HOST_CHANNEL_PUBSUB_PRINCIPAL_ID: z.string().regex(/^[0-9a-fA-F-]{36}$/).optional(),
     /** The managed identities (object ids, comma-separated) of the managed pool's machines: each may enrol itself with its Entra ID token. */
     MANAGED_POOL_PRINCIPAL_IDS: z.string().regex(/^[0-9a-fA-F-]{36}(,[0-9a-fA-F-]{36})*$/, 'must be comma-separated object ids').optional(),

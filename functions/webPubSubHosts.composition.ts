@@ -44,6 +44,9 @@ export async function openWebPubSubSandboxHost(settings: Settings, deps: Service
   if (!endpoint.startsWith('https://')) throw new SettingsError('HOST_CHANNEL_PUBSUB_ENDPOINT must be https://');
   if (!settings.AUTH_ISSUER || !settings.AUTH_JWKS_URL)
     throw new SettingsError('SANDBOX_HOST=remote in production needs AUTH_ISSUER and AUTH_JWKS_URL to check Web PubSub\'s upstream tokens');
+  const principalId = settings.HOST_CHANNEL_PUBSUB_PRINCIPAL_ID;
+  if (!principalId)
+    throw new SettingsError('SANDBOX_HOST=remote in production needs HOST_CHANNEL_PUBSUB_PRINCIPAL_ID (the object id of Web PubSub\'s managed identity): without it a user\'s API token would pass for Web PubSub\'s upstream token');
   const pool = settings.MANAGED_POOL_PRINCIPAL_IDS;
   const authority = webPubSubHostAuthority(deps, pool ? entraPoolIdentityVerifier({
     issuer: settings.AUTH_ISSUER, audience: settings.AUTH_AUDIENCE, jwks: settings.AUTH_JWKS_URL, principalIds: pool.split(','),
@@ -53,8 +56,7 @@ export async function openWebPubSubSandboxHost(settings: Settings, deps: Service
     plane: azureWebPubSubDataPlane({ endpoint, hub: settings.HOST_CHANNEL_PUBSUB_HUB, credential: new DefaultAzureCredential() }),
     authority, endpoint, hub: settings.HOST_CHANNEL_PUBSUB_HUB,
     verifyUpstream: entraUpstreamVerifier({
-      issuer: settings.AUTH_ISSUER, audience: settings.AUTH_AUDIENCE, jwks: settings.AUTH_JWKS_URL,
-      ...(settings.HOST_CHANNEL_PUBSUB_PRINCIPAL_ID ? { principalId: settings.HOST_CHANNEL_PUBSUB_PRINCIPAL_ID } : {}),
+      issuer: settings.AUTH_ISSUER, audience: settings.AUTH_AUDIENCE, jwks: settings.AUTH_JWKS_URL, principalId,
     }),
     log: (line) => console.log(line),
   });

@@ -93,8 +93,13 @@ describe('the production configuration', () => {
     const services = async (): Promise<ApiServices> => ({ deps: {}, authenticator: {}, records: {} }) as unknown as ApiServices;
     const remote = { ...production, SANDBOX_HOST: 'remote' };
     await expect(sandboxHostFor(loadSettings(remote), services)).rejects.toThrow(/SANDBOX_HOST=remote in production needs HOST_CHANNEL_PUBSUB_ENDPOINT/);
+    // Without Web PubSub's principal any user's API token (same issuer and audience) would pass for its upstream token.
+    await expect(sandboxHostFor(loadSettings({ ...remote, HOST_CHANNEL_PUBSUB_ENDPOINT: 'https://wps-discoparrot-prod.webpubsub.azure.com' }), services))
+      .rejects.toThrow(/needs HOST_CHANNEL_PUBSUB_PRINCIPAL_ID/);
     try {
-      const host = await sandboxHostFor(loadSettings({ ...remote, HOST_CHANNEL_PUBSUB_ENDPOINT: 'https://wps-discoparrot-prod.webpubsub.azure.com' }), services);
+      const host = await sandboxHostFor(loadSettings({
+        ...remote, HOST_CHANNEL_PUBSUB_ENDPOINT: 'https://wps-discoparrot-prod.webpubsub.azure.com', HOST_CHANNEL_PUBSUB_PRINCIPAL_ID: '00000000-0000-4000-8000-00000000a11e',
+      }), services);
       expect(host).toBeInstanceOf(RemoteSandboxHost);
       expect(webPubSubChannel.get()?.channel).toBeInstanceOf(WebPubSubHostChannel);
       expect(hostChannelControl.get()).toBe(webPubSubChannel.get()?.channel);

@@ -31,6 +31,8 @@ export class FakeWebPubSub {
   /** What crossed the client sockets, either way (tests look for values in it). */
   readonly wire: { direction: 'to-client' | 'from-client'; raw: string }[] = [];
   readonly upstreamFailures: string[] = [];
+  /** Every data-plane call the app made, as `METHOD path` under the hub (a send to a connection no client holds shows here only). */
+  readonly restCalls: string[] = [];
   private readonly secret = randomBytes(32);
   private handshaken = false;
   private listeningOn = '';
@@ -84,6 +86,7 @@ export class FakeWebPubSub {
     const hubPrefix = `/api/hubs/${this.options.hub}/`;
     if (!url.pathname.startsWith(hubPrefix)) return void res.writeHead(404).end();
     const rest = url.pathname.slice(hubPrefix.length);
+    this.restCalls.push(`${req.method ?? ''} ${decodeURIComponent(rest)}`);
     const reason = url.searchParams.get('reason') ?? '';
     let match: RegExpExecArray | null;
     if (req.method === 'POST' && rest === ':generateToken') {

@@ -16,8 +16,8 @@ export async function createTestIssuer(options: { issuer?: string; audience?: st
     audience,
     jwks,
     authenticator: new JwtCallerAuthenticator({ issuer, audience, jwks }),
-    async token(user: string, overrides: { expiresIn?: string | number; issuer?: string; audience?: string } = {}): Promise<string> {
-      return new SignJWT({})
+    async token(user: string, overrides: { expiresIn?: string | number; issuer?: string; audience?: string; claims?: Record<string, unknown> } = {}): Promise<string> {
+      return new SignJWT({ ...overrides.claims })
         .setProtectedHeader({ alg: 'EdDSA', kid })
         .setSubject(user)
         .setIssuer(overrides.issuer ?? issuer)

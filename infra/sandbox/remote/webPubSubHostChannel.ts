@@ -193,6 +193,11 @@ export class WebPubSubHostChannel implements HostDirectory {
         // A client token minted before a revocation must not open a connection.
         return (await this.options.authority.isEnrolled(address)) ? { status: 204 } : { status: 401, body: 'the host is not enrolled' };
       case 'azure.webpubsub.sys.connected':
+        // Asked again: a revocation may have landed between this connection's `connect` and now.
+        if (!(await this.options.authority.isEnrolled(address))) {
+          await this.options.plane.closeConnection(connectionId, 'the host is not enrolled').catch(() => undefined);
+          return { status: 204 };
+        }
         await this.connected(address, connectionId);
         return { status: 204 };
       case 'azure.webpubsub.sys.disconnected': {

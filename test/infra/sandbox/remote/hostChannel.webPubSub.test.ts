@@ -68,6 +68,11 @@ describe('the Web PubSub channel admits only its own service and current hosts',
       `Bearer ${await opened.entra.token('00000000-0000-4000-8000-00000000bad0')}`, // another identity of the tenant
       `Bearer ${await opened.entra.token('00000000-0000-4000-8000-00000000a11e', { audience: 'api://another-app' })}`,
       `Bearer ${await stranger.token('00000000-0000-4000-8000-00000000a11e')}`, // right claims, key not in the tenant's JWKS
+      // Web PubSub's id, but a person acting through an app (delegated) or a user token: never the service itself.
+      `Bearer ${await opened.entra.token('00000000-0000-4000-8000-00000000a11e', { claims: { scp: 'user_impersonation' } })}`,
+      `Bearer ${await opened.entra.token('00000000-0000-4000-8000-00000000a11e', { claims: { idtyp: 'user' } })}`,
+      // A user whose token names Web PubSub's id only in `sub`: `oid` is the caller.
+      `Bearer ${await opened.entra.token('00000000-0000-4000-8000-00000000a11e', { claims: { oid: '00000000-0000-4000-8000-0000000a11ce' } })}`,
     ]) expect((await upstream(headers(authorization), ready)).status, authorization ?? 'none').toBe(401);
     expect(opened.channel.liveHosts(ws)).toEqual([]);
     // The defence is what kept it out: the same frame with Web PubSub's token is admitted.
@@ -95,6 +100,20 @@ describe('the Web PubSub channel admits only its own service and current hosts',
       socket.on('error', () => resolve('error'));
     });
     expect(outcome).toBe('refused 401');
+  }, 30_000);
+
+  it('a `connected` event for a host revoked after its `connect` opens no session', async () => {
+    const { hostId } = await enrolled('revoked-between');
+    expect((await h.call('DELETE', `/api/workspaces/${ws}/hosts/${hostId}`, { token: alice })).status).toBe(204);
+    const wps = `Bearer ${await opened.entra.token('00000000-0000-4000-8000-00000000a11e')}`;
+    const connected = await upstream({
+      authorization: wps, 'ce-type': 'azure.webpubsub.sys.connected', 'ce-hub': 'sandboxhosts', 'ce-connectionid': 'conn-after-revocation', 'ce-userid': `${ws}:${hostId}`,
+    });
+    expect(connected.status).toBe(204);
+    // No session frame went out and no head names the host: nothing could ever be sent to that connection.
+    expect(opened.channel.liveHosts(ws).some((c) => c.hostId === hostId)).toBe(false);
+    const calls = opened.fake.restCalls.filter((c) => c.includes('conn-after-revocation'));
+    expect(calls).toEqual(['DELETE connections/conn-after-revocation']);
   }, 30_000);
 
   it('a new instance that holds nothing in memory serves a live connection from the shared session: no reconnect, no refusal', async () => {
