@@ -22,6 +22,11 @@ export type RunEgress = Partial<Record<EgressPhase, readonly string[]>>;
 /** What the proxy enforces for a sandbox at a time: a destination must match every layer. */
 export interface EgressAllowance {
   readonly layers: readonly (readonly string[])[];
+  /**
+   * Names refused whatever the layers allow, with their subdomains: the platform's own hosts, carried with the
+   * allowance to a host the platform does not configure itself (a host agent's egress proxy).
+   */
+  readonly refuse?: readonly string[];
 }
 export const NOTHING_ALLOWED: EgressAllowance = { layers: [[]] };
 

@@ -312,7 +312,7 @@ export const logBackupDependencies = (): LogBackupDependencies => appComposition
 /** The production configuration refuses the local-process host: its isolation is a development stand-in. */
 export function sandboxHostFor(settings: Settings, services: () => Promise<ApiServices> = getServices): Promise<SandboxHost> {
   if (settings.SANDBOX_HOST === 'docker') return openDockerSandboxHost(settings, gatewayUrlOf(settings), platformHostsOf(settings));
-  if (settings.SANDBOX_HOST === 'remote') return services().then(({ deps }) => openRemoteSandboxHost(settings, deps));
+  if (settings.SANDBOX_HOST === 'remote') return services().then(({ deps }) => openRemoteSandboxHost(settings, deps, platformHostsOf(settings)));
   if (settings.DISCO_ENV === 'production')
     return Promise.reject(
       new SettingsError('DISCO_ENV=production refuses the local-process sandbox host; set SANDBOX_HOST=docker'),

@@ -15,8 +15,8 @@ import { serveSshOverChannel } from './sshAccess.wiring';
  * (wss:// on HOST_CHANNEL_PORT, a self-signed certificate agents pin with --ca). In Azure the channel ends in Web
  * PubSub (docs/sandbox-hosts.md, functions/webPubSubHosts.composition.ts).
  */
-export async function openRemoteSandboxHost(settings: Settings, deps: ServiceDependencies): Promise<SandboxHost> {
-  if (settings.DISCO_ENV === 'production') return openWebPubSubSandboxHost(settings, deps);
+export async function openRemoteSandboxHost(settings: Settings, deps: ServiceDependencies, platformHosts: readonly string[] = []): Promise<SandboxHost> {
+  if (settings.DISCO_ENV === 'production') return openWebPubSubSandboxHost(settings, deps, platformHosts);
   const tls = selfSignedCertificate(path.resolve(settings.HOST_CHANNEL_TLS_DIR));
   const channel = await HostChannelServer.start({
     tls, authority: hostChannelAuthority(deps), port: settings.HOST_CHANNEL_PORT,
@@ -24,7 +24,7 @@ export async function openRemoteSandboxHost(settings: Settings, deps: ServiceDep
   });
   hostChannelControl.set(channel);
   console.log(`Host channel: ${channel.url} (agents: npm run host-agent -- --platform ${channel.url} --ca ${tls.certFile} --token <enrolment token>)`);
-  const remote = new RemoteSandboxHost(channel);
+  const remote = new RemoteSandboxHost(channel, platformHosts);
   serveSshOverChannel(deps, channel, remote, tls.certFile);
   return remote;
 }

@@ -38,7 +38,7 @@ export const webPubSubChannel = {
  * AUTH_JWKS_URL) for the app's audience (AUTH_AUDIENCE), and of Web PubSub's identity when
  * HOST_CHANNEL_PUBSUB_PRINCIPAL_ID names it.
  */
-export async function openWebPubSubSandboxHost(settings: Settings, deps: ServiceDependencies): Promise<SandboxHost> {
+export async function openWebPubSubSandboxHost(settings: Settings, deps: ServiceDependencies, platformHosts: readonly string[] = []): Promise<SandboxHost> {
   const endpoint = settings.HOST_CHANNEL_PUBSUB_ENDPOINT;
   if (!endpoint) throw new SettingsError('SANDBOX_HOST=remote in production needs HOST_CHANNEL_PUBSUB_ENDPOINT (the Web PubSub the host channel ends in; docs/sandbox-hosts.md)');
   if (!endpoint.startsWith('https://')) throw new SettingsError('HOST_CHANNEL_PUBSUB_ENDPOINT must be https://');
@@ -62,5 +62,5 @@ export async function openWebPubSubSandboxHost(settings: Settings, deps: Service
   });
   webPubSubChannel.set({ channel, authority });
   hostChannelControl.set(channel);
-  return new RemoteSandboxHost(channel);
+  return new RemoteSandboxHost(channel, platformHosts);
 }

@@ -65,8 +65,9 @@ export async function decideEgress(hostIn: string, port: number, policy: EgressP
   const endpoint = (address: string): string => `${net.isIP(address) === 6 ? `[${address}]` : address}:${port}`;
   if (exceptions.includes(endpoint(host))) return { ok: true, address: host };
   if (host === '' || isNumericTrick(host)) return { ok: false, reason: 'numeric host trick' };
-  if ((policy.platformHosts ?? []).some((h) => h.toLowerCase() === host || host.endsWith(`.${h.toLowerCase()}`))) return { ok: false, reason: 'platform host' };
   const allowance = policy.allowance?.();
+  const platformHosts = [...(policy.platformHosts ?? []), ...(allowance?.refuse ?? [])];
+  if (platformHosts.some((h) => h.toLowerCase() === host || host.endsWith(`.${h.toLowerCase()}`))) return { ok: false, reason: 'platform host' };
   if (allowance && !egressAllows(allowance, host, port)) return { ok: false, reason: 'not on the egress allow-list' };
   // An allow-list entry names its port; without a list, the declared ports (443) only.
   if (!allowance && !(policy.ports ?? [443]).includes(port)) return { ok: false, reason: `port ${port} not allowed` };

@@ -71,7 +71,7 @@ const sshBytes = z.string().max(Math.ceil(SSH_CHUNK_BYTES / 3) * 4).regex(/^[A-Z
 /** An SSH host public key as OpenSSH writes it (the agent's ephemeral key for one sandbox). */
 const sshHostKey = z.string().max(1024).regex(/^ssh-ed25519 [A-Za-z0-9+/]+={0,2}$/);
 
-const egressAllowance = z.strictObject({ layers: z.array(z.array(z.string().max(260)).max(1000)).max(8) });
+const egressAllowance = z.strictObject({ layers: z.array(z.array(z.string().max(260)).max(1000)).max(8), refuse: z.array(z.string().max(260)).max(256).optional() });
 
 export const platformBody = z.discriminatedUnion('op', [
   /** The platform's first frame: the session every later frame of either side must name. */

@@ -52,7 +52,11 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
   private readonly sandboxes = new Map<string, RemoteSandbox>();
   private readonly located = new Map<string, LocatedSandbox>();
 
-  constructor(private readonly channel: HostDirectory) {}
+  /**
+   * `platformHosts`: the platform's own host names (storage, vaults, Service Bus, the app), sent with every egress
+   * allowance so the agent's proxy refuses them whatever a workspace's list says, as the local and Docker hosts do.
+   */
+  constructor(private readonly channel: HostDirectory, private readonly platformHosts: readonly string[] = []) {}
 
   /** Isolated when every live host says its sandboxes are (each handle still says so for its own sandbox). */
   get capabilities(): SandboxCapabilities {
@@ -74,7 +78,7 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
     const create = {
       op: 'create', requestId: '', runId: request.runId, sandboxId, files: { ...request.files },
       ...(request.env ? { env: { ...request.env } } : {}), ...(request.keptVolume ? { keptVolume: request.keptVolume } : {}),
-      ...(request.egress ? { egress: egressFrame(request.egress) } : {}),
+      ...(request.egress ? { egress: egressFrame(request.egress, this.platformHosts) } : {}),
     } as const;
     // Least loaded first by this instance's count; the agent's own limit decides, since other instances place too.
     for (const connection of candidates) {
@@ -119,7 +123,7 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
     this.located.delete(handle.sandboxId);
     if (!this.sandboxes.has(handle.sandboxId)) located.connection.sandboxes += 1;
     this.sandboxes.set(handle.sandboxId, this.served(located, request));
-    if (request.egress) await located.connection.request({ op: 'setEgress', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId, egress: egressFrame(request.egress) });
+    if (request.egress) await located.connection.request({ op: 'setEgress', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId, egress: egressFrame(request.egress, this.platformHosts) });
     return handle;
   }
 
@@ -170,7 +174,7 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
 
   setEgress(handle: SandboxHandle, allowance: EgressAllowance): void {
     const sandbox = this.sandboxes.get(handle.sandboxId);
-    void sandbox?.connection.request({ op: 'setEgress', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId, egress: egressFrame(allowance) }).catch(() => undefined);
+    void sandbox?.connection.request({ op: 'setEgress', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId, egress: egressFrame(allowance, this.platformHosts) }).catch(() => undefined);
   }
 
   drainEgress(handle: SandboxHandle): EgressTally | undefined {
@@ -321,6 +325,8 @@ function addTallies(a: EgressTally | undefined, b: EgressTally): EgressTally {
 }
 
 /** An egress allowance as the `create` and `setEgress` frames carry it (plain arrays, copied). */
-function egressFrame(allowance: EgressAllowance): { layers: string[][] } {
-  return { layers: allowance.layers.map((l) => [...l]) };
+/** The allowance as the channel carries it, with the platform's own hosts the agent's proxy must refuse. */
+function egressFrame(allowance: EgressAllowance, platformHosts: readonly string[]): { layers: string[][]; refuse?: string[] } {
+  const refuse = [...new Set([...(allowance.refuse ?? []), ...platformHosts])];
+  return { layers: allowance.layers.map((l) => [...l]), ...(refuse.length > 0 ? { refuse } : {}) };
 }

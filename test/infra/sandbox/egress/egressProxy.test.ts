@@ -82,6 +82,16 @@ describe('the egress decision', () => {
     expect(await decideEgress('other.test', 4873, listed, loop)).toEqual({ ok: false, reason: 'not on the egress allow-list' });
     expect(await decideEgress('registry.test', 4873, { exceptions: withTestServer.exceptions }, loop)).toEqual({ ok: false, reason: 'port 4873 not allowed' });
   });
+
+  it('refuses the names an allowance carries in `refuse` (the platform hosts a host agent is told of), whatever its layers allow', async () => {
+    const allowance = { layers: [['*.azurewebsites.net', 'public.example']], refuse: ['dp-prod.azurewebsites.net'] };
+    const agentProxy = { allowance: () => allowance }; // a host agent's proxy: no platform hosts of its own
+    const resolveAll = async () => ['93.184.216.34'];
+    expect(await decideEgress('dp-prod.azurewebsites.net', 443, agentProxy, resolveAll)).toEqual({ ok: false, reason: 'platform host' });
+    expect(await decideEgress('scm.dp-prod.azurewebsites.net', 443, agentProxy, resolveAll)).toEqual({ ok: false, reason: 'platform host' });
+    expect(await decideEgress('someone-else.azurewebsites.net', 443, agentProxy, resolveAll)).toEqual({ ok: true, address: '93.184.216.34' });
+    expect(await decideEgress('public.example', 443, agentProxy, resolve)).toEqual({ ok: true, address: '93.184.216.34' });
+  });
 });
 
 describe('the egress proxy on its unix socket', () => {
