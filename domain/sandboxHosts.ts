@@ -31,7 +31,15 @@ export interface SandboxHostState {
   readonly revokedReason?: string;
   readonly enrolledAt?: string;
   readonly lastConnectedAt?: string;
+  /** Refusals recorded since the host last connected: past `MAX_REFUSALS_PER_CONNECTION` they are answered, not appended. */
+  readonly refusalsSinceConnected?: number;
 }
+
+/**
+ * A hostile agent can send malformed frames as fast as it likes: each connection may add this many refusal records
+ * to its workspace's log and no more (connecting again is itself a recorded, credentialed event).
+ */
+export const MAX_REFUSALS_PER_CONNECTION = 50;
 
 export type SandboxHostCommand =
   | { type: 'OfferEnrolment'; hostId: string; name: string; tokenHash: string; now: string }
@@ -62,9 +70,9 @@ export function evolveSandboxHost(state: SandboxHostState, event: SandboxHostEve
       return { ...rest, status: 'Revoked', revokedReason: event.data.reason };
     }
     case 'HostConnected':
-      return event.meta ? { ...state, lastConnectedAt: event.meta.at } : state;
+      return { ...state, refusalsSinceConnected: 0, ...(event.meta ? { lastConnectedAt: event.meta.at } : {}) };
     case 'HostMessageRefused':
-      return state;
+      return { ...state, refusalsSinceConnected: (state.refusalsSinceConnected ?? 0) + 1 };
     default:
       return assertNever(event, 'sandbox host event');
   }
@@ -109,6 +117,7 @@ export function decideSandboxHost(command: SandboxHostCommand, state: SandboxHos
       return [{ type: 'HostConnected', data: { hostId: state.hostId } }];
     case 'RecordMessageRefused':
       if (state.status === 'None') throw new DomainError(HOST_ERROR.NOT_FOUND, 'No such host', 'not_found');
+      if ((state.refusalsSinceConnected ?? 0) >= MAX_REFUSALS_PER_CONNECTION) return [];
       return [{ type: 'HostMessageRefused', data: { hostId: state.hostId, reason: command.reason, messageType: command.messageType, ...(command.runId ? { runId: command.runId } : {}) } }];
     default:
       return assertNever(command, 'sandbox host command');

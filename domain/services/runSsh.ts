@@ -99,6 +99,8 @@ export async function redeemSshTicket(
   const presentedHash = credentials.hash(ticket);
   const holder = Object.values(seen.tickets).find((t) => t.ticketHash === presentedHash)?.issuedTo;
   const by: Caller = holder ? { actor: holder, correlationId: relay.correlationId } : relay;
+  // Still a member now: one removed in the ticket's minute opens nothing (404, and the denial is recorded).
+  if (holder) await authorize(deps, { workspaceId: address.workspaceId, actor: holder, action: 'runs.ssh', requires: 'member', correlationId: relay.correlationId });
   const now = deps.clock.now().toISOString();
   const result = await onRunSsh(deps, address, { type: 'RedeemSshTicket', presentedHash, sessionId, now }, by);
   const outcome = result.records[0];

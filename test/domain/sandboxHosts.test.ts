@@ -45,6 +45,15 @@ describe('sandbox host decisions', () => {
     spec.given([]).when({ type: 'RevokeHost', reason: 'x' }).thenThrows('HOST.NOT_FOUND');
     spec.given([]).when({ type: 'RecordConnected', presentedHash: 'C1' }).thenThrows('HOST.NOT_FOUND');
   });
+  it('a connection adds at most 50 refusal records; connecting again allows 50 more', () => {
+    const refused: SandboxHostEvent = { type: 'HostMessageRefused', data: { hostId: 'h1', reason: 'malformed', messageType: 'unknown' } };
+    const connected: SandboxHostEvent = { type: 'HostConnected', data: { hostId: 'h1' } };
+    const flood = Array.from({ length: 50 }, () => refused);
+    const refuse = { type: 'RecordMessageRefused', reason: 'malformed', messageType: 'unknown' } as const;
+    spec.given([offered, enrolled, connected, ...flood.slice(1)]).when(refuse).then([refused]);
+    spec.given([offered, enrolled, connected, ...flood]).when(refuse).then([]);
+    spec.given([offered, enrolled, connected, ...flood, connected]).when(refuse).then([refused]);
+  });
   it('the listing never shows a hash, and its last-seen time is the later of the log and the live channel', () => {
     const state = [offered, enrolled].reduce((s, e) => sandboxHostDecider.evolve(s, e), sandboxHostDecider.initialState());
     const view = sandboxHostView({ ...state, lastConnectedAt: '2026-01-01T00:01:00.000Z' }, '2026-01-01T00:05:00.000Z');

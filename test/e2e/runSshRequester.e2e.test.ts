@@ -82,4 +82,21 @@ describe('IDE SSH: only the run’s requester enters its sandbox', () => {
     expect(session?.stdout.trim().split('').reverse().join('')).toBe(MODEL_KEY);
     expect((await alice('POST', `/api/workspaces/${ws}/runs/${runId}/cancel`)).status).toBe(202);
   }, 300_000);
+
+  it('a requester removed from the workspace after her ticket was issued opens nothing with it', async () => {
+    const ws = ((await alice('POST', '/api/workspaces', { name: 'SshRemoved' })).json as { id: string }).id;
+    expect((await alice('PUT', `/api/workspaces/${ws}/members/bob`, { role: 'member' })).status).toBe(200);
+    ({ agent } = await enrolAndConnect(alice, ws, (token) => spawnHostAgent({ platform: remote.platform, caFile: remote.caFile, token, state: path.join(dir, 'agent-2.json') }), 'removed-box'));
+    const { runId } = (await bob('POST', `/api/workspaces/${ws}/runs`, { template: { files: {} }, turns: [{ command: ['sleep', '300'] }], deadlineSeconds: 600 })).json as { runId: string };
+    await waitForRun(alice, ws, runId, (run) => run.phases.some((p) => p.phase === 'turn' && p.status === 'Running'));
+    const ticket = await bob('POST', `/api/workspaces/${ws}/runs/${runId}/ssh`);
+    expect(ticket.status, ticket.text).toBe(201);
+    expect((await alice('DELETE', `/api/workspaces/${ws}/members/bob`)).status).toBe(204);
+    const session = await ssh(ticket.json as SshTicketAnswer, 'echo inside');
+    expect(session.code).not.toBe(0);
+    expect(session.stdout).not.toContain('inside');
+    const run = await alice('GET', `/api/workspaces/${ws}/runs/${runId}`);
+    expect((run.json as { events: { type: string }[] }).events.some((e) => e.type === 'SshSessionOpened')).toBe(false);
+    expect((await alice('POST', `/api/workspaces/${ws}/runs/${runId}/cancel`)).status).toBe(202);
+  }, 300_000);
 });
