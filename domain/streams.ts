@@ -2,6 +2,8 @@
 export const workspaceStreamId = (workspaceId: string): string => `workspace:${workspaceId}`;
 export const secretStreamId = (workspaceId: string, name: string): string => `secret:${workspaceId}:${name}`;
 export const runStreamId = (runId: string): string => `run:${runId}`;
+/** One refused request's record (domain/accessDenial.ts): a stream per denial, so recording one reads nothing. */
+export const accessDeniedStreamId = (denialId: string): string => `denied:${denialId}`;
 /** The run id of a run stream, undefined for any other stream. */
 export const runIdOfStream = (streamId: string): string | undefined => (streamId.startsWith('run:') ? streamId.slice('run:'.length) : undefined);
 

@@ -2,7 +2,9 @@ import { DomainError } from '../errors';
 import { type Role, type WorkspaceSummaryView, roleIn } from '../workspace';
 import type { ServiceDependencies } from './dependencies';
 import { readVerifiedWorkspaceSummary } from './verifiedProjections';
-import { onWorkspace } from './workspaceStream';
+import { handleCommand } from '../commandHandler';
+import { accessDenialDecider } from '../accessDenial';
+import { accessDeniedStreamId } from '../streams';
 import { WORKSPACE_ERROR } from '../catalogue';
 
 export interface WorkspaceAccess {
@@ -40,11 +42,17 @@ export async function authorize(
   return { workspaceId: request.workspaceId, actor: request.actor, role };
 }
 
-/** Records an authenticated caller's refusal as `AccessDenied` (for routes that authorise from the log itself). */
+/**
+ * Records an authenticated caller's refusal as `AccessDenied`, on a stream of its own (domain/accessDenial.ts).
+ * Callers have found the workspace Active (a sealed log takes no more records).
+ */
 export async function recordDenial(
   deps: ServiceDependencies,
   request: { workspaceId: string; actor: string; action: string; correlationId: string },
   reason: string,
 ): Promise<void> {
-  await onWorkspace(deps, request.workspaceId, { type: 'RecordAccessDenied', actor: request.actor, action: request.action, reason }, request);
+  await handleCommand(deps, {
+    workspaceId: request.workspaceId, streamId: accessDeniedStreamId(deps.ids.next()), decider: accessDenialDecider,
+    command: { type: 'RecordAccessDenied', actor: request.actor, action: request.action, reason }, actor: request.actor, correlationId: request.correlationId,
+  });
 }

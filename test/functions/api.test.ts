@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { apiRoutes, runRoutes } from '../../functions/apiRoutes';
 import { sshRoutes } from '../../functions/ssh.routes';
-import { projectionKeys } from '../../domain/streams';
+import { projectionKeys, workspaceStreamId } from '../../domain/streams';
 import { systemClock } from '../../infra/system/systemClock';
 import { CachingSecretResolver } from '../../infra/vault/secretResolver';
 import { createApiHarness, type ApiHarness } from '../support/apiHarness';
@@ -100,6 +100,18 @@ describe('the workspace, member, secret and audit API', () => {
     const denials = (audit.json as { records: Array<{ type: string; data: { actor: string } }> }).records.filter((r) => r.type === 'AccessDenied');
     expect(denials.some((d) => d.data.actor === 'mallory')).toBe(true);
     expect(denials.some((d) => d.data.actor === 'bob')).toBe(true);
+  });
+
+  it('a flood of denials leaves the workspace stream alone: each is a stream of its own, so no workspace command folds them', async () => {
+    const workspaceStream = async () => (await h.store.readStream(ws, workspaceStreamId(ws))).version;
+    const before = await workspaceStream();
+    for (let i = 0; i < 25; i++) expect((await h.call('GET', `/api/workspaces/${ws}`, { token: tokens.outsider })).status).toBe(404);
+    expect(await workspaceStream()).toBe(before);
+    const audit = await h.call('GET', `/api/workspaces/${ws}/audit?limit=500`, { token: tokens.owner });
+    const records = (audit.json as { records: Array<{ type: string; streamId: string; data: { actor: string } }> }).records;
+    const flood = records.filter((r) => r.type === 'AccessDenied' && r.data.actor === 'mallory');
+    expect(flood.length).toBeGreaterThanOrEqual(25);
+    expect(new Set(flood.map((r) => r.streamId)).size).toBe(flood.length);
   });
 
   it('lists names and metadata only', async () => {
