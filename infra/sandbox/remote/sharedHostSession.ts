@@ -35,7 +35,7 @@ interface Waiter {
 export function waitKeyOf(body: AgentBody): string | undefined {
   if (body.kind === 'ready' || body.kind === 'heartbeat') return undefined;
   if (body.kind === 'output' || body.kind === 'exited') return `e:${body.execId}`;
-  // IDE SSH is not carried over Web PubSub yet: no instance waits on a tunnel, so its frames are refused.
+  // IDE SSH tunnels (webPubSubSshRelay.ts): no instance waits on them; the relay's record decides where they go.
   if (body.kind === 'sshData' || body.kind === 'sshClosed') return `t:${body.tunnelId}`;
   return `r:${body.requestId}`;
 }
@@ -130,6 +130,12 @@ export class SharedHostSession implements ChannelConnection {
     const exited = this.wait(key, runId, onOutput);
     void this.register(key, runId).then(() => this.poll(key), (error: unknown) => this.fail(key, error));
     return exited;
+  }
+
+  /** Sends a frame nobody waits on here (an IDE SSH tunnel's), in the session's order; resolves once it was sent. */
+  sendFrame(body: PlatformBody): Promise<void> {
+    if (this.goneReason !== undefined) return Promise.reject(new HostGoneError(this.goneReason));
+    return this.send(body);
   }
 
   /** Sends the session's first frame under the claim the opening instance took with the head. */

@@ -1,0 +1,76 @@
+import { type TableClient, type TableEntity, odata } from '@azure/data-tables';
+import type { HostSessionAddress } from '../../domain/ports/hostSessions';
+import type { SshTunnelRecord, SshTunnelStore } from '../../domain/ports/sshTunnels';
+
+const PREFIX = 'ssh:';
+const ROW = 'tunnel';
+
+/**
+ * IDE SSH tunnels through Web PubSub in Table storage, beside the host sessions (the same table: partitions
+ * `ssh:<tunnelId>`, row `tunnel`, which the sessions' `head` rows never collide with).
+ */
+export class TableSshTunnels implements SshTunnelStore {
+  private created: Promise<void> | undefined;
+
+  constructor(private readonly table: TableClient, private readonly options: { createTable?: boolean } = {}) {}
+
+  private ready(): Promise<void> {
+    if (!this.options.createTable) return Promise.resolve();
+    this.created ??= this.table.createTable().catch((error: unknown) => {
+      if (statusOf(error) === 409) return;
+      this.created = undefined;
+      throw error;
+    });
+    return this.created;
+  }
+
+  async open(record: SshTunnelRecord): Promise<void> {
+    await this.ready();
+    await this.table.createEntity({
+      partitionKey: `${PREFIX}${record.tunnelId}`, rowKey: ROW, connectionId: record.connectionId, workspaceId: record.workspaceId, runId: record.runId,
+      sessionId: record.sessionId, actor: record.actor, hostWorkspaceId: record.host.workspaceId, hostId: record.host.hostId, hostSession: record.hostSession, sandboxId: record.sandboxId,
+    });
+  }
+
+  async get(tunnelId: string): Promise<SshTunnelRecord | undefined> {
+    await this.ready();
+    try {
+      return recordOf(await this.table.getEntity<TableEntity>(`${PREFIX}${tunnelId}`, ROW));
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async onHost(address: HostSessionAddress): Promise<readonly SshTunnelRecord[]> {
+    await this.ready();
+    const found: SshTunnelRecord[] = [];
+    const filter = odata`PartitionKey ge ${PREFIX} and PartitionKey lt ${'ssh;'} and RowKey eq ${ROW} and hostWorkspaceId eq ${address.workspaceId} and hostId eq ${address.hostId}`;
+    for await (const row of this.table.listEntities<TableEntity>({ queryOptions: { filter } })) found.push(recordOf(row));
+    return found;
+  }
+
+  async remove(tunnelId: string): Promise<boolean> {
+    await this.ready();
+    try {
+      await this.table.deleteEntity(`${PREFIX}${tunnelId}`, ROW);
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw error;
+    }
+  }
+}
+
+function recordOf(row: TableEntity): SshTunnelRecord {
+  const text = (name: string): string => (typeof row[name] === 'string' ? (row[name] as string) : '');
+  return {
+    tunnelId: row.partitionKey.slice(PREFIX.length), connectionId: text('connectionId'), workspaceId: text('workspaceId'), runId: text('runId'),
+    sessionId: text('sessionId'), actor: text('actor'), host: { workspaceId: text('hostWorkspaceId'), hostId: text('hostId') },
+    hostSession: text('hostSession'), sandboxId: text('sandboxId'),
+  };
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number }).statusCode;
+}
