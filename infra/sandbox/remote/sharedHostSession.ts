@@ -1,3 +1,4 @@
+import { HOST_ERROR } from '../../../domain/catalogue';
 import { DomainError } from '../../../domain/errors';
 import type { HostSessionHead, HostSessionStore } from '../../../domain/ports/hostSessions';
 import type { HostMessageRefusal } from '../../../domain/sandboxHosts';
@@ -22,11 +23,15 @@ export interface SharedSessionContext {
   closeSession(head: HostSessionHead, reason: string, options: { closeConnection: boolean }): Promise<void>;
   tap(direction: 'to-host' | 'from-host', raw: string): void;
   log(line: string): void;
+  /** Records a refusal on the host (the agent refused a frame naming a run it does not hold). */
+  refused(address: { workspaceId: string; hostId: string }, refusal: ChannelRefusal): void;
 }
 
 interface Waiter {
   readonly runId: string | undefined;
   readonly onOutput: OutputListener | undefined;
+  /** The operation waited on (`request`), named in a refusal. */
+  readonly op?: string;
   resolve(body: AgentBody): void;
   reject(error: Error): void;
 }
@@ -109,7 +114,9 @@ export class SharedHostSession implements ChannelConnection {
     if (!waiter) return;
     if (body.kind === 'output') return waiter.onOutput?.(body.stream, body.text);
     this.waiters.delete(key);
-    if (body.kind === 'failed') waiter.reject(new DomainError(body.code, body.message, 'unavailable'));
+    // The agent refused a frame naming a run it does not hold there: a foreign message, recorded like the platform's refusals.
+    if (body.kind === 'failed' && body.code === HOST_ERROR.FOREIGN_RUN) this.context.refused(this, { reason: 'foreign-run', messageType: waiter.op ?? 'unknown', ...(body.runId ? { runId: body.runId } : {}) });
+    if (body.kind === 'failed') waiter.reject(new DomainError(body.code, body.message, body.errorKind ?? 'unavailable'));
     else waiter.resolve(body);
   }
 
@@ -117,7 +124,7 @@ export class SharedHostSession implements ChannelConnection {
     if (this.goneReason !== undefined) return Promise.reject(new HostGoneError(this.goneReason));
     const key = `r:${body.requestId}`;
     const runId = 'runId' in body ? body.runId : undefined;
-    const answer = this.wait(key, runId, undefined);
+    const answer = this.wait(key, runId, undefined, body.op);
     this.register(key, runId).catch((error: unknown) => this.fail(key, error));
     void this.send(body).then(() => this.poll(key), (error: unknown) => this.fail(key, error));
     return answer;
@@ -143,8 +150,8 @@ export class SharedHostSession implements ChannelConnection {
     await this.transmit(claimed, { op: 'session' });
   }
 
-  private wait(key: string, runId: string | undefined, onOutput: OutputListener | undefined): Promise<AgentBody> {
-    return new Promise<AgentBody>((resolve, reject) => this.waiters.set(key, { runId, onOutput, resolve, reject }));
+  private wait(key: string, runId: string | undefined, onOutput: OutputListener | undefined, op?: string): Promise<AgentBody> {
+    return new Promise<AgentBody>((resolve, reject) => this.waiters.set(key, { runId, onOutput, resolve, reject, ...(op ? { op } : {}) }));
   }
 
   private fail(key: string, error: unknown): void {

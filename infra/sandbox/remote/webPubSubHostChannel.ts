@@ -120,6 +120,7 @@ export class WebPubSubHostChannel implements HostDirectory, SshRelayChannel {
       closeSession: (head, reason, how) => this.closeSession(head, reason, how),
       tap: (direction, raw) => options.tap?.(direction, raw),
       log: (line) => this.log(line),
+      refused: (address, refusal) => this.refused(address, refusal),
     };
   }
 
