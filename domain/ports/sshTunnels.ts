@@ -19,14 +19,18 @@ export interface SshTunnelRecord {
   readonly host: HostSessionAddress;
   readonly hostSession: string;
   readonly sandboxId: string;
+  /** Why the tunnel ended; '' while it is open. An ended tunnel's row stays until its host session ends, so the agent's frames still in flight are dropped, not taken for forgeries. */
+  readonly closed: string;
 }
 
 export interface SshTunnelStore {
   /** Keeps a new tunnel; throws when one with its id exists (a ticket opens one session). */
-  open(record: SshTunnelRecord): Promise<void>;
+  open(record: Omit<SshTunnelRecord, 'closed'>): Promise<void>;
   get(tunnelId: string): Promise<SshTunnelRecord | undefined>;
   /** The tunnels opened on a host's channel (ended with its session). */
   onHost(address: HostSessionAddress): Promise<readonly SshTunnelRecord[]>;
-  /** Removes a tunnel; true only for the one call that removed it (its end is recorded once). */
-  remove(tunnelId: string): Promise<boolean>;
+  /** Marks an open tunnel ended; true only for the one call that ended it (its end is recorded once). */
+  close(tunnelId: string, reason: string): Promise<boolean>;
+  /** Removes a tunnel's row (its host session ended). */
+  remove(tunnelId: string): Promise<void>;
 }

@@ -24,11 +24,11 @@ export class TableSshTunnels implements SshTunnelStore {
     return this.created;
   }
 
-  async open(record: SshTunnelRecord): Promise<void> {
+  async open(record: Omit<SshTunnelRecord, 'closed'>): Promise<void> {
     await this.ready();
     await this.table.createEntity({
       partitionKey: `${PREFIX}${record.tunnelId}`, rowKey: ROW, connectionId: record.connectionId, workspaceId: record.workspaceId, runId: record.runId,
-      sessionId: record.sessionId, actor: record.actor, hostWorkspaceId: record.host.workspaceId, hostId: record.host.hostId, hostSession: record.hostSession, sandboxId: record.sandboxId,
+      sessionId: record.sessionId, actor: record.actor, hostWorkspaceId: record.host.workspaceId, hostId: record.host.hostId, hostSession: record.hostSession, sandboxId: record.sandboxId, closed: '',
     });
   }
 
@@ -50,15 +50,34 @@ export class TableSshTunnels implements SshTunnelStore {
     return found;
   }
 
-  async remove(tunnelId: string): Promise<boolean> {
+  async close(tunnelId: string, reason: string): Promise<boolean> {
     await this.ready();
-    try {
-      await this.table.deleteEntity(`${PREFIX}${tunnelId}`, ROW);
-      return true;
-    } catch (error) {
-      if (statusOf(error) === 404) return false;
-      throw error;
+    for (;;) {
+      let row: TableEntity;
+      try {
+        row = await this.table.getEntity<TableEntity>(`${PREFIX}${tunnelId}`, ROW);
+      } catch (error) {
+        if (statusOf(error) === 404) return false;
+        throw error;
+      }
+      if (typeof row.closed === 'string' && row.closed !== '') return false;
+      try {
+        // Only against the version read: two instances ending the tunnel at once, one of them ends it.
+        await this.table.updateEntity({ partitionKey: row.partitionKey, rowKey: ROW, closed: reason || 'ended' }, 'Merge', { etag: String(row.etag) });
+        return true;
+      } catch (error) {
+        const status = statusOf(error);
+        if (status === 404) return false;
+        if (status !== 412) throw error;
+      }
     }
+  }
+
+  async remove(tunnelId: string): Promise<void> {
+    await this.ready();
+    await this.table.deleteEntity(`${PREFIX}${tunnelId}`, ROW).catch((error: unknown) => {
+      if (statusOf(error) !== 404) throw error;
+    });
   }
 }
 
@@ -67,7 +86,7 @@ function recordOf(row: TableEntity): SshTunnelRecord {
   return {
     tunnelId: row.partitionKey.slice(PREFIX.length), connectionId: text('connectionId'), workspaceId: text('workspaceId'), runId: text('runId'),
     sessionId: text('sessionId'), actor: text('actor'), host: { workspaceId: text('hostWorkspaceId'), hostId: text('hostId') },
-    hostSession: text('hostSession'), sandboxId: text('sandboxId'),
+    hostSession: text('hostSession'), sandboxId: text('sandboxId'), closed: text('closed'),
   };
 }
 

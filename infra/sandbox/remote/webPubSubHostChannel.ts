@@ -153,10 +153,11 @@ export class WebPubSubHostChannel implements HostDirectory, SshRelayChannel {
     relay.attach(this);
   }
 
-  /** A host's open session as it is in the store now (an SSH tunnel's frames go to the session they were opened in). */
-  async openSession(address: HostSessionAddress): Promise<SharedHostSession | undefined> {
+  /** A host's session as it is in the store now (an SSH tunnel's frames go to the session they were opened in), or why it ended. */
+  async openSession(address: HostSessionAddress): Promise<{ session: SharedHostSession } | { ended: string }> {
     const head = await this.options.store.head(address);
-    return head && !head.closed ? this.sessionOf(head) : undefined;
+    if (!head) return { ended: 'the host disconnected' };
+    return head.closed ? { ended: head.closed } : { session: this.sessionOf(head) };
   }
 
   recordRefused(address: HostSessionAddress, refusal: ChannelRefusal): void {

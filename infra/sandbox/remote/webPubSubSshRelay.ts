@@ -36,8 +36,8 @@ export interface WebPubSubSshAuthority {
 export interface SshRelayChannel {
   liveHosts(workspaceId: string): SharedHostSession[];
   refresh(): Promise<void>;
-  /** The host's open session, read from the shared store now (undefined: none is open). */
-  openSession(address: HostSessionAddress): Promise<SharedHostSession | undefined>;
+  /** The host's session, read from the shared store now, or why it ended. */
+  openSession(address: HostSessionAddress): Promise<{ session: SharedHostSession } | { ended: string }>;
   recordRefused(address: HostSessionAddress, refusal: ChannelRefusal): void;
 }
 
@@ -93,7 +93,7 @@ export class WebPubSubSshRelay {
       case 'azure.webpubsub.sys.disconnected': {
         const record = await this.options.tunnels.get(tunnelId);
         // A second connection of the same user was refused at `connect`: its leaving ends nothing.
-        if (record && record.connectionId === connectionId) await this.finish(record, 'the client disconnected', { tellHost: true });
+        if (record && record.connectionId === connectionId && !record.closed) await this.finish(record, 'the client disconnected', { tellHost: true });
         return { status: 204 };
       }
       default:
@@ -151,14 +151,14 @@ export class WebPubSubSshRelay {
    */
   private async connected(tunnelId: string, connectionId: string): Promise<void> {
     const record = await this.options.tunnels.get(tunnelId);
-    if (!record) return void (await this.options.plane.closeConnection(connectionId, 'the SSH session ended').catch(() => undefined));
+    if (!record || (record.connectionId === connectionId && record.closed)) return void (await this.options.plane.closeConnection(connectionId, 'the SSH session ended').catch(() => undefined));
     if (record.connectionId !== connectionId) return this.foreignConnection(record, connectionId, 'sshOpen');
     await this.toHost(record, { op: 'sshOpen', runId: record.runId, sandboxId: record.sandboxId, tunnelId });
   }
 
   private async fromClient(tunnelId: string, connectionId: string, bytes: Buffer): Promise<void> {
     const record = await this.options.tunnels.get(tunnelId);
-    if (!record) return void (await this.options.plane.closeConnection(connectionId, 'the SSH session ended').catch(() => undefined));
+    if (!record || (record.connectionId === connectionId && record.closed)) return void (await this.options.plane.closeConnection(connectionId, 'the SSH session ended').catch(() => undefined));
     if (record.connectionId !== connectionId) return this.foreignConnection(record, connectionId, SSH_DATA_EVENT);
     for (let at = 0; at < bytes.length; at += SSH_CHUNK_BYTES) {
       if (!(await this.toHost(record, { op: 'sshData', runId: record.runId, tunnelId, data: bytes.subarray(at, at + SSH_CHUNK_BYTES).toString('base64') }))) return;
@@ -167,15 +167,22 @@ export class WebPubSubSshRelay {
 
   /** Sends a tunnel frame on the host session the tunnel was opened in; that session gone, the tunnel ends. */
   private async toHost(record: SshTunnelRecord, body: PlatformBody): Promise<boolean> {
-    const session = await this.hosts.openSession(record.host);
     try {
-      if (!session || session.session !== record.hostSession) throw new Error('the host session ended');
-      await session.sendFrame(body);
+      await (await this.sessionOf(record)).sendFrame(body);
       return true;
     } catch {
-      await this.finish(record, 'the host disconnected', { closeClient: true });
+      // The session's own reason (revoked, disconnected), as the close is recorded with it.
+      const now = await this.hosts.openSession(record.host).catch(() => undefined);
+      await this.finish(record, now && 'ended' in now ? now.ended : 'the host disconnected', { closeClient: true });
       return false;
     }
+  }
+
+  /** The host session the tunnel was opened in, while it is open. */
+  private async sessionOf(record: SshTunnelRecord): Promise<SharedHostSession> {
+    const open = await this.hosts.openSession(record.host);
+    if ('ended' in open || open.session.session !== record.hostSession) throw new Error('the host session ended');
+    return open.session;
   }
 
   /**
@@ -204,24 +211,26 @@ export class WebPubSubSshRelay {
 
   /** An admitted agent frame for the tunnel: its bytes to the proxy's connection, or its end. */
   async forward(record: SshTunnelRecord, body: TunnelBody): Promise<void> {
+    // The tunnel ended (the client left): what the agent sent meanwhile is dropped, not taken for a forgery.
+    if (record.closed) return;
     if (body.kind === 'sshClosed') return this.finish(record, body.reason, { closeClient: true });
     // A proxy that left is cleaned up by its own disconnect: the agent's connection goes on regardless.
     await this.options.plane.sendBytesToConnection(record.connectionId, Buffer.from(body.data, 'base64')).catch(() => undefined);
   }
 
-  /** A host's session ended (revoked, disconnected, replaced): the tunnels opened in it end with it. */
+  /** A host's session ended (revoked, disconnected, replaced): the tunnels opened in it end with it, and their rows go. */
   async hostEnded(head: HostSessionAddress & { session: string }, reason: string): Promise<void> {
-    const tunnels = await this.options.tunnels.onHost(head);
-    await Promise.all(tunnels.filter((t) => t.hostSession === head.session).map((t) => this.finish(t, reason, { closeClient: true })));
+    const tunnels = (await this.options.tunnels.onHost(head)).filter((t) => t.hostSession === head.session);
+    await Promise.all(tunnels.map(async (t) => {
+      await this.finish(t, reason, { closeClient: true });
+      await this.options.tunnels.remove(t.tunnelId);
+    }));
   }
 
   /** Ends a tunnel once, whichever instance and end gets there first: the other end is told, the close recorded. */
   private async finish(record: SshTunnelRecord, reason: string, how: { tellHost?: boolean; closeClient?: boolean }): Promise<void> {
-    if (!(await this.options.tunnels.remove(record.tunnelId).catch(() => false))) return;
-    if (how.tellHost) {
-      const session = await this.hosts.openSession(record.host).catch(() => undefined);
-      if (session?.session === record.hostSession) await session.sendFrame({ op: 'sshClose', runId: record.runId, tunnelId: record.tunnelId }).catch(() => undefined);
-    }
+    if (!(await this.options.tunnels.close(record.tunnelId, reason.slice(0, 256)).catch(() => false))) return;
+    if (how.tellHost) await this.sessionOf(record).then((session) => session.sendFrame({ op: 'sshClose', runId: record.runId, tunnelId: record.tunnelId })).catch(() => undefined);
     if (how.closeClient) await this.options.plane.closeConnection(record.connectionId, reason.slice(0, 120)).catch(() => undefined);
     const session: SshSession = { workspaceId: record.workspaceId, runId: record.runId, sessionId: record.sessionId, actor: record.actor };
     await this.options.authority.recordClosed(session, reason).catch((error: unknown) => this.log(`ssh relay (Web PubSub): recording the close of session ${record.sessionId} failed: ${(error as Error).message}`));
