@@ -223,6 +223,12 @@ describe('IDE SSH through Web PubSub', () => {
     await until(async () => (await refusals()).length > before, 'the forgery to be recorded');
     expect((await refusals()).slice(before)).toEqual([expect.objectContaining({ reason: 'foreign-session', messageType: 'sshData' })]);
     expect(opened.frames().filter((f) => f.direction === 'to-host' && f.raw.includes(Buffer.from('SSH-2.0-forged\r\n').toString('base64')))).toEqual([]);
+    // A proxy's user cannot post a host's frame event, nor a host's user a proxy's bytes.
+    const [proxyConnection] = [...opened.fake.connections.values()].filter((c) => c.userId === `ssh:${tunnelId}`);
+    expect(proxyConnection).toBeDefined();
+    const asProxy = { 'ce-userid': `ssh:${tunnelId}`, 'ce-connectionid': proxyConnection!.connectionId };
+    expect(await postUpstream({ ...asProxy, 'content-type': 'text/plain', 'ce-type': 'azure.webpubsub.user.message', 'ce-eventname': 'message' }, Buffer.from('{}'))).toBe(400);
+    expect(await postUpstream({ 'ce-userid': `${ws}:${hostId}`, 'ce-connectionid': 'c-1', 'content-type': 'application/octet-stream', 'ce-type': 'azure.webpubsub.user.sshData', 'ce-eventname': 'sshData' }, Buffer.from('x'))).toBe(400);
 
     // The client URL is good for a minute and could open a second connection: without its ticket it is refused, and
     // another ticket presented on it is spent, recorded and closed, never relayed.
