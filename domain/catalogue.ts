@@ -156,6 +156,8 @@ export const HOST_ERROR = {
   NO_CAPACITY: 'HOST.NO_CAPACITY',
   /** An agent's answer too large for the shared session to keep whole (docs/sandbox-hosts.md, "Several instances"). */
   FRAME_TOO_LARGE: 'HOST.FRAME_TOO_LARGE',
+  /** The agent refused a frame naming a run it does not hold for that sandbox or process (recorded as HostMessageRefused). */
+  FOREIGN_RUN: 'HOST.FOREIGN_RUN',
 } as const;
 /** How long an enrolment token may wait for its agent. */
 export const HOST_ENROLMENT_MINUTES = 15;

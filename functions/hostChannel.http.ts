@@ -12,9 +12,10 @@ export async function hostChannelRoute(request: HttpRequest): Promise<HttpRespon
   await getSandboxHost().catch(() => undefined);
   const opened = webPubSubChannel.get();
   if (!opened) return { status: 404, headers: { 'content-type': 'application/problem+json' }, body: JSON.stringify({ status: 404, code: 'HOST.NOT_FOUND', title: 'No Web PubSub host channel here' }) };
-  const body = request.method === 'POST' ? await request.text() : '';
+  // Read as bytes: an IDE proxy's SSH bytes arrive as a binary user event (webPubSubSshRelay.ts).
+  const bytes = request.method === 'POST' ? Buffer.from(await request.arrayBuffer()) : Buffer.alloc(0);
   const answer = await serveHostRoute(opened.channel, opened.authority, {
-    method: request.method, path: new URL(request.url).pathname, body, header: (name) => request.headers.get(name) ?? undefined,
+    method: request.method, path: new URL(request.url).pathname, body: bytes.toString('utf8'), bytes, header: (name) => request.headers.get(name) ?? undefined,
   });
   return { status: answer.status, ...(answer.headers ? { headers: answer.headers } : {}), ...(answer.body !== undefined ? { body: answer.body } : {}) };
 }

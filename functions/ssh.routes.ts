@@ -28,12 +28,16 @@ export const sshRoutes: readonly ApiRoute[] = [
       const point = sshAccessPoint.get();
       const issued = await issueSshTicket(services.deps, randomHostCredentials, point?.targets, caller, { workspaceId: ws, runId });
       const host = sshHostAlias(runId);
-      const proxyArgs = [`--platform ${quoted(point?.platformUrl ?? '')}`, ...(point?.caFile ? [`--ca ${quoted(point.caFile)}`] : []), quoted(issued.ticket)];
+      // In Azure the proxy connects to Web PubSub with a client URL minted for this ticket alone.
+      const pubsubUrl = point?.clientUrl ? await point.clientUrl(issued.ticketId) : undefined;
+      const endpoint = pubsubUrl !== undefined ? `--pubsub ${quoted(pubsubUrl)}` : `--platform ${quoted(point?.platformUrl ?? '')}`;
+      const proxyArgs = [endpoint, ...(point?.caFile ? [`--ca ${quoted(point.caFile)}`] : []), quoted(issued.ticket)];
       return json(201, {
         ticket: issued.ticket,
         expiresAt: issued.expiresAt,
         host,
         hostId: issued.hostId,
+        ...(pubsubUrl !== undefined ? { pubsubUrl } : {}),
         proxyCommand: `npm run -s ssh-proxy -- ${proxyArgs.join(' ')}`,
         ...(issued.hostKey ? { knownHosts: `${host} ${issued.hostKey}` } : {}),
       });

@@ -10,6 +10,8 @@ import { RemoteSandboxHost } from '../infra/sandbox/remote/remoteSandboxHost';
 import { type WebPubSubHostAuthority, WebPubSubHostChannel, azureWebPubSubDataPlane } from '../infra/sandbox/remote/webPubSubHostChannel';
 import { entraUpstreamVerifier } from '../infra/sandbox/remote/webPubSubUpstreamAuth';
 import { TableHostSessions } from '../infra/tables/tableHostSessions';
+import { TableSshTunnels } from '../infra/tables/tableSshTunnels';
+import { serveSshOverWebPubSub } from './sshWebPubSub.wiring';
 import { appTableClient } from './composition';
 import { type Settings, SettingsError } from './settings';
 
@@ -51,9 +53,10 @@ export async function openWebPubSubSandboxHost(settings: Settings, deps: Service
   const authority = webPubSubHostAuthority(deps, pool ? entraPoolIdentityVerifier({
     issuer: settings.AUTH_ISSUER, audience: settings.AUTH_AUDIENCE, jwks: settings.AUTH_JWKS_URL, principalIds: pool.split(','),
   }) : undefined);
+  const plane = azureWebPubSubDataPlane({ endpoint, hub: settings.HOST_CHANNEL_PUBSUB_HUB, credential: new DefaultAzureCredential() });
   const channel = new WebPubSubHostChannel({
     store: new TableHostSessions(appTableClient(settings, settings.HOST_SESSION_TABLE), { createTable: true }),
-    plane: azureWebPubSubDataPlane({ endpoint, hub: settings.HOST_CHANNEL_PUBSUB_HUB, credential: new DefaultAzureCredential() }),
+    plane,
     authority, endpoint, hub: settings.HOST_CHANNEL_PUBSUB_HUB,
     verifyUpstream: entraUpstreamVerifier({
       issuer: settings.AUTH_ISSUER, audience: settings.AUTH_AUDIENCE, jwks: settings.AUTH_JWKS_URL, principalId,
@@ -62,5 +65,8 @@ export async function openWebPubSubSandboxHost(settings: Settings, deps: Service
   });
   webPubSubChannel.set({ channel, authority });
   hostChannelControl.set(channel);
-  return new RemoteSandboxHost(channel, platformHosts);
+  const remote = new RemoteSandboxHost(channel, platformHosts);
+  // IDE SSH rides the same hub; its tunnels are kept beside the host sessions (the same table).
+  serveSshOverWebPubSub(deps, channel, remote, plane, new TableSshTunnels(appTableClient(settings, settings.HOST_SESSION_TABLE), { createTable: true }));
+  return remote;
 }

@@ -6,6 +6,9 @@ export interface SshTarget {
 }
 
 export interface SshTargets {
-  /** The run's sandbox's host, or undefined when the run has no sandbox on a host agent reachable from here. */
-  targetOf(runId: string): SshTarget | undefined;
+  /**
+   * The run's sandbox's host, or undefined when the run has no sandbox on a host agent reachable from here. With
+   * the run's workspace, a host whose sandbox another app instance serves is asked too (Web PubSub, several instances).
+   */
+  targetOf(runId: string, workspaceId?: string): SshTarget | undefined | Promise<SshTarget | undefined>;
 }

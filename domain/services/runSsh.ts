@@ -70,7 +70,7 @@ export async function issueSshTicket(
     throw new DomainError(SSH_ERROR.NOT_REQUESTER, 'Only the member who requested this run may open SSH into its sandbox: a session sees what the run\'s own commands hold while they run', 'forbidden');
   }
   if (!hasLiveSandbox(before.run)) throw refusalError('run-not-live');
-  const target = targets?.targetOf(address.runId);
+  const target = await targets?.targetOf(address.runId, address.workspaceId);
   if (!target)
     throw new DomainError(SSH_ERROR.NOT_REMOTE, 'The run\'s sandbox is not on a host agent this platform reaches: SSH rides a host agent\'s channel only (SANDBOX_HOST=remote)', 'conflict');
   const ticketId = deps.ids.next();
@@ -88,7 +88,7 @@ export async function redeemSshTicket(
   deps: ServiceDependencies,
   credentials: HostCredentials,
   ticket: string,
-): Promise<RunAddress & { sessionId: string; actor: string }> {
+): Promise<RunAddress & { sessionId: string; actor: string; ticketId: string }> {
   const address = runOfTicket(ticket);
   if (!address) throw refusalError('unknown-ticket');
   const sessionId = deps.ids.next();
@@ -104,7 +104,7 @@ export async function redeemSshTicket(
   const now = deps.clock.now().toISOString();
   const result = await onRunSsh(deps, address, { type: 'RedeemSshTicket', presentedHash, sessionId, now }, by);
   const outcome = result.records[0];
-  if (outcome?.type === 'SshSessionOpened') return { ...address, sessionId, actor: by.actor };
+  if (outcome?.type === 'SshSessionOpened') return { ...address, sessionId, actor: by.actor, ticketId: outcome.data.ticketId };
   // Refused: recorded, or past the run's recording cap and only answered.
   throw refusalError(outcome?.type === 'SshSessionRefused' ? outcome.data.reason : (redemptionOf(result.state, presentedHash, now).reason ?? 'unknown-ticket'));
 }

@@ -75,8 +75,9 @@ export class FakeWebPubSub {
 
   private async serveRest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.endpoint);
-    let body = '';
-    for await (const chunk of req) body += String(chunk);
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
     const auth = req.headers.authorization ?? '';
     if (!auth.startsWith('Bearer ') || !(await this.options.acceptBearer(auth.slice('Bearer '.length)))) {
       res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'Unauthorized' }));
@@ -119,9 +120,11 @@ export class FakeWebPubSub {
     res.writeHead(404).end();
   }
 
-  private serverMessage(contentType: string, body: string): string {
-    if (contentType.startsWith('text/plain')) return JSON.stringify({ type: 'message', from: 'server', dataType: 'text', data: body });
-    return JSON.stringify({ type: 'message', from: 'server', dataType: 'json', data: JSON.parse(body) as unknown });
+  private serverMessage(contentType: string, body: Buffer): string {
+    if (contentType.startsWith('text/plain')) return JSON.stringify({ type: 'message', from: 'server', dataType: 'text', data: body.toString('utf8') });
+    // The JSON subprotocol carries binary messages base64-encoded.
+    if (contentType.startsWith('application/octet-stream')) return JSON.stringify({ type: 'message', from: 'server', dataType: 'binary', data: body.toString('base64') });
+    return JSON.stringify({ type: 'message', from: 'server', dataType: 'json', data: JSON.parse(body.toString('utf8')) as unknown });
   }
 
   private toClient(connection: FakeConnection, raw: string): void {
@@ -147,8 +150,11 @@ export class FakeWebPubSub {
       return refuse(401);
     }
     const connectionId = randomUUID();
+    // The connect event carries the upgrade's headers and query (the access token is the service's, not passed on).
+    const headers = Object.fromEntries(Object.entries(req.headers).filter(([name]) => name !== 'authorization').map(([name, value]) => [name, Array.isArray(value) ? value : [value ?? '']]));
+    const query = Object.fromEntries([...url.searchParams].filter(([name]) => name !== 'access_token').map(([name, value]) => [name, [value]]));
     const connect = await this.postUpstream('azure.webpubsub.sys.connect', { connectionId, userId }, 'application/json',
-      JSON.stringify({ claims: { sub: [userId] }, query: {}, headers: {}, subprotocols: [SUBPROTOCOL] }));
+      JSON.stringify({ claims: { sub: [userId] }, query, headers, subprotocols: [SUBPROTOCOL] }));
     if (connect === undefined || connect >= 300) return refuse(401);
     sockets.handleUpgrade(req, socket, head, (ws) => {
       const connection: FakeConnection = { connectionId, userId, socket: ws, upstream: Promise.resolve() };
@@ -166,6 +172,8 @@ export class FakeWebPubSub {
         }
         if (message.type !== 'event' || typeof message.event !== 'string') return;
         const text = message.dataType === 'text' && typeof message.data === 'string';
+        if (message.dataType === 'binary' && typeof message.data === 'string')
+          return this.queueUpstream(connection, `azure.webpubsub.user.${message.event}`, 'application/octet-stream', Buffer.from(message.data, 'base64'), message.event);
         this.queueUpstream(connection, `azure.webpubsub.user.${message.event}`, text ? 'text/plain' : 'application/json', text ? (message.data as string) : JSON.stringify(message.data), message.event);
       });
       ws.on('close', () => {
@@ -175,7 +183,7 @@ export class FakeWebPubSub {
     });
   }
 
-  private queueUpstream(connection: FakeConnection, type: string, contentType: string, body: string, eventName?: string): void {
+  private queueUpstream(connection: FakeConnection, type: string, contentType: string, body: string | Buffer, eventName?: string): void {
     connection.upstream = connection.upstream.then(async () => {
       const status = await this.postUpstream(type, connection, contentType, body, eventName);
       if (status === undefined || status >= 300) this.upstreamFailures.push(`${type} ${status ?? 'unreachable'}`);
@@ -183,7 +191,7 @@ export class FakeWebPubSub {
   }
 
   /** The abuse-protection handshake once, then the CloudEvent in binary content mode. */
-  private async postUpstream(type: string, who: { connectionId: string; userId: string }, contentType: string, body: string, eventName?: string): Promise<number | undefined> {
+  private async postUpstream(type: string, who: { connectionId: string; userId: string }, contentType: string, body: string | Buffer, eventName?: string): Promise<number | undefined> {
     const url = this.options.upstreamUrl();
     const origin = new URL(this.endpoint).host;
     if (!this.handshaken) {
@@ -210,7 +218,7 @@ export class FakeWebPubSub {
     return (await this.call(url, 'POST', headers, body))?.status;
   }
 
-  private call(url: string, method: string, headers: Record<string, string>, body: string): Promise<{ status: number; headers: IncomingMessage['headers'] } | undefined> {
+  private call(url: string, method: string, headers: Record<string, string>, body: string | Buffer): Promise<{ status: number; headers: IncomingMessage['headers'] } | undefined> {
     return new Promise((resolve) => {
       const req = httpsRequest(url, { method, headers, ca: this.options.tls.cert }, (res) => {
         res.resume();

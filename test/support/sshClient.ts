@@ -12,6 +12,8 @@ export interface SshTicketAnswer {
   hostId: string;
   proxyCommand: string;
   knownHosts?: string;
+  /** When the channel ends in Web PubSub: the client URL the proxy connects to. */
+  pubsubUrl?: string;
 }
 
 export type SshOutcome = { code: number | null; stdout: string; stderr: string };
@@ -24,7 +26,8 @@ export function sshThroughProxy(options: { ticket: SshTicketAnswer; command: str
   const { ticket } = options;
   const knownHosts = path.join(options.dir, `known_hosts-${randomUUID()}`);
   writeFileSync(knownHosts, `${ticket.knownHosts ?? ''}\n`);
-  const proxy = options.asAnswered ? ticket.proxyCommand : `${process.execPath} ${path.join(projectRoot, 'scripts', 'sshProxy.js')} --platform ${options.platform} --ca ${options.caFile} ${ticket.ticket}`;
+  const endpoint = ticket.pubsubUrl !== undefined ? `--pubsub '${ticket.pubsubUrl}'` : `--platform ${options.platform}`;
+  const proxy = options.asAnswered ? ticket.proxyCommand : `${process.execPath} ${path.join(projectRoot, 'scripts', 'sshProxy.js')} ${endpoint} --ca ${options.caFile} ${ticket.ticket}`;
   const child = spawn('ssh', [
     '-F', '/dev/null', '-o', `ProxyCommand=${proxy}`, '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null',
     '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=60', ...(options.sshOptions ?? []), `agent@${ticket.host}`, options.command,

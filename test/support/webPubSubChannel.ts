@@ -11,6 +11,9 @@ import { WEB_PUBSUB_SUBPROTOCOL, WebPubSubHostChannel, azureWebPubSubDataPlane }
 import { serveHostRoute } from '../../infra/sandbox/remote/webPubSubHostRoutes';
 import { entraUpstreamVerifier } from '../../infra/sandbox/remote/webPubSubUpstreamAuth';
 import { TableHostSessions } from '../../infra/tables/tableHostSessions';
+import { TableSshTunnels } from '../../infra/tables/tableSshTunnels';
+import { WebPubSubSshRelay } from '../../infra/sandbox/remote/webPubSubSshRelay';
+import { webPubSubSshAuthority } from '../../functions/sshWebPubSub.wiring';
 import { azuriteConnectionString, uniqueName } from './azurite';
 import { FakeWebPubSub } from './fakeWebPubSub';
 import { FakeTokenCredential, agentPolicy } from './fakeKeyVaultTls';
@@ -26,7 +29,7 @@ const APP_SCOPE_TOKEN = 'fake-token:https://webpubsub.azure.com/.default';
  * balancer would spread Web PubSub's upstream posts, unless a test routes them itself (`routeTo`). The first
  * instance is the directory a test's `RemoteSandboxHost` uses.
  */
-export async function openWebPubSubChannel(deps: ServiceDependencies, dir: string, options: { entra?: TestIssuer; poolIdentity?: PoolIdentityVerifier; instances?: number } = {}) {
+export async function openWebPubSubChannel(deps: ServiceDependencies, dir: string, options: { entra?: TestIssuer; poolIdentity?: PoolIdentityVerifier; instances?: number; ssh?: boolean } = {}) {
   const tls = selfSignedCertificate(path.join(dir, 'tls'));
   const entra = options.entra ?? (await createTestIssuer({ audience: 'api://disco-parrot-app' }));
   const frames: { direction: 'to-host' | 'from-host'; raw: string }[] = [];
@@ -40,37 +43,53 @@ export async function openWebPubSubChannel(deps: ServiceDependencies, dir: strin
   const table = TableClient.fromConnectionString(azuriteConnectionString(), uniqueName('hostsessions'), { allowInsecureConnection: true });
   await table.createTable();
   const store = new TableHostSessions(table);
-  const makeChannel = (): WebPubSubHostChannel => new WebPubSubHostChannel({
-    store, refreshMs: 250, ...(process.env.DP_CHANNEL_LOG ? { log: (line: string) => console.log(`[${new Date().toISOString()}] ${line}`) } : {}),
-    plane: azureWebPubSubDataPlane({
+  const tunnels = new TableSshTunnels(table);
+  const log = process.env.DP_CHANNEL_LOG ? { log: (line: string) => console.log(`[${new Date().toISOString()}] ${line}`) } : {};
+  const relays: WebPubSubSshRelay[] = [];
+  const makeChannel = (): WebPubSubHostChannel => {
+    const plane = azureWebPubSubDataPlane({
       endpoint: fake.endpoint, hub: HUB, credential: new FakeTokenCredential(),
       additionalPolicies: [{ policy: agentPolicy(new Agent({ ca: tls.cert, keepAlive: true })), position: 'perCall' }],
-    }),
-    authority, endpoint: fake.endpoint, hub: HUB,
-    verifyUpstream: entraUpstreamVerifier({ issuer: entra.issuer, audience: entra.audience, jwks: entra.jwks, principalId: WEB_PUBSUB_IDENTITY }),
-    tap: (direction, raw) => frames.push({ direction, raw }),
-  });
+    });
+    const channel = new WebPubSubHostChannel({
+      store, refreshMs: 250, ...log, plane,
+      authority, endpoint: fake.endpoint, hub: HUB,
+      verifyUpstream: entraUpstreamVerifier({ issuer: entra.issuer, audience: entra.audience, jwks: entra.jwks, principalId: WEB_PUBSUB_IDENTITY }),
+      tap: (direction, raw) => frames.push({ direction, raw }),
+    });
+    if (options.ssh) {
+      // Each instance its own relay (nothing in memory shared): only the table is common.
+      const relay = new WebPubSubSshRelay({ authority: webPubSubSshAuthority(deps), tunnels, plane, ...log });
+      channel.serveSsh(relay);
+      relays.push(relay);
+    }
+    return channel;
+  };
   const instances = Array.from({ length: options.instances ?? 2 }, makeChannel);
   // Each instance's view of live hosts is read in the background once it is in use; here from the start.
   await Promise.all(instances.map((instance) => instance.refresh()));
   let turn = 0;
   let route: (request: { path: string; header(name: string): string | undefined; body: string }) => number | undefined = () => undefined;
   const platform: Server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
-    let body = '';
-    req.on('data', (chunk) => (body += String(chunk)));
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
+      const bytes = Buffer.concat(chunks);
+      const body = bytes.toString('utf8');
       const header = (name: string): string | undefined => { const value = req.headers[name.toLowerCase()]; return Array.isArray(value) ? value[0] : value; };
       const path = new URL(req.url ?? '/', 'https://x').pathname;
       const chosen = route({ path, header, body }) ?? turn++ % instances.length;
       void serveHostRoute(instances[chosen]!, authority, {
-        method: req.method ?? 'GET', path, body, header,
+        method: req.method ?? 'GET', path, body, bytes, header,
       }).then((answer) => res.writeHead(answer.status, answer.headers ?? {}).end(answer.body ?? ''), () => res.writeHead(500).end());
     });
   });
   await new Promise<void>((resolve) => platform.listen(0, '127.0.0.1', () => resolve()));
   platformUrl = `https://127.0.0.1:${(platform.address() as AddressInfo).port}`;
   return {
-    fake, tls, entra, platformUrl, authority, store, table,
+    fake, tls, entra, platformUrl, authority, store, table, tunnels,
+    /** Each instance's IDE SSH relay (with `ssh: true`), in the order of `instances`. */
+    relays,
     /** The app instances, each with its own memory; only the session table is shared. */
     instances,
     get channel(): WebPubSubHostChannel {

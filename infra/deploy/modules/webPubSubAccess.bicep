@@ -37,7 +37,8 @@ resource hostChannelHub 'Microsoft.SignalRService/webPubSub/hubs@2024-03-01' = {
     eventHandlers: [
       {
         urlTemplate: 'https://${appHostName}/api/hosts/events'
-        userEventPattern: 'message'
+        // `message`: a host agent's frames; `sshData`: an IDE ssh-proxy's bytes (webPubSubSshRelay.ts).
+        userEventPattern: 'message,sshData'
         systemEvents: [
           'connect'
           'connected'

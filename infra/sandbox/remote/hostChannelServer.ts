@@ -3,6 +3,7 @@ import { type Server, createServer } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
+import { HOST_ERROR } from '../../../domain/catalogue';
 import { DomainError } from '../../../domain/errors';
 import type { HostMessageRefusal } from '../../../domain/sandboxHosts';
 import { type AgentBody, type AgentFrame, CHANNEL_PATH, ChannelSequence, type PlatformBody, SSH_CHUNK_BYTES, SSH_PATH, agentFrame } from './protocol';
@@ -46,7 +47,7 @@ export interface SshUpgradeHandler {
   upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void;
 }
 
-type Waiter = { resolve(body: AgentBody): void; reject(error: Error): void };
+type Waiter = { resolve(body: AgentBody): void; reject(error: Error): void; op?: string };
 export type OutputListener = (stream: 'stdout' | 'stderr', text: string) => void;
 
 /** What a connection needs of its socket: a `ws` WebSocket locally, a Web PubSub connection in Azure (webPubSubHostChannel.ts). */
@@ -123,7 +124,7 @@ export class HostConnection implements ChannelConnection {
     if (this.goneReason !== undefined) return Promise.reject(new HostGoneError(this.goneReason));
     if ('runId' in body) this.runs.add(body.runId);
     return new Promise<AgentBody>((resolve, reject) => {
-      this.waiting.set(body.requestId, { resolve, reject });
+      this.waiting.set(body.requestId, { resolve, reject, op: body.op });
       this.send(body);
     });
   }
@@ -210,6 +211,8 @@ export class HostConnection implements ChannelConnection {
     const waiter = this.waiting.get(body.requestId);
     if (!waiter) return this.onRefused({ reason: 'unexpected', messageType: body.kind, ...(runId ? { runId } : {}) });
     this.waiting.delete(body.requestId);
+    // The agent refused a frame naming a run it does not hold there: a foreign message, recorded like the platform's refusals.
+    if (body.kind === 'failed' && body.code === HOST_ERROR.FOREIGN_RUN) this.onRefused({ reason: 'foreign-run', messageType: waiter.op ?? 'unknown', ...(body.runId ? { runId: body.runId } : {}) });
     if (body.kind === 'failed') waiter.reject(new DomainError(body.code, body.message, body.errorKind ?? 'unavailable'));
     else waiter.resolve(body);
   }

@@ -103,8 +103,7 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
   async find(runId: string, workspaceId?: string): Promise<SandboxHandle | undefined> {
     if (workspaceId === undefined) return undefined;
     await this.channel.refresh?.();
-    const hosts = [...this.channel.liveHosts(workspaceId), ...(workspaceId === PLATFORM_PARTITION ? [] : this.channel.liveHosts(PLATFORM_PARTITION))];
-    for (const connection of hosts) {
+    for (const connection of this.poolOf(workspaceId)) {
       const reply = await connection.request({ op: 'locate', requestId: randomUUID(), runId }).catch(() => undefined);
       if (reply?.kind !== 'located' || reply.runId !== runId || !reply.sandbox) continue;
       const { sandboxId, workspace, isolated, sshHostKey } = reply.sandbox;
@@ -184,10 +183,28 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
     return tally;
   }
 
-  /** The host a run's sandbox lives on, while its channel is live (IDE SSH rides that channel). */
-  targetOf(runId: string): SshTarget | undefined {
+  /**
+   * The host a run's sandbox lives on, while its channel is live (IDE SSH rides that channel): the sandbox this
+   * instance serves, or, given the run's workspace, the one a live host of its pool answers `locate` for.
+   */
+  targetOf(runId: string, workspaceId?: string): SshTarget | undefined | Promise<SshTarget | undefined> {
     const found = this.sandboxOfRun(runId);
-    return found ? { hostId: found.sandbox.connection.hostId, ...(found.sandbox.sshHostKey ? { hostKey: found.sandbox.sshHostKey } : {}) } : undefined;
+    if (found) return { hostId: found.sandbox.connection.hostId, ...(found.sandbox.sshHostKey ? { hostKey: found.sandbox.sshHostKey } : {}) };
+    return workspaceId === undefined ? undefined : this.locateTarget(runId, workspaceId);
+  }
+
+  private async locateTarget(runId: string, workspaceId: string): Promise<SshTarget | undefined> {
+    await this.channel.refresh?.();
+    for (const connection of this.poolOf(workspaceId)) {
+      const reply = await connection.request({ op: 'locate', requestId: randomUUID(), runId }).catch(() => undefined);
+      if (reply?.kind === 'located' && reply.runId === runId && reply.sandbox) return { hostId: connection.hostId, ...(reply.sandbox.sshHostKey ? { hostKey: reply.sandbox.sshHostKey } : {}) };
+    }
+    return undefined;
+  }
+
+  /** The live hosts a workspace's run may be on: its own, then the managed pool (never another workspace's). */
+  private poolOf(workspaceId: string): ChannelConnection[] {
+    return [...this.channel.liveHosts(workspaceId), ...(workspaceId === PLATFORM_PARTITION ? [] : this.channel.liveHosts(PLATFORM_PARTITION))];
   }
 
   /** Opens an IDE SSH session into a run's sandbox over its host's channel (the ticket was redeemed by the caller). */

@@ -1,3 +1,4 @@
+import { HOST_ERROR } from '../../../domain/catalogue';
 import { DomainError } from '../../../domain/errors';
 import type { HostSessionHead, HostSessionStore } from '../../../domain/ports/hostSessions';
 import type { HostMessageRefusal } from '../../../domain/sandboxHosts';
@@ -22,11 +23,15 @@ export interface SharedSessionContext {
   closeSession(head: HostSessionHead, reason: string, options: { closeConnection: boolean }): Promise<void>;
   tap(direction: 'to-host' | 'from-host', raw: string): void;
   log(line: string): void;
+  /** Records a refusal on the host (the agent refused a frame naming a run it does not hold). */
+  refused(address: { workspaceId: string; hostId: string }, refusal: ChannelRefusal): void;
 }
 
 interface Waiter {
   readonly runId: string | undefined;
   readonly onOutput: OutputListener | undefined;
+  /** The operation waited on (`request`), named in a refusal. */
+  readonly op?: string;
   resolve(body: AgentBody): void;
   reject(error: Error): void;
 }
@@ -35,7 +40,7 @@ interface Waiter {
 export function waitKeyOf(body: AgentBody): string | undefined {
   if (body.kind === 'ready' || body.kind === 'heartbeat') return undefined;
   if (body.kind === 'output' || body.kind === 'exited') return `e:${body.execId}`;
-  // IDE SSH is not carried over Web PubSub yet: no instance waits on a tunnel, so its frames are refused.
+  // IDE SSH tunnels (webPubSubSshRelay.ts): no instance waits on them; the relay's record decides where they go.
   if (body.kind === 'sshData' || body.kind === 'sshClosed') return `t:${body.tunnelId}`;
   return `r:${body.requestId}`;
 }
@@ -109,7 +114,9 @@ export class SharedHostSession implements ChannelConnection {
     if (!waiter) return;
     if (body.kind === 'output') return waiter.onOutput?.(body.stream, body.text);
     this.waiters.delete(key);
-    if (body.kind === 'failed') waiter.reject(new DomainError(body.code, body.message, 'unavailable'));
+    // The agent refused a frame naming a run it does not hold there: a foreign message, recorded like the platform's refusals.
+    if (body.kind === 'failed' && body.code === HOST_ERROR.FOREIGN_RUN) this.context.refused(this, { reason: 'foreign-run', messageType: waiter.op ?? 'unknown', ...(body.runId ? { runId: body.runId } : {}) });
+    if (body.kind === 'failed') waiter.reject(new DomainError(body.code, body.message, body.errorKind ?? 'unavailable'));
     else waiter.resolve(body);
   }
 
@@ -117,7 +124,7 @@ export class SharedHostSession implements ChannelConnection {
     if (this.goneReason !== undefined) return Promise.reject(new HostGoneError(this.goneReason));
     const key = `r:${body.requestId}`;
     const runId = 'runId' in body ? body.runId : undefined;
-    const answer = this.wait(key, runId, undefined);
+    const answer = this.wait(key, runId, undefined, body.op);
     this.register(key, runId).catch((error: unknown) => this.fail(key, error));
     void this.send(body).then(() => this.poll(key), (error: unknown) => this.fail(key, error));
     return answer;
@@ -132,13 +139,19 @@ export class SharedHostSession implements ChannelConnection {
     return exited;
   }
 
+  /** Sends a frame nobody waits on here (an IDE SSH tunnel's), in the session's order; resolves once it was sent. */
+  sendFrame(body: PlatformBody): Promise<void> {
+    if (this.goneReason !== undefined) return Promise.reject(new HostGoneError(this.goneReason));
+    return this.send(body);
+  }
+
   /** Sends the session's first frame under the claim the opening instance took with the head. */
   async open(claimed: HostSessionHead): Promise<void> {
     await this.transmit(claimed, { op: 'session' });
   }
 
-  private wait(key: string, runId: string | undefined, onOutput: OutputListener | undefined): Promise<AgentBody> {
-    return new Promise<AgentBody>((resolve, reject) => this.waiters.set(key, { runId, onOutput, resolve, reject }));
+  private wait(key: string, runId: string | undefined, onOutput: OutputListener | undefined, op?: string): Promise<AgentBody> {
+    return new Promise<AgentBody>((resolve, reject) => this.waiters.set(key, { runId, onOutput, resolve, reject, ...(op ? { op } : {}) }));
   }
 
   private fail(key: string, error: unknown): void {

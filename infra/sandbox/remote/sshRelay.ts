@@ -87,8 +87,10 @@ export class SshRelay implements SshUpgradeHandler {
 /** What the SSH route needs of this process's remote host: where a run's sandbox is, and how the proxy reaches it. */
 export interface SshAccessPoint {
   readonly targets: SshTargets;
-  /** The URL `ssh-proxy --platform` dials (the host channel's endpoint). */
-  readonly platformUrl: string;
+  /** The URL `ssh-proxy --platform` dials (the host channel's endpoint), when the platform serves the tunnel itself. */
+  readonly platformUrl?: string;
+  /** When the channel ends in Web PubSub: the client URL `ssh-proxy --pubsub` connects to for a ticket (webPubSubSshRelay.ts). */
+  clientUrl?(ticketId: string): Promise<string>;
   /** The certificate the proxy pins with `--ca`, when the endpoint's is self-signed (locally). */
   readonly caFile?: string;
 }

@@ -4,10 +4,12 @@ import type { AdditionalPolicyConfig } from '@azure/core-client';
 import { WebPubSubServiceClient } from '@azure/web-pubsub';
 import { HOST_ERROR } from '../../../domain/catalogue';
 import type { DepositedFrame, HostSessionAddress, HostSessionChange, HostSessionHead, HostSessionStore } from '../../../domain/ports/hostSessions';
+import type { SshTunnelRecord } from '../../../domain/ports/sshTunnels';
 import { DepositTooLargeError } from '../../tables/tableHostSessions';
 import type { HostChannelAuthority, HostDirectory } from './hostChannelServer';
 import { type AgentBody, type AgentFrame, ChannelSequence, agentFrame } from './protocol';
 import { type ChannelRefusal, SHARED_SESSION_TIMING, type SharedSessionContext, SharedHostSession, waitKeyOf } from './sharedHostSession';
+import { SSH_USER_PREFIX, type SshRelayChannel, type WebPubSubSshRelay, tunnelOfUser } from './webPubSubSshRelay';
 
 /** The subprotocol an agent speaks to Web PubSub's client endpoint (server messages and user events, JSON). */
 export const WEB_PUBSUB_SUBPROTOCOL = 'json.webpubsub.azure.v1';
@@ -23,6 +25,8 @@ export interface WebPubSubDataPlane {
   /** A client URL (`wss://…/client/hubs/{hub}?access_token=…`) naming the user. */
   clientUrl(userId: string, minutes: number): Promise<string>;
   sendToConnection(connectionId: string, raw: string): Promise<void>;
+  /** Binary (`application/octet-stream`): an IDE proxy's SSH bytes. */
+  sendBytesToConnection(connectionId: string, bytes: Buffer): Promise<void>;
   closeConnection(connectionId: string, reason: string): Promise<void>;
   closeUserConnections(userId: string, reason: string): Promise<void>;
 }
@@ -34,6 +38,7 @@ export function azureWebPubSubDataPlane(options: { endpoint: string; hub: string
     clientUrl: async (userId, minutes) => (await client.getClientAccessToken({ userId, expirationTimeInMinutes: minutes })).url,
     // text/plain: the agent receives the frame's exact bytes, which its sequence check admits or refuses.
     sendToConnection: async (connectionId, raw) => void (await client.sendToConnection(connectionId, raw, { contentType: 'text/plain' })),
+    sendBytesToConnection: async (connectionId, bytes) => void (await client.sendToConnection(connectionId, bytes)),
     closeConnection: async (connectionId, reason) => void (await client.closeConnection(connectionId, { reason })),
     closeUserConnections: async (userId, reason) => void (await client.closeUserConnections(userId, { reason })),
   };
@@ -46,7 +51,8 @@ export function hostUserId(address: { workspaceId: string; hostId: string }): st
 
 function addressOfUser(userId: string | undefined): { workspaceId: string; hostId: string } | undefined {
   const match = /^([A-Za-z0-9_.-]{1,128}):([A-Za-z0-9_.-]{1,128})$/.exec(userId ?? '');
-  return match ? { workspaceId: match[1]!, hostId: match[2]! } : undefined;
+  // `ssh:<ticket>` is an IDE proxy's user (webPubSubSshRelay.ts), never a host's.
+  return match && `${match[1]}:` !== SSH_USER_PREFIX ? { workspaceId: match[1]!, hostId: match[2]! } : undefined;
 }
 
 /** The channel's use cases, plus the one check the connect event needs (a token minted before a revocation must not connect). */
@@ -63,6 +69,8 @@ export interface UpstreamRequest {
   readonly method: string;
   header(name: string): string | undefined;
   readonly body: string;
+  /** The body's bytes (a binary user event: an IDE proxy's SSH bytes). */
+  readonly bytes?: Uint8Array;
 }
 
 export interface UpstreamAnswer {
@@ -78,7 +86,7 @@ export interface UpstreamAnswer {
  * local channel's (`ChannelSequence`); the session is kept in a store every app instance shares, so any instance
  * admits an agent's frame, sends to its connection in order, and serves the commands it started itself.
  */
-export class WebPubSubHostChannel implements HostDirectory {
+export class WebPubSubHostChannel implements HostDirectory, SshRelayChannel {
   /** This instance's view of each host's current session, by `<workspace>:<host>`. */
   private readonly sessions = new Map<string, SharedHostSession>();
   private readonly unknownConnections = new Set<string>();
@@ -87,6 +95,7 @@ export class WebPubSubHostChannel implements HostDirectory {
   private refresher: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
   private closed = false;
+  private ssh: WebPubSubSshRelay | undefined;
 
   constructor(
     private readonly options: {
@@ -111,6 +120,7 @@ export class WebPubSubHostChannel implements HostDirectory {
       closeSession: (head, reason, how) => this.closeSession(head, reason, how),
       tap: (direction, raw) => options.tap?.(direction, raw),
       log: (line) => this.log(line),
+      refused: (address, refusal) => this.refused(address, refusal),
     };
   }
 
@@ -135,6 +145,23 @@ export class WebPubSubHostChannel implements HostDirectory {
 
   lastSeen(hostId: string): string | undefined {
     return [...this.sessions.values()].find((c) => c.hostId === hostId)?.lastSeen;
+  }
+
+  /** Relays IDE SSH through the same hub (proxies connect as `ssh:<ticketId>` users). */
+  serveSsh(relay: WebPubSubSshRelay): void {
+    this.ssh = relay;
+    relay.attach(this);
+  }
+
+  /** A host's session as it is in the store now (an SSH tunnel's frames go to the session they were opened in), or why it ended. */
+  async openSession(address: HostSessionAddress): Promise<{ session: SharedHostSession } | { ended: string }> {
+    const head = await this.options.store.head(address);
+    if (!head) return { ended: 'the host disconnected' };
+    return head.closed ? { ended: head.closed } : { session: this.sessionOf(head) };
+  }
+
+  recordRefused(address: HostSessionAddress, refusal: ChannelRefusal): void {
+    this.refused(address, refusal);
   }
 
   /** Reads every host's session from the store (the hosts other instances opened, ended or heard from). */
@@ -186,8 +213,11 @@ export class WebPubSubHostChannel implements HostDirectory {
     if (request.header('ce-hub') !== this.options.hub) return { status: 400 };
     const type = request.header('ce-type') ?? '';
     const connectionId = request.header('ce-connectionid') ?? '';
+    if (!/^[A-Za-z0-9_.=+/-]{1,256}$/.test(connectionId)) return { status: 400 };
+    const tunnelId = tunnelOfUser(request.header('ce-userid'));
+    if (tunnelId !== undefined) return this.ssh ? this.ssh.upstream(type, tunnelId, connectionId, request) : { status: 401, body: 'no SSH relay is served here' };
     const address = addressOfUser(request.header('ce-userid'));
-    if (!address || !/^[A-Za-z0-9_.=+/-]{1,256}$/.test(connectionId)) return { status: 400 };
+    if (!address) return { status: 400 };
     switch (type) {
       case 'azure.webpubsub.sys.connect':
         // A client token minted before a revocation must not open a connection.
@@ -230,6 +260,7 @@ export class WebPubSubHostChannel implements HostDirectory {
     });
     if (previous && previous.connectionId !== connectionId) {
       this.sessions.get(sessionKey(previous))?.end('replaced by a new connection of the same host');
+      void this.ssh?.hostEnded(previous, 'replaced by a new connection of the same host').catch(() => undefined);
       if (!previous.closed) void this.options.plane.closeConnection(previous.connectionId, 'replaced by a new connection of the same host').catch(() => undefined);
       void this.options.store.clear(previous).catch(() => undefined);
     }
@@ -248,10 +279,14 @@ export class WebPubSubHostChannel implements HostDirectory {
     // What the frame claims, read ahead so the registration it answers is read alongside the head (checked below).
     const claimed = agentFrame.safeParse(parsedOrUndefined(raw));
     const claimedKey = claimed.success ? waitKeyOf(claimed.data.body) : undefined;
+    // An IDE SSH tunnel's frame: the relay's record (shared, never changed) says where it goes, not a waiter.
+    const claimedTunnel = claimed.success && (claimed.data.body.kind === 'sshData' || claimed.data.body.kind === 'sshClosed') ? claimed.data.body.tunnelId : undefined;
+    const tunnelRecord = claimedTunnel !== undefined && this.ssh ? this.ssh.tunnel(claimedTunnel) : Promise.resolve(undefined);
+    tunnelRecord.catch(() => undefined);
     for (let attempt = 0; attempt < 50; attempt++) {
       const known = this.sessions.get(sessionKey(address));
       const heldHere = claimedKey && claimed.success && known?.session === claimed.data.session ? known.waiting(claimedKey) : undefined;
-      const readAhead = claimedKey !== undefined && claimed.success && !heldHere;
+      const readAhead = claimedKey !== undefined && claimed.success && !heldHere && claimedTunnel === undefined;
       const [head, registered] = await Promise.all([
         store.head(address),
         readAhead ? store.expectation({ ...address, session: claimed.data.session }, claimedKey) : undefined,
@@ -267,8 +302,13 @@ export class WebPubSubHostChannel implements HostDirectory {
       const key = waitKeyOf(body);
       let refusal: ChannelRefusal | undefined;
       let deposit: DepositedFrame | undefined;
+      let relayed: { record: SshTunnelRecord; body: Extract<AgentBody, { kind: 'sshData' | 'sshClosed' }> } | undefined;
       const here = key ? session.waiting(key) : undefined;
-      if (key) {
+      if (body.kind === 'sshData' || body.kind === 'sshClosed') {
+        const record = await tunnelRecord;
+        if (record && this.ssh?.matches(record, head, body)) relayed = { record, body };
+        else refusal = { reason: 'foreign-run', messageType: body.kind, runId: body.runId };
+      } else if (key) {
         // Admitted, so the frame's session is the head's and the key is the one read ahead.
         const expected = here ?? (readAhead ? registered : await store.expectation(head, key));
         const byRun = runId !== undefined || body.kind === 'output' || body.kind === 'exited';
@@ -291,6 +331,8 @@ export class WebPubSubHostChannel implements HostDirectory {
       }
       session.observe(updated);
       if (refusal) return this.refused(address, refusal);
+      // Awaited: Web PubSub posts the agent's next frame only after this answer, so the proxy gets the bytes in order.
+      if (relayed) return this.ssh?.forward(relayed.record, relayed.body);
       if (key && here) session.deliver(key, body);
       return;
     }
@@ -335,6 +377,8 @@ export class WebPubSubHostChannel implements HostDirectory {
       current = closed ?? (await store.head(head));
     }
     this.sessions.get(sessionKey(head))?.observe(current);
+    const ended = current?.session === head.session ? current.closed : reason;
+    await this.ssh?.hostEnded(head, ended).catch((error: unknown) => this.log(`host channel (Web PubSub): ending the SSH tunnels of host ${head.hostId} failed: ${(error as Error).message}`));
     this.log(`host channel (Web PubSub): session ${head.session} of host ${head.hostId} ended (${current?.session === head.session ? current.closed : reason})`);
     if (how.closeConnection) await this.options.plane.closeConnection(head.connectionId, reason).catch(() => undefined);
     await store.clear(head);

@@ -5,6 +5,8 @@ import { loadSettings, settingsSchema } from '../../../functions/settings';
 import { ALLOWED_BUILT_IN_ROLES, type Finding, appSettingsOf, roleGrants, securityFindings, structureFindings, vaultGroupFindings } from './bicepChecks';
 import { scalar } from './bicepParser';
 import { type Template, resourcesOfType, templateFromSources } from './bicepTemplate';
+import { AGENT_FRAME_EVENT } from '../../../infra/sandbox/remote/webPubSubHostChannel';
+import { SSH_DATA_EVENT } from '../../../infra/sandbox/remote/webPubSubSshRelay';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const DEPLOY = path.join(ROOT, 'infra/deploy');
@@ -284,6 +286,12 @@ describe('infra/deploy: the host channel (Web PubSub)', () => {
     expect(access).toContain("urlTemplate: 'https://${appHostName}/api/hosts/events'");
     expect(access).toContain("type: 'ManagedIdentity'");
     expect(pubsub).toContain("type: 'SystemAssigned'");
+  });
+
+  it('posts every user event the app serves: the agents\' frames and the IDE proxies\' SSH bytes', () => {
+    const access = readFileSync(path.join(DEPLOY, 'modules', 'webPubSubAccess.bicep'), 'utf8');
+    const pattern = /userEventPattern: '([^']*)'/.exec(access)?.[1]?.split(',').map((e) => e.trim()) ?? [];
+    expect(pattern).toEqual(expect.arrayContaining([AGENT_FRAME_EVENT, SSH_DATA_EVENT]));
   });
 });
 

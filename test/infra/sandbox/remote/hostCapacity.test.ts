@@ -45,7 +45,7 @@ describe('a host agent holds at most --max-sandboxes', () => {
   it('places two sandboxes on the two hosts and refuses a third with HOST.NO_CAPACITY naming the pool', async () => {
     instanceA = a();
     for (const runId of [`run-${randomUUID()}`, `run-${randomUUID()}`]) made.push(await instanceA.create(request(runId)));
-    const used = made.map((h) => instanceA.targetOf(h.runId)?.hostId);
+    const used = await Promise.all(made.map(async (h) => (await instanceA.targetOf(h.runId))?.hostId));
     expect(new Set(used)).toEqual(new Set(hostIds));
     const third = await refusal(instanceA.create(request(`run-${randomUUID()}`)));
     expect(third.code).toBe(HOST_ERROR.NO_CAPACITY);
@@ -61,12 +61,12 @@ describe('a host agent holds at most --max-sandboxes', () => {
   }, 120_000);
 
   it('places again on the host a teardown freed, from any instance', async () => {
-    const freed = instanceA.targetOf(made[0]!.runId)?.hostId;
+    const freed = (await instanceA.targetOf(made[0]!.runId))?.hostId;
     await instanceA.teardown(made[0]!);
     const instanceB = a();
     const runId = `run-${randomUUID()}`;
     const placed = await instanceB.create(request(runId));
-    expect(instanceB.targetOf(runId)?.hostId).toBe(freed);
+    expect((await instanceB.targetOf(runId))?.hostId).toBe(freed);
     await instanceB.teardown(placed);
     await instanceA.teardown(made[1]!);
   }, 120_000);

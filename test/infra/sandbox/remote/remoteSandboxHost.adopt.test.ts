@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedactor } from '../../../../domain/redaction';
+import { sandboxHostStreamId } from '../../../../domain/streams';
 import type { CommandResult, RunningCommand, SandboxHandle, SandboxRequest } from '../../../../domain/ports/sandboxHost';
 import type { HostChannelServer } from '../../../../infra/sandbox/remote/hostChannelServer';
 import { LaunchRefusedError } from '../../../../infra/sandbox/launchErrors';
@@ -36,6 +37,11 @@ function holdersOfSecret(): string[] {
     }
   }
   return holders;
+}
+
+/** The refusals recorded on a host's stream. */
+async function refusalsOf(workspaceId: string, hostId: string): Promise<Record<string, unknown>[]> {
+  return (await backend.h.store.readStream(workspaceId, sandboxHostStreamId(workspaceId, hostId))).events.filter((e) => e.type === 'HostMessageRefused').map((e) => e.data as Record<string, unknown>);
 }
 
 /** Frames the platform sent to hosts of a workspace, by op. */
@@ -112,7 +118,11 @@ describe('a remote sandbox outlives the app instance that made it', () => {
   it('the agent refuses to release a sandbox for another run; no frame of this workspace’s runs reached the other workspace’s host', async () => {
     const [connection] = channel.liveHosts(ws);
     const other = await a.create({ runId: `run-${randomUUID()}`, files: {}, ...served(), placement: { workspaceId: ws } });
-    await expect(connection!.request({ op: 'release', requestId: randomUUID(), runId: `run-${randomUUID()}`, sandboxId: other.sandboxId })).rejects.toMatchObject({ code: 'HOST.FOREIGN_RUN' });
+    const foreignRun = `run-${randomUUID()}`;
+    await expect(connection!.request({ op: 'release', requestId: randomUUID(), runId: foreignRun, sandboxId: other.sandboxId })).rejects.toMatchObject({ code: 'HOST.FOREIGN_RUN' });
+    // The agent's refusal is recorded on the host like the platform's own refusals.
+    await until(async () => (await refusalsOf(ws, connection!.hostId)).some((r) => r.runId === foreignRun), 'the refusal to be recorded');
+    expect((await refusalsOf(ws, connection!.hostId)).filter((r) => r.runId === foreignRun)).toEqual([{ hostId: connection!.hostId, reason: 'foreign-run', messageType: 'release', runId: foreignRun }]);
     await expect(b.adopt({ ...other, runId: `run-${randomUUID()}` }, served())).rejects.toMatchObject({ code: 'SANDBOX.GONE' });
     await a.teardown(other);
     expect(opsSentTo(otherWs).filter((op) => op !== 'session')).toEqual([]);
