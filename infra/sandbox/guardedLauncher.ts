@@ -243,7 +243,7 @@ export class GuardedLauncher {
       });
       child.once('spawn', () => {
         child.stdin.on('error', () => undefined);
-        if (request.input) void pipeInput(request.input, child.stdin, new Promise((resolve) => child.once('exit', resolve)));
+        if (request.input) void pipeInput(request.input, child.stdin, new Promise((resolve) => child.once('exit', resolve))).catch(() => undefined);
         else child.stdin.end(stdin ?? '');
         request.signal?.addEventListener('abort', onAbort, { once: true });
         if (request.signal?.aborted) onAbort();

@@ -8,7 +8,13 @@ import type { ProcessInput } from '../../domain/ports/sandboxHost';
  * was stopped), pulling stops and the input is told so, without waiting on it.
  */
 export async function pipeInput(input: ProcessInput, pipe: Writable, over: Promise<unknown>): Promise<void> {
-  const iterator = input[Symbol.asyncIterator]();
+  let iterator: AsyncIterator<Uint8Array | string>;
+  try {
+    iterator = input[Symbol.asyncIterator]();
+  } catch {
+    pipe.end();
+    return;
+  }
   let finished = false;
   const gone = new Promise<'gone'>((resolve) => {
     const done = (): void => resolve('gone');
@@ -32,6 +38,6 @@ export async function pipeInput(input: ProcessInput, pipe: Writable, over: Promi
     // The input failed: the process reads EOF, as it would at the input's end.
   } finally {
     if (!pipe.writableEnded && !pipe.destroyed) pipe.end();
-    if (!finished) void Promise.resolve(iterator.return?.()).catch(() => undefined);
+    if (!finished) void (async () => iterator.return?.())().catch(() => undefined);
   }
 }

@@ -66,7 +66,8 @@ type SshBody = Extract<PlatformBody, { op: 'sshOpen' | 'sshData' | 'sshClose' }>
  * server per session, in memory, fed by the channel's `sshData` frames instead of a listening port. Each sandbox
  * has its own ephemeral host key, reported to the platform so the client can pin it. The tunnel reached the agent
  * only after the platform redeemed a single-use ticket, so the SSH user authentication accepts `none` and nothing
- * else: there is no password or key to steal, and a client that skipped the ticket never gets a tunnel.
+ * else: there is no password or key to steal, and a client that skipped the ticket never gets a tunnel. `exec` and
+ * `shell` run as the agent identity with the channel as stdin, on a terminal of their own when the client asked.
  */
 export class AgentSshServer {
   private readonly hostKeys = new Map<string, { private: string; public: string }>();
@@ -170,13 +171,21 @@ export class AgentSshServer {
           // The client's environment never enters the sandbox (OpenSSH's SendEnv): the sandbox's standing env is all it gets.
           session.on('env', (_accept, reject) => reject?.());
           session.on('subsystem', (_accept, reject) => reject());
-          session.on('exec', (accept, _reject, info) => void this.run(accept(), tunnel, runAs, sessionArgv(info.command, terminal), terminal));
-          session.on('shell', (accept) => void this.run(accept(), tunnel, runAs, sessionArgv(undefined, terminal), terminal));
+          session.on('exec', (accept, _reject, info) => this.serveChannel(accept(), tunnel, runAs, sessionArgv(info.command, terminal), terminal));
+          session.on('shell', (accept) => this.serveChannel(accept(), tunnel, runAs, sessionArgv(undefined, terminal), terminal));
         });
       });
     });
     server.injectSocket(socket as unknown as Socket);
     this.log(`host agent: SSH session opened into run ${runId}`);
+  }
+
+  /** A channel whose process failed in a way nobody awaits (the client left mid-way) ends the channel, never the agent. */
+  private serveChannel(channel: ServerChannel, tunnel: Tunnel, runAs: RunAsAgent, argv: readonly string[], terminal: Terminal | undefined): void {
+    this.run(channel, tunnel, runAs, argv, terminal).catch((error: unknown) => {
+      this.log(`host agent: an SSH channel of run ${tunnel.runId} failed: ${(error as Error).message.slice(0, 200)}`);
+      channel.destroy();
+    });
   }
 
   /** Runs one process of the session: the channel's input is its stdin, its output (redacted) the channel's. */

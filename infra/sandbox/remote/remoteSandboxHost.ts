@@ -229,7 +229,7 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
     command.signal?.addEventListener('abort', onAbort, { once: true });
     void exited.finally(() => command.signal?.removeEventListener('abort', onAbort)).catch(() => undefined);
     const reply = await connection.request({ op: 'exec', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId, execId, mode, command: wire });
-    if (command.stdin) void sendInput(connection, handle.runId, execId, command.stdin, exited);
+    if (command.stdin) void sendInput(connection, handle.runId, execId, command.stdin, exited).catch(() => undefined);
     return { pid: reply.kind === 'started' ? reply.pid : -1, exited, stop };
   }
 }

@@ -46,7 +46,7 @@ export async function sendInput(connection: ChannelConnection, runId: string, ex
   } catch {
     // The input failed: the process reads EOF, as at the input's end.
   } finally {
-    if (!finished) void Promise.resolve(iterator.return?.()).catch(() => undefined);
+    if (!finished) void (async () => iterator.return?.())().catch(() => undefined);
   }
   // The end goes once every byte before it was taken.
   if (await room(1)) send({ op: 'stdinEnd', offset });
