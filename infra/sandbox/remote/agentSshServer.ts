@@ -46,6 +46,7 @@ function terminalOf(info: PseudoTtyInfo): Terminal {
   const size = (n: number, fallback: number): number => (Number.isInteger(n) && n > 0 && n <= 1000 ? n : fallback);
   return { term: /^[A-Za-z0-9._+-]{1,64}$/.test(info.term) ? info.term : 'xterm', rows: size(info.rows, 24), cols: size(info.cols, 80) };
 }
+
 /** Sessions one sandbox may have open at once (an IDE opens a few; more is a client gone wrong). */
 export const MAX_SESSIONS_PER_SANDBOX = 8;
 
