@@ -88,6 +88,14 @@ export interface SandboxHandle {
  */
 export type ProcessIdentity = 'agent' | 'credential';
 
+/**
+ * Bytes for a process's stdin, pulled as the process takes them: the host asks for the next chunk only once the
+ * previous one was written into the process's pipe, so a process that reads nothing holds its writer back. The
+ * iteration's end is the end of input (the process reads EOF); a process that exits first stops the pulling.
+ * Never a credential channel: a process whose delivery claims its stdin (a `stdin` lease) is refused one.
+ */
+export type ProcessInput = AsyncIterable<Uint8Array | string>;
+
 export interface CommandSpec {
   readonly argv: readonly string[];
   readonly identity: ProcessIdentity;
@@ -113,6 +121,8 @@ export interface CommandSpec {
    * bounded: a host may coalesce chunks, and stops calling once a stream passes its limit.
    */
   readonly onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
+  /** What the process reads on stdin; omitted, its stdin is empty (or its delivery's, for a `stdin` lease). */
+  readonly stdin?: ProcessInput;
 }
 
 export interface CommandResult {

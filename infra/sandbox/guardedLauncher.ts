@@ -2,11 +2,12 @@ import * as childProcess from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { argvEntries, checkStandingEnv, checkValues, type GuardPolicy } from '../../domain/launchGuard';
-import type { CancelSignal, CommandResult, OutputRedactor } from '../../domain/ports/sandboxHost';
+import type { CancelSignal, CommandResult, OutputRedactor, ProcessInput } from '../../domain/ports/sandboxHost';
 import type { CredentialDelivery } from './credentialDelivery';
-import { DeliveryConflictError, LaunchCancelledError, LaunchFailedError, LaunchRefusedError } from './launchErrors';
+import { DeliveryConflictError, InputConflictError, LaunchCancelledError, LaunchFailedError, LaunchRefusedError } from './launchErrors';
 import { launchTickets, TICKET_ENV, type TicketRegistry } from './launchTickets';
 import { OutputCollector } from './outputCollector';
+import { pipeInput } from './processInput';
 
 /**
  * The only production path to a sandbox process (the import allow-list enforces it). Every launch:
@@ -40,6 +41,8 @@ export interface LaunchRequest {
   readonly onStdout?: (text: string) => void;
   /** Redacted stderr as it arrives. */
   readonly onStderr?: (text: string) => void;
+  /** What the process reads on stdin, pulled as it reads (never with a delivery that claims stdin). */
+  readonly input?: ProcessInput;
   /** Kill what is left of the process group when the main process exits. Default true. */
   readonly reapGroupOnExit?: boolean;
 }
@@ -150,6 +153,8 @@ export class GuardedLauncher {
       if (typeof request.deliveries === 'function') deliveries = await request.deliveries();
       if (request.signal?.aborted) throw new LaunchCancelledError();
       const merged = mergeDeliveries(request.standingEnv, deliveries);
+      // A lease's stdin is that process's alone: nothing else may be written after (or around) the value.
+      if (merged.stdin !== undefined && request.input !== undefined) throw new InputConflictError();
       const ticket = this.tickets.issue();
       const env = { ...request.standingEnv, ...merged.env, [TICKET_ENV]: ticket };
       const full = [...(request.prefix ?? []), program, ...merged.args, ...rest];
@@ -238,7 +243,8 @@ export class GuardedLauncher {
       });
       child.once('spawn', () => {
         child.stdin.on('error', () => undefined);
-        child.stdin.end(stdin ?? '');
+        if (request.input) void pipeInput(request.input, child.stdin, new Promise((resolve) => child.once('exit', resolve))).catch(() => undefined);
+        else child.stdin.end(stdin ?? '');
         request.signal?.addEventListener('abort', onAbort, { once: true });
         if (request.signal?.aborted) onAbort();
         resolveStart({

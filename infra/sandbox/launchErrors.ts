@@ -23,6 +23,14 @@ export class DeliveryConflictError extends DomainError {
   }
 }
 
+/** A process whose stdin carries a delivery (a `stdin` lease) was also given input: refused, nothing spawned. */
+export class InputConflictError extends DomainError {
+  constructor() {
+    super('SANDBOX.INPUT_CONFLICT', "a process whose stdin carries a lease takes no other input", 'invalid');
+    this.name = 'InputConflictError';
+  }
+}
+
 /** The launch was cancelled before anything was spawned. */
 export class LaunchCancelledError extends DomainError {
   constructor() {

@@ -329,6 +329,7 @@ export class LocalProcessSandboxHost implements SandboxHost {
         ...(command.timeoutMs !== undefined ? { timeoutMs: command.timeoutMs } : {}),
         ...(command.maxOutputBytes !== undefined ? { maxOutputBytes: command.maxOutputBytes } : {}),
         ...(command.signal ? { signal: command.signal } : {}),
+        ...(command.stdin ? { input: command.stdin } : {}),
         ...(command.onOutput ? { onStdout: (text: string) => command.onOutput?.('stdout', text), onStderr: (text: string) => command.onOutput?.('stderr', text) } : {}),
       })
       .catch(async (error: unknown) => {

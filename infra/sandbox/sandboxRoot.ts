@@ -45,7 +45,8 @@ mount -t tmpfs -o mode=0755,nosuid,size=64k dp-dev "$R/dev"
 for n in null zero full random urandom tty; do touch "$R/dev/$n"; mount --bind "/dev/$n" "$R/dev/$n"; done
 ln -s /proc/self/fd "$R/dev/fd"
 ln -s /proc/self/fd/0 "$R/dev/stdin"; ln -s /proc/self/fd/1 "$R/dev/stdout"; ln -s /proc/self/fd/2 "$R/dev/stderr"
-mkdir "$R/dev/shm"
+mkdir "$R/dev/shm" "$R/dev/pts"
+if mount -t devpts -o newinstance,ptmxmode=0666,mode=0600,nosuid,noexec dp-pts "$R/dev/pts" 2>/dev/null; then ln -s pts/ptmx "$R/dev/ptmx"; fi
 mount -t tmpfs -o mode=1777,nosuid,nodev,size=${PRIVATE_SHM_SIZE} dp-shm "$R/dev/shm"
 mount -t tmpfs -o mode=1777,nosuid,nodev,size=${PRIVATE_TMP_SIZE} dp-tmp "$R/tmp"
 for bind in "$@"; do

@@ -105,6 +105,9 @@ export function hostChannelContract(name: string, open: (deps: ServiceDependenci
 
       const handle = await remote.create(request(ws, 'run-1'));
       expect(await remote.exec(handle, { argv: ['cat', 'hello.txt'], identity: 'agent' })).toMatchObject({ exitCode: 0, stdout: 'hello from the template' });
+      // stdin crosses the channel as `stdin` frames (three of them here), each answered once the process took it.
+      const input = (async function* () { yield Buffer.alloc(40_000, 'a'); yield 'tail'; })();
+      expect(await remote.exec(handle, { argv: ['wc', '-c'], identity: 'agent', stdin: input })).toMatchObject({ exitCode: 0, stdout: '40004\n' });
       const leased = await remote.exec(handle, {
         argv: ['sh', '-c', 'echo "$API_TOKEN"; cat "$TOKEN_FILE"'], identity: 'credential',
         credentials: async (target): Promise<readonly ProcessCredentialDelivery[]> => {

@@ -707,6 +707,55 @@ print join(",", map { "$_=$r{$_}" } sort keys %r), "\n";`;
       }
     });
 
+    describe('stdin', () => {
+      const COUNT_STDIN = `const c=[];process.stdin.on('data',(d)=>c.push(d)).on('end',()=>{const b=Buffer.concat(c);console.log(b.length+' '+require('crypto').createHash('sha256').update(b).digest('hex'))})`;
+      it("streams the caller's input into the process in order to its end, stops pulling when it exits, and never beside a stdin lease", async () => {
+        const sandbox = await aSandbox({ files: {} });
+        try {
+          // Larger than one frame of a remote host, in uneven pieces, text and bytes.
+          const bytes = randomBytes(100 * 1024);
+          const whole = Buffer.concat([Buffer.from('hello '), bytes]);
+          async function* pieces(): AsyncGenerator<Uint8Array | string> {
+            yield 'hello ';
+            yield bytes.subarray(0, 40_000);
+            yield bytes.subarray(40_000);
+          }
+          const read = await host.exec(sandbox, { argv: [node, '-e', COUNT_STDIN], identity: 'agent', stdin: pieces() });
+          expect(read.exitCode, read.stderr).toBe(0);
+          expect(read.stdout.trim()).toBe(`${whole.length} ${createHash('sha256').update(whole).digest('hex')}`);
+
+          // Input that never ends: the process's exit ends it, and the input is told (its generator's finally runs).
+          let released = false;
+          async function* endless(): AsyncGenerator<string> {
+            try {
+              for (;;) {
+                yield 'y\n';
+                await new Promise((resolve) => setTimeout(resolve, 5));
+              }
+            } finally {
+              released = true;
+            }
+          }
+          const head = await host.exec(sandbox, { argv: ['sh', '-c', 'head -n 2'], identity: 'agent', stdin: endless(), timeoutMs: 60_000 });
+          expect(head.exitCode, head.stderr).toBe(0);
+          expect(head.stdout).toBe('y\ny\n');
+          for (let i = 0; !released && i < 200; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+          expect(released).toBe(true);
+
+          // A lease's stdin is its process's alone: input beside it is refused, and nothing of the lease is left.
+          const request: CredentialRequest = { secretName: 'STDIN_KEY', value: secrets.STDIN_KEY, use: 'stdin' };
+          const refused = await rejection(host.exec(sandbox, {
+            argv: [node, '-e', COUNT_STDIN], identity: 'credential', stdin: pieces(),
+            credentials: async (target: ProcessCredentialTarget) => [await preparerFor(request)(request, target)],
+          }));
+          expect(refused).toMatchObject({ code: 'SANDBOX.INPUT_CONFLICT' });
+          expect(harness.credentialLeftovers(sandbox)).toEqual([]);
+        } finally {
+          await teardown(sandbox);
+        }
+      });
+    });
+
     describe('output', () => {
       it('is redacted as it streams: raw, split across writes, and encoded forms never reach the result', async () => {
         const sandbox = await aSandbox({ files: {} });

@@ -104,6 +104,15 @@ describe('IDE SSH into a live run through the host channel', () => {
     expect(environment).toContain(`STANDING=${STANDING}`);
     expect(environment.some((line) => /^GATEWAY_(TOKEN|URL)=/.test(line))).toBe(false);
 
+    // An interactive shell fed on stdin: the same identity and env, a file streamed in through its stdin.
+    const shell = await sshThroughProxy({
+      ticket: await ticketFor(ws, runId), platform: remote.platform, caFile: remote.caFile, dir, sshOptions: ['-T'],
+      input: 'id -u\necho "bearer=${GATEWAY_TOKEN:-none}"\ncat delivered.txt\nexit\n',
+    });
+    expect(shell.code, shell.stderr).toBe(0);
+    expect(shell.stdout.split('\n')).toEqual([turnUid, 'bearer=none', expect.stringMatching(/\[REDACTED:[A-Z_]+\]/), '']);
+    expect(shell.stdout).not.toContain(ENV_KEY);
+
     // The same ticket again: refused, and the refusal is on the run.
     const reused = await ssh(first!, 'true');
     expect(reused.code).not.toBe(0);
@@ -114,11 +123,11 @@ describe('IDE SSH into a live run through the host channel', () => {
 
     // A session open at teardown ends with it.
     const long = ssh(await ticketFor(ws, runId), 'echo open; sleep 200');
-    await waitForRun(alice, ws, runId, (run) => eventsOf(run, 'SshSessionOpened').length === 2);
+    await waitForRun(alice, ws, runId, (run) => eventsOf(run, 'SshSessionOpened').length === 3);
     expect((await alice('POST', `/api/workspaces/${ws}/runs/${runId}/cancel`)).status).toBe(202);
     const ended = await long;
     expect(ended.stdout).toContain('open');
-    const run = await waitForRun(alice, ws, runId, (r) => isFinished(r) && eventsOf(r, 'SshSessionClosed').length === 2);
+    const run = await waitForRun(alice, ws, runId, (r) => isFinished(r) && eventsOf(r, 'SshSessionClosed').length === 3);
     expect(eventsOf(run, 'SshSessionClosed').map((e) => e.data.reason)).toContain('the sandbox was torn down');
     const afterTeardown = await alice('POST', `/api/workspaces/${ws}/runs/${runId}/ssh`);
     expect(afterTeardown.status).toBe(409);

@@ -180,8 +180,9 @@ function api(method, path, body) {
     socket.on('data', demux);
     if (head.length) { pending = Buffer.alloc(0); demux(head); }
     socket.write(JSON.stringify({ argv, env, cwd }) + '\\n');
-    const frame = (data) => { const h = Buffer.alloc(4); h.writeUInt32BE(data.length); socket.write(Buffer.concat([h, data])); };
-    process.stdin.on('data', (d) => { if (d.length) frame(d); });
+    const frame = (data) => { const h = Buffer.alloc(4); h.writeUInt32BE(data.length); return socket.write(Buffer.concat([h, data])); };
+    // Held back while the engine's side is full: a program that reads slowly slows its writer, not this relay's memory.
+    process.stdin.on('data', (d) => { if (d.length && !frame(d)) { process.stdin.pause(); socket.once('drain', () => process.stdin.resume()); } });
     process.stdin.on('end', () => frame(Buffer.alloc(0)));
     process.stdin.on('error', () => undefined);
     socket.on('error', () => undefined);

@@ -42,6 +42,8 @@ const PROGRAMS = [
   'sh', 'dash', 'bash', 'env', 'git', 'npm', 'npx', 'cat', 'ls', 'mkdir', 'mv', 'rm', 'cp', 'id', 'sleep', 'head', 'tail', 'wc', 'chmod', 'touch', 'true', 'false',
   'pwd', 'stat', 'readlink', 'realpath', 'tr', 'cut', 'grep', 'sed', 'tee', 'sort', 'uniq', 'dirname', 'basename', 'ln', 'find', 'xargs',
   'timeout', 'kill', 'setsid', 'perl', 'base64', 'sha256sum', 'mktemp', 'date', 'uname', 'whoami', 'rmdir', 'printf', 'echo', 'test', 'expr', 'seq', 'cmp', 'diff',
+  // An IDE SSH shell's terminal: util-linux's script allocates the pty, stty sizes it.
+  'script', 'stty',
 ];
 const REQUIRED_PROGRAMS = new Set(['sh', 'env', 'git']);
 const DIRECTORIES = ['/usr/lib/git-core', '/usr/share/git-core/templates'];

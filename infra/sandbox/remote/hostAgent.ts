@@ -9,6 +9,7 @@ import { type RedactableSecret, createRedactor } from '../../../domain/redaction
 import type { DeliveryTarget } from '../credentialDelivery';
 import { OutputStreamer } from './outputStreaming';
 import { AgentSshServer, type RunAsAgent } from './agentSshServer';
+import { FrameInput, StdinRefusedError } from './agentStdin';
 import { CLOSE_REVOKED } from './hostChannelServer';
 import { CHANNEL_PATH, CREDENTIAL_DIR_PLACEHOLDER, ChannelSequence, EGRESS_PROXY_PLACEHOLDER, type WireEgressTally, type PlatformBody, type PlatformFrame, type WireCommand, type WireDelivery, platformFrame } from './protocol';
 
@@ -64,7 +65,7 @@ export class HostAgent {
   private readonly sandboxes = new Map<string, AgentSandbox>();
   /** Creates under way: counted against the limit before the inner host answers, so two at once cannot both pass. */
   private creating = 0;
-  private readonly running = new Map<string, { runId: string; sandboxId: string; identity: 'agent' | 'credential'; stop(): Promise<unknown> }>();
+  private readonly running = new Map<string, { runId: string; sandboxId: string; identity: 'agent' | 'credential'; input?: FrameInput; stop(): Promise<unknown> }>();
   private readonly log: (line: string) => void;
   /** Where frames go on the current channel (IDE SSH sessions send through it). */
   private sendCurrent: (body: unknown) => void = () => undefined;
@@ -193,23 +194,37 @@ export class HostAgent {
           const streamer = body.command.streamOutput
             ? new OutputStreamer((stream, text) => send({ kind: 'output', runId: execRunId, execId, stream, text }), backlog)
             : undefined;
-          const spec = { ...commandSpecOf(body.command, sandbox.secrets, controller.signal), ...(streamer ? { onOutput: (stream: 'stdout' | 'stderr', text: string) => streamer.push(stream, text) } : {}) };
+          // Its stdin comes in `stdin` frames (never a value: a delivery that claims stdin refuses it in the launcher).
+          const input = body.command.stdin === true ? new FrameInput(body.runId) : undefined;
+          const spec = {
+            ...commandSpecOf(body.command, sandbox.secrets, controller.signal), ...(input ? { stdin: input } : {}),
+            ...(streamer ? { onOutput: (stream: 'stdout' | 'stderr', text: string) => streamer.push(stream, text) } : {}),
+          };
           if (body.mode === 'start') {
-            const process = await this.options.inner.start(sandbox.handle, spec);
-            this.running.set(body.execId, { runId: body.runId, sandboxId: body.sandboxId, identity: body.command.identity, stop: () => process.stop() });
-            void this.reportExit(process, sandbox.handle, body.execId, send, streamer);
+            const process = await this.options.inner.start(sandbox.handle, spec).catch((error: unknown) => {
+              input?.close();
+              throw error;
+            });
+            this.running.set(body.execId, { runId: body.runId, sandboxId: body.sandboxId, identity: body.command.identity, ...(input ? { input } : {}), stop: () => process.stop() });
+            void this.reportExit(process, sandbox.handle, body.execId, send, streamer, input);
             return send({ kind: 'started', requestId, runId: body.runId, execId: body.execId, pid: process.pid });
           }
           const exited = this.options.inner.exec(sandbox.handle, spec);
           // Stopped means gone: a take-over (`release`) resolves only once the process has ended.
-          this.running.set(body.execId, { runId: body.runId, sandboxId: body.sandboxId, identity: body.command.identity, stop: async () => { controller.abort(); await exited.catch(() => undefined); } });
+          this.running.set(body.execId, { runId: body.runId, sandboxId: body.sandboxId, identity: body.command.identity, ...(input ? { input } : {}), stop: async () => { controller.abort(); await exited.catch(() => undefined); } });
           send({ kind: 'started', requestId, runId: body.runId, execId: body.execId, pid: -1 });
-          return void this.reportExit({ pid: -1, exited, stop: () => exited }, sandbox.handle, body.execId, send, streamer);
+          return void this.reportExit({ pid: -1, exited, stop: () => exited }, sandbox.handle, body.execId, send, streamer, input);
         }
         case 'stop': {
           const process = this.running.get(body.execId);
           if (process && process.runId !== body.runId) throw new DomainError('HOST.FOREIGN_RUN', 'that process belongs to another run', 'forbidden');
           await process?.stop();
+          return send({ kind: 'done', requestId, runId: body.runId });
+        }
+        case 'stdin':
+        case 'stdinEnd': {
+          const input = this.inputOf(body.execId, body.runId);
+          await (body.op === 'stdin' ? input.push(body.offset, Buffer.from(body.data, 'base64')) : input.end(body.offset));
           return send({ kind: 'done', requestId, runId: body.runId });
         }
         case 'teardown': {
@@ -245,6 +260,7 @@ export class HostAgent {
       }
     } catch (error) {
       const known = error instanceof DomainError ? { code: error.code, errorKind: error.kind } : { code: 'HOST.AGENT_ERROR' };
+      if (error instanceof StdinRefusedError && error.code !== 'HOST.STDIN_CLOSED') this.log(`host agent: refused a ${body.op} frame for run ${runId ?? '?'} (${error.code})`);
       send({ kind: 'failed', requestId, ...(runId ? { runId } : {}), ...known, message: (error as Error).message.slice(0, 2000) });
     }
   }
@@ -256,7 +272,20 @@ export class HostAgent {
   private runAsAgent(sandboxId: string, runId: string): RunAsAgent | undefined {
     const sandbox = this.sandboxes.get(sandboxId);
     if (!sandbox || sandbox.handle.runId !== runId) return undefined;
-    return (command, onOutput) => this.options.inner.start(sandbox.handle, { argv: ['sh', '-c', command], identity: 'agent', onOutput });
+    return (request, onOutput) => this.options.inner.start(sandbox.handle, { argv: request.argv, identity: 'agent', stdin: request.stdin, ...(request.env ? { env: request.env } : {}), onOutput });
+  }
+
+  /**
+   * The stdin of a process the platform started in that run with `stdin: true`. Anything else is refused: a process
+   * the platform did not start (an SSH session's, one already gone), another run's, one whose stdin is not open to
+   * frames (a `stdin` lease's process among them).
+   */
+  private inputOf(execId: string, runId: string): FrameInput {
+    const process = this.running.get(execId);
+    if (!process) throw new StdinRefusedError('HOST.NO_SUCH_PROCESS', 'no process of that id was started here by the platform', 'not_found');
+    if (process.runId !== runId) throw new StdinRefusedError('HOST.FOREIGN_RUN', 'that process belongs to another run', 'forbidden');
+    if (!process.input) throw new StdinRefusedError('HOST.NO_STDIN', 'that process was started without stdin', 'forbidden');
+    return process.input;
   }
 
   private sandboxOf(sandboxId: string, runId: string): AgentSandbox {
@@ -266,7 +295,7 @@ export class HostAgent {
     return sandbox;
   }
 
-  private async reportExit(process: RunningCommand, handle: SandboxHandle, execId: string, send: (body: unknown) => void, streamer?: OutputStreamer): Promise<void> {
+  private async reportExit(process: RunningCommand, handle: SandboxHandle, execId: string, send: (body: unknown) => void, streamer?: OutputStreamer, input?: FrameInput): Promise<void> {
     const runId = handle.runId;
     let result: CommandResult;
     try {
@@ -275,6 +304,7 @@ export class HostAgent {
       result = { exitCode: null, signal: null, stdout: '', stderr: `host agent: ${(error as Error).message.slice(0, 500)}`, truncated: false, timedOut: false, cancelled: false };
     }
     this.running.delete(execId);
+    input?.close();
     streamer?.end();
     // The egress decisions ride with each process's end: the platform's drainEgress is synchronous.
     const egress = this.egressOf(handle);

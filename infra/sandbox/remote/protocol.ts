@@ -4,7 +4,7 @@ import type { HostMessageRefusal } from '../../../domain/sandboxHosts';
 
 /**
  * The narrow sandbox protocol between the platform and a host agent (docs/sandbox-hosts.md): create, exec (with
- * the deliveries of that one process), start, stop, teardown, set egress, list, locate (a run's sandbox), release
+ * the deliveries of that one process), stdin for a process that asked for it, start, stop, teardown, set egress, list, locate (a run's sandbox), release
  * (stop its credential processes for another app instance). There is no frame for a raw
  * engine call. Every frame names its host, workspace and session, and carries the sender's next sequence number;
  * a frame that is replayed, out of order, or for another host, workspace, session or run is refused and recorded.
@@ -20,6 +20,10 @@ export const OUTPUT_CHUNK_CHARS = 16 * 1024;
 export const EGRESS_PROXY_PLACEHOLDER = '@@DP_EGRESS_PROXY@@';
 /** The most SSH bytes one frame carries (before base64): the relay and the agent split anything larger. */
 export const SSH_CHUNK_BYTES = 16 * 1024;
+/** The most stdin bytes one frame carries (before base64): the platform splits anything larger. */
+export const STDIN_CHUNK_BYTES = 16 * 1024;
+/** Stdin frames of one process the platform may have sent unanswered; the agent refuses one past it. */
+export const STDIN_FRAMES_IN_FLIGHT = 4;
 /** Where an IDE's ssh-proxy opens its tunnel, next to the host channel (the ticket is its bearer). */
 export const SSH_PATH = '/api/ssh/tunnel';
 
@@ -62,12 +66,16 @@ export const wireCommand = z.strictObject({
   maxOutputBytes: z.number().int().positive().optional(),
   /** Stream output frames while it runs (the exit still carries all of it). */
   streamOutput: z.boolean().optional(),
+  /** The process reads stdin from `stdin` frames until `stdinEnd` (never with a delivery that claims its stdin). */
+  stdin: z.boolean().optional(),
   deliveries: z.array(wireDelivery).max(16),
 });
 export type WireCommand = z.infer<typeof wireCommand>;
 
 /** Opaque SSH bytes (the SSH transport is encrypted end to end between the IDE and the agent), base64, bounded. */
 const sshBytes = z.string().max(Math.ceil(SSH_CHUNK_BYTES / 3) * 4).regex(/^[A-Za-z0-9+/]*={0,2}$/);
+/** A process's stdin bytes, base64, bounded. */
+const stdinBytes = z.string().min(1).max(Math.ceil(STDIN_CHUNK_BYTES / 3) * 4).regex(/^[A-Za-z0-9+/]*={0,2}$/);
 /** An SSH host public key as OpenSSH writes it (the agent's ephemeral key for one sandbox). */
 const sshHostKey = z.string().max(1024).regex(/^ssh-ed25519 [A-Za-z0-9+/]+={0,2}$/);
 
@@ -79,6 +87,14 @@ export const platformBody = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('create'), requestId: id, runId: id, sandboxId: id, files: stringMap, env: stringMap.optional(), keptVolume: id.optional(), egress: egressAllowance.optional() }),
   z.strictObject({ op: z.literal('exec'), requestId: id, runId: id, sandboxId: id, execId: id, mode: z.enum(['exec', 'start']), command: wireCommand }),
   z.strictObject({ op: z.literal('stop'), requestId: id, runId: id, execId: id }),
+  /**
+   * Bytes for the stdin of a process the platform started with `stdin: true` in this run; `offset` is how many it
+   * sent before (so a lost or reordered frame is refused, never spliced). Answered `done` once the process took
+   * them, `failed` when refused (another run's process, one the platform did not start, one without stdin).
+   */
+  z.strictObject({ op: z.literal('stdin'), requestId: id, runId: id, execId: id, offset: z.number().int().min(0), data: stdinBytes }),
+  /** The end of that process's input: it reads EOF once it took everything before `offset`. */
+  z.strictObject({ op: z.literal('stdinEnd'), requestId: id, runId: id, execId: id, offset: z.number().int().min(0) }),
   z.strictObject({ op: z.literal('teardown'), requestId: id, runId: id, sandboxId: id }),
   z.strictObject({ op: z.literal('setEgress'), requestId: id, runId: id, sandboxId: id, egress: egressAllowance }),
   z.strictObject({ op: z.literal('list'), requestId: id }),

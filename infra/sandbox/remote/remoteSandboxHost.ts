@@ -10,10 +10,11 @@ import type {
   CommandResult, CommandSpec, OutputRedactor, ProcessCredentialDelivery, RecoverableSandboxHost, RunningCommand, SandboxCapabilities, SandboxHandle, SandboxRequest, SharedSandbox,
 } from '../../../domain/ports/sandboxHost';
 import { PLATFORM_PARTITION } from '../../../domain/streams';
-import { LaunchRefusedError } from '../launchErrors';
+import { InputConflictError, LaunchRefusedError } from '../launchErrors';
 import type { SshTarget, SshTargets } from '../../../domain/ports/sshTargets';
 import type { ChannelConnection, HostDirectory, SshTunnel, SshTunnelListener } from './hostChannelServer';
 import type { DeliveryTarget } from '../credentialDelivery';
+import { sendInput } from './remoteStdin';
 import { CREDENTIAL_DIR_PLACEHOLDER, EGRESS_PROXY_PLACEHOLDER, type WireCommand, type WireDelivery } from './protocol';
 
 interface RemoteSandbox {
@@ -243,7 +244,9 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
       ...(command.handOver ? { handOver: { into: command.handOver.into } } : {}),
       ...(command.timeoutMs ? { timeoutMs: command.timeoutMs } : {}), ...(command.maxOutputBytes ? { maxOutputBytes: command.maxOutputBytes } : {}),
       ...(command.onOutput ? { streamOutput: true } : {}),
+      ...(command.stdin ? { stdin: true } : {}),
     };
+    if (command.stdin && wire.deliveries.some((d) => d.stdin !== undefined)) throw new InputConflictError();
     const execId = randomUUID();
     const { connection, redactor } = sandbox;
     const exited = connection.awaitExit(execId, handle.runId, command.onOutput ? streamedOutput(redactor, command.onOutput) : undefined).then((body) => {
@@ -260,6 +263,7 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
     command.signal?.addEventListener('abort', onAbort, { once: true });
     void exited.finally(() => command.signal?.removeEventListener('abort', onAbort)).catch(() => undefined);
     const reply = await connection.request({ op: 'exec', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId, execId, mode, command: wire });
+    if (command.stdin) void sendInput(connection, handle.runId, execId, command.stdin, exited).catch(() => undefined);
     return { pid: reply.kind === 'started' ? reply.pid : -1, exited, stop };
   }
 }

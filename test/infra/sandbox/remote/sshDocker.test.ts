@@ -96,4 +96,38 @@ describeWithDocker('IDE SSH through a host agent with the Docker host inside', e
     expect(session.stdout).not.toContain(LEASE);
     await remote.teardown(handle);
   }, 300_000);
+
+  it("streams the client's stdin into the container, and `ssh -tt` gets a shell on the container's own terminal as the agent", async () => {
+    const runId = randomUUID();
+    const by = { actor: 'alice', correlationId: runId };
+    await onRun(api.deps, ws, runId, { type: 'RequestRun', runId, workspaceId: ws, deadline: new Date(Date.now() + 600_000).toISOString(), specRef: 's', specDigest: 'd' }, by);
+    await onRun(api.deps, ws, runId, { type: 'StartPhase', phase: 'seed' }, by);
+    const handle = await remote.create({
+      runId, files: {}, placement: { workspaceId: ws },
+      redactor: createRedactor([{ name: 'LEASE', value: LEASE }]), guard: { secretNames: ['LEASE'], managedValues: [{ name: 'LEASE', value: LEASE }] },
+    });
+    await onRun(api.deps, ws, runId, { type: 'RecordSandboxLaunched', sandboxId: handle.sandboxId, isolated: handle.isolated }, by);
+    // The agent's redactor knows what was delivered into this sandbox: a credential process held the lease.
+    const held = await remote.exec(handle, { argv: ['true'], identity: 'credential', credentials: async () => [{ env: { LEASE }, argsAfterCommand: [], paths: [], cleanup: async () => undefined }] });
+    expect(held.exitCode, held.stderr).toBe(0);
+    const agentUid = (await remote.exec(handle, { argv: ['id', '-u'], identity: 'agent' })).stdout.trim();
+    const ssh = async (options: { command?: string; input: string | Buffer; sshOptions?: readonly string[] }): Promise<{ code: number | null; stdout: string; stderr: string }> => {
+      const reply = await api.call('POST', `/api/workspaces/${ws}/runs/${runId}/ssh`, { token: alice });
+      expect(reply.status, reply.text).toBe(201);
+      return sshThroughProxy({ ticket: reply.json as SshTicketAnswer, platform: channel.url, caFile: tls.certFile, dir, ...options });
+    };
+    const file = Buffer.alloc(3 * 1024 * 1024 + 7, 'x');
+    const counted = await ssh({ command: 'wc -c', input: file });
+    expect(counted.code, `${counted.stderr}\n${agent.output().slice(-3000)}`).toBe(0);
+    expect(counted.stdout.trim()).toBe(String(file.length));
+
+    const shell = await ssh({ sshOptions: ['-tt'], input: `readlink /proc/self/fd/0; id -u; echo "bearer=\${GATEWAY_TOKEN:-none}"; echo ${Buffer.from(LEASE).toString('base64')} | base64 -d; echo; exit\n` });
+    expect(shell.code, shell.stderr + shell.stdout).toBe(0);
+    expect(shell.stdout).toMatch(/\/dev\/pts\/\d+\r?$/m);
+    expect(shell.stdout).toMatch(new RegExp(`(^|\\s)${agentUid}\\r?$`, 'm'));
+    expect(shell.stdout).toMatch(/bearer=none\r?$/m);
+    expect(shell.stdout).toMatch(/\[REDACTED:[A-Z_]+\]\r?$/m);
+    expect(shell.stdout).not.toContain(LEASE);
+    await remote.teardown(handle);
+  }, 300_000);
 });
