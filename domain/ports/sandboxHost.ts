@@ -80,6 +80,17 @@ export interface SandboxHandle {
   /** The workspace directory as the sandbox's processes see it. */
   readonly workspace: string;
   readonly isolated: boolean;
+  /** The host agent it lives on (remote hosts): recorded with `SandboxLaunched`, the only host asked for it later. */
+  readonly hostId?: string;
+}
+
+/**
+ * What the run's events say of its sandbox, for `find`: a host that places sandboxes on machines asks only
+ * `hostId`'s, and never accepts an answer naming another sandbox than `sandboxId`. Hosts with one engine ignore it.
+ */
+export interface ExpectedSandbox {
+  readonly sandboxId?: string;
+  readonly hostId?: string;
 }
 
 /**
@@ -164,8 +175,11 @@ export interface SandboxHost {
  * or a move between phases.
  */
 export interface RecoverableSandboxHost extends SandboxHost {
-  /** `workspaceId`: the run's, where a host looks among its pools' machines (a remote host asks no other workspace's). */
-  find(runId: string, workspaceId?: string): Promise<SandboxHandle | undefined>;
+  /**
+   * `workspaceId`: the run's, where a host looks among its pools' machines (a remote host asks no other
+   * workspace's); `expected`: what the run's events name (a remote host asks only the recorded machine).
+   */
+  find(runId: string, workspaceId?: string, expected?: ExpectedSandbox): Promise<SandboxHandle | undefined>;
   /**
    * Takes the sandbox over. Credential-bearing processes the previous instance started are stopped before this
    * resolves (nobody supervises their leases any more); the caller ends those leases and starts again what the

@@ -7,14 +7,14 @@ import type { EgressAllowance, EgressTally } from '../../../domain/egress';
 import { DomainError } from '../../../domain/errors';
 import { argvEntries, checkRunSpecEnv, checkStandingEnv, checkValues, templateFileEntries, type GuardPolicy } from '../../../domain/launchGuard';
 import type {
-  CommandResult, CommandSpec, OutputRedactor, ProcessCredentialDelivery, RecoverableSandboxHost, RunningCommand, SandboxCapabilities, SandboxHandle, SandboxRequest, SharedSandbox,
+  CommandResult, CommandSpec, ExpectedSandbox, OutputRedactor, ProcessCredentialDelivery, RecoverableSandboxHost, RunningCommand, SandboxCapabilities, SandboxHandle, SandboxRequest, SharedSandbox,
 } from '../../../domain/ports/sandboxHost';
 import { PLATFORM_PARTITION } from '../../../domain/streams';
 import { LaunchRefusedError } from '../launchErrors';
 import type { SshTarget, SshTargets } from '../../../domain/ports/sshTargets';
 import type { ChannelConnection, HostDirectory, SshTunnel, SshTunnelListener } from './hostChannelServer';
 import type { DeliveryTarget } from '../credentialDelivery';
-import { CREDENTIAL_DIR_PLACEHOLDER, EGRESS_PROXY_PLACEHOLDER, type WireCommand, type WireDelivery } from './protocol';
+import { type AgentBody, CREDENTIAL_DIR_PLACEHOLDER, EGRESS_PROXY_PLACEHOLDER, type WireCommand, type WireDelivery } from './protocol';
 
 interface RemoteSandbox {
   readonly connection: ChannelConnection;
@@ -86,28 +86,40 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
       if (reply.kind !== 'created') throw new DomainError('HOST.PROTOCOL', `the host answered ${reply.kind} to create`, 'unavailable');
       connection.sandboxes += 1;
       this.sandboxes.set(sandboxId, { connection, redactor: request.redactor, guard: request.guard, runId: request.runId, egress: undefined, ...(reply.sshHostKey ? { sshHostKey: reply.sshHostKey } : {}) });
-      return { sandboxId, runId: request.runId, workspace: reply.workspace, isolated: reply.isolated };
+      return { sandboxId, runId: request.runId, workspace: reply.workspace, isolated: reply.isolated, hostId: connection.hostId };
     }
     throw new DomainError(HOST_ERROR.NO_CAPACITY, `every live sandbox host in ${poolName(request)} holds its limit of sandboxes`, 'unavailable');
   }
 
   /**
    * The run's sandbox on a live host of its workspace's own hosts or the managed pool (never another workspace's
-   * own host: without the workspace nothing is asked). The caller accepts it only when its id is the one the
-   * run's events name.
+   * own host: without the workspace nothing is asked). When the run's events name the host it was placed on, only
+   * that host is asked: another host of the workspace (its owner's machine, perhaps hostile) is never heard for
+   * it. An answer naming another sandbox than the events is refused and recorded. A run recorded before hosts
+   * were has every host of its pool asked, and is found only when exactly one host claims its sandbox: a second
+   * claimant (a host answering with an id it read from the run) makes it fail closed.
    */
-  async find(runId: string, workspaceId?: string): Promise<SandboxHandle | undefined> {
+  async find(runId: string, workspaceId?: string, expected: ExpectedSandbox = {}): Promise<SandboxHandle | undefined> {
     if (workspaceId === undefined) return undefined;
     await this.channel.refresh?.();
-    const hosts = [...this.channel.liveHosts(workspaceId), ...(workspaceId === PLATFORM_PARTITION ? [] : this.channel.liveHosts(PLATFORM_PARTITION))];
+    const pool = [...this.channel.liveHosts(workspaceId), ...(workspaceId === PLATFORM_PARTITION ? [] : this.channel.liveHosts(PLATFORM_PARTITION))];
+    const hosts = expected.hostId === undefined ? pool : pool.filter((c) => c.hostId === expected.hostId);
+    const claims: { connection: ChannelConnection; sandbox: NonNullable<Extract<AgentBody, { kind: 'located' }>['sandbox']> }[] = [];
     for (const connection of hosts) {
       const reply = await connection.request({ op: 'locate', requestId: randomUUID(), runId }).catch(() => undefined);
       if (reply?.kind !== 'located' || reply.runId !== runId || !reply.sandbox) continue;
-      const { sandboxId, workspace, isolated, sshHostKey } = reply.sandbox;
-      this.located.set(sandboxId, { connection, runId, ...(sshHostKey ? { sshHostKey } : {}) });
-      return { sandboxId, runId, workspace, isolated };
+      if (expected.sandboxId !== undefined && reply.sandbox.sandboxId !== expected.sandboxId) {
+        connection.refuse?.({ reason: 'foreign-sandbox', messageType: 'located', runId });
+        continue;
+      }
+      claims.push({ connection, sandbox: reply.sandbox });
     }
-    return undefined;
+    if (claims.length > 1) for (const { connection } of claims) connection.refuse?.({ reason: 'foreign-sandbox', messageType: 'located', runId });
+    const [claim] = claims;
+    if (!claim || claims.length > 1) return undefined;
+    const { connection, sandbox: { sandboxId, workspace, isolated, sshHostKey } } = claim;
+    this.located.set(sandboxId, { connection, runId, ...(sshHostKey ? { sshHostKey } : {}) });
+    return { sandboxId, runId, workspace, isolated, hostId: connection.hostId };
   }
 
   /** Takes the sandbox over: the agent stops the credential processes the previous instance started, then this one serves it. */
