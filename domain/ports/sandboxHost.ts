@@ -84,6 +84,14 @@ export interface SandboxHandle {
   readonly hostId?: string;
 }
 
+/** The run a leftover sandbox belongs to (teardown on an instance that does not hold it). */
+export interface LeftoverRun {
+  readonly runId: string;
+  readonly workspaceId: string;
+  /** `SandboxLaunched.hostId`, when recorded. */
+  readonly hostId?: string;
+}
+
 /**
  * What the run's events say of its sandbox, for `find`: a host that places sandboxes on machines asks only
  * `hostId`'s, and never accepts an answer naming another sandbox than `sandboxId`. Hosts with one engine ignore it.
@@ -163,8 +171,12 @@ export interface SandboxHost {
    * sweep calls it; a host whose sandboxes cannot outlive their process leaves it out.
    */
   removeOrphans?(runIsOver: (runId: string) => Promise<boolean>): Promise<number>;
-  /** Removes what a dead instance left of one sandbox (its disk, its container); a host without leftovers leaves it out. */
-  removeLeftover?(sandboxId: string): Promise<void>;
+  /**
+   * Removes what a dead instance left of one sandbox (its disk, its container, its processes on a host agent); a
+   * host without leftovers leaves it out. `run`: whose sandbox it is, as the run's events say (a remote host
+   * reaches only the recorded machine, or the run's pools for an older run).
+   */
+  removeLeftover?(sandboxId: string, run?: LeftoverRun): Promise<void>;
   /** Purge: removes the workspace's kept volumes; returns how many. A host that keeps none leaves it out. */
   removeWorkspaceVolumes?(workspaceId: string): Promise<number>;
 }

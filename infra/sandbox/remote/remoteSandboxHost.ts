@@ -7,7 +7,7 @@ import type { EgressAllowance, EgressTally } from '../../../domain/egress';
 import { DomainError } from '../../../domain/errors';
 import { argvEntries, checkRunSpecEnv, checkStandingEnv, checkValues, templateFileEntries, type GuardPolicy } from '../../../domain/launchGuard';
 import type {
-  CommandResult, CommandSpec, ExpectedSandbox, OutputRedactor, ProcessCredentialDelivery, RecoverableSandboxHost, RunningCommand, SandboxCapabilities, SandboxHandle, SandboxRequest, SharedSandbox,
+  CommandResult, CommandSpec, ExpectedSandbox, LeftoverRun, OutputRedactor, ProcessCredentialDelivery, RecoverableSandboxHost, RunningCommand, SandboxCapabilities, SandboxHandle, SandboxRequest, SharedSandbox,
 } from '../../../domain/ports/sandboxHost';
 import { PLATFORM_PARTITION } from '../../../domain/streams';
 import { LaunchRefusedError } from '../launchErrors';
@@ -102,8 +102,7 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
   async find(runId: string, workspaceId?: string, expected: ExpectedSandbox = {}): Promise<SandboxHandle | undefined> {
     if (workspaceId === undefined) return undefined;
     await this.channel.refresh?.();
-    const pool = [...this.channel.liveHosts(workspaceId), ...(workspaceId === PLATFORM_PARTITION ? [] : this.channel.liveHosts(PLATFORM_PARTITION))];
-    const hosts = expected.hostId === undefined ? pool : pool.filter((c) => c.hostId === expected.hostId);
+    const hosts = this.hostsOfRun(workspaceId, expected.hostId);
     const claims: { connection: ChannelConnection; sandbox: NonNullable<Extract<AgentBody, { kind: 'located' }>['sandbox']> }[] = [];
     for (const connection of hosts) {
       const reply = await connection.request({ op: 'locate', requestId: randomUUID(), runId }).catch(() => undefined);
@@ -120,6 +119,58 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
     const { connection, sandbox: { sandboxId, workspace, isolated, sshHostKey } } = claim;
     this.located.set(sandboxId, { connection, runId, ...(sshHostKey ? { sshHostKey } : {}) });
     return { sandboxId, runId, workspace, isolated, hostId: connection.hostId };
+  }
+
+  /**
+   * The live hosts that may hold a run's sandbox: its workspace's own hosts and the managed pool, never another
+   * workspace's own host; only the recorded one when the run's events name it.
+   */
+  private hostsOfRun(workspaceId: string, hostId: string | undefined): ChannelConnection[] {
+    const pool = [...this.channel.liveHosts(workspaceId), ...(workspaceId === PLATFORM_PARTITION ? [] : this.channel.liveHosts(PLATFORM_PARTITION))];
+    return hostId === undefined ? pool : pool.filter((c) => c.hostId === hostId);
+  }
+
+  /**
+   * Teardown on an instance that does not hold the run's sandbox (the last step ran elsewhere): the agent tears it
+   * down with every process in it (MCP servers holding leases included). Sent to the host the run's events name
+   * (an older run: every host of its pools; an agent tears down only a sandbox it holds for that run). A host
+   * that is not live now removes it when its agent starts again.
+   */
+  async removeLeftover(sandboxId: string, run?: LeftoverRun): Promise<void> {
+    if (!run) return;
+    await this.channel.refresh?.();
+    this.forget(sandboxId);
+    await Promise.all(
+      this.hostsOfRun(run.workspaceId, run.hostId).map((connection) =>
+        connection.request({ op: 'teardown', requestId: randomUUID(), runId: run.runId, sandboxId }).catch(() => undefined),
+      ),
+    );
+  }
+
+  /**
+   * The sweep: sandboxes of runs that are over, on every live host (each host's own list; a teardown goes only to
+   * the host that listed it). This instance's own sandboxes are left to their teardown. Returns how many.
+   */
+  async removeOrphans(runIsOver: (runId: string) => Promise<boolean>): Promise<number> {
+    await this.channel.refresh?.();
+    let removed = 0;
+    for (const connection of this.channel.allLiveHosts()) {
+      const reply = await connection.request({ op: 'list', requestId: randomUUID() }).catch(() => undefined);
+      if (reply?.kind !== 'listed') continue;
+      for (const { sandboxId, runId } of reply.sandboxes) {
+        if (this.sandboxes.has(sandboxId) || !(await runIsOver(runId))) continue;
+        const done = await connection.request({ op: 'teardown', requestId: randomUUID(), runId, sandboxId }).then(() => true, () => false);
+        if (done) removed++;
+      }
+    }
+    return removed;
+  }
+
+  private forget(sandboxId: string): void {
+    const held = this.sandboxes.get(sandboxId);
+    if (held) held.connection.sandboxes = Math.max(0, held.connection.sandboxes - 1);
+    this.sandboxes.delete(sandboxId);
+    this.located.delete(sandboxId);
   }
 
   /** Takes the sandbox over: the agent stops the credential processes the previous instance started, then this one serves it. */

@@ -17,6 +17,7 @@ import { hostChannelAuthority } from '../../../../functions/hostChannelAuthority
 import type { TableGatewayBearers } from '../../../../infra/gateway/tableGatewayBearers';
 import { CHANNEL_PATH, ChannelSequence, type PlatformBody, platformFrame } from '../../../../infra/sandbox/remote/protocol';
 import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandboxHost';
+import { leftoverRemoval } from '../../../../infra/runs/leftoverSandboxes';
 import { aRunRuntime, runStoresOnAzurite } from '../../../support/runRuntime';
 import { type RemoteChannelHarness, startRemoteChannelHarness, until } from '../../../support/remoteChannelHarness';
 
@@ -26,6 +27,7 @@ import { type RemoteChannelHarness, startRemoteChannelHarness, until } from '../
  * the protocol) claims other hosts' sandboxes; real agents hold the genuine ones.
  */
 const caller = { actor: 'alice', correlationId: 'remote-takeover-test' };
+const TRACKER_KEY = `trk-takeover-${randomUUID()}`;
 
 let backend: RemoteChannelHarness;
 let stores: RunStores;
@@ -85,8 +87,30 @@ async function startHostileHost(workspaceId: string): Promise<HostileHost> {
   return { hostId, received, claims, close: () => socket.close() };
 }
 
+/** An app instance's run runtime, as the composition root builds it (teardown's leftovers go through the host). */
 function aRuntime(): RunRuntime & { host: RemoteSandboxHost } {
-  return aRunRuntime({ deps: backend.h.deps, stores, host: new RemoteSandboxHost(backend.channel), bearers, removeLeftovers: async () => undefined });
+  const host = new RemoteSandboxHost(backend.channel);
+  return aRunRuntime({ deps: backend.h.deps, stores, host, bearers, removeLeftovers: leftoverRemoval(host, { sandboxRoot: backend.dir, credentialRoot: backend.dir }) });
+}
+
+/** Every process whose environment holds `value` (each read tolerates a process that ended meanwhile). */
+function holdersOf(value: string): string[] {
+  const holders: string[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (readFileSync(`/proc/${pid}/environ`, 'latin1').includes(value)) holders.push(pid);
+    } catch {
+      // ended, or not ours to read
+    }
+  }
+  return holders;
+}
+
+/** What the genuine host's agent says it holds. */
+async function listedOnGenuine(): Promise<{ sandboxId: string; runId: string }[]> {
+  const connection = backend.channel.liveHosts(ws).find((c) => c.hostId === genuine)!;
+  const reply = await connection.request({ op: 'list', requestId: randomUUID() });
+  return reply.kind === 'listed' ? reply.sandboxes : [];
 }
 
 async function runEvents(runId: string): Promise<readonly RunEvent[]> {
@@ -111,6 +135,8 @@ beforeAll(async () => {
   backend = await startRemoteChannelHarness();
   ({ stores, bearers } = await runStoresOnAzurite());
   ws = await backend.createWorkspace('Acme');
+  const put = await backend.h.call('PUT', `/api/workspaces/${ws}/secrets/TRACKER_KEY`, { token: backend.owner, body: { value: TRACKER_KEY, uses: { mcp: 'members' } } });
+  expect(put.status, put.text).toBeLessThan(300);
   // The hostile host connects first: every host list of the workspace names it before the genuine one.
   hostile = await startHostileHost(ws);
   ({ hostId: genuine } = await backend.enrolAgent(ws, 'acme-box'));
@@ -183,4 +209,45 @@ describe('F2: another host of the workspace cannot answer for a run’s sandbox'
       expect(sentToGenuine).not.toContain('release');
     }, 120_000);
   });
+});
+
+describe('F3: teardown on an instance that does not hold the run’s sandbox', () => {
+  it('tears it down on the host agent: it leaves the agent’s list and its MCP server, holding a lease, is gone', async () => {
+    const runId = await requested({
+      template: { files: { 'mcp.js': 'console.log("up"); setInterval(() => {}, 1000);' } },
+      mcp: [{ name: 'issues', command: ['node', 'mcp.js'], secrets: [{ ref: 'TRACKER_KEY', use: 'env', as: 'TRACKER_KEY' }] }],
+      turns: [{ command: ['true'] }],
+      deadlineSeconds: 120,
+    });
+    const a = aRuntime();
+    expect(await seed(a, ws, runId)).toMatchObject({ ok: true });
+    expect(await install(a, ws, runId)).toEqual({ ok: true });
+    expect(await mcp(a, ws, runId)).toEqual({ ok: true });
+    const sandboxId = a.sandboxes.get(runId)!.handle.sandboxId;
+    // The positive control: the MCP server holds its lease's value while the sandbox lives.
+    await until(() => holdersOf(TRACKER_KEY).length > 0, 'the MCP server to hold its lease');
+    expect(await listedOnGenuine()).toContainEqual({ sandboxId, runId });
+
+    // Instance A is gone (scale-in, restart); the orchestration's teardown lands on C, which never held it.
+    const c = aRuntime();
+    expect(await teardown(c, ws, runId)).toEqual({ ok: true });
+    expect(await listedOnGenuine()).not.toContainEqual({ sandboxId, runId });
+    await until(() => holdersOf(TRACKER_KEY).length === 0, 'no process to hold the MCP server’s lease value');
+    expect((await runEvents(runId)).filter((e) => e.type === 'SandboxTornDown')).toHaveLength(1);
+    expect(opsToHostile(runId)).toEqual(['create']);
+    expect(await finish(c, ws, runId)).toEqual({ status: 'Completed' });
+  }, 240_000);
+
+  it('the sweep removes the sandboxes of runs that are over from host agents, and only those', async () => {
+    const maker = new RemoteSandboxHost(backend.channel);
+    const request = (runId: string) => ({ runId, files: {}, redactor: createRedactor([]), guard: { secretNames: [], managedValues: [] }, placement: { workspaceId: ws } });
+    const over = await maker.create(request(`run-${randomUUID()}`));
+    const going = await maker.create(request(`run-${randomUUID()}`));
+    const sweeper = new RemoteSandboxHost(backend.channel);
+    expect(await sweeper.removeOrphans(async (runId) => runId === over.runId)).toBe(1);
+    const listed = await listedOnGenuine();
+    expect(listed).not.toContainEqual({ sandboxId: over.sandboxId, runId: over.runId });
+    expect(listed).toContainEqual({ sandboxId: going.sandboxId, runId: going.runId });
+    await maker.teardown(going);
+  }, 120_000);
 });
