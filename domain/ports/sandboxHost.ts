@@ -193,7 +193,8 @@ export interface RecoverableSandboxHost extends SandboxHost {
    */
   find(runId: string, workspaceId?: string, expected?: ExpectedSandbox): Promise<SandboxHandle | undefined>;
   /**
-   * Takes the sandbox over. Credential-bearing processes the previous instance started are stopped before this
+   * Takes the sandbox over. Processes holding a lease the previous instance started (credential processes, and any
+   * given a delivery, such as a turn holding the model key) are stopped before this
    * resolves (nobody supervises their leases any more); the caller ends those leases and starts again what the
    * run still needs.
    */

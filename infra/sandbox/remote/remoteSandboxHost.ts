@@ -173,7 +173,7 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
     this.located.delete(sandboxId);
   }
 
-  /** Takes the sandbox over: the agent stops the credential processes the previous instance started, then this one serves it. */
+  /** Takes the sandbox over: the agent stops the lease-holding processes the previous instance started (any identity), then this one serves it. */
   async adopt(handle: SandboxHandle, request: Pick<SandboxRequest, 'redactor' | 'guard' | 'env' | 'egress'>): Promise<SandboxHandle> {
     const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
     if (!requested.ok) throw new LaunchRefusedError(requested);

@@ -251,3 +251,34 @@ describe('F3: teardown on an instance that does not hold the run’s sandbox', (
     await maker.teardown(going);
   }, 120_000);
 });
+
+describe('F4: a take-over stops every process holding a delivered value, whatever its identity', () => {
+  it('a turn (agent identity) holding the model key on a lost instance is stopped before the take-over answers; a process without a delivery goes on', async () => {
+    const MODEL_KEY = `sk-takeover-${randomUUID()}`;
+    const MARKER = `no-delivery-${randomUUID()}`;
+    const secrets = [{ name: 'OPENAI_API_KEY', value: MODEL_KEY }];
+    const served = () => ({ redactor: createRedactor(secrets), guard: { secretNames: ['OPENAI_API_KEY'], managedValues: secrets } });
+    const runId = `run-${randomUUID()}`;
+    const a = new RemoteSandboxHost(backend.channel);
+    const handle = await a.create({ runId, files: {}, ...served(), placement: { workspaceId: ws } });
+    // What a turn is: the agent identity, with the model key delivered to it.
+    const turnOnA = await a.start(handle, {
+      argv: ['sh', '-c', 'exec sleep 600'], identity: 'agent',
+      credentials: async () => [{ env: { OPENAI_API_KEY: MODEL_KEY }, argsAfterCommand: [], paths: [], cleanup: async () => undefined }],
+    });
+    const plain = await a.start(handle, { argv: ['sh', '-c', 'exec sleep 600'], identity: 'agent', env: { MARKER } });
+    await until(() => holdersOf(MODEL_KEY).length > 0 && holdersOf(MARKER).length > 0, 'both processes to run');
+
+    // Instance A is gone without a teardown; B takes the sandbox over.
+    const b = new RemoteSandboxHost(backend.channel);
+    const found = await b.find(runId, ws, { sandboxId: handle.sandboxId, ...(handle.hostId ? { hostId: handle.hostId } : {}) });
+    expect(found?.sandboxId).toBe(handle.sandboxId);
+    const adopted = await b.adopt(found!, served());
+    await until(() => holdersOf(MODEL_KEY).length === 0, 'no process to hold the model key');
+    expect((await turnOnA.exited).exitCode).not.toBe(0);
+    expect(holdersOf(MARKER).length).toBeGreaterThan(0);
+    await b.teardown(adopted);
+    await until(() => holdersOf(MARKER).length === 0, 'teardown to stop the rest');
+    await plain.exited.catch(() => undefined);
+  }, 120_000);
+});
