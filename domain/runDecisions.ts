@@ -14,7 +14,7 @@ export type RunCommand =
   | { type: 'StartPhase'; phase: Phase; turn?: number }
   | { type: 'CompletePhase'; phase: Phase; turn?: number }
   | { type: 'FailPhase'; phase: Phase; turn?: number; reason: string }
-  | { type: 'RecordSandboxLaunched'; sandboxId: string; isolated: boolean; degradedReason?: string }
+  | { type: 'RecordSandboxLaunched'; sandboxId: string; isolated: boolean; hostId?: string; degradedReason?: string }
   | { type: 'RecordLaunchRefused'; offendingKey: string; reason: string }
   /** The guard refused a run at the door: recorded on the minted run id's stream, which stays without a run. */
   | { type: 'RefuseRunRequest'; offendingKey: string; reason: string }
@@ -124,7 +124,7 @@ export function decideRun(command: RunCommand, state: RunState): RunEvent[] {
     case 'RecordSandboxLaunched': {
       requireOpen(state);
       if (teardownStarted(state)) throw new DomainError(RUN_ERROR.ALREADY_TORN_DOWN, 'Teardown has already started', 'conflict');
-      const events: RunEvent[] = [{ type: 'SandboxLaunched', data: { sandboxId: command.sandboxId, isolated: command.isolated } }];
+      const events: RunEvent[] = [{ type: 'SandboxLaunched', data: { sandboxId: command.sandboxId, isolated: command.isolated, ...(command.hostId ? { hostId: command.hostId } : {}) } }];
       if (!command.isolated)
         events.push({ type: 'IsolationDegraded', data: { reason: command.degradedReason ?? 'host cannot isolate' } });
       return events;

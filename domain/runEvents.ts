@@ -26,7 +26,11 @@ export type RunEvent =
   | DomainEvent<'PhaseStarted', { phase: Phase; turn?: number }>
   | DomainEvent<'PhaseCompleted', { phase: Phase; turn?: number }>
   | DomainEvent<'PhaseFailed', { phase: Phase; turn?: number; reason: string }>
-  | DomainEvent<'SandboxLaunched', { sandboxId: string; isolated: boolean }>
+  /**
+   * `hostId`: the host agent the platform placed it on (remote hosts only; a platform-side fact, never a host's
+   * claim). Another instance asks only that host for it. Events written before it have none.
+   */
+  | DomainEvent<'SandboxLaunched', { sandboxId: string; isolated: boolean; hostId?: string }>
   | DomainEvent<'SandboxLaunchRefused', { offendingKey: string; reason: string }>
   | DomainEvent<'IsolationDegraded', { reason: string }>
   | DomainEvent<

@@ -35,6 +35,8 @@ export interface RunState {
   readonly failure?: string;
   readonly cancellation?: string;
   readonly sandboxId?: string;
+  /** The host agent the sandbox was placed on (`SandboxLaunched.hostId`); absent for other hosts and older runs. */
+  readonly sandboxHostId?: string;
   readonly tornDown: boolean;
   readonly activeLeases: Readonly<Record<string, ActiveLease>>;
   /** Egress connections through the platform's proxy over the whole run. */
@@ -81,8 +83,10 @@ export function evolveRun(state: RunState, event: RunEvent & { meta?: { actor: s
       const { current: _done, ...rest } = state;
       return { ...rest, phases: replaceCurrent(state, record), failure: state.failure ?? event.data.reason };
     }
-    case 'SandboxLaunched':
-      return { ...state, sandboxId: event.data.sandboxId };
+    case 'SandboxLaunched': {
+      const { sandboxHostId: _previous, ...rest } = state;
+      return { ...rest, sandboxId: event.data.sandboxId, ...(event.data.hostId ? { sandboxHostId: event.data.hostId } : {}) };
+    }
     case 'SandboxLaunchRefused':
       return { ...state, failure: state.failure ?? `launch refused: ${event.data.offendingKey}` };
     case 'EgressRecorded':

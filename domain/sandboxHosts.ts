@@ -17,7 +17,7 @@ export type SandboxHostEvent =
   /** A channel message was refused: replayed, out of order, for another host, workspace, session or run. */
   | DomainEvent<'HostMessageRefused', { hostId: string; reason: HostMessageRefusal; messageType: string; runId?: string }>;
 
-export type HostMessageRefusal = 'malformed' | 'replayed' | 'out-of-order' | 'foreign-host' | 'foreign-workspace' | 'foreign-session' | 'foreign-run' | 'unexpected';
+export type HostMessageRefusal = 'malformed' | 'replayed' | 'out-of-order' | 'foreign-host' | 'foreign-workspace' | 'foreign-session' | 'foreign-run' | 'foreign-sandbox' | 'unexpected';
 
 export type SandboxHostStatus = 'None' | 'Offered' | 'Enrolled' | 'Revoked';
 

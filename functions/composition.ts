@@ -43,7 +43,7 @@ import os from 'node:os';
 import { existsSync } from 'node:fs';
 import type { RunStores } from '../domain/services/runPorts';
 import { BlobRunSpecStore, BlobTranscriptStore } from '../infra/runs/blobRunStores';
-import { leftoverRemover } from '../infra/runs/leftoverSandboxes';
+import { leftoverRemoval } from '../infra/runs/leftoverSandboxes';
 import { LiveLeases } from '../infra/runs/liveLeases';
 import { RunAborts } from '../domain/services/runAborts';
 import { SandboxRunProcesses } from '../infra/runs/sandboxRunProcesses';
@@ -267,7 +267,7 @@ export function compose(settings: Settings): Composition {
         aborts: new RunAborts(),
         leases,
         gatewayUrl: gatewayUrlOf(settings),
-        removeLeftovers: host.removeLeftover ? (sandboxId) => host.removeLeftover!(sandboxId) : leftoverRemover({ sandboxRoot, credentialRoot }),
+        removeLeftovers: leftoverRemoval(host, { sandboxRoot, credentialRoot }),
         live: new Map(),
       };
     }),

@@ -80,6 +80,25 @@ export interface SandboxHandle {
   /** The workspace directory as the sandbox's processes see it. */
   readonly workspace: string;
   readonly isolated: boolean;
+  /** The host agent it lives on (remote hosts): recorded with `SandboxLaunched`, the only host asked for it later. */
+  readonly hostId?: string;
+}
+
+/** The run a leftover sandbox belongs to (teardown on an instance that does not hold it). */
+export interface LeftoverRun {
+  readonly runId: string;
+  readonly workspaceId: string;
+  /** `SandboxLaunched.hostId`, when recorded. */
+  readonly hostId?: string;
+}
+
+/**
+ * What the run's events say of its sandbox, for `find`: a host that places sandboxes on machines asks only
+ * `hostId`'s, and never accepts an answer naming another sandbox than `sandboxId`. Hosts with one engine ignore it.
+ */
+export interface ExpectedSandbox {
+  readonly sandboxId?: string;
+  readonly hostId?: string;
 }
 
 /**
@@ -162,8 +181,12 @@ export interface SandboxHost {
    * sweep calls it; a host whose sandboxes cannot outlive their process leaves it out.
    */
   removeOrphans?(runIsOver: (runId: string) => Promise<boolean>): Promise<number>;
-  /** Removes what a dead instance left of one sandbox (its disk, its container); a host without leftovers leaves it out. */
-  removeLeftover?(sandboxId: string): Promise<void>;
+  /**
+   * Removes what a dead instance left of one sandbox (its disk, its container, its processes on a host agent); a
+   * host without leftovers leaves it out. `run`: whose sandbox it is, as the run's events say (a remote host
+   * reaches only the recorded machine, or the run's pools for an older run).
+   */
+  removeLeftover?(sandboxId: string, run?: LeftoverRun): Promise<void>;
   /** Purge: removes the workspace's kept volumes; returns how many. A host that keeps none leaves it out. */
   removeWorkspaceVolumes?(workspaceId: string): Promise<number>;
 }
@@ -174,10 +197,14 @@ export interface SandboxHost {
  * or a move between phases.
  */
 export interface RecoverableSandboxHost extends SandboxHost {
-  /** `workspaceId`: the run's, where a host looks among its pools' machines (a remote host asks no other workspace's). */
-  find(runId: string, workspaceId?: string): Promise<SandboxHandle | undefined>;
   /**
-   * Takes the sandbox over. Credential-bearing processes the previous instance started are stopped before this
+   * `workspaceId`: the run's, where a host looks among its pools' machines (a remote host asks no other
+   * workspace's); `expected`: what the run's events name (a remote host asks only the recorded machine).
+   */
+  find(runId: string, workspaceId?: string, expected?: ExpectedSandbox): Promise<SandboxHandle | undefined>;
+  /**
+   * Takes the sandbox over. Processes holding a lease the previous instance started (credential processes, and any
+   * given a delivery, such as a turn holding the model key) are stopped before this
    * resolves (nobody supervises their leases any more); the caller ends those leases and starts again what the
    * run still needs.
    */

@@ -8,7 +8,9 @@ export interface SshTarget {
 export interface SshTargets {
   /**
    * The run's sandbox's host, or undefined when the run has no sandbox on a host agent reachable from here. With
-   * the run's workspace, a host whose sandbox another app instance serves is asked too (Web PubSub, several instances).
+   * the run's workspace, a host whose sandbox another app instance serves is asked too (Web PubSub, several instances):
+   * only the host and sandbox the run's events name (`expected`), so another host of the workspace claiming the run
+   * is never where a member's session goes.
    */
-  targetOf(runId: string, workspaceId?: string): SshTarget | undefined | Promise<SshTarget | undefined>;
+  targetOf(runId: string, workspaceId?: string, expected?: { readonly sandboxId?: string; readonly hostId?: string }): SshTarget | undefined | Promise<SshTarget | undefined>;
 }

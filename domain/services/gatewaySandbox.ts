@@ -48,7 +48,7 @@ export async function sandboxForBearer(
   if (!adoption) return { ok: false, reason: "this instance does not hold the run's sandbox, and this gateway adopts none" };
   if (!isRecoverable(adoption.host)) return { ok: false, reason: HOST_CANNOT_ADOPT };
   const { env } = await readRunSpec(adoption, state);
-  const reattached = await reattachSandbox(deps, adoption.host, { workspaceId: binding.workspaceId, runId: binding.runId, sandboxId: state.sandboxId, ...(env ? { env } : {}) }, { mode: 'share' });
+  const reattached = await reattachSandbox(deps, adoption.host, { workspaceId: binding.workspaceId, runId: binding.runId, sandboxId: state.sandboxId, hostId: state.sandboxHostId, ...(env ? { env } : {}) }, { mode: 'share' });
   if (!reattached.ok) return reattached;
   const { handle, redactor, guard, leave } = reattached.sandbox;
   return { ok: true, live: { workspaceId: binding.workspaceId, runId: binding.runId, handle, redactor, guard, deadline: state.deadline }, leave };

@@ -35,17 +35,26 @@ export type Reattachment = { readonly mode: 'take-over'; readonly beforeTakeOver
 
 /**
  * The one way an instance reaches a run's sandbox it did not make: found by the run id on a host whose sandboxes
- * outlive their instance (a container's labels), accepted only when it is the sandbox the run's events name
- * (`sandboxId`, from `SandboxLaunched`), and served with the redactor and guard `seed` would build now.
+ * outlive their instance (a container's labels), asked of the machine the run's events name (`hostId`) and
+ * accepted only when it is the sandbox they name (`sandboxId`, both from `SandboxLaunched`), and served with the
+ * redactor and guard `seed` would build now.
  */
 export async function reattachSandbox(
   deps: Pick<ServiceDependencies, 'vault' | 'resolver' | 'clock'>,
   host: SandboxHost,
-  run: { readonly workspaceId: string; readonly runId: string; readonly sandboxId: string | undefined; readonly env?: Readonly<Record<string, string>> },
+  run: {
+    readonly workspaceId: string;
+    readonly runId: string;
+    readonly sandboxId: string | undefined;
+    /** The host agent `SandboxLaunched` names (remote hosts; older runs have none). */
+    readonly hostId?: string | undefined;
+    readonly env?: Readonly<Record<string, string>>;
+  },
   how: Reattachment,
 ): Promise<Reattached> {
   if (!isRecoverable(host)) return { ok: false, reason: HOST_CANNOT_ADOPT };
-  const found = await host.find(run.runId, run.workspaceId);
+  const expected = { ...(run.sandboxId !== undefined ? { sandboxId: run.sandboxId } : {}), ...(run.hostId !== undefined ? { hostId: run.hostId } : {}) };
+  const found = await host.find(run.runId, run.workspaceId, expected);
   if (!found) return { ok: false, reason: 'no sandbox of the run is running (it was torn down, or its engine lost it)' };
   if (run.sandboxId !== undefined && found.sandboxId !== run.sandboxId)
     return { ok: false, reason: "the sandbox running under the run's id is not the one the run's events name" };
@@ -78,7 +87,7 @@ export async function recoverSandbox(ctx: RunContext, state: RunState, spec: Run
   const reattached = await reattachSandbox(
     ctx.runtime.deps,
     ctx.runtime.host,
-    { workspaceId: ctx.workspaceId, runId: ctx.runId, sandboxId: state.sandboxId, ...(spec.env ? { env: spec.env } : {}) },
+    { workspaceId: ctx.workspaceId, runId: ctx.runId, sandboxId: state.sandboxId, hostId: state.sandboxHostId, ...(spec.env ? { env: spec.env } : {}) },
     { mode: 'take-over', beforeTakeOver: () => expireLeasesOfLostInstance(ctx) },
   );
   if (!reattached.ok) return false;

@@ -2,7 +2,7 @@ import type { GatewayBearers } from '../ports/gatewayBearers';
 import type { LiveLeaseRegistry } from '../ports/liveLeases';
 import type { RunProcesses } from '../ports/runProcesses';
 import type { RunSandboxes } from '../ports/runSandboxes';
-import type { OutputRedactor, RunningCommand, SandboxHost } from '../ports/sandboxHost';
+import type { LeftoverRun, OutputRedactor, RunningCommand, SandboxHost } from '../ports/sandboxHost';
 import type { RefreshableRedactor } from '../redaction/refreshableRedactor';
 import type { RunCommand, RunState } from '../run';
 import type { ServiceDependencies } from './dependencies';
@@ -25,8 +25,8 @@ export interface RunRuntime {
   readonly leases: LiveLeaseRegistry;
   /** What the agent runtime gets as GATEWAY_URL. */
   readonly gatewayUrl: string;
-  /** Removes the disk of a sandbox this process never knew (its host instance died). */
-  readonly removeLeftovers: (sandboxId: string) => Promise<void>;
+  /** Removes what is left of a sandbox this process does not hold (its host instance died or the run moved): its disk, or its sandbox on a host agent. */
+  readonly removeLeftovers: (sandboxId: string, run: LeftoverRun) => Promise<void>;
   readonly live: Map<string, LiveRun>;
 }
 

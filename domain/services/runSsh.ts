@@ -70,7 +70,9 @@ export async function issueSshTicket(
     throw new DomainError(SSH_ERROR.NOT_REQUESTER, 'Only the member who requested this run may open SSH into its sandbox: a session sees what the run\'s own commands hold while they run', 'forbidden');
   }
   if (!hasLiveSandbox(before.run)) throw refusalError('run-not-live');
-  const target = await targets?.targetOf(address.runId, address.workspaceId);
+  const target = await targets?.targetOf(address.runId, address.workspaceId, {
+    ...(before.run.sandboxId ? { sandboxId: before.run.sandboxId } : {}), ...(before.run.sandboxHostId ? { hostId: before.run.sandboxHostId } : {}),
+  });
   if (!target)
     throw new DomainError(SSH_ERROR.NOT_REMOTE, 'The run\'s sandbox is not on a host agent this platform reaches: SSH rides a host agent\'s channel only (SANDBOX_HOST=remote)', 'conflict');
   const ticketId = deps.ids.next();

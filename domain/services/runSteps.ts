@@ -132,6 +132,7 @@ export async function seed(runtime: RunRuntime, workspaceId: string, runId: stri
         type: 'RecordSandboxLaunched',
         sandboxId: handle.sandboxId,
         isolated: handle.isolated,
+        ...(handle.hostId ? { hostId: handle.hostId } : {}),
         ...(runtime.host.capabilities.reason ? { degradedReason: runtime.host.capabilities.reason } : {}),
       });
     } catch (error) {

@@ -31,7 +31,8 @@ export async function interrupt(runtime: RunRuntime, workspaceId: string, runId:
 /**
  * Teardown, whatever happened before: fail a phase left running (its process died with a crash, or was killed
  * by a cancel), stop MCP servers (their leases are released as they exit), tear the sandbox down — or, when
- * this instance never knew it (the host restarted), remove what is left of its disk — release every lease
+ * this instance does not hold it (restarted, or the run moved), remove it through the host: its disk, its
+ * container, or the sandbox on its host agent with every process in it — release every lease
  * still held, revoke the run's gateway bearers. Every step is safe to repeat.
  */
 export async function teardown(runtime: RunRuntime, workspaceId: string, runId: string): Promise<{ ok: true }> {
@@ -56,7 +57,8 @@ export async function teardown(runtime: RunRuntime, workspaceId: string, runId: 
   // What MCP servers did after the last step, before the proxy goes with the sandbox.
   if (sandbox) await recordEgress(ctx, 'teardown', undefined).catch(() => undefined);
   if (sandbox) await runtime.host.teardown(sandbox.handle);
-  else if (state.sandboxId) await runtime.removeLeftovers(state.sandboxId);
+  // Not held here (the last step ran on another instance): a host agent still runs it, with its MCP servers.
+  else if (state.sandboxId) await runtime.removeLeftovers(state.sandboxId, { runId, workspaceId, ...(state.sandboxHostId ? { hostId: state.sandboxHostId } : {}) });
 
   state = await ctx.state();
   await releaseLeases(ctx, Object.keys(state.activeLeases).map((leaseId) => ({ leaseId })));

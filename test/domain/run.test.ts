@@ -98,9 +98,17 @@ describe('run decisions', () => {
   it('sandbox launch records isolation degradation; teardown is recorded once', () => {
     spec.given(through('seed')).when({ type: 'RecordSandboxLaunched', sandboxId: 'sb1', isolated: false, degradedReason: 'not root' })
       .then([{ type: 'SandboxLaunched', data: { sandboxId: 'sb1', isolated: false } }, { type: 'IsolationDegraded', data: { reason: 'not root' } }]);
+    spec.given(through('seed')).when({ type: 'RecordSandboxLaunched', sandboxId: 'sb1', isolated: true, hostId: 'h1' })
+      .then([{ type: 'SandboxLaunched', data: { sandboxId: 'sb1', isolated: true, hostId: 'h1' } }]);
     spec.given([requested]).when({ type: 'RecordLaunchRefused', offendingKey: 'OPENAI_API_KEY', reason: 'well-known-provider-key' })
       .then([{ type: 'SandboxLaunchRefused', data: { offendingKey: 'OPENAI_API_KEY', reason: 'well-known-provider-key' } }]);
     spec.given([requested, { type: 'SandboxTornDown', data: { sandboxId: 'sb1' } }]).when({ type: 'RecordSandboxTornDown', sandboxId: 'sb1' }).then([]);
+  });
+  it('the host a sandbox was placed on folds into the state; an older SandboxLaunched without one leaves none', () => {
+    const fold = (events: RunEvent[]) => events.reduce(runDecider.evolve, runDecider.initialState());
+    const launched = (data: { sandboxId: string; isolated: boolean; hostId?: string }): RunEvent => ({ type: 'SandboxLaunched', data });
+    expect(fold([requested, launched({ sandboxId: 'sb1', isolated: true, hostId: 'h1' })])).toMatchObject({ sandboxId: 'sb1', sandboxHostId: 'h1' });
+    expect(fold([requested, launched({ sandboxId: 'sb1', isolated: true })]).sandboxHostId).toBeUndefined();
   });
   it('status projection shows phases and outcome', () => {
     spec.given([...through('turn'), started('teardown'), completed('teardown'), { type: 'RunCompleted', data: {} }]).thenState((s) => {

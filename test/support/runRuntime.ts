@@ -19,7 +19,7 @@ export interface RunRuntimeParts<H extends SandboxHost> {
   readonly stores: RunStores;
   readonly host: H;
   readonly bearers: GatewayBearers;
-  readonly removeLeftovers: (sandboxId: string) => Promise<void>;
+  readonly removeLeftovers: RunRuntime['removeLeftovers'];
   /** How often the live leases re-check the secrets' logs (the production default when omitted). */
   readonly leaseCheckMs?: number;
 }

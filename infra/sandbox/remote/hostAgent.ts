@@ -65,7 +65,8 @@ export class HostAgent {
   private readonly sandboxes = new Map<string, AgentSandbox>();
   /** Creates under way: counted against the limit before the inner host answers, so two at once cannot both pass. */
   private creating = 0;
-  private readonly running = new Map<string, { runId: string; sandboxId: string; identity: 'agent' | 'credential'; input?: FrameInput; stop(): Promise<unknown> }>();
+  /** `leased`: a credential process, or one given a delivery (a turn holds the model key as the agent identity). */
+  private readonly running = new Map<string, { runId: string; sandboxId: string; leased: boolean; input?: FrameInput; stop(): Promise<unknown> }>();
   private readonly log: (line: string) => void;
   /** Where frames go on the current channel (IDE SSH sessions send through it). */
   private sendCurrent: (body: unknown) => void = () => undefined;
@@ -194,6 +195,7 @@ export class HostAgent {
           const streamer = body.command.streamOutput
             ? new OutputStreamer((stream, text) => send({ kind: 'output', runId: execRunId, execId, stream, text }), backlog)
             : undefined;
+          const leased = body.command.identity === 'credential' || body.command.deliveries.length > 0;
           // Its stdin comes in `stdin` frames (never a value: a delivery that claims stdin refuses it in the launcher).
           const input = body.command.stdin === true ? new FrameInput(body.runId) : undefined;
           const spec = {
@@ -205,13 +207,13 @@ export class HostAgent {
               input?.close();
               throw error;
             });
-            this.running.set(body.execId, { runId: body.runId, sandboxId: body.sandboxId, identity: body.command.identity, ...(input ? { input } : {}), stop: () => process.stop() });
+            this.running.set(body.execId, { runId: body.runId, sandboxId: body.sandboxId, leased, ...(input ? { input } : {}), stop: () => process.stop() });
             void this.reportExit(process, sandbox.handle, body.execId, send, streamer, input);
             return send({ kind: 'started', requestId, runId: body.runId, execId: body.execId, pid: process.pid });
           }
           const exited = this.options.inner.exec(sandbox.handle, spec);
           // Stopped means gone: a take-over (`release`) resolves only once the process has ended.
-          this.running.set(body.execId, { runId: body.runId, sandboxId: body.sandboxId, identity: body.command.identity, ...(input ? { input } : {}), stop: async () => { controller.abort(); await exited.catch(() => undefined); } });
+          this.running.set(body.execId, { runId: body.runId, sandboxId: body.sandboxId, leased, ...(input ? { input } : {}), stop: async () => { controller.abort(); await exited.catch(() => undefined); } });
           send({ kind: 'started', requestId, runId: body.runId, execId: body.execId, pid: -1 });
           return void this.reportExit({ pid: -1, exited, stop: () => exited }, sandbox.handle, body.execId, send, streamer, input);
         }
@@ -245,9 +247,10 @@ export class HostAgent {
           return send({ kind: 'located', requestId, runId: body.runId, ...(sandbox ? { sandbox } : {}) });
         }
         case 'release': {
-          // Another app instance takes the sandbox over: what holds a lease the previous one supervised stops now.
+          // Another app instance takes the sandbox over: whatever holds a lease the previous one supervised stops now,
+          // whatever its identity (a turn runs as the agent with the model key), before the take-over is answered.
           this.sandboxOf(body.sandboxId, body.runId);
-          const leased = [...this.running].filter(([, p]) => p.sandboxId === body.sandboxId && p.identity === 'credential');
+          const leased = [...this.running].filter(([, p]) => p.sandboxId === body.sandboxId && p.leased);
           await Promise.all(leased.map(([, p]) => p.stop().catch(() => undefined)));
           return send({ kind: 'done', requestId, runId: body.runId });
         }

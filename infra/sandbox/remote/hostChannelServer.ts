@@ -70,6 +70,8 @@ export interface ChannelConnection {
   awaitExit(execId: string, runId: string, onOutput?: OutputListener): Promise<AgentBody>;
   /** Where the channel carries IDE SSH (the local channel; Web PubSub does not yet). */
   openSshTunnel?(runId: string, sandboxId: string, listener: SshTunnelListener): SshTunnel;
+  /** Records an answer the platform refused for what it says (a `located` naming another sandbox), where the channel records refusals. */
+  refuse?(refusal: { reason: HostMessageRefusal; messageType: string; runId?: string }): void;
 }
 
 /** Where the remote host finds a pool's live hosts: the local channel server, or the Web PubSub channel. */
@@ -117,6 +119,10 @@ export class HostConnection implements ChannelConnection {
 
   whenReady(): Promise<void> {
     return this.ready;
+  }
+
+  refuse(refusal: { reason: HostMessageRefusal; messageType: string; runId?: string }): void {
+    this.onRefused(refusal);
   }
 
   /** Sends one operation and waits for its answer (`failed` rejects with the agent's code). */

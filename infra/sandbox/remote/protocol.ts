@@ -5,7 +5,7 @@ import type { HostMessageRefusal } from '../../../domain/sandboxHosts';
 /**
  * The narrow sandbox protocol between the platform and a host agent (docs/sandbox-hosts.md): create, exec (with
  * the deliveries of that one process), stdin for a process that asked for it, start, stop, teardown, set egress, list, locate (a run's sandbox), release
- * (stop its credential processes for another app instance). There is no frame for a raw
+ * (stop its lease-holding processes for another app instance). There is no frame for a raw
  * engine call. Every frame names its host, workspace and session, and carries the sender's next sequence number;
  * a frame that is replayed, out of order, or for another host, workspace, session or run is refused and recorded.
  */
@@ -101,8 +101,9 @@ export const platformBody = z.discriminatedUnion('op', [
   /** Whether the host holds a sandbox of this run (another app instance finds a run's sandbox by its run id). */
   z.strictObject({ op: z.literal('locate'), requestId: id, runId: id }),
   /**
-   * Another app instance takes the run's sandbox over: the agent stops the credential-bearing processes started in
-   * it so far (their leases are no longer supervised). Refused for a sandbox the host does not hold for that run.
+   * Another app instance takes the run's sandbox over: the agent stops every process started in it so far that
+   * holds a lease (a credential process, or any given a delivery: a turn's model key), since those leases are no
+   * longer supervised. Refused for a sandbox the host does not hold for that run.
    */
   z.strictObject({ op: z.literal('release'), requestId: id, runId: id, sandboxId: id }),
   /** An IDE's SSH session into a run's sandbox (its ticket already redeemed on the platform); `tunnelId` names it in later frames. */

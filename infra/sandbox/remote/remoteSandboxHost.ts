@@ -7,7 +7,7 @@ import type { EgressAllowance, EgressTally } from '../../../domain/egress';
 import { DomainError } from '../../../domain/errors';
 import { argvEntries, checkRunSpecEnv, checkStandingEnv, checkValues, templateFileEntries, type GuardPolicy } from '../../../domain/launchGuard';
 import type {
-  CommandResult, CommandSpec, OutputRedactor, ProcessCredentialDelivery, RecoverableSandboxHost, RunningCommand, SandboxCapabilities, SandboxHandle, SandboxRequest, SharedSandbox,
+  CommandResult, CommandSpec, ExpectedSandbox, LeftoverRun, OutputRedactor, ProcessCredentialDelivery, RecoverableSandboxHost, RunningCommand, SandboxCapabilities, SandboxHandle, SandboxRequest, SharedSandbox,
 } from '../../../domain/ports/sandboxHost';
 import { PLATFORM_PARTITION } from '../../../domain/streams';
 import { InputConflictError, LaunchRefusedError } from '../launchErrors';
@@ -15,7 +15,7 @@ import type { SshTarget, SshTargets } from '../../../domain/ports/sshTargets';
 import type { ChannelConnection, HostDirectory, SshTunnel, SshTunnelListener } from './hostChannelServer';
 import type { DeliveryTarget } from '../credentialDelivery';
 import { sendInput } from './remoteStdin';
-import { CREDENTIAL_DIR_PLACEHOLDER, EGRESS_PROXY_PLACEHOLDER, type WireCommand, type WireDelivery } from './protocol';
+import { type AgentBody, CREDENTIAL_DIR_PLACEHOLDER, EGRESS_PROXY_PLACEHOLDER, type WireCommand, type WireDelivery } from './protocol';
 
 interface RemoteSandbox {
   readonly connection: ChannelConnection;
@@ -91,30 +91,94 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
       if (reply.kind !== 'created') throw new DomainError('HOST.PROTOCOL', `the host answered ${reply.kind} to create`, 'unavailable');
       connection.sandboxes += 1;
       this.sandboxes.set(sandboxId, { connection, redactor: request.redactor, guard: request.guard, runId: request.runId, egress: undefined, ...(reply.sshHostKey ? { sshHostKey: reply.sshHostKey } : {}) });
-      return { sandboxId, runId: request.runId, workspace: reply.workspace, isolated: reply.isolated };
+      return { sandboxId, runId: request.runId, workspace: reply.workspace, isolated: reply.isolated, hostId: connection.hostId };
     }
     throw new DomainError(HOST_ERROR.NO_CAPACITY, `every live sandbox host in ${poolName(request)} holds its limit of sandboxes`, 'unavailable');
   }
 
   /**
    * The run's sandbox on a live host of its workspace's own hosts or the managed pool (never another workspace's
-   * own host: without the workspace nothing is asked). The caller accepts it only when its id is the one the
-   * run's events name.
+   * own host: without the workspace nothing is asked). When the run's events name the host it was placed on, only
+   * that host is asked: another host of the workspace (its owner's machine, perhaps hostile) is never heard for
+   * it. An answer naming another sandbox than the events is refused and recorded. A run recorded before hosts
+   * were has every host of its pool asked, and is found only when exactly one host claims its sandbox: a second
+   * claimant (a host answering with an id it read from the run) makes it fail closed.
    */
-  async find(runId: string, workspaceId?: string): Promise<SandboxHandle | undefined> {
+  async find(runId: string, workspaceId?: string, expected: ExpectedSandbox = {}): Promise<SandboxHandle | undefined> {
     if (workspaceId === undefined) return undefined;
     await this.channel.refresh?.();
-    for (const connection of this.poolOf(workspaceId)) {
+    const hosts = this.hostsOfRun(workspaceId, expected.hostId);
+    const claims: { connection: ChannelConnection; sandbox: NonNullable<Extract<AgentBody, { kind: 'located' }>['sandbox']> }[] = [];
+    for (const connection of hosts) {
       const reply = await connection.request({ op: 'locate', requestId: randomUUID(), runId }).catch(() => undefined);
       if (reply?.kind !== 'located' || reply.runId !== runId || !reply.sandbox) continue;
-      const { sandboxId, workspace, isolated, sshHostKey } = reply.sandbox;
-      this.located.set(sandboxId, { connection, runId, ...(sshHostKey ? { sshHostKey } : {}) });
-      return { sandboxId, runId, workspace, isolated };
+      if (expected.sandboxId !== undefined && reply.sandbox.sandboxId !== expected.sandboxId) {
+        connection.refuse?.({ reason: 'foreign-sandbox', messageType: 'located', runId });
+        continue;
+      }
+      claims.push({ connection, sandbox: reply.sandbox });
     }
-    return undefined;
+    if (claims.length > 1) for (const { connection } of claims) connection.refuse?.({ reason: 'foreign-sandbox', messageType: 'located', runId });
+    const [claim] = claims;
+    if (!claim || claims.length > 1) return undefined;
+    const { connection, sandbox: { sandboxId, workspace, isolated, sshHostKey } } = claim;
+    this.located.set(sandboxId, { connection, runId, ...(sshHostKey ? { sshHostKey } : {}) });
+    return { sandboxId, runId, workspace, isolated, hostId: connection.hostId };
   }
 
-  /** Takes the sandbox over: the agent stops the credential processes the previous instance started, then this one serves it. */
+  /**
+   * The live hosts that may hold a run's sandbox: its workspace's own hosts and the managed pool, never another
+   * workspace's own host; only the recorded one when the run's events name it.
+   */
+  private hostsOfRun(workspaceId: string, hostId: string | undefined): ChannelConnection[] {
+    const pool = this.poolOf(workspaceId);
+    return hostId === undefined ? pool : pool.filter((c) => c.hostId === hostId);
+  }
+
+  /**
+   * Teardown on an instance that does not hold the run's sandbox (the last step ran elsewhere): the agent tears it
+   * down with every process in it (MCP servers holding leases included). Sent to the host the run's events name
+   * (an older run: every host of its pools; an agent tears down only a sandbox it holds for that run). A host
+   * that is not live now removes it when its agent starts again.
+   */
+  async removeLeftover(sandboxId: string, run?: LeftoverRun): Promise<void> {
+    if (!run) return;
+    await this.channel.refresh?.();
+    this.forget(sandboxId);
+    await Promise.all(
+      this.hostsOfRun(run.workspaceId, run.hostId).map((connection) =>
+        connection.request({ op: 'teardown', requestId: randomUUID(), runId: run.runId, sandboxId }).catch(() => undefined),
+      ),
+    );
+  }
+
+  /**
+   * The sweep: sandboxes of runs that are over, on every live host (each host's own list; a teardown goes only to
+   * the host that listed it). This instance's own sandboxes are left to their teardown. Returns how many.
+   */
+  async removeOrphans(runIsOver: (runId: string) => Promise<boolean>): Promise<number> {
+    await this.channel.refresh?.();
+    let removed = 0;
+    for (const connection of this.channel.allLiveHosts()) {
+      const reply = await connection.request({ op: 'list', requestId: randomUUID() }).catch(() => undefined);
+      if (reply?.kind !== 'listed') continue;
+      for (const { sandboxId, runId } of reply.sandboxes) {
+        if (this.sandboxes.has(sandboxId) || !(await runIsOver(runId))) continue;
+        const done = await connection.request({ op: 'teardown', requestId: randomUUID(), runId, sandboxId }).then(() => true, () => false);
+        if (done) removed++;
+      }
+    }
+    return removed;
+  }
+
+  private forget(sandboxId: string): void {
+    const held = this.sandboxes.get(sandboxId);
+    if (held) held.connection.sandboxes = Math.max(0, held.connection.sandboxes - 1);
+    this.sandboxes.delete(sandboxId);
+    this.located.delete(sandboxId);
+  }
+
+  /** Takes the sandbox over: the agent stops the lease-holding processes the previous instance started (any identity), then this one serves it. */
   async adopt(handle: SandboxHandle, request: Pick<SandboxRequest, 'redactor' | 'guard' | 'env' | 'egress'>): Promise<SandboxHandle> {
     const requested = checkRunSpecEnv({ env: request.env ?? {} }, request.guard);
     if (!requested.ok) throw new LaunchRefusedError(requested);
@@ -188,19 +252,18 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
    * The host a run's sandbox lives on, while its channel is live (IDE SSH rides that channel): the sandbox this
    * instance serves, or, given the run's workspace, the one a live host of its pool answers `locate` for.
    */
-  targetOf(runId: string, workspaceId?: string): SshTarget | undefined | Promise<SshTarget | undefined> {
+  targetOf(runId: string, workspaceId?: string, expected: ExpectedSandbox = {}): SshTarget | undefined | Promise<SshTarget | undefined> {
     const found = this.sandboxOfRun(runId);
     if (found) return { hostId: found.sandbox.connection.hostId, ...(found.sandbox.sshHostKey ? { hostKey: found.sandbox.sshHostKey } : {}) };
-    return workspaceId === undefined ? undefined : this.locateTarget(runId, workspaceId);
+    return workspaceId === undefined ? undefined : this.locateTarget(runId, workspaceId, expected);
   }
 
-  private async locateTarget(runId: string, workspaceId: string): Promise<SshTarget | undefined> {
-    await this.channel.refresh?.();
-    for (const connection of this.poolOf(workspaceId)) {
-      const reply = await connection.request({ op: 'locate', requestId: randomUUID(), runId }).catch(() => undefined);
-      if (reply?.kind === 'located' && reply.runId === runId && reply.sandbox) return { hostId: connection.hostId, ...(reply.sandbox.sshHostKey ? { hostKey: reply.sandbox.sshHostKey } : {}) };
-    }
-    return undefined;
+  /** The same hosts and checks as `find`: only the recorded host, only the recorded sandbox, one claimant. */
+  private async locateTarget(runId: string, workspaceId: string, expected: ExpectedSandbox): Promise<SshTarget | undefined> {
+    const handle = await this.find(runId, workspaceId, expected);
+    if (!handle) return undefined;
+    const located = this.located.get(handle.sandboxId);
+    return located ? { hostId: located.connection.hostId, ...(located.sshHostKey ? { hostKey: located.sshHostKey } : {}) } : undefined;
   }
 
   /** The live hosts a workspace's run may be on: its own, then the managed pool (never another workspace's). */

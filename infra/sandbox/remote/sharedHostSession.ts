@@ -76,6 +76,12 @@ export class SharedHostSession implements ChannelConnection {
     if (head.closed) this.end(head.closed);
   }
 
+  /** Records an answer the platform refused for what it says (a `located` naming another sandbox than the run's). */
+  refuse(refusal: ChannelRefusal): void {
+    this.context.refused(this, refusal);
+  }
+
+
   get live(): boolean {
     return this.goneReason === undefined && this.capabilities !== undefined;
   }

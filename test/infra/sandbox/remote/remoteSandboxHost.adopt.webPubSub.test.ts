@@ -115,7 +115,7 @@ describe('over Web PubSub, a remote sandbox outlives the app instance that made 
     expect(await b.find(runId)).toBeUndefined();
     expect(await b.find(`run-${randomUUID()}`, ws)).toBeUndefined();
     const found = await b.find(runId, ws);
-    expect(found).toEqual({ sandboxId: handle.sandboxId, runId, workspace: handle.workspace, isolated: handle.isolated });
+    expect(found).toEqual({ sandboxId: handle.sandboxId, runId, workspace: handle.workspace, isolated: handle.isolated, hostId: handle.hostId });
     const shared = await b.share(found!, served());
     const written = await b.exec(shared.handle, { argv: ['sh', '-c', 'echo from-b > b.txt; cat hello.txt; echo "$STANDING"'], identity: 'agent' });
     expect(written).toMatchObject({ exitCode: 0, stdout: 'hello\nstanding\n' });
