@@ -3,6 +3,11 @@ import { type Automaton, type CandidateTable, BLOCK_WORDS, CROWDED, SHORT_MIX, M
 /** Past any position in a string (V8 strings are shorter than 2^29), and a small integer, so never boxed. */
 const NO_CANDIDATE = 0x3fffffff;
 
+/** A prefilter hit's pair: ends past the text; in the filter block (probe the table); not in it. */
+const PAIR_CUT = 0;
+const PAIR_SET = 1;
+const PAIR_ABSENT = 2;
+
 /** Code units of a new chunk scanned together with held-back text before switching to the chunk itself. */
 const BRIDGE = 256;
 
@@ -88,6 +93,7 @@ export class Scanner {
     const n = text.length;
     const { filter, filterShift, gram } = a;
     const bitShift = filterShift - 9;
+    const gramPower = a.gramPower;
     const reach = a.window - gram;
     const stride = reach + 1;
     let cleared = this.pos - this.base;
@@ -103,7 +109,18 @@ export class Scanner {
       const block = (m >>> filterShift) * BLOCK_WORDS;
       const bit = (m >>> bitShift) & 511;
       if ((filter[block + (bit >>> 5)]! >>> (bit & 31)) & 1) {
-        const candidate = this.firstCandidate(text, j, h, block, cleared, final);
+        // The pair [j, j + 2 gram) and whether the q-gram has short rows are on the block just loaded: a hit
+        // with neither (inside a percent-encoded token, every q-gram is some pattern's) goes no further.
+        let pair = PAIR_CUT;
+        let key = 0;
+        if (j + 2 * gram <= n) {
+          key = (Math.imul(h, gramPower) + gramHash(text, j + gram, gram)) | 0;
+          const pairBit = Math.imul(key, HASH_MIX) >>> 23;
+          pair = (filter[block + (pairBit >>> 5)]! >>> (pairBit & 31)) & 1 ? PAIR_SET : PAIR_ABSENT;
+        }
+        const shortBit = Math.imul(h, SHORT_MIX) >>> 23;
+        const short = (filter[block + (shortBit >>> 5)]! >>> (shortBit & 31)) & 1;
+        const candidate = pair === PAIR_ABSENT && short === 0 ? NO_CANDIDATE : this.firstCandidate(text, j, pair, key, short, cleared, final);
         if (candidate === NO_CANDIDATE) {
           cleared = j + 1;
           j += stride;
@@ -129,30 +146,28 @@ export class Scanner {
   }
 
   /**
-   * The earliest start in [cleared, j] at which a pattern whose window holds the q-gram at j (hash `h`)
-   * could occur; NO_CANDIDATE when none can. The pair [j, j + 2 gram) names the candidates; those too short
-   * for a whole pair there are under the q-gram alone. A candidate the text's end cuts off counts unless the
-   * text is final.
+   * The earliest start in [cleared, j] at which a pattern whose window holds the q-gram at j could occur;
+   * NO_CANDIDATE when none can. The pair [j, j + 2 gram) (`key`; `pair` says whether the filter has it, or
+   * the text ends first) names the candidates; those too short for a whole pair there are under the q-gram
+   * alone (`short`: the filter says it has some). A candidate the text's end cuts off counts unless the text
+   * is final.
    */
-  private firstCandidate(text: string, j: number, h: number, block: number, cleared: number, final: boolean): number {
+  private firstCandidate(text: string, j: number, pair: number, key: number, short: number, cleared: number, final: boolean): number {
     const a = this.automaton;
-    const { gram, filter } = a;
+    const gram = a.gram;
     let best = NO_CANDIDATE;
-    const shortBit = Math.imul(h, SHORT_MIX) >>> 23;
-    if ((filter[block + (shortBit >>> 5)]! >>> (shortBit & 31)) & 1) {
+    if (short !== 0) {
       const shorts = a.shorts;
-      const slot = 4 * probe(shorts, h);
+      const slot = 4 * probe(shorts, gramHash(text, j, gram));
       const meta = shorts.slots[slot + 1]!;
       // Too many to check: the automaton from the earliest start the q-gram can mean.
       if ((meta & 0xff) === CROWDED) return j - (a.window - gram);
       if (meta !== 0) best = this.checkSlot(text, j, shorts, slot, meta, cleared, final, best);
     }
     // Every pattern with a pair here reaches past j + 2 gram: cut off by the end, or (final) not there.
-    if (j + 2 * gram > text.length) return final ? best : Math.min(best, j - (a.window - gram));
-    const key = (Math.imul(h, a.gramPower) + gramHash(text, j + gram, gram)) | 0;
-    const pairBit = Math.imul(key, HASH_MIX) >>> 23;
+    if (pair === PAIR_CUT) return final ? best : Math.min(best, j - (a.window - gram));
     // No pattern's window holds this pair at any offset (the filter block says so for most such pairs).
-    if (((filter[block + (pairBit >>> 5)]! >>> (pairBit & 31)) & 1) === 0) return best;
+    if (pair === PAIR_ABSENT) return best;
     const pairs = a.pairs;
     const slot = 4 * probe(pairs, key);
     const meta = pairs.slots[slot + 1]!;
