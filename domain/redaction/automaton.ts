@@ -333,36 +333,24 @@ export function buildAutomaton(input: readonly Pattern[]): Automaton {
   const grams = new Set<number>();
   for (const { text } of patterns) for (let o = 0; o + gram <= window; o++) grams.add(windowHash(text, o, gram));
 
-  // Entries grouped by pair hash (or, near a short pattern's end, q-gram hash), distinct (offset, length,
-  // last, middle) only; and by whole window.
-  const rowsByPair = new Map<number, Set<string>>();
-  const rowsByShort = new Map<number, Set<string>>();
-  const rowsByWindow = new Map<number, Set<string>>();
-  // Each pair's key, and the hashes of the q-grams it starts with (one, but for a collision of keys).
-  const pairStarts = new Map<number, Set<number>>();
-  const addRow = (table: Map<number, Set<string>>, h: number, row: string): void => {
-    let rows = table.get(h);
-    if (!rows) table.set(h, (rows = new Set()));
-    rows.add(row);
-  };
+  // Rows by pair hash (or, near a short pattern's end, q-gram hash), and by whole window.
+  const pairRows = new RowList();
+  const shortRows = new RowList();
+  const windowRows = new RowList();
   for (const { text } of patterns) {
     const chars = tailSample(text, 0, text.length);
     for (let o = 0; o + gram <= window; o++) {
-      const row = `${o | (text.length << 5)},${chars}`;
-      if (o + 2 * gram <= text.length) {
-        const key = windowHash(text, o, 2 * gram);
-        addRow(rowsByPair, key, row);
-        let starts = pairStarts.get(key);
-        if (!starts) pairStarts.set(key, (starts = new Set()));
-        starts.add(windowHash(text, o, gram));
-      } else addRow(rowsByShort, windowHash(text, o, gram), row);
+      const shape = o | (text.length << 5);
+      const start = windowHash(text, o, gram);
+      if (o + 2 * gram <= text.length) pairRows.add(windowHash(text, o, 2 * gram), shape, chars, start);
+      else shortRows.add(start, shape, chars, start);
     }
-    addRow(rowsByWindow, windowHash(text, 0, window), `${text.length << 5},${chars}`);
+    windowRows.add(windowHash(text, 0, window), text.length << 5, chars, 0);
   }
-  const pairs = candidateTable(rowsByPair, CROWDED_PAIR);
-  const shorts = candidateTable(rowsByShort, MAX_CANDIDATES);
-  const windows = candidateTable(rowsByWindow, MAX_CANDIDATES);
-  const filter = blockedFilter(grams, pairStarts, rowsByShort.keys(), grams.size + rowsByPair.size + rowsByShort.size);
+  const pairs = candidateTable(pairRows, CROWDED_PAIR);
+  const shorts = candidateTable(shortRows, MAX_CANDIDATES);
+  const windows = candidateTable(windowRows, MAX_CANDIDATES);
+  const filter = blockedFilter(grams, pairRows, shortRows, grams.size + pairs.keys + shorts.keys);
   return {
     window,
     gram,
@@ -420,7 +408,7 @@ export function hashPower(k: number): number {
  * hash gives its block (top bits) and its bit (the next 9 bits); a pair's bit is the top 9 bits of its own
  * mixed key, in the block of the q-gram it starts with.
  */
-function blockedFilter(grams: Iterable<number>, pairs: ReadonlyMap<number, ReadonlySet<number>>, shorts: Iterable<number>, keys: number): { blocks: Int32Array; shift: number } {
+function blockedFilter(grams: Iterable<number>, pairs: RowList, shorts: RowList, keys: number): { blocks: Int32Array; shift: number } {
   let blocksLog = 4;
   while (blocksLog < 20 && (BLOCK_WORDS * 32) << blocksLog < keys * 16) blocksLog++;
   const shift = 32 - blocksLog;
@@ -432,9 +420,23 @@ function blockedFilter(grams: Iterable<number>, pairs: ReadonlyMap<number, Reado
     const m = Math.imul(h, HASH_MIX);
     set(m >>> shift, (m >>> (shift - 9)) & 511);
   }
-  for (const [key, starts] of pairs) for (const h of starts) set(Math.imul(h, HASH_MIX) >>> shift, Math.imul(key, HASH_MIX) >>> 23);
-  for (const h of shorts) set(Math.imul(h, HASH_MIX) >>> shift, Math.imul(h, SHORT_MIX) >>> 23);
+  for (let r = 0; r < pairs.key.length; r++) set(Math.imul(pairs.start[r]!, HASH_MIX) >>> shift, Math.imul(pairs.key[r]!, HASH_MIX) >>> 23);
+  for (let r = 0; r < shorts.key.length; r++) set(Math.imul(shorts.key[r]!, HASH_MIX) >>> shift, Math.imul(shorts.key[r]!, SHORT_MIX) >>> 23);
   return { blocks, shift };
+}
+
+/** Rows as they are registered, one column per field: the hash they are keyed by, their shape and tail sample, and the hash of the q-gram they start with. */
+class RowList {
+  readonly key: number[] = [];
+  readonly shape: number[] = [];
+  readonly chars: number[] = [];
+  readonly start: number[] = [];
+  add(key: number, shape: number, chars: number, start: number): void {
+    this.key.push(key);
+    this.shape.push(shape);
+    this.chars.push(chars);
+    this.start.push(start);
+  }
 }
 
 /** The table's slot for `key` (its words from 4 * slot): its meta word is 0 when the key is absent. */
@@ -445,35 +447,57 @@ export function probe(table: CandidateTable, key: number): number {
   return slot;
 }
 
-/** Rows ("shape,chars") by hash; a hash with more than `crowdedAbove` rows keeps only their offsets. */
-function candidateTable(rowsByHash: ReadonlyMap<number, ReadonlySet<string>>, crowdedAbove: number): CandidateTable {
+/** The distinct rows of `list` by key; a key with more than `crowdedAbove` rows keeps only their offsets. */
+function candidateTable(list: RowList, crowdedAbove: number): CandidateTable & { keys: number } {
+  const { key, shape, chars } = list;
+  // Sorted by key, then row, so that a key's distinct rows are one run.
+  const order = Array.from(key.keys()).sort((x, y) => key[x]! - key[y]! || shape[x]! - shape[y]! || chars[x]! - chars[y]!);
+  // Compacted in place to the distinct rows (a write never passes the read); runs[k] is where key k's begin.
+  const runs: number[] = [];
+  let distinct = 0;
+  let previous = -1;
+  for (let i = 0; i < order.length; i++) {
+    const r = order[i]!;
+    const newKey = previous < 0 || key[previous] !== key[r];
+    if (newKey) runs.push(distinct);
+    if (newKey || shape[previous] !== shape[r] || chars[previous] !== chars[r]) order[distinct++] = r;
+    previous = r;
+  }
+  runs.push(distinct);
+  const keys = runs.length - 1;
   let size = 16;
   // Load at most 0.8: probes are mostly for present keys (the filter drops most absent ones), and four
   // slots share a cache line.
-  while (size * 0.8 < rowsByHash.size) size *= 2;
+  while (size * 0.8 < keys) size *= 2;
   const mask = size - 1;
   const slots = new Int32Array(4 * size);
   let total = 0;
-  for (const rows of rowsByHash.values()) if (rows.size > 1 && rows.size <= crowdedAbove) total += rows.size;
+  for (let k = 0; k < keys; k++) {
+    const rows = runs[k + 1]! - runs[k]!;
+    if (rows > 1 && rows <= crowdedAbove) total += rows;
+  }
   const out = new Int32Array(2 * total);
   let at = 0;
-  const table = { slots, mask, rows: out };
-  for (const [h, rows] of rowsByHash) {
+  const table = { slots, mask, rows: out, keys };
+  for (let k = 0; k < keys; k++) {
+    const from = runs[k]!;
+    const count = runs[k + 1]! - from;
+    const h = key[order[from]!]!;
     const slot = probe(table, h);
     slots[4 * slot] = h;
-    const parsed = [...rows].map((row) => row.split(',').map(Number) as [number, number]);
-    if (rows.size > crowdedAbove) {
+    if (count > crowdedAbove) {
       let offsets = 0;
-      for (const [shape] of parsed) offsets |= 1 << (shape & 31);
+      for (let i = from; i < from + count; i++) offsets |= 1 << (shape[order[i]!]! & 31);
       slots[4 * slot + 1] = (offsets << 8) | CROWDED;
-    } else if (rows.size === 1) {
+    } else if (count === 1) {
       slots[4 * slot + 1] = 1;
-      [slots[4 * slot + 2], slots[4 * slot + 3]] = parsed[0]!;
+      slots[4 * slot + 2] = shape[order[from]!]!;
+      slots[4 * slot + 3] = chars[order[from]!]!;
     } else {
-      slots[4 * slot + 1] = (at << 8) | rows.size;
-      for (const [shape, chars] of parsed) {
-        out[2 * at] = shape;
-        out[2 * at++ + 1] = chars;
+      slots[4 * slot + 1] = (at << 8) | count;
+      for (let i = from; i < from + count; i++) {
+        out[2 * at] = shape[order[i]!]!;
+        out[2 * at++ + 1] = chars[order[i]!]!;
       }
     }
   }
