@@ -1,6 +1,6 @@
 /**
- * An Aho–Corasick automaton over every pattern string, in typed arrays, plus a rolling-hash prefilter on
- * each pattern's first `window` code units.
+ * An Aho–Corasick automaton over every pattern string, in typed arrays, plus a sampled q-gram prefilter on
+ * each pattern's first `window` code units, with the tables that verify its hits.
  *
  * Why both: on ordinary text a multi-pattern automaton over thousands of base64-ish patterns never rests
  * at its root (every letter starts some pattern), so stepping it costs a transition lookup per character.
@@ -77,8 +77,8 @@ export interface Automaton {
    * after it, [j, j + 2 gram). Each pattern registers, for each offset o of its first window, the pair at
    * [o, o + 2 gram) with its shape: a hit names only the patterns whose pair is the text's, usually one or
    * two, and each is dropped in O(1) when the text does not hold four of the pattern's characters where they
-   * would be (`tailSample`), the first two at its very end. Near-miss text (a real secret's opening, then a wrong tail) passes the pair and
-   * fails there. Only candidates that pass, or that a chunk's end cuts, run the automaton. A pair that more
+   * would be (`tailSample`), the first two at its very end. Near-miss text (a real secret's opening, then a
+   * wrong tail) passes the pair and fails there. Only candidates that pass, or that a chunk's end cuts, run the automaton. A pair that more
    * than CROWDED_PAIR patterns share (a token family's opening, a percent-encoded prefix) keeps no rows, only
    * its offsets: the window it would start is hashed at each and looked up in `windows` instead.
    */
@@ -125,7 +125,7 @@ export const CROWDED_PAIR = 6;
 /** A crowded pair is checked through the window table only when it occurs at this many offsets or fewer. */
 export const MAX_CROWDED_OFFSETS = 4;
 
-/** Prefilter hits whose pair (or short q-gram) opens more candidates than this are checked by window, or go to the automaton. */
+/** A short q-gram or a window with more rows than this goes to the automaton (must stay below CROWDED). */
 export const MAX_CANDIDATES = 48;
 
 /** Flags in `word`: the state has a first child (state + 1) on the character in bits 0–15. */
