@@ -125,8 +125,12 @@ export const CROWDED_PAIR = 6;
 /** A crowded pair is checked through the window table only when it occurs at this many offsets or fewer. */
 export const MAX_CROWDED_OFFSETS = 4;
 
-/** A short q-gram or a window with more rows than this goes to the automaton (must stay below CROWDED). */
-export const MAX_CANDIDATES = 48;
+/**
+ * A short q-gram or a window with more rows than this goes to the automaton. As many as the count byte
+ * holds (below CROWDED): at 1,000 secrets a percent-encoded family opening fills one window with over 48
+ * rows, and checking them all costs a tenth of walking the (then cache-missing) automaton along it.
+ */
+export const MAX_CANDIDATES = CROWDED - 1;
 
 /** Flags in `word`: the state has a first child (state + 1) on the character in bits 0–15. */
 export const HAS_CHAIN = 1 << 16;

@@ -213,8 +213,9 @@ describe('redaction properties', () => {
   });
 
   it('agrees with the specification when many secrets share a prefix, so their q-grams are crowded', () => {
-    // Over 48 patterns behind one q-gram (a token family's `ghp_`, its percent-encoded spelling) take the
-    // window-table path of the prefilter; near misses (a form cut short, then a wrong tail) must stay verbatim.
+    // More than 6 patterns behind one pair of q-grams (a token family's `ghp_`, its percent-encoded spelling)
+    // take the window-table path of the prefilter, and 50-70 of them crowd one window; near misses (a form cut
+    // short, then a wrong tail) must stay verbatim.
     const family = fc.constantFrom('ghp_', 'sk-proj-', 'npm_');
     const tail = fc.string({ unit: fc.constantFrom(...'abc012XY'), minLength: 6, maxLength: 24 });
     const crowd = fc.uniqueArray(fc.record({ name: fc.constantFrom(...NAMES), value: fc.tuple(family, tail).map(([f, t]) => f + t) }), {
