@@ -1,6 +1,6 @@
 /**
- * An Aho–Corasick automaton over every pattern string, in typed arrays, plus a rolling-hash prefilter on
- * each pattern's first `window` code units.
+ * An Aho–Corasick automaton over every pattern string, in typed arrays, plus a sampled q-gram prefilter on
+ * each pattern's first `window` code units, with the tables that verify its hits.
  *
  * Why both: on ordinary text a multi-pattern automaton over thousands of base64-ish patterns never rests
  * at its root (every letter starts some pattern), so stepping it costs a transition lookup per character.
@@ -62,45 +62,75 @@ export interface Automaton {
   readonly outState: Int32Array;
   readonly outLength: Int32Array;
   readonly outSecret: Int32Array;
-  readonly filterBits: Int32Array;
+  /**
+   * The prefilter, blocked: a q-gram's hash picks one 64-byte block (BLOCK_WORDS words) and a bit in it;
+   * the same block also holds a bit for each pair that q-gram starts, and one saying it has short rows. A
+   * sampled q-gram is tested with one cache line, and a hit whose pair no pattern has (inside a
+   * percent-encoded token, every q-gram is some pattern's) is dropped on the same line, with no table probe.
+   * About 16 bits per key.
+   */
+  readonly filter: Int32Array;
+  /** 32 - log2(number of blocks): a block is the top bits of the q-gram's mixed hash. */
   readonly filterShift: number;
   /**
-   * The q-grams of every pattern's first window, exactly: open addressing on the q-gram's hash, each slot
-   * naming a run of `entry*` rows (one per pattern and offset of the q-gram in its window). A prefilter hit
-   * then names its candidate starts, and a candidate is dropped in O(1) when the text does not hold the
-   * pattern's last character, and its middle one, where they would be: what near-miss text (a secret's
-   * prefix with a wrong tail) fails. Only candidates that pass, or that a chunk's end cuts, run the automaton.
+   * Verification of a prefilter hit at text position j, keyed by two q-grams: the one that hit and the one
+   * after it, [j, j + 2 gram). Each pattern registers, for each offset o of its first window, the pair at
+   * [o, o + 2 gram) with its shape: a hit names only the patterns whose pair is the text's, usually one or
+   * two, and each is dropped in O(1) when the text does not hold four of the pattern's characters where they
+   * would be (`tailSample`), the first two at its very end. Near-miss text (a real secret's opening, then a
+   * wrong tail) passes the pair and fails there. Only candidates that pass, or that a chunk's end cuts, run the automaton. A pair that more
+   * than CROWDED_PAIR patterns share (a token family's opening, a percent-encoded prefix) keeps no rows, only
+   * its offsets: the window it would start is hashed at each and looked up in `windows` instead.
    */
-  readonly gramKey: Int32Array;
-  /** Start of the slot's run in the entries, or -1 for an empty slot. */
-  readonly gramStart: Int32Array;
-  readonly gramCount: Uint8Array;
-  readonly gramMask: number;
-  /** Per entry: offset of the q-gram in the window (bits 0–4) and the pattern's length (bits 5–31). */
-  readonly entryShape: Int32Array;
-  /** Per entry: the pattern's last code unit (bits 0–15) and its middle one, at length >> 1 (bits 16–31). */
-  readonly entryChars: Int32Array;
-  /** Per q-gram slot: the offsets its entries have in their windows, one bit each. */
-  readonly gramOffsets: Int32Array;
+  readonly pairs: CandidateTable;
+  /** HASH_BASE ** gram mod 2^32: extends a q-gram's hash by the next q-gram's. */
+  readonly gramPower: number;
   /**
-   * The same candidate rows keyed by each pattern's whole first window (offset 0). A q-gram many patterns
-   * share (a token family's `ghp_`, a percent-encoded prefix) names too many candidates to check; at the few
-   * offsets it has, the window it would start is hashed and looked up here instead, so near-miss text still
-   * fails in O(window) rather than walking the automaton along the shared prefix.
+   * Rows of offsets too close to a short pattern's end for a whole pair (o + 2 gram > length), keyed by
+   * the one q-gram; the q-gram's short bit in its filter block says whether it has any, so a hit probes
+   * this table only then. Empty when every pattern is at least window + gram long.
    */
-  readonly windowKey: Int32Array;
-  readonly windowStart: Int32Array;
-  readonly windowCount: Uint8Array;
-  readonly windowMask: number;
-  readonly windowShape: Int32Array;
-  readonly windowChars: Int32Array;
+  readonly shorts: CandidateTable;
+  /** The same rows keyed by each pattern's whole first window (offset 0), for crowded pairs. */
+  readonly windows: CandidateTable;
 }
 
-/** A crowded q-gram is checked through the window table only when it occurs at this many offsets or fewer. */
+/**
+ * Candidate rows by hash, open addressing with linear probing, each slot four words, so that a probe and
+ * (for most keys) the one row it names are one cache line: the key; a meta word; and a row. Meta is 0 for
+ * an empty slot; else the count of rows (bits 0–7, 1 to the table's crowding limit): one is in the slot, more
+ * are in `rows` from bits 8–31 on; or CROWDED in bits 0–7 and the offsets its rows have in their windows,
+ * one bit each, in bits 8–31 (its rows are not kept).
+ *
+ * A row is two words: offset of the q-gram in the window (bits 0–4) and the pattern's length (bits 5–31);
+ * the pattern's `tailSample`.
+ */
+export interface CandidateTable {
+  readonly slots: Int32Array;
+  readonly mask: number;
+  readonly rows: Int32Array;
+}
+
+/** Words per filter block: 64 bytes, one cache line. */
+export const BLOCK_WORDS = 16;
+/** Mixes a q-gram's hash into the bit marking it has short rows (a different multiplier from HASH_MIX). */
+export const SHORT_MIX = 0x85ebca6b | 0;
+
+/** Meta count of a slot whose rows are too many to check one by one. */
+export const CROWDED = 0xff;
+
+/** A pair shared by more than this many patterns is checked through the window table. */
+export const CROWDED_PAIR = 6;
+
+/** A crowded pair is checked through the window table only when it occurs at this many offsets or fewer. */
 export const MAX_CROWDED_OFFSETS = 4;
 
-/** Prefilter hits whose q-gram opens more candidates than this go straight to the automaton. */
-export const MAX_CANDIDATES = 48;
+/**
+ * A short q-gram or a window with more rows than this goes to the automaton. As many as the count byte
+ * holds (below CROWDED): at 1,000 secrets a percent-encoded family opening fills one window with over 48
+ * rows, and checking them all costs a tenth of walking the (then cache-missing) automaton along it.
+ */
+export const MAX_CANDIDATES = CROWDED - 1;
 
 /** Flags in `word`: the state has a first child (state + 1) on the character in bits 0–15. */
 export const HAS_CHAIN = 1 << 16;
@@ -307,33 +337,24 @@ export function buildAutomaton(input: readonly Pattern[]): Automaton {
   const grams = new Set<number>();
   for (const { text } of patterns) for (let o = 0; o + gram <= window; o++) grams.add(windowHash(text, o, gram));
 
-  // Entries grouped by q-gram hash, distinct (offset, length, last, middle) only; and by whole window.
-  const rowsByHash = new Map<number, Set<string>>();
-  const rowsByWindow = new Map<number, Set<string>>();
-  const addRow = (table: Map<number, Set<string>>, h: number, row: string): void => {
-    let rows = table.get(h);
-    if (!rows) table.set(h, (rows = new Set()));
-    rows.add(row);
-  };
+  // Rows by pair hash (or, near a short pattern's end, q-gram hash), and by whole window.
+  const pairRows = new RowList();
+  const shortRows = new RowList();
+  const windowRows = new RowList();
   for (const { text } of patterns) {
-    const chars = text.charCodeAt(text.length - 1) | (text.charCodeAt(text.length >> 1) << 16);
-    for (let o = 0; o + gram <= window; o++) addRow(rowsByHash, windowHash(text, o, gram), `${o | (text.length << 5)},${chars}`);
-    addRow(rowsByWindow, windowHash(text, 0, window), `${text.length << 5},${chars}`);
+    const chars = tailSample(text, 0, text.length);
+    for (let o = 0; o + gram <= window; o++) {
+      const shape = o | (text.length << 5);
+      const start = windowHash(text, o, gram);
+      if (o + 2 * gram <= text.length) pairRows.add(windowHash(text, o, 2 * gram), shape, chars, start);
+      else shortRows.add(start, shape, chars, start);
+    }
+    windowRows.add(windowHash(text, 0, window), text.length << 5, chars, 0);
   }
-  const gramTable = runTable(rowsByHash);
-  const gramOffsets = new Int32Array(gramTable.key.length);
-  for (let slot = 0; slot < gramOffsets.length; slot++)
-    for (let e = gramTable.start[slot]!; e >= 0 && e < gramTable.start[slot]! + gramTable.size[slot]!; e++) gramOffsets[slot]! |= 1 << (gramTable.shape[e]! & 31);
-  const windows = runTable(rowsByWindow);
-  let bitsLog = 12;
-  while (bitsLog < 24 && 1 << bitsLog < grams.size * 64) bitsLog++;
-  const filterBits = new Int32Array(1 << (bitsLog - 5));
-  const filterShift = 32 - bitsLog;
-  for (const h of grams) {
-    const idx = Math.imul(h, HASH_MIX) >>> filterShift;
-    filterBits[idx >>> 5]! |= 1 << (idx & 31);
-  }
-
+  const pairs = candidateTable(pairRows, CROWDED_PAIR);
+  const shorts = candidateTable(shortRows, MAX_CANDIDATES);
+  const windows = candidateTable(windowRows, MAX_CANDIDATES);
+  const filter = blockedFilter(grams, pairRows, shortRows, grams.size + pairs.keys + shorts.keys);
   return {
     window,
     gram,
@@ -354,55 +375,137 @@ export function buildAutomaton(input: readonly Pattern[]): Automaton {
     outState,
     outLength,
     outSecret,
-    filterBits,
-    filterShift,
-    gramKey: gramTable.key,
-    gramStart: gramTable.start,
-    gramCount: gramTable.count,
-    gramMask: gramTable.mask,
-    entryShape: gramTable.shape,
-    entryChars: gramTable.chars,
-    gramOffsets,
-    windowKey: windows.key,
-    windowStart: windows.start,
-    windowCount: windows.count,
-    windowMask: windows.mask,
-    windowShape: windows.shape,
-    windowChars: windows.chars,
+    filter: filter.blocks,
+    filterShift: filter.shift,
+    pairs,
+    gramPower: hashPower(gram),
+    shorts,
+    windows,
   };
 }
 
-/** Open addressing on a hash, each slot naming its run of rows ("shape,chars"); counts above 255 read as many. */
-function runTable(rowsByHash: ReadonlyMap<number, ReadonlySet<string>>): {
-  key: Int32Array; start: Int32Array; count: Uint8Array; size: Int32Array; mask: number; shape: Int32Array; chars: Int32Array;
-} {
-  let slots = 16;
-  // Load at most 0.8 (linear probing stays short), and the table stays a few MiB at 1,000 secrets.
-  while (slots * 0.8 < rowsByHash.size) slots *= 2;
-  const mask = slots - 1;
-  const key = new Int32Array(slots);
-  const start = new Int32Array(slots).fill(-1);
-  const count = new Uint8Array(slots);
-  const size = new Int32Array(slots);
+/**
+ * The low bytes of four code units of a pattern of length `length` at `s` in `text`: at length - 1 and
+ * length - 1 - length / 16 (near the end: inside the wrong tail of a near-miss, whatever its length), at
+ * length / 2 and at 3 length / 4. All are inside the pattern for any length >= 1. A candidate whose text
+ * differs is no occurrence; one that agrees is checked by the automaton (a false positive costs time only).
+ */
+export function tailSample(text: string, s: number, length: number): number {
+  const end = s + length - 1;
+  return (
+    (text.charCodeAt(end) & 0xff) |
+    ((text.charCodeAt(end - (length >> 4)) & 0xff) << 8) |
+    ((text.charCodeAt(s + (length >> 1)) & 0xff) << 16) |
+    ((text.charCodeAt(s + ((3 * length) >> 2)) & 0xff) << 24)
+  );
+}
+
+/** HASH_BASE ** k mod 2^32, so that windowHash(t, i, 2k) = windowHash(t, i, k) * hashPower(k) + windowHash(t, i + k, k). */
+export function hashPower(k: number): number {
+  let p = 1;
+  for (let i = 0; i < k; i++) p = Math.imul(p, HASH_BASE);
+  return p;
+}
+
+/**
+ * The blocked prefilter over q-grams, the pairs they start and the q-grams with short rows. A q-gram's mixed
+ * hash gives its block (top bits) and its bit (the next 9 bits); a pair's bit is the top 9 bits of its own
+ * mixed key, in the block of the q-gram it starts with.
+ */
+function blockedFilter(grams: Iterable<number>, pairs: RowList, shorts: RowList, keys: number): { blocks: Int32Array; shift: number } {
+  let blocksLog = 4;
+  while (blocksLog < 20 && (BLOCK_WORDS * 32) << blocksLog < keys * 16) blocksLog++;
+  const shift = 32 - blocksLog;
+  const blocks = new Int32Array(BLOCK_WORDS << blocksLog);
+  const set = (block: number, bit: number): void => {
+    blocks[block * BLOCK_WORDS + (bit >>> 5)]! |= 1 << (bit & 31);
+  };
+  for (const h of grams) {
+    const m = Math.imul(h, HASH_MIX);
+    set(m >>> shift, (m >>> (shift - 9)) & 511);
+  }
+  for (let r = 0; r < pairs.key.length; r++) set(Math.imul(pairs.start[r]!, HASH_MIX) >>> shift, Math.imul(pairs.key[r]!, HASH_MIX) >>> 23);
+  for (let r = 0; r < shorts.key.length; r++) set(Math.imul(shorts.key[r]!, HASH_MIX) >>> shift, Math.imul(shorts.key[r]!, SHORT_MIX) >>> 23);
+  return { blocks, shift };
+}
+
+/** Rows as they are registered, one column per field: the hash they are keyed by, their shape and tail sample, and the hash of the q-gram they start with. */
+class RowList {
+  readonly key: number[] = [];
+  readonly shape: number[] = [];
+  readonly chars: number[] = [];
+  readonly start: number[] = [];
+  add(key: number, shape: number, chars: number, start: number): void {
+    this.key.push(key);
+    this.shape.push(shape);
+    this.chars.push(chars);
+    this.start.push(start);
+  }
+}
+
+/** The table's slot for `key` (its words from 4 * slot): its meta word is 0 when the key is absent. */
+export function probe(table: CandidateTable, key: number): number {
+  const { slots, mask } = table;
+  let slot = (Math.imul(key, HASH_MIX) >>> 0) & mask;
+  while (slots[4 * slot + 1] !== 0 && slots[4 * slot] !== key) slot = (slot + 1) & mask;
+  return slot;
+}
+
+/** The distinct rows of `list` by key; a key with more than `crowdedAbove` rows keeps only their offsets. */
+function candidateTable(list: RowList, crowdedAbove: number): CandidateTable & { keys: number } {
+  const { key, shape, chars } = list;
+  // Sorted by key, then row, so that a key's distinct rows are one run.
+  const order = Array.from(key.keys()).sort((x, y) => key[x]! - key[y]! || shape[x]! - shape[y]! || chars[x]! - chars[y]!);
+  // Compacted in place to the distinct rows (a write never passes the read); runs[k] is where key k's begin.
+  const runs: number[] = [];
+  let distinct = 0;
+  let previous = -1;
+  for (let i = 0; i < order.length; i++) {
+    const r = order[i]!;
+    const newKey = previous < 0 || key[previous] !== key[r];
+    if (newKey) runs.push(distinct);
+    if (newKey || shape[previous] !== shape[r] || chars[previous] !== chars[r]) order[distinct++] = r;
+    previous = r;
+  }
+  runs.push(distinct);
+  const keys = runs.length - 1;
+  let size = 16;
+  // Load at most 0.8: probes are mostly for present keys (the filter drops most absent ones), and four
+  // slots share a cache line.
+  while (size * 0.8 < keys) size *= 2;
+  const mask = size - 1;
+  const slots = new Int32Array(4 * size);
   let total = 0;
-  for (const rows of rowsByHash.values()) total += rows.size;
-  const shape = new Int32Array(total);
-  const chars = new Int32Array(total);
+  for (let k = 0; k < keys; k++) {
+    const rows = runs[k + 1]! - runs[k]!;
+    if (rows > 1 && rows <= crowdedAbove) total += rows;
+  }
+  const out = new Int32Array(2 * total);
   let at = 0;
-  for (const [h, rows] of rowsByHash) {
-    let slot = Math.imul(h, HASH_MIX) >>> 0 & mask;
-    while (start[slot]! >= 0) slot = (slot + 1) & mask;
-    key[slot] = h;
-    start[slot] = at;
-    count[slot] = Math.min(rows.size, 255);
-    size[slot] = rows.size;
-    for (const row of rows) {
-      const [s, c] = row.split(',');
-      shape[at] = Number(s);
-      chars[at++] = Number(c);
+  const table = { slots, mask, rows: out, keys };
+  for (let k = 0; k < keys; k++) {
+    const from = runs[k]!;
+    const count = runs[k + 1]! - from;
+    const h = key[order[from]!]!;
+    const slot = probe(table, h);
+    slots[4 * slot] = h;
+    if (count > crowdedAbove) {
+      let offsets = 0;
+      for (let i = from; i < from + count; i++) offsets |= 1 << (shape[order[i]!]! & 31);
+      slots[4 * slot + 1] = (offsets << 8) | CROWDED;
+    } else if (count === 1) {
+      slots[4 * slot + 1] = 1;
+      slots[4 * slot + 2] = shape[order[from]!]!;
+      slots[4 * slot + 3] = chars[order[from]!]!;
+    } else {
+      slots[4 * slot + 1] = (at << 8) | count;
+      for (let i = from; i < from + count; i++) {
+        out[2 * at] = shape[order[i]!]!;
+        out[2 * at++ + 1] = chars[order[i]!]!;
+      }
     }
   }
-  return { key, start, count, size, mask, shape, chars };
+  return table;
 }
 
 type Transitions = Pick<Automaton, 'word' | 'fail' | 'branch' | 'branchStart' | 'branchChar' | 'branchTarget' | 'denseRow' | 'dense' | 'classOf'>;

@@ -1,9 +1,26 @@
-import { type Automaton, MAX_CANDIDATES, MAX_CROWDED_OFFSETS, BRANCH, CHAIN_MASK, HASH_BASE, HASH_MIX, HAS_CHAIN, NEAR_FAIL, OUTPUT, SHALLOW, branchStep, outputAt, step } from './automaton';
+import { type Automaton, type CandidateTable, BLOCK_WORDS, CROWDED, SHORT_MIX, MAX_CROWDED_OFFSETS, BRANCH, CHAIN_MASK, HASH_BASE, HASH_MIX, HAS_CHAIN, NEAR_FAIL, OUTPUT, SHALLOW, branchStep, outputAt, probe, step } from './automaton';
 
-const NO_CANDIDATE = Number.MAX_SAFE_INTEGER;
+/** Past any position in a string (V8 strings are shorter than 2^29), and a small integer, so never boxed. */
+const NO_CANDIDATE = 0x3fffffff;
+
+/** A prefilter hit's pair: ends past the text; in the filter block (probe the table); not in it. */
+const PAIR_CUT = 0;
+const PAIR_SET = 1;
+const PAIR_ABSENT = 2;
 
 /** Code units of a new chunk scanned together with held-back text before switching to the chunk itself. */
 const BRIDGE = 256;
+
+/** windowHash(text, j, gram), written out for the usual gram of 4 (the loop is not unrolled otherwise). */
+function gramHash(text: string, j: number, gram: number): number {
+  if (gram === 4) {
+    const h = (Math.imul((Math.imul(text.charCodeAt(j), HASH_BASE) + text.charCodeAt(j + 1)) | 0, HASH_BASE) + text.charCodeAt(j + 2)) | 0;
+    return (Math.imul(h, HASH_BASE) + text.charCodeAt(j + 3)) | 0;
+  }
+  let h = 0;
+  for (let i = j; i < j + gram; i++) h = (Math.imul(h, HASH_BASE) + text.charCodeAt(i)) | 0;
+  return h;
+}
 
 /**
  * One pass over text that may arrive in pieces: finds every occurrence of every pattern, merges
@@ -74,7 +91,9 @@ export class Scanner {
     const a = this.automaton;
     const text = this.buffer;
     const n = text.length;
-    const { filterBits, filterShift, gram } = a;
+    const { filter, filterShift, gram } = a;
+    const bitShift = filterShift - 9;
+    const gramPower = a.gramPower;
     const reach = a.window - gram;
     const stride = reach + 1;
     let cleared = this.pos - this.base;
@@ -85,11 +104,23 @@ export class Scanner {
     }
     let j = cleared + reach;
     while (j + gram <= n) {
-      let h = text.charCodeAt(j);
-      for (let i = 1; i < gram; i++) h = (Math.imul(h, HASH_BASE) + text.charCodeAt(j + i)) | 0;
-      const idx = Math.imul(h, HASH_MIX) >>> filterShift;
-      if ((filterBits[idx >>> 5]! >>> (idx & 31)) & 1) {
-        const candidate = this.firstCandidate(text, j, h, cleared, final);
+      const h = gramHash(text, j, gram);
+      const m = Math.imul(h, HASH_MIX);
+      const block = (m >>> filterShift) * BLOCK_WORDS;
+      const bit = (m >>> bitShift) & 511;
+      if ((filter[block + (bit >>> 5)]! >>> (bit & 31)) & 1) {
+        // The pair [j, j + 2 gram) and whether the q-gram has short rows are on the block just loaded: a hit
+        // with neither (inside a percent-encoded token, every q-gram is some pattern's) goes no further.
+        let pair = PAIR_CUT;
+        let key = 0;
+        if (j + 2 * gram <= n) {
+          key = (Math.imul(h, gramPower) + gramHash(text, j + gram, gram)) | 0;
+          const pairBit = Math.imul(key, HASH_MIX) >>> 23;
+          pair = (filter[block + (pairBit >>> 5)]! >>> (pairBit & 31)) & 1 ? PAIR_SET : PAIR_ABSENT;
+        }
+        const shortBit = Math.imul(h, SHORT_MIX) >>> 23;
+        const short = (filter[block + (shortBit >>> 5)]! >>> (shortBit & 31)) & 1;
+        const candidate = pair === PAIR_ABSENT && short === 0 ? NO_CANDIDATE : this.firstCandidate(text, j, pair, key, short, cleared, final);
         if (candidate === NO_CANDIDATE) {
           cleared = j + 1;
           j += stride;
@@ -115,23 +146,48 @@ export class Scanner {
   }
 
   /**
-   * The earliest start in [cleared, j] at which a pattern whose window holds the q-gram at j (hash `h`)
-   * could occur, checking each pattern's last and middle code units where they would be; NO_CANDIDATE when
-   * none can. A candidate the text's end cuts off counts unless the text is final.
+   * The earliest start in [cleared, j] at which a pattern whose window holds the q-gram at j could occur;
+   * NO_CANDIDATE when none can. The pair [j, j + 2 gram) (`key`; `pair` says whether the filter has it, or
+   * the text ends first) names the candidates; those too short for a whole pair there are under the q-gram
+   * alone (`short`: the filter says it has some). A candidate the text's end cuts off counts unless the text
+   * is final.
    */
-  private firstCandidate(text: string, j: number, h: number, cleared: number, final: boolean): number {
-    const { gramKey, gramStart, gramCount, gramMask, entryShape, entryChars } = this.automaton;
-    let slot = (Math.imul(h, HASH_MIX) >>> 0) & gramMask;
-    while (gramStart[slot]! >= 0 && gramKey[slot] !== h) slot = (slot + 1) & gramMask;
-    const from = gramStart[slot]!;
-    // A filter hit with no entry is a filter false positive: no pattern's window holds this q-gram.
-    if (from < 0) return NO_CANDIDATE;
-    const count = gramCount[slot]!;
-    if (count > MAX_CANDIDATES) return this.crowdedCandidate(text, j, slot, cleared, final);
-    const n = text.length;
+  private firstCandidate(text: string, j: number, pair: number, key: number, short: number, cleared: number, final: boolean): number {
+    const a = this.automaton;
+    const gram = a.gram;
     let best = NO_CANDIDATE;
-    for (let e = from; e < from + count; e++) {
-      const shape = entryShape[e]!;
+    if (short !== 0) {
+      const shorts = a.shorts;
+      const slot = 4 * probe(shorts, gramHash(text, j, gram));
+      const meta = shorts.slots[slot + 1]!;
+      // Too many to check: the automaton from the earliest start the q-gram can mean.
+      if ((meta & 0xff) === CROWDED) return j - (a.window - gram);
+      if (meta !== 0) best = this.checkSlot(text, j, shorts, slot, meta, cleared, final, best);
+    }
+    // Every pattern with a pair here reaches past j + 2 gram: cut off by the end, or (final) not there.
+    if (pair === PAIR_CUT) return final ? best : Math.min(best, j - (a.window - gram));
+    // No pattern's window holds this pair at any offset (the filter block says so for most such pairs).
+    if (pair === PAIR_ABSENT) return best;
+    const pairs = a.pairs;
+    const slot = 4 * probe(pairs, key);
+    const meta = pairs.slots[slot + 1]!;
+    if (meta === 0) return best;
+    if ((meta & 0xff) === CROWDED) return Math.min(best, this.crowdedCandidate(text, j, meta >>> 8, cleared, final));
+    return this.checkSlot(text, j, pairs, slot, meta, cleared, final, best);
+  }
+
+  /** The earliest of `best` and the candidates of a slot whose `tailSample` the text holds. */
+  private checkSlot(text: string, j: number, table: CandidateTable, slot: number, meta: number, cleared: number, final: boolean, best: number): number {
+    const count = meta & 0xff;
+    if (count === 1) return this.checkRows(text, j, table.slots, slot + 2, slot + 4, cleared, final, best);
+    const from = 2 * (meta >>> 8);
+    return this.checkRows(text, j, table.rows, from, from + 2 * count, cleared, final, best);
+  }
+
+  private checkRows(text: string, j: number, rows: Int32Array, from: number, end: number, cleared: number, final: boolean, best: number): number {
+    const n = text.length;
+    for (let e = from; e < end; e += 2) {
+      const shape = rows[e]!;
       const s = j - (shape & 31);
       if (s < cleared || s >= best) continue;
       const length = shape >>> 5;
@@ -139,22 +195,29 @@ export class Scanner {
         if (!final) best = s;
         continue;
       }
-      const chars = entryChars[e]!;
-      if (text.charCodeAt(s + length - 1) === (chars & 0xffff) && text.charCodeAt(s + (length >> 1)) === chars >>> 16) best = s;
+      // tailSample, compared a byte at a time so that near-miss text (a wrong end) fails on the first.
+      const c = rows[e + 1]!;
+      const end = s + length - 1;
+      if (
+        ((text.charCodeAt(end) ^ c) & 0xff) === 0 &&
+        ((text.charCodeAt(end - (length >> 4)) ^ (c >>> 8)) & 0xff) === 0 &&
+        ((text.charCodeAt(s + (length >> 1)) ^ (c >>> 16)) & 0xff) === 0 &&
+        ((text.charCodeAt(s + ((3 * length) >> 2)) ^ (c >>> 24)) & 0xff) === 0
+      )
+        best = s;
     }
     return best;
   }
 
   /**
-   * `firstCandidate` for a q-gram too many patterns share: at each offset it has in their windows, the window
-   * it would start is hashed whole and its own (few) candidates checked the same way. A q-gram at more
-   * offsets than MAX_CROWDED_OFFSETS, or a window many patterns share, runs the automaton from the earliest
-   * start as before.
+   * `firstCandidate` for a pair too many patterns share: at each offset it has in their windows (`offsets`),
+   * the window it would start is hashed whole and its own (few) candidates checked the same way. A pair at
+   * more offsets than MAX_CROWDED_OFFSETS, or a window many patterns share, runs the automaton from the
+   * earliest start as before.
    */
-  private crowdedCandidate(text: string, j: number, slot: number, cleared: number, final: boolean): number {
+  private crowdedCandidate(text: string, j: number, offsets: number, cleared: number, final: boolean): number {
     const a = this.automaton;
-    const { window, windowKey, windowStart, windowCount, windowMask, windowShape, windowChars } = a;
-    const offsets = a.gramOffsets[slot]!;
+    const { window, windows } = a;
     let spread = 0;
     for (let bits = offsets; bits !== 0; bits &= bits - 1) spread++;
     if (spread > MAX_CROWDED_OFFSETS) return j - (window - a.gram);
@@ -170,23 +233,15 @@ export class Scanner {
       }
       let h = 0;
       for (let i = s; i < s + window; i++) h = (Math.imul(h, HASH_BASE) + text.charCodeAt(i)) | 0;
-      let w = (Math.imul(h, HASH_MIX) >>> 0) & windowMask;
-      while (windowStart[w]! >= 0 && windowKey[w] !== h) w = (w + 1) & windowMask;
-      const from = windowStart[w]!;
-      if (from < 0) continue;
-      const count = windowCount[w]!;
-      if (count > MAX_CANDIDATES) {
+      const slot = 4 * probe(windows, h);
+      const meta = windows.slots[slot + 1]!;
+      if (meta === 0) continue;
+      if ((meta & 0xff) === CROWDED) {
         best = s;
         continue;
       }
-      for (let e = from; e < from + count; e++) {
-        const length = windowShape[e]! >>> 5;
-        const chars = windowChars[e]!;
-        if (s + length > n ? !final : text.charCodeAt(s + length - 1) === (chars & 0xffff) && text.charCodeAt(s + (length >> 1)) === chars >>> 16) {
-          best = s;
-          break;
-        }
-      }
+      // Rows keyed by the window all have offset 0: the window starts at s.
+      best = this.checkSlot(text, s, windows, slot, meta, cleared, final, best);
     }
     return best;
   }

@@ -213,8 +213,9 @@ describe('redaction properties', () => {
   });
 
   it('agrees with the specification when many secrets share a prefix, so their q-grams are crowded', () => {
-    // Over 48 patterns behind one q-gram (a token family's `ghp_`, its percent-encoded spelling) take the
-    // window-table path of the prefilter; near misses (a form cut short, then a wrong tail) must stay verbatim.
+    // More than 6 patterns behind one pair of q-grams (a token family's `ghp_`, its percent-encoded spelling)
+    // take the window-table path of the prefilter, and 50-70 of them crowd one window; near misses (a form cut
+    // short, then a wrong tail) must stay verbatim.
     const family = fc.constantFrom('ghp_', 'sk-proj-', 'npm_');
     const tail = fc.string({ unit: fc.constantFrom(...'abc012XY'), minLength: 6, maxLength: 24 });
     const crowd = fc.uniqueArray(fc.record({ name: fc.constantFrom(...NAMES), value: fc.tuple(family, tail).map(([f, t]) => f + t) }), {
@@ -240,6 +241,55 @@ describe('redaction properties', () => {
         },
       ),
       { numRuns: 60 },
+    );
+  });
+
+  it('never masks near misses (a form\'s opening, then a wrong tail) and always masks the real forms among them', () => {
+    // What the prefilter's pair table and tail check are for: text made of the secrets' own openings with
+    // wrong tails must come out verbatim, a real form anywhere among them must still be masked, and the
+    // result must be the specification's, streamed or not. Token families share openings, so some pairs
+    // are crowded and some forms are short enough to be keyed by one q-gram.
+    const alnum = [...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'];
+    const shaped = fc.oneof(
+      fc.tuple(fc.constantFrom('ghp_', 'sk-proj-', 'npm_', 'https://deploy:'), fc.string({ unit: fc.constantFrom(...alnum), minLength: 4, maxLength: 36 })).map(([f, t]) => f + t),
+      fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 8, maxLength: 40 }),
+      fc.string({ unit: valueUnit, minLength: 8, maxLength: 24 }),
+    );
+    const many = fc.uniqueArray(fc.record({ name: fc.constantFrom(...NAMES), value: shaped }), { minLength: 1, maxLength: 40, selector: (s) => s.value })
+      .filter((list) => list.every((s) => Buffer.byteLength(s.value) >= MIN && !NAMES.some((n) => maskFor(n).includes(s.value))));
+    const token = fc.tuple(fc.nat(), fc.nat(), fc.double({ min: 0.5, max: 1, noNaN: true, maxExcluded: true }), fc.constantFrom(...alnum, '%', '\\', '&'), fc.string({ unit: fc.constantFrom(...alnum), maxLength: 40 }));
+    fc.assert(
+      fc.property(
+        many,
+        fc.array(fc.tuple(token, fc.boolean(), fc.constantFrom(' ', '=', '"', '\n', ' key=')), { minLength: 1, maxLength: 16 }),
+        cuts,
+        (list, pieces, at) => {
+          const allForms = list.flatMap((s) => encodedForms(s.value, MIN));
+          const misses: string[] = [];
+          const text = pieces
+            .map(([[which, pick, keep, wrong, tail], real, sep]) => {
+              const forms = encodedForms(list[which % list.length]!.value, MIN);
+              const form = forms[pick % forms.length]!;
+              if (real) return sep + form;
+              const cut = Math.floor(form.length * keep);
+              const miss = form.slice(0, cut) + (wrong === form[cut] ? (wrong === 'a' ? 'b' : 'a') : wrong) + tail.slice(0, Math.max(0, form.length - cut - 1));
+              if (allForms.some((f) => (sep + miss).includes(f))) return sep;
+              misses.push(miss);
+              return sep + miss;
+            })
+            .join('');
+          const redactor = createRedactor(list);
+          const expected = reference(list, text);
+          expect(redactor.redact(text)).toBe(expected);
+          expect(streamed(redactor, text, at).out).toBe(expected);
+          const onlyMisses = misses.join(' ');
+          if (!allForms.some((f) => onlyMisses.includes(f))) {
+            expect(Object.is(redactor.redact(onlyMisses), onlyMisses)).toBe(true);
+            expect(redactor.matches(onlyMisses)).toBe(false);
+          }
+        },
+      ),
+      { numRuns: 150 },
     );
   });
 
