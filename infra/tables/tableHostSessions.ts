@@ -1,4 +1,5 @@
 import { type TableClient, type TableEntity, type TransactionAction, odata } from '@azure/data-tables';
+import { tableCreatedOnce } from './tableOnce';
 import type { DepositedFrame, HostSessionAddress, HostSessionChange, HostSessionHead, HostSessionStore } from '../../domain/ports/hostSessions';
 import { MAX_TEXT_UNITS, fromParts, toParts } from './textParts';
 
@@ -8,19 +9,11 @@ import { MAX_TEXT_UNITS, fromParts, toParts } from './textParts';
  * Rows: `head`; `s:<session>:x:<key>` (an instance waits on key); `s:<session>:i:<key>:<seq>:<part>` (a frame).
  */
 export class TableHostSessions implements HostSessionStore {
-  private created: Promise<void> | undefined;
+  private readonly ready: () => Promise<void>;
 
   /** `createTable`: create the table at the first use (the composition opens the channel without touching storage). */
-  constructor(private readonly table: TableClient, private readonly options: { createTable?: boolean } = {}) {}
-
-  private ready(): Promise<void> {
-    if (!this.options.createTable) return Promise.resolve();
-    this.created ??= this.table.createTable().catch((error: unknown) => {
-      if (statusOf(error) === 409) return;
-      this.created = undefined;
-      throw error;
-    });
-    return this.created;
+  constructor(private readonly table: TableClient, options: { createTable?: boolean } = {}) {
+    this.ready = options.createTable ? tableCreatedOnce(table) : () => Promise.resolve();
   }
 
   async open(head: Omit<HostSessionHead, 'etag'>): Promise<{ head: HostSessionHead; previous?: HostSessionHead }> {

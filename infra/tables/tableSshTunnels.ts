@@ -1,4 +1,5 @@
 import { type TableClient, type TableEntity, odata } from '@azure/data-tables';
+import { tableCreatedOnce } from './tableOnce';
 import type { HostSessionAddress } from '../../domain/ports/hostSessions';
 import type { SshTunnelRecord, SshTunnelStore } from '../../domain/ports/sshTunnels';
 
@@ -10,18 +11,10 @@ const ROW = 'tunnel';
  * `ssh:<tunnelId>`, row `tunnel`, which the sessions' `head` rows never collide with).
  */
 export class TableSshTunnels implements SshTunnelStore {
-  private created: Promise<void> | undefined;
+  private readonly ready: () => Promise<void>;
 
-  constructor(private readonly table: TableClient, private readonly options: { createTable?: boolean } = {}) {}
-
-  private ready(): Promise<void> {
-    if (!this.options.createTable) return Promise.resolve();
-    this.created ??= this.table.createTable().catch((error: unknown) => {
-      if (statusOf(error) === 409) return;
-      this.created = undefined;
-      throw error;
-    });
-    return this.created;
+  constructor(private readonly table: TableClient, options: { createTable?: boolean } = {}) {
+    this.ready = options.createTable ? tableCreatedOnce(table) : () => Promise.resolve();
   }
 
   async open(record: Omit<SshTunnelRecord, 'closed'>): Promise<void> {
