@@ -219,7 +219,7 @@ export class HostAgent {
         }
         case 'stop': {
           const process = this.running.get(body.execId);
-          if (process && process.runId !== body.runId) throw new DomainError('HOST.FOREIGN_RUN', 'that process belongs to another run', 'forbidden');
+          if (process && process.runId !== body.runId) throw new DomainError(HOST_ERROR.FOREIGN_RUN, 'that process belongs to another run', 'forbidden');
           await process?.stop();
           return send({ kind: 'done', requestId, runId: body.runId });
         }
@@ -231,7 +231,7 @@ export class HostAgent {
         }
         case 'teardown': {
           const sandbox = this.sandboxes.get(body.sandboxId);
-          if (sandbox && sandbox.handle.runId !== body.runId) throw new DomainError('HOST.FOREIGN_RUN', 'that sandbox belongs to another run', 'forbidden');
+          if (sandbox && sandbox.handle.runId !== body.runId) throw new DomainError(HOST_ERROR.FOREIGN_RUN, 'that sandbox belongs to another run', 'forbidden');
           this.sandboxes.delete(body.sandboxId);
           this.ssh.endSandbox(body.sandboxId, 'the sandbox was torn down');
           if (sandbox) await this.options.inner.teardown(sandbox.handle);
@@ -286,7 +286,7 @@ export class HostAgent {
   private inputOf(execId: string, runId: string): FrameInput {
     const process = this.running.get(execId);
     if (!process) throw new StdinRefusedError('HOST.NO_SUCH_PROCESS', 'no process of that id was started here by the platform', 'not_found');
-    if (process.runId !== runId) throw new StdinRefusedError('HOST.FOREIGN_RUN', 'that process belongs to another run', 'forbidden');
+    if (process.runId !== runId) throw new StdinRefusedError(HOST_ERROR.FOREIGN_RUN, 'that process belongs to another run', 'forbidden');
     if (!process.input) throw new StdinRefusedError('HOST.NO_STDIN', 'that process was started without stdin', 'forbidden');
     return process.input;
   }
@@ -294,7 +294,7 @@ export class HostAgent {
   private sandboxOf(sandboxId: string, runId: string): AgentSandbox {
     const sandbox = this.sandboxes.get(sandboxId);
     if (!sandbox) throw new DomainError('SANDBOX.GONE', 'no such sandbox on this host', 'gone');
-    if (sandbox.handle.runId !== runId) throw new DomainError('HOST.FOREIGN_RUN', 'that sandbox belongs to another run', 'forbidden');
+    if (sandbox.handle.runId !== runId) throw new DomainError(HOST_ERROR.FOREIGN_RUN, 'that sandbox belongs to another run', 'forbidden');
     return sandbox;
   }
 

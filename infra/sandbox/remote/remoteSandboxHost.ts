@@ -230,8 +230,7 @@ export class RemoteSandboxHost implements RecoverableSandboxHost, SshTargets {
   async teardown(handle: SandboxHandle): Promise<void> {
     const sandbox = this.sandboxes.get(handle.sandboxId);
     if (!sandbox) return;
-    this.sandboxes.delete(handle.sandboxId);
-    sandbox.connection.sandboxes -= 1;
+    this.forget(handle.sandboxId);
     // A host that is gone took its sandboxes with it (the agent removes what a dead process left when it restarts).
     await sandbox.connection.request({ op: 'teardown', requestId: randomUUID(), runId: handle.runId, sandboxId: handle.sandboxId }).catch(() => undefined);
   }
@@ -408,7 +407,6 @@ function addTallies(a: EgressTally | undefined, b: EgressTally): EgressTally {
   return { allowed: a.allowed + b.allowed, refused: a.refused + b.refused, refusals: [...a.refusals, ...b.refusals].slice(0, 100) };
 }
 
-/** An egress allowance as the `create` and `setEgress` frames carry it (plain arrays, copied). */
 /** The allowance as the channel carries it, with the platform's own hosts the agent's proxy must refuse. */
 function egressFrame(allowance: EgressAllowance, platformHosts: readonly string[]): { layers: string[][]; refuse?: string[] } {
   const refuse = [...new Set([...(allowance.refuse ?? []), ...platformHosts])];
