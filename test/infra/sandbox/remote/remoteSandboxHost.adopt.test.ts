@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedactor } from '../../../../domain/redaction';
 import { sandboxHostStreamId } from '../../../../domain/streams';
@@ -8,6 +7,7 @@ import type { HostChannelServer } from '../../../../infra/sandbox/remote/hostCha
 import { LaunchRefusedError } from '../../../../infra/sandbox/launchErrors';
 import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandboxHost';
 import { type RemoteChannelHarness, startRemoteChannelHarness, until } from '../../../support/remoteChannelHarness';
+import { processesHolding } from '../../../support/processLeaks';
 
 /**
  * Two app instances (two RemoteSandboxHost objects) over one host channel and real host agent processes: a run's
@@ -26,18 +26,8 @@ const served = (): Pick<SandboxRequest, 'redactor' | 'guard' | 'env'> => ({
   redactor: createRedactor(secrets), guard: { secretNames: ['API_TOKEN'], managedValues: secrets }, env: { STANDING: 'standing' },
 });
 
-/** Every process whose environment holds the lease's value (each read tolerates a process that ended meanwhile). */
-function holdersOfSecret(): string[] {
-  const holders: string[] = [];
-  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-    try {
-      if (readFileSync(`/proc/${pid}/environ`, 'latin1').includes(SECRET)) holders.push(pid);
-    } catch {
-      // ended, or not ours to read
-    }
-  }
-  return holders;
-}
+/** Every process whose environment holds the lease's value. */
+const holdersOfSecret = () => processesHolding(SECRET).filter((p) => p.where === 'environ');
 
 /** The refusals recorded on a host's stream. */
 async function refusalsOf(workspaceId: string, hostId: string): Promise<Record<string, unknown>[]> {

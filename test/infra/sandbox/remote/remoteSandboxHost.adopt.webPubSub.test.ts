@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandbo
 import { type ApiHarness, createApiHarness } from '../../../support/apiHarness';
 import { spawnHostAgent } from '../../../support/remoteHostBackend';
 import { openWebPubSubChannel } from '../../../support/webPubSubChannel';
+import { processesHolding } from '../../../support/processLeaks';
 
 /**
  * The remote host's `locate` and `release` over Web PubSub: two app instances sharing only the session table (each
@@ -55,18 +56,8 @@ const served = (): Pick<SandboxRequest, 'redactor' | 'guard' | 'env'> => ({
   redactor: createRedactor(secrets), guard: { secretNames: ['API_TOKEN'], managedValues: secrets }, env: { STANDING: 'standing' },
 });
 
-/** Every process whose environment holds the lease's value (each read tolerates a process that ended meanwhile). */
-function holdersOfSecret(): string[] {
-  const holders: string[] = [];
-  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-    try {
-      if (readFileSync(`/proc/${pid}/environ`, 'latin1').includes(SECRET)) holders.push(pid);
-    } catch {
-      // ended, or not ours to read
-    }
-  }
-  return holders;
-}
+/** Every process whose environment holds the lease's value. */
+const holdersOfSecret = () => processesHolding(SECRET).filter((p) => p.where === 'environ');
 
 function opsSentTo(workspaceId: string): string[] {
   return opened.frames().filter((f) => f.direction === 'to-host').map((f) => JSON.parse(f.raw) as { workspaceId: string; body: { op: string } }).filter((f) => f.workspaceId === workspaceId).map((f) => f.body.op);

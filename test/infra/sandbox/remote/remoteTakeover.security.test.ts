@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOST_ERROR } from '../../../../domain/catalogue';
@@ -20,6 +19,7 @@ import { RemoteSandboxHost } from '../../../../infra/sandbox/remote/remoteSandbo
 import { leftoverRemoval } from '../../../../infra/runs/leftoverSandboxes';
 import { aRunRuntime, runStoresOnAzurite } from '../../../support/runRuntime';
 import { type RemoteChannelHarness, startRemoteChannelHarness, until } from '../../../support/remoteChannelHarness';
+import { processesHolding } from '../../../support/processLeaks';
 
 /**
  * Who may find, take over and tear down a run's sandbox on a host agent, from an app instance that did not make
@@ -93,18 +93,8 @@ function aRuntime(): RunRuntime & { host: RemoteSandboxHost } {
   return aRunRuntime({ deps: backend.h.deps, stores, host, bearers, removeLeftovers: leftoverRemoval(host, { sandboxRoot: backend.dir, credentialRoot: backend.dir }) });
 }
 
-/** Every process whose environment holds `value` (each read tolerates a process that ended meanwhile). */
-function holdersOf(value: string): string[] {
-  const holders: string[] = [];
-  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-    try {
-      if (readFileSync(`/proc/${pid}/environ`, 'latin1').includes(value)) holders.push(pid);
-    } catch {
-      // ended, or not ours to read
-    }
-  }
-  return holders;
-}
+/** Every process whose environment holds `value`. */
+const holdersOf = (value: string) => processesHolding(value).filter((p) => p.where === 'environ');
 
 /** What the genuine host's agent says it holds. */
 async function listedOnGenuine(): Promise<{ sandboxId: string; runId: string }[]> {
