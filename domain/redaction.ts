@@ -1,5 +1,6 @@
 import { DomainError } from './errors';
 import { buildAutomaton, type Pattern } from './redaction/automaton';
+import { buildWindowIndex } from './redaction/windowIndex';
 import { utf8Length } from './redaction/bytes';
 import { encodedForms } from './redaction/encodings';
 import { Scanner } from './redaction/scanner';
@@ -76,19 +77,20 @@ export function createRedactor(secrets: readonly RedactableSecret[], options: Re
   }
   const patterns: Pattern[] = [...owner].map(([text, secret]) => ({ text, secret }));
   const automaton = buildAutomaton(patterns);
+  const windows = buildWindowIndex(patterns);
   const masks = names.map(maskFor);
 
   // One scanner for every whole-text call, reset after each (the calls are synchronous), rather than one per
   // call. Besides the allocation, a redactor then always holds a scanner: when a full GC found none alive,
   // V8 dropped the scanner's hidden classes, deoptimized the scanning code and cleared its type feedback, and
   // the next calls ran 2-3x slower until it re-optimized (a stream, one call per chunk, suffered most).
-  let whole = new Scanner(automaton, masks);
+  let whole = new Scanner(automaton, windows, masks);
   const once = <T>(use: (scanner: Scanner) => T): T => {
     try {
       return use(whole);
     } catch (error) {
       // Only an engine limit (a result longer than a string can be) throws mid-scan: start clean next time.
-      whole = new Scanner(automaton, masks);
+      whole = new Scanner(automaton, windows, masks);
       throw error;
     }
   };
@@ -96,7 +98,7 @@ export function createRedactor(secrets: readonly RedactableSecret[], options: Re
     redact: (text) => once((scanner) => scanner.feed(text, true)),
     matches: (text) => once((scanner) => scanner.contains(text)),
     stream: () => {
-      const scanner = new Scanner(automaton, masks);
+      const scanner = new Scanner(automaton, windows, masks);
       return { push: (chunk) => scanner.feed(chunk, false), end: () => scanner.feed('', true) };
     },
     patternCount: patterns.length,
