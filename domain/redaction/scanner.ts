@@ -38,6 +38,9 @@ export class Scanner {
   private next = 0;
   /** While scanning: the first sample (relative to the buffer) with a candidate the text's end cuts off. */
   private cut = NO_CUT;
+  /** The last occurrence found: its pattern (-1: none) and absolute start. */
+  private lastPattern = -1;
+  private lastStart = 0;
   // Regions not yet written, sorted and disjoint, from index `first`.
   private regionStart: number[] = [];
   private regionEnd: number[] = [];
@@ -160,13 +163,45 @@ export class Scanner {
     const c = ix.patternTail[p]!;
     const end = s + length - 1;
     if (
-      ((text.charCodeAt(end) ^ c) & 0xff) === 0 &&
-      ((text.charCodeAt(end - (length >> 4)) ^ (c >>> 8)) & 0xff) === 0 &&
-      ((text.charCodeAt(s + (length >> 1)) ^ (c >>> 16)) & 0xff) === 0 &&
-      ((text.charCodeAt(s + ((3 * length) >> 2)) ^ (c >>> 24)) & 0xff) === 0 &&
-      text.startsWith(ix.patternText[p]!, s)
+      ((text.charCodeAt(end) ^ c) & 0xff) !== 0 ||
+      ((text.charCodeAt(end - (length >> 4)) ^ (c >>> 8)) & 0xff) !== 0 ||
+      ((text.charCodeAt(s + (length >> 1)) ^ (c >>> 16)) & 0xff) !== 0 ||
+      ((text.charCodeAt(s + ((3 * length) >> 2)) ^ (c >>> 24)) & 0xff) !== 0
     )
-      this.addMatch(this.base + s, this.base + s + length, length, ix.patternSecret[p]!);
+      return;
+    const secret = ix.patternSecret[p]!;
+    // Inside the last region and no better a name for it: masking it would change nothing, so it is not even
+    // compared (text that repeats a periodic value would otherwise compare it whole at every sample).
+    const last = this.regionStart.length - 1;
+    if (
+      last >= this.first &&
+      this.regionStart[last]! <= this.base + s &&
+      this.base + s + length <= this.regionEnd[last]! &&
+      (length < this.regionLength[last]! || (length === this.regionLength[last] && secret >= this.regionSecret[last]!))
+    )
+      return;
+    if (this.occursAt(text, s, p, length)) {
+      this.lastPattern = p;
+      this.lastStart = this.base + s;
+      this.addMatch(this.base + s, this.base + s + length, length, secret);
+    }
+  }
+
+  /**
+   * Whether pattern p is text[s, s + length). Where the last occurrence found is of the same pattern a
+   * shift d earlier, the two overlap only if d is a period of it: by Fine and Wilf, a shift that is no
+   * multiple of its smallest period, and at most its length less that period, is none, and one that is leaves
+   * only the d code units past the last occurrence to compare. So text that repeats a periodic value costs
+   * a comparison per code unit, not per code unit times the value's length.
+   */
+  private occursAt(text: string, s: number, p: number, length: number): boolean {
+    const pattern = this.index.patternText[p]!;
+    const d = this.base + s - this.lastStart;
+    if (p !== this.lastPattern || d <= 0 || d >= length) return text.startsWith(pattern, s);
+    const period = this.index.patternPeriod[p]!;
+    if (d % period !== 0) return d <= length - period ? false : text.startsWith(pattern, s);
+    for (let i = length - d, at = s + length - d; i < length; i++, at++) if (text.charCodeAt(at) !== pattern.charCodeAt(i)) return false;
+    return true;
   }
 
   /**
@@ -195,7 +230,9 @@ export class Scanner {
         bestSecret = rsec[i]!;
       }
     }
-    if (lo === rs.length) {
+    if (hi === rs.length) {
+      // The usual case: the occurrence is at or merges into the end.
+      rs.length = re.length = rl.length = rsec.length = lo;
       rs.push(s);
       re.push(e);
       rl.push(bestLength);
@@ -267,7 +304,8 @@ export class Scanner {
 
   private reset(): void {
     this.buffer = '';
-    this.base = this.emitted = this.next = this.first = 0;
+    this.base = this.emitted = this.next = this.first = this.lastStart = 0;
+    this.lastPattern = -1;
     this.cut = NO_CUT;
     this.regionStart = [];
     this.regionEnd = [];

@@ -54,6 +54,8 @@ export interface WindowIndex {
   readonly patternSecret: Int32Array;
   /** Per pattern: its `tailSample`. */
   readonly patternTail: Int32Array;
+  /** Per pattern: its smallest period (its length when it does not repeat). */
+  readonly patternPeriod: Int32Array;
 }
 
 /**
@@ -120,6 +122,7 @@ export function buildWindowIndex(patterns: readonly Pattern[]): WindowIndex {
   const patternLength = new Int32Array(count);
   const patternSecret = new Int32Array(count);
   const patternTail = new Int32Array(count);
+  const patternPeriod = new Int32Array(count);
   const anchors = chooseWindows(patterns, window, gram);
 
   const grams = new Set<number>();
@@ -130,6 +133,7 @@ export function buildWindowIndex(patterns: readonly Pattern[]): WindowIndex {
     patternLength[p] = text.length;
     patternSecret[p] = secret;
     patternTail[p] = tailSample(text, 0, text.length);
+    patternPeriod[p] = smallestPeriod(text);
     for (let o = anchors[p]!; o + gram <= anchors[p]! + window; o++) {
       const g = windowHash(text, o, gram);
       grams.add(g);
@@ -163,7 +167,19 @@ export function buildWindowIndex(patterns: readonly Pattern[]): WindowIndex {
     patternLength,
     patternSecret,
     patternTail,
+    patternPeriod,
   };
+}
+
+/** The smallest d > 0 with text[i] = text[i + d] for every i: its length less its longest border (KMP). */
+export function smallestPeriod(text: string): number {
+  const border = new Int32Array(text.length + 1);
+  border[0] = -1;
+  for (let i = 1, k = -1; i <= text.length; i++) {
+    while (k >= 0 && text.charCodeAt(k) !== text.charCodeAt(i - 1)) k = border[k]!;
+    border[i] = ++k;
+  }
+  return text.length - border[text.length]!;
 }
 
 /**

@@ -236,6 +236,31 @@ describe('redaction properties', () => {
     );
   });
 
+  it('agrees with the specification on periodic values inside text that repeats them, with a slip here and there', () => {
+    // Occurrences of a value repeating a short unit overlap at every multiple of its period; a new one is
+    // compared only past the last, and a shift that is no period is refused unread. A changed character
+    // inside the repetition must break exactly the occurrences that cover it.
+    const unit = fc.string({ unit: fc.constantFrom('a', 'b'), minLength: 1, maxLength: 4 });
+    fc.assert(
+      fc.property(unit, fc.integer({ min: 16, max: 120 }), fc.option(fc.constantFrom('a', 'b', 'c')), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 400 })), { minLength: 1, maxLength: 6 }), fc.array(fc.tuple(fc.nat(), fc.constantFrom('a', 'b', 'c')), { maxLength: 4 }), cuts, (u, length, ending, pieces, slips, at) => {
+        const repeated = (n: number) => u.repeat(Math.ceil(n / u.length) + 1);
+        const periodic = repeated(length).slice(0, length);
+        const value = ending === null ? periodic : periodic.slice(0, -1) + ending;
+        // Runs of the repetition, each starting at its own phase: an occurrence can follow another at a shift
+        // that is no period.
+        const chars = [...pieces.map(([phase, n]) => repeated(n + u.length).slice(phase % u.length, (phase % u.length) + n)).join('')];
+        for (const [where, c] of slips) chars[where % chars.length] = c;
+        const text = chars.join('');
+        const list = [{ name: 'ALPHA', value }];
+        const redactor = createRedactor(list);
+        const expected = reference(list, text);
+        expect(redactor.redact(text)).toBe(expected);
+        expect(streamed(redactor, text, at).out).toBe(expected);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('agrees with the specification when many secrets share a prefix, so their q-grams are crowded', () => {
     // 50-70 values of one token family (`ghp_`, its percent-encoded spelling) share their openings, so their
     // windows must move past them, and the forms of one value share pairs; near misses (a form cut short, then

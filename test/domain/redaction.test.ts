@@ -115,6 +115,14 @@ describe('createRedactor: overlapping and touching matches', () => {
     expect(redactor.redact('x the-middle-part-here y middle-part')).toBe('x [REDACTED:OUTER] y [REDACTED:INNER]');
   });
 
+  it('names a region after its longest occurrence even when that one lies inside two shorter ones found first', () => {
+    // Occurrences are found in the order of their windows, so the longest may come after the region that
+    // contains it; it must still give the region its name (at every alignment of the sampled positions).
+    const core = '0123456789ABCDEFGH';
+    const redactor = aRedactor({ name: 'ALPHA', value: core.slice(0, 10) }, { name: 'BETA', value: core.slice(8, 18) }, { name: 'GAMMA', value: core.slice(2, 16) });
+    for (let shift = 0; shift < 16; shift++) expect(redactor.redact(`${'.'.repeat(shift)}${core}.`)).toBe(`${'.'.repeat(shift)}[REDACTED:GAMMA].`);
+  });
+
   it('gives two secrets with the same value the name that sorts first', () => {
     const redactor = aRedactor({ name: 'SECOND', value: 'same-value-1' }, { name: 'FIRST', value: 'same-value-1' });
     expect(redactor.redact('same-value-1')).toBe('[REDACTED:FIRST]');
