@@ -38,6 +38,12 @@ export class Scanner {
   private next = 0;
   /** While scanning: the first sample (relative to the buffer) with a candidate the text's end cuts off. */
   private cut = NO_CUT;
+  /**
+   * Samples (absolute, ascending) whose q-gram is in the opening of a pattern longer than LONG_VALUE, from
+   * as far back as such a pattern could still be open at the end of the text: any other start there holds
+   * no such pattern's opening, so it is not what a stream holds back.
+   */
+  private longOpenings: number[] = [];
   /** The last occurrence found: its pattern (-1: none) and absolute start. */
   private lastPattern = -1;
   private lastStart = 0;
@@ -106,10 +112,12 @@ export class Scanner {
     const ix = this.index;
     const text = this.buffer;
     const n = text.length;
-    const { filter, filterShift, gram, stride, gramPower } = ix;
+    const { filter, filterShift, gram, stride, gramPower, longOpenings, longOpeningShift } = ix;
     const bitShift = filterShift - 9;
     // Usually none: every pattern at least a window and two q-grams long has its window past the first q-gram.
     const hasShorts = ix.shorts.keys > 0;
+    // Samples from which a pattern longer than LONG_VALUE could still be open at the end are noted.
+    const longFrom = ix.hasLong && !final ? n - this.automaton.longestPattern : NO_CUT;
     let j = this.next - this.base;
     // Samples before the buffer: anything they could start was final before it was written out.
     if (j < 0) j += Math.ceil(-j / stride) * stride;
@@ -119,6 +127,10 @@ export class Scanner {
       const m = Math.imul(h, HASH_MIX);
       const block = (m >>> filterShift) * BLOCK_WORDS;
       const bit = (m >>> bitShift) & 511;
+      if (j >= longFrom) {
+        const longBit = m >>> longOpeningShift;
+        if ((longOpenings[longBit >>> 5]! >>> (longBit & 31)) & 1) this.noteLongOpening(this.base + j);
+      }
       if ((filter[block + (bit >>> 5)]! >>> (bit & 31)) & 1) {
         if (hasShorts) {
           const shortBit = Math.imul(h, SHORT_MIX) >>> 23;
@@ -134,6 +146,11 @@ export class Scanner {
       j += stride;
     }
     this.next = this.base + Math.min(j, this.cut);
+  }
+
+  private noteLongOpening(at: number): void {
+    const notes = this.longOpenings;
+    if (notes.length === 0 || notes[notes.length - 1]! < at) notes.push(at);
   }
 
   /** Checks the candidates `key` names in `table` for the sample at j. */
@@ -256,7 +273,9 @@ export class Scanner {
     const { openings, openingShift, openingGram, openingGrams, openingGramShift, window } = this.index;
     const text = this.buffer;
     const n = text.length;
-    let s = Math.max(0, n - a.longestPattern + 1);
+    const long = this.heldLongFrom();
+    if (long >= 0) return long;
+    let s = Math.max(0, n - Math.max(this.index.longestOrdinary, window) + 1);
     // The gram sampled at j lies in the opening window of every start in [j - span, j]: a miss rules them all
     // out. On a hit each is looked up whole, as far as the text holds its whole opening window.
     const span = window - openingGram;
@@ -269,6 +288,56 @@ export class Scanner {
     let state = 0;
     for (let p = s; p < n; p++) state = step(a, state, text.charCodeAt(p));
     // A whole pattern nothing extends is no proper prefix: its failure chain holds the longest that is.
+    while (state !== 0 && (a.word[state]! & (HAS_CHAIN | BRANCH)) === 0) state = a.fail[state]!;
+    return this.base + n - a.depth[state]!;
+  }
+
+  /**
+   * Where a pattern longer than LONG_VALUE may be open at the end of the text, if anywhere before the reach of
+   * the ordinary ones: the earliest start the noted samples cover whose whole opening window is an opening,
+   * read on by the automaton from there; else -1. A start no noted sample covers was ruled out by the scan.
+   */
+  private heldLongFrom(): number {
+    const notes = this.longOpenings;
+    if (notes.length === 0) return -1;
+    const { openings, openingShift, window, windowPower, gram, longestOrdinary } = this.index;
+    const a = this.automaton;
+    const text = this.buffer;
+    const n = text.length;
+    const from = Math.max(0, n - a.longestPattern + 1);
+    // Starts from here on are the ordinary search's (which knows every pattern's opening).
+    const until = n - Math.max(longestOrdinary, window) + 1;
+    let kept = 0;
+    let found = -1;
+    for (const at of notes) {
+      const j = at - this.base;
+      if (j < from) continue;
+      let s = Math.max(from, j - (window - gram));
+      if (found >= 0 || s >= until) {
+        notes[kept++] = at;
+        continue;
+      }
+      // The starts this sample covers, their whole opening windows hashed rolling along. A sample all of whose
+      // starts are no opening is done with (the text does not change); one cut short by `until` is kept.
+      for (let h = windowHash(text, s, window); ; ) {
+        if (inHashSet(openings, openingShift, h)) {
+          found = s;
+          notes[kept++] = at;
+          break;
+        }
+        if (s === j) break;
+        if (s + 1 >= until) {
+          notes[kept++] = at;
+          break;
+        }
+        h = (Math.imul((h - Math.imul(text.charCodeAt(s), windowPower)) | 0, HASH_BASE) + text.charCodeAt(s + window)) | 0;
+        s++;
+      }
+    }
+    notes.length = kept;
+    if (found < 0) return -1;
+    let state = 0;
+    for (let p = found; p < n; p++) state = step(a, state, text.charCodeAt(p));
     while (state !== 0 && (a.word[state]! & (HAS_CHAIN | BRANCH)) === 0) state = a.fail[state]!;
     return this.base + n - a.depth[state]!;
   }
@@ -306,6 +375,7 @@ export class Scanner {
     this.buffer = '';
     this.base = this.emitted = this.next = this.first = this.lastStart = 0;
     this.lastPattern = -1;
+    this.longOpenings = [];
     this.cut = NO_CUT;
     this.regionStart = [];
     this.regionEnd = [];

@@ -49,6 +49,19 @@ export interface WindowIndex {
   /** A bit per gram of every pattern's opening, at any offset, by the top bits of its mixed hash. */
   readonly openingGrams: Int32Array;
   readonly openingGramShift: number;
+  /**
+   * The longest pattern of at most LONG_VALUE code units: how far back the openings filters look. For the
+   * longer ones (a PEM key in its encodings) the scan notes each sample whose q-gram may be in one's opening
+   * (`longOpenings`), so that what a stream holds back is not looked for across a whole chunk.
+   */
+  readonly longestOrdinary: number;
+  /** Whether any pattern is longer than LONG_VALUE. */
+  readonly hasLong: boolean;
+  /** A bit per q-gram of the opening window of every pattern longer than LONG_VALUE (about 64 bits per key). */
+  readonly longOpenings: Int32Array;
+  readonly longOpeningShift: number;
+  /** HASH_BASE ** (window - 1): rolls a window's hash one code unit on. */
+  readonly windowPower: number;
   readonly patternText: readonly string[];
   readonly patternLength: Int32Array;
   readonly patternSecret: Int32Array;
@@ -78,6 +91,8 @@ export const HASH_BASE = 0x01000193;
 export const HASH_MIX = 0x9e3779b1 | 0;
 /** Mixes a q-gram's hash into the bit marking it has short rows (a different multiplier from HASH_MIX). */
 export const SHORT_MIX = 0x85ebca6b | 0;
+/** Patterns longer than this are looked for, at the end of stream text, by what the scan noted. */
+export const LONG_VALUE = 1024;
 const MAX_WINDOW = 16;
 const MAX_GRAM = 4;
 
@@ -142,6 +157,11 @@ export function buildWindowIndex(patterns: readonly Pattern[]): WindowIndex {
     }
   }
   const openings = hashSet(new Set(patterns.map(({ text }) => windowHash(text, 0, window))));
+  const longOpeningGrams = new Set<number>();
+  let longestOrdinary = 0;
+  for (const { text } of patterns)
+    if (text.length <= LONG_VALUE) longestOrdinary = Math.max(longestOrdinary, text.length);
+    else for (let o = 0; o + gram <= window; o++) longOpeningGrams.add(windowHash(text, o, gram));
   const openingGram = Math.min(window, 2 * gram);
   const openingGrams = new Set<number>();
   for (const { text } of patterns) for (let o = 0; o + openingGram <= window; o++) openingGrams.add(windowHash(text, o, openingGram));
@@ -149,6 +169,7 @@ export function buildWindowIndex(patterns: readonly Pattern[]): WindowIndex {
   const pairs = candidateTable(pairRows);
   const shorts = candidateTable(shortRows);
   const filter = blockedFilter(grams, pairRows, shortRows, grams.size + pairs.keys + shorts.keys);
+  const longOpenings = bitSet(longOpeningGrams, 64);
   return {
     window,
     gram,
@@ -161,6 +182,11 @@ export function buildWindowIndex(patterns: readonly Pattern[]): WindowIndex {
     openingGram,
     openingGrams: openingSample.bits,
     openingGramShift: openingSample.shift,
+    longestOrdinary,
+    hasLong: longOpeningGrams.size > 0,
+    longOpenings: longOpenings.bits,
+    longOpeningShift: longOpenings.shift,
+    windowPower: hashPower(window - 1),
     pairs,
     shorts,
     patternText,
@@ -265,10 +291,10 @@ function blockedFilter(grams: Iterable<number>, pairs: RowList, shorts: RowList,
   return { blocks, shift };
 }
 
-/** About 16 bits per key, one bit each, by the top bits of the key's mixed hash. */
-function bitSet(keys: Set<number>): { bits: Int32Array; shift: number } {
+/** About `bitsPerKey` bits per key, one bit each, by the top bits of the key's mixed hash. */
+function bitSet(keys: Set<number>, bitsPerKey = 16): { bits: Int32Array; shift: number } {
   let log = 10;
-  while (log < 30 && 2 ** log < keys.size * 16) log++;
+  while (log < 30 && 2 ** log < keys.size * bitsPerKey) log++;
   const bits = new Int32Array(2 ** (log - 5));
   const shift = 32 - log;
   for (const h of keys) {
