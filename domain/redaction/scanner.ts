@@ -269,7 +269,6 @@ export class Scanner {
    * they keep: usually the last window, however long the longest pattern.
    */
   private heldFrom(): number {
-    const a = this.automaton;
     const { openings, openingShift, openingGram, openingGrams, openingGramShift, window } = this.index;
     const text = this.buffer;
     const n = text.length;
@@ -285,11 +284,18 @@ export class Scanner {
         for (; s <= j; s++) if (s + window > n || inHashSet(openings, openingShift, windowHash(text, s, window))) break sampling;
       s = j + 1;
     }
+    return this.longestPrefixFrom(s);
+  }
+
+  /** Where the longest suffix of the buffer from `s` on that is a proper prefix of a pattern starts: the automaton reads from s. */
+  private longestPrefixFrom(s: number): number {
+    const a = this.automaton;
+    const text = this.buffer;
     let state = 0;
-    for (let p = s; p < n; p++) state = step(a, state, text.charCodeAt(p));
+    for (let p = s; p < text.length; p++) state = step(a, state, text.charCodeAt(p));
     // A whole pattern nothing extends is no proper prefix: its failure chain holds the longest that is.
     while (state !== 0 && (a.word[state]! & (HAS_CHAIN | BRANCH)) === 0) state = a.fail[state]!;
-    return this.base + n - a.depth[state]!;
+    return this.base + text.length - a.depth[state]!;
   }
 
   /**
@@ -335,11 +341,7 @@ export class Scanner {
       }
     }
     notes.length = kept;
-    if (found < 0) return -1;
-    let state = 0;
-    for (let p = found; p < n; p++) state = step(a, state, text.charCodeAt(p));
-    while (state !== 0 && (a.word[state]! & (HAS_CHAIN | BRANCH)) === 0) state = a.fail[state]!;
-    return this.base + n - a.depth[state]!;
+    return found < 0 ? -1 : this.longestPrefixFrom(found);
   }
 
   private emit(hold: number, final: boolean): string {

@@ -92,7 +92,7 @@ export const HASH_MIX = 0x9e3779b1 | 0;
 /** Mixes a q-gram's hash into the bit marking it has short rows (a different multiplier from HASH_MIX). */
 export const SHORT_MIX = 0x85ebca6b | 0;
 /** Patterns longer than this are looked for, at the end of stream text, by what the scan noted. */
-export const LONG_VALUE = 1024;
+const LONG_VALUE = 1024;
 const MAX_WINDOW = 16;
 const MAX_GRAM = 4;
 
@@ -198,7 +198,7 @@ export function buildWindowIndex(patterns: readonly Pattern[]): WindowIndex {
 }
 
 /** The smallest d > 0 with text[i] = text[i + d] for every i: its length less its longest border (KMP). */
-export function smallestPeriod(text: string): number {
+function smallestPeriod(text: string): number {
   const border = new Int32Array(text.length + 1);
   border[0] = -1;
   for (let i = 1, k = -1; i <= text.length; i++) {
