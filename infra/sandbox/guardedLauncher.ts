@@ -92,12 +92,16 @@ function groupRunning(pgid: number): boolean {
   return processTable().some((p) => p.pgid === pgid && p.state !== 'Z');
 }
 
-/** Waits (bounded) until no process of the group is left running, so a result means the group is really gone. */
-async function groupGone(pgid: number): Promise<void> {
+/**
+ * Waits (bounded) until no process of the group is left running, so a result means the group is really gone;
+ * false when one still ran at the bound. A zombie left holds the number, so nothing new can take it meanwhile.
+ */
+async function groupGone(pgid: number): Promise<boolean> {
   for (let i = 0; i < DRAIN_GRACE_MS / 10; i++) {
-    if (!groupRunning(pgid)) return;
+    if (!groupRunning(pgid)) return true;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+  return false;
 }
 
 async function cleanupAll(deliveries: readonly CredentialDelivery[]): Promise<void> {
@@ -182,8 +186,12 @@ export class GuardedLauncher {
     let cancelled = false;
 
     let leaderExited = false;
+    // Once the group is known gone its number is free: the kernel may hand it to a new process, which may lead a
+    // group of its own (every sandbox process does, on this machine and in neighbouring hosts). A stop that comes
+    // later must signal nothing, or it kills whatever took the number.
+    let groupEnded = false;
     const killWholeGroup = (): void => {
-      if (child.pid === undefined) return;
+      if (child.pid === undefined || groupEnded) return;
       try {
         process.kill(-child.pid, 'SIGKILL');
       } catch {
@@ -198,7 +206,7 @@ export class GuardedLauncher {
     // leader is nsenter also when the prefix only execs into it: the cgroup join comes first.
     const leaderReaps = request.prefix?.includes('nsenter') === true;
     const killGroup = (): void => {
-      if (child.pid === undefined) return;
+      if (child.pid === undefined || groupEnded) return;
       const leader = child.pid;
       if (leaderExited || !leaderReaps) return killWholeGroup();
       let others = 0;
@@ -259,7 +267,7 @@ export class GuardedLauncher {
         if (request.reapGroupOnExit !== false) killGroup();
         let grace: NodeJS.Timeout | undefined;
         const late = new Promise<void>((resolve) => (grace = setTimeout(resolve, DRAIN_GRACE_MS)));
-        const reaped = request.reapGroupOnExit !== false && child.pid !== undefined ? groupGone(child.pid) : Promise.resolve();
+        const reaped = request.reapGroupOnExit !== false && child.pid !== undefined ? groupGone(child.pid).then((gone) => void (groupEnded = gone)) : Promise.resolve();
         void Promise.race([outputs, late]).then(async () => {
           if (grace) clearTimeout(grace);
           await reaped;

@@ -100,14 +100,26 @@ export async function startPidNamespace(options: {
     nsId,
     holder,
     close: async () => {
-      try {
-        process.kill(initPid, 'SIGKILL');
-      } catch {
-        // already gone
+      // Only while the pid is still this namespace's init: one that died on its own was reaped by unshare, and its
+      // number may since belong to any process of the machine.
+      if (await isInitOf(initPid, nsId, holder.pid)) {
+        try {
+          process.kill(initPid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
       }
       await holder.exited;
     },
   };
+}
+
+/** Whether `pid` is still the init of namespace `nsId`: in it, and a child of the unshare that holds it. */
+export async function isInitOf(pid: number, nsId: string, holderPid: number): Promise<boolean> {
+  const [link, stat] = await Promise.all([readlink(`/proc/${pid}/ns/pid`).catch(() => undefined), readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')]);
+  // pid (comm) state ppid ...: comm may hold spaces and parentheses, so the fields start after the last ')'.
+  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  return link === nsId && ppid === holderPid;
 }
 
 /** Host pids of every process in the namespace `nsId` (empty once the namespace is gone). */

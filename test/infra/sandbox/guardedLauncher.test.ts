@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { GuardPolicy } from '../../../domain/launchGuard';
 import type { CredentialDelivery } from '../../../infra/sandbox/credentialDelivery';
 import { GuardedLauncher, type LaunchRequest } from '../../../infra/sandbox/guardedLauncher';
@@ -185,6 +185,21 @@ describe('limits', () => {
       expect(spy.calls).toEqual([]);
     } finally {
       spy.restore();
+    }
+  });
+
+  // The group's number is free once the group is gone, and on a busy machine (pid_max 32768 here) the kernel
+  // soon hands it to another process, often one that leads a group of its own (every sandbox process does). A
+  // stop that comes after the exit, as a teardown racing the process's end does, must signal nothing.
+  it('signals nothing once the group is gone: a late stop cannot hit whatever took its number', async () => {
+    const running = await launcher.start(aLaunch({ argv: ['/bin/sh', '-c', 'sleep 600 > /dev/null 2>&1 & exit 0'] }));
+    expect((await running.exited).exitCode).toBe(0);
+    const kill = vi.spyOn(process, 'kill');
+    try {
+      await running.stop();
+      expect(kill.mock.calls.filter(([pid]) => Math.abs(pid) === running.pid)).toEqual([]);
+    } finally {
+      kill.mockRestore();
     }
   });
 
