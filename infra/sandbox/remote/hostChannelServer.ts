@@ -21,7 +21,7 @@ export interface HostChannelAuthority {
 
 /** The host went away (disconnected, killed, revoked) while the platform waited on it. */
 export class HostGoneError extends DomainError {
-  constructor(reason: string) {
+  constructor(readonly reason: string) {
     super('HOST.GONE', `the sandbox host is gone: ${reason}`, 'unavailable');
     this.name = 'HostGoneError';
   }

@@ -6,6 +6,7 @@ import type { HostSessionAddress } from '../../../domain/ports/hostSessions';
 import type { SshTunnelRecord, SshTunnelStore } from '../../../domain/ports/sshTunnels';
 import { PLATFORM_PARTITION } from '../../../domain/streams';
 import { type AgentBody, type PlatformBody, SSH_CHUNK_BYTES } from './protocol';
+import { HostGoneError } from './hostChannelServer';
 import type { ChannelRefusal, SharedHostSession } from './sharedHostSession';
 import type { SshSession } from './sshRelay';
 import type { UpstreamAnswer, UpstreamRequest, WebPubSubDataPlane } from './webPubSubHostChannel';
@@ -170,10 +171,12 @@ export class WebPubSubSshRelay {
     try {
       await (await this.sessionOf(record)).sendFrame(body);
       return true;
-    } catch {
-      // The session's own reason (revoked, disconnected), as the close is recorded with it.
+    } catch (error) {
+      // The session's own reason (revoked, disconnected), as the close is recorded with it. A revocation ends this
+      // instance's session before the store's head says so: then the reason is the one the session ended with.
       const now = await this.hosts.openSession(record.host).catch(() => undefined);
-      await this.finish(record, now && 'ended' in now ? now.ended : 'the host disconnected', { closeClient: true });
+      const reason = now && 'ended' in now ? now.ended : error instanceof HostGoneError ? error.reason : 'the host disconnected';
+      await this.finish(record, reason, { closeClient: true });
       return false;
     }
   }
