@@ -24,6 +24,14 @@ export function spawnHostAgent(options: { platform: string; caFile: string; toke
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  // An agent that dies unasked (a crash, a signal from outside) takes every sandbox of the test with it, and the
+  // failures that follow name only the symptom: its own log is the evidence, printed as it ends.
+  let stopped = false;
+  const kill = child.kill.bind(child);
+  child.kill = (signal?: NodeJS.Signals | number): boolean => ((stopped = true), kill(signal));
+  child.once('exit', (code, signal) => {
+    if (!stopped && (signal !== null || code !== 0)) console.error(`host agent (pid ${child.pid}) exited unasked: ${signal ?? `code ${code}`}\n${output}`);
+  });
   return Object.assign(child, { output: () => output });
 }
 

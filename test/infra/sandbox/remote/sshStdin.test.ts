@@ -3,7 +3,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ProcessCredentialDelivery, SandboxHandle } from '../../../../domain/ports/sandboxHost';
 import { createRedactor } from '../../../../domain/redaction';
 import { onRun } from '../../../../domain/services/runStream';
@@ -93,6 +93,11 @@ beforeAll(async () => {
   children.push(agent);
   await until(() => channel.liveHosts(ws).length === 1, 'the agent to connect', 90_000);
 }, 120_000);
+
+// A failure here is often the agent's channel ending: its log says why.
+afterEach(({ task }) => {
+  if (task.result?.state === 'fail') console.error(`host agent log (exit ${agent.exitCode ?? agent.signalCode ?? 'none yet'}):\n${agent.output()}`);
+});
 
 afterAll(async () => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
