@@ -88,6 +88,15 @@ function reference(list: RedactableSecret[], text: string, min = MIN): string {
   return out + text.slice(at);
 }
 
+/** Batch and stream (fed in pieces cut at `at`) both give the specification's answer, which is returned with the redactor. */
+function expectAgreesWithSpecification(list: RedactableSecret[], text: string, at: number[], min?: number): { redactor: ReturnType<typeof createRedactor>; expected: string } {
+  const redactor = min === undefined ? createRedactor(list) : createRedactor(list, { minLength: min });
+  const expected = reference(list, text, min);
+  expect(redactor.redact(text)).toBe(expected);
+  expect(streamed(redactor, text, at).out).toBe(expected);
+  return { redactor, expected };
+}
+
 /** Spellings of a value computed with Node's own encoders, independent of the module's list. */
 function independentForms(value: string): string[] {
   const bytes = Buffer.from(value);
@@ -178,10 +187,7 @@ describe('redaction properties', () => {
         abc(0, 60),
         cuts,
         ([min, list], text, at) => {
-          const redactor = createRedactor(list, { minLength: min });
-          const expected = reference(list, text, min);
-          expect(redactor.redact(text)).toBe(expected);
-          expect(streamed(redactor, text, at).out).toBe(expected);
+          const { redactor, expected } = expectAgreesWithSpecification(list, text, at, min);
           expect(redactor.matches(text)).toBe(expected !== text);
         },
       ),
@@ -197,10 +203,7 @@ describe('redaction properties', () => {
         ab(0, 80),
         cuts,
         (list, text, at) => {
-          const redactor = createRedactor(list);
-          const expected = reference(list, text);
-          expect(redactor.redact(text)).toBe(expected);
-          expect(streamed(redactor, text, at).out).toBe(expected);
+          expectAgreesWithSpecification(list, text, at);
         },
       ),
       { numRuns: 300 },
@@ -225,10 +228,7 @@ describe('redaction properties', () => {
               return fill + (stopAt === null ? form : form.slice(0, Math.floor(form.length * stopAt)));
             })
             .join('');
-          const redactor = createRedactor(list);
-          const expected = reference(list, text);
-          expect(redactor.redact(text)).toBe(expected);
-          expect(streamed(redactor, text, at).out).toBe(expected);
+          expectAgreesWithSpecification(list, text, at);
         },
       ),
       { numRuns: 100 },
@@ -250,10 +250,7 @@ describe('redaction properties', () => {
           { name: 'GAMMA_KEY', value: head2 + ending },
         ];
         const text = before + short + after;
-        const redactor = createRedactor(list);
-        const expected = reference(list, text);
-        expect(redactor.redact(text)).toBe(expected);
-        expect(streamed(redactor, text, [Math.min(first, text.length)]).out).toBe(expected);
+        expectAgreesWithSpecification(list, text, [Math.min(first, text.length)]);
       }),
       { numRuns: 300 },
     );
@@ -275,10 +272,7 @@ describe('redaction properties', () => {
         for (const [where, c] of slips) chars[where % chars.length] = c;
         const text = chars.join('');
         const list = [{ name: 'ALPHA', value }];
-        const redactor = createRedactor(list);
-        const expected = reference(list, text);
-        expect(redactor.redact(text)).toBe(expected);
-        expect(streamed(redactor, text, at).out).toBe(expected);
+        expectAgreesWithSpecification(list, text, at);
       }),
       { numRuns: 300 },
     );
@@ -338,10 +332,7 @@ describe('redaction properties', () => {
               return fill + (stopAt === null ? form : form.slice(0, Math.floor(form.length * stopAt)) + wrong);
             })
             .join('');
-          const redactor = createRedactor(list);
-          const expected = reference(list, text);
-          expect(redactor.redact(text)).toBe(expected);
-          expect(streamed(redactor, text, at).out).toBe(expected);
+          expectAgreesWithSpecification(list, text, at);
         },
       ),
       { numRuns: 60 },
@@ -382,10 +373,7 @@ describe('redaction properties', () => {
               return sep + miss;
             })
             .join('');
-          const redactor = createRedactor(list);
-          const expected = reference(list, text);
-          expect(redactor.redact(text)).toBe(expected);
-          expect(streamed(redactor, text, at).out).toBe(expected);
+          const { redactor } = expectAgreesWithSpecification(list, text, at);
           const onlyMisses = misses.join(' ');
           if (!allForms.some((f) => onlyMisses.includes(f))) {
             expect(Object.is(redactor.redact(onlyMisses), onlyMisses)).toBe(true);
