@@ -1,5 +1,5 @@
 import { DomainError } from './errors';
-import { buildAutomaton, type Pattern } from './redaction/automaton';
+import { type Pattern, PatternPrefixes } from './redaction/patternPrefixes';
 import { buildWindowIndex } from './redaction/windowIndex';
 import { utf8Length } from './redaction/bytes';
 import { encodedForms } from './redaction/encodings';
@@ -55,8 +55,8 @@ export function maskFor(name: string): string {
 }
 
 /**
- * Builds one automaton over every value of every secret in every encoded form, so redacting is one pass
- * over the text whatever the number of secrets. Masks read `[REDACTED:NAME]`; where occurrences overlap
+ * Indexes every value of every secret in every encoded form (redaction/windowIndex.ts), so redacting is one
+ * pass over the text whatever the number of secrets. Masks read `[REDACTED:NAME]`; where occurrences overlap
  * or touch they become one mask, named after the longest occurrence (ties: the name sorting first).
  */
 export function createRedactor(secrets: readonly RedactableSecret[], options: RedactorOptions = {}): Redactor {
@@ -76,7 +76,7 @@ export function createRedactor(secrets: readonly RedactableSecret[], options: Re
     }
   }
   const patterns: Pattern[] = [...owner].map(([text, secret]) => ({ text, secret }));
-  const automaton = buildAutomaton(patterns);
+  const prefixes = new PatternPrefixes(patterns);
   const windows = buildWindowIndex(patterns);
   const masks = names.map(maskFor);
 
@@ -84,13 +84,13 @@ export function createRedactor(secrets: readonly RedactableSecret[], options: Re
   // call. Besides the allocation, a redactor then always holds a scanner: when a full GC found none alive,
   // V8 dropped the scanner's hidden classes, deoptimized the scanning code and cleared its type feedback, and
   // the next calls ran 2-3x slower until it re-optimized (a stream, one call per chunk, suffered most).
-  let whole = new Scanner(automaton, windows, masks);
+  let whole = new Scanner(prefixes, windows, masks);
   const once = <T>(use: (scanner: Scanner) => T): T => {
     try {
       return use(whole);
     } catch (error) {
       // Only an engine limit (a result longer than a string can be) throws mid-scan: start clean next time.
-      whole = new Scanner(automaton, windows, masks);
+      whole = new Scanner(prefixes, windows, masks);
       throw error;
     }
   };
@@ -98,7 +98,7 @@ export function createRedactor(secrets: readonly RedactableSecret[], options: Re
     redact: (text) => once((scanner) => scanner.feed(text, true)),
     matches: (text) => once((scanner) => scanner.contains(text)),
     stream: () => {
-      const scanner = new Scanner(automaton, windows, masks);
+      const scanner = new Scanner(prefixes, windows, masks);
       return { push: (chunk) => scanner.feed(chunk, false), end: () => scanner.feed('', true) };
     },
     patternCount: patterns.length,

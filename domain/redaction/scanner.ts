@@ -1,4 +1,4 @@
-import { type Automaton, BRANCH, HAS_CHAIN, step } from './automaton';
+import type { PatternPrefixes } from './patternPrefixes';
 import { type CandidateTable, type WindowIndex, BLOCK_WORDS, HASH_BASE, HASH_MIX, SHORT_MIX, inHashSet, probe, windowHash } from './windowIndex';
 
 /** Past any position in a string (V8 strings are shorter than 2^29), and a small integer, so never boxed. */
@@ -26,7 +26,7 @@ function gramHash(text: string, j: number, gram: number): number {
  * which is everything not yet written out. Every `stride`-th position (counted from the start of the
  * stream) is sampled; a hit names candidates, each verified on its own, so occurrences are found in the
  * order of their windows, not of their ends. Text is written out up to the longest suffix that could still
- * start a pattern (the automaton finds it), and no further than the first region not yet final. A region
+ * start a pattern (the sorted patterns say which), and no further than the first region not yet final. A region
  * takes the name of its longest occurrence, ties going to the name that sorts first, so batch and streamed
  * output are the same string.
  */
@@ -55,7 +55,7 @@ export class Scanner {
   private first = 0;
 
   constructor(
-    private readonly automaton: Automaton,
+    private readonly prefixes: PatternPrefixes,
     private readonly index: WindowIndex,
     private readonly masks: readonly string[],
   ) {}
@@ -76,14 +76,14 @@ export class Scanner {
   /**
    * `bridgeTo`: the text is held-back text plus the first BRIDGE code units of a chunk, and what matters is
    * writing out everything before the chunk. When no pattern is longer than the bridge, every occurrence
-   * starting before the chunk ends inside the bridge, so all of that is final without asking the automaton,
-   * unless a region runs across the chunk's start (then the automaton says how far past it is final too).
+   * starting before the chunk ends inside the bridge, so all of that is final without looking for an opening,
+   * unless a region runs across the chunk's start (then the search says how far past it is final too).
    */
   private process(text: string, final: boolean, bridgeTo = -1): string {
     this.buffer = text;
     if (this.index.window > 0) this.scan(final);
     let hold = Number.POSITIVE_INFINITY;
-    if (!final) hold = bridgeTo >= 0 && this.automaton.longestPattern <= BRIDGE && !this.regionAcross(bridgeTo) ? bridgeTo : this.heldFrom();
+    if (!final) hold = bridgeTo >= 0 && this.prefixes.longestPattern <= BRIDGE && !this.regionAcross(bridgeTo) ? bridgeTo : this.heldFrom();
     return this.emit(hold, final);
   }
 
@@ -117,7 +117,7 @@ export class Scanner {
     // Usually none: every pattern at least a window and two q-grams long has its window past the first q-gram.
     const hasShorts = ix.shorts.keys > 0;
     // Samples from which a pattern longer than LONG_VALUE could still be open at the end are noted.
-    const longFrom = ix.hasLong && !final ? n - this.automaton.longestPattern : NO_CUT;
+    const longFrom = ix.hasLong && !final ? n - this.prefixes.longestPattern : NO_CUT;
     let j = this.next - this.base;
     // Samples before the buffer: anything they could start was final before it was written out.
     if (j < 0) j += Math.ceil(-j / stride) * stride;
@@ -265,8 +265,8 @@ export class Scanner {
   /**
    * Where text stops being final: the start of the longest suffix that is a proper prefix of a pattern (no
    * later occurrence can start before it, nor touch a region ending before it). Starts whose opening window
-   * the text holds are ruled out by the openings filters, so the automaton reads only from the first start
-   * they keep: usually the last window, however long the longest pattern.
+   * the text holds are ruled out by the openings filters, so the sorted patterns are asked only from the first
+   * start they keep: usually the last window, however long the longest pattern.
    */
   private heldFrom(): number {
     const { openings, openingShift, openingGram, openingGrams, openingGramShift, window } = this.index;
@@ -287,30 +287,35 @@ export class Scanner {
     return this.longestPrefixFrom(s);
   }
 
-  /** Where the longest suffix of the buffer from `s` on that is a proper prefix of a pattern starts: the automaton reads from s. */
+  /**
+   * Where the longest suffix of the buffer from `s` on that is a proper prefix of a pattern starts (the buffer's
+   * end when there is none): the first start on whose remaining text some pattern begins with. A start with a
+   * whole window after it must hold an opening there, which the rolling hash asks first.
+   */
   private longestPrefixFrom(s: number): number {
-    const a = this.automaton;
+    const { openings, openingShift, window, windowPower } = this.index;
     const text = this.buffer;
-    let state = 0;
-    for (let p = s; p < text.length; p++) state = step(a, state, text.charCodeAt(p));
-    // A whole pattern nothing extends is no proper prefix: its failure chain holds the longest that is.
-    while (state !== 0 && (a.word[state]! & (HAS_CHAIN | BRANCH)) === 0) state = a.fail[state]!;
-    return this.base + text.length - a.depth[state]!;
+    const n = text.length;
+    let h = s + window <= n ? windowHash(text, s, window) : 0;
+    for (; s < n; s++) {
+      if ((s + window > n || inHashSet(openings, openingShift, h)) && this.prefixes.startsPatternAt(text, s, n)) return this.base + s;
+      if (s + window < n) h = (Math.imul((h - Math.imul(text.charCodeAt(s), windowPower)) | 0, HASH_BASE) + text.charCodeAt(s + window)) | 0;
+    }
+    return this.base + n;
   }
 
   /**
    * Where a pattern longer than LONG_VALUE may be open at the end of the text, if anywhere before the reach of
    * the ordinary ones: the earliest start the noted samples cover whose whole opening window is an opening,
-   * read on by the automaton from there; else -1. A start no noted sample covers was ruled out by the scan.
+   * searched on from there; else -1. A start no noted sample covers was ruled out by the scan.
    */
   private heldLongFrom(): number {
     const notes = this.longOpenings;
     if (notes.length === 0) return -1;
     const { openings, openingShift, window, windowPower, gram, longestOrdinary } = this.index;
-    const a = this.automaton;
     const text = this.buffer;
     const n = text.length;
-    const from = Math.max(0, n - a.longestPattern + 1);
+    const from = Math.max(0, n - this.prefixes.longestPattern + 1);
     // Starts from here on are the ordinary search's (which knows every pattern's opening).
     const until = n - Math.max(longestOrdinary, window) + 1;
     let kept = 0;

@@ -1,4 +1,4 @@
-import type { Pattern } from './automaton';
+import type { Pattern } from './patternPrefixes';
 
 /**
  * Where the scanner looks for patterns: one window of `window` code units per pattern, sampled by a q-gram
@@ -39,7 +39,7 @@ export interface WindowIndex {
   /**
    * The hashes of every pattern's opening (its first `window` code units), a hashSet: a start whose next
    * `window` code units are not there starts no pattern. Asked only at the end of text that may continue,
-   * where it spares the automaton all but the last window; `openingGrams` first rules out starts a stretch
+   * where it spares the prefix search all but the last window; `openingGrams` first rules out starts a stretch
    * at a time.
    */
   readonly openings: Int32Array;
