@@ -1,3 +1,4 @@
+import { BRANCH, HAS_CHAIN, step } from './automaton';
 import type { PatternPrefixes } from './patternPrefixes';
 import { type CandidateTable, type WindowIndex, BLOCK_WORDS, HASH_BASE, HASH_MIX, SHORT_MIX, inHashSet, probe, windowHash } from './windowIndex';
 
@@ -6,6 +7,13 @@ const NO_CUT = 0x3fffffff;
 
 /** Code units of a new chunk scanned together with held-back text before switching to the chunk itself. */
 const BRIDGE = 256;
+
+/**
+ * Code units a search for the held-back suffix may compare beyond half the text it searches, before the
+ * automaton takes over. Ordinary searches compare a few hundred (a handful of starts, each bisected in the
+ * range of its first two code units); text that repeats a periodic value costs the square of its length.
+ */
+const SEARCH_BUDGET = 1 << 12;
 
 /** windowHash(text, j, gram), written out for the usual gram of 4 (the loop is not unrolled otherwise). */
 function gramHash(text: string, j: number, gram: number): number {
@@ -294,14 +302,30 @@ export class Scanner {
    */
   private longestPrefixFrom(s: number): number {
     const { openings, openingShift, window, windowPower } = this.index;
+    const prefixes = this.prefixes;
     const text = this.buffer;
     const n = text.length;
+    if (prefixes.automaton) return this.automatonPrefixFrom(s);
+    // Linear in the text fed, or the automaton takes over from the start reached (every earlier one failed).
+    const budget = prefixes.work + SEARCH_BUDGET + (n >>> 1);
     let h = s + window <= n ? windowHash(text, s, window) : 0;
     for (; s < n; s++) {
-      if ((s + window > n || inHashSet(openings, openingShift, h)) && this.prefixes.startsPatternAt(text, s, n)) return this.base + s;
+      if ((s + window > n || inHashSet(openings, openingShift, h)) && prefixes.startsPatternAt(text, s, n)) return this.base + s;
+      if (prefixes.work > budget) return (prefixes.buildAutomaton(), this.automatonPrefixFrom(s + 1));
       if (s + window < n) h = (Math.imul((h - Math.imul(text.charCodeAt(s), windowPower)) | 0, HASH_BASE) + text.charCodeAt(s + window)) | 0;
     }
     return this.base + n;
+  }
+
+  /** longestPrefixFrom by the automaton: it reads from s, then its failure chain leads to a proper prefix. */
+  private automatonPrefixFrom(s: number): number {
+    const a = this.prefixes.buildAutomaton();
+    const text = this.buffer;
+    let state = 0;
+    for (let p = s; p < text.length; p++) state = step(a, state, text.charCodeAt(p));
+    // A whole pattern nothing extends is no proper prefix: its failure chain holds the longest that is.
+    while (state !== 0 && (a.word[state]! & (HAS_CHAIN | BRANCH)) === 0) state = a.fail[state]!;
+    return this.base + text.length - a.depth[state]!;
   }
 
   /**

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createRedactor, encodedForms, maskFor, type RedactableSecret } from '../../domain/redaction';
+import { PatternPrefixes } from '../../domain/redaction/patternPrefixes';
 
 const MIN = 8;
 const NAMES = ['ALPHA', 'BETA', 'GAMMA_KEY', 'DELTA'];
@@ -308,6 +309,31 @@ describe('redaction properties', () => {
       ),
       { numRuns: 40 },
     );
+  });
+
+  it('agrees with the specification where a periodic value makes the held-back search hand over to the automaton', () => {
+    // Each start in a run of `a`s compares as far as the run goes against a value of `a`s and a `b`: at a chunk's
+    // end after such runs the bisecting search would cost the square of the run, so past its budget the automaton
+    // takes over from the start it reached. Both must hold back the same suffix, and the handover must happen.
+    const built = vi.spyOn(PatternPrefixes.prototype, 'buildAutomaton');
+    try {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1100, max: 1600 }),
+          fc.array(fc.tuple(fc.integer({ min: 0, max: 120 }), fc.constantFrom('b', 'c', 'ab')), { minLength: 4, maxLength: 10 }),
+          fc.array(fc.integer({ min: 1, max: 999 }), { minLength: 1, maxLength: 4 }),
+          (length, runs, perMille) => {
+            const list = [{ name: 'ALPHA', value: 'a'.repeat(length) + 'b' }, { name: 'BETA', value: 'short-one-123' }];
+            const text = runs.map(([shorter, end]) => 'a'.repeat(length - shorter) + end).join('');
+            expectAgreesWithSpecification(list, text, perMille.map((m) => Math.floor((m * text.length) / 1000)));
+          },
+        ),
+        { numRuns: 40 },
+      );
+      expect(built).toHaveBeenCalled();
+    } finally {
+      built.mockRestore();
+    }
   });
 
   it('agrees with the specification when many secrets share a prefix, so their q-grams are crowded', () => {
