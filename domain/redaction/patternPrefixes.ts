@@ -7,14 +7,6 @@ export interface Pattern {
   readonly secret: number;
 }
 
-/**
- * Every pattern's text in code-unit order: what a stream asks at the end of a chunk, whether the text from a
- * start on could still grow into a pattern. The patterns that begin with a string follow one another in this
- * order from the first that is not smaller than it, so one bisection answers. It keeps only references to the
- * strings the window index holds anyway, where an automaton over the same patterns takes a state (16 bytes) per
- * distinct prefix character: about 20 MiB at 1,000 secrets. That automaton is built only for patterns that
- * repeat themselves (see `automaton`).
- */
 const ASCII = 128;
 
 /** The index of text[s, s + 2) among pairs of ASCII code units, or -1 (shorter, or not ASCII). */
@@ -25,6 +17,14 @@ function pairOf(text: string, s: number, n: number): number {
   return a < ASCII && b < ASCII ? a * ASCII + b : -1;
 }
 
+/**
+ * Every pattern's text in code-unit order: what a stream asks at the end of a chunk, whether the text from a
+ * start on could still grow into a pattern. The patterns that begin with a string follow one another in this
+ * order from the first that is not smaller than it, so one bisection answers. It keeps only references to the
+ * strings the window index holds anyway, where an automaton over the same patterns takes a state (16 bytes) per
+ * distinct prefix character: about 20 MiB at 1,000 secrets. That automaton is built only for patterns that
+ * repeat themselves (see `automaton`).
+ */
 export class PatternPrefixes {
   private readonly sorted: readonly string[];
   /**
