@@ -8,6 +8,7 @@ import { DeliveryConflictError, InputConflictError, LaunchCancelledError, Launch
 import { launchTickets, TICKET_ENV, type TicketRegistry } from './launchTickets';
 import { OutputCollector } from './outputCollector';
 import { pipeInput } from './processInput';
+import { statFields } from './procStat';
 
 /**
  * The only production path to a sandbox process (the import allow-list enforces it). Every launch:
@@ -72,8 +73,7 @@ function processTable(): Array<{ pid: number; state: string; pgid: number }> {
     } catch {
       continue;
     }
-    // pid (comm) state ppid pgrp ...: comm may contain spaces and parentheses, so parse after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const fields = statFields(stat);
     table.push({ pid: Number(entry), state: fields[0] ?? '', pgid: Number(fields[2]) });
   }
   return table;

@@ -2,6 +2,7 @@ import { readFile, readdir, readlink } from 'node:fs/promises';
 import type { GuardPolicy } from '../../domain/launchGuard';
 import type { OutputRedactor } from '../../domain/ports/sandboxHost';
 import type { GuardedLauncher, LaunchedProcess } from './guardedLauncher';
+import { statFields } from './procStat';
 import { ROOT_SCRIPT } from './sandboxRoot';
 
 /**
@@ -117,8 +118,7 @@ export async function startPidNamespace(options: {
 /** Whether `pid` is still the init of namespace `nsId`: in it, and a child of the unshare that holds it. */
 export async function isInitOf(pid: number, nsId: string, holderPid: number): Promise<boolean> {
   const [link, stat] = await Promise.all([readlink(`/proc/${pid}/ns/pid`).catch(() => undefined), readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')]);
-  // pid (comm) state ppid ...: comm may hold spaces and parentheses, so the fields start after the last ')'.
-  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  const ppid = Number(statFields(stat)[1]);
   return link === nsId && ppid === holderPid;
 }
 
