@@ -311,13 +311,13 @@ export class Scanner {
     let h = s + window <= n ? windowHash(text, s, window) : 0;
     for (; s < n; s++) {
       if ((s + window > n || inHashSet(openings, openingShift, h)) && prefixes.startsPatternAt(text, s, n)) return this.base + s;
-      if (prefixes.work > budget) return (prefixes.buildAutomaton(), this.automatonPrefixFrom(s + 1));
+      if (prefixes.work > budget) return this.automatonPrefixFrom(s + 1);
       if (s + window < n) h = (Math.imul((h - Math.imul(text.charCodeAt(s), windowPower)) | 0, HASH_BASE) + text.charCodeAt(s + window)) | 0;
     }
     return this.base + n;
   }
 
-  /** longestPrefixFrom by the automaton: it reads from s, then its failure chain leads to a proper prefix. */
+  /** longestPrefixFrom by the automaton (built on first use): it reads from s, then its failure chain leads to a proper prefix. */
   private automatonPrefixFrom(s: number): number {
     const a = this.prefixes.buildAutomaton();
     const text = this.buffer;
